@@ -1,0 +1,1 @@
+"""glasslog: a verifiable decision log for deployed AI models."""

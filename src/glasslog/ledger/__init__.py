@@ -1,0 +1,18 @@
+"""The log itself: RFC 9162 Merkle tree, stored hashes and tiles, proofs,
+C2SP signed checkpoints, canonical JSON entries and private-value commitments.
+"""
+
+from .commitments import check_commitment, commit, commitment_of
+from .entries import SCHEMA_VERSION, Entry, EntryError, canonical_json, utc_now
+from .merkle import EMPTY_ROOT, ProofError, leaf_hash, node_hash, verify_consistency, verify_inclusion
+from .note import Checkpoint, NoteError, Signer, Verifier, open_checkpoint, parse_checkpoint, sign_note
+from .store import DATA_DIR_ENV, AppendResult, KeyFileError, Ledger, LedgerError, PrivateValue, default_data_dir
+
+__all__ = [
+    "SCHEMA_VERSION", "EMPTY_ROOT", "DATA_DIR_ENV",
+    "Entry", "EntryError", "canonical_json", "utc_now",
+    "commit", "commitment_of", "check_commitment",
+    "leaf_hash", "node_hash", "verify_inclusion", "verify_consistency", "ProofError",
+    "Checkpoint", "NoteError", "Signer", "Verifier", "open_checkpoint", "parse_checkpoint", "sign_note",
+    "Ledger", "LedgerError", "KeyFileError", "PrivateValue", "AppendResult", "default_data_dir",
+]

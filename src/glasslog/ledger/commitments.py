@@ -1,0 +1,56 @@
+"""Salted commitments to private values (model inputs, subject identifiers).
+
+A commitment is ``"sha256:" + hex(SHA-256(salt || canonical_json(value)))``
+with a fresh random 32-byte salt. The log holds only the commitment; the
+value and its salt are kept beside the log. Anyone given the value and salt
+can check them against the logged commitment, and erasing value and salt
+(say, for a GDPR Art. 17 request) leaves the tree and every proof intact:
+the commitment is then a hash of nothing recoverable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from typing import Any
+
+from .entries import canonical_json
+
+__all__ = ["SALT_SIZE", "commit", "commitment_of", "check_commitment"]
+
+SALT_SIZE = 32
+"""Salt length in bytes."""
+
+
+def commitment_of(salt: bytes, value_bytes: bytes) -> str:
+    """Return the commitment string for a salt and a value's canonical bytes."""
+    if len(salt) != SALT_SIZE:
+        raise ValueError(f"salt must be {SALT_SIZE} bytes, got {len(salt)}")
+    return "sha256:" + hashlib.sha256(salt + value_bytes).hexdigest()
+
+
+def commit(value: Any) -> tuple[str, bytes, bytes]:
+    """Commit to a JSON value.
+
+    Returns:
+        ``(commitment, salt, value_bytes)``: the commitment string for the
+        log, the 32 random salt bytes and the value's canonical JSON bytes,
+        the latter two to be kept beside the log.
+
+    Raises:
+        glasslog.ledger.entries.EntryError: the value is not representable
+            as canonical JSON (NaN, infinity, non-string keys ...).
+    """
+    value_bytes = canonical_json(value)
+    salt = secrets.token_bytes(SALT_SIZE)
+    return commitment_of(salt, value_bytes), salt, value_bytes
+
+
+def check_commitment(commitment: str, salt: bytes, value_bytes: bytes) -> bool:
+    """True if ``salt`` and ``value_bytes`` open ``commitment`` (constant-time compare)."""
+    try:
+        expected = commitment_of(salt, value_bytes)
+    except ValueError:
+        return False
+    return hmac.compare_digest(expected, commitment)

@@ -1,0 +1,252 @@
+"""Log entries: canonical JSON (RFC 8785) objects with a ``type`` and a schema version.
+
+Every record that matters for accountability is an entry: model registrations
+and status changes (``model``), decisions (``decision``) and observed outcomes
+(``outcome``). An entry's bytes are the RFC 8785 (JSON Canonicalization
+Scheme) serialisation of a JSON object, produced and checked with the
+``rfc8785`` library, so the same record always has the same leaf hash.
+
+Private values (model inputs, subject identifiers) never appear in an entry;
+entries hold their commitments (see ``glasslog.ledger.commitments``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import rfc8785
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "ENTRY_TYPES",
+    "EntryError",
+    "Entry",
+    "canonical_json",
+    "utc_now",
+    "parse_time",
+]
+
+SCHEMA_VERSION = 1
+"""Version of the entry schemas this code writes; stored in every entry as ``v``."""
+
+MAX_ENTRY_BYTES = 65535
+"""Largest entry accepted, in bytes (the tlog-tiles entry bundle limit); large payloads belong beside the log."""
+
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$")
+
+
+class EntryError(ValueError):
+    """An entry is malformed, not canonical, or fails its type's schema.
+
+    ``field`` names the offending field (dotted path) when there is one.
+    """
+
+    def __init__(self, message: str, field: str | None = None, index: int | None = None):
+        self.detail = message
+        self.field = field
+        self.index = index
+        where = []
+        if index is not None:
+            where.append(f"entry {index} of the batch")
+        if field:
+            where.append(f"field '{field}'")
+        super().__init__(f"{', '.join(where)}: {message}" if where else message)
+
+
+def canonical_json(value: Any) -> bytes:
+    """Serialise ``value`` as RFC 8785 canonical JSON.
+
+    Raises:
+        EntryError: NaN or infinity, integers beyond +-2**53, non-string keys,
+            or types JSON cannot represent.
+    """
+    try:
+        return rfc8785.dumps(value)
+    except rfc8785.FloatDomainError as exc:
+        raise EntryError(f"{exc}: NaN and infinity are not allowed") from None
+    except rfc8785.IntegerDomainError as exc:
+        raise EntryError(f"{exc}: integers must be within +-2**53") from None
+    except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
+        raise EntryError(f"not representable as canonical JSON: {exc}") from None
+
+
+def utc_now() -> str:
+    """Current time as RFC 3339 UTC with microseconds, e.g. ``2026-11-29T08:00:00.123456Z``."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(value: str) -> datetime:
+    """Parse an entry time (RFC 3339, UTC, ``Z`` suffix) into an aware datetime.
+
+    Raises:
+        ValueError: the string is not in that form.
+    """
+    if not isinstance(value, str) or not _TIME.match(value):
+        raise ValueError(f"time must be RFC 3339 UTC like 2026-11-29T08:00:00Z, got {value!r}")
+    base, _, frac = value[:-1].partition(".")
+    dt = datetime.strptime(base, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc)
+    if frac:
+        dt = dt.replace(microsecond=int((frac + "000000")[:6]))
+    return dt
+
+
+def _require(obj: dict, key: str, kind: type | tuple, where: str = "") -> Any:
+    name = f"{where}{key}"
+    if key not in obj:
+        raise EntryError("is required", field=name)
+    value = obj[key]
+    if kind is int and isinstance(value, bool):
+        raise EntryError("must be an integer", field=name)
+    if not isinstance(value, kind):
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        raise EntryError(f"must be {' or '.join(k.__name__ for k in kinds)}, got {type(value).__name__}", field=name)
+    return value
+
+
+def _digest(obj: dict, key: str, optional: bool = False) -> None:
+    if optional and obj.get(key) is None:
+        return
+    value = _require(obj, key, str)
+    if not _DIGEST.match(value):
+        raise EntryError("must be 'sha256:' followed by 64 lowercase hex digits", field=key)
+
+
+def _time(obj: dict, key: str = "time") -> None:
+    value = _require(obj, key, str)
+    try:
+        parse_time(value)
+    except ValueError as exc:
+        raise EntryError(str(exc), field=key) from None
+
+
+def _finite(value: Any, field: str) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise EntryError("NaN and infinity are not allowed", field=field)
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _finite(v, f"{field}.{k}")
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _finite(v, f"{field}[{i}]")
+
+
+def _check_model(obj: dict) -> None:
+    event = _require(obj, "event", str)
+    _digest(obj, "model")
+    _time(obj)
+    if event == "register":
+        _require(obj, "card", dict)
+        _require(obj, "status", str)
+    elif event == "status":
+        _require(obj, "status", str)
+        _require(obj, "reason", str)
+    else:
+        raise EntryError(f"must be 'register' or 'status', got {event!r}", field="event")
+    status = obj["status"]
+    if status not in ("active", "suspended", "withdrawn"):
+        raise EntryError(f"must be active, suspended or withdrawn, got {status!r}", field="status")
+
+
+def _check_decision(obj: dict) -> None:
+    _digest(obj, "model")
+    deployment = _require(obj, "deployment", str)
+    if not deployment:
+        raise EntryError("must not be empty", field="deployment")
+    _time(obj)
+    _digest(obj, "input")
+    _digest(obj, "subject", optional=True)
+    if "output" not in obj:
+        raise EntryError("is required", field="output")
+    _finite(obj["output"], "output")
+
+
+def _check_outcome(obj: dict) -> None:
+    decision = _require(obj, "decision", int)
+    if decision < 0:
+        raise EntryError("must be a decision's index (>= 0)", field="decision")
+    if "outcome" not in obj:
+        raise EntryError("is required", field="outcome")
+    _finite(obj["outcome"], "outcome")
+    _time(obj)
+
+
+ENTRY_TYPES = {"model": _check_model, "decision": _check_decision, "outcome": _check_outcome}
+"""Entry types known to this version, with their schema checks."""
+
+
+def _check_schema(obj: Any) -> None:
+    if not isinstance(obj, dict):
+        raise EntryError(f"an entry must be a JSON object, got {type(obj).__name__}")
+    kind = _require(obj, "type", str)
+    version = _require(obj, "v", int)
+    if kind not in ENTRY_TYPES:
+        raise EntryError(f"unknown entry type {kind!r}; known: {', '.join(sorted(ENTRY_TYPES))}", field="type")
+    if version != SCHEMA_VERSION:
+        raise EntryError(f"unsupported schema version {version} (this glasslog writes {SCHEMA_VERSION})", field="v")
+    ENTRY_TYPES[kind](obj)
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One validated log entry.
+
+    Attributes:
+        data: the canonical JSON bytes that are hashed into the log.
+        type: the entry's ``type`` field (``model``, ``decision``, ``outcome``).
+    """
+
+    data: bytes
+    type: str
+
+    @classmethod
+    def from_object(cls, obj: dict) -> Entry:
+        """Validate a JSON object against its type's schema and canonicalise it.
+
+        Raises:
+            EntryError: schema violation, NaN/infinity, or an entry over 65,535 bytes.
+        """
+        _check_schema(obj)
+        data = canonical_json(obj)
+        if len(data) > MAX_ENTRY_BYTES:
+            raise EntryError(f"entry is {len(data)} bytes, the limit is {MAX_ENTRY_BYTES}")
+        return cls(data, obj["type"])
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Entry:
+        """Accept entry bytes only if they are valid, canonical and schema-conformant.
+
+        Non-canonical bytes (whitespace, key order, number or string forms
+        that RFC 8785 writes otherwise) are rejected, never rewritten.
+
+        Raises:
+            EntryError: not UTF-8 JSON, not canonical, or schema violation.
+        """
+        if not isinstance(data, (bytes, bytearray)):
+            raise EntryError(f"entry bytes must be bytes, got {type(data).__name__}")
+        data = bytes(data)
+        if len(data) > MAX_ENTRY_BYTES:
+            raise EntryError(f"entry is {len(data)} bytes, the limit is {MAX_ENTRY_BYTES}")
+        try:
+            obj = json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
+        except UnicodeDecodeError:
+            raise EntryError("entry is not valid UTF-8") from None
+        except json.JSONDecodeError as exc:
+            raise EntryError(f"entry is not valid JSON: {exc}") from None
+        _check_schema(obj)
+        if canonical_json(obj) != data:
+            raise EntryError("entry is not in RFC 8785 canonical form (key order, whitespace or number/string form)")
+        return cls(data, obj["type"])
+
+    def object(self) -> dict:
+        """The entry as a JSON object (parsed from ``data``)."""
+        return json.loads(self.data)
+
+
+def _reject_constant(name: str) -> Any:
+    raise EntryError(f"{name} is not valid JSON")

@@ -1,0 +1,586 @@
+"""The append-only log on SQLite: entries, stored tree hashes, signed checkpoints
+and the private values beside the log.
+
+Layout of a data directory::
+
+    <data-dir>/log.db        SQLite database (WAL): entries, hashes, checkpoints,
+                             private values, meta
+    <data-dir>/log.key       signer key (C2SP note key), mode 0600
+    <data-dir>/log.vkey      verifier key string, public
+    <data-dir>/artifacts/    model artifacts, named by fingerprint
+
+Stored hashes: the hash of every perfect, aligned subtree that is complete
+(level L, index k covering leaves k*2**L .. (k+1)*2**L - 1) is stored once,
+when it completes, and never changes. That is about 2 hashes per entry, and
+it lets the store answer the root, an inclusion proof or a consistency proof
+for *any* tree size up to the current one by reading O(log n) hashes in one
+query (see ``merkle.inclusion_proof_plan``), and serve C2SP tiles as they are.
+
+Durability: the database runs in WAL mode with ``synchronous=FULL``; a batch
+is one transaction holding its entries, its new hashes, its private values
+and its signed checkpoint. When ``append`` returns, the batch has been synced
+to disk and survives a process crash or power loss; if ``append`` raises,
+nothing of the batch is in the log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import sqlite3
+import stat
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import merkle
+from .entries import Entry, EntryError, utc_now
+from .note import Checkpoint, NoteError, Signer, Verifier, generate_signer, open_checkpoint, sign_note
+from .tiles import TILE_HEIGHT, TILE_WIDTH, encode_entry_bundle
+
+__all__ = [
+    "Ledger",
+    "LedgerError",
+    "KeyFileError",
+    "PrivateValue",
+    "AppendResult",
+    "DATA_DIR_ENV",
+    "default_data_dir",
+]
+
+DATA_DIR_ENV = "GLASSLOG_DATA_DIR"
+"""Environment variable naming the data directory."""
+
+_LEVEL_SHIFT = 48  # hash row id = level << 48 | index; 2**48 leaves per log is plenty
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS entries (idx INTEGER PRIMARY KEY, type TEXT NOT NULL, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS hashes (id INTEGER PRIMARY KEY, hash BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    tree_size INTEGER PRIMARY KEY, root BLOB NOT NULL, note TEXT NOT NULL, created_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS private_values (
+    commitment TEXT PRIMARY KEY, kind TEXT NOT NULL, entry_index INTEGER NOT NULL,
+    salt BLOB, value BLOB, lookup BLOB, erased_at TEXT, erasure_reason TEXT);
+CREATE INDEX IF NOT EXISTS private_values_lookup ON private_values(lookup);
+CREATE INDEX IF NOT EXISTS private_values_entry ON private_values(entry_index);
+"""
+
+
+class LedgerError(RuntimeError):
+    """The log cannot be created, opened or used as asked."""
+
+
+class KeyFileError(LedgerError):
+    """The signer key file is missing, malformed or readable by others."""
+
+
+def default_data_dir() -> Path:
+    """``$GLASSLOG_DATA_DIR`` if set, else ``./glasslog-data``."""
+    return Path(os.environ.get(DATA_DIR_ENV) or "glasslog-data")
+
+
+def _hash_id(level: int, index: int) -> int:
+    return (level << _LEVEL_SHIFT) | index
+
+
+@dataclass(frozen=True)
+class PrivateValue:
+    """A private value committed to by an entry of the batch being appended.
+
+    Attributes:
+        batch_position: position (0-based) of the entry in the batch.
+        kind: what it is, e.g. ``input`` or ``subject``.
+        commitment: the commitment string the entry holds.
+        salt: the 32-byte salt.
+        value: the value's canonical JSON bytes.
+    """
+
+    batch_position: int
+    kind: str
+    commitment: str
+    salt: bytes
+    value: bytes
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    """What ``Ledger.append`` committed.
+
+    Attributes:
+        first_index: index of the batch's first entry.
+        tree_size: tree size after the batch.
+        checkpoint: the signed checkpoint note covering the batch.
+    """
+
+    first_index: int
+    tree_size: int
+    checkpoint: str
+
+    @property
+    def indexes(self) -> range:
+        return range(self.first_index, self.tree_size)
+
+
+class Ledger:
+    """One append-only Merkle log stored in a data directory.
+
+    Open with ``Ledger.create`` (new log) or ``Ledger.open`` (existing one).
+    Instances are not thread-safe; open one per thread or process. Several
+    processes may append to the same log: batches are serialised by SQLite's
+    write lock and each gets its own index range and checkpoint.
+    """
+
+    def __init__(self, data_dir: Path, conn: sqlite3.Connection):
+        self.data_dir = data_dir
+        self._db = conn
+        meta = dict(conn.execute("SELECT key, value FROM meta"))
+        if "origin" not in meta:
+            raise LedgerError(f"{data_dir} holds no glasslog log (no origin recorded); run 'glasslog init'")
+        self.origin: str = meta["origin"]
+        self.verifier = Verifier.parse(meta["verifier_key"])
+        self._lookup_key = bytes.fromhex(meta["lookup_key"])
+        self._signer: Signer | None = None
+        self._frontier: tuple[int, list[tuple[int, bytes]]] | None = None
+
+    # ----------------------------------------------------------------- set up
+    @staticmethod
+    def _connect(db_path: Path) -> sqlite3.Connection:
+        conn = sqlite3.connect(db_path, isolation_level=None, timeout=30.0)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        return conn
+
+    @classmethod
+    def create(cls, data_dir: str | os.PathLike, origin: str) -> Ledger:
+        """Create a new log: database, Ed25519 signer key (mode 0600), verifier key.
+
+        Args:
+            data_dir: directory to create or reuse (must not hold a log yet).
+            origin: the log's origin, e.g. ``bank.example/credit-decisions``;
+                also the signing key's name.
+
+        Raises:
+            LedgerError: a log already exists there, or the origin is invalid.
+        """
+        data_dir = Path(data_dir)
+        if not origin or any(c.isspace() for c in origin) or "+" in origin or not origin.isprintable():
+            raise LedgerError(f"origin {origin!r} must be non-empty printable text without spaces or '+'")
+        key_path, db_path = data_dir / "log.key", data_dir / "log.db"
+        if db_path.exists() or key_path.exists():
+            raise LedgerError(f"{data_dir} already holds a log; open it instead of creating it")
+        data_dir.mkdir(parents=True, exist_ok=True)
+        (data_dir / "artifacts").mkdir(exist_ok=True)
+        signer = generate_signer(origin)
+        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(str(signer) + "\n")
+        os.chmod(key_path, 0o600)
+        verifier_key = str(signer.verifier())
+        (data_dir / "log.vkey").write_text(verifier_key + "\n")
+        conn = cls._connect(db_path)
+        conn.executescript(_SCHEMA)
+        with conn:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany(
+                "INSERT INTO meta(key, value) VALUES (?, ?)",
+                [("origin", origin), ("verifier_key", verifier_key), ("lookup_key", secrets.token_hex(32)),
+                 ("schema", "1"), ("created_at", utc_now())],
+            )
+        ledger = cls(data_dir, conn)
+        ledger._signer = signer
+        ledger._commit_checkpoint(0, merkle.EMPTY_ROOT)
+        return ledger
+
+    @classmethod
+    def open(cls, data_dir: str | os.PathLike) -> Ledger:
+        """Open an existing log.
+
+        Raises:
+            LedgerError: there is no log in ``data_dir``.
+        """
+        data_dir = Path(data_dir)
+        db_path = data_dir / "log.db"
+        if not db_path.is_file():
+            raise LedgerError(f"no log at {data_dir} (missing {db_path.name}); create one with 'glasslog init'")
+        conn = cls._connect(db_path)
+        conn.executescript(_SCHEMA)
+        return cls(data_dir, conn)
+
+    def close(self) -> None:
+        """Close the database connection."""
+        self._db.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def verifier_key(self) -> str:
+        """The log's verifier key string ``name+keyhash+base64``."""
+        return str(self.verifier)
+
+    def signer(self) -> Signer:
+        """Load the signer key, checking its file mode and that it matches the log.
+
+        Raises:
+            KeyFileError: missing, group/other-accessible, malformed, or not
+                the key whose verifier key the log recorded.
+        """
+        if self._signer is None:
+            path = self.data_dir / "log.key"
+            try:
+                st = path.stat()
+            except FileNotFoundError:
+                raise KeyFileError(f"signer key file {path} is missing; only a log's operator can append") from None
+            if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+                raise KeyFileError(
+                    f"signer key file {path} has mode {stat.S_IMODE(st.st_mode):04o}; it must be readable by its owner only"
+                    f" (chmod 600 {path})"
+                )
+            try:
+                signer = Signer.parse(path.read_text(encoding="utf-8"))
+            except (NoteError, UnicodeDecodeError) as exc:
+                raise KeyFileError(f"signer key file {path} is corrupt: {exc}") from None
+            if str(signer.verifier()) != self.verifier_key:
+                raise KeyFileError(f"signer key file {path} does not match this log's verifier key {self.verifier_key}")
+            self._signer = signer
+        return self._signer
+
+    # ------------------------------------------------------------------ reads
+    @property
+    def size(self) -> int:
+        """Tree size: number of entries in the log."""
+        row = self._db.execute("SELECT MAX(idx) FROM entries").fetchone()
+        return 0 if row[0] is None else row[0] + 1
+
+    def signed_size(self) -> int:
+        """Tree size of the latest signed checkpoint."""
+        return self._db.execute("SELECT MAX(tree_size) FROM checkpoints").fetchone()[0] or 0
+
+    def entry(self, index: int) -> bytes:
+        """The bytes of entry ``index``.
+
+        Raises:
+            IndexError: no such entry.
+        """
+        row = self._db.execute("SELECT data FROM entries WHERE idx = ?", (index,)).fetchone()
+        if row is None:
+            raise IndexError(f"no entry {index}; the log has {self.size} entries")
+        return row[0]
+
+    def entries(self, start: int = 0, end: int | None = None) -> Iterator[tuple[int, bytes]]:
+        """Iterate ``(index, bytes)`` for entries ``start`` .. ``end - 1``."""
+        end = self.size if end is None else end
+        cur = self._db.execute("SELECT idx, data FROM entries WHERE idx >= ? AND idx < ? ORDER BY idx", (start, end))
+        yield from cur
+
+    def entries_of_type(self, kind: str, start: int = 0) -> Iterator[tuple[int, dict]]:
+        """Iterate ``(index, object)`` of entries of one type, in log order."""
+        cur = self._db.execute("SELECT idx, data FROM entries WHERE type = ? AND idx >= ? ORDER BY idx", (kind, start))
+        for idx, data in cur:
+            yield idx, json.loads(data)
+
+    def _get_hashes(self, keys: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        keys = list(keys)
+        ids = [_hash_id(level, index) for level, index in keys]
+        found: dict[int, bytes] = {}
+        for chunk in range(0, len(ids), 500):
+            part = ids[chunk : chunk + 500]
+            q = f"SELECT id, hash FROM hashes WHERE id IN ({','.join('?' * len(part))})"
+            found.update(self._db.execute(q, part))
+        out = {}
+        for key, hid in zip(keys, ids):
+            if hid not in found:
+                raise LedgerError(f"stored hash at level {key[0]}, index {key[1]} is missing: the database is damaged")
+            out[key] = found[hid]
+        return out
+
+    def _check_size(self, tree_size: int | None) -> int:
+        size = self.size
+        if tree_size is None:
+            return size
+        if not 0 <= tree_size <= size:
+            raise ValueError(f"tree size {tree_size} is outside 0..{size} (the log's current size)")
+        return tree_size
+
+    def leaf_hash(self, index: int) -> bytes:
+        """Stored leaf hash of entry ``index``."""
+        return self._get_hashes([(0, index)])[(0, index)]
+
+    def root(self, tree_size: int | None = None) -> bytes:
+        """Root hash of the tree of the first ``tree_size`` entries (default: all)."""
+        n = self._check_size(tree_size)
+        if n == 0:
+            return merkle.EMPTY_ROOT
+        parts = merkle.root_plan(n)
+        return merkle.subtree_hash_from(parts, self._get_hashes(parts))
+
+    def inclusion_proof(self, index: int, tree_size: int | None = None) -> list[bytes]:
+        """Inclusion proof (audit path) of entry ``index`` in the tree of ``tree_size``.
+
+        RFC 9162 2.1.3.1; reads O(log n) stored hashes.
+
+        Raises:
+            ValueError: ``tree_size`` beyond the log, or ``index`` outside it.
+        """
+        n = self._check_size(tree_size)
+        try:
+            plan = merkle.inclusion_proof_plan(index, n)
+        except merkle.ProofError as exc:
+            raise ValueError(str(exc)) from None
+        return merkle.build_proof(plan, self._get_hashes)
+
+    def consistency_proof(self, old_size: int, new_size: int | None = None) -> list[bytes]:
+        """Consistency proof from ``old_size`` to ``new_size`` (default: current size).
+
+        RFC 9162 2.1.4.1; reads O(log n) stored hashes.
+        """
+        n = self._check_size(new_size)
+        try:
+            plan = merkle.consistency_proof_plan(old_size, n)
+        except merkle.ProofError as exc:
+            raise ValueError(str(exc)) from None
+        return merkle.build_proof(plan, self._get_hashes)
+
+    def checkpoint(self, tree_size: int | None = None) -> str:
+        """The signed checkpoint note at ``tree_size`` (default: the latest).
+
+        Raises:
+            LookupError: no checkpoint was signed at that size.
+        """
+        if tree_size is None:
+            row = self._db.execute("SELECT note FROM checkpoints ORDER BY tree_size DESC LIMIT 1").fetchone()
+        else:
+            row = self._db.execute("SELECT note FROM checkpoints WHERE tree_size = ?", (tree_size,)).fetchone()
+        if row is None:
+            raise LookupError(f"no signed checkpoint at tree size {tree_size}")
+        return row[0]
+
+    def checkpoint_covering(self, index: int) -> str:
+        """The earliest signed checkpoint whose tree includes entry ``index``."""
+        row = self._db.execute(
+            "SELECT note FROM checkpoints WHERE tree_size > ? ORDER BY tree_size LIMIT 1", (index,)
+        ).fetchone()
+        if row is None:
+            raise LookupError(f"no signed checkpoint covers entry {index}")
+        return row[0]
+
+    def checkpoints(self) -> Iterator[tuple[int, bytes, str, str]]:
+        """Iterate all kept checkpoints as ``(tree_size, root, note, created_at)``, oldest first."""
+        yield from self._db.execute("SELECT tree_size, root, note, created_at FROM checkpoints ORDER BY tree_size")
+
+    def tile(self, level: int, index: int, width: int = TILE_WIDTH) -> bytes:
+        """Bytes of hash tile ``tile/<level>/<index>[.p/<width>]`` (C2SP tlog-tiles).
+
+        Raises:
+            LookupError: the tile is not yet (or not at that width) in the log.
+        """
+        first = index * TILE_WIDTH
+        tree_level = level * TILE_HEIGHT
+        available = self.signed_size() >> tree_level
+        if not 1 <= width <= TILE_WIDTH or first + width > available:
+            raise LookupError(f"tile {level}/{index} of width {width} is beyond the signed tree")
+        rows = self._db.execute(
+            "SELECT hash FROM hashes WHERE id >= ? AND id < ? ORDER BY id",
+            (_hash_id(tree_level, first), _hash_id(tree_level, first + width)),
+        ).fetchall()
+        if len(rows) != width:
+            raise LedgerError(f"tile {level}/{index}: stored hashes are missing; the database is damaged")
+        return b"".join(r[0] for r in rows)
+
+    def entry_bundle(self, index: int, width: int = TILE_WIDTH) -> bytes:
+        """Bytes of entry bundle ``tile/entries/<index>[.p/<width>]`` (C2SP tlog-tiles)."""
+        first = index * TILE_WIDTH
+        if not 1 <= width <= TILE_WIDTH or first + width > self.signed_size():
+            raise LookupError(f"entry bundle {index} of width {width} is beyond the signed tree")
+        return encode_entry_bundle([data for _, data in self.entries(first, first + width)])
+
+    # ----------------------------------------------------------------- writes
+    def _frontier_hashes(self, n: int) -> list[tuple[int, bytes]]:
+        """``(level, hash)`` of the perfect subtrees making up the tree of size n."""
+        if self._frontier is not None and self._frontier[0] == n:
+            return list(self._frontier[1])
+        parts = merkle.root_plan(n)
+        hashes = self._get_hashes(parts) if parts else {}
+        return [(level, hashes[(level, index)]) for level, index in parts]
+
+    def append(self, entries: Sequence[Entry | dict | bytes], private_values: Sequence[PrivateValue] = ()) -> AppendResult:
+        """Append a batch of entries, all or nothing, and sign a checkpoint covering it.
+
+        Args:
+            entries: validated ``Entry`` objects, or JSON objects / canonical
+                bytes to be validated here.
+            private_values: values committed to by entries of this batch, to
+                be stored beside the log in the same transaction.
+
+        Returns:
+            The indexes given and the new signed checkpoint.
+
+        Raises:
+            EntryError: an entry is malformed, non-canonical or fails its
+                schema (the message names the entry and field). Nothing is written.
+            KeyFileError: the signer key cannot be used. Nothing is written.
+            ValueError: an empty batch or a private value that does not point
+                into the batch. Nothing is written.
+            sqlite3.Error: storage failed; the transaction is rolled back.
+        """
+        if not entries:
+            raise ValueError("a batch must hold at least one entry")
+        validated: list[Entry] = []
+        for i, e in enumerate(entries):
+            try:
+                if isinstance(e, Entry):
+                    validated.append(e)
+                elif isinstance(e, dict):
+                    validated.append(Entry.from_object(e))
+                else:
+                    validated.append(Entry.from_bytes(e))
+            except EntryError as exc:
+                raise EntryError(exc.detail, field=exc.field, index=i) from None
+        for pv in private_values:
+            if not 0 <= pv.batch_position < len(validated):
+                raise ValueError(f"private value {pv.commitment} points at batch position {pv.batch_position}, outside the batch")
+        signer = self.signer()
+        leaf_hashes = [merkle.leaf_hash(e.data) for e in validated]
+
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            n = self.size
+            stack = self._frontier_hashes(n)
+            new_hashes: list[tuple[int, bytes]] = []
+            pos = n
+            for h in leaf_hashes:
+                new_hashes.append((pos, h))  # level 0
+                level, index = 0, pos
+                while stack and stack[-1][0] == level:
+                    h = merkle.node_hash(stack.pop()[1], h)
+                    level += 1
+                    index >>= 1
+                    new_hashes.append(((level << _LEVEL_SHIFT) | index, h))
+                stack.append((level, h))
+                pos += 1
+            root = stack[-1][1]
+            for _, h in reversed(stack[:-1]):
+                root = merkle.node_hash(h, root)
+            new_size = n + len(validated)
+            db.executemany(
+                "INSERT INTO entries(idx, type, data) VALUES (?, ?, ?)",
+                [(n + i, e.type, e.data) for i, e in enumerate(validated)],
+            )
+            db.executemany("INSERT INTO hashes(id, hash) VALUES (?, ?)", new_hashes)
+            if private_values:
+                db.executemany(
+                    "INSERT INTO private_values(commitment, kind, entry_index, salt, value, lookup) VALUES (?, ?, ?, ?, ?, ?)",
+                    [(pv.commitment, pv.kind, n + pv.batch_position, pv.salt, pv.value, self._lookup(pv.kind, pv.value))
+                     for pv in private_values],
+                )
+            note = self._insert_checkpoint(new_size, root, signer)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            self._frontier = None
+            raise
+        self._frontier = (new_size, stack)
+        return AppendResult(n, new_size, note)
+
+    def _insert_checkpoint(self, tree_size: int, root: bytes, signer: Signer) -> str:
+        note = sign_note(Checkpoint(self.origin, tree_size, root).text(), signer)
+        self._db.execute(
+            "INSERT INTO checkpoints(tree_size, root, note, created_at) VALUES (?, ?, ?, ?)",
+            (tree_size, root, note, utc_now()),
+        )
+        return note
+
+    def _commit_checkpoint(self, tree_size: int, root: bytes) -> str:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            note = self._insert_checkpoint(tree_size, root, self.signer())
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        return note
+
+    def open_checkpoint(self, note: str) -> Checkpoint:
+        """Verify a signed checkpoint against this log's verifier key and origin."""
+        return open_checkpoint(note, self.verifier, self.origin)
+
+    # --------------------------------------------------------- private values
+    def _lookup(self, kind: str, value: bytes) -> bytes:
+        return hmac.new(self._lookup_key, kind.encode() + b"\x00" + value, hashlib.sha256).digest()
+
+    def private_value(self, commitment: str) -> tuple[str, bytes, bytes] | None:
+        """``(kind, salt, value_bytes)`` for a commitment, or ``None`` if unknown or erased."""
+        row = self._db.execute(
+            "SELECT kind, salt, value FROM private_values WHERE commitment = ? AND erased_at IS NULL", (commitment,)
+        ).fetchone()
+        return None if row is None else (row[0], row[1], row[2])
+
+    def private_values_for(self, indexes: Sequence[int]) -> dict[int, dict[str, tuple[str, bytes, bytes]]]:
+        """Private values of entries, as ``{index: {kind: (commitment, salt, value)}}`` (erased ones left out)."""
+        out: dict[int, dict[str, tuple[str, bytes, bytes]]] = {}
+        ids = list(indexes)
+        for chunk in range(0, len(ids), 500):
+            part = ids[chunk : chunk + 500]
+            q = (f"SELECT entry_index, kind, commitment, salt, value FROM private_values "
+                 f"WHERE erased_at IS NULL AND entry_index IN ({','.join('?' * len(part))})")
+            for idx, kind, commitment, salt, value in self._db.execute(q, part):
+                out.setdefault(idx, {})[kind] = (commitment, salt, value)
+        return out
+
+    def find_private(self, kind: str, value: bytes) -> list[int]:
+        """Indexes of entries committing to a private value (e.g. a subject id), oldest first."""
+        rows = self._db.execute(
+            "SELECT entry_index FROM private_values WHERE lookup = ? AND kind = ? AND erased_at IS NULL ORDER BY entry_index",
+            (self._lookup(kind, value), kind),
+        )
+        return [r[0] for r in rows]
+
+    def erase_private(self, commitment: str, reason: str) -> bool:
+        """Erase a private value and its salt (e.g. a GDPR Art. 17 request).
+
+        The entry and its commitment stay in the log, so every proof and the
+        whole-log audit still verify; the value can no longer be recovered or
+        checked. Returns False if the commitment is unknown or already erased.
+        """
+        if not reason:
+            raise ValueError("an erasure needs a reason")
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            cur = self._db.execute(
+                "UPDATE private_values SET salt = NULL, value = NULL, lookup = NULL, erased_at = ?, erasure_reason = ?"
+                " WHERE commitment = ? AND erased_at IS NULL",
+                (utc_now(), reason, commitment),
+            )
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        return cur.rowcount == 1
+
+    # ------------------------------------------------------- raw audit access
+    def stored_hashes(self, level: int, start: int, end: int) -> Iterator[tuple[int, bytes]]:
+        """Iterate ``(index, hash)`` of stored hashes at ``level`` for indexes in [start, end)."""
+        cur = self._db.execute(
+            "SELECT id, hash FROM hashes WHERE id >= ? AND id < ? ORDER BY id",
+            (_hash_id(level, start), _hash_id(level, end)),
+        )
+        mask = (1 << _LEVEL_SHIFT) - 1
+        for hid, h in cur:
+            yield hid & mask, h
+
+    def execute(self, sql: str, params: Sequence = ()) -> sqlite3.Cursor:
+        """Run SQL on the log's database (for the registry's tables beside the log)."""
+        return self._db.execute(sql, params)
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        return self._db
