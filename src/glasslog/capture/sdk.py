@@ -1,0 +1,318 @@
+"""The capture SDK: wrap a registered model so every prediction is logged and receipted.
+
+Usage::
+
+    import glasslog
+    log = glasslog.open("glasslog-data")                 # or create=True, origin=...
+    model = glasslog.capture.wrap(log, fingerprint, deployment="bank.example/credit/2026-11")
+    labels = model.predict(applicants, subject_ids=ids)  # exactly what the model returns
+    receipt = glasslog.capture.receipt(log, model.last_batch.first_index)
+    glasslog.capture.record_outcome(log, index, outcome=1)
+
+Each call to ``predict`` / ``predict_proba`` appends one batch (one decision
+entry per row, one signed checkpoint). Inputs and subject identifiers go into
+the log only as commitments; their values and salts are stored beside it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..ledger import Entry, EntryError, Ledger, LedgerError, PrivateValue, commit, utc_now
+from ..ledger.receipt import Receipt
+from ..ledger.store import AppendResult, default_data_dir
+from ..registry import RegisteredModel, Registry
+
+__all__ = [
+    "open_log",
+    "ModelNotActiveError",
+    "InputError",
+    "CapturedModel",
+    "wrap",
+    "record_outcome",
+    "record_outcomes",
+    "receipt",
+    "receipts_for_subject",
+]
+
+
+class ModelNotActiveError(RuntimeError):
+    """The model is suspended or withdrawn: the kill switch refuses its decisions."""
+
+
+class InputError(ValueError):
+    """Model inputs have the wrong feature names, shape or values."""
+
+
+def open_log(data_dir: str | os.PathLike | None = None, *, create: bool = False, origin: str | None = None) -> Ledger:
+    """Open the log in ``data_dir`` (default ``$GLASSLOG_DATA_DIR`` or ``./glasslog-data``).
+
+    Args:
+        data_dir: the data directory.
+        create: create the log if there is none (``origin`` required then).
+        origin: origin for a new log, e.g. ``bank.example/credit-decisions``.
+
+    Raises:
+        LedgerError: no log there and ``create`` is false, or no origin given.
+    """
+    path = default_data_dir() if data_dir is None else data_dir
+    from pathlib import Path
+
+    if create and not (Path(path) / "log.db").exists():
+        if not origin:
+            raise LedgerError("creating a log needs an origin, e.g. origin='bank.example/credit-decisions'")
+        return Ledger.create(path, origin)
+    return Ledger.open(path)
+
+
+def _native(value: Any) -> Any:
+    """A JSON-native copy of a model input or output value (NaN inputs become null)."""
+    if isinstance(value, (np.bool_, bool)):
+        return bool(value)
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating, float)):
+        f = float(value)
+        return None if math.isnan(f) else f
+    if isinstance(value, np.ndarray):
+        return [_native(v) for v in value.tolist()]
+    if value is pd.NA or value is pd.NaT:
+        return None
+    return value
+
+
+def _output_value(value: Any, row: int) -> Any:
+    if isinstance(value, (np.floating, float)) and not math.isfinite(float(value)):
+        raise InputError(f"model output for row {row} is {float(value)}: NaN and infinity cannot be logged")
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, (str, int, float, bool)):
+        return value
+    raise InputError(f"model output for row {row} has type {type(value).__name__}, which cannot be logged")
+
+
+@dataclass
+class CapturedModel:
+    """A registered model wrapped so that its decisions are logged.
+
+    Attributes:
+        ledger: the log.
+        model: the registered model's record.
+        deployment: deployment name, e.g. ``bank.example/credit/2026-11``.
+        estimator: the loaded scikit-learn model (from the verified artifact).
+        last_batch: what the last call appended (indexes, checkpoint), or None.
+    """
+
+    ledger: Ledger
+    model: RegisteredModel
+    deployment: str
+    estimator: Any
+    registry: Registry
+    last_batch: AppendResult | None = None
+
+    def _frame(self, X: Any) -> pd.DataFrame:
+        names = self.model.card.feature_names
+        if isinstance(X, pd.DataFrame):
+            cols = [str(c) for c in X.columns]
+            missing = [n for n in names if n not in cols]
+            extra = [c for c in cols if c not in names]
+            if missing or extra:
+                parts = []
+                if missing:
+                    parts.append(f"missing features {missing}")
+                if extra:
+                    parts.append(f"unexpected columns {extra}")
+                raise InputError(f"inputs do not match model {self.model.card.name}: {'; '.join(parts)}")
+            frame = X[names]
+        else:
+            arr = np.asarray(X, dtype=object)
+            if arr.ndim != 2:
+                raise InputError(f"inputs must be 2-D (rows x {len(names)} features), got shape {arr.shape}")
+            if arr.shape[1] != len(names):
+                raise InputError(f"inputs have {arr.shape[1]} columns, model {self.model.card.name} expects {len(names)}: {names}")
+            frame = pd.DataFrame(arr, columns=names)
+            for f in self.model.card.features:
+                if f.type == "numeric":
+                    frame[f.name] = pd.to_numeric(frame[f.name], errors="raise")
+        if len(frame) == 0:
+            raise InputError("inputs have no rows")
+        return frame
+
+    def _check_active(self) -> None:
+        current = self.registry.get(self.model.fingerprint)
+        self.model = current
+        if current.status != "active":
+            last = current.history[-1]
+            raise ModelNotActiveError(
+                f"model {current.card.name} {current.card.version} ({current.fingerprint[:19]}...) is {current.status}"
+                f" since entry {last.index} ({last.reason}); its decisions are refused"
+            )
+
+    def _log(self, frame: pd.DataFrame, outputs: list[Any], subject_ids: Sequence[Any] | None) -> None:
+        if subject_ids is not None and len(subject_ids) != len(frame):
+            raise InputError(f"got {len(subject_ids)} subject ids for {len(frame)} input rows")
+        now = utc_now()
+        entries: list[Entry] = []
+        private: list[PrivateValue] = []
+        records = frame.to_dict(orient="records")
+        for pos, (row, output) in enumerate(zip(records, outputs)):
+            value = {k: _native(v) for k, v in row.items()}
+            try:
+                input_commitment, salt, value_bytes = commit(value)
+            except EntryError as exc:
+                raise InputError(f"input row {pos} cannot be logged: {exc}") from None
+            private.append(PrivateValue(pos, "input", input_commitment, salt, value_bytes))
+            entry = {"type": "decision", "v": 1, "model": self.model.fingerprint, "deployment": self.deployment,
+                     "time": now, "input": input_commitment, "output": output}
+            if subject_ids is not None and subject_ids[pos] is not None:
+                sid = subject_ids[pos]
+                if not isinstance(sid, str) or not sid:
+                    raise InputError(f"subject id for row {pos} must be a non-empty string, got {sid!r}")
+                subject_commitment, s_salt, s_bytes = commit(sid)
+                private.append(PrivateValue(pos, "subject", subject_commitment, s_salt, s_bytes))
+                entry["subject"] = subject_commitment
+            try:
+                entries.append(Entry.from_object(entry))
+            except EntryError as exc:
+                raise InputError(f"decision for row {pos} cannot be logged: {exc}") from None
+        self.last_batch = self.ledger.append(entries, private)
+
+    def predict(self, X: Any, subject_ids: Sequence[str | None] | None = None) -> np.ndarray:
+        """Predict labels and log one decision per row.
+
+        Args:
+            X: DataFrame with the card's feature columns (any order), or a
+                2-D array of shape (rows, features) in the card's order.
+            subject_ids: one subject identifier (or None) per row.
+
+        Returns:
+            Exactly what the model's ``predict`` returns, shape (rows,).
+
+        Raises:
+            ModelNotActiveError: the model is suspended or withdrawn.
+            InputError: wrong features, shape, subject ids, or unloggable outputs.
+        """
+        self._check_active()
+        frame = self._frame(X)
+        result = self.estimator.predict(frame)
+        outputs = [{"label": _output_value(v, i)} for i, v in enumerate(np.asarray(result).tolist())]
+        self._log(frame, outputs, subject_ids)
+        return result
+
+    def predict_proba(self, X: Any, subject_ids: Sequence[str | None] | None = None) -> np.ndarray:
+        """Predict class probabilities and log one decision per row.
+
+        The logged output is ``{"label": <class with the highest probability>,
+        "proba": [p_0, ..., p_k-1]}`` in the order of the model's ``classes_``.
+
+        Returns:
+            Exactly what the model's ``predict_proba`` returns, shape (rows, classes), float.
+
+        Raises:
+            ModelNotActiveError, InputError: as for ``predict``.
+        """
+        self._check_active()
+        frame = self._frame(X)
+        result = self.estimator.predict_proba(frame)
+        arr = np.asarray(result, dtype=float)
+        if not np.isfinite(arr).all():
+            bad = int(np.where(~np.isfinite(arr).all(axis=1))[0][0])
+            raise InputError(f"model output for row {bad} contains NaN or infinity, which cannot be logged")
+        classes = list(getattr(self.estimator, "classes_", range(arr.shape[1])))
+        outputs = [{"label": _output_value(classes[int(np.argmax(p))], i), "proba": [float(x) for x in p]} for i, p in enumerate(arr)]
+        self._log(frame, outputs, subject_ids)
+        return result
+
+
+def wrap(ledger: Ledger, fingerprint: str, deployment: str) -> CapturedModel:
+    """Wrap a registered model for logged predictions in ``deployment``.
+
+    The estimator is loaded from the registered artifact after checking it
+    against the fingerprint, so logged decisions come from exactly those weights.
+
+    Raises:
+        glasslog.registry.RegistryError: unknown model.
+        glasslog.registry.ArtifactError: artifact altered or untrusted.
+        ValueError: empty deployment name.
+    """
+    if not deployment or not isinstance(deployment, str):
+        raise ValueError("deployment must be a non-empty name, e.g. 'bank.example/credit/2026-11'")
+    registry = Registry(ledger)
+    model = registry.get(fingerprint)
+    return CapturedModel(ledger, model, deployment, registry.load(model.fingerprint), registry)
+
+
+def record_outcomes(ledger: Ledger, outcomes: Sequence[tuple[int, Any]]) -> AppendResult:
+    """Log observed outcomes of earlier decisions, in one batch.
+
+    Args:
+        outcomes: ``(decision index, outcome)`` pairs; outcomes are JSON
+            values (e.g. 1 = the loan defaulted).
+
+    Raises:
+        ValueError: an index that is not a decision entry, or an empty list.
+        EntryError: an outcome that is not loggable (NaN ...).
+    """
+    if not outcomes:
+        raise ValueError("no outcomes given")
+    now = utc_now()
+    entries = []
+    for idx, outcome in outcomes:
+        if not isinstance(idx, (int, np.integer)) or isinstance(idx, bool):
+            raise ValueError(f"decision index must be an integer, got {idx!r}")
+        try:
+            data = ledger.entry(int(idx))
+        except IndexError:
+            raise ValueError(f"no entry {idx} in the log: outcomes must refer to a logged decision") from None
+        if not data.startswith(b'{') or b'"type":"decision"' not in data:
+            raise ValueError(f"entry {idx} is not a decision; outcomes must refer to a decision")
+        entries.append({"type": "outcome", "v": 1, "decision": int(idx), "outcome": _native(outcome), "time": now})
+    return ledger.append(entries)
+
+
+def record_outcome(ledger: Ledger, decision_index: int, outcome: Any) -> AppendResult:
+    """Log the observed outcome of one decision (see ``record_outcomes``)."""
+    return record_outcomes(ledger, [(decision_index, outcome)])
+
+
+def receipt(ledger: Ledger, index: int, *, include_private: bool = True) -> Receipt:
+    """Build the receipt of entry ``index`` against the latest signed checkpoint.
+
+    Args:
+        include_private: include the salts and values opening the entry's
+            commitments (what the subject needs to check their own inputs).
+
+    Raises:
+        IndexError: no such entry.
+        LookupError: the entry is not covered by a signed checkpoint.
+    """
+    data = ledger.entry(index)
+    note = ledger.checkpoint()
+    cp = ledger.open_checkpoint(note)
+    if cp.tree_size <= index:
+        note = ledger.checkpoint_covering(index)
+        cp = ledger.open_checkpoint(note)
+    proof = ledger.inclusion_proof(index, cp.tree_size)
+    private = {}
+    if include_private:
+        for kind, (_, salt, value) in ledger.private_values_for([index]).get(index, {}).items():
+            private[kind] = (salt, value)
+    return Receipt(ledger.origin, index, data, cp.tree_size, note, tuple(proof), private)
+
+
+def receipts_for_subject(ledger: Ledger, subject_id: str) -> list[Receipt]:
+    """Receipts of every decision about ``subject_id``, oldest first."""
+    from ..ledger import canonical_json
+
+    return [receipt(ledger, i) for i in ledger.find_private("subject", canonical_json(subject_id))]

@@ -1,0 +1,185 @@
+"""Model cards: what a provider states about a model when it is registered.
+
+The card goes into the model's registration entry, so its claims (features,
+intended use, claimed metrics and the evaluation set they were measured on,
+disclosure policy) are on the public record and can be held against the
+realised performance once outcomes arrive.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import pandas as pd
+
+__all__ = [
+    "DISCLOSURE_LEVELS",
+    "STATUSES",
+    "CardError",
+    "Feature",
+    "ClaimedMetrics",
+    "ModelCard",
+    "fingerprint_bytes",
+    "fingerprint_frame",
+]
+
+DISCLOSURE_LEVELS = ("closed", "supervisors", "researchers", "developers", "public")
+"""Who may download the weights; each level includes the ones before it."""
+
+STATUSES = ("active", "suspended", "withdrawn")
+"""Model status values; only ``active`` models may make logged decisions."""
+
+FEATURE_TYPES = ("numeric", "categorical")
+
+
+class CardError(ValueError):
+    """A model card field is missing or invalid; ``field`` names it."""
+
+    def __init__(self, field: str, problem: str):
+        self.field = field
+        super().__init__(f"model card field '{field}': {problem}")
+
+
+def fingerprint_bytes(data: bytes) -> str:
+    """``"sha256:<hex>"`` of raw bytes (a model artifact, a file)."""
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def fingerprint_frame(frame: pd.DataFrame) -> str:
+    """Fingerprint of a data set: SHA-256 of its CSV form (header, no index, ``\\n`` line ends).
+
+    Args:
+        frame: the data set, rows x columns, in the column order the provider used.
+
+    Returns:
+        ``"sha256:<hex>"``; the same frame always gives the same fingerprint.
+    """
+    return fingerprint_bytes(frame.to_csv(index=False, lineterminator="\n").encode("utf-8"))
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One input feature of a model.
+
+    Attributes:
+        name: column name the model expects.
+        type: ``numeric`` or ``categorical``.
+        personal: personal data (GDPR Art. 4(1)); withheld from pseudonymised views.
+        protected: a protected attribute (sex, age, nationality ...), used for
+            group audits and withheld where the disclosure policy says so.
+        description: plain-language meaning.
+    """
+
+    name: str
+    type: str = "numeric"
+    personal: bool = False
+    protected: bool = False
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class ClaimedMetrics:
+    """Performance the provider claims, with the evaluation set it was measured on.
+
+    Attributes:
+        metrics: metric name -> value as a fraction (``accuracy``, ``roc_auc``, ...).
+        evaluation_fingerprint: ``fingerprint_frame`` of the evaluation set.
+        evaluation_size: rows in the evaluation set.
+    """
+
+    metrics: dict[str, float]
+    evaluation_fingerprint: str
+    evaluation_size: int
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """The registration record of a model (see module docstring).
+
+    Attributes:
+        name, version, provider, intended_use: free text.
+        features: the model's inputs, in the order the model expects them.
+        output: description of the output, e.g. ``{"classes": [0, 1], "positive": 1,
+            "meaning": "1 = credit risk bad"}``.
+        training_data_fingerprint: ``fingerprint_frame`` of the training data.
+        claimed: the claimed metrics.
+        disclosure_policy: one of ``DISCLOSURE_LEVELS``.
+        extra: any further fields the provider wants on the record.
+    """
+
+    name: str
+    version: str
+    provider: str
+    intended_use: str
+    features: tuple[Feature, ...]
+    output: dict[str, Any]
+    training_data_fingerprint: str
+    claimed: ClaimedMetrics
+    disclosure_policy: str = "closed"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("name", "version", "provider", "intended_use"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value.strip():
+                raise CardError(name, "must be non-empty text")
+        if not self.features:
+            raise CardError("features", "must list at least one feature")
+        seen = set()
+        for i, f in enumerate(self.features):
+            if not isinstance(f, Feature):
+                raise CardError(f"features[{i}]", "must be a Feature")
+            if not f.name or f.name in seen:
+                raise CardError(f"features[{i}].name", f"must be a unique non-empty name, got {f.name!r}")
+            if f.type not in FEATURE_TYPES:
+                raise CardError(f"features[{i}].type", f"must be one of {', '.join(FEATURE_TYPES)}, got {f.type!r}")
+            seen.add(f.name)
+        if self.disclosure_policy not in DISCLOSURE_LEVELS:
+            raise CardError("disclosure_policy", f"must be one of {', '.join(DISCLOSURE_LEVELS)}, got {self.disclosure_policy!r}")
+        for name, fp in (("training_data_fingerprint", self.training_data_fingerprint),
+                         ("claimed.evaluation_fingerprint", self.claimed.evaluation_fingerprint)):
+            if not (isinstance(fp, str) and fp.startswith("sha256:") and len(fp) == 71):
+                raise CardError(name, "must be 'sha256:' and 64 hex digits (use fingerprint_frame)")
+        if not self.claimed.metrics:
+            raise CardError("claimed.metrics", "must state at least one metric")
+        for k, v in self.claimed.metrics.items():
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or not 0 <= v <= 1:
+                raise CardError(f"claimed.metrics.{k}", f"must be a fraction between 0 and 1, got {v!r}")
+        if not isinstance(self.claimed.evaluation_size, int) or self.claimed.evaluation_size <= 0:
+            raise CardError("claimed.evaluation_size", "must be a positive number of rows")
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict, as stored in the registration entry."""
+        d = asdict(self)
+        d["features"] = [asdict(f) for f in self.features]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelCard:
+        """Rebuild a card from ``to_dict`` output.
+
+        Raises:
+            CardError: a field is missing or invalid.
+        """
+        try:
+            claimed = d["claimed"]
+            return cls(
+                name=d["name"], version=d["version"], provider=d["provider"], intended_use=d["intended_use"],
+                features=tuple(Feature(**f) for f in d["features"]),
+                output=dict(d.get("output") or {}),
+                training_data_fingerprint=d["training_data_fingerprint"],
+                claimed=ClaimedMetrics(dict(claimed["metrics"]), claimed["evaluation_fingerprint"], claimed["evaluation_size"]),
+                disclosure_policy=d.get("disclosure_policy", "closed"),
+                extra=dict(d.get("extra") or {}),
+            )
+        except KeyError as exc:
+            raise CardError(str(exc.args[0]), "is required") from None
+        except TypeError as exc:
+            raise CardError("features", str(exc)) from None

@@ -1,0 +1,169 @@
+"""Whole-log audit: recompute every hash from the stored entries and check every checkpoint.
+
+What it detects, and how it reports the first bad index:
+
+- an entry edited, deleted, inserted or reordered in the database file:
+  its recomputed leaf hash differs from the stored one (or an index is
+  missing), reported at that index;
+- the same, with the stored hashes rewritten to match: the recomputed root
+  at the next signed checkpoint differs from the signed root; the first bad
+  index is then known to lie between the last good checkpoint and that one,
+  and the report gives that range;
+- a checkpoint whose signature fails, or two checkpoints that are not
+  consistent (RFC 9162 2.1.4 proof between each and the next);
+- entries not covered by any signed checkpoint, or checkpoints beyond the
+  stored entries (entries truncated).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ..ledger import Ledger, merkle
+from ..ledger.entries import Entry, EntryError
+from ..ledger.note import NoteError
+
+__all__ = ["LogAuditReport", "audit_log"]
+
+
+@dataclass
+class LogAuditReport:
+    """Result of ``audit_log``.
+
+    Attributes:
+        ok: no problem found.
+        tree_size: entries examined.
+        checkpoints: signed checkpoints checked.
+        first_bad_index: lowest index known to be bad, or None.
+        problems: human-readable findings, most important first.
+    """
+
+    ok: bool
+    tree_size: int
+    checkpoints: int
+    first_bad_index: int | None = None
+    problems: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return vars(self).copy()
+
+
+def audit_log(ledger: Ledger, *, check_entries: bool = True, progress: Callable[[str, int, int], None] | None = None) -> LogAuditReport:
+    """Audit the whole log (see module docstring).
+
+    Args:
+        ledger: the log.
+        check_entries: also check each entry is canonical JSON of a known
+            type (about 20 microseconds per entry).
+        progress: called as ``progress(stage, done, total)``.
+
+    Returns:
+        The report; memory use is about 100 bytes per entry.
+    """
+    problems: list[str] = []
+    bad: list[int] = []
+
+    def flag(index: int, message: str) -> None:
+        bad.append(index)
+        if len(problems) < 50:
+            problems.append(message)
+        elif len(problems) == 50:
+            problems.append("... further problems not listed")
+
+    size = ledger.size
+    report = LogAuditReport(ok=False, tree_size=size, checkpoints=0)
+    leaves: list[bytes] = []
+    expected = 0
+    for idx, data in ledger.entries(0, size):
+        if idx != expected:
+            flag(expected, f"entries {expected}..{idx - 1} are missing (deleted from the database)")
+            leaves.extend([b""] * (idx - expected))
+            expected = idx
+        if check_entries:
+            try:
+                Entry.from_bytes(data)
+            except EntryError as exc:
+                flag(idx, f"entry {idx} is malformed: {exc}")
+        leaves.append(merkle.leaf_hash(data))
+        expected += 1
+        if progress and idx % 10000 == 0:
+            progress("entries", idx, size)
+    if progress:
+        progress("entries", size, size)
+
+    # Level 0 against stored leaf hashes, then every higher level.
+    levels = [leaves]
+    while len(levels[-1]) > 1:
+        prev = levels[-1]
+        levels.append([merkle.node_hash(prev[i], prev[i + 1]) for i in range(0, len(prev) - 1, 2)])
+    stored_leaf_count = 0
+    for level, hashes in enumerate(levels):
+        for index, stored in ledger.stored_hashes(level, 0, len(hashes) + 1):
+            if level == 0:
+                stored_leaf_count += 1
+            if index >= len(hashes):
+                flag(index << level, f"stored hash at level {level}, index {index} has no entry behind it")
+            elif stored != hashes[index]:
+                if level == 0:
+                    flag(index, f"entry {index} does not match its stored leaf hash: it was edited, replaced or moved")
+                else:
+                    flag(index << level, f"stored interior hash at level {level}, index {index} does not match the entries")
+                    break
+        if progress:
+            progress("hashes", level + 1, len(levels))
+    if stored_leaf_count < size:
+        problems.append(f"{size - stored_leaf_count} entries have no stored leaf hash")
+
+    def get(keys):
+        out = {}
+        for level, index in keys:
+            out[(level, index)] = levels[level][index]
+        return out
+
+    def root_at(n: int) -> bytes:
+        if n == 0:
+            return merkle.EMPTY_ROOT
+        parts = merkle.root_plan(n)
+        return merkle.subtree_hash_from(parts, get(parts))
+
+    previous = None  # (size, root) of the last checkpoint that verified
+    last_good_size = 0
+    checkpoints = list(ledger.checkpoints())
+    for n, (tree_size, stored_root, note, _created) in enumerate(checkpoints):
+        report.checkpoints += 1
+        try:
+            cp = ledger.open_checkpoint(note)
+        except NoteError as exc:
+            problems.append(f"checkpoint at tree size {tree_size}: {exc}")
+            bad.append(tree_size - 1 if tree_size else 0)
+            continue
+        if cp.tree_size != tree_size or cp.root_hash != stored_root:
+            problems.append(f"checkpoint row at tree size {tree_size} does not match its signed note (size {cp.tree_size})")
+        if cp.tree_size > size:
+            flag(size, f"signed checkpoint covers {cp.tree_size} entries but only {size} are stored: entries were truncated")
+            continue
+        if root_at(cp.tree_size) != cp.root_hash:
+            lo = last_good_size
+            flag(lo, f"entries in [{lo}, {cp.tree_size}) differ from what the checkpoint at tree size {cp.tree_size} signed")
+        else:
+            last_good_size = cp.tree_size
+        if previous is not None:
+            old_size, old_root = previous
+            try:
+                proof = merkle.build_proof(merkle.consistency_proof_plan(old_size, cp.tree_size), get)
+                merkle.verify_consistency(old_size, cp.tree_size, old_root, cp.root_hash, proof)
+            except (merkle.ProofError, IndexError) as exc:
+                problems.append(f"checkpoints at tree sizes {old_size} and {cp.tree_size} are not consistent: {exc}")
+        previous = (cp.tree_size, cp.root_hash)
+        if progress and n % 1000 == 0:
+            progress("checkpoints", n, len(checkpoints))
+    if previous is None:
+        problems.append("the log has no valid signed checkpoint")
+    elif previous[0] < size:
+        flag(previous[0], f"entries {previous[0]}..{size - 1} are not covered by any signed checkpoint")
+
+    report.first_bad_index = min(bad) if bad else None
+    report.problems = problems
+    report.ok = not problems
+    return report

@@ -1,0 +1,150 @@
+"""Replay: recompute logged decisions from the registered weights and the stored inputs.
+
+For every decision entry (optionally of one model or deployment) this
+opens the input commitment with the stored value and salt, loads the
+registered artifact (checked against its fingerprint), recomputes the
+output, and compares: labels must be equal exactly, probabilities within
+``tolerance`` (absolute, default 1e-9; JSON round-trips floats exactly, so
+any larger difference means different weights, code or inputs).
+Decisions whose inputs were erased are counted, not failed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ..ledger import Ledger
+from ..ledger.commitments import check_commitment
+from ..registry import ArtifactError, Registry, RegistryError
+
+__all__ = ["DEFAULT_TOLERANCE", "ReplayReport", "replay"]
+
+DEFAULT_TOLERANCE = 1e-9
+"""Largest absolute difference accepted between a logged and a recomputed probability."""
+
+
+@dataclass
+class ReplayReport:
+    """Result of ``replay``.
+
+    Attributes:
+        ok: every checked decision matched and no commitment failed.
+        checked: decisions recomputed.
+        matched: decisions whose recomputed output equals the logged one.
+        erased: decisions skipped because their inputs were erased.
+        mismatches: ``{"index", "logged", "recomputed"}`` for each mismatch (first 100).
+        commitment_failures: indexes whose stored input does not open the commitment.
+        max_abs_diff: largest probability difference seen.
+        errors: models that could not be loaded, with the reason.
+    """
+
+    ok: bool = True
+    checked: int = 0
+    matched: int = 0
+    erased: int = 0
+    mismatch_count: int = 0
+    mismatches: list[dict] = field(default_factory=list)
+    commitment_failures: list[int] = field(default_factory=list)
+    max_abs_diff: float = 0.0
+    tolerance: float = DEFAULT_TOLERANCE
+    errors: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return vars(self).copy()
+
+
+def replay(
+    ledger: Ledger,
+    *,
+    model: str | None = None,
+    deployment: str | None = None,
+    tolerance: float = DEFAULT_TOLERANCE,
+    batch_size: int = 5000,
+    progress: Callable[[int, int], None] | None = None,
+) -> ReplayReport:
+    """Replay logged decisions against the registered weights (see module docstring).
+
+    Args:
+        ledger: the log (with its private values and artifacts).
+        model: only decisions of this model fingerprint.
+        deployment: only decisions of this deployment.
+        tolerance: absolute tolerance for probabilities.
+        batch_size: decisions recomputed per model call.
+        progress: called as ``progress(done, total)``.
+    """
+    report = ReplayReport(tolerance=tolerance)
+    registry = Registry(ledger)
+    decisions = [(i, d) for i, d in ledger.entries_of_type("decision")
+                 if (model is None or d["model"] == model) and (deployment is None or d["deployment"] == deployment)]
+    total = len(decisions)
+    loaded: dict[str, object] = {}
+    done = 0
+    for start in range(0, total, batch_size):
+        chunk = decisions[start : start + batch_size]
+        private = ledger.private_values_for([i for i, _ in chunk])
+        by_model: dict[str, list[tuple[int, dict, dict]]] = {}
+        for index, entry in chunk:
+            opening = private.get(index, {}).get("input")
+            if opening is None:
+                report.erased += 1
+                continue
+            commitment, salt, value = opening
+            if commitment != entry["input"] or not check_commitment(entry["input"], salt, value):
+                report.commitment_failures.append(index)
+                continue
+            by_model.setdefault(entry["model"], []).append((index, entry, json.loads(value)))
+        for fp, rows in by_model.items():
+            if fp not in loaded:
+                try:
+                    loaded[fp] = (registry.get(fp), registry.load(fp))
+                except (RegistryError, ArtifactError) as exc:
+                    loaded[fp] = None
+                    report.errors.append(f"model {fp}: {exc}")
+            if loaded[fp] is None:
+                continue
+            record, estimator = loaded[fp]
+            frame = pd.DataFrame([r[2] for r in rows], columns=record.card.feature_names)
+            for f in record.card.features:
+                if f.type == "numeric":
+                    frame[f.name] = pd.to_numeric(frame[f.name]).astype(float) if frame[f.name].isna().any() else pd.to_numeric(frame[f.name])
+            with_proba = [r for r in rows if "proba" in r[1]["output"]]
+            labels = np.asarray(estimator.predict(frame)).tolist()
+            probas = np.asarray(estimator.predict_proba(frame), dtype=float) if with_proba else None
+            classes = list(getattr(estimator, "classes_", []))
+            for pos, (index, entry, _) in enumerate(rows):
+                out = entry["output"]
+                report.checked += 1
+                if "proba" in out:
+                    recomputed_p = probas[pos].tolist()
+                    diff = max((abs(a - b) for a, b in zip(out["proba"], recomputed_p)), default=math.inf) \
+                        if len(out["proba"]) == len(recomputed_p) else math.inf
+                    report.max_abs_diff = max(report.max_abs_diff, diff)
+                    recomputed_label = classes[int(np.argmax(probas[pos]))] if classes else labels[pos]
+                    recomputed = {"label": _plain(recomputed_label), "proba": recomputed_p}
+                    same = diff <= tolerance and _plain(recomputed_label) == out["label"]
+                else:
+                    recomputed = {"label": _plain(labels[pos])}
+                    same = recomputed["label"] == out["label"]
+                if same:
+                    report.matched += 1
+                else:
+                    report.mismatch_count += 1
+                    if len(report.mismatches) < 100:
+                        report.mismatches.append({"index": index, "logged": out, "recomputed": recomputed})
+        done += len(chunk)
+        if progress:
+            progress(done, total)
+    report.ok = report.mismatch_count == 0 and not report.commitment_failures and not report.errors
+    return report
+
+
+def _plain(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
