@@ -235,11 +235,13 @@ class CapturedModel:
         return result
 
 
-def wrap(ledger: Ledger, fingerprint: str, deployment: str) -> CapturedModel:
+def wrap(ledger: Ledger, fingerprint: str, deployment: str, trusted: Sequence[str] = ()) -> CapturedModel:
     """Wrap a registered model for logged predictions in ``deployment``.
 
     The estimator is loaded from the registered artifact after checking it
     against the fingerprint, so logged decisions come from exactly those weights.
+    ``trusted`` names extra skops types the caller trusts (see
+    ``glasslog.registry.load_artifact``).
 
     Raises:
         glasslog.registry.RegistryError: unknown model.
@@ -250,7 +252,7 @@ def wrap(ledger: Ledger, fingerprint: str, deployment: str) -> CapturedModel:
         raise ValueError("deployment must be a non-empty name, e.g. 'bank.example/credit/2026-11'")
     registry = Registry(ledger)
     model = registry.get(fingerprint)
-    return CapturedModel(ledger, model, deployment, registry.load(model.fingerprint), registry)
+    return CapturedModel(ledger, model, deployment, registry.load(model.fingerprint, trusted), registry)
 
 
 def record_outcomes(ledger: Ledger, outcomes: Sequence[tuple[int, Any]]) -> AppendResult:

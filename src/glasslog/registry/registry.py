@@ -16,6 +16,7 @@ downloads it without running code they did not choose to trust.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,12 +43,15 @@ def dump_model(model: Any) -> bytes:
     return sio.dumps(model)
 
 
-def load_artifact(data: bytes, fingerprint: str) -> Any:
+def load_artifact(data: bytes, fingerprint: str, trusted: Sequence[str] = ()) -> Any:
     """Load a skops artifact after checking it against its fingerprint.
 
     Args:
         data: the artifact bytes.
         fingerprint: ``"sha256:<hex>"`` the artifact must hash to.
+        trusted: extra type names (as ``skops.io.get_untrusted_types``
+            reports them) the caller has reviewed and trusts, e.g.
+            ``sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor``.
 
     Raises:
         ArtifactError: the bytes do not hash to ``fingerprint``, are not a
@@ -60,9 +64,11 @@ def load_artifact(data: bytes, fingerprint: str) -> Any:
         untrusted = sio.get_untrusted_types(data=data)
     except Exception as exc:  # skops raises various errors for non-skops bytes
         raise ArtifactError(f"artifact is not a readable skops file: {exc}") from None
-    if untrusted:
-        raise ArtifactError(f"artifact contains untrusted types {untrusted}; glasslog loads only skops' trusted types")
-    return sio.loads(data, trusted=None)
+    refused = [t for t in untrusted if t not in set(trusted)]
+    if refused:
+        raise ArtifactError(f"artifact contains untrusted types {refused}; glasslog loads only skops' trusted types"
+                            " unless the caller reviews and trusts them explicitly (trusted=[...])")
+    return sio.loads(data, trusted=list(untrusted) or None)
 
 
 @dataclass(frozen=True)
@@ -158,7 +164,7 @@ class Registry:
             raise RegistryError(f"model prefix {fingerprint!r} is ambiguous ({len(matches)} models)")
         raise RegistryError(f"unknown model {fingerprint!r}: no registration entry in log {self.ledger.origin}")
 
-    def register(self, model: Any, card: ModelCard) -> RegisteredModel:
+    def register(self, model: Any, card: ModelCard, trusted: Sequence[str] = ()) -> RegisteredModel:
         """Serialise ``model`` with skops, store the artifact, and log its registration.
 
         Args:
@@ -175,14 +181,14 @@ class Registry:
         if names_in is not None and list(names_in) != card.feature_names:
             raise RegistryError(f"model card features {card.feature_names} do not match the model's features {list(names_in)}")
         artifact = dump_model(model)
-        return self.register_artifact(artifact, card)
+        return self.register_artifact(artifact, card, trusted)
 
-    def register_artifact(self, artifact: bytes, card: ModelCard) -> RegisteredModel:
-        """Register already-serialised skops artifact bytes (see ``register``)."""
+    def register_artifact(self, artifact: bytes, card: ModelCard, trusted: Sequence[str] = ()) -> RegisteredModel:
+        """Register already-serialised skops artifact bytes (see ``register``; ``trusted`` as in ``load_artifact``)."""
         fingerprint = fingerprint_bytes(artifact)
         if fingerprint in self._models():
             raise RegistryError(f"model {fingerprint} is already registered (entry {self._models()[fingerprint].registered_index})")
-        load_artifact(artifact, fingerprint)  # refuse what nobody could load safely
+        load_artifact(artifact, fingerprint, trusted)  # refuse what nobody could load safely
         path = self.artifact_path(fingerprint)
         created = not path.exists()
         if created:
@@ -214,15 +220,15 @@ class Registry:
             raise RegistryError(f"artifact of model {m.fingerprint} is missing from {self.artifact_dir}")
         return path.read_bytes()
 
-    def load(self, fingerprint: str) -> Any:
-        """Load a registered model, checking its bytes against the fingerprint.
+    def load(self, fingerprint: str, trusted: Sequence[str] = ()) -> Any:
+        """Load a registered model, checking its bytes against the fingerprint (``trusted`` as in ``load_artifact``).
 
         Raises:
             RegistryError: unknown model or missing artifact.
             ArtifactError: the stored artifact was altered or holds untrusted types.
         """
         m = self.get(fingerprint)
-        return load_artifact(self.artifact(m.fingerprint), m.fingerprint)
+        return load_artifact(self.artifact(m.fingerprint), m.fingerprint, trusted)
 
     def set_status(self, fingerprint: str, status: str, reason: str) -> AppendResult:
         """Log a status change (suspend, reinstate, withdraw) with its reason.

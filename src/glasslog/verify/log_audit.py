@@ -62,10 +62,11 @@ def audit_log(ledger: Ledger, *, check_entries: bool = True, progress: Callable[
         The report; memory use is about 100 bytes per entry.
     """
     problems: list[str] = []
-    bad: list[int] = []
+    bad: list[int] = []  # indexes known to be bad
+    suspect: list[int] = []  # lower bounds of ranges known to hold a bad index
 
-    def flag(index: int, message: str) -> None:
-        bad.append(index)
+    def flag(index: int, message: str, exact: bool = True) -> None:
+        (bad if exact else suspect).append(index)
         if len(problems) < 50:
             problems.append(message)
         elif len(problems) == 50:
@@ -108,7 +109,8 @@ def audit_log(ledger: Ledger, *, check_entries: bool = True, progress: Callable[
                 if level == 0:
                     flag(index, f"entry {index} does not match its stored leaf hash: it was edited, replaced or moved")
                 else:
-                    flag(index << level, f"stored interior hash at level {level}, index {index} does not match the entries")
+                    flag(index << level, f"stored interior hash at level {level}, index {index} does not match the entries",
+                         exact=False)
                     break
         if progress:
             progress("hashes", level + 1, len(levels))
@@ -145,7 +147,8 @@ def audit_log(ledger: Ledger, *, check_entries: bool = True, progress: Callable[
             continue
         if root_at(cp.tree_size) != cp.root_hash:
             lo = last_good_size
-            flag(lo, f"entries in [{lo}, {cp.tree_size}) differ from what the checkpoint at tree size {cp.tree_size} signed")
+            flag(lo, f"entries in [{lo}, {cp.tree_size}) differ from what the checkpoint at tree size {cp.tree_size} signed",
+                 exact=False)
         else:
             last_good_size = cp.tree_size
         if previous is not None:
@@ -163,7 +166,7 @@ def audit_log(ledger: Ledger, *, check_entries: bool = True, progress: Callable[
     elif previous[0] < size:
         flag(previous[0], f"entries {previous[0]}..{size - 1} are not covered by any signed checkpoint")
 
-    report.first_bad_index = min(bad) if bad else None
+    report.first_bad_index = min(bad) if bad else (min(suspect) if suspect else None)
     report.problems = problems
     report.ok = not problems
     return report

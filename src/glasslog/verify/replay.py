@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -67,6 +67,7 @@ def replay(
     tolerance: float = DEFAULT_TOLERANCE,
     batch_size: int = 5000,
     progress: Callable[[int, int], None] | None = None,
+    trusted: Sequence[str] = (),
 ) -> ReplayReport:
     """Replay logged decisions against the registered weights (see module docstring).
 
@@ -77,6 +78,7 @@ def replay(
         tolerance: absolute tolerance for probabilities.
         batch_size: decisions recomputed per model call.
         progress: called as ``progress(done, total)``.
+        trusted: extra skops types to trust (see ``glasslog.registry.load_artifact``).
     """
     report = ReplayReport(tolerance=tolerance)
     registry = Registry(ledger)
@@ -102,7 +104,7 @@ def replay(
         for fp, rows in by_model.items():
             if fp not in loaded:
                 try:
-                    loaded[fp] = (registry.get(fp), registry.load(fp))
+                    loaded[fp] = (registry.get(fp), registry.load(fp, trusted))
                 except (RegistryError, ArtifactError) as exc:
                     loaded[fp] = None
                     report.errors.append(f"model {fp}: {exc}")
