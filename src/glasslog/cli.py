@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from .capture import ModelNotActiveError
 from .ledger import DATA_DIR_ENV, EntryError, KeyFileError, Ledger, LedgerError, NoteError, ProofError
 from .ledger.receipt import Receipt, ReceiptFormatError
 from .registry import ArtifactError, CardError, Registry, RegistryError
@@ -40,7 +41,7 @@ JsonOut = Annotated[bool, typer.Option("--json", help="Print machine-readable JS
 DEFAULT_DIR = Path("glasslog-data")
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-_INPUT_ERRORS = (LedgerError, EntryError, NoteError, ProofError, ReceiptFormatError, RegistryError, ArtifactError,
+_INPUT_ERRORS = (ModelNotActiveError, LedgerError, EntryError, NoteError, ProofError, ReceiptFormatError, RegistryError, ArtifactError,
                  CardError, ValueError, LookupError, IndexError, KeyFileError)
 
 

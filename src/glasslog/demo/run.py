@@ -100,7 +100,7 @@ def _run(ledger: Ledger, data_dir: Path, seed: int, batch_size: int, progress) -
     training_fp = fingerprint_frame(X.iloc[train].assign(bad_credit_risk=y.iloc[train]))
     existing = [m for m in registry.list()
                 if m.card.name == card_name and m.card.version == version
-                and m.card.training_data_fingerprint == training_fp and m.status == "active"]
+                and m.card.training_data_fingerprint == training_fp]  # any status: a suspended model stays refused
     registered_now = not existing
     if existing:
         record = existing[-1]

@@ -1,0 +1,209 @@
+"""The `glasslog` command line: the demo, every command, exit codes and bad input."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import sqlite3
+import stat
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from glasslog.cli import app
+from glasslog.ledger import merkle
+from glasslog.ledger.note import Verifier, open_checkpoint
+
+runner = CliRunner()
+
+
+def run(*args, env=None):
+    return runner.invoke(app, [str(a) for a in args], env=env)
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("demo") / "data"
+    r = run("demo", "--data-dir", d, "--json")
+    assert r.exit_code == 0, r.output
+    return d, json.loads(r.stdout)
+
+
+@pytest.fixture
+def copy_of_demo(demo_dir, tmp_path):
+    d = tmp_path / "copy"
+    shutil.copytree(demo_dir[0], d)
+    return d
+
+
+def test_demo_summary_has_real_figures(demo_dir):
+    _, s = demo_dir
+    assert s["ok"] is True
+    assert s["decisions"] == 300 and s["outcomes"] == 300 and s["batches"] == 10
+    assert s["tree_size"] == 601  # 1 registration + 300 decisions + 300 outcomes
+    assert s["claimed"]["accuracy"] == pytest.approx(0.755)
+    assert s["claimed"]["roc_auc"] == pytest.approx(0.7798, abs=1e-4)
+    assert s["realised"]["accuracy"] == pytest.approx(223 / 300)
+    assert s["realised"]["claim_within_interval"] is True
+    assert s["log_audit"]["ok"] and s["log_audit"]["checkpoints"] == 13  # empty tree, registration, 10 batches, outcomes
+    assert s["replay"]["matched"] == 300 and s["replay"]["max_abs_diff"] <= 1e-9
+    assert s["receipts_ok"] and os.path.exists(s["receipt_file"])
+
+
+def test_demo_rerun_appends_a_new_deployment(copy_of_demo):
+    r = run("demo", "--data-dir", copy_of_demo, "--json")
+    assert r.exit_code == 0, r.output
+    s = json.loads(r.stdout)
+    assert s["deployment"].endswith("/deployment-2")
+    assert s["model_registered_now"] is False
+    assert s["tree_size"] == 1201 and s["log_audit"]["ok"]
+
+
+def test_demo_human_output(tmp_path):
+    r = run("demo", "--data-dir", tmp_path / "d")
+    assert r.exit_code == 0, r.output
+    assert "Claimed vs realised" in r.stdout and "verified" in r.stdout and "FAILED" not in r.stdout
+
+
+def test_console_script_installed():
+    exe = shutil.which("glasslog", path=os.path.dirname(sys.executable))
+    assert exe, "the glasslog console script is not installed next to this Python"
+    r = subprocess.run([exe, "--help"], capture_output=True, text=True)
+    assert r.returncode == 0 and "verify" in r.stdout
+
+
+def test_init(tmp_path):
+    d = tmp_path / "log"
+    r = run("init", "--origin", "agency.example/risk", "--data-dir", d)
+    assert r.exit_code == 0, r.output
+    vkey = (d / "log.vkey").read_text().strip()
+    assert vkey in r.stdout and Verifier.parse(vkey).name == "agency.example/risk"
+    assert stat.S_IMODE((d / "log.key").stat().st_mode) == 0o600
+    r = run("init", "--origin", "agency.example/risk", "--data-dir", d)
+    assert r.exit_code == 2 and "already holds a log" in r.output
+    assert run("init", "--origin", "has space", "--data-dir", tmp_path / "x").exit_code == 2
+    r = run("checkpoint", "--data-dir", d, "--json")
+    assert json.loads(r.stdout)["tree_size"] == 0
+
+
+def test_data_dir_from_environment(demo_dir):
+    r = run("checkpoint", "--json", env={"GLASSLOG_DATA_DIR": str(demo_dir[0])})
+    assert r.exit_code == 0 and json.loads(r.stdout)["tree_size"] == 601
+
+
+def test_checkpoint_entry_and_proofs_verify(demo_dir):
+    d, s = demo_dir
+    vkey = Verifier.parse(s["verifier_key"])
+    note = run("checkpoint", "--data-dir", d).stdout
+    cp = open_checkpoint(note, vkey)
+    assert cp.tree_size == 601
+    e = json.loads(run("entry", "5", "--data-dir", d, "--json").stdout)
+    assert e["entry"]["type"] == "decision"
+    p = json.loads(run("prove", "inclusion", "5", "--data-dir", d, "--json").stdout)
+    merkle.verify_inclusion(5, 601, base64.b64decode(p["leaf_hash"]), [base64.b64decode(x) for x in p["proof"]], cp.root_hash)
+    c = json.loads(run("prove", "consistency", "100", "--data-dir", d, "--json").stdout)
+    merkle.verify_consistency(100, 601, base64.b64decode(c["old_root"]), cp.root_hash, [base64.b64decode(x) for x in c["proof"]])
+
+
+@pytest.mark.parametrize("args,message", [
+    (["entry", "601"], "no entry 601"),
+    (["prove", "inclusion", "700"], "outside"),
+    (["prove", "inclusion", "5", "--tree-size", "5"], "outside"),
+    (["prove", "consistency", "700"], "larger"),
+    (["prove", "inclusion", "5", "--tree-size", "9999"], "outside"),
+    (["checkpoint", "--tree-size", "7"], "no signed checkpoint"),
+    (["models", "show", "sha256:0000"], "unknown model"),
+    (["entry", "abc"], "Usage"),
+])
+def test_bad_usage_exits_2(demo_dir, args, message):
+    r = run(*args, "--data-dir", demo_dir[0])
+    assert r.exit_code == 2
+    assert message in r.output
+
+
+def test_missing_log_exits_2(tmp_path):
+    r = run("checkpoint", "--data-dir", tmp_path / "nothing")
+    assert r.exit_code == 2 and "glasslog init" in r.output
+
+
+def test_verify_receipt_good_tampered_malformed(demo_dir, tmp_path):
+    d, s = demo_dir
+    good = s["receipt_file"]
+    r = run("verify", "receipt", good, "--data-dir", d)
+    assert r.exit_code == 0 and "Receipt verified" in r.stdout
+    r = run("verify", "receipt", good, "--key", s["verifier_key"], "--data-dir", tmp_path)
+    assert r.exit_code == 0
+    receipt = json.loads(open(good).read())
+    raw = bytearray(base64.b64decode(receipt["entry"]))
+    raw[raw.index(b'"deployment":"') + 14] ^= 1
+    receipt["entry"] = base64.b64encode(bytes(raw)).decode()
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(receipt))
+    r = run("verify", "receipt", bad, "--data-dir", d, "--json")
+    assert r.exit_code == 1 and json.loads(r.stdout)["ok"] is False
+    (tmp_path / "junk.json").write_text("{not json")
+    assert run("verify", "receipt", tmp_path / "junk.json", "--data-dir", d).exit_code == 2
+    assert run("verify", "receipt", tmp_path / "absent.json", "--data-dir", d).exit_code == 2
+    r = run("verify", "receipt", good, "--key", "not-a-key", "--data-dir", d)
+    assert r.exit_code == 1 and "verifier key" in r.stdout
+    r = run("verify", "receipt", good, "--data-dir", tmp_path / "nowhere")
+    assert r.exit_code == 2 and "no verifier key" in r.output
+
+
+def test_receipt_export(demo_dir, tmp_path):
+    d, _ = demo_dir
+    r = run("receipt", "--subject", "applicant-0001", "--out", tmp_path / "mine", "--data-dir", d)
+    files = list((tmp_path / "mine").glob("receipt-*.json"))
+    assert r.exit_code == 0 and len(files) >= 1
+    assert run("verify", "receipt", files[0], "--data-dir", d).exit_code == 0
+    assert run("receipt", "--subject", "nobody", "--data-dir", d).exit_code == 2
+    assert run("receipt", "--data-dir", d).exit_code == 2
+
+
+def test_verify_log_and_replay(copy_of_demo):
+    d = copy_of_demo
+    assert run("verify", "log", "--data-dir", d).exit_code == 0
+    r = run("verify", "replay", "--data-dir", d, "--json")
+    assert r.exit_code == 0 and json.loads(r.stdout)["matched"] == 300
+    db = sqlite3.connect(d / "log.db")
+    data = db.execute("SELECT data FROM entries WHERE idx = 123").fetchone()[0]
+    db.execute("UPDATE entries SET data = ? WHERE idx = 123", (data.replace(b'"time":"2', b'"time":"1'),))
+    db.commit()
+    r = run("verify", "log", "--data-dir", d, "--json")
+    assert r.exit_code == 1 and json.loads(r.stdout)["first_bad_index"] == 123
+
+
+def test_models_and_kill_switch(copy_of_demo):
+    d = copy_of_demo
+    models = json.loads(run("models", "list", "--data-dir", d, "--json").stdout)
+    assert len(models) == 1 and models[0]["status"] == "active"
+    fp = models[0]["fingerprint"]
+    shown = json.loads(run("models", "show", fp[:20], "--data-dir", d, "--json").stdout)
+    assert shown["card"]["claimed"]["metrics"]["accuracy"] == pytest.approx(0.755)
+    assert run("models", "show", fp[:20], "--data-dir", d).exit_code == 0
+    r = run("models", "set-status", fp, "suspended", "--reason", "supervisory review", "--data-dir", d)
+    assert r.exit_code == 0
+    assert json.loads(run("models", "list", "--data-dir", d, "--json").stdout)[0]["status"] == "suspended"
+    r = run("demo", "--data-dir", d)
+    assert r.exit_code == 2 and "suspended" in r.output
+    assert run("models", "set-status", fp, "paused", "--reason", "x", "--data-dir", d).exit_code == 2
+    assert run("models", "set-status", fp, "active", "--data-dir", d).exit_code == 2  # --reason is required
+
+
+def test_key_file_permissions_are_enforced(copy_of_demo):
+    d = copy_of_demo
+    os.chmod(d / "log.key", 0o644)
+    fp = json.loads(run("models", "list", "--data-dir", d, "--json").stdout)[0]["fingerprint"]
+    before = json.loads(run("checkpoint", "--data-dir", d, "--json").stdout)["tree_size"]
+    r = run("models", "set-status", fp, "suspended", "--reason", "x", "--data-dir", d)
+    assert r.exit_code == 2 and "0644" in r.output and "chmod 600" in r.output
+    assert json.loads(run("checkpoint", "--data-dir", d, "--json").stdout)["tree_size"] == before
+    os.chmod(d / "log.key", 0o600)
+    (d / "log.key").write_text("PRIVATE+KEY+garbage\n")
+    os.chmod(d / "log.key", 0o600)
+    r = run("models", "set-status", fp, "suspended", "--reason", "x", "--data-dir", d)
+    assert r.exit_code == 2 and "corrupt" in r.output
