@@ -125,9 +125,15 @@ def _time(obj: dict, key: str = "time") -> None:
         raise EntryError(str(exc), field=key) from None
 
 
+_INT_LIMIT = 2**53 - 1  # RFC 8785 / I-JSON: integers must be exact as IEEE 754 doubles
+
+
 def _finite(value: Any, field: str) -> None:
+    """Reject NaN, infinity and integers beyond +-(2**53 - 1) anywhere in ``value``, naming the field."""
     if isinstance(value, float) and not math.isfinite(value):
         raise EntryError("NaN and infinity are not allowed", field=field)
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > _INT_LIMIT:
+        raise EntryError("integers must be within +-2**53", field=field)
     if isinstance(value, dict):
         for k, v in value.items():
             _finite(v, f"{field}.{k}")
@@ -190,6 +196,8 @@ def _check_schema(obj: Any) -> None:
     if version != SCHEMA_VERSION:
         raise EntryError(f"unsupported schema version {version} (this glasslog writes {SCHEMA_VERSION})", field="v")
     ENTRY_TYPES[kind](obj)
+    for key, value in obj.items():  # every field, not only the ones the type's schema looks into
+        _finite(value, str(key))
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,10 +217,14 @@ class Entry:
         """Validate a JSON object against its type's schema and canonicalise it.
 
         Raises:
-            EntryError: schema violation, NaN/infinity, or an entry over 65,535 bytes.
+            EntryError: schema violation, NaN/infinity, nesting too deep for
+                the interpreter, or an entry over 65,535 bytes.
         """
-        _check_schema(obj)
-        data = canonical_json(obj)
+        try:
+            _check_schema(obj)
+            data = canonical_json(obj)
+        except RecursionError:
+            raise EntryError("entry is nested too deeply") from None
         if len(data) > MAX_ENTRY_BYTES:
             raise EntryError(f"entry is {len(data)} bytes, the limit is {MAX_ENTRY_BYTES}")
         return cls(data, obj["type"])
@@ -225,7 +237,9 @@ class Entry:
         that RFC 8785 writes otherwise) are rejected, never rewritten.
 
         Raises:
-            EntryError: not UTF-8 JSON, not canonical, or schema violation.
+            EntryError: not UTF-8 JSON, nested too deeply, not canonical, or
+                schema violation (the literals NaN, Infinity and -Infinity are reported as
+                not allowed in the field holding them).
         """
         if not isinstance(data, (bytes, bytearray)):
             raise EntryError(f"entry bytes must be bytes, got {type(data).__name__}")
@@ -233,13 +247,19 @@ class Entry:
         if len(data) > MAX_ENTRY_BYTES:
             raise EntryError(f"entry is {len(data)} bytes, the limit is {MAX_ENTRY_BYTES}")
         try:
-            obj = json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
+            obj = json.loads(data.decode("utf-8"), parse_constant=_parse_constant)
         except UnicodeDecodeError:
             raise EntryError("entry is not valid UTF-8") from None
         except json.JSONDecodeError as exc:
             raise EntryError(f"entry is not valid JSON: {exc}") from None
-        _check_schema(obj)
-        if canonical_json(obj) != data:
+        except RecursionError:
+            raise EntryError("entry is nested too deeply") from None
+        try:
+            _check_schema(obj)
+            canonical = canonical_json(obj)
+        except RecursionError:
+            raise EntryError("entry is nested too deeply") from None
+        if canonical != data:
             raise EntryError("entry is not in RFC 8785 canonical form (key order, whitespace or number/string form)")
         return cls(data, obj["type"])
 
@@ -248,5 +268,7 @@ class Entry:
         return json.loads(self.data)
 
 
-def _reject_constant(name: str) -> Any:
-    raise EntryError(f"{name} is not valid JSON")
+def _parse_constant(name: str) -> float:
+    # NaN, Infinity and -Infinity are not JSON; parse them as floats so that the
+    # schema check rejects them naming the field they are in.
+    return float(name)

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import merkle
+from .commitments import check_commitment
 from .entries import Entry, EntryError, utc_now
 from .note import Checkpoint, NoteError, Signer, Verifier, generate_signer, open_checkpoint, sign_note
 from .tiles import TILE_HEIGHT, TILE_WIDTH, encode_entry_bundle
@@ -153,6 +154,10 @@ class Ledger:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA foreign_keys=ON")
+        # Overwrite deleted content with zeros, so that an erased private value
+        # does not survive in free space of the database file (not every SQLite
+        # build has this on by default).
+        conn.execute("PRAGMA secure_delete=ON")
         return conn
 
     @classmethod
@@ -201,15 +206,31 @@ class Ledger:
         """Open an existing log.
 
         Raises:
-            LedgerError: there is no log in ``data_dir``.
+            LedgerError: there is no log in ``data_dir`` (no ``log.db``, or a
+                ``log.db`` that is not a glasslog log; such a file is left untouched).
         """
         data_dir = Path(data_dir)
         db_path = data_dir / "log.db"
         if not db_path.is_file():
             raise LedgerError(f"no log at {data_dir} (missing {db_path.name}); create one with 'glasslog init'")
+        # Look before configuring: a database that is not a glasslog log must be
+        # left exactly as it is (no WAL switch, no tables added).
+        probe = sqlite3.connect(db_path, isolation_level=None, timeout=30.0)
+        try:
+            is_log = probe.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise LedgerError(f"no log at {data_dir}: {db_path.name} is not a glasslog database ({exc})") from None
+        finally:
+            probe.close()
+        if not is_log:
+            raise LedgerError(f"no log at {data_dir}: {db_path.name} holds no glasslog log; create one with 'glasslog init'")
         conn = cls._connect(db_path)
-        conn.executescript(_SCHEMA)
-        return cls(data_dir, conn)
+        try:
+            conn.executescript(_SCHEMA)
+            return cls(data_dir, conn)
+        except BaseException:
+            conn.close()
+            raise
 
     def close(self) -> None:
         """Close the database connection."""
@@ -230,8 +251,8 @@ class Ledger:
         """Load the signer key, checking its file mode and that it matches the log.
 
         Raises:
-            KeyFileError: missing, group/other-accessible, malformed, or not
-                the key whose verifier key the log recorded.
+            KeyFileError: missing, unreadable, group/other-accessible,
+                malformed, or not the key whose verifier key the log recorded.
         """
         if self._signer is None:
             path = self.data_dir / "log.key"
@@ -248,6 +269,8 @@ class Ledger:
                 signer = Signer.parse(path.read_text(encoding="utf-8"))
             except (NoteError, UnicodeDecodeError) as exc:
                 raise KeyFileError(f"signer key file {path} is corrupt: {exc}") from None
+            except OSError as exc:
+                raise KeyFileError(f"signer key file {path} cannot be read: {exc.strerror or exc}") from None
             if str(signer.verifier()) != self.verifier_key:
                 raise KeyFileError(f"signer key file {path} does not match this log's verifier key {self.verifier_key}")
             self._signer = signer
@@ -311,7 +334,14 @@ class Ledger:
         return tree_size
 
     def leaf_hash(self, index: int) -> bytes:
-        """Stored leaf hash of entry ``index``."""
+        """Stored leaf hash of entry ``index``.
+
+        Raises:
+            IndexError: no such entry.
+        """
+        size = self.size
+        if not 0 <= index < size:
+            raise IndexError(f"no entry {index}; the log has {size} entries")
         return self._get_hashes([(0, index)])[(0, index)]
 
     def root(self, tree_size: int | None = None) -> bytes:
@@ -427,8 +457,10 @@ class Ledger:
             EntryError: an entry is malformed, non-canonical or fails its
                 schema (the message names the entry and field). Nothing is written.
             KeyFileError: the signer key cannot be used. Nothing is written.
-            ValueError: an empty batch or a private value that does not point
-                into the batch. Nothing is written.
+            ValueError: an empty batch, or a private value that does not point
+                into the batch, whose salt and value do not open its
+                commitment, or whose entry does not hold that commitment.
+                Nothing is written.
             sqlite3.Error: storage failed; the transaction is rolled back.
         """
         if not entries:
@@ -447,6 +479,12 @@ class Ledger:
         for pv in private_values:
             if not 0 <= pv.batch_position < len(validated):
                 raise ValueError(f"private value {pv.commitment} points at batch position {pv.batch_position}, outside the batch")
+            if not check_commitment(pv.commitment, pv.salt, pv.value):
+                raise ValueError(f"private value {pv.kind!r} at batch position {pv.batch_position}: salt and value do not"
+                                 f" open its commitment {pv.commitment}")
+            if json.dumps(pv.commitment).encode() not in validated[pv.batch_position].data:
+                raise ValueError(f"private value {pv.kind!r}: entry {pv.batch_position} of the batch does not hold its"
+                                 f" commitment {pv.commitment}")
         signer = self.signer()
         leaf_hashes = [merkle.leaf_hash(e.data) for e in validated]
 
@@ -485,11 +523,16 @@ class Ledger:
             note = self._insert_checkpoint(new_size, root, signer)
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
             self._frontier = None
+            self._rollback()
             raise
         self._frontier = (new_size, stack)
         return AppendResult(n, new_size, note)
+
+    def _rollback(self) -> None:
+        """Roll back the open transaction, if SQLite has not already done so itself."""
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
 
     def _insert_checkpoint(self, tree_size: int, root: bytes, signer: Signer) -> str:
         note = sign_note(Checkpoint(self.origin, tree_size, root).text(), signer)
@@ -505,7 +548,7 @@ class Ledger:
             note = self._insert_checkpoint(tree_size, root, self.signer())
             self._db.execute("COMMIT")
         except BaseException:
-            self._db.execute("ROLLBACK")
+            self._rollback()
             raise
         return note
 
@@ -550,6 +593,13 @@ class Ledger:
         The entry and its commitment stay in the log, so every proof and the
         whole-log audit still verify; the value can no longer be recovered or
         checked. Returns False if the commitment is unknown or already erased.
+
+        The old bytes are overwritten with zeros in the database file
+        (``secure_delete``), and the write-ahead log, which still holds the
+        pages as they were, is checkpointed and truncated. That checkpoint
+        waits (up to the busy timeout) for other connections' reads to finish;
+        if one is still reading then, the old pages stay in the WAL until the
+        next checkpoint overwrites them.
         """
         if not reason:
             raise ValueError("an erasure needs a reason")
@@ -562,9 +612,12 @@ class Ledger:
             )
             self._db.execute("COMMIT")
         except BaseException:
-            self._db.execute("ROLLBACK")
+            self._rollback()
             raise
-        return cur.rowcount == 1
+        erased = cur.rowcount == 1
+        if erased:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        return erased
 
     # ------------------------------------------------------- raw audit access
     def stored_hashes(self, level: int, start: int, end: int) -> Iterator[tuple[int, bytes]]:
