@@ -44,12 +44,12 @@ def test_demo_summary_has_real_figures(demo_dir):
     _, s = demo_dir
     assert s["ok"] is True
     assert s["decisions"] == 300 and s["outcomes"] == 300 and s["batches"] == 10
-    assert s["tree_size"] == 601  # 1 registration + 300 decisions + 300 outcomes
+    assert s["tree_size"] == 602  # registration, deployment declaration, 300 decisions, 300 outcomes
     assert s["claimed"]["accuracy"] == pytest.approx(0.755)
     assert s["claimed"]["roc_auc"] == pytest.approx(0.7798, abs=1e-4)
     assert s["realised"]["accuracy"] == pytest.approx(223 / 300)
     assert s["realised"]["claim_within_interval"] is True
-    assert s["log_audit"]["ok"] and s["log_audit"]["checkpoints"] == 13  # empty tree, registration, 10 batches, outcomes
+    assert s["log_audit"]["ok"] and s["log_audit"]["checkpoints"] == 14  # empty tree, registration, declaration, 10 batches, outcomes
     assert s["replay"]["matched"] == 300 and s["replay"]["max_abs_diff"] <= 1e-9
     assert s["receipts_ok"] and os.path.exists(s["receipt_file"])
 
@@ -60,7 +60,7 @@ def test_demo_rerun_appends_a_new_deployment(copy_of_demo):
     s = json.loads(r.stdout)
     assert s["deployment"].endswith("/deployment-2")
     assert s["model_registered_now"] is False
-    assert s["tree_size"] == 1201 and s["log_audit"]["ok"]
+    assert s["tree_size"] == 1203 and s["log_audit"]["ok"]
 
 
 def test_demo_human_output(tmp_path):
@@ -92,7 +92,7 @@ def test_init(tmp_path):
 
 def test_data_dir_from_environment(demo_dir):
     r = run("checkpoint", "--json", env={"GLASSLOG_DATA_DIR": str(demo_dir[0])})
-    assert r.exit_code == 0 and json.loads(r.stdout)["tree_size"] == 601
+    assert r.exit_code == 0 and json.loads(r.stdout)["tree_size"] == 602
 
 
 def test_checkpoint_entry_and_proofs_verify(demo_dir):
@@ -100,17 +100,17 @@ def test_checkpoint_entry_and_proofs_verify(demo_dir):
     vkey = Verifier.parse(s["verifier_key"])
     note = run("checkpoint", "--data-dir", d).stdout
     cp = open_checkpoint(note, vkey)
-    assert cp.tree_size == 601
+    assert cp.tree_size == 602
     e = json.loads(run("entry", "5", "--data-dir", d, "--json").stdout)
     assert e["entry"]["type"] == "decision"
     p = json.loads(run("prove", "inclusion", "5", "--data-dir", d, "--json").stdout)
-    merkle.verify_inclusion(5, 601, base64.b64decode(p["leaf_hash"]), [base64.b64decode(x) for x in p["proof"]], cp.root_hash)
+    merkle.verify_inclusion(5, 602, base64.b64decode(p["leaf_hash"]), [base64.b64decode(x) for x in p["proof"]], cp.root_hash)
     c = json.loads(run("prove", "consistency", "100", "--data-dir", d, "--json").stdout)
-    merkle.verify_consistency(100, 601, base64.b64decode(c["old_root"]), cp.root_hash, [base64.b64decode(x) for x in c["proof"]])
+    merkle.verify_consistency(100, 602, base64.b64decode(c["old_root"]), cp.root_hash, [base64.b64decode(x) for x in c["proof"]])
 
 
 @pytest.mark.parametrize("args,message", [
-    (["entry", "601"], "no entry 601"),
+    (["entry", "602"], "no entry 602"),
     (["prove", "inclusion", "700"], "outside"),
     (["prove", "inclusion", "5", "--tree-size", "5"], "outside"),
     (["prove", "consistency", "700"], "larger"),

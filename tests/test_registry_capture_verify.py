@@ -58,7 +58,7 @@ def deployed(tmp_path, credit):
     X, y, train, evaluation, deploy, model = credit
     lg = Ledger.create(tmp_path / "log", "bank.example/credit-decisions")
     record = Registry(lg).register(model, make_card(X, y, train, evaluation))
-    wrapped = capture.wrap(lg, record.fingerprint, "bank.example/credit/test")
+    wrapped = capture.wrap(lg, record.fingerprint, "bank.example/credit/test", visibility="public-service")
     yield lg, record, wrapped
     lg.close()
 
@@ -337,13 +337,14 @@ def test_whole_log_audit_passes_then_detects_tampering(deployed, credit):
     for start in range(0, 60, 20):
         wrapped.predict_proba(X.iloc[deploy[start : start + 20]])
     report = audit_log(lg)
-    assert report.ok and report.tree_size == 61 and report.checkpoints == 5
+    assert report.ok and report.tree_size == 62 and report.checkpoints == 6  # 0, model, deployment, 3 batches
     db = sqlite3.connect(lg.data_dir / "log.db")
 
     def data(i):
         return db.execute("SELECT data FROM entries WHERE idx=?", (i,)).fetchone()[0]
 
-    original = {i: data(i) for i in range(61)}
+    original = {i: data(i) for i in range(62)}
+    types = dict(db.execute("SELECT idx, type FROM entries"))
     # edit one entry's output
     edited = original[17].replace(b'"label":0', b'"label":1') if b'"label":0' in original[17] else original[17].replace(b'"label":1', b'"label":0')
     db.execute("UPDATE entries SET data=? WHERE idx=17", (edited,))
@@ -372,8 +373,7 @@ def test_whole_log_audit_passes_then_detects_tampering(deployed, credit):
     r = audit_log(lg)
     assert not r.ok and r.first_bad_index == 44
     db.execute("DELETE FROM entries")
-    db.executemany("INSERT INTO entries(idx, type, data) VALUES (?, 'decision', ?)", sorted(original.items()))
-    db.execute("UPDATE entries SET type='model' WHERE idx=0")
+    db.executemany("INSERT INTO entries(idx, type, data) VALUES (?, ?, ?)", [(i, types[i], d) for i, d in sorted(original.items())])
     db.commit()
     assert audit_log(lg).ok
 
@@ -400,8 +400,8 @@ def test_rewritten_hashes_are_caught_by_the_signed_checkpoints(deployed, credit)
     db.commit()
     r = audit_log(lg)
     assert not r.ok
-    assert r.first_bad_index == 21  # the batch after the checkpoint at size 21 holds the edit
-    assert "[21, 31)" in r.problems[0]
+    assert r.first_bad_index == 22  # the batch after the checkpoint at size 22 holds the edit
+    assert "[22, 32)" in r.problems[0]
 
 
 def test_erasure_keeps_the_log_verifiable(deployed, credit):
@@ -470,10 +470,38 @@ def test_replay_with_missing_numeric_inputs(tmp_path):
     rec = Registry(lg).register(model, card, trusted=[tree])
     with pytest.raises(ArtifactError):
         capture.wrap(lg, rec.fingerprint, "d")
-    w = capture.wrap(lg, rec.fingerprint, "d", trusted=[tree])
+    w = capture.wrap(lg, rec.fingerprint, "d", trusted=[tree], visibility="public-service")
     assert np.array_equal(w.predict_proba(X.iloc[:30]), model.predict_proba(X.iloc[:30]))
-    assert json.loads(lg.entry(1))["output"]["proba"] == model.predict_proba(X.iloc[:1])[0].tolist()
-    assert json.loads(lg.private_values_for([1])[1]["input"][2]) == {"a": None, "b": float(X.b.iloc[0])}
+    assert json.loads(lg.entry(2))["output"]["proba"] == model.predict_proba(X.iloc[:1])[0].tolist()
+    assert json.loads(lg.private_values_for([2])[2]["input"][2]) == {"a": None, "b": float(X.b.iloc[0])}
     rep = replay(lg, trusted=[tree])
     assert rep.ok and rep.checked == 30
     assert not replay(lg).ok  # without the explicit trust the model is not loaded
+
+
+def test_private_deployment_logs_commitments_only(tmp_path, credit):
+    X, y, train, evaluation, deploy, model = credit
+    lg = Ledger.create(tmp_path / "log", "bank.example/private")
+    rec = Registry(lg).register(model, make_card(X, y, train, evaluation))
+    w = capture.wrap(lg, rec.fingerprint, "bank.example/credit/private", visibility="private")
+    proba = w.predict_proba(X.iloc[deploy[:5]], subject_ids=[f"s{i}" for i in range(5)])
+    first = w.last_batch.first_index
+    e = json.loads(lg.entry(first))
+    assert "output" not in e and e["output_commitment"].startswith("sha256:")
+    opened = lg.private_values_for([first])[first]
+    assert json.loads(opened["output"][2])["proba"] == proba[0].tolist()
+    out = capture.record_outcome(lg, first, int(y.iloc[deploy[0]]))
+    o = json.loads(lg.entry(out.first_index))
+    assert "outcome" not in o and o["outcome_commitment"].startswith("sha256:")
+    r = capture.receipt(lg, first)
+    report = verify_receipt(r, lg.verifier_key)
+    assert report.ok and "output commitment" in [c.name for c in report.checks]
+    assert replay(lg).ok and replay(lg).checked == 5
+    # the declaration is on the log and cannot be changed
+    from glasslog.registry import DeploymentError, Deployments
+
+    assert Deployments(lg).get("bank.example/credit/private").visibility == "private"
+    with pytest.raises(DeploymentError, match="cannot change"):
+        Deployments(lg).declare("bank.example/credit/private", "public-service")
+    with pytest.raises(DeploymentError):
+        capture.wrap(lg, rec.fingerprint, "bank.example/credit/private", visibility="public-service")

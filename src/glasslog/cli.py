@@ -318,7 +318,14 @@ def verify_receipt_cmd(
             e = report.entry
             out.print(f"[bold green]Receipt verified[/]: entry {r.index} ({e['type']}) is in log {r.origin} at tree size {r.tree_size}.")
             if e["type"] == "decision":
-                out.print(f"  decision by model {e['model'][:23]}... in {e['deployment']} at {e['time']}: output {json.dumps(e['output'])}")
+                if "output" in e:
+                    shown = json.dumps(e["output"])
+                elif "output" in r.private:
+                    shown = r.private["output"][1].decode("utf-8") + " (private; opened by this receipt)"
+                else:
+                    shown = "(private; not included in this receipt)"
+                out.print(f"  decision by model {e['model'][:23]}... in {e['deployment']} at {e['time']}: output {shown}",
+                          highlight=False)
         elif not report.ok:
             out.print("[bold red]Receipt NOT verified.[/]")
     raise typer.Exit(EXIT_OK if report.ok else EXIT_FAILED)

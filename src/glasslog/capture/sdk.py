@@ -16,6 +16,7 @@ the log only as commitments; their values and salts are stored beside it.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections.abc import Sequence
@@ -28,7 +29,7 @@ import pandas as pd
 from ..ledger import Entry, EntryError, Ledger, LedgerError, PrivateValue, commit, utc_now
 from ..ledger.receipt import Receipt
 from ..ledger.store import AppendResult, default_data_dir
-from ..registry import RegisteredModel, Registry
+from ..registry import Deployment, DeploymentError, Deployments, RegisteredModel, Registry
 
 __all__ = [
     "open_log",
@@ -110,6 +111,8 @@ class CapturedModel:
         ledger: the log.
         model: the registered model's record.
         deployment: deployment name, e.g. ``bank.example/credit/2026-11``.
+        visibility: the deployment's declared visibility; for ``private``
+            deployments outputs are logged as commitments.
         estimator: the loaded scikit-learn model (from the verified artifact).
         last_batch: what the last call appended (indexes, checkpoint), or None.
     """
@@ -119,6 +122,7 @@ class CapturedModel:
     deployment: str
     estimator: Any
     registry: Registry
+    visibility: str = "private"
     last_batch: AppendResult | None = None
 
     def _frame(self, X: Any) -> pd.DataFrame:
@@ -174,7 +178,13 @@ class CapturedModel:
                 raise InputError(f"input row {pos} cannot be logged: {exc}") from None
             private.append(PrivateValue(pos, "input", input_commitment, salt, value_bytes))
             entry = {"type": "decision", "v": 1, "model": self.model.fingerprint, "deployment": self.deployment,
-                     "time": now, "input": input_commitment, "output": output}
+                     "time": now, "input": input_commitment}
+            if self.visibility == "public-service":
+                entry["output"] = output
+            else:
+                output_commitment, o_salt, o_bytes = commit(output)
+                private.append(PrivateValue(pos, "output", output_commitment, o_salt, o_bytes))
+                entry["output_commitment"] = output_commitment
             if subject_ids is not None and subject_ids[pos] is not None:
                 sid = subject_ids[pos]
                 if not isinstance(sid, str) or not sid:
@@ -235,7 +245,15 @@ class CapturedModel:
         return result
 
 
-def wrap(ledger: Ledger, fingerprint: str, deployment: str, trusted: Sequence[str] = ()) -> CapturedModel:
+def wrap(
+    ledger: Ledger,
+    fingerprint: str,
+    deployment: str,
+    trusted: Sequence[str] = (),
+    *,
+    visibility: str | None = None,
+    description: str = "",
+) -> CapturedModel:
     """Wrap a registered model for logged predictions in ``deployment``.
 
     The estimator is loaded from the registered artifact after checking it
@@ -243,16 +261,28 @@ def wrap(ledger: Ledger, fingerprint: str, deployment: str, trusted: Sequence[st
     ``trusted`` names extra skops types the caller trusts (see
     ``glasslog.registry.load_artifact``).
 
+    A deployment not yet on the log is declared with ``visibility``
+    (default ``private``: outputs logged as commitments) and ``description``.
+
     Raises:
         glasslog.registry.RegistryError: unknown model.
         glasslog.registry.ArtifactError: artifact altered or untrusted.
+        glasslog.registry.DeploymentError: the deployment is declared with
+            another visibility than the one asked for.
         ValueError: empty deployment name.
     """
     if not deployment or not isinstance(deployment, str):
         raise ValueError("deployment must be a non-empty name, e.g. 'bank.example/credit/2026-11'")
     registry = Registry(ledger)
     model = registry.get(fingerprint)
-    return CapturedModel(ledger, model, deployment, registry.load(model.fingerprint, trusted), registry)
+    estimator = registry.load(model.fingerprint, trusted)
+    deployments = Deployments(ledger)
+    declared: Deployment | None = deployments.find(deployment)
+    if declared is None:
+        declared = deployments.declare(deployment, visibility or "private", description)
+    elif visibility is not None and visibility != declared.visibility:
+        raise DeploymentError(f"deployment {deployment!r} is declared {declared.visibility}, not {visibility}")
+    return CapturedModel(ledger, model, deployment, estimator, registry, declared.visibility)
 
 
 def record_outcomes(ledger: Ledger, outcomes: Sequence[tuple[int, Any]]) -> AppendResult:
@@ -262,6 +292,9 @@ def record_outcomes(ledger: Ledger, outcomes: Sequence[tuple[int, Any]]) -> Appe
         outcomes: ``(decision index, outcome)`` pairs; outcomes are JSON
             values (e.g. 1 = the loan defaulted).
 
+    For decisions of private deployments the outcome is logged as a
+    commitment, with the value beside the log.
+
     Raises:
         ValueError: an index that is not a decision entry, or an empty list.
         EntryError: an outcome that is not loggable (NaN ...).
@@ -269,7 +302,8 @@ def record_outcomes(ledger: Ledger, outcomes: Sequence[tuple[int, Any]]) -> Appe
     if not outcomes:
         raise ValueError("no outcomes given")
     now = utc_now()
-    entries = []
+    entries: list[dict] = []
+    private: list[PrivateValue] = []
     for idx, outcome in outcomes:
         if not isinstance(idx, (int, np.integer)) or isinstance(idx, bool):
             raise ValueError(f"decision index must be an integer, got {idx!r}")
@@ -277,10 +311,19 @@ def record_outcomes(ledger: Ledger, outcomes: Sequence[tuple[int, Any]]) -> Appe
             data = ledger.entry(int(idx))
         except IndexError:
             raise ValueError(f"no entry {idx} in the log: outcomes must refer to a logged decision") from None
-        if not data.startswith(b'{') or b'"type":"decision"' not in data:
+        decision = json.loads(data)
+        if not isinstance(decision, dict) or decision.get("type") != "decision":
             raise ValueError(f"entry {idx} is not a decision; outcomes must refer to a decision")
-        entries.append({"type": "outcome", "v": 1, "decision": int(idx), "outcome": _native(outcome), "time": now})
-    return ledger.append(entries)
+        entry = {"type": "outcome", "v": 1, "decision": int(idx), "time": now}
+        value = _native(outcome)
+        if "output_commitment" in decision:  # a private deployment: the outcome is private too
+            commitment, salt, value_bytes = commit(value)
+            private.append(PrivateValue(len(entries), "outcome", commitment, salt, value_bytes))
+            entry["outcome_commitment"] = commitment
+        else:
+            entry["outcome"] = value
+        entries.append(entry)
+    return ledger.append(entries, private)
 
 
 def record_outcome(ledger: Ledger, decision_index: int, outcome: Any) -> AppendResult:

@@ -131,7 +131,9 @@ def _run(ledger: Ledger, data_dir: Path, seed: int, batch_size: int, progress) -
     while f"{ledger.origin}/deployment-{k}" in deployments:
         k += 1
     deployment = f"{ledger.origin}/deployment-{k}"
-    wrapped = capture.wrap(ledger, record.fingerprint, deployment)
+    wrapped = capture.wrap(ledger, record.fingerprint, deployment, visibility="private",
+                           description="Consumer credit applications scored by the German Credit scorecard; outputs and"
+                                       " outcomes are private (logged as commitments), the public sees counts.")
 
     deploy_X, deploy_y = X.iloc[deploy], y.iloc[deploy]
     subject_ids = [f"applicant-{int(i):04d}" for i in deploy]

@@ -17,7 +17,10 @@ from typing import Any
 
 from .entries import canonical_json
 
-__all__ = ["SALT_SIZE", "commit", "commitment_of", "check_commitment"]
+__all__ = ["SALT_SIZE", "COMMITMENT_FIELDS", "commit", "commitment_of", "check_commitment"]
+
+COMMITMENT_FIELDS = {"input": "input", "subject": "subject", "output": "output_commitment", "outcome": "outcome_commitment"}
+"""Kind of private value -> the entry field that holds its commitment."""
 
 SALT_SIZE = 32
 """Salt length in bytes."""

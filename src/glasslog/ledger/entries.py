@@ -159,30 +159,76 @@ def _check_model(obj: dict) -> None:
         raise EntryError(f"must be active, suspended or withdrawn, got {status!r}", field="status")
 
 
+def _one_of(obj: dict, public: str, committed: str) -> None:
+    """Exactly one of a public value and a commitment to it (private deployments)."""
+    has_public, has_commitment = public in obj, committed in obj
+    if has_public == has_commitment:
+        raise EntryError(f"exactly one of '{public}' (public) and '{committed}' (commitment) is required", field=public)
+    if has_public:
+        _finite(obj[public], public)
+    else:
+        _digest(obj, committed)
+
+
 def _check_decision(obj: dict) -> None:
     _digest(obj, "model")
-    deployment = _require(obj, "deployment", str)
-    if not deployment:
-        raise EntryError("must not be empty", field="deployment")
+    _name(obj, "deployment")
     _time(obj)
     _digest(obj, "input")
     _digest(obj, "subject", optional=True)
-    if "output" not in obj:
-        raise EntryError("is required", field="output")
-    _finite(obj["output"], "output")
+    _one_of(obj, "output", "output_commitment")
 
 
 def _check_outcome(obj: dict) -> None:
     decision = _require(obj, "decision", int)
     if decision < 0:
         raise EntryError("must be a decision's index (>= 0)", field="decision")
-    if "outcome" not in obj:
-        raise EntryError("is required", field="outcome")
-    _finite(obj["outcome"], "outcome")
+    _one_of(obj, "outcome", "outcome_commitment")
     _time(obj)
 
 
-ENTRY_TYPES = {"model": _check_model, "decision": _check_decision, "outcome": _check_outcome}
+DEPLOYMENT_VISIBILITY = ("public-service", "private")
+"""``public-service``: decisions' outputs are public; ``private``: outputs and
+outcomes are logged as commitments, the public sees counts only."""
+
+
+def _name(obj: dict, key: str) -> None:
+    value = _require(obj, key, str)
+    if not value:
+        raise EntryError("must not be empty", field=key)
+    if not value.isprintable() or len(value) > 200:
+        raise EntryError("must be printable text of at most 200 characters", field=key)
+
+
+def _check_deployment(obj: dict) -> None:
+    _name(obj, "deployment")
+    visibility = _require(obj, "visibility", str)
+    if visibility not in DEPLOYMENT_VISIBILITY:
+        raise EntryError(f"must be one of {', '.join(DEPLOYMENT_VISIBILITY)}, got {visibility!r}", field="visibility")
+    _require(obj, "description", str)
+    _time(obj)
+
+
+ACCESS_ACTIONS = ("weights-download",)
+
+
+def _check_access(obj: dict) -> None:
+    action = _require(obj, "action", str)
+    if action not in ACCESS_ACTIONS:
+        raise EntryError(f"must be one of {', '.join(ACCESS_ACTIONS)}, got {action!r}", field="action")
+    _digest(obj, "model")
+    _name(obj, "role")
+    _name(obj, "key_id")
+    _time(obj)
+
+
+ENTRY_TYPES = {
+    "model": _check_model,
+    "deployment": _check_deployment,
+    "decision": _check_decision,
+    "outcome": _check_outcome,
+    "access": _check_access,
+}
 """Entry types known to this version, with their schema checks."""
 
 

@@ -32,7 +32,7 @@ import os
 import secrets
 import sqlite3
 import stat
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -441,7 +441,12 @@ class Ledger:
         hashes = self._get_hashes(parts) if parts else {}
         return [(level, hashes[(level, index)]) for level, index in parts]
 
-    def append(self, entries: Sequence[Entry | dict | bytes], private_values: Sequence[PrivateValue] = ()) -> AppendResult:
+    def append(
+        self,
+        entries: Sequence[Entry | dict | bytes],
+        private_values: Sequence[PrivateValue] = (),
+        within: Callable[[sqlite3.Connection, int], None] | None = None,
+    ) -> AppendResult:
         """Append a batch of entries, all or nothing, and sign a checkpoint covering it.
 
         Args:
@@ -449,6 +454,10 @@ class Ledger:
                 bytes to be validated here.
             private_values: values committed to by entries of this batch, to
                 be stored beside the log in the same transaction.
+            within: called as ``within(connection, first_index)`` inside the
+                batch's transaction, for rows beside the log that must exist
+                exactly when the batch does (receipt tokens, indexes). If it
+                raises, the batch is rolled back.
 
         Returns:
             The indexes given and the new signed checkpoint.
@@ -520,6 +529,8 @@ class Ledger:
                     [(pv.commitment, pv.kind, n + pv.batch_position, pv.salt, pv.value, self._lookup(pv.kind, pv.value))
                      for pv in private_values],
                 )
+            if within is not None:
+                within(db, n)
             note = self._insert_checkpoint(new_size, root, signer)
             db.execute("COMMIT")
         except BaseException:

@@ -2,10 +2,11 @@
 policy, status (active / suspended / withdrawn), all recorded on the log."""
 
 from .card import DISCLOSURE_LEVELS, STATUSES, CardError, ClaimedMetrics, Feature, ModelCard, fingerprint_bytes, fingerprint_frame
+from .deployments import Deployment, DeploymentError, Deployments
 from .registry import ArtifactError, RegisteredModel, Registry, RegistryError, StatusChange, dump_model, load_artifact
 
 __all__ = [
     "DISCLOSURE_LEVELS", "STATUSES", "CardError", "ClaimedMetrics", "Feature", "ModelCard", "fingerprint_bytes",
     "fingerprint_frame", "ArtifactError", "RegisteredModel", "Registry", "RegistryError", "StatusChange", "dump_model",
-    "load_artifact",
+    "load_artifact", "Deployment", "DeploymentError", "Deployments",
 ]

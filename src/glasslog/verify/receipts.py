@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass, field
 
 from ..ledger import merkle
-from ..ledger.commitments import check_commitment
+from ..ledger.commitments import COMMITMENT_FIELDS, check_commitment
 from ..ledger.entries import Entry, EntryError
 from ..ledger.note import NoteError, Verifier, open_checkpoint
 from ..ledger.receipt import Receipt
@@ -95,7 +95,7 @@ def verify_receipt(receipt: Receipt, verifier_key: str | Verifier) -> ReceiptRep
         return report
     all_ok = True
     for kind, (salt, value) in sorted(receipt.private.items()):
-        commitment = report.entry.get(kind)
+        commitment = report.entry.get(COMMITMENT_FIELDS.get(kind, kind))
         if not isinstance(commitment, str):
             add(Check(f"{kind} commitment", False, f"the entry has no {kind} commitment to open"))
             all_ok = False

@@ -1,7 +1,8 @@
 """Replay: recompute logged decisions from the registered weights and the stored inputs.
 
 For every decision entry (optionally of one model or deployment) this
-opens the input commitment with the stored value and salt, loads the
+opens the input commitment (and, for private deployments, the output
+commitment) with the stored values and salts, loads the
 registered artifact (checked against its fingerprint), recomputes the
 output, and compares: labels must be equal exactly, probabilities within
 ``tolerance`` (absolute, default 1e-9; JSON round-trips floats exactly, so
@@ -100,6 +101,15 @@ def replay(
             if commitment != entry["input"] or not check_commitment(entry["input"], salt, value):
                 report.commitment_failures.append(index)
                 continue
+            if "output_commitment" in entry:  # private deployment: the logged output is beside the log
+                out = private.get(index, {}).get("output")
+                if out is None:
+                    report.erased += 1
+                    continue
+                if out[0] != entry["output_commitment"] or not check_commitment(out[0], out[1], out[2]):
+                    report.commitment_failures.append(index)
+                    continue
+                entry = {**entry, "output": json.loads(out[2])}
             by_model.setdefault(entry["model"], []).append((index, entry, json.loads(value)))
         for fp, rows in by_model.items():
             if fp not in loaded:
