@@ -28,9 +28,11 @@ app = typer.Typer(help="glasslog: a verifiable, append-only log of a deployed mo
 prove_app = typer.Typer(help="Produce inclusion and consistency proofs.", no_args_is_help=True)
 verify_app = typer.Typer(help="Verify receipts, the whole log, or replay decisions.", no_args_is_help=True)
 models_app = typer.Typer(help="The model registry.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys for operators, supervisors, researchers and developers.", no_args_is_help=True)
 app.add_typer(prove_app, name="prove")
 app.add_typer(verify_app, name="verify")
 app.add_typer(models_app, name="models")
+app.add_typer(keys_app, name="keys")
 
 out = Console()
 err = Console(stderr=True)
@@ -468,6 +470,90 @@ def models_set_status(
     except _INPUT_ERRORS as exc:
         _fail(str(exc))
     out.print(f"model {fingerprint} is now {status} (entry {result.first_index})")
+
+
+@app.command()
+def serve(
+    data_dir: DataDir = DEFAULT_DIR,
+    host: Annotated[str, typer.Option(help="Interface to bind; 127.0.0.1 keeps it local.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    openapi: Annotated[Path | None, typer.Option("--write-openapi", help="Write the OpenAPI spec to this file and exit.")] = None,
+) -> None:
+    """Serve the log over HTTP: C2SP tiles for verifiers and the JSON API (FastAPI + uvicorn)."""
+    from .server import create_app
+
+    try:
+        application = create_app(data_dir)
+    except LedgerError as exc:
+        _fail(str(exc))
+    if openapi is not None:
+        openapi.write_text(json.dumps(application.openapi(), indent=2, sort_keys=True) + "\n")
+        out.print(f"wrote {openapi}")
+        return
+    import uvicorn
+
+    err.print(f"glasslog serving {data_dir} on http://{host}:{port}  (verifiers: /checkpoint, /tile/...; API: /v1, docs: /docs)")
+    if workers > 1:
+        import os
+
+        os.environ[DATA_DIR_ENV] = str(data_dir)
+        uvicorn.run("glasslog.server.app:app_from_env", host=host, port=port, workers=workers, factory=True,
+                    log_level="warning", timeout_graceful_shutdown=30)
+    else:
+        uvicorn.run(application, host=host, port=port, log_level="warning", timeout_graceful_shutdown=30)
+
+
+@keys_app.command("create")
+def keys_create(
+    role: Annotated[str, typer.Option(help="operator, supervisor, researcher or developer.")],
+    name: Annotated[str, typer.Option(help="Who holds the key.")],
+    deployment: Annotated[list[str] | None, typer.Option(help="For developers: a deployment they may read (repeatable).")] = None,
+    data_dir: DataDir = DEFAULT_DIR,
+    json_out: JsonOut = False,
+) -> None:
+    """Issue an API key; the token is printed once and only its hash is stored."""
+    from .access import KeyStore
+
+    ledger = _open(data_dir)
+    try:
+        record, token = KeyStore(ledger).create(role, name, deployment or [])
+    except ValueError as exc:
+        _fail(str(exc))
+    if json_out:
+        _print_json({**record.to_dict(), "token": token})
+        return
+    out.print(f"key {record.key_id} ({record.role}) for {record.name}; the token is shown once:")
+    print(token)
+
+
+@keys_app.command("list")
+def keys_list(data_dir: DataDir = DEFAULT_DIR, json_out: JsonOut = False) -> None:
+    """List keys (ids, roles, holders; never secrets)."""
+    from .access import KeyStore
+
+    keys = KeyStore(_open(data_dir)).list()
+    if json_out:
+        _print_json([k.to_dict() for k in keys])
+        return
+    t = Table(title="API keys")
+    for col in ("key id", "role", "name", "deployments", "created", "revoked"):
+        t.add_column(col)
+    for k in keys:
+        t.add_row(k.key_id, k.role, k.name, ", ".join(k.deployments), k.created_at, k.revoked_at or "")
+    out.print(t)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key id (from keys list).")], data_dir: DataDir = DEFAULT_DIR) -> None:
+    """Revoke a key; it stops working at once."""
+    from .access import KeyStore
+
+    try:
+        k = KeyStore(_open(data_dir)).revoke(key_id)
+    except LookupError as exc:
+        _fail(str(exc))
+    out.print(f"revoked key {k.key_id} ({k.role}, {k.name}) at {k.revoked_at}")
 
 
 def main() -> None:  # pragma: no cover - console entry point wrapper

@@ -19,14 +19,15 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Sequence
+import sqlite3
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ..ledger import Entry, EntryError, Ledger, LedgerError, PrivateValue, commit, utc_now
+from ..ledger import Entry, EntryError, Ledger, LedgerError, PrivateValue, canonical_json, commit, utc_now
 from ..ledger.receipt import Receipt
 from ..ledger.store import AppendResult, default_data_dir
 from ..registry import Deployment, DeploymentError, Deployments, RegisteredModel, Registry
@@ -86,6 +87,17 @@ def _native(value: Any) -> Any:
         return [_native(v) for v in value.tolist()]
     if value is pd.NA or value is pd.NaT:
         return None
+    return value
+
+
+def _native_output(value: Any) -> Any:
+    """A JSON-native copy of an externally computed output (numpy scalars converted)."""
+    if isinstance(value, dict):
+        return {str(k): _native_output(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_native_output(v) for v in list(value)]
+    if isinstance(value, np.generic):
+        return value.item()
     return value
 
 
@@ -163,7 +175,46 @@ class CapturedModel:
                 f" since entry {last.index} ({last.reason}); its decisions are refused"
             )
 
-    def _log(self, frame: pd.DataFrame, outputs: list[Any], subject_ids: Sequence[Any] | None) -> None:
+    def log_outputs(
+        self,
+        X: Any,
+        outputs: Sequence[Any],
+        subject_ids: Sequence[str | None] | None = None,
+        within: Callable[[sqlite3.Connection, int], None] | None = None,
+    ) -> AppendResult:
+        """Log decisions whose outputs were computed elsewhere (e.g. by an HTTP client).
+
+        The outputs are logged as given; ``glasslog verify replay`` later
+        checks them against the registered weights.
+
+        Args:
+            X: inputs, as for ``predict``.
+            outputs: one JSON value per row (e.g. ``{"label": 1, "proba": [0.2, 0.8]}``).
+            subject_ids: one subject identifier (or None) per row.
+            within: passed to ``Ledger.append`` (rows beside the log in the same transaction).
+
+        Raises:
+            ModelNotActiveError, InputError: as for ``predict``; also a count
+                of outputs that differs from the rows, or an output that is not
+                loggable (NaN, infinity, integers beyond 2**53).
+        """
+        self._check_active()
+        frame = self._frame(X)
+        if len(outputs) != len(frame):
+            raise InputError(f"got {len(outputs)} outputs for {len(frame)} input rows")
+        clean = []
+        for i, o in enumerate(outputs):
+            native = _native_output(o)
+            try:
+                canonical_json(native)
+            except EntryError as exc:
+                raise InputError(f"output for row {i} cannot be logged: {exc}") from None
+            clean.append(native)
+        self._log(frame, clean, subject_ids, within)
+        return self.last_batch
+
+    def _log(self, frame: pd.DataFrame, outputs: list[Any], subject_ids: Sequence[Any] | None,
+             within: Callable[[sqlite3.Connection, int], None] | None = None) -> None:
         if subject_ids is not None and len(subject_ids) != len(frame):
             raise InputError(f"got {len(subject_ids)} subject ids for {len(frame)} input rows")
         now = utc_now()
@@ -196,15 +247,17 @@ class CapturedModel:
                 entries.append(Entry.from_object(entry))
             except EntryError as exc:
                 raise InputError(f"decision for row {pos} cannot be logged: {exc}") from None
-        self.last_batch = self.ledger.append(entries, private)
+        self.last_batch = self.ledger.append(entries, private, within)
 
-    def predict(self, X: Any, subject_ids: Sequence[str | None] | None = None) -> np.ndarray:
+    def predict(self, X: Any, subject_ids: Sequence[str | None] | None = None, *,
+                within: Callable[[sqlite3.Connection, int], None] | None = None) -> np.ndarray:
         """Predict labels and log one decision per row.
 
         Args:
             X: DataFrame with the card's feature columns (any order), or a
                 2-D array of shape (rows, features) in the card's order.
             subject_ids: one subject identifier (or None) per row.
+            within: passed to ``Ledger.append`` (rows beside the log in the same transaction).
 
         Returns:
             Exactly what the model's ``predict`` returns, shape (rows,).
@@ -217,10 +270,11 @@ class CapturedModel:
         frame = self._frame(X)
         result = self.estimator.predict(frame)
         outputs = [{"label": _output_value(v, i)} for i, v in enumerate(np.asarray(result).tolist())]
-        self._log(frame, outputs, subject_ids)
+        self._log(frame, outputs, subject_ids, within)
         return result
 
-    def predict_proba(self, X: Any, subject_ids: Sequence[str | None] | None = None) -> np.ndarray:
+    def predict_proba(self, X: Any, subject_ids: Sequence[str | None] | None = None, *,
+                      within: Callable[[sqlite3.Connection, int], None] | None = None) -> np.ndarray:
         """Predict class probabilities and log one decision per row.
 
         The logged output is ``{"label": <class with the highest probability>,
@@ -241,7 +295,7 @@ class CapturedModel:
             raise InputError(f"model output for row {bad} contains NaN or infinity, which cannot be logged")
         classes = list(getattr(self.estimator, "classes_", range(arr.shape[1])))
         outputs = [{"label": _output_value(classes[int(np.argmax(p))], i), "proba": [float(x) for x in p]} for i, p in enumerate(arr)]
-        self._log(frame, outputs, subject_ids)
+        self._log(frame, outputs, subject_ids, within)
         return result
 
 

@@ -150,7 +150,9 @@ class Ledger:
     # ----------------------------------------------------------------- set up
     @staticmethod
     def _connect(db_path: Path) -> sqlite3.Connection:
-        conn = sqlite3.connect(db_path, isolation_level=None, timeout=30.0)
+        # check_same_thread=False: a Ledger may be handed between threads (e.g. a
+        # server's worker pool) as long as one thread uses it at a time.
+        conn = sqlite3.connect(db_path, isolation_level=None, timeout=30.0, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA foreign_keys=ON")

@@ -63,7 +63,7 @@ def tile_path(level: int | None, index: int, width: int = TILE_WIDTH) -> str:
     return path if width == TILE_WIDTH else f"{path}.p/{width}"
 
 
-_PATH = re.compile(r"^tile/(entries|0|[1-9][0-9]{0,2})/((?:x[0-9]{3}/)*[0-9]{3})(?:\.p/([1-9][0-9]{0,2}))?$")
+_PATH = re.compile(r"^tile/(entries|0|[1-9]|[1-5][0-9]|6[0-3])/((?:x[0-9]{3}/)*[0-9]{3})(?:\.p/([1-9][0-9]{0,2}))?$")
 
 
 def parse_tile_path(path: str) -> TileRef:

@@ -107,6 +107,8 @@ class ModelCard:
         training_data_fingerprint: ``fingerprint_frame`` of the training data.
         claimed: the claimed metrics.
         disclosure_policy: one of ``DISCLOSURE_LEVELS``.
+        researcher_access_protected: researchers may see protected attributes
+            (for group audits); personal features are withheld from them otherwise.
         extra: any further fields the provider wants on the record.
     """
 
@@ -119,6 +121,7 @@ class ModelCard:
     training_data_fingerprint: str
     claimed: ClaimedMetrics
     disclosure_policy: str = "closed"
+    researcher_access_protected: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -177,6 +180,7 @@ class ModelCard:
                 training_data_fingerprint=d["training_data_fingerprint"],
                 claimed=ClaimedMetrics(dict(claimed["metrics"]), claimed["evaluation_fingerprint"], claimed["evaluation_size"]),
                 disclosure_policy=d.get("disclosure_policy", "closed"),
+                researcher_access_protected=bool(d.get("researcher_access_protected", False)),
                 extra=dict(d.get("extra") or {}),
             )
         except KeyError as exc:

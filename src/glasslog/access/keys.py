@@ -1,0 +1,182 @@
+"""API keys (bearer tokens) for overseers and operators, and receipt tokens for subjects.
+
+An API key looks like ``glk_<key id>_<secret>``. Only SHA-256 of the secret is
+stored, beside the log in the same database; the key id is public (it appears
+in ``access`` entries, e.g. who downloaded which weights). Keys are revoked,
+never deleted, so the record of who held which role stays.
+
+A receipt token is a random secret handed to the subject of a decision when it
+is logged; its SHA-256 is stored with the decision's index, in the same
+transaction as the decision, so a token exists exactly when its decision does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+import secrets
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from ..ledger import Ledger, utc_now
+from .policy import KEY_ROLES
+
+__all__ = ["AuthError", "Principal", "ApiKey", "KeyStore", "new_receipt_token", "store_receipt_tokens", "PUBLIC"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS api_keys (
+    key_id TEXT PRIMARY KEY, name TEXT NOT NULL, role TEXT NOT NULL, secret_hash BLOB NOT NULL,
+    deployments TEXT NOT NULL DEFAULT '[]', created_at TEXT NOT NULL, revoked_at TEXT);
+CREATE TABLE IF NOT EXISTS receipt_tokens (token_hash BLOB PRIMARY KEY, entry_index INTEGER NOT NULL);
+"""
+
+_KEY = re.compile(r"^glk_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
+_TOKEN = re.compile(r"^grt_[A-Za-z0-9_-]{43}$")
+
+
+class AuthError(PermissionError):
+    """A credential is missing, malformed, unknown or revoked."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is asking.
+
+    Attributes:
+        role: ``public``, ``subject``, ``developer``, ``researcher``, ``supervisor`` or ``operator``.
+        key_id: the API key id, ``None`` for the public and subjects.
+        name: the key's holder, as given at creation.
+        deployments: deployments a developer key is granted.
+        entry_index: for a subject, the decision their receipt token opens.
+    """
+
+    role: str
+    key_id: str | None = None
+    name: str = ""
+    deployments: tuple[str, ...] = ()
+    entry_index: int | None = None
+
+
+PUBLIC = Principal("public")
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """An API key's record (never the secret)."""
+
+    key_id: str
+    name: str
+    role: str
+    deployments: tuple[str, ...]
+    created_at: str
+    revoked_at: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"key_id": self.key_id, "name": self.name, "role": self.role, "deployments": list(self.deployments),
+                "created_at": self.created_at, "revoked_at": self.revoked_at}
+
+
+def _hash(secret: str) -> bytes:
+    return hashlib.sha256(secret.encode("ascii")).digest()
+
+
+def new_receipt_token() -> str:
+    """A fresh receipt token (``grt_`` + 43 url-safe base64 characters, 256 bits)."""
+    return "grt_" + secrets.token_urlsafe(32)
+
+
+def store_receipt_tokens(conn: sqlite3.Connection, tokens: Sequence[tuple[str, int]]) -> None:
+    """Store ``(token, entry index)`` pairs; call inside the batch's transaction."""
+    conn.executemany("INSERT INTO receipt_tokens(token_hash, entry_index) VALUES (?, ?)",
+                     [(_hash(t), i) for t, i in tokens])
+
+
+class KeyStore:
+    """API keys and receipt tokens of one log."""
+
+    def __init__(self, ledger: Ledger):
+        self.ledger = ledger
+        ledger.connection.executescript(_SCHEMA)
+
+    def create(self, role: str, name: str, deployments: Sequence[str] = ()) -> tuple[ApiKey, str]:
+        """Issue a key.
+
+        Args:
+            role: one of ``operator``, ``supervisor``, ``researcher``, ``developer``.
+            name: who holds it (e.g. "Financial Supervisory Authority, model risk unit").
+            deployments: for developers, the deployments whose decisions they may read.
+
+        Returns:
+            ``(record, token)``; the token is shown once and never stored.
+
+        Raises:
+            ValueError: unknown role, empty name, or deployments given for another role.
+        """
+        if role not in KEY_ROLES:
+            raise ValueError(f"role must be one of {', '.join(KEY_ROLES)}, got {role!r}")
+        if not name or not name.strip() or not name.isprintable():
+            raise ValueError("a key needs a printable name saying who holds it")
+        if deployments and role != "developer":
+            raise ValueError("only developer keys are granted specific deployments")
+        key_id = secrets.token_hex(6)
+        secret = secrets.token_urlsafe(32)
+        record = ApiKey(key_id, name.strip(), role, tuple(deployments), utc_now())
+        conn = self.ledger.connection
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("INSERT INTO api_keys(key_id, name, role, secret_hash, deployments, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                         (key_id, record.name, role, _hash(secret), json.dumps(list(deployments)), record.created_at))
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return record, f"glk_{key_id}_{secret}"
+
+    def list(self) -> list[ApiKey]:
+        """All keys, revoked ones included, oldest first."""
+        rows = self.ledger.connection.execute(
+            "SELECT key_id, name, role, deployments, created_at, revoked_at FROM api_keys ORDER BY created_at, key_id")
+        return [ApiKey(k, n, r, tuple(json.loads(d)), c, rv) for k, n, r, d, c, rv in rows]
+
+    def revoke(self, key_id: str) -> ApiKey:
+        """Revoke a key; it stops working at once.
+
+        Raises:
+            LookupError: no such key, or it is already revoked.
+        """
+        conn = self.ledger.connection
+        cur = conn.execute("UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL", (utc_now(), key_id))
+        if conn.in_transaction:
+            conn.execute("COMMIT")
+        if cur.rowcount != 1:
+            raise LookupError(f"no active key with id {key_id!r}")
+        return next(k for k in self.list() if k.key_id == key_id)
+
+    def authenticate(self, token: str) -> Principal:
+        """The principal behind a bearer token (API key or receipt token).
+
+        Raises:
+            AuthError: malformed, unknown or revoked.
+        """
+        m = _KEY.match(token or "")
+        if m:
+            key_id, secret = m.groups()
+            row = self.ledger.connection.execute(
+                "SELECT name, role, secret_hash, deployments, revoked_at FROM api_keys WHERE key_id = ?", (key_id,)).fetchone()
+            if row is None or not hmac.compare_digest(row[2], _hash(secret)):
+                raise AuthError("unknown API key")
+            if row[4] is not None:
+                raise AuthError(f"API key {key_id} was revoked at {row[4]}")
+            return Principal(row[1], key_id, row[0], tuple(json.loads(row[3])))
+        if _TOKEN.match(token or ""):
+            row = self.ledger.connection.execute(
+                "SELECT entry_index FROM receipt_tokens WHERE token_hash = ?", (_hash(token),)).fetchone()
+            if row is None:
+                raise AuthError("unknown receipt token")
+            return Principal("subject", entry_index=row[0])
+        raise AuthError("malformed credential: expected an API key 'glk_...' or a receipt token 'grt_...'")

@@ -1,0 +1,140 @@
+"""Who may see and do what: roles, weights disclosure, and each role's view of a decision.
+
+Roles (DESIGN.md): ``public``, ``subject``, ``developer``, ``researcher``,
+``supervisor``, ``operator``.
+
+Weights: a model's disclosure policy names the widest group that may download
+its artifact; each level includes the ones before it::
+
+    closed < supervisors < researchers < developers < public
+
+Decisions: every entry is public (the tiles serve them all), so privacy rests
+on what the entries hold: commitments, never personal values. The views below
+decide which private values (beside the log) each role gets opened:
+
+| role       | decisions it reads                  | output | inputs                                    | subject id |
+|------------|-------------------------------------|--------|-------------------------------------------|------------|
+| public     | public-service deployments          | yes    | no (commitment)                           | no         |
+| subject    | their own (receipt token)           | yes    | all of their own                          | their own  |
+| developer  | deployments their key is granted    | yes    | no                                        | no         |
+| researcher | all                                 | yes    | pseudonymised: personal features withheld, protected ones only if the card allows | no |
+| supervisor | all                                 | yes    | all                                       | yes        |
+| operator   | all (its own deployment's data)     | yes    | all                                       | yes        |
+
+For private deployments the public sees aggregate counts only.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+__all__ = [
+    "ROLES",
+    "KEY_ROLES",
+    "DISCLOSURE_ORDER",
+    "may_download_weights",
+    "may_read_decision",
+    "decision_view",
+    "input_view",
+]
+
+ROLES = ("public", "subject", "developer", "researcher", "supervisor", "operator")
+KEY_ROLES = ("operator", "supervisor", "researcher", "developer")
+DISCLOSURE_ORDER = ("closed", "supervisors", "researchers", "developers", "public")
+
+_WEIGHTS: dict[str, frozenset[str]] = {
+    "closed": frozenset(),
+    "supervisors": frozenset({"supervisor"}),
+    "researchers": frozenset({"supervisor", "researcher"}),
+    "developers": frozenset({"supervisor", "researcher", "developer"}),
+    "public": frozenset(ROLES),
+}
+
+
+def may_download_weights(role: str, disclosure_policy: str) -> bool:
+    """True if ``role`` may download weights under ``disclosure_policy``.
+
+    Raises:
+        ValueError: unknown disclosure policy.
+    """
+    if disclosure_policy not in _WEIGHTS:
+        raise ValueError(f"unknown disclosure policy {disclosure_policy!r}")
+    return role in _WEIGHTS[disclosure_policy]
+
+
+def may_read_decision(principal, index: int, deployment_name: str, deployment_public: bool) -> bool:
+    """True if ``principal`` may read decision ``index`` of that deployment individually."""
+    role = principal.role
+    if role in ("supervisor", "operator", "researcher"):
+        return True
+    if role == "developer":
+        return deployment_name in principal.deployments
+    if role == "subject":
+        return principal.entry_index == index
+    return deployment_public
+
+
+def input_view(role: str, values: dict[str, Any], card) -> dict[str, Any] | None:
+    """The input features ``role`` may see, or None if it sees none.
+
+    Args:
+        role: the reader's role.
+        values: feature name -> value, as logged beside the log.
+        card: the model's ``ModelCard`` (marks personal and protected features).
+    """
+    if role in ("subject", "supervisor", "operator"):
+        return dict(values)
+    if role != "researcher":
+        return None
+    features = {f.name: f for f in card.features} if card is not None else {}
+    allow_protected = bool(getattr(card, "researcher_access_protected", False))
+    shown = {}
+    for name, value in values.items():
+        f = features.get(name)
+        if f is None:
+            continue  # unknown to the card: withhold rather than guess
+        if f.protected and allow_protected:
+            shown[name] = value
+        elif not f.personal and not f.protected:
+            shown[name] = value
+    return shown
+
+
+def decision_view(principal, index: int, entry: dict, private: dict[str, tuple[str, bytes, bytes]], card) -> dict[str, Any]:
+    """The fields of decision ``index`` that ``principal`` may see.
+
+    Args:
+        principal: who is reading (``glasslog.access.Principal``).
+        entry: the decision entry as logged.
+        private: kind -> (commitment, salt, value bytes) of its private values.
+        card: the model's card.
+
+    Returns:
+        ``index``, ``model``, ``deployment``, ``time``, the commitments, and
+        as allowed: ``output``, ``input_values``, ``subject_id``,
+        ``withheld`` (names of input features withheld from this role).
+    """
+    role = principal.role
+    view: dict[str, Any] = {"index": index, "model": entry["model"], "deployment": entry["deployment"], "time": entry["time"],
+                            "input": entry["input"]}
+    for key in ("subject", "output_commitment"):
+        if key in entry:
+            view[key] = entry[key]
+    if "output" in entry:
+        view["output"] = entry["output"]
+    elif role != "public" and "output" in private:
+        view["output"] = json.loads(private["output"][2])
+    if "input" in private:
+        values = json.loads(private["input"][2])
+        shown = input_view(role, values, card)
+        if shown is not None:
+            view["input_values"] = shown
+            withheld = sorted(set(values) - set(shown))
+            if withheld:
+                view["withheld"] = withheld
+    elif role in ("subject", "supervisor", "operator", "researcher"):
+        view["input_values"] = None  # erased
+    if role in ("subject", "supervisor", "operator") and "subject" in private:
+        view["subject_id"] = json.loads(private["subject"][2])
+    return view
