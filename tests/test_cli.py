@@ -149,7 +149,12 @@ def test_verify_receipt_good_tampered_malformed(demo_dir, tmp_path):
     assert run("verify", "receipt", tmp_path / "junk.json", "--data-dir", d).exit_code == 2
     assert run("verify", "receipt", tmp_path / "absent.json", "--data-dir", d).exit_code == 2
     r = run("verify", "receipt", good, "--key", "not-a-key", "--data-dir", d)
-    assert r.exit_code == 1 and "verifier key" in r.stdout
+    assert r.exit_code == 2 and "malformed verifier key" in r.output
+    r = run("verify", "receipt", good, "--key", (d / "log.key").read_text(), "--data-dir", d)
+    assert r.exit_code == 2 and "PRIVATE signing key" in r.output
+    other = run("init", "--origin", "bank.example/credit-decisions", "--data-dir", tmp_path / "other", "--json")
+    r = run("verify", "receipt", good, "--key", json.loads(other.stdout)["verifier_key"], "--data-dir", d)
+    assert r.exit_code == 1 and "NOT verified" in r.stdout
     r = run("verify", "receipt", good, "--data-dir", tmp_path / "nowhere")
     assert r.exit_code == 2 and "no verifier key" in r.output
 
@@ -162,6 +167,16 @@ def test_receipt_export(demo_dir, tmp_path):
     assert run("verify", "receipt", files[0], "--data-dir", d).exit_code == 0
     assert run("receipt", "--subject", "nobody", "--data-dir", d).exit_code == 2
     assert run("receipt", "--data-dir", d).exit_code == 2
+    r = run("receipt", "5", "--out", tmp_path / "new" / "deeper" / "r.json", "--data-dir", d)
+    assert r.exit_code == 0 and (tmp_path / "new" / "deeper" / "r.json").is_file()
+    r = run("receipt", "5", "--out", tmp_path / "mine", "--data-dir", d)
+    assert r.exit_code == 0 and (tmp_path / "mine" / "receipt-5.json").is_file()
+    r = run("receipt", "--subject", "applicant-0001", "--out", tmp_path / "new" / "deeper" / "r.json", "--data-dir", d)
+    assert r.exit_code == 2 and "is a file" in r.output
+    r = run("entry", "99999999999999999999", "--data-dir", d)
+    assert r.exit_code == 2 and "no entry" in r.output
+    (tmp_path / "afile").write_text("x")
+    assert run("init", "--origin", "a.test/b", "--data-dir", tmp_path / "afile").exit_code == 2
 
 
 def test_verify_log_and_replay(copy_of_demo):
@@ -188,8 +203,10 @@ def test_models_and_kill_switch(copy_of_demo):
     r = run("models", "set-status", fp, "suspended", "--reason", "supervisory review", "--data-dir", d)
     assert r.exit_code == 0
     assert json.loads(run("models", "list", "--data-dir", d, "--json").stdout)[0]["status"] == "suspended"
+    size = json.loads(run("checkpoint", "--data-dir", d, "--json").stdout)["tree_size"]
     r = run("demo", "--data-dir", d)
     assert r.exit_code == 2 and "suspended" in r.output
+    assert json.loads(run("checkpoint", "--data-dir", d, "--json").stdout)["tree_size"] == size  # nothing written
     assert run("models", "set-status", fp, "paused", "--reason", "x", "--data-dir", d).exit_code == 2
     assert run("models", "set-status", fp, "active", "--data-dir", d).exit_code == 2  # --reason is required
 

@@ -446,7 +446,11 @@ def test_replay_detects_outputs_not_from_the_registered_weights(deployed, credit
     # a stored input that no longer opens its commitment is reported
     lg.connection.execute("UPDATE private_values SET value = ? WHERE entry_index = ?", (b'{"age_in_years":99}', res.first_index))
     rep = replay(lg)
-    assert res.first_index in rep.commitment_failures
+    assert {"index": res.first_index, "field": "input"} in rep.commitment_failures
+    # a private value deleted without a recorded erasure is a failure, not an erasure
+    lg.connection.execute("DELETE FROM private_values WHERE entry_index = ? AND kind = 'input'", (res.first_index + 2,))
+    rep = replay(lg)
+    assert not rep.ok and rep.erased == 0 and {"index": res.first_index + 2, "field": "input"} in rep.missing
 
 
 def test_replay_with_missing_numeric_inputs(tmp_path):
@@ -505,3 +509,37 @@ def test_private_deployment_logs_commitments_only(tmp_path, credit):
         Deployments(lg).declare("bank.example/credit/private", "public-service")
     with pytest.raises(DeploymentError):
         capture.wrap(lg, rec.fingerprint, "bank.example/credit/private", visibility="public-service")
+
+
+def test_audit_catches_type_column_edits_text_rows_and_kill_switch_bypass(deployed, credit):
+    lg, record, wrapped = deployed
+    X, _, _, _, deploy, _ = credit
+    wrapped.predict(X.iloc[deploy[:5]])
+    assert audit_log(lg).ok
+    db = sqlite3.connect(lg.data_dir / "log.db")
+    # hiding a decision by filing it under another type
+    db.execute("UPDATE entries SET type = 'outcome' WHERE idx = 4")
+    db.commit()
+    r = audit_log(lg)
+    assert not r.ok and r.first_bad_index == 4 and "type column" in r.problems[0]
+    db.execute("UPDATE entries SET type = 'decision' WHERE idx = 4")
+    # an SQL edit that stores the entry as TEXT
+    db.execute("UPDATE entries SET data = CAST(data AS TEXT) WHERE idx = 3")
+    db.commit()
+    r = audit_log(lg)
+    assert not r.ok and r.first_bad_index == 3 and "stored as str" in r.problems[0]
+    with pytest.raises(Exception, match="stored as str"):
+        lg.entry(3)
+    db.execute("UPDATE entries SET data = CAST(data AS BLOB) WHERE idx = 3")
+    db.commit()
+    assert audit_log(lg).ok
+    # decisions appended directly (bypassing the SDK's kill switch) while the model is suspended
+    Registry(lg).set_status(record.fingerprint, "suspended", "review")
+    e = json.loads(lg.entry(3))
+    c, salt, vb = commit({"x": 1})
+    from glasslog.ledger import PrivateValue
+
+    e.update(input=c, time=e["time"])
+    res = lg.append([e], [PrivateValue(0, "input", c, salt, vb)])
+    r = audit_log(lg)
+    assert not r.ok and r.first_bad_index == res.first_index and "while it was suspended" in r.problems[0]

@@ -43,7 +43,7 @@ JsonOut = Annotated[bool, typer.Option("--json", help="Print machine-readable JS
 DEFAULT_DIR = Path("glasslog-data")
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-_INPUT_ERRORS = (ModelNotActiveError, LedgerError, EntryError, NoteError, ProofError, ReceiptFormatError, RegistryError, ArtifactError,
+_INPUT_ERRORS = (OSError, ModelNotActiveError, LedgerError, EntryError, NoteError, ProofError, ReceiptFormatError, RegistryError, ArtifactError,
                  CardError, ValueError, LookupError, IndexError, KeyFileError)
 
 
@@ -83,6 +83,8 @@ def init(
         ledger = Ledger.create(data_dir, origin)
     except LedgerError as exc:
         _fail(str(exc))
+    except OSError as exc:
+        _fail(f"cannot create a log at {data_dir}: {exc.strerror or exc}")
     info = {"origin": ledger.origin, "data_dir": str(data_dir), "verifier_key": ledger.verifier_key,
             "key_file": str(data_dir / "log.key"), "verifier_key_file": str(data_dir / "log.vkey")}
     ledger.close()
@@ -226,14 +228,21 @@ def receipt(
     if output is None:
         _print_json([r.to_dict() for r in receipts] if subject else receipts[0].to_dict())
         return
-    if subject:
-        output.mkdir(parents=True, exist_ok=True)
-        for r in receipts:
-            r.save(output / f"receipt-{r.index}.json")
-        out.print(f"wrote {len(receipts)} receipts to {output}")
-    else:
-        receipts[0].save(output)
-        out.print(f"wrote receipt for entry {index} to {output}")
+    try:
+        if subject:
+            if output.exists() and not output.is_dir():
+                _fail(f"--out {output} is a file; with --subject give a directory for the receipts")
+            output.mkdir(parents=True, exist_ok=True)
+            for r in receipts:
+                r.save(output / f"receipt-{r.index}.json")
+            out.print(f"wrote {len(receipts)} receipts to {output}")
+        else:
+            target = output / f"receipt-{index}.json" if output.is_dir() else output
+            target.parent.mkdir(parents=True, exist_ok=True)
+            receipts[0].save(target)
+            out.print(f"wrote receipt for entry {index} to {target}")
+    except OSError as exc:
+        _fail(f"cannot write the receipt to {output}: {exc.strerror or exc}")
 
 
 @prove_app.command("inclusion")
@@ -285,13 +294,25 @@ def prove_consistency(
 
 
 def _verifier_key(key: str | None, key_file: Path | None, data_dir: Path) -> str:
+    from .ledger.note import Verifier
+
+    if key and key_file:
+        _fail("give either --key or --key-file, not both")
     if key:
-        return key
-    path = key_file or data_dir / "log.vkey"
+        text = key.strip()
+    else:
+        path = key_file or data_dir / "log.vkey"
+        try:
+            text = path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError):
+            _fail(f"no verifier key: pass --key 'name+hash+base64' or --key-file, or point --data-dir at the log ({path} not readable)")
+    if text.startswith("PRIVATE+KEY+"):
+        _fail("that is the log's PRIVATE signing key, not its verifier key; never share it. Use log.vkey instead")
     try:
-        return path.read_text(encoding="utf-8").strip()
-    except OSError:
-        _fail(f"no verifier key: pass --key 'name+hash+base64' or --key-file, or point --data-dir at the log ({path} not found)")
+        Verifier.parse(text)
+    except NoteError as exc:
+        _fail(f"malformed verifier key: {exc}")
+    return text
 
 
 @verify_app.command("receipt")
@@ -385,13 +406,17 @@ def verify_replay_cmd(
         _print_json(report.to_dict())
     else:
         colour = "[bold green]Replay verified[/]" if report.ok else "[bold red]Replay FAILED[/]"
-        out.print(f"{colour}: {report.matched}/{report.checked} decisions reproduced by the registered weights"
-                  f" (labels exact, probabilities within {report.tolerance:g}; max |diff| {report.max_abs_diff:.1e});"
-                  f" {report.erased} skipped because their inputs were erased.")
+        unchecked = report.total - report.checked - report.erased
+        out.print(f"{colour}: of {report.total} decisions, {report.matched} reproduced by the registered weights"
+                  f" (labels exact, probabilities within {report.tolerance:g}; max |diff| {report.max_abs_diff:.1e}),"
+                  f" {report.mismatch_count} not reproduced, {unchecked} could not be checked,"
+                  f" {report.erased} skipped because their private values were lawfully erased.")
         for m in report.mismatches[:10]:
             out.print(f"  - entry {m['index']}: logged {json.dumps(m['logged'])}, recomputed {json.dumps(m['recomputed'])}", highlight=False)
-        for i in report.commitment_failures[:10]:
-            out.print(f"  - entry {i}: stored input does not open the logged commitment")
+        for f in report.commitment_failures[:10]:
+            out.print(f"  - entry {f['index']}: the stored value of '{f['field']}' does not open the logged commitment")
+        for f in report.missing[:10]:
+            out.print(f"  - entry {f['index']}: the private value of '{f['field']}' is missing and no erasure was recorded")
         for e in report.errors:
             out.print(f"  - {e}", highlight=False)
     raise typer.Exit(EXIT_OK if report.ok else EXIT_FAILED)

@@ -320,6 +320,7 @@ def wrap(
 
     Raises:
         glasslog.registry.RegistryError: unknown model.
+        ModelNotActiveError: the model is suspended or withdrawn (nothing is written).
         glasslog.registry.ArtifactError: artifact altered or untrusted.
         glasslog.registry.DeploymentError: the deployment is declared with
             another visibility than the one asked for.
@@ -329,6 +330,10 @@ def wrap(
         raise ValueError("deployment must be a non-empty name, e.g. 'bank.example/credit/2026-11'")
     registry = Registry(ledger)
     model = registry.get(fingerprint)
+    if model.status != "active":
+        last = model.history[-1]
+        raise ModelNotActiveError(f"model {model.card.name} {model.card.version} is {model.status} since entry {last.index}"
+                                  f" ({last.reason}); its decisions are refused")
     estimator = registry.load(model.fingerprint, trusted)
     deployments = Deployments(ledger)
     declared: Deployment | None = deployments.find(deployment)

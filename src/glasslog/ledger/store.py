@@ -295,13 +295,22 @@ class Ledger:
         Raises:
             IndexError: no such entry.
         """
+        if not isinstance(index, int) or not 0 <= index < 1 << 62:
+            raise IndexError(f"no entry {index}; the log has {self.size} entries")
         row = self._db.execute("SELECT data FROM entries WHERE idx = ?", (index,)).fetchone()
         if row is None:
             raise IndexError(f"no entry {index}; the log has {self.size} entries")
+        if not isinstance(row[0], bytes):
+            raise LedgerError(f"entry {index} is stored as {type(row[0]).__name__}, not bytes: the database was edited;"
+                              " run 'glasslog verify log'")
         return row[0]
 
     def entries(self, start: int = 0, end: int | None = None) -> Iterator[tuple[int, bytes]]:
-        """Iterate ``(index, bytes)`` for entries ``start`` .. ``end - 1``."""
+        """Iterate ``(index, bytes)`` for entries ``start`` .. ``end - 1``.
+
+        Values are yielded as stored; a row edited into another SQLite type
+        (TEXT) comes out as ``str`` so that audits can report it.
+        """
         end = self.size if end is None else end
         cur = self._db.execute("SELECT idx, data FROM entries WHERE idx >= ? AND idx < ? ORDER BY idx", (start, end))
         yield from cur
@@ -591,6 +600,23 @@ class Ledger:
             for idx, kind, commitment, salt, value in self._db.execute(q, part):
                 out.setdefault(idx, {})[kind] = (commitment, salt, value)
         return out
+
+    def erased_for(self, indexes: Sequence[int]) -> dict[int, set[str]]:
+        """Kinds of private values whose erasure was recorded, as ``{index: {kind, ...}}``."""
+        out: dict[int, set[str]] = {}
+        ids = list(indexes)
+        for chunk in range(0, len(ids), 500):
+            part = ids[chunk : chunk + 500]
+            q = (f"SELECT entry_index, kind FROM private_values "
+                 f"WHERE erased_at IS NOT NULL AND entry_index IN ({','.join('?' * len(part))})")
+            for idx, kind in self._db.execute(q, part):
+                out.setdefault(idx, set()).add(kind)
+        return out
+
+    def typed_entries(self, start: int = 0, end: int | None = None) -> Iterator[tuple[int, str, bytes]]:
+        """Iterate ``(index, type column, data)``: for audits that check the stored type against the entry."""
+        end = self.size if end is None else end
+        yield from self._db.execute("SELECT idx, type, data FROM entries WHERE idx >= ? AND idx < ? ORDER BY idx", (start, end))
 
     def find_private(self, kind: str, value: bytes) -> list[int]:
         """Indexes of entries committing to a private value (e.g. a subject id), oldest first."""

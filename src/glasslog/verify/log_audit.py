@@ -12,7 +12,11 @@ What it detects, and how it reports the first bad index:
 - a checkpoint whose signature fails, or two checkpoints that are not
   consistent (RFC 9162 2.1.4 proof between each and the next);
 - entries not covered by any signed checkpoint, or checkpoints beyond the
-  stored entries (entries truncated).
+  stored entries (entries truncated);
+- an entry filed under another type than the one it holds (which would hide
+  a decision or a status change from indexes), an entry stored as text,
+  and decisions by a model that was not active at that point of the log
+  (the kill switch bypassed).
 """
 
 from __future__ import annotations
@@ -76,16 +80,32 @@ def audit_log(ledger: Ledger, *, check_entries: bool = True, progress: Callable[
     report = LogAuditReport(ok=False, tree_size=size, checkpoints=0)
     leaves: list[bytes] = []
     expected = 0
-    for idx, data in ledger.entries(0, size):
+    statuses: dict[str, str] = {}  # model fingerprint -> status as of the current index
+    for idx, stored_type, data in ledger.typed_entries(0, size):
         if idx != expected:
             flag(expected, f"entries {expected}..{idx - 1} are missing (deleted from the database)")
             leaves.extend([b""] * (idx - expected))
             expected = idx
+        if not isinstance(data, bytes):
+            flag(idx, f"entry {idx} is stored as {type(data).__name__}, not bytes: the database was edited")
+            data = data.encode("utf-8") if isinstance(data, str) else bytes(str(data), "utf-8")
+        obj = None
         if check_entries:
             try:
-                Entry.from_bytes(data)
+                obj = Entry.from_bytes(data).object()
             except EntryError as exc:
                 flag(idx, f"entry {idx} is malformed: {exc}")
+        if obj is not None:
+            if obj.get("type") != stored_type:
+                flag(idx, f"entry {idx} is a {obj.get('type')} entry but is filed as {stored_type!r}: the type column was edited")
+            if obj["type"] == "model":
+                statuses[obj["model"]] = obj["status"]
+            elif obj["type"] == "decision":
+                status = statuses.get(obj["model"])
+                if status is None:
+                    flag(idx, f"decision {idx} names model {obj['model'][:19]}..., which is not registered before it")
+                elif status != "active":
+                    flag(idx, f"decision {idx} was made by model {obj['model'][:19]}... while it was {status}")
         leaves.append(merkle.leaf_hash(data))
         expected += 1
         if progress and idx % 10000 == 0:

@@ -7,7 +7,10 @@ registered artifact (checked against its fingerprint), recomputes the
 output, and compares: labels must be equal exactly, probabilities within
 ``tolerance`` (absolute, default 1e-9; JSON round-trips floats exactly, so
 any larger difference means different weights, code or inputs).
-Decisions whose inputs were erased are counted, not failed.
+Decisions whose inputs or outputs were erased (an erasure recorded beside the
+log) are counted, not failed; a private value missing without a recorded
+erasure, or one that does not open its commitment, is a failure naming the
+entry field.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -38,9 +43,11 @@ class ReplayReport:
         ok: every checked decision matched and no commitment failed.
         checked: decisions recomputed.
         matched: decisions whose recomputed output equals the logged one.
-        erased: decisions skipped because their inputs were erased.
+        erased: decisions skipped because their inputs or outputs were lawfully erased.
+        missing: ``{"index", "field"}`` of private values missing with no recorded erasure.
         mismatches: ``{"index", "logged", "recomputed"}`` for each mismatch (first 100).
-        commitment_failures: indexes whose stored input does not open the commitment.
+        commitment_failures: ``{"index", "field"}`` whose stored value does not open the logged commitment.
+        unchecked: decisions that could not be checked (missing values, failed commitments, unloadable models).
         max_abs_diff: largest probability difference seen.
         errors: models that could not be loaded, with the reason.
     """
@@ -51,7 +58,9 @@ class ReplayReport:
     erased: int = 0
     mismatch_count: int = 0
     mismatches: list[dict] = field(default_factory=list)
-    commitment_failures: list[int] = field(default_factory=list)
+    commitment_failures: list[dict] = field(default_factory=list)
+    missing: list[dict] = field(default_factory=list)
+    total: int = 0
     max_abs_diff: float = 0.0
     tolerance: float = DEFAULT_TOLERANCE
     errors: list[str] = field(default_factory=list)
@@ -92,25 +101,32 @@ def replay(
         chunk = decisions[start : start + batch_size]
         private = ledger.private_values_for([i for i, _ in chunk])
         by_model: dict[str, list[tuple[int, dict, dict]]] = {}
+        erased = ledger.erased_for([i for i, _ in chunk])
         for index, entry in chunk:
-            opening = private.get(index, {}).get("input")
-            if opening is None:
-                report.erased += 1
-                continue
-            commitment, salt, value = opening
-            if commitment != entry["input"] or not check_commitment(entry["input"], salt, value):
-                report.commitment_failures.append(index)
-                continue
-            if "output_commitment" in entry:  # private deployment: the logged output is beside the log
-                out = private.get(index, {}).get("output")
-                if out is None:
-                    report.erased += 1
+            opened: dict[str, Any] = {}
+            skip = False
+            for kind, field_name in (("input", "input"), ("output", "output_commitment")):
+                if field_name not in entry:
                     continue
-                if out[0] != entry["output_commitment"] or not check_commitment(out[0], out[1], out[2]):
-                    report.commitment_failures.append(index)
-                    continue
-                entry = {**entry, "output": json.loads(out[2])}
-            by_model.setdefault(entry["model"], []).append((index, entry, json.loads(value)))
+                opening = private.get(index, {}).get(kind)
+                if opening is None:
+                    if kind in erased.get(index, set()):
+                        report.erased += 1
+                    else:  # no recorded erasure: the value beside the log went missing
+                        report.missing.append({"index": index, "field": field_name})
+                    skip = True
+                    break
+                commitment, salt, value = opening
+                if commitment != entry[field_name] or not check_commitment(entry[field_name], salt, value):
+                    report.commitment_failures.append({"index": index, "field": field_name})
+                    skip = True
+                    break
+                opened[kind] = json.loads(value)
+            if skip:
+                continue
+            if "output" in opened:  # private deployment: the logged output is beside the log
+                entry = {**entry, "output": opened["output"]}
+            by_model.setdefault(entry["model"], []).append((index, entry, opened["input"]))
         for fp, rows in by_model.items():
             if fp not in loaded:
                 try:
@@ -152,7 +168,8 @@ def replay(
         done += len(chunk)
         if progress:
             progress(done, total)
-    report.ok = report.mismatch_count == 0 and not report.commitment_failures and not report.errors
+    report.total = total
+    report.ok = report.mismatch_count == 0 and not report.commitment_failures and not report.errors and not report.missing
     return report
 
 
