@@ -154,7 +154,7 @@ def _print_demo(s) -> None:
     v = Table(title="Verification", show_lines=False)
     v.add_column("check")
     v.add_column("result")
-    v.add_column("detail")
+    v.add_column("detail", overflow="fold")
     v.add_row("receipts (offline, verifier key only)", _mark(s.receipts_ok), f"{s.receipts_checked} sampled; one saved to {s.receipt_file}")
     a = s.log_audit
     v.add_row("whole log", _mark(a["ok"]), f"{a['tree_size']} entries rehashed, {a['checkpoints']} checkpoints checked"
@@ -163,7 +163,8 @@ def _print_demo(s) -> None:
     v.add_row("replay against registered weights", _mark(r["ok"]),
               f"{r['matched']}/{r['checked']} outputs reproduced, max |diff| {r['max_abs_diff']:.1e} (tolerance {r['tolerance']:.0e})")
     out.print(v)
-    out.print(f"Try: glasslog verify receipt {s.receipt_file} --data-dir {s.data_dir}")
+    out.print(f"Check a receipt as its subject would, with only the published verifier key:\n"
+              f"  glasslog verify receipt {s.receipt_file} --key-file {Path(s.data_dir) / 'log.vkey'}", highlight=False)
 
 
 @app.command()
