@@ -163,7 +163,7 @@ class KeyStore:
         Raises:
             AuthError: malformed, unknown or revoked.
         """
-        m = _KEY.match(token or "")
+        m = _KEY.fullmatch(token or "")
         if m:
             key_id, secret = m.groups()
             row = self.ledger.connection.execute(
@@ -173,7 +173,7 @@ class KeyStore:
             if row[4] is not None:
                 raise AuthError(f"API key {key_id} was revoked at {row[4]}")
             return Principal(row[1], key_id, row[0], tuple(json.loads(row[3])))
-        if _TOKEN.match(token or ""):
+        if _TOKEN.fullmatch(token or ""):
             row = self.ledger.connection.execute(
                 "SELECT entry_index FROM receipt_tokens WHERE token_hash = ?", (_hash(token),)).fetchone()
             if row is None:

@@ -8,6 +8,10 @@ its artifact; each level includes the ones before it::
 
     closed < supervisors < researchers < developers < public
 
+Operators are in the last tier only: an operator key is for writing (the
+operator registered the artifact and holds it already), so downloading
+weights over the API is for the overseers each policy names.
+
 Decisions: every entry is public (the tiles serve them all), so privacy rests
 on what the entries hold: commitments, never personal values. The views below
 decide which private values (beside the log) each role gets opened:

@@ -1,13 +1,27 @@
 """The glasslog HTTP server: tiles any verifier can read, a JSON API with a view
 for each overseer, weights disclosure by tier, and the kill switch.
 
-Read API for verifiers (no credentials), C2SP tlog-tiles:
+Read API for verifiers (no credentials; an ``Authorization`` header is
+ignored there, as by any static file server), C2SP tlog-tiles:
 ``GET /checkpoint``, ``GET /tile/<L>/<N>[.p/<W>]``, ``GET /tile/entries/<N>[.p/<W>]``.
 
-JSON API under ``/v1`` (see ``docs/openapi.json`` and ``docs/API.md``).
-Credentials: ``Authorization: Bearer glk_...`` (API key) or ``Bearer grt_...``
-(a subject's receipt token); none for the public. Errors are RFC 9457
-``application/problem+json`` with ``errors: [{"field", "problem"}]``.
+JSON API under ``/v1`` (see ``docs/openapi.json``, regenerated with
+``glasslog serve --write-openapi docs/openapi.json``). Credentials:
+``Authorization: Bearer glk_...`` (API key) or ``Bearer grt_...`` (a subject's
+receipt token); none for the public. Every ``/v1`` endpoint checks a
+credential when one is sent: a malformed, unknown or revoked one is refused
+with 401 even where the public needs none. A role that may not use an
+endpoint gets 403 before its request body is looked at.
+
+Errors are RFC 9457 ``application/problem+json`` with ``type``, ``title``,
+``status``, ``detail`` and, for invalid input, ``errors: [{"field", "problem"}]``
+naming each bad field (``rows[3].input.age_in_years``). Input is parsed
+strictly: unknown JSON fields and query parameters, repeated query
+parameters, integers with signs or leading zeros, and JSON values of the
+wrong type are refused (422); bodies over ``MAX_BODY_BYTES`` (model uploads:
+``MAX_ARTIFACT_BYTES``) are refused with 413, whether or not they declare a
+``Content-Length``. A batch is appended whole or not at all: one bad row
+rejects it, naming the row, and nothing is written.
 
 Concurrency: each worker thread has its own connection to the log; batches
 are serialised by SQLite's write lock. Each append is one transaction, so a
@@ -18,18 +32,23 @@ leaves a half-written batch.
 
 import base64
 import binascii
+import dataclasses
 import json
+import math
 import re
+import sqlite3
 import threading
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import pandas as pd
 from fastapi import Depends, FastAPI, File, Form, Header, Query, Request, UploadFile
+from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__, capture
@@ -44,17 +63,21 @@ from ..access import (
     new_receipt_token,
     store_receipt_tokens,
 )
-from ..ledger import EntryError, Ledger, LedgerError, utc_now
+from ..ledger import EntryError, Ledger, LedgerError, canonical_json, merkle, utc_now
 from ..ledger.tiles import TilePathError, parse_tile_path
 from ..registry import (
     ArtifactError,
     CardError,
+    ClaimedMetrics,
     Deployment,
     DeploymentError,
     Deployments,
+    Feature,
     ModelCard,
     Registry,
     RegistryError,
+    fingerprint_bytes,
+    load_artifact,
 )
 from .index import SearchIndex
 
@@ -70,7 +93,17 @@ MAX_BATCH = 1000
 _UINT = r"^(0|[1-9][0-9]{0,17})$"
 _FINGERPRINT = r"^sha256:[0-9a-f]{64}$"
 _TIME = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$"
+_PATTERN_PROBLEMS = {
+    _UINT: "must be a non-negative decimal integer without sign or leading zeros",
+    _FINGERPRINT: "must be a model fingerprint: 'sha256:' and 64 lowercase hex digits",
+    _TIME: "must be an RFC 3339 UTC time such as 2026-01-31T12:00:00Z",
+}
+_SAFE_INT = 2**53 - 1
 IMMUTABLE = "public, max-age=31536000, immutable"
+
+_TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
+           409: "Conflict", 413: "Content Too Large", 415: "Unsupported Media Type", 422: "Invalid request",
+           500: "Internal Server Error", 503: "Log unavailable"}
 
 
 # ---------------------------------------------------------------- problems
@@ -82,13 +115,22 @@ class Problem(Exception):
         self.status, self.title, self.detail, self.errors, self.kind = status, title, detail, errors or [], kind
 
 
+class ProblemResponse(JSONResponse):
+    """``application/problem+json``; ASCII-escaped, so any text a client sent can be quoted back."""
+
+    media_type = "application/problem+json"
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")
+
+
 def _problem_response(status: int, title: str, detail: str, errors: list[dict] | None = None,
-                      kind: str | None = None, headers: dict | None = None) -> JSONResponse:
+                      kind: str | None = None, headers: dict | None = None) -> ProblemResponse:
     body = {"type": f"https://glasslog.dev/problems/{kind}" if kind else "about:blank", "title": title,
             "status": status, "detail": detail}
     if errors:
         body["errors"] = errors
-    return JSONResponse(body, status_code=status, media_type="application/problem+json", headers=headers)
+    return ProblemResponse(body, status_code=status, headers=headers)
 
 
 def forbidden(detail: str) -> Problem:
@@ -103,13 +145,67 @@ def invalid(field: str, problem: str, status: int = 422) -> Problem:
     return Problem(status, "Invalid request", f"{field}: {problem}", [{"field": field, "problem": problem}], kind="invalid")
 
 
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+_PROBLEM_SCHEMA = {
+    "title": "Problem",
+    "description": "RFC 9457 problem details.",
+    "type": "object",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string", "description": "URI naming the kind of problem"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "errors": {"type": "array", "description": "each invalid field and what is wrong with it",
+                   "items": {"$ref": "#/components/schemas/FieldProblem"}},
+    },
+    "additionalProperties": False,
+}
+_FIELD_PROBLEM_SCHEMA = {
+    "title": "FieldProblem",
+    "type": "object",
+    "required": ["field", "problem"],
+    "properties": {"field": {"type": "string", "description": "e.g. rows[3].input.age_in_years"},
+                   "problem": {"type": "string"}},
+    "additionalProperties": False,
+}
+_ERROR_DESCRIPTIONS = {
+    400: "Malformed request (e.g. a body that is not parseable)",
+    401: "Credential malformed, unknown or revoked (or required and missing)",
+    403: "The caller's role may not do this",
+    404: "No such entry, model, deployment, key or tile",
+    409: "Conflicts with the log's state (e.g. the model is suspended, already registered)",
+    413: "Request body over the limit",
+    415: "Body is not JSON",
+    422: "Invalid input: the errors name each field and its problem",
+    503: "The log cannot be read or written right now",
+}
+
+
+def _errors(*codes: int) -> dict:
+    """OpenAPI ``responses`` documenting problem+json errors."""
+    return {c: {"description": _ERROR_DESCRIPTIONS[c],
+                "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+            for c in sorted({*codes, 422, 503})}
+
+
+_READ = (401,)
+_WRITE = (400, 401, 403, 413, 415)
+
+
 # ------------------------------------------------------------ request models
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class DecisionRow(Strict):
-    input: dict[str, Any] = Field(description="Feature name -> value, exactly the model card's features.")
+    input: dict[str, Any] = Field(description="Feature name -> value, exactly the model card's features: numbers for "
+                                              "numeric features; text, integers or booleans for categorical ones; null "
+                                              "for a missing value (if the model accepts them).")
     subject_id: str | None = Field(None, min_length=1, max_length=200, description="Who the decision is about.")
     output: Any = Field(None, description="The model's output, if computed by the client; omit to let the server compute it.")
 
@@ -122,7 +218,7 @@ class DecisionBatch(Strict):
 
 
 class OutcomeRow(Strict):
-    decision: int = Field(ge=0, le=2**53, description="Index of the decision entry.")
+    decision: int = Field(ge=0, le=_SAFE_INT, description="Index of the decision entry.")
     outcome: Any = Field(description="The observed outcome (JSON value).")
 
 
@@ -144,7 +240,165 @@ class DeploymentRequest(Strict):
 class KeyRequest(Strict):
     role: Literal["operator", "supervisor", "researcher", "developer"]
     name: str = Field(min_length=1, max_length=200)
-    deployments: list[str] = Field(default_factory=list, max_length=100)
+    deployments: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(default_factory=list, max_length=100)
+
+
+# ------------------------------------------------------------ response models
+class Out(BaseModel):
+    """A response body built by this module: exactly these fields."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Open(BaseModel):
+    """A response body that carries another package's record (it may grow fields)."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class LogInfo(Out):
+    origin: str
+    verifier_key: str = Field(description="name+keyhash+base64 verifier key of the signed-note spec")
+    tree_size: int
+    checkpoint: str = Field(description="latest signed checkpoint (C2SP signed note)")
+
+
+class EntryOut(Out):
+    index: int
+    leaf_hash: str = Field(description="base64 SHA-256(0x00 || entry)")
+    entry: dict[str, Any]
+
+
+class InclusionProofOut(Out):
+    index: int
+    tree_size: int
+    leaf_hash: str
+    root_hash: str
+    proof: list[str] = Field(description="base64 hashes of the audit path (RFC 9162 2.1.3)")
+
+
+class ConsistencyProofOut(Out):
+    old_size: int
+    new_size: int
+    old_root: str
+    new_root: str
+    proof: list[str] = Field(description="base64 hashes (RFC 9162 2.1.4)")
+
+
+class StatusChangeOut(Open):
+    index: int
+    time: str
+    status: Literal["active", "suspended", "withdrawn"]
+    reason: str
+
+
+class ModelOut(Open):
+    fingerprint: str
+    status: Literal["active", "suspended", "withdrawn"]
+    registered_index: int
+    card: dict[str, Any] = Field(description="the model card (features with personal / protected marks, claimed "
+                                             "metrics, disclosure policy)")
+    history: list[StatusChangeOut] = Field(description="status changes with their reasons, oldest first")
+    weights_downloads: dict[str, int] = Field(description="logged weight downloads by role")
+    entry_index: int | None = Field(None, description="after a status change: the index of its entry")
+
+
+class DeploymentOut(Open):
+    name: str
+    visibility: Literal["public-service", "private"]
+    description: str
+    declared_index: int
+
+
+class StatsOut(Out):
+    deployment: DeploymentOut
+    decisions: int
+    decisions_with_subject: int
+    outcomes: int
+    first: str | None
+    last: str | None
+    decisions_per_day: dict[str, int]
+    output_labels: dict[str, int] | None = Field(None, description="decisions per output label, for roles that may see outputs")
+
+
+class OutcomeOut(Out):
+    index: int
+    time: str
+    outcome: Any = None
+    outcome_commitment: str | None = None
+
+
+class DecisionOut(Out):
+    index: int
+    model: str
+    deployment: str
+    time: str
+    input: str = Field(description="commitment to the input values")
+    subject: str | None = Field(None, description="commitment to the subject id")
+    output_commitment: str | None = Field(None, description="commitment to the output (private deployments)")
+    output: Any = Field(None, description="the model's output, where the caller's role may see it")
+    input_values: dict[str, Any] | None = Field(None, description="input values the caller's role may see (null: erased)")
+    withheld: list[str] | None = Field(None, description="input features withheld from the caller's role")
+    subject_id: str | None = None
+    outcomes: list[OutcomeOut]
+
+
+class DecisionPage(Out):
+    decisions: list[DecisionOut]
+    next_after: int | None = Field(description="pass as ?after= for the next page; null on the last page")
+
+
+class OpenedValue(Out):
+    salt: str
+    value: str
+
+
+class ReceiptOut(Open):
+    format: str
+    origin: str
+    index: int
+    entry: str = Field(description="base64 entry bytes")
+    tree_size: int
+    checkpoint: str
+    inclusion_proof: list[str]
+    private: dict[str, OpenedValue] | None = Field(None, description="salts and values opening the entry's commitments")
+
+
+class OwnReceipt(Out):
+    decision: DecisionOut
+    receipt: ReceiptOut
+
+
+class AppendedDecision(Out):
+    index: int
+    receipt: ReceiptOut
+    receipt_token: str | None = Field(None, description="for the subject: Bearer token opening their own decision")
+
+
+class DecisionsAppended(Out):
+    first_index: int
+    tree_size: int
+    checkpoint: str
+    decisions: list[AppendedDecision]
+
+
+class BatchAppended(Out):
+    first_index: int
+    tree_size: int
+    checkpoint: str
+
+
+class KeyOut(Out):
+    key_id: str
+    name: str
+    role: Literal["operator", "supervisor", "researcher", "developer"]
+    deployments: list[str]
+    created_at: str
+    revoked_at: str | None
+
+
+class KeyCreated(KeyOut):
+    token: str = Field(description="the API key; shown once, only its hash is stored")
 
 
 # -------------------------------------------------------------- per-thread state
@@ -167,9 +421,103 @@ def _b64(b: bytes) -> str:
 def _uint(value: str | None, field: str) -> int | None:
     if value is None:
         return None
-    if not re.match(_UINT, value):
-        raise invalid(field, f"must be a non-negative decimal integer without sign or leading zeros, got {value!r}")
+    if not re.fullmatch(_UINT, value):
+        raise invalid(field, f"{_PATTERN_PROBLEMS[_UINT]}, got {_short(value)}")
     return int(value)
+
+
+def _field_path(loc: tuple) -> str:
+    out = ""
+    for p in loc:
+        if isinstance(p, int):
+            out += f"[{p}]"
+        else:
+            out += ("." if out else "") + str(p)
+    return out
+
+
+def _value_problem(feature, value: Any) -> str | None:
+    """What is wrong with ``value`` for a model-card feature, or None."""
+    if value is None:
+        return None  # a missing value: the model decides whether it copes
+    if feature.type == "numeric":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return f"must be a number (the feature is numeric), got {type(value).__name__} {_short(value)}"
+        if isinstance(value, float) and not math.isfinite(value):
+            return "must be a finite number"
+    elif not isinstance(value, (str, int, bool)) or isinstance(value, float):
+        return f"must be text, an integer or a boolean (the feature is categorical), got {type(value).__name__}"
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > _SAFE_INT:
+        return "integers must be within +-2**53"
+    if isinstance(value, str) and not value.isprintable():
+        return "must be printable text"
+    return None
+
+
+_CARD_FIELDS = {f.name for f in dataclasses.fields(ModelCard)}
+_FEATURE_FIELDS = {f.name for f in dataclasses.fields(Feature)}
+_CLAIMED_FIELDS = {f.name for f in dataclasses.fields(ClaimedMetrics)}
+
+
+def _unknown_card_fields(card: dict) -> str | None:
+    """The dotted name of the first field a model card does not have (a typo must not fall back to a default)."""
+    for key in card:
+        if key not in _CARD_FIELDS:
+            return str(key)
+    if isinstance(card.get("claimed"), dict):
+        for key in card["claimed"]:
+            if key not in _CLAIMED_FIELDS:
+                return f"claimed.{key}"
+    if isinstance(card.get("features"), list):
+        for i, f in enumerate(card["features"]):
+            if isinstance(f, dict):
+                for key in f:
+                    if key not in _FEATURE_FIELDS:
+                        return f"features[{i}].{key}"
+    return None
+
+
+def _loggable(value: Any) -> str | None:
+    """Why ``value`` cannot be logged as JSON (NaN, infinity, huge integers, bad text), or None."""
+    try:
+        canonical_json(value)
+    except EntryError as exc:
+        return str(exc)
+    except RecursionError:
+        return "nested too deeply"
+    return None
+
+
+class BodyLimit:
+    """ASGI middleware: refuse request bodies over the limit (413), declared or streamed."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        limit = MAX_ARTIFACT_BYTES if scope["path"] == "/v1/models" else MAX_BODY_BYTES
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                if not re.fullmatch(rb"[0-9]{1,19}", value):
+                    return await _problem_response(400, "Bad Request", "Content-Length must be a decimal number",
+                                                   kind="invalid")(scope, receive, send)
+                if int(value) > limit:
+                    return await _problem_response(413, "Content Too Large", f"request body is {int(value)} bytes; "
+                                                   f"the limit is {limit}", kind="too-large")(scope, receive, send)
+        received = 0
+
+        async def limited():
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise StarletteHTTPException(413, f"request body is over the limit of {limit} bytes")
+            return message
+
+        return await self.app(scope, limited, send)
 
 
 def create_app(data_dir: str | Path) -> FastAPI:
@@ -192,21 +540,23 @@ def create_app(data_dir: str | Path) -> FastAPI:
         title="glasslog",
         version=__version__,
         description="A verifiable, append-only log of a deployed model's decisions, bound to its weights, "
-                    "with a view for each overseer. Verifier endpoints follow C2SP tlog-tiles.",
+                    "with a view for each overseer. Verifier endpoints follow C2SP tlog-tiles. "
+                    "Errors are RFC 9457 application/problem+json.",
     )
     app.add_middleware(GZipMiddleware, minimum_size=1024)
+    app.add_middleware(BodyLimit)
 
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next):
-        limit = MAX_ARTIFACT_BYTES if request.url.path == "/v1/models" else MAX_BODY_BYTES
-        length = request.headers.get("content-length")
-        if length is not None:
-            if not length.isdigit():
-                return _problem_response(400, "Bad Request", "Content-Length must be a decimal number", kind="invalid")
-            if int(length) > limit:
-                return _problem_response(413, "Payload Too Large", f"request body is {length} bytes; the limit is {limit}",
-                                         kind="too-large")
-        return await call_next(request)
+    base_openapi = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schema = base_openapi()
+            schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+            schemas["Problem"] = _PROBLEM_SCHEMA
+            schemas["FieldProblem"] = _FIELD_PROBLEM_SCHEMA
+        return app.openapi_schema
+
+    app.openapi = openapi
 
     # ------------------------------------------------------------ errors
     @app.exception_handler(Problem)
@@ -218,15 +568,39 @@ def create_app(data_dir: str | Path) -> FastAPI:
     async def on_validation(request: Request, exc: RequestValidationError):
         errors = []
         for e in exc.errors():
-            loc = [str(p) for p in e.get("loc", ()) if p not in ("body", "query", "path", "header")]
-            errors.append({"field": ".".join(loc) or "body", "problem": e.get("msg", "invalid")})
+            loc = tuple(e.get("loc", ()))
+            where = loc[0] if loc else "body"
+            kind = e.get("type", "")
+            if kind == "json_invalid":
+                errors.append({"field": "body", "problem": f"not valid JSON: {e.get('ctx', {}).get('error', 'decode error')}"
+                                                          f" at character {loc[1] if len(loc) > 1 else 0}"})
+                continue
+            ctype = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+            sent = bool(ctype) or bool(getattr(exc, "body", None))
+            if where == "body" and len(loc) == 1 and sent and not (ctype == "application/json" or ctype.endswith("+json")):
+                return _problem_response(415, "Unsupported Media Type", "the body must be JSON: send Content-Type: application/json",
+                                         kind="unsupported-media-type")
+            field = _field_path(loc[1:] if where in ("body", "query", "path", "header") else loc) or where
+            if kind == "extra_forbidden":
+                problem = "unknown field"
+            elif kind == "string_pattern_mismatch" and e.get("ctx", {}).get("pattern") in _PATTERN_PROBLEMS:
+                problem = f"{_PATTERN_PROBLEMS[e['ctx']['pattern']]}, got {_short(e.get('input'))}"
+            else:
+                problem = e.get("msg", "invalid")
+            errors.append({"field": field, "problem": problem})
         detail = "; ".join(f"{e['field']}: {e['problem']}" for e in errors[:5])
         return _problem_response(422, "Invalid request", detail, errors, kind="invalid")
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http(request: Request, exc: StarletteHTTPException):
-        return _problem_response(exc.status_code, {404: "Not Found", 405: "Method Not Allowed"}.get(exc.status_code, "Error"),
-                                 str(exc.detail), kind="http")
+        kind = {413: "too-large"}.get(exc.status_code, "http")
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:  # every method of the path, not only those of the first route that matched it
+            methods = {m for r in app.router.routes if getattr(r, "path_regex", None) and r.path_regex.match(request.url.path)
+                       for m in (getattr(r, "methods", None) or ())}
+            headers["Allow"] = ", ".join(sorted(methods))
+        return _problem_response(exc.status_code, _TITLES.get(exc.status_code, "Error"), str(exc.detail), kind=kind,
+                                 headers=headers or None)
 
     @app.exception_handler(AuthError)
     async def on_auth(request: Request, exc: AuthError):
@@ -240,47 +614,82 @@ def create_app(data_dir: str | Path) -> FastAPI:
     async def on_ledger(request: Request, exc: LedgerError):
         return _problem_response(503, "Log unavailable", str(exc), kind="log-unavailable")
 
+    @app.exception_handler(sqlite3.OperationalError)
+    async def on_busy(request: Request, exc: sqlite3.OperationalError):
+        return _problem_response(503, "Log unavailable", f"the log's database is busy or unavailable: {exc}",
+                                 kind="log-unavailable", headers={"Retry-After": "1"})
+
+    @app.exception_handler(Exception)
+    async def on_bug(request: Request, exc: Exception):  # still a 500, but problem+json and no internals
+        return _problem_response(500, "Internal Server Error", f"unexpected {type(exc).__name__}; the request was not "
+                                 "completed (batches are all or nothing)", kind="internal")
+
     # ------------------------------------------------------------ auth
-    def principal(authorization: Annotated[str | None, Header(description="Bearer glk_... or grt_...")] = None) -> Principal:
+    def principal(authorization: Annotated[str | None, Header(description="Bearer glk_... (API key) or grt_... "
+                                                                           "(receipt token); omit for the public")] = None
+                  ) -> Principal:
         if authorization is None:
             return PUBLIC
         scheme, _, token = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not token:
+        if scheme.lower() != "bearer" or not token.strip():
             raise AuthError("Authorization must be 'Bearer <API key or receipt token>'")
         return ctx().keys.authenticate(token.strip())
 
     Who = Annotated[Principal, Depends(principal)]
+    CHECK_CREDENTIALS = [Depends(principal)]
 
-    def reject_unknown_query(request: Request) -> None:
+    def requires(*roles: str):
+        def check(who: Who) -> Principal:
+            require(who, *roles)
+            return who
+
+        return check
+
+    def require(who: Principal, *roles: str) -> None:
+        if who.role not in roles:
+            if who.role == "public":
+                raise Problem(401, "Unauthorized", f"this needs credentials of role {' or '.join(roles)}", kind="unauthorized")
+            raise forbidden(f"role {who.role} may not do this; it needs {' or '.join(roles)}")
+
+    Operator = Annotated[Principal, Depends(requires("operator"))]
+
+    def strict_query(request: Request) -> None:
         route = request.scope.get("route")
         dependant = getattr(route, "dependant", None)
         if dependant is None:
             return
-        allowed: set[str] = set()
+        allowed: dict[str, Any] = {}
         stack = [dependant]
         while stack:
             d = stack.pop()
-            allowed.update(p.alias for p in d.query_params)
+            allowed.update((p.alias, p) for p in d.query_params)
             stack.extend(d.dependencies)
-        unknown = sorted(set(request.query_params) - allowed)
-        if unknown:
-            raise invalid(unknown[0], f"unknown query parameter; allowed: {', '.join(sorted(allowed)) or 'none'}")
+        seen: set[str] = set()
+        for name, value in request.query_params.multi_items():
+            if name not in allowed:
+                raise invalid(name, f"unknown query parameter; allowed: {', '.join(sorted(allowed)) or 'none'}")
+            if name in seen:
+                raise invalid(name, "given more than once")
+            seen.add(name)
+            if allowed[name].field_info.annotation in (int, int | None) and not re.fullmatch(_UINT, value):
+                raise invalid(name, f"{_PATTERN_PROBLEMS[_UINT]}, got {_short(value)}")
 
-    app.router.dependencies.append(Depends(reject_unknown_query))
+    app.router.dependencies.append(Depends(strict_query))
 
-    def require(who: Principal, *roles: str) -> None:
-        if who.role not in roles:
-            raise forbidden(f"role {who.role} may not do this; it needs {' or '.join(roles)}")
+    UInt = Annotated[str, PathParam(pattern=_UINT, description="entry index, decimal without sign or leading zeros")]
 
     # ------------------------------------------------------- verifier API
-    @app.get("/checkpoint", response_class=PlainTextResponse, tags=["verifiers"],
+    @app.get("/checkpoint", response_class=PlainTextResponse, tags=["verifiers"], responses=_errors(),
              summary="Latest signed checkpoint (C2SP tlog-checkpoint in a C2SP signed note)")
     def get_checkpoint() -> Response:
         return PlainTextResponse(ctx().ledger.checkpoint(), media_type="text/plain; charset=utf-8",
                                  headers={"Cache-Control": "public, max-age=2"})
 
     @app.get("/tile/{path:path}", tags=["verifiers"], summary="C2SP tlog-tiles hash tile or entry bundle",
-             responses={200: {"content": {"application/octet-stream": {}}}})
+             response_class=Response,
+             responses={200: {"description": "the tile's bytes",
+                              "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+                        **_errors(404)})
     def get_tile(path: str) -> Response:
         try:
             ref = parse_tile_path("tile/" + path)
@@ -293,25 +702,29 @@ def create_app(data_dir: str | Path) -> FastAPI:
         return Response(data, media_type="application/octet-stream", headers={"Cache-Control": IMMUTABLE})
 
     # ------------------------------------------------------------ log & proofs
-    @app.get("/v1/log", tags=["log"], summary="Origin, verifier key, tree size and latest checkpoint")
+    @app.get("/v1/log", tags=["log"], summary="Origin, verifier key, tree size and latest checkpoint",
+             response_model=LogInfo, dependencies=CHECK_CREDENTIALS, responses=_errors(*_READ))
     def get_log() -> dict:
         lg = ctx().ledger
         return {"origin": lg.origin, "verifier_key": lg.verifier_key, "tree_size": lg.signed_size(),
                 "checkpoint": lg.checkpoint()}
 
-    @app.get("/v1/entries/{index}", tags=["log"], summary="One entry (entries hold commitments, never personal values)")
-    def get_entry(index: str) -> dict:
+    @app.get("/v1/entries/{index}", tags=["log"], summary="One entry (entries hold commitments, never personal values)",
+             response_model=EntryOut, dependencies=CHECK_CREDENTIALS, responses=_errors(*_READ, 404))
+    def get_entry(index: UInt) -> dict:
         i = _uint(index, "index")
         lg = ctx().ledger
         if i >= lg.signed_size():
             raise not_found(f"no entry {i} in the signed tree (size {lg.signed_size()})")
         data = lg.entry(i)
-        from ..ledger import merkle
-
         return {"index": i, "leaf_hash": _b64(merkle.leaf_hash(data)), "entry": json.loads(data)}
 
-    @app.get("/v1/proofs/inclusion", tags=["log"], summary="Inclusion proof by index or by leaf hash (RFC 9162 2.1.3)")
-    def get_inclusion(index: str | None = None, leaf_hash: str | None = None, tree_size: str | None = None) -> dict:
+    @app.get("/v1/proofs/inclusion", tags=["log"], summary="Inclusion proof by index or by leaf hash (RFC 9162 2.1.3)",
+             response_model=InclusionProofOut, dependencies=CHECK_CREDENTIALS, responses=_errors(*_READ, 404))
+    def get_inclusion(index: Annotated[str | None, Query(pattern=_UINT, description="entry index")] = None,
+                      leaf_hash: Annotated[str | None, Query(max_length=100, description="base64 or hex leaf hash")] = None,
+                      tree_size: Annotated[str | None, Query(pattern=_UINT, description="default: the signed size")] = None
+                      ) -> dict:
         c = ctx()
         n = _uint(tree_size, "tree_size")
         signed = c.ledger.signed_size()
@@ -339,8 +752,11 @@ def create_app(data_dir: str | Path) -> FastAPI:
         return {"index": i, "tree_size": n, "leaf_hash": _b64(c.ledger.leaf_hash(i)), "root_hash": _b64(c.ledger.root(n)),
                 "proof": [_b64(p) for p in proof]}
 
-    @app.get("/v1/proofs/consistency", tags=["log"], summary="Consistency proof between two tree sizes (RFC 9162 2.1.4)")
-    def get_consistency(old: str, new: str | None = None) -> dict:
+    @app.get("/v1/proofs/consistency", tags=["log"], summary="Consistency proof between two tree sizes (RFC 9162 2.1.4)",
+             response_model=ConsistencyProofOut, dependencies=CHECK_CREDENTIALS, responses=_errors(*_READ))
+    def get_consistency(old: Annotated[str, Query(pattern=_UINT, description="older tree size")],
+                        new: Annotated[str | None, Query(pattern=_UINT, description="newer tree size; default: the signed size")] = None
+                        ) -> dict:
         c = ctx()
         signed = c.ledger.signed_size()
         m = _uint(old, "old")
@@ -370,45 +786,83 @@ def create_app(data_dir: str | Path) -> FastAPI:
         except RegistryError as exc:
             raise not_found(str(exc)) from None
 
-    @app.get("/v1/models", tags=["models"], summary="Registered models: card, claimed metrics, disclosure policy, status")
+    @app.get("/v1/models", tags=["models"], summary="Registered models: card, claimed metrics, disclosure policy, status",
+             response_model=list[ModelOut], response_model_exclude_unset=True, dependencies=CHECK_CREDENTIALS,
+             responses=_errors(*_READ))
     def list_models() -> list[dict]:
         c = ctx()
         return [_model_public(m, c) for m in c.registry.list()]
 
-    @app.get("/v1/models/{fingerprint}", tags=["models"], summary="One model with its status history")
+    @app.get("/v1/models/{fingerprint}", tags=["models"], summary="One model with its status history (fingerprint or a "
+             "unique prefix of at least 12 hex digits)", response_model=ModelOut, response_model_exclude_unset=True,
+             dependencies=CHECK_CREDENTIALS, responses=_errors(*_READ, 404))
     def get_model(fingerprint: str) -> dict:
         c = ctx()
         return _model_public(_model(fingerprint, c), c)
 
-    @app.get("/v1/models/{fingerprint}/artifact", tags=["models"], responses={200: {"content": {"application/octet-stream": {}}}},
+    @app.get("/v1/models/{fingerprint}/artifact", tags=["models"], response_class=Response,
+             responses={200: {"description": "the skops artifact",
+                              "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+                        **_errors(*_READ, 403, 404)},
              summary="Download the weights (skops artifact) where the disclosure policy allows; logged as an access entry")
     def get_artifact(fingerprint: str, who: Who) -> Response:
         c = ctx()
         m = _model(fingerprint, c)
         if not may_download_weights(who.role, m.card.disclosure_policy):
             raise forbidden(f"the disclosure policy of this model is '{m.card.disclosure_policy}'; role {who.role} may not download its weights")
-        data = c.registry.artifact(m.fingerprint)
+        try:
+            data = c.registry.artifact(m.fingerprint)
+        except RegistryError as exc:
+            raise Problem(503, "Artifact unavailable", str(exc), kind="artifact-unavailable") from None
+        if fingerprint_bytes(data) != m.fingerprint:
+            raise Problem(503, "Artifact unavailable", f"the stored artifact no longer matches fingerprint {m.fingerprint}; "
+                          "refusing to serve it", kind="artifact-unavailable")
         c.ledger.append([{"type": "access", "v": 1, "action": "weights-download", "model": m.fingerprint, "role": who.role,
                           "key_id": who.key_id or "anonymous", "time": utc_now()}])
         name = m.fingerprint.removeprefix("sha256:")[:16]
         return Response(data, media_type="application/octet-stream",
                         headers={"Content-Disposition": f'attachment; filename="{name}.skops"', "X-Glasslog-Fingerprint": m.fingerprint})
 
-    @app.post("/v1/models", status_code=201, tags=["models"], summary="Register a model: skops artifact and model card (operator)")
-    async def register_model(who: Who, artifact: Annotated[UploadFile, File(description="skops artifact")],
+    @app.post("/v1/models", status_code=201, tags=["models"], summary="Register a model: skops artifact and model card (operator)",
+              response_model=ModelOut, response_model_exclude_unset=True, responses=_errors(*_WRITE, 409))
+    async def register_model(request: Request, who: Operator, artifact: Annotated[UploadFile, File(description="skops artifact")],
                              card: Annotated[str, Form(description="model card JSON (ModelCard.to_dict)")]) -> dict:
-        require(who, "operator")
+        unknown = sorted(set((await request.form()).keys()) - {"artifact", "card"})
+        if unknown:
+            raise invalid(unknown[0], "unknown form field; send artifact and card")
         data = await artifact.read()
         if len(data) > MAX_ARTIFACT_BYTES:
-            raise Problem(413, "Payload Too Large", f"artifact is {len(data)} bytes; the limit is {MAX_ARTIFACT_BYTES}", kind="too-large")
+            raise Problem(413, "Content Too Large", f"artifact is {len(data)} bytes; the limit is {MAX_ARTIFACT_BYTES}", kind="too-large")
+        # Loading the artifact and appending are blocking work: off the event loop.
+        return await run_in_threadpool(_register, data, card)
+
+    def _register(data: bytes, card: str) -> dict:
         try:
-            card_obj = ModelCard.from_dict(json.loads(card))
-        except json.JSONDecodeError as exc:
+            card_dict = json.loads(card)
+        except (json.JSONDecodeError, RecursionError) as exc:
             raise invalid("card", f"not valid JSON: {exc}") from None
+        if not isinstance(card_dict, dict):
+            raise invalid("card", "must be a JSON object with the model card fields (ModelCard.to_dict)")
+        unknown = _unknown_card_fields(card_dict)
+        if unknown:
+            raise invalid(f"card.{unknown}", "unknown field")
+        try:
+            card_obj = ModelCard.from_dict(card_dict)
         except CardError as exc:
             raise invalid(f"card.{exc.field}", str(exc).split(": ", 1)[-1]) from None
-        except (TypeError, AttributeError):
-            raise invalid("card", "must be a JSON object with the model card fields") from None
+        except (TypeError, AttributeError, ValueError, RecursionError):
+            raise invalid("card", "must be a JSON object with the model card fields (ModelCard.to_dict)") from None
+        problem = _loggable(card_obj.to_dict())
+        if problem:
+            raise invalid("card", f"cannot be logged: {problem}")
+        fingerprint = fingerprint_bytes(data)
+        try:
+            estimator = load_artifact(data, fingerprint)
+        except ArtifactError as exc:
+            raise invalid("artifact", str(exc)) from None
+        names_in = getattr(estimator, "feature_names_in_", None)
+        if names_in is not None and [str(n) for n in names_in] != card_obj.feature_names:
+            raise invalid("card.features", f"do not match the model's features {[str(n) for n in names_in]}, in order")
         c = ctx()
         try:
             m = c.registry.register_artifact(data, card_obj)
@@ -416,19 +870,23 @@ def create_app(data_dir: str | Path) -> FastAPI:
             raise invalid("artifact", str(exc)) from None
         except RegistryError as exc:
             raise Problem(409, "Conflict", str(exc), kind="conflict") from None
+        except EntryError as exc:
+            raise invalid(f"card.{exc.field}" if exc.field and exc.field != "card" else "card", str(exc)) from None
         return _model_public(m, c)
 
-    @app.post("/v1/models/{fingerprint}/status", tags=["models"],
+    @app.post("/v1/models/{fingerprint}/status", tags=["models"], response_model=ModelOut, response_model_exclude_unset=True,
+              responses=_errors(*_WRITE, 404, 409),
               summary="Suspend or reinstate (supervisor), withdraw (operator or supervisor); logged with the reason")
-    def set_status(fingerprint: str, body: StatusChangeRequest, who: Who) -> dict:
-        if body.status == "withdrawn":
-            require(who, "supervisor", "operator")
-        else:
+    def set_status(fingerprint: str, body: StatusChangeRequest,
+                   who: Annotated[Principal, Depends(requires("supervisor", "operator"))]) -> dict:
+        if body.status != "withdrawn":
             require(who, "supervisor")
+        if not body.reason.strip() or not body.reason.isprintable():
+            raise invalid("reason", "must be printable text saying why (it goes on the record)")
         c = ctx()
         m = _model(fingerprint, c)
         try:
-            result = c.registry.set_status(m.fingerprint, body.status, f"{body.reason} ({who.role} {who.key_id})")
+            result = c.registry.set_status(m.fingerprint, body.status, f"{body.reason.strip()} ({who.role} {who.key_id})")
         except RegistryError as exc:
             raise Problem(409, "Conflict", str(exc), kind="conflict") from None
         out = _model_public(c.registry.get(m.fingerprint), c)
@@ -436,17 +894,24 @@ def create_app(data_dir: str | Path) -> FastAPI:
         return out
 
     # ------------------------------------------------------------ deployments
-    @app.get("/v1/deployments", tags=["deployments"], summary="Declared deployments with their visibility")
+    @app.get("/v1/deployments", tags=["deployments"], summary="Declared deployments with their visibility",
+             response_model=list[DeploymentOut], dependencies=CHECK_CREDENTIALS, responses=_errors(*_READ))
     def list_deployments() -> list[dict]:
         return [d.to_dict() for d in ctx().deployments.list()]
 
-    @app.post("/v1/deployments", status_code=201, tags=["deployments"], summary="Declare a deployment (operator)")
-    def declare_deployment(body: DeploymentRequest, who: Who) -> dict:
-        require(who, "operator")
+    @app.post("/v1/deployments", status_code=201, tags=["deployments"], summary="Declare a deployment (operator)",
+              response_model=DeploymentOut, responses=_errors(*_WRITE, 409))
+    def declare_deployment(body: DeploymentRequest, who: Operator) -> dict:
+        if not body.name.isprintable() or body.name != body.name.strip():
+            raise invalid("name", "must be printable text without leading or trailing spaces")
+        if not body.description.isprintable():
+            raise invalid("description", "must be printable text")
         try:
             return ctx().deployments.declare(body.name, body.visibility, body.description).to_dict()
         except DeploymentError as exc:
             raise Problem(409, "Conflict", str(exc), kind="conflict") from None
+        except EntryError as exc:
+            raise invalid({"deployment": "name"}.get(exc.field, exc.field or "body"), exc.detail) from None
 
     def _deployment(name: str, c: Context) -> Deployment:
         d = c.deployments.find(name)
@@ -454,8 +919,9 @@ def create_app(data_dir: str | Path) -> FastAPI:
             raise not_found(f"unknown deployment {name!r}")
         return d
 
-    @app.get("/v1/deployments/stats", tags=["deployments"], summary="Aggregate counts for a deployment (public)")
-    def deployment_stats(name: str, who: Who) -> dict:
+    @app.get("/v1/deployments/stats", tags=["deployments"], summary="Aggregate counts for a deployment (public)",
+             response_model=StatsOut, response_model_exclude_unset=True, responses=_errors(*_READ, 404))
+    def deployment_stats(name: Annotated[str, Query(max_length=200, description="deployment name")], who: Who) -> dict:
         c = ctx()
         d = _deployment(name, c)
         out = {"deployment": d.to_dict(), **c.index.stats(d.name)}
@@ -464,7 +930,7 @@ def create_app(data_dir: str | Path) -> FastAPI:
         return out
 
     # ------------------------------------------------------------ decisions
-    def _decision(i: int, who: Who, c: Context) -> dict:
+    def _decision(i: int, who: Principal, c: Context) -> dict:
         if i >= c.ledger.signed_size():
             raise not_found(f"no entry {i}")
         entry = json.loads(c.ledger.entry(i))
@@ -496,17 +962,20 @@ def create_app(data_dir: str | Path) -> FastAPI:
         view["outcomes"] = outcomes
         return view
 
-    @app.get("/v1/decisions/{index}", tags=["decisions"], summary="One decision, as the caller's role may see it")
-    def get_decision(index: str, who: Who) -> dict:
+    @app.get("/v1/decisions/{index}", tags=["decisions"], summary="One decision, as the caller's role may see it",
+             response_model=DecisionOut, response_model_exclude_unset=True, responses=_errors(*_READ, 403, 404))
+    def get_decision(index: UInt, who: Who) -> dict:
         return _decision(_uint(index, "index"), who, ctx())
 
-    @app.get("/v1/decisions", tags=["decisions"], summary="Search decisions by model, deployment, time range and output (paginated)")
+    @app.get("/v1/decisions", tags=["decisions"], summary="Search decisions by model, deployment, time range and output (paginated)",
+             response_model=DecisionPage, response_model_exclude_unset=True, responses=_errors(*_READ, 403, 404))
     def search_decisions(who: Who, model: Annotated[str | None, Query(pattern=_FINGERPRINT)] = None,
                          deployment: Annotated[str | None, Query(max_length=200)] = None,
-                         since: Annotated[str | None, Query(pattern=_TIME)] = None,
-                         until: Annotated[str | None, Query(pattern=_TIME)] = None,
+                         since: Annotated[str | None, Query(pattern=_TIME, description="inclusive, RFC 3339 UTC")] = None,
+                         until: Annotated[str | None, Query(pattern=_TIME, description="exclusive, RFC 3339 UTC")] = None,
                          output: Annotated[str | None, Query(max_length=200, description="output label, e.g. 1 or approve")] = None,
-                         after: str | None = None, limit: Annotated[int, Query(ge=1, le=500)] = 50) -> dict:
+                         after: Annotated[str | None, Query(pattern=_UINT, description="index from next_after")] = None,
+                         limit: Annotated[int, Query(ge=1, le=500)] = 50) -> dict:
         c = ctx()
         all_deployments = c.deployments.list()
         if who.role in ("supervisor", "operator", "researcher"):
@@ -528,7 +997,7 @@ def create_app(data_dir: str | Path) -> FastAPI:
         if output is not None:
             try:
                 label = json.dumps(json.loads(output))
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, RecursionError):
                 label = json.dumps(output)
         start = _uint(after, "after")
         found = c.index.search(model=model, deployments=visible, since=since, until=until, label=label,
@@ -542,30 +1011,44 @@ def create_app(data_dir: str | Path) -> FastAPI:
         include_private = who.role in ("subject", "supervisor", "operator")
         return capture.receipt(c.ledger, i, include_private=include_private).to_dict()
 
-    @app.get("/v1/receipt", tags=["subjects"], summary="A subject's own decision and receipt (receipt token as bearer)")
+    @app.get("/v1/receipt", tags=["subjects"], summary="A subject's own decision and receipt (receipt token as bearer)",
+             response_model=OwnReceipt, response_model_exclude_unset=True, responses=_errors(*_READ, 403))
     def get_own_receipt(who: Who) -> dict:
-        if who.role != "subject":
+        if who.role == "public":
             raise Problem(401, "Unauthorized", "send your receipt token: Authorization: Bearer grt_...", kind="unauthorized")
+        if who.role != "subject":
+            raise forbidden(f"this is for subjects with a receipt token; role {who.role} reads receipts at GET /v1/receipts/{{index}}")
         c = ctx()
         return {"decision": _decision(who.entry_index, who, c), "receipt": _receipt(who.entry_index, who, c)}
 
-    @app.get("/v1/receipts/{index}", tags=["decisions"], summary="Receipt (entry, checkpoint, inclusion proof) of a decision")
-    def get_receipt(index: str, who: Who) -> dict:
+    @app.get("/v1/receipts/{index}", tags=["decisions"], summary="Receipt (entry, checkpoint, inclusion proof) of a decision",
+             response_model=ReceiptOut, response_model_exclude_unset=True, responses=_errors(*_READ, 403, 404))
+    def get_receipt(index: UInt, who: Who) -> dict:
         c = ctx()
         i = _uint(index, "index")
         _decision(i, who, c)  # access check
         return _receipt(i, who, c)
 
-    @app.post("/v1/decisions", status_code=201, tags=["decisions"],
+    def _locate_bad_row(estimator, method: str, frame: pd.DataFrame) -> int | None:
+        """The first row the estimator refuses on its own, if any."""
+        for pos in range(len(frame)):
+            try:
+                getattr(estimator, method)(frame.iloc[pos : pos + 1])
+            except Exception:  # noqa: BLE001 - the estimator's own refusal, whatever its type
+                return pos
+        return None
+
+    @app.post("/v1/decisions", status_code=201, tags=["decisions"], response_model=DecisionsAppended,
+              response_model_exclude_unset=True, responses=_errors(*_WRITE, 404, 409),
               summary="Append a batch of decisions (operator); returns receipts, and receipt tokens for subjects")
-    def append_decisions(body: DecisionBatch, who: Who) -> dict:
-        require(who, "operator")
+    def append_decisions(body: DecisionBatch, who: Operator) -> dict:
         c = ctx()
         m = _model(body.model, c)
         d = c.deployments.find(body.deployment)
         if d is None:
             raise invalid("deployment", "is not declared; POST /v1/deployments first")
         names = m.card.feature_names
+        with_output = [r.output is not None for r in body.rows]
         for i, row in enumerate(body.rows):
             missing = [n for n in names if n not in row.input]
             extra = [k for k in row.input if k not in names]
@@ -573,16 +1056,28 @@ def create_app(data_dir: str | Path) -> FastAPI:
                 detail = "; ".join(p for p in (f"missing features {missing}" if missing else "",
                                                 f"unexpected features {extra}" if extra else "") if p)
                 raise invalid(f"rows[{i}].input", detail)
-        with_output = [r.output is not None for r in body.rows]
-        if any(with_output) and not all(with_output):
-            raise invalid("rows", "give an output for every row or for none (then the server computes them)")
+            for f in m.card.features:
+                problem = _value_problem(f, row.input[f.name])
+                if problem:
+                    raise invalid(f"rows[{i}].input.{f.name}", problem)
+            if row.subject_id is not None and (not row.subject_id.isprintable() or not row.subject_id.strip()):
+                raise invalid(f"rows[{i}].subject_id", "must be printable text")
+            if with_output[i] != with_output[0]:
+                raise invalid(f"rows[{i}].output", "give an output for every row or for none (then the server computes "
+                                                   f"them); row 0 has {'one' if with_output[0] else 'none'}")
+            if with_output[i]:
+                problem = _loggable(row.output)
+                if problem:
+                    raise invalid(f"rows[{i}].output", f"cannot be logged: {problem}")
         key = (m.fingerprint, d.name)
         if key not in c.wrapped:
             try:
                 c.wrapped[key] = capture.wrap(c.ledger, m.fingerprint, d.name)
-            except ArtifactError as exc:
+            except (ArtifactError, RegistryError) as exc:
                 raise Problem(409, "Conflict", str(exc), kind="artifact") from None
         wrapped = c.wrapped[key]
+        if not with_output[0] and not callable(getattr(wrapped.estimator, body.method, None)):
+            raise invalid("method", f"the model has no {body.method}")
         frame = pd.DataFrame([r.input for r in body.rows], columns=names)
         subject_ids = [r.subject_id for r in body.rows]
         tokens = [new_receipt_token() if s else None for s in subject_ids]
@@ -591,7 +1086,7 @@ def create_app(data_dir: str | Path) -> FastAPI:
             store_receipt_tokens(conn, [(t, first + pos) for pos, t in enumerate(tokens) if t])
 
         try:
-            if all(with_output):
+            if with_output[0]:
                 result = wrapped.log_outputs(frame, [r.output for r in body.rows], subject_ids, within)
             else:
                 decide = wrapped.predict if body.method == "predict" else wrapped.predict_proba
@@ -600,8 +1095,10 @@ def create_app(data_dir: str | Path) -> FastAPI:
         except (capture.InputError, EntryError) as exc:
             row = re.search(r"row (\d+)", str(exc))
             raise invalid(f"rows[{row.group(1)}]" if row else "rows", str(exc)) from None
-        except (ValueError, TypeError) as exc:  # pandas / the estimator refusing the inputs
-            raise invalid("rows", f"the model cannot use these inputs: {exc}") from None
+        except (ValueError, TypeError, OverflowError, AttributeError, IndexError, KeyError) as exc:  # the estimator refusing the inputs
+            bad = _locate_bad_row(wrapped.estimator, body.method, frame)
+            raise invalid(f"rows[{bad}].input" if bad is not None else "rows",
+                          f"the model cannot use these inputs: {exc}") from None
         out = []
         for pos, i in enumerate(result.indexes):
             item = {"index": i, "receipt": capture.receipt(c.ledger, i).to_dict()}
@@ -611,37 +1108,54 @@ def create_app(data_dir: str | Path) -> FastAPI:
         return {"first_index": result.first_index, "tree_size": result.tree_size, "checkpoint": result.checkpoint,
                 "decisions": out}
 
-    @app.post("/v1/outcomes", status_code=201, tags=["decisions"], summary="Record observed outcomes of decisions (operator)")
-    def append_outcomes(body: OutcomeBatch, who: Who) -> dict:
-        require(who, "operator")
+    @app.post("/v1/outcomes", status_code=201, tags=["decisions"], summary="Record observed outcomes of decisions (operator)",
+              response_model=BatchAppended, responses=_errors(*_WRITE))
+    def append_outcomes(body: OutcomeBatch, who: Operator) -> dict:
         c = ctx()
+        size = c.ledger.signed_size()
+        for k, o in enumerate(body.outcomes):
+            if o.decision >= size:
+                raise invalid(f"outcomes[{k}].decision", f"no entry {o.decision} in the log (size {size})")
+            kind = json.loads(c.ledger.entry(o.decision)).get("type")
+            if kind != "decision":
+                raise invalid(f"outcomes[{k}].decision", f"entry {o.decision} is a {kind} entry, not a decision")
+            problem = _loggable(o.outcome)
+            if problem:
+                raise invalid(f"outcomes[{k}].outcome", f"cannot be logged: {problem}")
         try:
             result = capture.record_outcomes(c.ledger, [(o.decision, o.outcome) for o in body.outcomes])
         except EntryError as exc:
             raise invalid(f"outcomes[{exc.index}]" if exc.index is not None else "outcomes", str(exc)) from None
         except ValueError as exc:
-            bad = next((k for k, o in enumerate(body.outcomes) if f"entry {o.decision} " in str(exc) + " "), None)
-            raise invalid(f"outcomes[{bad}].decision" if bad is not None else "outcomes", str(exc)) from None
+            raise invalid("outcomes", str(exc)) from None
         return {"first_index": result.first_index, "tree_size": result.tree_size, "checkpoint": result.checkpoint}
 
     # ------------------------------------------------------------ keys
-    @app.post("/v1/keys", status_code=201, tags=["keys"], summary="Issue an API key (operator); the token is shown once")
-    def create_key(body: KeyRequest, who: Who) -> dict:
-        require(who, "operator")
+    @app.post("/v1/keys", status_code=201, tags=["keys"], summary="Issue an API key (operator); the token is shown once",
+              response_model=KeyCreated, responses=_errors(*_WRITE))
+    def create_key(body: KeyRequest, who: Operator) -> dict:
+        c = ctx()
+        for k, name in enumerate(body.deployments):
+            if body.role != "developer":
+                raise invalid("deployments", "only developer keys are granted specific deployments")
+            if c.deployments.find(name) is None:
+                raise invalid(f"deployments[{k}]", f"unknown deployment {name!r}: declare it first")
+            if name in body.deployments[:k]:
+                raise invalid(f"deployments[{k}]", "given twice")
         try:
-            record, token = ctx().keys.create(body.role, body.name, body.deployments)
+            record, token = c.keys.create(body.role, body.name, body.deployments)
         except ValueError as exc:
             raise invalid("deployments" if "deployments" in str(exc) else "name", str(exc)) from None
         return {**record.to_dict(), "token": token}
 
-    @app.get("/v1/keys", tags=["keys"], summary="List API keys (operator); secrets are never returned")
-    def list_keys(who: Who) -> list[dict]:
-        require(who, "operator")
+    @app.get("/v1/keys", tags=["keys"], summary="List API keys (operator); secrets are never returned",
+             response_model=list[KeyOut], responses=_errors(*_READ, 403))
+    def list_keys(who: Operator) -> list[dict]:
         return [k.to_dict() for k in ctx().keys.list()]
 
-    @app.delete("/v1/keys/{key_id}", tags=["keys"], summary="Revoke an API key (operator)")
-    def revoke_key(key_id: str, who: Who) -> dict:
-        require(who, "operator")
+    @app.delete("/v1/keys/{key_id}", tags=["keys"], summary="Revoke an API key (operator)",
+                response_model=KeyOut, responses=_errors(*_READ, 403, 404))
+    def revoke_key(key_id: str, who: Operator) -> dict:
         try:
             return ctx().keys.revoke(key_id).to_dict()
         except LookupError as exc:
