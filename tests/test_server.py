@@ -430,10 +430,13 @@ def test_subject_reads_only_their_own_decision(base):
     rc = own["receipt"]
     assert rc["index"] == base.subject_index and set(rc["private"]) == {"input", "output", "subject"}
     assert json.loads(base64.b64decode(rc["private"]["subject"]["value"])) == base.subject_id
-    # Another subject's decision, receipt, or the log at large: refused.
+    # Another subject's decision or receipt in a private deployment: refused.
     for url in (f"/v1/decisions/{base.other_subject_index}", f"/v1/receipts/{base.other_subject_index}",
-                f"/v1/decisions/{base.demo_index}", f"/v1/decisions/{base.pub_subject_index}"):
+                f"/v1/decisions/{base.demo_index}"):
         problem(c.get(url, headers=base.h("subject")), 403)
+    # Someone else's public-service decision: the public's view, no more.
+    seen = c.get(f"/v1/decisions/{base.pub_subject_index}", headers=base.h("subject")).json()
+    assert "subject_id" not in seen and "input_values" not in seen and "output" in seen
     # Search returns their own decision only, whatever the filters.
     page = c.get("/v1/decisions", params={"deployment": DEP_PUB}, headers=base.h("subject")).json()
     assert [d["index"] for d in page["decisions"]] == [base.subject_index] and page["next_after"] is None
@@ -511,7 +514,9 @@ def test_public_sees_only_counts_of_a_private_deployment(base):
 def test_developer_sees_granted_deployments_only(base):
     c = base.client
     page = c.get("/v1/decisions", params={"limit": "500"}, headers=base.h("developer")).json()
-    assert {d["deployment"] for d in page["decisions"]} == {base.dep_priv} and len(page["decisions"]) == 302
+    # granted deployments, plus public-service ones (which everyone reads)
+    assert {d["deployment"] for d in page["decisions"]} == {base.dep_priv, DEP_PUB}
+    assert sum(d["deployment"] == base.dep_priv for d in page["decisions"]) == 302
     assert page["next_after"] is None
     page = c.get("/v1/decisions", params={"limit": "500"}, headers=base.h("developer_not_granted")).json()
     assert {d["deployment"] for d in page["decisions"]} == {DEP_PUB}
@@ -729,7 +734,6 @@ def test_unknown_fields_and_query_parameters_are_rejected(fresh):
     for url, params, name in (("/v1/log", {"verbose": "1"}, "verbose"),
                                ("/v1/decisions", {"deployment": DEP_PUB, "sort": "desc"}, "sort"),
                                ("/v1/models", {"status": "active"}, "status"),
-                               ("/checkpoint", {"n": "1"}, "n"),
                                ("/v1/decisions", [("limit", "5"), ("limit", "6")], "limit"),
                                ("/v1/proofs/inclusion", [("index", "1"), ("index", "2")], "index")):
         problem(c.get(url, params=params), 422, name)
@@ -941,3 +945,28 @@ def test_cli_writes_the_same_spec(tmp_path):
     r = CliRunner().invoke(cli, ["serve", "--write-openapi", str(out), "-d", str(tmp_path / "log")])
     assert r.exit_code == 0, r.output
     assert out.read_text() == OPENAPI_FILE.read_text()
+
+
+def test_signed_in_callers_see_at_least_the_public_view_of_public_service_decisions(base):
+    """A subject or an ungranted developer reads public-service decisions with the public's view, never more."""
+    other = base.pub_indexes[1]  # a public-service decision about someone else
+    public = base.client.get(f"/v1/decisions/{other}").json()
+    assert "output" in public and "input_values" not in public and "subject_id" not in public
+    for role in ("subject", "developer"):  # the private-deployment subject; the developer granted only the private one
+        r = base.client.get(f"/v1/decisions/{other}", headers=base.h(role))
+        assert r.status_code == 200, (role, r.text)
+        assert r.json() == public, role
+        receipt = base.client.get(f"/v1/receipts/{other}", headers=base.h(role)).json()
+        assert "private" not in receipt, role  # no openings of someone else's private values
+    # the public-service subject still sees their own decision in full
+    own = base.client.get(f"/v1/decisions/{base.pub_subject_index}",
+                          headers={"Authorization": f"Bearer {base.pub_subject_token}"}).json()
+    assert own["subject_id"] == "citizen-0000" and set(own["input_values"]) == set(base.inputs.columns)
+    listed = base.client.get("/v1/decisions", params={"deployment": DEP_PUB}, headers=base.h("developer")).json()
+    assert {d["index"] for d in listed["decisions"]} >= set(base.pub_indexes)
+
+
+def test_verifier_endpoints_ignore_query_strings(base):
+    plain = base.client.get("/tile/0/000")
+    assert base.client.get("/tile/0/000?v=1").content == plain.content
+    assert base.client.get("/checkpoint?cache=bust").status_code == 200

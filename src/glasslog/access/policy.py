@@ -39,6 +39,7 @@ __all__ = [
     "DISCLOSURE_ORDER",
     "may_download_weights",
     "may_read_decision",
+    "effective_principal",
     "decision_view",
     "input_view",
 ]
@@ -68,15 +69,32 @@ def may_download_weights(role: str, disclosure_policy: str) -> bool:
 
 
 def may_read_decision(principal, index: int, deployment_name: str, deployment_public: bool) -> bool:
-    """True if ``principal`` may read decision ``index`` of that deployment individually."""
+    """True if ``principal`` may read decision ``index`` of that deployment individually.
+
+    Everyone may read decisions of public-service deployments (with the
+    public view unless their role gives more, see ``effective_principal``).
+    """
     role = principal.role
-    if role in ("supervisor", "operator", "researcher"):
+    if role in ("supervisor", "operator", "researcher") or deployment_public:
         return True
     if role == "developer":
         return deployment_name in principal.deployments
     if role == "subject":
         return principal.entry_index == index
     return deployment_public
+
+
+def effective_principal(principal, index: int, deployment_name: str):
+    """The principal whose view applies to decision ``index``: a subject reading
+    someone else's (public-service) decision, or a developer reading a deployment
+    it is not granted, gets the public's view."""
+    from .keys import PUBLIC
+
+    if principal.role == "subject" and principal.entry_index != index:
+        return PUBLIC
+    if principal.role == "developer" and deployment_name not in principal.deployments:
+        return PUBLIC
+    return principal
 
 
 def input_view(role: str, values: dict[str, Any], card) -> dict[str, Any] | None:

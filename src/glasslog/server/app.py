@@ -59,6 +59,7 @@ from ..access import (
     Principal,
     decision_view,
     may_download_weights,
+    effective_principal,
     may_read_decision,
     new_receipt_token,
     store_receipt_tokens,
@@ -654,6 +655,8 @@ def create_app(data_dir: str | Path) -> FastAPI:
     Operator = Annotated[Principal, Depends(requires("operator"))]
 
     def strict_query(request: Request) -> None:
+        if not request.url.path.startswith("/v1/"):
+            return  # verifier endpoints are static assets: ignore query strings as CDNs and file servers do
         route = request.scope.get("route")
         dependant = getattr(route, "dependant", None)
         if dependant is None:
@@ -943,6 +946,7 @@ def create_app(data_dir: str | Path) -> FastAPI:
                 raise forbidden(f"deployment {entry['deployment']!r} is private: the public sees aggregate counts only "
                                 f"(GET /v1/deployments/stats?name=...)")
             raise forbidden(f"role {who.role} may not read decisions of deployment {entry['deployment']!r}")
+        who = effective_principal(who, i, entry["deployment"])
         private = c.ledger.private_values_for([i]).get(i, {})
         card = c.registry.get(entry["model"]).card if entry["model"] else None
         view = decision_view(who, i, entry, private, card)
@@ -981,7 +985,7 @@ def create_app(data_dir: str | Path) -> FastAPI:
         if who.role in ("supervisor", "operator", "researcher"):
             visible = [d.name for d in all_deployments]
         elif who.role == "developer":
-            visible = [d.name for d in all_deployments if d.name in who.deployments]
+            visible = [d.name for d in all_deployments if d.name in who.deployments or d.public]
         elif who.role == "subject":
             return {"decisions": [_decision(who.entry_index, who, c)], "next_after": None}
         else:
@@ -1008,6 +1012,8 @@ def create_app(data_dir: str | Path) -> FastAPI:
                 "next_after": found[-1] if len(found) == limit else None}
 
     def _receipt(i: int, who: Principal, c: Context) -> dict:
+        deployment = json.loads(c.ledger.entry(i))["deployment"]
+        who = effective_principal(who, i, deployment)
         include_private = who.role in ("subject", "supervisor", "operator")
         return capture.receipt(c.ledger, i, include_private=include_private).to_dict()
 
