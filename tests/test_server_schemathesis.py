@@ -25,7 +25,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from schemathesis.checks import (  # noqa: the built-in checks load lazily by name
+from schemathesis.checks import (  # the built-in checks load lazily by name
     allow_header_conformance,
     content_type_conformance,
     ignored_auth,

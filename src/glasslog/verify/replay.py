@@ -19,7 +19,6 @@ import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-
 from typing import Any
 
 import numpy as np
