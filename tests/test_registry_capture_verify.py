@@ -393,8 +393,8 @@ def test_rewritten_hashes_are_caught_by_the_signed_checkpoints(deployed, credit)
     leaves = [merkle.leaf_hash(d) for (d,) in db.execute("SELECT data FROM entries ORDER BY idx")]
     level, hashes = 0, leaves
     while hashes:
-        for i, h in enumerate(hashes):
-            db.execute("UPDATE hashes SET hash=? WHERE id=?", (h, (level << 48) | i))
+        for k in range(0, len(hashes), 32):  # stored in strips of 32 hashes per row
+            db.execute("UPDATE hashes SET strip=? WHERE id=?", (b"".join(hashes[k : k + 32]), (level << 48) | (k // 32)))
         hashes = [merkle.node_hash(hashes[i], hashes[i + 1]) for i in range(0, len(hashes) - 1, 2)]
         level += 1
     db.commit()

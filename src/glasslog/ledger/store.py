@@ -11,7 +11,12 @@ Layout of a data directory::
 
 Stored hashes: the hash of every perfect, aligned subtree that is complete
 (level L, index k covering leaves k*2**L .. (k+1)*2**L - 1) is stored once,
-when it completes, and never changes. That is about 2 hashes per entry, and
+when it completes, and never changes. That is about 2 hashes per entry. They
+are kept in *strips* of 32 consecutive hashes of one level (one row of up to
+1,024 bytes, id = level << 48 | k // 32); the last strip of a level grows
+batch by batch until it holds 32. Strips keep the row count per entry low
+(appends are dominated by SQLite row inserts) while a proof still reads only
+the O(log n) strips that hold its hashes, and
 it lets the store answer the root, an inclusion proof or a consistency proof
 for *any* tree size up to the current one by reading O(log n) hashes in one
 query (see ``merkle.inclusion_proof_plan``), and serve C2SP tiles as they are.
@@ -55,12 +60,14 @@ __all__ = [
 DATA_DIR_ENV = "GLASSLOG_DATA_DIR"
 """Environment variable naming the data directory."""
 
-_LEVEL_SHIFT = 48  # hash row id = level << 48 | index; 2**48 leaves per log is plenty
+_LEVEL_SHIFT = 48  # hash row id = level << 48 | strip; 2**48 leaves per log is plenty
+_STRIP = 32  # hashes per stored row
+_STRIP_BYTES = _STRIP * 32
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS entries (idx INTEGER PRIMARY KEY, type TEXT NOT NULL, data BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS hashes (id INTEGER PRIMARY KEY, hash BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS hashes (id INTEGER PRIMARY KEY, strip BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS checkpoints (
     tree_size INTEGER PRIMARY KEY, root BLOB NOT NULL, note TEXT NOT NULL, created_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS private_values (
@@ -84,8 +91,9 @@ def default_data_dir() -> Path:
     return Path(os.environ.get(DATA_DIR_ENV) or "glasslog-data")
 
 
-def _hash_id(level: int, index: int) -> int:
-    return (level << _LEVEL_SHIFT) | index
+def _strip_id(level: int, index: int) -> int:
+    """Row id of the strip holding the stored hash at (level, index)."""
+    return (level << _LEVEL_SHIFT) | (index // _STRIP)
 
 
 @dataclass(frozen=True)
@@ -321,19 +329,26 @@ class Ledger:
         for idx, data in cur:
             yield idx, json.loads(data)
 
-    def _get_hashes(self, keys: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
-        keys = list(keys)
-        ids = [_hash_id(level, index) for level, index in keys]
+    def _strips(self, ids: Iterable[int]) -> dict[int, bytes]:
+        ids = list(set(ids))
         found: dict[int, bytes] = {}
         for chunk in range(0, len(ids), 500):
             part = ids[chunk : chunk + 500]
-            q = f"SELECT id, hash FROM hashes WHERE id IN ({','.join('?' * len(part))})"
+            q = f"SELECT id, strip FROM hashes WHERE id IN ({','.join('?' * len(part))})"
             found.update(self._db.execute(q, part))
+        return found
+
+    def _get_hashes(self, keys: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        keys = list(keys)
+        strips = self._strips(_strip_id(level, index) for level, index in keys)
         out = {}
-        for key, hid in zip(keys, ids):
-            if hid not in found:
-                raise LedgerError(f"stored hash at level {key[0]}, index {key[1]} is missing: the database is damaged")
-            out[key] = found[hid]
+        for level, index in keys:
+            strip = strips.get(_strip_id(level, index))
+            offset = (index % _STRIP) * 32
+            h = strip[offset : offset + 32] if isinstance(strip, bytes) else b""
+            if len(h) != 32:
+                raise LedgerError(f"stored hash at level {level}, index {index} is missing: the database is damaged")
+            out[(level, index)] = h
         return out
 
     def _check_size(self, tree_size: int | None) -> int:
@@ -428,13 +443,10 @@ class Ledger:
         available = self.signed_size() >> tree_level
         if not 1 <= width <= TILE_WIDTH or first + width > available:
             raise LookupError(f"tile {level}/{index} of width {width} is beyond the signed tree")
-        rows = self._db.execute(
-            "SELECT hash FROM hashes WHERE id >= ? AND id < ? ORDER BY id",
-            (_hash_id(tree_level, first), _hash_id(tree_level, first + width)),
-        ).fetchall()
-        if len(rows) != width:
+        data = b"".join(h for _, h in self.stored_hashes(tree_level, first, first + width))
+        if len(data) != 32 * width:
             raise LedgerError(f"tile {level}/{index}: stored hashes are missing; the database is damaged")
-        return b"".join(r[0] for r in rows)
+        return data
 
     def entry_bundle(self, index: int, width: int = TILE_WIDTH) -> bytes:
         """Bytes of entry bundle ``tile/entries/<index>[.p/<width>]`` (C2SP tlog-tiles)."""
@@ -506,23 +518,27 @@ class Ledger:
                 raise ValueError(f"private value {pv.kind!r}: entry {pv.batch_position} of the batch does not hold its"
                                  f" commitment {pv.commitment}")
         signer = self.signer()
-        leaf_hashes = [merkle.leaf_hash(e.data) for e in validated]
+        sha256 = hashlib.sha256
+        leaf_hashes = [sha256(b"\x00" + e.data).digest() for e in validated]
 
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
             n = self.size
             stack = self._frontier_hashes(n)
-            new_hashes: list[tuple[int, bytes]] = []
+            # New stored hashes per level, in index order; levels[L] starts at index first[L].
+            levels: list[list[bytes]] = [leaf_hashes]
+            first = [n]
             pos = n
             for h in leaf_hashes:
-                new_hashes.append((pos, h))  # level 0
-                level, index = 0, pos
+                level = 0
                 while stack and stack[-1][0] == level:
-                    h = merkle.node_hash(stack.pop()[1], h)
+                    h = sha256(b"\x01" + stack.pop()[1] + h).digest()
                     level += 1
-                    index >>= 1
-                    new_hashes.append(((level << _LEVEL_SHIFT) | index, h))
+                    if level == len(levels):
+                        levels.append([])
+                        first.append(pos >> level)
+                    levels[level].append(h)
                 stack.append((level, h))
                 pos += 1
             root = stack[-1][1]
@@ -533,7 +549,7 @@ class Ledger:
                 "INSERT INTO entries(idx, type, data) VALUES (?, ?, ?)",
                 [(n + i, e.type, e.data) for i, e in enumerate(validated)],
             )
-            db.executemany("INSERT INTO hashes(id, hash) VALUES (?, ?)", new_hashes)
+            db.executemany("INSERT OR REPLACE INTO hashes(id, strip) VALUES (?, ?)", self._strip_rows(levels, first))
             if private_values:
                 db.executemany(
                     "INSERT INTO private_values(commitment, kind, entry_index, salt, value, lookup) VALUES (?, ?, ?, ?, ?, ?)",
@@ -550,6 +566,23 @@ class Ledger:
             raise
         self._frontier = (new_size, stack)
         return AppendResult(n, new_size, note)
+
+    def _strip_rows(self, levels: list[list[bytes]], first: list[int]) -> list[tuple[int, bytes]]:
+        """Rows (id, strip) to upsert for new hashes: partial strips extended, new strips added."""
+        partial = [_strip_id(level, start) for level, start in enumerate(first) if start % _STRIP]
+        existing = self._strips(partial) if partial else {}
+        rows = []
+        for level, new in enumerate(levels):
+            if not new:
+                continue
+            start = first[level]
+            sid = _strip_id(level, start)
+            data = existing.get(sid, b"") + b"".join(new)
+            if len(data) != ((start % _STRIP) + len(new)) * 32:
+                raise LedgerError(f"stored hashes at level {level} before index {start} are missing: the database is damaged")
+            for k in range(0, len(data), _STRIP_BYTES):
+                rows.append((sid + k // _STRIP_BYTES, data[k : k + _STRIP_BYTES]))
+        return rows
 
     def _rollback(self) -> None:
         """Roll back the open transaction, if SQLite has not already done so itself."""
@@ -661,13 +694,21 @@ class Ledger:
     # ------------------------------------------------------- raw audit access
     def stored_hashes(self, level: int, start: int, end: int) -> Iterator[tuple[int, bytes]]:
         """Iterate ``(index, hash)`` of stored hashes at ``level`` for indexes in [start, end)."""
+        if end <= start:
+            return
         cur = self._db.execute(
-            "SELECT id, hash FROM hashes WHERE id >= ? AND id < ? ORDER BY id",
-            (_hash_id(level, start), _hash_id(level, end)),
+            "SELECT id, strip FROM hashes WHERE id >= ? AND id <= ? ORDER BY id",
+            (_strip_id(level, start), _strip_id(level, end - 1)),
         )
         mask = (1 << _LEVEL_SHIFT) - 1
-        for hid, h in cur:
-            yield hid & mask, h
+        for sid, strip in cur:
+            base = (sid & mask) * _STRIP
+            if not isinstance(strip, bytes):
+                continue
+            for k in range(0, len(strip) - 31, 32):
+                index = base + k // 32
+                if start <= index < end:
+                    yield index, strip[k : k + 32]
 
     def execute(self, sql: str, params: Sequence = ()) -> sqlite3.Cursor:
         """Run SQL on the log's database (for the registry's tables beside the log)."""
