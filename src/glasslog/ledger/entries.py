@@ -90,7 +90,10 @@ def parse_time(value: str) -> datetime:
     if not isinstance(value, str) or not _TIME.match(value):
         raise ValueError(f"time must be RFC 3339 UTC like 2026-11-29T08:00:00Z, got {value!r}")
     base, _, frac = value[:-1].partition(".")
-    dt = datetime.strptime(base, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc)
+    try:
+        dt = datetime.fromisoformat(base).replace(tzinfo=timezone.utc)  # the regex fixed the form; this checks the ranges
+    except ValueError:
+        raise ValueError(f"time {value!r} is not a valid date and time") from None
     if frac:
         dt = dt.replace(microsecond=int((frac + "000000")[:6]))
     return dt
@@ -293,7 +296,9 @@ class Entry:
         if len(data) > MAX_ENTRY_BYTES:
             raise EntryError(f"entry is {len(data)} bytes, the limit is {MAX_ENTRY_BYTES}")
         try:
-            obj = json.loads(data.decode("utf-8"), parse_constant=_parse_constant)
+            floats: list[str] = []
+            obj = json.loads(data.decode("utf-8"), parse_constant=_parse_constant,
+                             parse_float=lambda text: floats.append(text) or float(text), parse_int=_parse_int)
         except UnicodeDecodeError:
             raise EntryError("entry is not valid UTF-8") from None
         except json.JSONDecodeError as exc:
@@ -302,16 +307,53 @@ class Entry:
             raise EntryError("entry is nested too deeply") from None
         try:
             _check_schema(obj)
-            canonical = canonical_json(obj)
+            canonical = _is_canonical(data, obj, floats)
         except RecursionError:
             raise EntryError("entry is nested too deeply") from None
-        if canonical != data:
+        if not canonical:
             raise EntryError("entry is not in RFC 8785 canonical form (key order, whitespace or number/string form)")
         return cls(data, obj["type"])
 
     def object(self) -> dict:
         """The entry as a JSON object (parsed from ``data``)."""
         return json.loads(self.data)
+
+
+def _is_canonical(data: bytes, obj: Any, float_literals: list[str]) -> bool:
+    """True if ``data`` is the RFC 8785 serialisation of ``obj`` (parsed from it).
+
+    ``rfc8785`` is the authority. The fast path avoids its full re-serialisation
+    (about 17 microseconds per entry) when it provably gives the same answer:
+    for ASCII-only data, Python's sorted compact ``json.dumps`` orders keys and
+    escapes strings exactly as RFC 8785 section 3.2 does, and writes integers
+    within 2**53 (all the schema admits) the same way; floats are the one
+    difference, so every float literal in ``data`` is checked against
+    ``rfc8785``'s own rendering of its value. Anything else takes the full check.
+    """
+    for literal in float_literals:
+        if rfc8785.dumps(float(literal)) != literal.encode("ascii", "replace"):
+            return False  # the canonical form writes this number differently
+    if data.isascii():
+        try:
+            fast = json.dumps(obj, ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False)
+        except (TypeError, ValueError):
+            fast = None
+        if fast is not None and fast.encode("utf-8") == data:
+            return True
+    return canonical_json(obj) == data
+
+
+def _parse_int(text: str) -> int | float:
+    # RFC 8785 writes a float such as 1e16 as the integer literal 10000000000000000;
+    # read such literals back as the double they denote, as JSON.parse does.
+    value = int(text)
+    if abs(value) <= _INT_LIMIT:
+        return value
+    try:
+        as_float = float(value)
+    except OverflowError:
+        return value
+    return as_float if int(as_float) == value else value  # not a double: left for the schema to refuse
 
 
 def _parse_constant(name: str) -> float:
