@@ -63,6 +63,8 @@ DATA_DIR_ENV = "GLASSLOG_DATA_DIR"
 _LEVEL_SHIFT = 48  # hash row id = level << 48 | strip; 2**48 leaves per log is plenty
 _STRIP = 32  # hashes per stored row
 _STRIP_BYTES = _STRIP * 32
+_CACHED_LEVEL = 8  # full strips from this level up are cached in memory
+_STRIP_CACHE_ROWS = 16384  # at most 16 MiB of cached strips per Ledger
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -154,6 +156,7 @@ class Ledger:
         self._lookup_key = bytes.fromhex(meta["lookup_key"])
         self._signer: Signer | None = None
         self._frontier: tuple[int, list[tuple[int, bytes]]] | None = None
+        self._strip_cache: dict[int, bytes] = {}
 
     # ----------------------------------------------------------------- set up
     @staticmethod
@@ -330,12 +333,25 @@ class Ledger:
             yield idx, json.loads(data)
 
     def _strips(self, ids: Iterable[int]) -> dict[int, bytes]:
-        ids = list(set(ids))
+        # Full strips never change, so those of the upper levels (few: n / 2**13
+        # rows from level 8 up) are kept in memory; every proof needs some of them.
+        cache = self._strip_cache
         found: dict[int, bytes] = {}
-        for chunk in range(0, len(ids), 500):
-            part = ids[chunk : chunk + 500]
+        wanted = []
+        for sid in set(ids):
+            hit = cache.get(sid)
+            if hit is None:
+                wanted.append(sid)
+            else:
+                found[sid] = hit
+        for chunk in range(0, len(wanted), 500):
+            part = wanted[chunk : chunk + 500]
             q = f"SELECT id, strip FROM hashes WHERE id IN ({','.join('?' * len(part))})"
-            found.update(self._db.execute(q, part))
+            for sid, strip in self._db.execute(q, part):
+                found[sid] = strip
+                if (sid >> _LEVEL_SHIFT) >= _CACHED_LEVEL and len(cache) < _STRIP_CACHE_ROWS \
+                        and isinstance(strip, bytes) and len(strip) == _STRIP_BYTES:
+                    cache[sid] = strip
         return found
 
     def _get_hashes(self, keys: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
