@@ -224,3 +224,19 @@ def test_key_file_permissions_are_enforced(copy_of_demo):
     os.chmod(d / "log.key", 0o600)
     r = run("models", "set-status", fp, "suspended", "--reason", "x", "--data-dir", d)
     assert r.exit_code == 2 and "corrupt" in r.output
+
+
+def test_verify_kept_checkpoint(copy_of_demo, tmp_path):
+    d = copy_of_demo
+    kept = tmp_path / "kept.note"
+    kept.write_text(run("checkpoint", "--data-dir", d).stdout)
+    assert run("demo", "--data-dir", d).exit_code == 0  # the log grows
+    r = run("verify", "checkpoint", kept, "--key-file", d / "log.vkey", "--data-dir", d, "--json")
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout)
+    assert res["ok"] and (res["old_size"], res["new_size"]) == (602, 1203)
+    # a checkpoint the log never signed (forged root) or from another key fails
+    forged = kept.read_text().replace(kept.read_text().splitlines()[2], base64.b64encode(b"\x01" * 32).decode())
+    kept.write_text(forged)
+    r = run("verify", "checkpoint", kept, "--key-file", d / "log.vkey", "--data-dir", d)
+    assert r.exit_code == 1 and "NOT consistent" in r.stdout

@@ -355,6 +355,54 @@ def verify_receipt_cmd(
     raise typer.Exit(EXIT_OK if report.ok else EXIT_FAILED)
 
 
+@verify_app.command("checkpoint")
+def verify_checkpoint_cmd(
+    file: Annotated[Path, typer.Argument(help="A signed checkpoint you kept earlier (C2SP signed note).")],
+    key: Annotated[str | None, typer.Option("--key", help="The log's verifier key string.")] = None,
+    key_file: Annotated[Path | None, typer.Option("--key-file", help="File holding the verifier key.")] = None,
+    data_dir: DataDir = DEFAULT_DIR,
+    json_out: JsonOut = False,
+) -> None:
+    """Check that the log today is an append-only extension of a checkpoint you kept.
+
+    Verifies the kept checkpoint's signature, then a consistency proof
+    (RFC 9162 2.1.4) from it to the log's latest signed checkpoint.
+    """
+    from .ledger import merkle
+    from .ledger.note import Verifier
+
+    vkey = Verifier.parse(_verifier_key(key, key_file, data_dir))
+    try:
+        old_note = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        _fail(f"cannot read checkpoint file {file}: {exc}")
+    ledger = _open(data_dir)
+    result: dict[str, Any] = {"ok": False}
+    try:
+        from .ledger.note import open_checkpoint
+
+        old = open_checkpoint(old_note, vkey)
+        new_note = ledger.checkpoint()
+        new = open_checkpoint(new_note, vkey)
+        result.update(old_size=old.tree_size, new_size=new.tree_size, new_checkpoint=new_note)
+        if old.tree_size > new.tree_size:
+            raise merkle.ProofError(f"the kept checkpoint (size {old.tree_size}) is ahead of the log (size {new.tree_size}):"
+                                    " the log was truncated or forked")
+        proof = ledger.consistency_proof(old.tree_size, new.tree_size)
+        merkle.verify_consistency(old.tree_size, new.tree_size, old.root_hash, new.root_hash, proof)
+        result.update(ok=True, proof=[_b64(p) for p in proof])
+    except (NoteError, merkle.ProofError) as exc:
+        result["problem"] = str(exc)
+    if json_out:
+        _print_json(result)
+    elif result["ok"]:
+        out.print(f"[bold green]Consistent[/]: the log at tree size {result['new_size']} extends your checkpoint at"
+                  f" {result['old_size']} (consistency proof of {len(result['proof'])} hashes verified).")
+    else:
+        out.print(f"[bold red]NOT consistent[/]: {result['problem']}", highlight=False)
+    raise typer.Exit(EXIT_OK if result["ok"] else EXIT_FAILED)
+
+
 @verify_app.command("log")
 def verify_log_cmd(data_dir: DataDir = DEFAULT_DIR, json_out: JsonOut = False) -> None:
     """Recompute every hash, check every checkpoint and their consistency."""
@@ -433,10 +481,10 @@ def models_list(data_dir: DataDir = DEFAULT_DIR, json_out: JsonOut = False) -> N
         return
     t = Table(title=f"Models on {ledger.origin}")
     for col in ("fingerprint", "name", "version", "status", "claimed", "disclosure", "registered at"):
-        t.add_column(col)
+        t.add_column(col, overflow="fold", no_wrap=col == "fingerprint", min_width=26 if col == "fingerprint" else None)
     for m in models:
         claims = ", ".join(f"{k} {v:.3f}" for k, v in m.card.claimed.metrics.items())
-        t.add_row(m.fingerprint[:23] + "...", m.card.name, m.card.version, m.status, claims, m.card.disclosure_policy,
+        t.add_row(m.fingerprint[:26], m.card.name, m.card.version, m.status, claims, m.card.disclosure_policy,
                   f"entry {m.registered_index}")
     out.print(t)
 
