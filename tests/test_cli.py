@@ -240,3 +240,29 @@ def test_verify_kept_checkpoint(copy_of_demo, tmp_path):
     kept.write_text(forged)
     r = run("verify", "checkpoint", kept, "--key-file", d / "log.vkey", "--data-dir", d)
     assert r.exit_code == 1 and "NOT consistent" in r.stdout
+
+
+def test_keys_create_list_revoke(copy_of_demo):
+    d = copy_of_demo
+    r = run("keys", "create", "--role", "supervisor", "--name", "Financial supervisory authority", "--data-dir", d, "--json")
+    assert r.exit_code == 0, r.output
+    created = json.loads(r.stdout)
+    assert created["token"].startswith(f"glk_{created['key_id']}_") and created["role"] == "supervisor"
+    listed = json.loads(run("keys", "list", "--data-dir", d, "--json").stdout)
+    assert [k["key_id"] for k in listed] == [created["key_id"]] and "token" not in listed[0]
+    db = sqlite3.connect(d / "log.db")
+    stored = db.execute("SELECT secret_hash FROM api_keys").fetchone()[0]
+    assert created["token"].split("_", 2)[2].encode() not in stored  # only a hash is stored
+    from glasslog.access import AuthError, KeyStore
+    from glasslog.ledger import Ledger
+
+    with Ledger.open(d) as lg:
+        assert KeyStore(lg).authenticate(created["token"]).role == "supervisor"
+    assert run("keys", "revoke", created["key_id"], "--data-dir", d).exit_code == 0
+    with Ledger.open(d) as lg, pytest.raises(AuthError, match="revoked"):
+        KeyStore(lg).authenticate(created["token"])
+    assert run("keys", "revoke", created["key_id"], "--data-dir", d).exit_code == 2
+    r = run("keys", "create", "--role", "public", "--name", "x", "--data-dir", d)
+    assert r.exit_code == 2 and "role must be one of" in r.output
+    r = run("keys", "create", "--role", "researcher", "--name", "x", "--deployment", "nope", "--data-dir", d)
+    assert r.exit_code == 2
