@@ -543,3 +543,23 @@ def test_audit_catches_type_column_edits_text_rows_and_kill_switch_bypass(deploy
     res = lg.append([e], [PrivateValue(0, "input", c, salt, vb)])
     r = audit_log(lg)
     assert not r.ok and r.first_bad_index == res.first_index and "while it was suspended" in r.problems[0]
+
+
+def test_replay_reports_malformed_outputs_instead_of_crashing(deployed, credit):
+    lg, record, wrapped = deployed
+    X, _, _, _, deploy, _ = credit
+    from glasslog.ledger import PrivateValue, utc_now
+
+    row = X.iloc[deploy[0]]
+    c, salt, vb = commit({k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()})
+    res = lg.append([{"type": "decision", "v": 1, "model": record.fingerprint, "deployment": "x", "time": utc_now(),
+                      "input": c, "output": "banana"}], [PrivateValue(0, "input", c, salt, vb)])
+    rep = replay(lg)
+    assert not rep.ok and rep.mismatch_count == 1 and rep.mismatches[0]["index"] == res.first_index
+
+
+def test_same_name_and_version_cannot_be_registered_twice(deployed, credit):
+    lg, record, _ = deployed
+    X, y, train, evaluation, _, model = credit
+    with pytest.raises(RegistryError, match="register a new version"):
+        Registry(lg).register(model, make_card(X, y, train, evaluation))  # new bytes, same name and version

@@ -162,7 +162,7 @@ def base(tmp_path_factory) -> World:
                                                          "description": "Benefit applications triaged in public."})
     assert r.status_code == 201, r.text
     assert r.json() == {"name": DEP_PUB, "visibility": "public-service", "description": "Benefit applications triaged in public.",
-                        "declared_index": 602}
+                        "declared_index": 603}  # after the operator key issue entry (602)
 
     # One more model per disclosure policy (the demo model is 'researchers').
     models = {"researchers": summary.model}
@@ -970,3 +970,79 @@ def test_verifier_endpoints_ignore_query_strings(base):
     plain = base.client.get("/tile/0/000")
     assert base.client.get("/tile/0/000?v=1").content == plain.content
     assert base.client.get("/checkpoint?cache=bust").status_code == 200
+
+
+# ------------------------------------------------------------------ guards found by a new user's trial
+def test_operator_cannot_issue_or_revoke_supervisor_keys_and_issues_are_logged(fresh):
+    c, op = fresh.client, fresh.h("operator")
+    problem(c.post("/v1/keys", headers=op, json={"role": "supervisor", "name": "Financial supervisory authority"}), 403)
+    problem(c.delete(f"/v1/keys/{fresh.key_ids['supervisor']}", headers=op), 403)
+    assert c.get("/v1/decisions?limit=1", headers=fresh.h("supervisor")).status_code == 200  # still works
+    r = c.post("/v1/keys", headers=op, json={"role": "researcher", "name": "University audit lab"})
+    assert r.status_code == 201
+    size = c.get("/v1/log").json()["tree_size"]
+    entry = c.get(f"/v1/entries/{size - 1}").json()["entry"]
+    assert entry == {"type": "key", "v": 1, "event": "issue", "key_id": r.json()["key_id"], "role": "researcher",
+                     "name": "University audit lab", "time": entry["time"]}
+    assert c.delete(f"/v1/keys/{r.json()['key_id']}", headers=op).status_code == 200
+    revoke = c.get(f"/v1/entries/{size}").json()["entry"]
+    assert revoke["event"] == "revoke" and revoke["key_id"] == r.json()["key_id"]
+
+
+def test_suspension_cannot_be_dodged_by_re_registering(fresh):
+    from glasslog.registry import Registry
+
+    c, op = fresh.client, fresh.h("operator")
+    assert c.post(f"/v1/models/{fresh.m0}/status", headers=fresh.h("supervisor"),
+                  json={"status": "suspended", "reason": "case FSA-1"}).status_code == 200
+    with Ledger.open(fresh.dir) as lg:
+        reg = Registry(lg)
+        m = reg.get(fresh.m0)
+        estimator = reg.load(fresh.m0)
+    before = log_size(fresh.dir)
+    body = problem(register_http(c, op, dump_model(estimator), m.card.to_dict()), 409)  # same weights, new bytes
+    assert "already registered" in body["detail"] and "suspended" in body["detail"]
+    changed = dict(m.card.to_dict(), version="1.0-renamed")
+    body = problem(register_http(c, op, dump_model(estimator), changed), 409)
+    assert "same data" in body["detail"]
+    assert log_size(fresh.dir) == before
+
+
+@pytest.mark.parametrize("output,message", [
+    ("banana", "object with 'label'"),
+    ({"label": 7}, "not one of the model card's classes"),
+    ({"label": 1, "proba": [3, 2]}, "between 0 and 1"),
+    ({"label": 1, "proba": [0.7, 0.2]}, "sums to"),
+    ({"label": 1, "proba": [0.99, 0.01]}, "highest probability"),
+    ({"label": 1, "score": 0.9}, "object with 'label'"),
+])
+def test_client_outputs_must_fit_the_model_card(fresh, output, message):
+    c, op = fresh.client, fresh.h("operator")
+    before = log_size(fresh.dir)
+    rows = [{"input": row_input(fresh.inputs, 0), "output": {"label": 0, "proba": [0.6, 0.4]}},
+            {"input": row_input(fresh.inputs, 1), "output": output}]
+    body = problem(c.post("/v1/decisions", headers=op, json={"model": fresh.models["public"], "deployment": DEP_PUB, "rows": rows}),
+                   422, "rows[1]")
+    assert message in body["detail"]
+    assert log_size(fresh.dir) == before
+
+
+def test_null_outcomes_and_string_booleans_are_refused(fresh):
+    c, op = fresh.client, fresh.h("operator")
+    problem(c.post("/v1/outcomes", headers=op, json={"outcomes": [{"decision": fresh.pub_indexes[0], "outcome": None}]}),
+            422, "outcomes[0].outcome")
+    card = make_card(fresh.inputs, list(range(100, 200)), "public", "string-bools").to_dict()
+    card["researcher_access_protected"] = "false"
+    assert problem(register_http(c, op, fresh.unregistered[0], card), 422)["errors"][0]["field"].endswith("researcher_access_protected")
+
+
+def test_anonymous_weight_downloads_are_rate_limited(fresh):
+    from glasslog.server.app import ANONYMOUS_DOWNLOADS_PER_HOUR
+
+    c, fp = fresh.client, fresh.models["public"]
+    before = log_size(fresh.dir)
+    for _ in range(ANONYMOUS_DOWNLOADS_PER_HOUR):
+        assert c.get(f"/v1/models/{fp}/artifact").status_code == 200
+    problem(c.get(f"/v1/models/{fp}/artifact"), 429)
+    assert log_size(fresh.dir) == before + ANONYMOUS_DOWNLOADS_PER_HOUR
+    assert c.get(f"/v1/models/{fp}/artifact", headers=fresh.h("researcher")).status_code == 200  # keys are not limited

@@ -1,5 +1,10 @@
 """API keys (bearer tokens) for overseers and operators, and receipt tokens for subjects.
 
+Issuing and revoking a key are ``key`` entries on the log (key id, role,
+holder's name, time), written in the same transaction as the key itself, so
+anyone can see who holds which role, e.g. that a supervisor key was issued to
+the supervisory authority and not by the operator to itself.
+
 An API key looks like ``glk_<key id>_<secret>``. Only SHA-256 of the secret is
 stored, beside the log in the same database; the key id is public (it appears
 in ``access`` entries, e.g. who downloaded which weights). Keys are revoked,
@@ -125,16 +130,14 @@ class KeyStore:
         key_id = secrets.token_hex(6)
         secret = secrets.token_urlsafe(32)
         record = ApiKey(key_id, name.strip(), role, tuple(deployments), utc_now())
-        conn = self.ledger.connection
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        def insert(conn: sqlite3.Connection, _first: int) -> None:
             conn.execute("INSERT INTO api_keys(key_id, name, role, secret_hash, deployments, created_at) VALUES (?, ?, ?, ?, ?, ?)",
                          (key_id, record.name, role, _hash(secret), json.dumps(list(deployments)), record.created_at))
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
+
+        # The issue is on the log, in the same transaction as the key: who holds
+        # which role (a supervisor key above all) is public and cannot be back-dated.
+        self.ledger.append([{"type": "key", "v": 1, "event": "issue", "key_id": key_id, "role": role, "name": record.name,
+                             "time": record.created_at}], within=insert)
         return record, f"glk_{key_id}_{secret}"
 
     def list(self) -> list[ApiKey]:
@@ -149,12 +152,18 @@ class KeyStore:
         Raises:
             LookupError: no such key, or it is already revoked.
         """
-        conn = self.ledger.connection
-        cur = conn.execute("UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL", (utc_now(), key_id))
-        if conn.in_transaction:
-            conn.execute("COMMIT")
-        if cur.rowcount != 1:
+        current = next((k for k in self.list() if k.key_id == key_id and k.revoked_at is None), None)
+        if current is None:
             raise LookupError(f"no active key with id {key_id!r}")
+        now = utc_now()
+
+        def update(conn: sqlite3.Connection, _first: int) -> None:
+            cur = conn.execute("UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL", (now, key_id))
+            if cur.rowcount != 1:
+                raise LookupError(f"no active key with id {key_id!r}")
+
+        self.ledger.append([{"type": "key", "v": 1, "event": "revoke", "key_id": key_id, "role": current.role,
+                             "name": current.name, "time": now}], within=update)
         return next(k for k in self.list() if k.key_id == key_id)
 
     def authenticate(self, token: str) -> Principal:

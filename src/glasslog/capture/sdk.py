@@ -90,6 +90,29 @@ def _native(value: Any) -> Any:
     return value
 
 
+def _check_output_shape(output: Any, classes: list, row: int) -> None:
+    """Refuse an externally computed output that cannot have come from a classifier with these classes.
+
+    Expected: ``{"label": <one of classes>}``, optionally with ``"proba"``: one
+    probability per class (finite, in [0, 1], summing to 1 within 1e-6) whose
+    largest entry is the label's.
+    """
+    if not isinstance(output, dict) or "label" not in output or set(output) - {"label", "proba"}:
+        raise InputError(f"output for row {row} must be an object with 'label' (and optionally 'proba'), got {output!r}")
+    if output["label"] not in classes:
+        raise InputError(f"output for row {row}: label {output['label']!r} is not one of the model card's classes {classes}")
+    proba = output.get("proba")
+    if proba is None:
+        return
+    if not isinstance(proba, list) or len(proba) != len(classes) or not all(
+            isinstance(p, (int, float)) and not isinstance(p, bool) and math.isfinite(p) and 0 <= p <= 1 for p in proba):
+        raise InputError(f"output for row {row}: proba must be {len(classes)} probabilities between 0 and 1, got {proba!r}")
+    if abs(sum(proba) - 1) > 1e-6:
+        raise InputError(f"output for row {row}: proba sums to {sum(proba)!r}, not 1")
+    if classes[max(range(len(proba)), key=proba.__getitem__)] != output["label"]:
+        raise InputError(f"output for row {row}: label {output['label']!r} is not the class with the highest probability")
+
+
 def _native_output(value: Any) -> Any:
     """A JSON-native copy of an externally computed output (numpy scalars converted)."""
     if isinstance(value, dict):
@@ -203,12 +226,15 @@ class CapturedModel:
         if len(outputs) != len(frame):
             raise InputError(f"got {len(outputs)} outputs for {len(frame)} input rows")
         clean = []
+        classes = self.model.card.output.get("classes") if isinstance(self.model.card.output, dict) else None
         for i, o in enumerate(outputs):
             native = _native_output(o)
             try:
                 canonical_json(native)
             except EntryError as exc:
                 raise InputError(f"output for row {i} cannot be logged: {exc}") from None
+            if isinstance(classes, list) and classes:
+                _check_output_shape(native, classes, i)
             clean.append(native)
         self._log(frame, clean, subject_ids, within)
         return self.last_batch
@@ -364,6 +390,8 @@ def record_outcomes(ledger: Ledger, outcomes: Sequence[tuple[int, Any]]) -> Appe
     entries: list[dict] = []
     private: list[PrivateValue] = []
     for idx, outcome in outcomes:
+        if outcome is None:
+            raise ValueError(f"outcome of decision {idx} is null: record an outcome once it is known")
         if not isinstance(idx, (int, np.integer)) or isinstance(idx, bool):
             raise ValueError(f"decision index must be an integer, got {idx!r}")
         try:

@@ -225,12 +225,23 @@ def _check_access(obj: dict) -> None:
     _time(obj)
 
 
+def _check_key(obj: dict) -> None:
+    event = _require(obj, "event", str)
+    if event not in ("issue", "revoke"):
+        raise EntryError(f"must be 'issue' or 'revoke', got {event!r}", field="event")
+    _name(obj, "key_id")
+    _name(obj, "role")
+    _name(obj, "name")
+    _time(obj)
+
+
 ENTRY_TYPES = {
     "model": _check_model,
     "deployment": _check_deployment,
     "decision": _check_decision,
     "outcome": _check_outcome,
     "access": _check_access,
+    "key": _check_key,
 }
 """Entry types known to this version, with their schema checks."""
 

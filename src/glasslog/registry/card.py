@@ -137,9 +137,14 @@ class ModelCard:
                 raise CardError(f"features[{i}]", "must be a Feature")
             if not f.name or f.name in seen:
                 raise CardError(f"features[{i}].name", f"must be a unique non-empty name, got {f.name!r}")
+            for flag in ("personal", "protected"):
+                if not isinstance(getattr(f, flag), bool):
+                    raise CardError(f"features[{i}].{flag}", f"must be true or false, got {getattr(f, flag)!r}")
             if f.type not in FEATURE_TYPES:
                 raise CardError(f"features[{i}].type", f"must be one of {', '.join(FEATURE_TYPES)}, got {f.type!r}")
             seen.add(f.name)
+        if not isinstance(self.researcher_access_protected, bool):
+            raise CardError("researcher_access_protected", f"must be true or false, got {self.researcher_access_protected!r}")
         if self.disclosure_policy not in DISCLOSURE_LEVELS:
             raise CardError("disclosure_policy", f"must be one of {', '.join(DISCLOSURE_LEVELS)}, got {self.disclosure_policy!r}")
         for name, fp in (("training_data_fingerprint", self.training_data_fingerprint),
@@ -180,7 +185,7 @@ class ModelCard:
                 training_data_fingerprint=d["training_data_fingerprint"],
                 claimed=ClaimedMetrics(dict(claimed["metrics"]), claimed["evaluation_fingerprint"], claimed["evaluation_size"]),
                 disclosure_policy=d.get("disclosure_policy", "closed"),
-                researcher_access_protected=bool(d.get("researcher_access_protected", False)),
+                researcher_access_protected=d.get("researcher_access_protected", False),
                 extra=dict(d.get("extra") or {}),
             )
         except KeyError as exc:

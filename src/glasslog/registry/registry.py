@@ -188,6 +188,15 @@ class Registry:
         fingerprint = fingerprint_bytes(artifact)
         if fingerprint in self._models():
             raise RegistryError(f"model {fingerprint} is already registered (entry {self._models()[fingerprint].registered_index})")
+        for other in self._models().values():
+            # The same model re-serialised has other bytes, so another fingerprint: a
+            # suspension must not be dodged by registering it again.
+            if (other.card.name, other.card.version) == (card.name, card.version):
+                raise RegistryError(f"{card.name} version {card.version} is already registered as {other.fingerprint}"
+                                    f" ({other.status}); register a new version instead")
+            if other.status != "active" and other.card.training_data_fingerprint == card.training_data_fingerprint:
+                raise RegistryError(f"a model trained on the same data ({other.fingerprint}) is {other.status}; a supervisor"
+                                    " must reinstate it, or the new model must be trained on other data")
         load_artifact(artifact, fingerprint, trusted)  # refuse what nobody could load safely
         path = self.artifact_path(fingerprint)
         created = not path.exists()

@@ -65,6 +65,7 @@ from ..access import (
     store_receipt_tokens,
 )
 from ..ledger import EntryError, Ledger, LedgerError, canonical_json, merkle, utc_now
+from ..ledger.receipt import Receipt
 from ..ledger.tiles import TilePathError, parse_tile_path
 from ..registry import (
     ArtifactError,
@@ -220,7 +221,7 @@ class DecisionBatch(Strict):
 
 class OutcomeRow(Strict):
     decision: int = Field(ge=0, le=_SAFE_INT, description="Index of the decision entry.")
-    outcome: Any = Field(description="The observed outcome (JSON value).")
+    outcome: Any = Field(description="The observed outcome (a JSON value, not null).")
 
 
 class OutcomeBatch(Strict):
@@ -413,6 +414,17 @@ class Context:
         self.keys = KeyStore(self.ledger)
         self.index = SearchIndex(self.ledger)
         self.wrapped: dict[tuple[str, str], capture.CapturedModel] = {}
+        self._roots: dict[int, bytes] = {}
+
+    def root(self, tree_size: int) -> bytes:
+        """Root hash of the tree of ``tree_size`` entries; the log is append-only, so each is computed once."""
+        r = self._roots.get(tree_size)
+        if r is None:
+            r = self.ledger.root(tree_size)
+            if len(self._roots) >= 1024:
+                self._roots.clear()
+            self._roots[tree_size] = r
+        return r
 
 
 def _b64(b: bytes) -> str:
@@ -521,6 +533,33 @@ class BodyLimit:
         return await self.app(scope, limited, send)
 
 
+ANONYMOUS_DOWNLOADS_PER_HOUR = 20
+"""Anonymous weight downloads (each appends an access entry) allowed per client address per hour."""
+
+
+class _RateLimit:
+    """At most ``limit`` events per ``window`` seconds per key (sliding window, in memory)."""
+
+    def __init__(self, limit: int, window: float):
+        import collections
+        import time
+
+        self.limit, self.window, self._clock = limit, window, time.monotonic
+        self._events: dict[str, collections.deque] = collections.defaultdict(collections.deque)
+        self._lock = threading.Lock()
+
+    def allow(self, key: str) -> bool:
+        now = self._clock()
+        with self._lock:
+            q = self._events[key]
+            while q and q[0] <= now - self.window:
+                q.popleft()
+            if len(q) >= self.limit:
+                return False
+            q.append(now)
+            return True
+
+
 def create_app(data_dir: str | Path) -> FastAPI:
     """Build the app for the log in ``data_dir``.
 
@@ -530,6 +569,7 @@ def create_app(data_dir: str | Path) -> FastAPI:
     data_dir = Path(data_dir)
     Ledger.open(data_dir).close()  # fail now, not on the first request
     local = threading.local()
+    anonymous_downloads = _RateLimit(ANONYMOUS_DOWNLOADS_PER_HOUR, 3600.0)
 
     def ctx() -> Context:
         c = getattr(local, "ctx", None)
@@ -626,21 +666,27 @@ def create_app(data_dir: str | Path) -> FastAPI:
                                  "completed (batches are all or nothing)", kind="internal")
 
     # ------------------------------------------------------------ auth
-    def principal(authorization: Annotated[str | None, Header(description="Bearer glk_... (API key) or grt_... "
-                                                                           "(receipt token); omit for the public")] = None
-                  ) -> Principal:
+    # Dependencies that only look at the request are ``async def``: FastAPI runs
+    # a plain ``def`` dependency in the thread pool, one hop per dependency per
+    # request. Only a credential lookup (a database read) goes to a thread.
+    def _authenticate(token: str) -> Principal:
+        return ctx().keys.authenticate(token)
+
+    async def principal(authorization: Annotated[str | None, Header(description="Bearer glk_... (API key) or grt_... "
+                                                                                 "(receipt token); omit for the public")] = None
+                        ) -> Principal:
         if authorization is None:
             return PUBLIC
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise AuthError("Authorization must be 'Bearer <API key or receipt token>'")
-        return ctx().keys.authenticate(token.strip())
+        return await run_in_threadpool(_authenticate, token.strip())
 
     Who = Annotated[Principal, Depends(principal)]
     CHECK_CREDENTIALS = [Depends(principal)]
 
     def requires(*roles: str):
-        def check(who: Who) -> Principal:
+        async def check(who: Who) -> Principal:
             require(who, *roles)
             return who
 
@@ -654,7 +700,7 @@ def create_app(data_dir: str | Path) -> FastAPI:
 
     Operator = Annotated[Principal, Depends(requires("operator"))]
 
-    def strict_query(request: Request) -> None:
+    async def strict_query(request: Request) -> None:
         if not request.url.path.startswith("/v1/"):
             return  # verifier endpoints are static assets: ignore query strings as CDNs and file servers do
         route = request.scope.get("route")
@@ -752,7 +798,7 @@ def create_app(data_dir: str | Path) -> FastAPI:
         if i >= n:
             raise invalid("index", f"must be below the tree size {n}")
         proof = c.ledger.inclusion_proof(i, n)
-        return {"index": i, "tree_size": n, "leaf_hash": _b64(c.ledger.leaf_hash(i)), "root_hash": _b64(c.ledger.root(n)),
+        return {"index": i, "tree_size": n, "leaf_hash": _b64(c.ledger.leaf_hash(i)), "root_hash": _b64(c.root(n)),
                 "proof": [_b64(p) for p in proof]}
 
     @app.get("/v1/proofs/consistency", tags=["log"], summary="Consistency proof between two tree sizes (RFC 9162 2.1.4)",
@@ -770,7 +816,7 @@ def create_app(data_dir: str | Path) -> FastAPI:
         if m > n:
             raise invalid("old", f"must be at most new ({n})")
         proof = c.ledger.consistency_proof(m, n)
-        return {"old_size": m, "new_size": n, "old_root": _b64(c.ledger.root(m)), "new_root": _b64(c.ledger.root(n)),
+        return {"old_size": m, "new_size": n, "old_root": _b64(c.ledger.root(m)), "new_root": _b64(c.root(n)),
                 "proof": [_b64(p) for p in proof]}
 
     # ------------------------------------------------------------ models
@@ -808,11 +854,16 @@ def create_app(data_dir: str | Path) -> FastAPI:
                               "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
                         **_errors(*_READ, 403, 404)},
              summary="Download the weights (skops artifact) where the disclosure policy allows; logged as an access entry")
-    def get_artifact(fingerprint: str, who: Who) -> Response:
+    def get_artifact(fingerprint: str, who: Who, request: Request) -> Response:
         c = ctx()
         m = _model(fingerprint, c)
         if not may_download_weights(who.role, m.card.disclosure_policy):
             raise forbidden(f"the disclosure policy of this model is '{m.card.disclosure_policy}'; role {who.role} may not download its weights")
+        if who.key_id is None:  # anonymous downloads append to the log: limit them per address
+            client = request.client.host if request.client else "unknown"
+            if not anonymous_downloads.allow(client):
+                raise Problem(429, "Too Many Requests", f"at most {ANONYMOUS_DOWNLOADS_PER_HOUR} anonymous weight downloads"
+                              " per hour per address (each is logged); use an API key or try later", kind="rate-limited")
         try:
             data = c.registry.artifact(m.fingerprint)
         except RegistryError as exc:
@@ -1105,9 +1156,17 @@ def create_app(data_dir: str | Path) -> FastAPI:
             bad = _locate_bad_row(wrapped.estimator, body.method, frame)
             raise invalid(f"rows[{bad}].input" if bad is not None else "rows",
                           f"the model cannot use these inputs: {exc}") from None
+        # Receipts against the batch's own checkpoint (signed just now, so not re-verified), with the
+        # batch's entries and private values read in one query each; as capture.receipt builds them.
+        lg = c.ledger
+        entries = dict(lg.entries(result.first_index, result.tree_size))
+        opened = lg.private_values_for(result.indexes)
         out = []
         for pos, i in enumerate(result.indexes):
-            item = {"index": i, "receipt": capture.receipt(c.ledger, i).to_dict()}
+            private = {kind: (salt, value) for kind, (_, salt, value) in opened.get(i, {}).items()}
+            rc = Receipt(lg.origin, i, entries[i], result.tree_size, result.checkpoint,
+                         tuple(lg.inclusion_proof(i, result.tree_size)), private)
+            item = {"index": i, "receipt": rc.to_dict()}
             if tokens[pos]:
                 item["receipt_token"] = tokens[pos]
             out.append(item)
@@ -1125,6 +1184,8 @@ def create_app(data_dir: str | Path) -> FastAPI:
             kind = json.loads(c.ledger.entry(o.decision)).get("type")
             if kind != "decision":
                 raise invalid(f"outcomes[{k}].decision", f"entry {o.decision} is a {kind} entry, not a decision")
+            if o.outcome is None:
+                raise invalid(f"outcomes[{k}].outcome", "must not be null: record an outcome once it is known")
             problem = _loggable(o.outcome)
             if problem:
                 raise invalid(f"outcomes[{k}].outcome", f"cannot be logged: {problem}")
@@ -1140,6 +1201,9 @@ def create_app(data_dir: str | Path) -> FastAPI:
     @app.post("/v1/keys", status_code=201, tags=["keys"], summary="Issue an API key (operator); the token is shown once",
               response_model=KeyCreated, responses=_errors(*_WRITE))
     def create_key(body: KeyRequest, who: Operator) -> dict:
+        if body.role == "supervisor":
+            raise forbidden("supervisor keys are issued only at the log's host (glasslog keys create --role supervisor),"
+                            " never through the operator's API; every issue is a public key entry on the log")
         c = ctx()
         for k, name in enumerate(body.deployments):
             if body.role != "developer":
@@ -1162,6 +1226,8 @@ def create_app(data_dir: str | Path) -> FastAPI:
     @app.delete("/v1/keys/{key_id}", tags=["keys"], summary="Revoke an API key (operator)",
                 response_model=KeyOut, responses=_errors(*_READ, 403, 404))
     def revoke_key(key_id: str, who: Operator) -> dict:
+        if any(k.key_id == key_id and k.role == "supervisor" for k in ctx().keys.list()):
+            raise forbidden("supervisor keys are revoked only at the log's host, not by the operator's API")
         try:
             return ctx().keys.revoke(key_id).to_dict()
         except LookupError as exc:

@@ -147,7 +147,9 @@ def replay(
             for pos, (index, entry, _) in enumerate(rows):
                 out = entry["output"]
                 report.checked += 1
-                if "proba" in out:
+                if not isinstance(out, dict) or "label" not in out:
+                    out = {"label": out} if not isinstance(out, dict) else out
+                if "proba" in out and isinstance(out["proba"], list):
                     recomputed_p = probas[pos].tolist()
                     diff = max((abs(a - b) for a, b in zip(out["proba"], recomputed_p)), default=math.inf) \
                         if len(out["proba"]) == len(recomputed_p) else math.inf
@@ -157,7 +159,7 @@ def replay(
                     same = diff <= tolerance and _plain(recomputed_label) == out["label"]
                 else:
                     recomputed = {"label": _plain(labels[pos])}
-                    same = recomputed["label"] == out["label"]
+                    same = recomputed["label"] == out.get("label")
                 if same:
                     report.matched += 1
                 else:
