@@ -23,10 +23,13 @@ wrong type are refused (422); bodies over ``MAX_BODY_BYTES`` (model uploads:
 ``Content-Length``. A batch is appended whole or not at all: one bad row
 rejects it, naming the row, and nothing is written.
 
-Concurrency: each worker thread has its own connection to the log; batches
-are serialised by SQLite's write lock. Each append is one transaction, so a
-shutdown (uvicorn finishes in-flight requests on SIGINT/SIGTERM) never
-leaves a half-written batch.
+Concurrency: each thread has its own connection to the log. The verifier
+endpoints and proofs run on the event loop (a few indexed reads; no hop to a
+worker thread); everything else runs in worker threads. Decision batches are
+serialised by a lock in each process (so waiting batches queue in order
+instead of polling SQLite's busy handler) and across processes by SQLite's
+write lock. Each append is one transaction, so a shutdown (uvicorn finishes
+in-flight requests on SIGINT/SIGTERM) never leaves a half-written batch.
 """
 
 
@@ -431,6 +434,37 @@ def _b64(b: bytes) -> str:
     return base64.b64encode(b).decode()
 
 
+def _inclusion_proofs(ledger: Ledger, indexes: range, tree_size: int) -> dict[int, list[bytes]]:
+    """Inclusion proofs of a run of entries in the tree of ``tree_size``, as ``Ledger.inclusion_proof`` gives them.
+
+    The proofs of neighbouring entries share most of their hashes: each level's
+    stored hashes are read in runs (one query per run) instead of one query per proof.
+    """
+    plans = {i: merkle.inclusion_proof_plan(i, tree_size) for i in indexes}
+    by_level: dict[int, set[int]] = {}
+    for plan in plans.values():
+        for parts in plan:
+            for level, index in parts:
+                by_level.setdefault(level, set()).add(index)
+    hashes: dict[tuple[int, int], bytes] = {}
+    for level, wanted in by_level.items():
+        ordered = sorted(wanted)
+        start = prev = ordered[0]
+        for index in [*ordered[1:], None]:
+            if index is not None and index - prev <= 64:
+                prev = index
+                continue
+            for k, h in ledger.stored_hashes(level, start, prev + 1):
+                if k in wanted:
+                    hashes[(level, k)] = h
+            if index is not None:
+                start = prev = index
+    missing = [key for level, wanted in by_level.items() for key in ((level, k) for k in wanted) if key not in hashes]
+    if missing:
+        raise LedgerError(f"stored hash at level {missing[0][0]}, index {missing[0][1]} is missing: the database is damaged")
+    return {i: merkle.build_proof(plan, lambda keys: hashes) for i, plan in plans.items()}
+
+
 def _uint(value: str | None, field: str) -> int | None:
     if value is None:
         return None
@@ -569,6 +603,7 @@ def create_app(data_dir: str | Path) -> FastAPI:
     data_dir = Path(data_dir)
     Ledger.open(data_dir).close()  # fail now, not on the first request
     local = threading.local()
+    append_lock = threading.Lock()  # one decision batch at a time per process (see the module docstring)
     anonymous_downloads = _RateLimit(ANONYMOUS_DOWNLOADS_PER_HOUR, 3600.0)
 
     def ctx() -> Context:
@@ -584,7 +619,7 @@ def create_app(data_dir: str | Path) -> FastAPI:
                     "with a view for each overseer. Verifier endpoints follow C2SP tlog-tiles. "
                     "Errors are RFC 9457 application/problem+json.",
     )
-    app.add_middleware(GZipMiddleware, minimum_size=1024)
+    app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=1)
     app.add_middleware(BodyLimit)
 
     base_openapi = app.openapi
@@ -728,9 +763,13 @@ def create_app(data_dir: str | Path) -> FastAPI:
     UInt = Annotated[str, PathParam(pattern=_UINT, description="entry index, decimal without sign or leading zeros")]
 
     # ------------------------------------------------------- verifier API
+    # The verifier endpoints and the proofs are ``async def``: each is a few
+    # indexed reads of the log (WAL readers never wait for the writer), cheaper
+    # than the hop to a worker thread and back that a plain ``def`` costs
+    # (FastAPI runs both the endpoint and its response validation in the pool).
     @app.get("/checkpoint", response_class=PlainTextResponse, tags=["verifiers"], responses=_errors(),
              summary="Latest signed checkpoint (C2SP tlog-checkpoint in a C2SP signed note)")
-    def get_checkpoint() -> Response:
+    async def get_checkpoint() -> Response:
         return PlainTextResponse(ctx().ledger.checkpoint(), media_type="text/plain; charset=utf-8",
                                  headers={"Cache-Control": "public, max-age=2"})
 
@@ -739,7 +778,7 @@ def create_app(data_dir: str | Path) -> FastAPI:
              responses={200: {"description": "the tile's bytes",
                               "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
                         **_errors(404)})
-    def get_tile(path: str) -> Response:
+    async def get_tile(path: str) -> Response:
         try:
             ref = parse_tile_path("tile/" + path)
         except TilePathError as exc:
@@ -770,10 +809,10 @@ def create_app(data_dir: str | Path) -> FastAPI:
 
     @app.get("/v1/proofs/inclusion", tags=["log"], summary="Inclusion proof by index or by leaf hash (RFC 9162 2.1.3)",
              response_model=InclusionProofOut, dependencies=CHECK_CREDENTIALS, responses=_errors(*_READ, 404))
-    def get_inclusion(index: Annotated[str | None, Query(pattern=_UINT, description="entry index")] = None,
-                      leaf_hash: Annotated[str | None, Query(max_length=100, description="base64 or hex leaf hash")] = None,
-                      tree_size: Annotated[str | None, Query(pattern=_UINT, description="default: the signed size")] = None
-                      ) -> dict:
+    async def get_inclusion(index: Annotated[str | None, Query(pattern=_UINT, description="entry index")] = None,
+                            leaf_hash: Annotated[str | None, Query(max_length=100, description="base64 or hex leaf hash")] = None,
+                            tree_size: Annotated[str | None, Query(pattern=_UINT, description="default: the signed size")] = None
+                            ) -> dict:
         c = ctx()
         n = _uint(tree_size, "tree_size")
         signed = c.ledger.signed_size()
@@ -790,7 +829,8 @@ def create_app(data_dir: str | Path) -> FastAPI:
                 raise invalid("leaf_hash", "must be 32 bytes as base64 or 64 hex digits") from None
             if len(raw) != 32:
                 raise invalid("leaf_hash", "must be 32 bytes")
-            i = c.index.index_of_leaf(raw)
+            # The leaf index is refreshed on demand (it may index many new entries): in a thread.
+            i = await run_in_threadpool(lambda: ctx().index.index_of_leaf(raw))
             if i is None or i >= n:
                 raise not_found(f"no entry with that leaf hash in the tree of size {n}")
         else:
@@ -803,9 +843,10 @@ def create_app(data_dir: str | Path) -> FastAPI:
 
     @app.get("/v1/proofs/consistency", tags=["log"], summary="Consistency proof between two tree sizes (RFC 9162 2.1.4)",
              response_model=ConsistencyProofOut, dependencies=CHECK_CREDENTIALS, responses=_errors(*_READ))
-    def get_consistency(old: Annotated[str, Query(pattern=_UINT, description="older tree size")],
-                        new: Annotated[str | None, Query(pattern=_UINT, description="newer tree size; default: the signed size")] = None
-                        ) -> dict:
+    async def get_consistency(old: Annotated[str, Query(pattern=_UINT, description="older tree size")],
+                              new: Annotated[str | None, Query(pattern=_UINT, description="newer tree size; default: the "
+                                                                                          "signed size")] = None
+                              ) -> dict:
         c = ctx()
         signed = c.ledger.signed_size()
         m = _uint(old, "old")
@@ -1143,12 +1184,13 @@ def create_app(data_dir: str | Path) -> FastAPI:
             store_receipt_tokens(conn, [(t, first + pos) for pos, t in enumerate(tokens) if t])
 
         try:
-            if with_output[0]:
-                result = wrapped.log_outputs(frame, [r.output for r in body.rows], subject_ids, within)
-            else:
-                decide = wrapped.predict if body.method == "predict" else wrapped.predict_proba
-                decide(frame, subject_ids, within=within)
-                result = wrapped.last_batch
+            with append_lock:
+                if with_output[0]:
+                    result = wrapped.log_outputs(frame, [r.output for r in body.rows], subject_ids, within)
+                else:
+                    decide = wrapped.predict if body.method == "predict" else wrapped.predict_proba
+                    decide(frame, subject_ids, within=within)
+                    result = wrapped.last_batch
         except (capture.InputError, EntryError) as exc:
             row = re.search(r"row (\d+)", str(exc))
             raise invalid(f"rows[{row.group(1)}]" if row else "rows", str(exc)) from None
@@ -1157,15 +1199,15 @@ def create_app(data_dir: str | Path) -> FastAPI:
             raise invalid(f"rows[{bad}].input" if bad is not None else "rows",
                           f"the model cannot use these inputs: {exc}") from None
         # Receipts against the batch's own checkpoint (signed just now, so not re-verified), with the
-        # batch's entries and private values read in one query each; as capture.receipt builds them.
+        # batch's entries, private values and inclusion proofs read together; as capture.receipt builds them.
         lg = c.ledger
         entries = dict(lg.entries(result.first_index, result.tree_size))
         opened = lg.private_values_for(result.indexes)
+        proofs = _inclusion_proofs(lg, result.indexes, result.tree_size)
         out = []
         for pos, i in enumerate(result.indexes):
             private = {kind: (salt, value) for kind, (_, salt, value) in opened.get(i, {}).items()}
-            rc = Receipt(lg.origin, i, entries[i], result.tree_size, result.checkpoint,
-                         tuple(lg.inclusion_proof(i, result.tree_size)), private)
+            rc = Receipt(lg.origin, i, entries[i], result.tree_size, result.checkpoint, tuple(proofs[i]), private)
             item = {"index": i, "receipt": rc.to_dict()}
             if tokens[pos]:
                 item["receipt_token"] = tokens[pos]
