@@ -181,7 +181,7 @@ def code_state() -> dict:
     wrk = shutil.which("wrk")
     if wrk:
         out = subprocess.run([wrk, "--version"], capture_output=True, text=True).stdout + ""
-        state["wrk"] = (out.splitlines() or ["?"])[0].strip()
+        state["wrk"] = (out.splitlines() or ["?"])[0].split("Copyright")[0].strip()
     return state
 
 
