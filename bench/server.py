@@ -668,6 +668,10 @@ def main() -> int:
                                                   if len(r["server_cpu_split"]) > 1 else ""),
                       "-" if r["client_cpu"] is None else f"{r['client_cpu']:.2f}")
     console.print(table)
+    for w in dict.fromkeys(r["workers"] for r in results if r["kind"] == "read"):
+        size = next(r["tree_size"] for r in results if r["kind"] == "read" and r["workers"] == w)
+        console.print(f"reads with {w} worker{'s' if w > 1 else ''}: tree size {size:,}, partial tiles of width "
+                      f"{size % 256 or 255} (.p/{size % 256 or 255})")
     console.print("ops/s: decisions/s for writes (batches of 100), reads/s for GETs; cores: CPU seconds per second of "
                   "the timed window (server: all its processes, and in brackets each busy process; client: the load "
                   "generator)")

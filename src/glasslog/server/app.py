@@ -535,6 +535,26 @@ def _loggable(value: Any) -> str | None:
     return None
 
 
+_HASH_TILE = re.compile(r"/tile/[0-9]+/")
+
+
+class Compression(GZipMiddleware):
+    """gzip for responses of 1 KiB or more when the client accepts it, except hash tiles.
+
+    Level 1 (nginx's default): entry bundles and receipts compress about as
+    well as at level 9 (8% and 22% larger) for a third of the CPU. Hash tiles
+    are random 32-byte hashes, which gzip only makes longer.
+    """
+
+    def __init__(self, app):
+        super().__init__(app, minimum_size=1024, compresslevel=1)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and _HASH_TILE.match(scope["path"]):
+            return await self.app(scope, receive, send)
+        return await super().__call__(scope, receive, send)
+
+
 class BodyLimit:
     """ASGI middleware: refuse request bodies over the limit (413), declared or streamed."""
 
@@ -619,7 +639,7 @@ def create_app(data_dir: str | Path) -> FastAPI:
                     "with a view for each overseer. Verifier endpoints follow C2SP tlog-tiles. "
                     "Errors are RFC 9457 application/problem+json.",
     )
-    app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=1)
+    app.add_middleware(Compression)
     app.add_middleware(BodyLimit)
 
     base_openapi = app.openapi
