@@ -36,7 +36,7 @@ error; the run fails if there is one. Afterwards the tree size must equal the
 initial size plus every decision acknowledged (warm-ups included), and
 ``glasslog verify log`` must pass on the data directory.
 
-    .venv/bin/python bench/server.py                    # about 2.5 minutes
+    .venv/bin/python bench/server.py                    # about 3 minutes
     .venv/bin/python bench/server.py --duration 10 --read-duration 5 --json bench/results/server.json
 """
 
