@@ -25,7 +25,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 from dataclasses import dataclass, field
@@ -34,6 +33,8 @@ from pathlib import Path
 import pytest
 
 from glasslog.ledger import Ledger
+
+from .goenv import go_env, xmod_dir
 
 GO_SRC = Path(__file__).resolve().parent / "go" / "glasslogcheck"
 DEFAULT_XMOD = Path("/usr/share/gocode/src/golang.org/x/mod")
@@ -60,18 +61,8 @@ def flip_b64(value: str, byte: int = 0, bit: int = 0) -> str:
 # ------------------------------------------------------------------ building
 
 
-def _xmod_dir() -> Path:
-    return Path(os.environ.get("GLASSLOG_XMOD_DIR") or DEFAULT_XMOD)
-
-
-def _go_env(tmp: Path, extra: dict[str, str]) -> dict[str, str]:
-    env = dict(os.environ)
-    # Never reach for the network or a newer toolchain; ignore any user GOFLAGS / go.work.
-    env.update(GOPROXY="off", GOSUMDB="off", GONOSUMDB="*", GOTOOLCHAIN="local", GOWORK="off", GOFLAGS="", CGO_ENABLED="0")
-    if not env.get("GOCACHE") and not (env.get("HOME") or env.get("XDG_CACHE_HOME")):
-        env["GOCACHE"] = str(tmp / "gocache")
-    env.update(extra)
-    return env
+_xmod_dir = xmod_dir
+_go_env = go_env
 
 
 def _build_module_mode(go: str, xmod: Path, tmp: Path) -> subprocess.CompletedProcess:

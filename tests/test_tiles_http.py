@@ -45,7 +45,6 @@ import gzip
 import hashlib
 import http.server
 import json
-import os
 import shutil
 import socket
 import subprocess
@@ -65,6 +64,8 @@ from glasslog.ledger import Ledger, PrivateValue, commit, utc_now
 from glasslog.ledger.tiles import encode_entry_bundle, tile_path
 from glasslog.registry import Deployments
 
+from .goenv import go_env, xmod_dir
+
 GO_SRC = Path(__file__).resolve().parent / "go" / "tilesclient"
 DEFAULT_XMOD = Path("/usr/share/gocode/src/golang.org/x/mod")
 ORIGIN = "bank.example/credit-decisions"
@@ -82,17 +83,8 @@ def b64(data: bytes) -> str:
 # replace directive pointing at the local x/mod source, else GOPATH mode.
 
 
-def _xmod_dir() -> Path:
-    return Path(os.environ.get("GLASSLOG_XMOD_DIR") or DEFAULT_XMOD)
-
-
-def _go_env(tmp: Path, extra: dict[str, str]) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(GOPROXY="off", GOSUMDB="off", GONOSUMDB="*", GOTOOLCHAIN="local", GOWORK="off", GOFLAGS="", CGO_ENABLED="0")
-    if not env.get("GOCACHE") and not (env.get("HOME") or env.get("XDG_CACHE_HOME")):
-        env["GOCACHE"] = str(tmp / "gocache")
-    env.update(extra)
-    return env
+_xmod_dir = xmod_dir
+_go_env = go_env
 
 
 def _build_module_mode(go: str, xmod: Path, tmp: Path) -> subprocess.CompletedProcess:
