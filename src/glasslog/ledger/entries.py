@@ -1,8 +1,11 @@
 """Log entries: canonical JSON (RFC 8785) objects with a ``type`` and a schema version.
 
 Every record that matters for accountability is an entry: model registrations
-and status changes (``model``), decisions (``decision``) and observed outcomes
-(``outcome``). An entry's bytes are the RFC 8785 (JSON Canonicalization
+and status changes (``model``), deployments (``deployment``), decisions
+(``decision``), observed outcomes (``outcome``), weight downloads (``access``),
+API keys (``key``), flags and their ratings (``flag``, ``rating``), monitor and
+audit results (``finding``), supervisors' triage actions (``triage``) and
+metrics the deployer reports (``metric``). An entry's bytes are the RFC 8785 (JSON Canonicalization
 Scheme) serialisation of a JSON object, produced and checked with the
 ``rfc8785`` library, so the same record always has the same leaf hash.
 
@@ -234,6 +237,101 @@ def _check_key(obj: dict) -> None:
     _name(obj, "name")
     _time(obj)
 
+FLAG_CATEGORIES = ("wrong-outcome", "wrong-reasons", "unfair", "harmful", "privacy", "other")
+"""What a flag says: the wrong outcome; the right answer for the wrong reasons; unfair; harmful; privacy; other."""
+
+FLAG_ROLES = ("public", "subject", "developer", "researcher", "supervisor", "operator", "monitor")
+RATINGS = ("helpful", "somewhat", "not-helpful")
+FINDING_SOURCES = ("monitor", "audit")
+VERDICTS = ("alert", "ok", "insufficient-data")
+SEVERITIES = ("info", "low", "medium", "high", "critical")
+TRIAGE_ACTIONS = ("assign", "resolve", "escalate", "reopen")
+
+
+def _choice(obj: dict, key: str, choices: tuple, optional: bool = False) -> None:
+    if optional and obj.get(key) is None:
+        return
+    value = _require(obj, key, str)
+    if value not in choices:
+        raise EntryError(f"must be one of {', '.join(choices)}, got {value!r}", field=key)
+
+
+def _index(obj: dict, key: str, optional: bool = False) -> None:
+    if optional and obj.get(key) is None:
+        return
+    if _require(obj, key, int) < 0:
+        raise EntryError("must be an entry index (>= 0)", field=key)
+
+
+def _number(obj: dict, key: str, optional: bool = False) -> None:
+    if optional and obj.get(key) is None:
+        return
+    value = _require(obj, key, (int, float))
+    if isinstance(value, bool):
+        raise EntryError("must be a number", field=key)
+    _finite(value, key)
+
+
+def _check_flag(obj: dict) -> None:
+    """A report about a decision (``decision`` set) or a model; its text lives beside the log, committed in ``text``."""
+    _time(obj)
+    _choice(obj, "category", FLAG_CATEGORIES)
+    _choice(obj, "by_role", FLAG_ROLES)
+    _digest(obj, "model")
+    _index(obj, "decision", optional=True)
+    _digest(obj, "reporter", optional=True)
+    _digest(obj, "text", optional=True)
+
+
+def _check_rating(obj: dict) -> None:
+    """One rater's view of a flag; ``rater`` is a pseudonymous digest, so a rater is counted once per flag."""
+    _time(obj)
+    _index(obj, "flag")
+    _choice(obj, "rating", RATINGS)
+    _digest(obj, "rater")
+
+
+def _check_finding(obj: dict) -> None:
+    """The result of a monitor or an audit: check, statistic, threshold, verdict, severity and evidence."""
+    _time(obj)
+    _choice(obj, "source", FINDING_SOURCES)
+    _name(obj, "check")
+    _digest(obj, "model", optional=True)
+    if obj.get("deployment") is not None:
+        _name(obj, "deployment")
+    _name(obj, "statistic")
+    _number(obj, "value", optional=True)
+    _number(obj, "threshold", optional=True)
+    _choice(obj, "verdict", VERDICTS)
+    _choice(obj, "severity", SEVERITIES)
+    _name(obj, "by_role")
+    if "window" in obj:
+        _require(obj, "window", dict)
+    if "evidence" in obj:
+        _require(obj, "evidence", dict)
+
+
+def _check_triage(obj: dict) -> None:
+    """A supervisor's action on a flag or finding (by its entry index)."""
+    _time(obj)
+    _index(obj, "item")
+    _choice(obj, "action", TRIAGE_ACTIONS)
+    _require(obj, "reason", str)
+    _name(obj, "key_id")
+    if obj.get("assignee") is not None:
+        _name(obj, "assignee")
+
+
+def _check_metric(obj: dict) -> None:
+    """A metric the deployer reports about a deployment (e.g. a proxy such as a survey score) for a period."""
+    _time(obj)
+    _digest(obj, "model")
+    _name(obj, "deployment")
+    _name(obj, "name")
+    _number(obj, "value")
+    if "window" in obj:
+        _require(obj, "window", dict)
+
 
 ENTRY_TYPES = {
     "model": _check_model,
@@ -242,6 +340,11 @@ ENTRY_TYPES = {
     "outcome": _check_outcome,
     "access": _check_access,
     "key": _check_key,
+    "flag": _check_flag,
+    "rating": _check_rating,
+    "finding": _check_finding,
+    "triage": _check_triage,
+    "metric": _check_metric,
 }
 """Entry types known to this version, with their schema checks."""
 

@@ -1297,7 +1297,38 @@ def create_app(data_dir: str | Path) -> FastAPI:
         except LookupError as exc:
             raise not_found(str(exc)) from None
 
+    kit = ServerKit(ctx=ctx, Who=Who, require=require, requires=requires, append_lock=append_lock, data_dir=data_dir)
+    for register in _route_modules():
+        register(app, kit)
     return app
+
+
+@dataclasses.dataclass(frozen=True)
+class ServerKit:
+    """What a route module added to the app gets from ``create_app``.
+
+    Attributes:
+        ctx: returns this thread's ``Context`` (ledger, registry, deployments, keys, index).
+        Who: the ``Annotated[Principal, Depends(...)]`` type that authenticates the caller (public if none).
+        require: ``require(who, *roles)`` raises 401/403 problem+json unless ``who.role`` is one of ``roles``.
+        requires: ``requires(*roles)`` makes a dependency doing the same.
+        append_lock: serialises writes in this process (hold it around ``ledger.append``).
+        data_dir: the log's data directory.
+    """
+
+    ctx: Any
+    Who: Any
+    require: Any
+    requires: Any
+    append_lock: Any
+    data_dir: Path
+
+
+def _route_modules() -> list:
+    """``register(app, kit)`` functions of the route modules beside this one, in the order they are added."""
+    from . import oversight_routes, web
+
+    return [m.register for m in (oversight_routes, web) if hasattr(m, "register")]
 
 
 def app_from_env() -> FastAPI:

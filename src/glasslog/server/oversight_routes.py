@@ -1,0 +1,1 @@
+"""HTTP routes for oversight: flags, ratings, monitors' findings and the triage queue (see ``glasslog.oversight``)."""
