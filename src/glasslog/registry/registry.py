@@ -246,6 +246,17 @@ class Registry:
             RegistryError: unknown model, unknown status, no reason, a change
                 to the current status, or any change after withdrawal.
         """
+        return self.ledger.append([self.status_entry(fingerprint, status, reason)])
+
+    def status_entry(self, fingerprint: str, status: str, reason: str) -> dict:
+        """The ``model`` status entry ``set_status`` would append, checked the same way but not appended.
+
+        For callers that append a status change together with other entries in
+        one batch (e.g. a triage escalation and the suspension it causes).
+
+        Raises:
+            RegistryError: as ``set_status``.
+        """
         if status not in STATUSES:
             raise RegistryError(f"status must be one of {', '.join(STATUSES)}, got {status!r}")
         if not reason or not reason.strip():
@@ -255,6 +266,5 @@ class Registry:
             raise RegistryError(f"model {m.fingerprint} is withdrawn; withdrawal is final")
         if m.status == status:
             raise RegistryError(f"model {m.fingerprint} is already {status}")
-        entry = {"type": "model", "v": 1, "event": "status", "model": m.fingerprint, "status": status,
-                 "reason": reason.strip(), "time": utc_now()}
-        return self.ledger.append([entry])
+        return {"type": "model", "v": 1, "event": "status", "model": m.fingerprint, "status": status,
+                "reason": reason.strip(), "time": utc_now()}
