@@ -56,3 +56,38 @@ def test_non_canonical_numbers_are_refused(output, text):
     assert Entry.from_bytes(canonical)
     with pytest.raises(EntryError, match="canonical"):
         Entry.from_bytes(canonical.replace(f'"output":{text}'.encode(), f'"output":{output}'.encode()))
+
+
+def test_canonical_json_fast_path_is_byte_identical_to_rfc8785():
+    rng = random.Random(8785)
+    fast = 0
+    from glasslog.ledger import entries as E
+
+    for _ in range(5000):
+        value = random_value(rng)
+        if isinstance(value, dict) and rng.random() < 0.5:
+            value[rng.choice(["k", "é", "\U0001f600"])] = random_value(rng)
+        try:
+            expected = rfc8785.dumps(value)
+        except Exception:
+            with pytest.raises(EntryError):
+                E.canonical_json(value)
+            continue
+        assert E.canonical_json(value) == expected, value
+        fast += E._json_ready(value, 0) is not E._UNSURE
+    assert fast > 1500  # the fast path does carry most values
+
+
+@pytest.mark.parametrize("value", [1.0, -0.0, 1e15, 2.0**53 - 1, 2.0**53, 1e16, 0.0001, 0.00011, 1e-5, 123.456, 1e21,
+                                   0.1 + 0.2, 9007199254740993, -(2**53) + 1, "\ud800", {"é": 1, "e": 2}, {"a": "\x1f\x7f"},
+                                   [1e300, 5e-324], {"\ue000": 1, "\U0001f600": 2}])
+def test_canonical_json_edge_values(value):
+    from glasslog.ledger import entries as E
+
+    try:
+        expected = rfc8785.dumps(value)
+    except Exception:
+        with pytest.raises(EntryError):
+            E.canonical_json(value)
+        return
+    assert E.canonical_json(value) == expected

@@ -505,7 +505,8 @@ def test_private_values_found_opened_and_erased(ledger):
     subject_key = canonical_json(alice)
     assert ledger.find_private("subject", subject_key) == [1, 4]
     assert ledger.find_private("subject", canonical_json("subject-BOB")) == [2]
-    assert ledger.find_private("input", subject_key) == []
+    with pytest.raises(ValueError, match="not indexed by value"):
+        ledger.find_private("input", subject_key)
     assert ledger.find_private("subject", canonical_json("subject-CAROL")) == []
 
     got = ledger.private_values_for([1, 2, 4, 0, 999])
@@ -519,6 +520,10 @@ def test_private_values_found_opened_and_erased(ledger):
             assert check_commitment(c, salt, value)
             assert not check_commitment(c, salt, value + b" ")
             assert ledger.private_value(c) == (kind, salt, value)
+            assert ledger.private_value(c, entry_index=idx) == (kind, salt, value)
+            assert ledger.private_value(c, entry_index=idx + 1) is None
+    lookups = dict(ledger.connection.execute("SELECT kind, COUNT(lookup) FROM private_values GROUP BY kind"))
+    assert lookups == {"input": 0, "subject": 3}  # only subjects are indexed by value
     assert json.loads(got[1]["input"][2]) == feats_1
 
     roots_before = verify_everything(ledger)
@@ -526,7 +531,8 @@ def test_private_values_found_opened_and_erased(ledger):
     checkpoints_before = list(ledger.checkpoints())
 
     assert ledger.erase_private(sub1[0], "GDPR Art. 17 request 2026-0042") is True
-    assert ledger.erase_private(inp1[0], "GDPR Art. 17 request 2026-0042") is True
+    assert ledger.erase_private(inp1[0], "GDPR Art. 17 request 2026-0042", entry_index=2) is False  # not that entry's
+    assert ledger.erase_private(inp1[0], "GDPR Art. 17 request 2026-0042", entry_index=1) is True
     assert ledger.erase_private(sub1[0], "again") is False
     assert ledger.erase_private("sha256:" + "00" * 32, "unknown") is False
     with pytest.raises(ValueError):
@@ -594,9 +600,15 @@ def test_private_values_must_open_their_commitment_and_belong_to_their_entry(led
         assert snapshot(ledger) == before, name
     ledger.append([decision(1, input=c)], [PrivateValue(0, "input", c, salt, vb)])
     before = snapshot(ledger)
-    # the same commitment stored twice: refused by the database, nothing written
+    # two values of one kind for one entry: refused by the database, nothing written
+    c3, salt3, vb3 = commit({"income": 3})
     with pytest.raises(sqlite3.IntegrityError):
-        ledger.append([decision(2, input=c)], [PrivateValue(0, "input", c, salt, vb)])
+        ledger.append([decision(2, input=c3, note=c)], [PrivateValue(0, "input", c3, salt3, vb3), PrivateValue(0, "input", c, salt, vb)])
+    assert snapshot(ledger) == before
+    # one commitment (a reused salt) for two entries of a batch: refused, nothing written
+    with pytest.raises(ValueError, match="more than once"):
+        ledger.append([decision(2, input=c3), decision(3, input=c3)],
+                      [PrivateValue(0, "input", c3, salt3, vb3), PrivateValue(1, "input", c3, salt3, vb3)])
     assert snapshot(ledger) == before
     verify_everything(ledger)
 
@@ -951,3 +963,33 @@ def test_proofs_outside_the_log_raise_value_error(ledger):
     merkle.verify_inclusion(0, 1, leaves[0], ledger.inclusion_proof(0, 1), ledger.root(1))
     assert ledger.inclusion_proof(0, 1) == []
     assert ledger.consistency_proof(n) == []
+
+
+def test_a_log_of_the_first_release_is_migrated_on_open(tmp_path):
+    """Private values of the first release (keyed by commitment) move to the (entry index, kind) table, nothing lost."""
+    data_dir = tmp_path / "old"
+    ledger = Ledger.create(data_dir, "example.org/old")
+    obj, pvs, inp, sub = _decision_with_private(ledger, 0, "subject-OLD-1", {"income": 7})
+    ledger.append([obj], pvs)
+    root, size = ledger.root(), ledger.size
+    conn = ledger.connection
+    rows = conn.execute("SELECT commitment, kind, entry_index, salt, value, lookup FROM private_values").fetchall()
+    # rebuild the table as the first release wrote it (every kind with a lookup hash)
+    conn.execute("DROP TABLE private_values")
+    conn.execute("CREATE TABLE private_values (commitment TEXT PRIMARY KEY, kind TEXT NOT NULL, entry_index INTEGER NOT NULL,"
+                 " salt BLOB, value BLOB, lookup BLOB, erased_at TEXT, erasure_reason TEXT)")
+    conn.execute("CREATE INDEX private_values_lookup ON private_values(lookup)")
+    conn.execute("CREATE INDEX private_values_entry ON private_values(entry_index)")
+    conn.executemany("INSERT INTO private_values(commitment, kind, entry_index, salt, value, lookup) VALUES (?, ?, ?, ?, ?, ?)",
+                     [(c, k, i, s, v, lk if lk is not None else b"\x01" * 32) for c, k, i, s, v, lk in rows])
+    ledger.close()
+
+    reopened = Ledger.open(data_dir)
+    sql = reopened.connection.execute("SELECT sql FROM sqlite_master WHERE name = 'private_values'").fetchone()[0]
+    assert "WITHOUT ROWID" in sql and "PRIMARY KEY (entry_index, kind)" in sql
+    assert reopened.private_values_for([0]) == {0: {"input": inp, "subject": sub}}
+    assert reopened.find_private("subject", canonical_json("subject-OLD-1")) == [0]
+    assert reopened.connection.execute("SELECT COUNT(lookup) FROM private_values WHERE kind = 'input'").fetchone()[0] == 0
+    assert (reopened.root(), reopened.size) == (root, size)
+    names = {r[0] for r in reopened.connection.execute("SELECT name FROM sqlite_master")}
+    assert "private_values_first_release" not in names and "private_values_lookup" not in names

@@ -35,11 +35,17 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS api_keys (
     key_id TEXT PRIMARY KEY, name TEXT NOT NULL, role TEXT NOT NULL, secret_hash BLOB NOT NULL,
     deployments TEXT NOT NULL DEFAULT '[]', created_at TEXT NOT NULL, revoked_at TEXT);
-CREATE TABLE IF NOT EXISTS receipt_tokens (token_hash BLOB PRIMARY KEY, entry_index INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS receipt_token_hashes (entry_index INTEGER PRIMARY KEY, token_hash BLOB NOT NULL);
 """
+# Receipt tokens name their decision's index, so storing one appends to a table
+# in index order: a table keyed by a random hash costs a random B-tree page per
+# token written (measured: most of a decision batch's write-ahead log).
+# Tokens of the first release (``grt_`` + secret, table ``receipt_tokens``)
+# are still accepted where that table exists.
 
 _KEY = re.compile(r"^glk_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
-_TOKEN = re.compile(r"^grt_[A-Za-z0-9_-]{43}$")
+_TOKEN = re.compile(r"^grt_(0|[1-9][0-9]{0,15})_([A-Za-z0-9_-]{43})$")
+_LEGACY_TOKEN = re.compile(r"^grt_[A-Za-z0-9_-]{43}$")
 
 
 class AuthError(PermissionError):
@@ -89,15 +95,27 @@ def _hash(secret: str) -> bytes:
     return hashlib.sha256(secret.encode("ascii")).digest()
 
 
-def new_receipt_token() -> str:
-    """A fresh receipt token (``grt_`` + 43 url-safe base64 characters, 256 bits)."""
-    return "grt_" + secrets.token_urlsafe(32)
+def new_receipt_token(entry_index: int) -> str:
+    """A fresh receipt token for the decision at ``entry_index``: ``grt_<index>_`` + 43 url-safe base64 characters (256 bits)."""
+    if isinstance(entry_index, bool) or not isinstance(entry_index, int) or entry_index < 0:
+        raise ValueError(f"entry_index must be an entry index (>= 0), got {entry_index!r}")
+    return f"grt_{entry_index}_{secrets.token_urlsafe(32)}"
 
 
-def store_receipt_tokens(conn: sqlite3.Connection, tokens: Sequence[tuple[str, int]]) -> None:
-    """Store ``(token, entry index)`` pairs; call inside the batch's transaction."""
-    conn.executemany("INSERT INTO receipt_tokens(token_hash, entry_index) VALUES (?, ?)",
-                     [(_hash(t), i) for t, i in tokens])
+def store_receipt_tokens(conn: sqlite3.Connection, tokens: Sequence[str]) -> None:
+    """Store the hashes of receipt tokens made by ``new_receipt_token``; call inside the batch's transaction.
+
+    Raises:
+        ValueError: a token is malformed.
+        sqlite3.IntegrityError: a decision already has a token.
+    """
+    rows = []
+    for token in tokens:
+        m = _TOKEN.fullmatch(token)
+        if m is None:
+            raise ValueError("malformed receipt token")
+        rows.append((int(m.group(1)), _hash(m.group(2))))
+    conn.executemany("INSERT INTO receipt_token_hashes(entry_index, token_hash) VALUES (?, ?)", rows)
 
 
 class KeyStore:
@@ -182,10 +200,20 @@ class KeyStore:
             if row[4] is not None:
                 raise AuthError(f"API key {key_id} was revoked at {row[4]}")
             return Principal(row[1], key_id, row[0], tuple(json.loads(row[3])))
-        if _TOKEN.fullmatch(token or ""):
+        m = _TOKEN.fullmatch(token or "")
+        if m:
+            index = int(m.group(1))
             row = self.ledger.connection.execute(
-                "SELECT entry_index FROM receipt_tokens WHERE token_hash = ?", (_hash(token),)).fetchone()
-            if row is None:
+                "SELECT token_hash FROM receipt_token_hashes WHERE entry_index = ?", (index,)).fetchone()
+            if row is None or not hmac.compare_digest(row[0], _hash(m.group(2))):
+                raise AuthError("unknown receipt token")
+            return Principal("subject", entry_index=index)
+        if _LEGACY_TOKEN.fullmatch(token or ""):
+            conn = self.ledger.connection
+            has_legacy = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'receipt_tokens'").fetchone()
+            row = has_legacy and conn.execute("SELECT entry_index FROM receipt_tokens WHERE token_hash = ?",
+                                              (_hash(token),)).fetchone()
+            if not row:
                 raise AuthError("unknown receipt token")
             return Principal("subject", entry_index=row[0])
         raise AuthError("malformed credential: expected an API key 'glk_...' or a receipt token 'grt_...'")

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from ..ledger import Entry, EntryError, Ledger, LedgerError, PrivateValue, canonical_json, commit, utc_now
+from ..ledger.commitments import fresh_salts
 from ..ledger.receipt import Receipt
 from ..ledger.store import AppendResult, default_data_dir
 from ..registry import Deployment, DeploymentError, Deployments, RegisteredModel, Registry
@@ -88,6 +89,16 @@ def _native(value: Any) -> Any:
     if value is pd.NA or value is pd.NaT:
         return None
     return value
+
+
+def _records(frame: pd.DataFrame) -> list[dict]:
+    """The frame's rows as JSON-native dicts (numpy scalars converted, NaN as null)."""
+    return [{k: _native(v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
+
+
+def _is_records(X: Any) -> bool:
+    """True for a list of JSON objects (one per row), the form HTTP clients send."""
+    return isinstance(X, list) and bool(X) and all(type(r) is dict for r in X)
 
 
 def _check_output_shape(output: Any, classes: list, row: int) -> None:
@@ -211,7 +222,9 @@ class CapturedModel:
         checks them against the registered weights.
 
         Args:
-            X: inputs, as for ``predict``.
+            X: inputs, as for ``predict``, or a list of JSON objects (one per
+                row, keyed by the card's feature names) as HTTP clients send them,
+                logged as given without a DataFrame round trip.
             outputs: one JSON value per row (e.g. ``{"label": 1, "proba": [0.2, 0.8]}``).
             subject_ids: one subject identifier (or None) per row.
             within: passed to ``Ledger.append`` (rows beside the log in the same transaction).
@@ -222,9 +235,9 @@ class CapturedModel:
                 loggable (NaN, infinity, integers beyond 2**53).
         """
         self._check_active()
-        frame = self._frame(X)
-        if len(outputs) != len(frame):
-            raise InputError(f"got {len(outputs)} outputs for {len(frame)} input rows")
+        records = self._json_records(X) if _is_records(X) else _records(self._frame(X))
+        if len(outputs) != len(records):
+            raise InputError(f"got {len(outputs)} outputs for {len(records)} input rows")
         clean = []
         classes = self.model.card.output.get("classes") if isinstance(self.model.card.output, dict) else None
         for i, o in enumerate(outputs):
@@ -236,21 +249,36 @@ class CapturedModel:
             if isinstance(classes, list) and classes:
                 _check_output_shape(native, classes, i)
             clean.append(native)
-        self._log(frame, clean, subject_ids, within)
+        self._log(records, clean, subject_ids, within)
         return self.last_batch
 
-    def _log(self, frame: pd.DataFrame, outputs: list[Any], subject_ids: Sequence[Any] | None,
+    def _json_records(self, rows: list) -> list[dict]:
+        """Rows given as JSON objects (e.g. parsed from an HTTP request), checked against the card's features."""
+        names = self.model.card.feature_names
+        wanted = set(names)
+        out = []
+        for i, row in enumerate(rows):
+            if row.keys() != wanted:
+                missing = [n for n in names if n not in row]
+                extra = [str(k) for k in row if k not in wanted]
+                parts = ([f"missing features {missing}"] if missing else []) + ([f"unexpected features {extra}"] if extra else [])
+                raise InputError(f"input row {i} does not match model {self.model.card.name}: {'; '.join(parts)}")
+            out.append({n: _native(row[n]) for n in names})
+        if not out:
+            raise InputError("inputs have no rows")
+        return out
+
+    def _log(self, records: list[dict], outputs: list[Any], subject_ids: Sequence[Any] | None,
              within: Callable[[sqlite3.Connection, int], None] | None = None) -> None:
-        if subject_ids is not None and len(subject_ids) != len(frame):
-            raise InputError(f"got {len(subject_ids)} subject ids for {len(frame)} input rows")
+        if subject_ids is not None and len(subject_ids) != len(records):
+            raise InputError(f"got {len(subject_ids)} subject ids for {len(records)} input rows")
         now = utc_now()
         entries: list[Entry] = []
         private: list[PrivateValue] = []
-        records = frame.to_dict(orient="records")
-        for pos, (row, output) in enumerate(zip(records, outputs)):
-            value = {k: _native(v) for k, v in row.items()}
+        salts = iter(fresh_salts(len(records) * 3))
+        for pos, (value, output) in enumerate(zip(records, outputs)):
             try:
-                input_commitment, salt, value_bytes = commit(value)
+                input_commitment, salt, value_bytes = commit(value, next(salts))
             except EntryError as exc:
                 raise InputError(f"input row {pos} cannot be logged: {exc}") from None
             private.append(PrivateValue(pos, "input", input_commitment, salt, value_bytes))
@@ -259,14 +287,14 @@ class CapturedModel:
             if self.visibility == "public-service":
                 entry["output"] = output
             else:
-                output_commitment, o_salt, o_bytes = commit(output)
+                output_commitment, o_salt, o_bytes = commit(output, next(salts))
                 private.append(PrivateValue(pos, "output", output_commitment, o_salt, o_bytes))
                 entry["output_commitment"] = output_commitment
             if subject_ids is not None and subject_ids[pos] is not None:
                 sid = subject_ids[pos]
                 if not isinstance(sid, str) or not sid:
                     raise InputError(f"subject id for row {pos} must be a non-empty string, got {sid!r}")
-                subject_commitment, s_salt, s_bytes = commit(sid)
+                subject_commitment, s_salt, s_bytes = commit(sid, next(salts))
                 private.append(PrivateValue(pos, "subject", subject_commitment, s_salt, s_bytes))
                 entry["subject"] = subject_commitment
             try:
@@ -296,7 +324,7 @@ class CapturedModel:
         frame = self._frame(X)
         result = self.estimator.predict(frame)
         outputs = [{"label": _output_value(v, i)} for i, v in enumerate(np.asarray(result).tolist())]
-        self._log(frame, outputs, subject_ids, within)
+        self._log(_records(frame), outputs, subject_ids, within)
         return result
 
     def predict_proba(self, X: Any, subject_ids: Sequence[str | None] | None = None, *,
@@ -321,7 +349,7 @@ class CapturedModel:
             raise InputError(f"model output for row {bad} contains NaN or infinity, which cannot be logged")
         classes = list(getattr(self.estimator, "classes_", range(arr.shape[1])))
         outputs = [{"label": _output_value(classes[int(np.argmax(p))], i), "proba": [float(x) for x in p]} for i, p in enumerate(arr)]
-        self._log(frame, outputs, subject_ids, within)
+        self._log(_records(frame), outputs, subject_ids, within)
         return result
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from .entries import canonical_json
 
-__all__ = ["SALT_SIZE", "COMMITMENT_FIELDS", "commit", "commitment_of", "check_commitment"]
+__all__ = ["SALT_SIZE", "COMMITMENT_FIELDS", "commit", "fresh_salts", "commitment_of", "check_commitment"]
 
 COMMITMENT_FIELDS = {"input": "input", "subject": "subject", "output": "output_commitment", "outcome": "outcome_commitment"}
 """Kind of private value -> the entry field that holds its commitment."""
@@ -33,8 +33,14 @@ def commitment_of(salt: bytes, value_bytes: bytes) -> str:
     return "sha256:" + hashlib.sha256(salt + value_bytes).hexdigest()
 
 
-def commit(value: Any) -> tuple[str, bytes, bytes]:
-    """Commit to a JSON value.
+def fresh_salts(count: int) -> list[bytes]:
+    """``count`` fresh random salts of ``SALT_SIZE`` bytes, from one call to the OS's CSPRNG (``secrets``)."""
+    pool = secrets.token_bytes(SALT_SIZE * count)
+    return [pool[k : k + SALT_SIZE] for k in range(0, len(pool), SALT_SIZE)]
+
+
+def commit(value: Any, salt: bytes | None = None) -> tuple[str, bytes, bytes]:
+    """Commit to a JSON value with a fresh salt (or ``salt``, which must be fresh: see ``fresh_salts``).
 
     Returns:
         ``(commitment, salt, value_bytes)``: the commitment string for the
@@ -46,7 +52,10 @@ def commit(value: Any) -> tuple[str, bytes, bytes]:
             as canonical JSON (NaN, infinity, non-string keys ...).
     """
     value_bytes = canonical_json(value)
-    salt = secrets.token_bytes(SALT_SIZE)
+    if salt is None:
+        salt = secrets.token_bytes(SALT_SIZE)
+    elif len(salt) != SALT_SIZE:
+        raise ValueError(f"salt must be {SALT_SIZE} bytes, got {len(salt)}")
     return commitment_of(salt, value_bytes), salt, value_bytes
 
 

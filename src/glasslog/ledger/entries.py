@@ -65,10 +65,20 @@ class EntryError(ValueError):
 def canonical_json(value: Any) -> bytes:
     """Serialise ``value`` as RFC 8785 canonical JSON.
 
+    ``rfc8785`` is the authority; values that provably serialise the same way
+    with Python's compact sorted ``json.dumps`` take that path instead (about
+    10x faster; see ``_json_ready``), everything else goes to ``rfc8785``.
+
     Raises:
         EntryError: NaN or infinity, integers beyond +-2**53, non-string keys,
             or types JSON cannot represent.
     """
+    ready = _json_ready(value, 0)
+    if ready is not _UNSURE:
+        try:
+            return _DUMPS(ready).encode("utf-8")
+        except (UnicodeEncodeError, ValueError, TypeError, RecursionError):
+            pass  # a lone surrogate, say: rfc8785 decides
     try:
         return rfc8785.dumps(value)
     except rfc8785.FloatDomainError as exc:
@@ -77,6 +87,59 @@ def canonical_json(value: Any) -> bytes:
         raise EntryError(f"{exc}: integers must be within +-2**53") from None
     except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
         raise EntryError(f"not representable as canonical JSON: {exc}") from None
+
+
+_UNSURE = object()
+_DUMPS = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False).encode
+_SAFE_INT = 2**53
+
+
+def _json_ready(value: Any, depth: int) -> Any:
+    r"""``value`` made ready for ``json.dumps`` to write its RFC 8785 form, or ``_UNSURE``.
+
+    Python's compact, key-sorted ``json.dumps`` with ``ensure_ascii=False``
+    escapes strings exactly as RFC 8785 section 3.2.2.2 (ECMAScript
+    JSON.stringify) does: ``\"``, ``\\``, ``\b \f \n \r \t`` and
+    ``\u00xx`` (lowercase hex) for the other control characters; it orders
+    ASCII keys as RFC 8785 section 3.2.3 does (by UTF-16 code units, which for
+    ASCII is by code point). Numbers are where the two differ: integral floats
+    below 2**53 are written by ECMAScript as the integer (exact there, so
+    converted to ``int`` here), and other floats only agree with Python's
+    ``repr`` in plain decimal form, 1e-4 <= |x| < 1e16, both being the
+    shortest round-trip digits. Anything else (non-ASCII keys, other floats,
+    integers beyond 2**53, NaN, other types, deep nesting) is ``_UNSURE``.
+    """
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return value
+    if kind is int:
+        return value if -_SAFE_INT < value < _SAFE_INT else _UNSURE
+    if kind is float:
+        if value.is_integer():
+            return int(value) if -_SAFE_INT < value < _SAFE_INT else _UNSURE
+        magnitude = abs(value)
+        return value if 1e-4 <= magnitude < 1e16 else _UNSURE  # also refuses NaN and infinity
+    if depth > 64:
+        return _UNSURE
+    if kind is dict:
+        out = {}
+        for k, v in value.items():
+            if type(k) is not str or not k.isascii():
+                return _UNSURE
+            ready = _json_ready(v, depth + 1)
+            if ready is _UNSURE:
+                return _UNSURE
+            out[k] = ready
+        return out
+    if kind is list:
+        out_list = []
+        for v in value:
+            ready = _json_ready(v, depth + 1)
+            if ready is _UNSURE:
+                return _UNSURE
+            out_list.append(ready)
+        return out_list
+    return _UNSURE
 
 
 def utc_now() -> str:

@@ -53,6 +53,7 @@ __all__ = [
     "KeyFileError",
     "PrivateValue",
     "AppendResult",
+    "LOOKUP_KINDS",
     "DATA_DIR_ENV",
     "default_data_dir",
 ]
@@ -73,11 +74,46 @@ CREATE TABLE IF NOT EXISTS hashes (id INTEGER PRIMARY KEY, strip BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS checkpoints (
     tree_size INTEGER PRIMARY KEY, root BLOB NOT NULL, note TEXT NOT NULL, created_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS private_values (
-    commitment TEXT PRIMARY KEY, kind TEXT NOT NULL, entry_index INTEGER NOT NULL,
-    salt BLOB, value BLOB, lookup BLOB, erased_at TEXT, erasure_reason TEXT);
-CREATE INDEX IF NOT EXISTS private_values_lookup ON private_values(lookup);
-CREATE INDEX IF NOT EXISTS private_values_entry ON private_values(entry_index);
+    entry_index INTEGER NOT NULL, kind TEXT NOT NULL, commitment TEXT NOT NULL,
+    salt BLOB, value BLOB, lookup BLOB, erased_at TEXT, erasure_reason TEXT,
+    PRIMARY KEY (entry_index, kind)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS private_values_by_lookup ON private_values(lookup) WHERE lookup IS NOT NULL;
 """
+# Private values are keyed by (entry index, kind), so a batch's rows go to the
+# end of the table: a key such as the (random) commitment costs a random B-tree
+# page per row written, which measured as most of a decision batch's
+# write-ahead log. For the same reason only the kinds in LOOKUP_KINDS get a
+# lookup hash (an index by value, for "all decisions about this subject").
+
+LOOKUP_KINDS = frozenset({"subject"})
+"""Kinds of private value that ``Ledger.find_private`` can find by value."""
+
+_FIRST_PRIVATE_VALUES = "commitment TEXT PRIMARY KEY"  # the first release's table, migrated on open
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring a log written by an earlier release to this schema, in one transaction (entries and hashes are untouched)."""
+    row = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'private_values'").fetchone()
+    if row is None or _FIRST_PRIVATE_VALUES not in row[0]:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("ALTER TABLE private_values RENAME TO private_values_first_release")
+        conn.execute("DROP INDEX IF EXISTS private_values_lookup")
+        conn.execute("DROP INDEX IF EXISTS private_values_entry")
+        for statement in _SCHEMA.split(";"):  # executescript would commit the open transaction first
+            if statement.strip():
+                conn.execute(statement)
+        conn.execute(
+            "INSERT INTO private_values(entry_index, kind, commitment, salt, value, lookup, erased_at, erasure_reason) "
+            "SELECT entry_index, kind, commitment, salt, value, CASE WHEN kind IN ({}) THEN lookup END, erased_at, erasure_reason "
+            "FROM private_values_first_release ORDER BY entry_index, kind".format(",".join(f"'{k}'" for k in sorted(LOOKUP_KINDS))))
+        conn.execute("DROP TABLE private_values_first_release")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
 
 
 class LedgerError(RuntimeError):
@@ -239,6 +275,7 @@ class Ledger:
             raise LedgerError(f"no log at {data_dir}: {db_path.name} holds no glasslog log; create one with 'glasslog init'")
         conn = cls._connect(db_path)
         try:
+            _migrate(conn)
             conn.executescript(_SCHEMA)
             return cls(data_dir, conn)
         except BaseException:
@@ -505,7 +542,7 @@ class Ledger:
             EntryError: an entry is malformed, non-canonical or fails its
                 schema (the message names the entry and field). Nothing is written.
             KeyFileError: the signer key cannot be used. Nothing is written.
-            ValueError: an empty batch, or a private value that does not point
+            ValueError: an empty batch, a commitment given twice, or a private value that does not point
                 into the batch, whose salt and value do not open its
                 commitment, or whose entry does not hold that commitment.
                 Nothing is written.
@@ -524,6 +561,8 @@ class Ledger:
                     validated.append(Entry.from_bytes(e))
             except EntryError as exc:
                 raise EntryError(exc.detail, field=exc.field, index=i) from None
+        if len({pv.commitment for pv in private_values}) != len(private_values):
+            raise ValueError("a commitment is given more than once in the batch: every private value needs its own fresh salt")
         for pv in private_values:
             if not 0 <= pv.batch_position < len(validated):
                 raise ValueError(f"private value {pv.commitment} points at batch position {pv.batch_position}, outside the batch")
@@ -569,7 +608,8 @@ class Ledger:
             if private_values:
                 db.executemany(
                     "INSERT INTO private_values(commitment, kind, entry_index, salt, value, lookup) VALUES (?, ?, ?, ?, ?, ?)",
-                    [(pv.commitment, pv.kind, n + pv.batch_position, pv.salt, pv.value, self._lookup(pv.kind, pv.value))
+                    [(pv.commitment, pv.kind, n + pv.batch_position, pv.salt, pv.value,
+                      self._lookup(pv.kind, pv.value) if pv.kind in LOOKUP_KINDS else None)
                      for pv in private_values],
                 )
             if within is not None:
@@ -631,11 +671,17 @@ class Ledger:
     def _lookup(self, kind: str, value: bytes) -> bytes:
         return hmac.new(self._lookup_key, kind.encode() + b"\x00" + value, hashlib.sha256).digest()
 
-    def private_value(self, commitment: str) -> tuple[str, bytes, bytes] | None:
-        """``(kind, salt, value_bytes)`` for a commitment, or ``None`` if unknown or erased."""
-        row = self._db.execute(
-            "SELECT kind, salt, value FROM private_values WHERE commitment = ? AND erased_at IS NULL", (commitment,)
-        ).fetchone()
+    def private_value(self, commitment: str, entry_index: int | None = None) -> tuple[str, bytes, bytes] | None:
+        """``(kind, salt, value_bytes)`` for a commitment, or ``None`` if unknown or erased.
+
+        With ``entry_index`` (the entry holding the commitment) this is one
+        keyed read; without it, a scan of the private values (they are not
+        indexed by commitment, see the schema note).
+        """
+        where, params = "commitment = ? AND erased_at IS NULL", [commitment]
+        if entry_index is not None:
+            where, params = "entry_index = ? AND " + where, [entry_index, commitment]
+        row = self._db.execute(f"SELECT kind, salt, value FROM private_values WHERE {where}", params).fetchone()
         return None if row is None else (row[0], row[1], row[2])
 
     def private_values_for(self, indexes: Sequence[int]) -> dict[int, dict[str, tuple[str, bytes, bytes]]]:
@@ -668,14 +714,20 @@ class Ledger:
         yield from self._db.execute("SELECT idx, type, data FROM entries WHERE idx >= ? AND idx < ? ORDER BY idx", (start, end))
 
     def find_private(self, kind: str, value: bytes) -> list[int]:
-        """Indexes of entries committing to a private value (e.g. a subject id), oldest first."""
+        """Indexes of entries committing to a private value of a kind in ``LOOKUP_KINDS`` (a subject id), oldest first.
+
+        Raises:
+            ValueError: ``kind`` is not looked up by value.
+        """
+        if kind not in LOOKUP_KINDS:
+            raise ValueError(f"private values of kind {kind!r} are not indexed by value; only {sorted(LOOKUP_KINDS)} are")
         rows = self._db.execute(
             "SELECT entry_index FROM private_values WHERE lookup = ? AND kind = ? AND erased_at IS NULL ORDER BY entry_index",
             (self._lookup(kind, value), kind),
         )
         return [r[0] for r in rows]
 
-    def erase_private(self, commitment: str, reason: str) -> bool:
+    def erase_private(self, commitment: str, reason: str, entry_index: int | None = None) -> bool:
         """Erase a private value and its salt (e.g. a GDPR Art. 17 request).
 
         The entry and its commitment stay in the log, so every proof and the
@@ -688,16 +740,20 @@ class Ledger:
         waits (up to the busy timeout) for other connections' reads to finish;
         if one is still reading then, the old pages stay in the WAL until the
         next checkpoint overwrites them.
+
+        ``entry_index``, the entry holding the commitment, makes finding it a
+        keyed read instead of a scan (as for ``private_value``).
         """
         if not reason:
             raise ValueError("an erasure needs a reason")
+        where, params = "commitment = ? AND erased_at IS NULL", [commitment]
+        if entry_index is not None:
+            where, params = "entry_index = ? AND " + where, [entry_index, commitment]
         self._db.execute("BEGIN IMMEDIATE")
         try:
             cur = self._db.execute(
                 "UPDATE private_values SET salt = NULL, value = NULL, lookup = NULL, erased_at = ?, erasure_reason = ?"
-                " WHERE commitment = ? AND erased_at IS NULL",
-                (utc_now(), reason, commitment),
-            )
+                f" WHERE {where}", [utc_now(), reason, *params])
             self._db.execute("COMMIT")
         except BaseException:
             self._rollback()

@@ -1198,17 +1198,18 @@ def create_app(data_dir: str | Path) -> FastAPI:
         wrapped = c.wrapped[key]
         if not with_output[0] and not callable(getattr(wrapped.estimator, body.method, None)):
             raise invalid("method", f"the model has no {body.method}")
-        frame = pd.DataFrame([r.input for r in body.rows], columns=names)
+        frame = None if with_output[0] else pd.DataFrame([r.input for r in body.rows], columns=names)
         subject_ids = [r.subject_id for r in body.rows]
-        tokens = [new_receipt_token() if s else None for s in subject_ids]
+        tokens: list[str | None] = []
 
         def within(conn, first: int) -> None:
-            store_receipt_tokens(conn, [(t, first + pos) for pos, t in enumerate(tokens) if t])
+            tokens[:] = [new_receipt_token(first + pos) if s else None for pos, s in enumerate(subject_ids)]
+            store_receipt_tokens(conn, [t for t in tokens if t])
 
         try:
             with append_lock:
                 if with_output[0]:
-                    result = wrapped.log_outputs(frame, [r.output for r in body.rows], subject_ids, within)
+                    result = wrapped.log_outputs([r.input for r in body.rows], [r.output for r in body.rows], subject_ids, within)
                 else:
                     decide = wrapped.predict if body.method == "predict" else wrapped.predict_proba
                     decide(frame, subject_ids, within=within)
@@ -1217,7 +1218,7 @@ def create_app(data_dir: str | Path) -> FastAPI:
             row = re.search(r"row (\d+)", str(exc))
             raise invalid(f"rows[{row.group(1)}]" if row else "rows", str(exc)) from None
         except (ValueError, TypeError, OverflowError, AttributeError, IndexError, KeyError) as exc:  # the estimator refusing the inputs
-            bad = _locate_bad_row(wrapped.estimator, body.method, frame)
+            bad = _locate_bad_row(wrapped.estimator, body.method, frame) if frame is not None else None
             raise invalid(f"rows[{bad}].input" if bad is not None else "rows",
                           f"the model cannot use these inputs: {exc}") from None
         # Receipts against the batch's own checkpoint (signed just now, so not re-verified), with the
