@@ -305,6 +305,21 @@ MATRIX: dict[tuple[str, str], tuple] = {
 }
 
 
+# The web pages (glasslog.server.web): HTML for everyone; a credential header is ignored there (the console sends its
+# key to /v1 itself). tests/test_web.py tests what they show.
+WEB_PAGES = {
+    ("GET", "/"): (_static("/"), _all(200, False)),
+    ("GET", "/models/{fingerprint}"): (lambda w: {"url": f"/models/{w.m0}"}, _all(200, False)),
+    ("GET", "/decisions"): (_static("/decisions"), _all(200, False)),
+    ("GET", "/decisions/{index}"): (lambda w: {"url": f"/decisions/{w.pub_indexes[0]}"}, _all(200, False)),
+    ("GET", "/flags"): (_static("/flags"), _all(200, False)),
+    ("GET", "/findings"): (_static("/findings"), _all(200, False)),
+    ("GET", "/receipt"): (_static("/receipt"), _all(200, False)),
+    ("GET", "/console"): (_static("/console"), _all(200, False)),
+}
+MATRIX.update(WEB_PAGES)
+
+
 def app_routes(app) -> set[tuple[str, str]]:
     out = set()
     for r in app.routes:
@@ -318,7 +333,7 @@ def test_matrix_covers_every_route(base):
     routes = app_routes(base.client.app)
     table = set(MATRIX)
     assert table == routes, f"routes without a policy row: {sorted(routes - table)}; stale rows: {sorted(table - routes)}"
-    assert len(routes) == 27
+    assert len(routes) == 27 + len(WEB_PAGES)
     for _, expected in MATRIX.values():
         assert set(expected) == set(ROLES)
 

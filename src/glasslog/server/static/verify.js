@@ -1,0 +1,456 @@
+/* glasslog receipt verification in the browser, with the browser's own WebCrypto (Ed25519, SHA-256).
+ *
+ * Mirrors the Python reference exactly (same checks, same order, same messages):
+ *   glasslog/ledger/receipt.py   Receipt.from_dict             -> parseReceipt
+ *   glasslog/ledger/note.py      Verifier.parse, open_note,
+ *                                parse_checkpoint, open_checkpoint -> parseVerifierKey, openNote, parseCheckpoint, openCheckpoint
+ *   glasslog/ledger/merkle.py    root_from_inclusion_proof,
+ *                                verify_inclusion              -> rootFromInclusionProof, verifyInclusion
+ *   glasslog/ledger/entries.py   Entry.from_bytes (type, version, decision/outcome schema, RFC 8785 form) -> checkEntry
+ *   glasslog/verify/receipts.py  verify_receipt                -> verifyReceipt
+ *
+ * Sources: C2SP signed-note (https://c2sp.org/signed-note): signature lines "— <name> <base64(keyhash||sig)>",
+ * key hash = SHA-256(name || 0x0A || 0x01 || public key)[:4], verifier key "name+hexhash+base64(0x01||key)";
+ * C2SP tlog-checkpoint (origin, tree size, base64 root); RFC 9162 2.1.1 (leaf hash SHA-256(0x00||entry), node hash
+ * SHA-256(0x01||left||right)) and 2.1.3.2 (inclusion proof verification); RFC 8785 (JSON canonicalization).
+ *
+ * Nothing here talks to the server: a receipt is checked with the verifier key alone.
+ * Exposed as window.GlasslogVerify.
+ */
+(function () {
+  "use strict";
+
+  const RECEIPT_FORMAT = "glasslog-receipt/v1";
+  const ALG_ED25519 = 0x01;
+  const SIG_PREFIX = "\u2014 ";
+  const MAX_SIGNATURES = 100;
+  const MAX_ENTRY_BYTES = 65535;
+  const HASH_SIZE = 32;
+  const ENTRY_TYPES = ["model", "deployment", "decision", "outcome", "access", "key", "flag", "rating", "finding", "triage", "metric"];
+  const COMMITMENT_FIELDS = { input: "input", subject: "subject", output: "output_commitment", outcome: "outcome_commitment" };
+  const DIGEST = /^sha256:[0-9a-f]{64}$/;
+  const TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$/;
+
+  class VerifyError extends Error {}
+
+  const utf8 = new TextEncoder();
+  const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+
+  function repr(s) { return "'" + String(s) + "'"; }
+
+  function concat(...parts) {
+    const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+    let at = 0;
+    for (const p of parts) { out.set(p, at); at += p.length; }
+    return out;
+  }
+
+  function equalBytes(a, b) {
+    if (a.length !== b.length) return false;
+    for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+    return true;
+  }
+
+  function hex(bytes) { return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join(""); }
+
+  function b64encode(bytes) {
+    let bin = "";
+    for (let i = 0; i < bytes.length; i++) bin += String.fromCharCode(bytes[i]);
+    return btoa(bin);
+  }
+
+  /* Standard base64 with the alphabet and padding checked (Python's base64.b64decode(validate=True)). */
+  function b64decode(text) {
+    if (typeof text !== "string" || text.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(text)) return null;
+    try {
+      const bin = atob(text);
+      return Uint8Array.from(bin, (c) => c.charCodeAt(0));
+    } catch (e) {
+      return null;
+    }
+  }
+
+  /* note.py _b64decode: valid and canonical standard base64. */
+  function b64decodeCanonical(text, what) {
+    const raw = b64decode(text);
+    if (raw === null) throw new VerifyError(`${what} is not valid standard base64`);
+    if (b64encode(raw) !== text) throw new VerifyError(`${what} is not in canonical base64 form`);
+    return raw;
+  }
+
+  function subtle() {
+    if (!globalThis.crypto || !globalThis.crypto.subtle) {
+      throw new VerifyError("this browser offers no WebCrypto here: the page must be opened over HTTPS (or from localhost)");
+    }
+    return globalThis.crypto.subtle;
+  }
+
+  async function sha256(bytes) { return new Uint8Array(await subtle().digest("SHA-256", bytes)); }
+
+  /* RFC 9162 2.1.1 */
+  async function leafHash(entry) { return sha256(concat(new Uint8Array([0]), entry)); }
+  async function nodeHash(left, right) { return sha256(concat(new Uint8Array([1]), left, right)); }
+
+  // ------------------------------------------------------------ signed notes (note.py)
+  function checkName(name) {
+    if (!name || /[\s+]/u.test(name) || /[\p{C}\p{Z}]/u.test(name)) {
+      throw new VerifyError(`key name ${repr(name)} must be non-empty printable text without spaces or '+'`);
+    }
+  }
+
+  async function keyHash(name, publicKey) {
+    return (await sha256(concat(utf8.encode(name), new Uint8Array([0x0a, ALG_ED25519]), publicKey))).slice(0, 4);
+  }
+
+  /* Verifier.parse: "name+hexhash+base64(0x01 || 32-byte key)". */
+  async function parseVerifierKey(vkey) {
+    if (typeof vkey !== "string") throw new VerifyError("verifier key must be a string");
+    const s = vkey.trim();
+    const a = s.indexOf("+");
+    const b = a < 0 ? -1 : s.indexOf("+", a + 1);
+    if (a < 0 || b < 0) throw new VerifyError("verifier key must have the form name+keyhash+base64key");
+    const name = s.slice(0, a), hexhash = s.slice(a + 1, b), b64 = s.slice(b + 1);
+    checkName(name);
+    if (!/^[0-9a-f]{8}$/.test(hexhash)) throw new VerifyError("verifier key hash must be 8 lowercase hex digits");
+    const raw = b64decodeCanonical(b64, "verifier key");
+    if (raw.length !== 33 || raw[0] !== ALG_ED25519) {
+      throw new VerifyError("verifier key must be an Ed25519 key (algorithm byte 0x01 and 32 key bytes)");
+    }
+    const publicKey = raw.slice(1);
+    if (hex(await keyHash(name, publicKey)) !== hexhash) throw new VerifyError("verifier key hash does not match its name and key");
+    return { name, keyId: hexToBytes(hexhash), publicKey, toString: () => s };
+  }
+
+  function hexToBytes(h) {
+    const out = new Uint8Array(h.length / 2);
+    for (let i = 0; i < out.length; i++) out[i] = parseInt(h.substr(2 * i, 2), 16);
+    return out;
+  }
+
+  async function ed25519Verify(publicKey, message, signature) {
+    let key;
+    try {
+      key = await subtle().importKey("raw", publicKey, { name: "Ed25519" }, false, ["verify"]);
+    } catch (e) {
+      if (e && e.name === "NotSupportedError") {
+        throw new VerifyError("this browser's WebCrypto does not support Ed25519 (Chrome and Edge 137+, Firefox 129+ and Safari 17+ do)");
+      }
+      return false; // a key the browser refuses cannot have made a valid signature
+    }
+    try {
+      return await subtle().verify({ name: "Ed25519" }, key, signature, message);
+    } catch (e) {
+      return false;
+    }
+  }
+
+  function checkText(text) {
+    if (!text.endsWith("\n")) throw new VerifyError("note text must end with a newline");
+    for (const ch of text) {
+      const c = ch.codePointAt(0);
+      if (ch !== "\n" && (c < 0x20 || c === 0x7f)) {
+        throw new VerifyError("note text must not contain control characters other than newline");
+      }
+    }
+  }
+
+  /* open_note: the note's text if it carries a valid signature by this verifier. */
+  async function openNote(note, verifier) {
+    if (typeof note !== "string") throw new VerifyError("signed note must be text");
+    if (!note.endsWith("\n")) throw new VerifyError("signed note must end with a newline");
+    const split = note.lastIndexOf("\n\n");
+    if (split < 0) throw new VerifyError("signed note has no blank line before its signatures");
+    const text = note.slice(0, split + 1), sigBlock = note.slice(split + 2);
+    checkText(text);
+    const lines = sigBlock.slice(0, -1).split("\n");
+    if (lines.length === 0 || lines.length > MAX_SIGNATURES) throw new VerifyError("signed note must have between 1 and 100 signature lines");
+    let found = false;
+    for (const line of lines) {
+      if (!line.startsWith(SIG_PREFIX)) {
+        throw new VerifyError(`signature line must start with an em dash and a space: ${repr(line.slice(0, 40))}`);
+      }
+      const rest = line.slice(SIG_PREFIX.length);
+      const sp = rest.indexOf(" ");
+      const name = sp < 0 ? rest : rest.slice(0, sp), b64 = sp < 0 ? "" : rest.slice(sp + 1);
+      if (sp < 0 || !name || !b64 || b64.includes(" ")) throw new VerifyError("signature line must be '— <key name> <base64 signature>'");
+      const raw = b64decodeCanonical(b64, "signature");
+      if (raw.length < 5) throw new VerifyError("signature is too short to hold a key hash and a signature");
+      if (name !== verifier.name || !equalBytes(raw.slice(0, 4), verifier.keyId)) continue;
+      if (raw.length !== 4 + 64 || !(await ed25519Verify(verifier.publicKey, utf8.encode(text), raw.slice(4)))) {
+        throw new VerifyError(`signature by ${verifier.name} does not verify: the note was altered or signed by another key`);
+      }
+      found = true;
+    }
+    if (!found) throw new VerifyError(`signed note carries no signature by the key ${verifier.name}+${hex(verifier.keyId)}`);
+    return text;
+  }
+
+  /* parse_checkpoint: origin, tree size (BigInt), 32-byte root, extension lines. */
+  function parseCheckpoint(text) {
+    if (!text.endsWith("\n")) throw new VerifyError("checkpoint must end with a newline");
+    const lines = text.slice(0, -1).split("\n");
+    if (lines.length < 3) throw new VerifyError("checkpoint needs an origin line, a tree size line and a root hash line");
+    const [origin, sizeText, rootText, ...extensions] = lines;
+    if (!origin || origin !== origin.trim()) throw new VerifyError("checkpoint origin line must be non-empty and have no surrounding spaces");
+    if (!/^(0|[1-9][0-9]{0,19})$/.test(sizeText)) {
+      throw new VerifyError(`checkpoint tree size ${repr(sizeText)} must be an ASCII decimal number without sign or leading zeros`);
+    }
+    const treeSize = BigInt(sizeText);
+    if (treeSize >= 1n << 63n) throw new VerifyError("checkpoint tree size is too large");
+    const root = b64decodeCanonical(rootText, "checkpoint root hash");
+    if (root.length !== HASH_SIZE) throw new VerifyError(`checkpoint root hash must be ${HASH_SIZE} bytes, got ${root.length}`);
+    if (extensions.some((e) => !e)) throw new VerifyError("checkpoint extension lines must not be empty");
+    return { origin, treeSize, rootHash: root, extensions };
+  }
+
+  async function openCheckpoint(note, verifier, origin) {
+    const cp = parseCheckpoint(await openNote(note, verifier));
+    const expected = origin !== undefined && origin !== null ? origin : verifier.name;
+    if (cp.origin !== expected) throw new VerifyError(`checkpoint origin ${repr(cp.origin)} is not the log's origin ${repr(expected)}`);
+    return cp;
+  }
+
+  // ------------------------------------------------------------ RFC 9162 inclusion proofs (merkle.py)
+  function checkHash(value, what) {
+    if (!(value instanceof Uint8Array) || value.length !== HASH_SIZE) {
+      throw new VerifyError(`${what} must be a ${HASH_SIZE}-byte hash, got ${value instanceof Uint8Array ? value.length : typeof value}`);
+    }
+  }
+
+  /* RFC 9162 2.1.3.2 steps 1-4; index and treeSize as BigInt or safe integers. */
+  async function rootFromInclusionProof(index, treeSize, leaf, proof) {
+    const idx = BigInt(index), size = BigInt(treeSize);
+    if (idx < 0n || size < 0n) throw new VerifyError("index and tree size must not be negative");
+    if (idx >= size) throw new VerifyError(`index ${idx} is outside a tree of size ${size}`);
+    checkHash(leaf, "leaf hash");
+    let fn = idx, sn = size - 1n, r = leaf;
+    for (let i = 0; i < proof.length; i++) {
+      const p = proof[i];
+      checkHash(p, `inclusion proof hash ${i}`);
+      if (sn === 0n) throw new VerifyError(`inclusion proof has too many hashes (${proof.length}) for index ${idx} in a tree of size ${size}`);
+      if ((fn & 1n) === 1n || fn === sn) {
+        r = await nodeHash(p, r);
+        while ((fn & 1n) === 0n && fn !== 0n) { fn >>= 1n; sn >>= 1n; }
+      } else {
+        r = await nodeHash(r, p);
+      }
+      fn >>= 1n;
+      sn >>= 1n;
+    }
+    if (sn !== 0n) throw new VerifyError(`inclusion proof has too few hashes (${proof.length}) for index ${idx} in a tree of size ${size}`);
+    return r;
+  }
+
+  async function verifyInclusion(index, treeSize, leaf, proof, root) {
+    checkHash(root, "root hash");
+    if (!equalBytes(await rootFromInclusionProof(index, treeSize, leaf, proof), root)) {
+      throw new VerifyError(`inclusion proof for index ${index} does not match the root of tree size ${treeSize}`);
+    }
+  }
+
+  // ------------------------------------------------------------ entries (entries.py)
+  /* RFC 8785: ECMAScript number and string serialisation, object keys sorted by UTF-16 code units. */
+  function canonicalJSON(value) {
+    if (value === null || typeof value === "boolean") return JSON.stringify(value);
+    if (typeof value === "number") {
+      if (!Number.isFinite(value)) throw new VerifyError("NaN and infinity are not allowed");
+      return JSON.stringify(value);
+    }
+    if (typeof value === "string") return JSON.stringify(value);
+    if (Array.isArray(value)) return "[" + value.map(canonicalJSON).join(",") + "]";
+    if (typeof value === "object") {
+      const keys = Object.keys(value).sort();
+      return "{" + keys.map((k) => JSON.stringify(k) + ":" + canonicalJSON(value[k])).join(",") + "}";
+    }
+    throw new VerifyError(`not representable as canonical JSON: ${typeof value}`);
+  }
+
+  function fieldError(field, message) { return new VerifyError(`field '${field}': ${message}`); }
+
+  function requireField(obj, key, kind) {
+    if (!(key in obj)) throw fieldError(key, "is required");
+    const v = obj[key];
+    const ok = kind === "int" ? Number.isInteger(v) : kind === "object" ? v !== null && typeof v === "object" && !Array.isArray(v) : typeof v === kind;
+    if (!ok) throw fieldError(key, `must be ${kind === "string" ? "str" : kind === "object" ? "dict" : kind}`);
+    return v;
+  }
+
+  function digest(obj, key, optional) {
+    if (optional && (obj[key] === undefined || obj[key] === null)) return;
+    if (!DIGEST.test(requireField(obj, key, "string"))) throw fieldError(key, "must be 'sha256:' followed by 64 lowercase hex digits");
+  }
+
+  function time(obj, key) {
+    const v = requireField(obj, key, "string");
+    if (!TIME.test(v)) throw fieldError(key, `time must be RFC 3339 UTC like 2026-11-29T08:00:00Z, got ${repr(v)}`);
+  }
+
+  function name(obj, key) {
+    const v = requireField(obj, key, "string");
+    if (!v) throw fieldError(key, "must not be empty");
+    if (/[\p{C}\p{Zl}\p{Zp}]/u.test(v) || /[^\S ]/u.test(v) || v.length > 200) throw fieldError(key, "must be printable text of at most 200 characters");
+  }
+
+  function oneOf(obj, pub, committed) {
+    if ((pub in obj) === (committed in obj)) {
+      throw fieldError(pub, `exactly one of '${pub}' (public) and '${committed}' (commitment) is required`);
+    }
+    if (!(pub in obj)) digest(obj, committed);
+  }
+
+  const SCHEMAS = {
+    decision(obj) {
+      digest(obj, "model"); name(obj, "deployment"); time(obj, "time"); digest(obj, "input"); digest(obj, "subject", true);
+      oneOf(obj, "output", "output_commitment");
+    },
+    outcome(obj) {
+      const d = requireField(obj, "decision", "int");
+      if (d < 0) throw fieldError("decision", "must be a decision's index (>= 0)");
+      oneOf(obj, "outcome", "outcome_commitment");
+      time(obj, "time");
+    },
+  };
+
+  /* Entry.from_bytes: UTF-8 JSON object of a known type and version, its schema, RFC 8785 canonical form. */
+  function checkEntry(bytes) {
+    if (bytes.length > MAX_ENTRY_BYTES) throw new VerifyError(`entry is ${bytes.length} bytes, the limit is ${MAX_ENTRY_BYTES}`);
+    let text, obj;
+    try { text = strictUtf8.decode(bytes); } catch (e) { throw new VerifyError("entry is not valid UTF-8"); }
+    try { obj = JSON.parse(text); } catch (e) { throw new VerifyError(`entry is not valid JSON: ${e.message}`); }
+    if (obj === null || typeof obj !== "object" || Array.isArray(obj)) {
+      throw new VerifyError(`an entry must be a JSON object, got ${Array.isArray(obj) ? "list" : obj === null ? "NoneType" : typeof obj}`);
+    }
+    const kind = requireField(obj, "type", "string");
+    const version = requireField(obj, "v", "int");
+    if (!ENTRY_TYPES.includes(kind)) throw fieldError("type", `unknown entry type ${repr(kind)}; known: ${[...ENTRY_TYPES].sort().join(", ")}`);
+    if (version !== 1) throw fieldError("v", `unsupported schema version ${version} (this glasslog writes 1)`);
+    if (SCHEMAS[kind]) SCHEMAS[kind](obj);
+    let canonical;
+    try { canonical = canonicalJSON(obj); } catch (e) { canonical = null; }
+    if (canonical !== text) throw new VerifyError("entry is not in RFC 8785 canonical form (key order, whitespace or number/string form)");
+    return obj;
+  }
+
+  // ------------------------------------------------------------ receipts (receipt.py, verify/receipts.py)
+  function receiptB64(value, field) {
+    if (typeof value !== "string") throw new VerifyError(`receipt field '${field}' must be a base64 string`);
+    const raw = b64decode(value);
+    if (raw === null) throw new VerifyError(`receipt field '${field}' is not valid base64`);
+    return raw;
+  }
+
+  /* Receipt.from_json / from_dict: the receipt's fields, strictly. */
+  function parseReceipt(input) {
+    let d = input;
+    if (typeof input === "string") {
+      try { d = JSON.parse(input); } catch (e) { throw new VerifyError(`receipt is not valid JSON: ${e.message}`); }
+    }
+    if (d === null || typeof d !== "object" || Array.isArray(d)) throw new VerifyError("a receipt must be a JSON object");
+    if (d.format !== RECEIPT_FORMAT) throw new VerifyError(`receipt field 'format' must be '${RECEIPT_FORMAT}', got ${JSON.stringify(d.format)}`);
+    for (const [field, kind] of [["origin", "str"], ["index", "int"], ["tree_size", "int"], ["checkpoint", "str"], ["inclusion_proof", "list"]]) {
+      if (!(field in d)) throw new VerifyError(`receipt field '${field}' is missing`);
+      const v = d[field];
+      const ok = kind === "str" ? typeof v === "string" : kind === "int" ? Number.isInteger(v) : Array.isArray(v);
+      if (!ok) throw new VerifyError(`receipt field '${field}' must be ${kind}`);
+      if (kind === "int" && !Number.isSafeInteger(v)) throw new VerifyError(`receipt field '${field}' is beyond the integers this page can check exactly (2**53)`);
+    }
+    if (d.index < 0 || d.tree_size <= d.index) throw new VerifyError("receipt fields 'index' and 'tree_size' must satisfy 0 <= index < tree_size");
+    const priv = {};
+    const given = d.private === undefined || d.private === null ? {} : d.private;
+    if (typeof given !== "object" || Array.isArray(given)) throw new VerifyError("receipt field 'private' must be an object");
+    for (const [kind, opening] of Object.entries(given)) {
+      if (opening === null || typeof opening !== "object" || Array.isArray(opening)) {
+        throw new VerifyError(`receipt field 'private.${kind}' must be an object with salt and value`);
+      }
+      priv[kind] = { salt: receiptB64(opening.salt, `private.${kind}.salt`), value: receiptB64(opening.value, `private.${kind}.value`) };
+    }
+    return {
+      origin: d.origin, index: d.index, entry: receiptB64(d.entry, "entry"), treeSize: d.tree_size, checkpoint: d.checkpoint,
+      inclusionProof: d.inclusion_proof.map((p, i) => receiptB64(p, `inclusion_proof[${i}]`)), private: priv,
+    };
+  }
+
+  /* commitments.py check_commitment: "sha256:" + hex(SHA-256(salt || value)), 32-byte salt. */
+  async function checkCommitment(commitment, salt, value) {
+    if (salt.length !== 32) return false;
+    return "sha256:" + hex(await sha256(concat(salt, value))) === commitment;
+  }
+
+  /* verify_receipt: returns {ok, checks: [{name, ok, detail}], entry, index, tree_size}; never throws for a bad receipt. */
+  async function verifyReceipt(receiptInput, verifierKey) {
+    const report = { ok: false, checks: [], entry: null, index: null, tree_size: null, private: {} };
+    const add = (name, ok, detail) => report.checks.push({ name, ok, detail });
+    let receipt;
+    try {
+      receipt = parseReceipt(receiptInput);
+    } catch (e) {
+      if (!(e instanceof VerifyError)) throw e;
+      add("receipt format", false, e.message);
+      return report;
+    }
+    report.index = receipt.index;
+    report.tree_size = receipt.treeSize;
+    let verifier;
+    try {
+      verifier = await parseVerifierKey(verifierKey);
+    } catch (e) {
+      if (!(e instanceof VerifyError)) throw e;
+      add("verifier key", false, e.message);
+      return report;
+    }
+    let cp;
+    try {
+      cp = await openCheckpoint(receipt.checkpoint, verifier, receipt.origin);
+    } catch (e) {
+      if (!(e instanceof VerifyError)) throw e;
+      add("checkpoint signature", false, e.message);
+      return report;
+    }
+    add("checkpoint signature", true, `signed by ${verifier.name}+${hex(verifier.keyId)}, tree size ${cp.treeSize}`);
+    if (cp.treeSize !== BigInt(receipt.treeSize)) {
+      add("tree size", false, `receipt says tree size ${receipt.treeSize}, the signed checkpoint says ${cp.treeSize}`);
+      return report;
+    }
+    try {
+      report.entry = checkEntry(receipt.entry);
+      add("entry format", true, `canonical JSON, type ${report.entry.type}`);
+    } catch (e) {
+      if (!(e instanceof VerifyError)) throw e;
+      report.entry = null;
+      add("entry format", false, e.message);
+      return report;
+    }
+    const leaf = await leafHash(receipt.entry);
+    report.leaf_hash = hex(leaf);
+    try {
+      await verifyInclusion(receipt.index, cp.treeSize, leaf, receipt.inclusionProof, cp.rootHash);
+      add("inclusion proof", true, `entry ${receipt.index} is in the signed tree of size ${cp.treeSize}`);
+    } catch (e) {
+      if (!(e instanceof VerifyError)) throw e;
+      add("inclusion proof", false, e.message);
+      return report;
+    }
+    let allOk = true;
+    for (const kind of Object.keys(receipt.private).sort()) {
+      const { salt, value } = receipt.private[kind];
+      const commitment = report.entry[COMMITMENT_FIELDS[kind] || kind];
+      if (typeof commitment !== "string") {
+        add(`${kind} commitment`, false, `the entry has no ${kind} commitment to open`);
+        allOk = false;
+      } else if (await checkCommitment(commitment, salt, value)) {
+        add(`${kind} commitment`, true, `the ${kind} value in the receipt matches the logged commitment`);
+        try { report.private[kind] = JSON.parse(strictUtf8.decode(value)); } catch (e) { /* shown as unreadable */ }
+      } else {
+        add(`${kind} commitment`, false, `the ${kind} value in the receipt does not match the logged commitment`);
+        allOk = false;
+      }
+    }
+    report.ok = allOk;
+    return report;
+  }
+
+  window.GlasslogVerify = {
+    VerifyError, RECEIPT_FORMAT, parseVerifierKey, openNote, parseCheckpoint, openCheckpoint, rootFromInclusionProof,
+    verifyInclusion, leafHash, checkEntry, canonicalJSON, parseReceipt, checkCommitment, verifyReceipt, b64decode, b64encode, hex,
+  };
+})();
