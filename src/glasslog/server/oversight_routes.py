@@ -1,1 +1,438 @@
-"""HTTP routes for oversight: flags, ratings, monitors' findings and the triage queue (see ``glasslog.oversight``)."""
+"""HTTP routes for oversight: flags, their ratings, and the supervisors' triage queue (see ``glasslog.oversight``).
+
+| endpoint | who |
+|---|---|
+| ``POST /v1/flags`` | a subject, for their own decision (receipt token); anyone, for a model or a decision of a public-service deployment; keyed roles for the decisions they may read |
+| ``GET /v1/flags``, ``GET /v1/flags/{index}`` | anyone; ranked by the bridging model, with ratings and status |
+| ``POST /v1/flags/{index}/ratings`` | anyone who may read the flag's text, except its reporters |
+| ``DELETE /v1/flags/{index}/text`` | supervisors (moderation; the entry and its commitment stay) |
+| ``GET /v1/triage``, ``GET /v1/triage/{item}``, ``POST /v1/triage/{item}/actions`` | supervisors |
+
+Rate limits, per API key, receipt token or (for the public) client address,
+in memory per server process: ``FLAGS_PER_HOUR`` flags and
+``RATINGS_PER_HOUR`` ratings per hour; over them, 429.
+
+A flag's text is shown to everyone for flags about a model or a
+public-service decision, and for flags about a private deployment's decision
+only to its reporter, supervisors and the operator (``text_state``:
+``shown``, ``withheld``, ``erased`` or ``none``).
+"""
+
+
+import json
+from typing import Annotated, Any, Literal
+
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Path as PathParam
+from pydantic import Field
+
+from ..access import Principal, may_read_decision
+from ..ledger.entries import FLAG_CATEGORIES, RATINGS, TRIAGE_ACTIONS
+from ..oversight.bridging import CONFIRMED, NEEDS_MORE_RATINGS, NOT_HELPFUL
+from ..oversight.flags import (
+    MAX_TEXT_CHARS,
+    DuplicateFlagError,
+    FlagError,
+    Flags,
+    FlagSummary,
+    OwnFlagError,
+    UnknownFlagError,
+    address_identity,
+    key_identity,
+    subject_identity,
+)
+from ..oversight.triage import STATES, Triage, TriageConflict, TriageError, TriageItem, UnknownItem
+from .app import (
+    _FINGERPRINT,
+    _READ,
+    _SAFE_INT,
+    _UINT,
+    _WRITE,
+    Out,
+    Problem,
+    Strict,
+    _errors,
+    _RateLimit,
+    _uint,
+    forbidden,
+    invalid,
+    not_found,
+)
+
+__all__ = ["register", "FLAGS_PER_HOUR", "RATINGS_PER_HOUR"]
+
+FLAGS_PER_HOUR = 20
+"""Flags one key, receipt token or client address may file per hour."""
+RATINGS_PER_HOUR = 200
+"""Ratings one key, receipt token or client address may give per hour."""
+
+Category = Literal["wrong-outcome", "wrong-reasons", "unfair", "harmful", "privacy", "other"]
+RatingValue = Literal["helpful", "somewhat", "not-helpful"]
+Status = Literal["confirmed", "needs-more-ratings", "not-helpful"]
+State = Literal["open", "assigned", "resolved", "escalated"]
+assert set(Category.__args__) == set(FLAG_CATEGORIES) and set(RatingValue.__args__) == set(RATINGS)
+assert set(Status.__args__) == {CONFIRMED, NEEDS_MORE_RATINGS, NOT_HELPFUL} and set(State.__args__) == set(STATES)
+
+_TOO_MANY = {429: {"description": "Rate limit reached for this key, receipt token or address",
+                   "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}}
+
+
+# ------------------------------------------------------------ request models
+class FlagRequest(Strict):
+    model: str | None = Field(None, pattern=_FINGERPRINT, description="The flagged model; may be omitted when a decision is given.")
+    decision: int | None = Field(None, ge=0, le=_SAFE_INT, description="Index of the flagged decision; omit to flag the model.")
+    category: Category = Field(description="wrong-outcome, wrong-reasons (right answer for the wrong reasons), unfair, "
+                                           "harmful, privacy or other")
+    text: str | None = Field(None, max_length=MAX_TEXT_CHARS,
+                             description=f"What is wrong, at most {MAX_TEXT_CHARS} characters. Kept beside the log (the "
+                                         "entry holds its commitment) and shown publicly unless the flag is about a "
+                                         "private deployment's decision; leave personal data out.")
+
+
+class RatingRequest(Strict):
+    rating: RatingValue
+
+
+class TriageActionRequest(Strict):
+    action: Literal["assign", "resolve", "escalate", "reopen"]
+    reason: str = Field("", max_length=2000, description="Why; required for resolve, escalate and reopen. Public, on the log.")
+    assignee: str | None = Field(None, min_length=1, max_length=200, description="For assign: who takes the item.")
+
+
+assert set(TriageActionRequest.model_fields["action"].annotation.__args__) == set(TRIAGE_ACTIONS)
+
+
+# ------------------------------------------------------------ response models
+class RatingCounts(Out):
+    helpful: int
+    somewhat: int
+    not_helpful: int
+    total: int
+
+
+class FlagScoreOut(Out):
+    method: Literal["bridging", "wilson"] = Field(description="bridging: scored by the matrix-factorisation model; "
+                                                              "wilson: too few ratings yet, ranked by the Wilson lower bound")
+    intercept: float | None = Field(description="helpfulness no viewpoint explains (bridging only); confirmed from 0.40")
+    factor: float | None = Field(description="which side of the main axis of disagreement the flag appeals to (bridging only)")
+    net_minority_helpful: int | None = Field(description="min over the two sides of helpful minus not-helpful ratings (bridging only)")
+    wilson_lower_bound: float | None = Field(description="95% Wilson lower bound of the helpful share (somewhat counts half)")
+
+
+class FlagOut(Out):
+    index: int
+    time: str
+    model: str
+    decision: int | None
+    deployment: str | None
+    category: Category
+    by_role: str
+    text: str | None = Field(description="the text, where the caller may read it (see text_state)")
+    text_state: Literal["none", "shown", "withheld", "erased"]
+    text_erased_at: str | None = None
+    status: Status
+    rank: int = Field(description="position in the ranking of all flags (1 = first)")
+    ratings: RatingCounts
+    score: FlagScoreOut
+    reporters: int = Field(description="reporters of this target and category (duplicates merged)")
+    duplicates: list[int] = Field(description="flags merged into this one")
+    duplicate_of: int | None = Field(description="the flag this one is merged into (its ratings and status are that flag's)")
+    triage_state: State
+    own: bool = Field(description="the caller reported this flag")
+
+
+class ScoringOut(Out):
+    method: Literal["bridging", "wilson"]
+    raters_in_model: int
+    flags_in_model: int
+    parameters: dict[str, Any] = Field(description="bridging parameters (Community Notes scorer defaults)")
+
+
+class FlagPage(Out):
+    flags: list[FlagOut]
+    total: int
+    next_offset: int | None
+    scoring: ScoringOut
+
+
+class RatingOut(Out):
+    index: int
+    flag: int = Field(description="the flag rated (the primary, if the one named was merged into it)")
+    rating: RatingValue
+    replaces: int | None = Field(description="the caller's earlier rating of this flag, now superseded")
+    flag_view: FlagOut
+
+
+class TriageSupport(Out):
+    tier: Literal["alert", "confirmed", "needs-more-ratings", "not-helpful"]
+    rank: int | None
+    reporters: int | None
+    ratings: int | None
+
+
+class TriageActionOut(Out):
+    index: int
+    time: str
+    item: int
+    action: Literal["assign", "resolve", "escalate", "reopen"]
+    reason: str
+    key_id: str
+    assignee: str | None = None
+
+
+class TriageItemOut(Out):
+    item: int
+    kind: Literal["flag", "finding"]
+    time: str
+    model: str | None
+    decision: int | None
+    deployment: str | None
+    summary: str = Field(description="the flag's category or the finding's check")
+    severity: Literal["info", "low", "medium", "high", "critical"]
+    support: TriageSupport
+    state: State
+    assignee: str | None
+    history: list[TriageActionOut]
+
+
+class TriagePage(Out):
+    items: list[TriageItemOut]
+    total: int
+    next_offset: int | None
+
+
+class TriageActionResult(Out):
+    triage_index: int
+    model_status_index: int | None = Field(description="escalate: the model status entry suspending the model")
+    tree_size: int
+    checkpoint: str
+    item: TriageItemOut
+
+
+def register(app: FastAPI, kit) -> None:
+    """Add the flag, rating and triage routes to ``app`` (see ``glasslog.server.app.ServerKit``)."""
+    flag_limit = _RateLimit(FLAGS_PER_HOUR, 3600.0)
+    rating_limit = _RateLimit(RATINGS_PER_HOUR, 3600.0)
+    Who = kit.Who
+    Supervisor = Annotated[Principal, Depends(kit.requires("supervisor"))]
+    UInt = Annotated[str, PathParam(pattern=_UINT, description="entry index, decimal without sign or leading zeros")]
+
+    def tools() -> tuple[Flags, Triage]:
+        c = kit.ctx()
+        pair = getattr(c, "oversight", None)
+        if pair is None:
+            flags = Flags(c.ledger, c.registry, c.deployments)
+            pair = (flags, Triage(c.ledger, flags, c.registry))
+            c.oversight = pair
+        return pair
+
+    def identity(who: Principal, request: Request) -> str:
+        if who.role == "subject":
+            return subject_identity(who.entry_index)
+        if who.key_id is not None:
+            return key_identity(who.key_id)
+        return address_identity(request.client.host if request.client else "unknown")
+
+    def limited(limit: _RateLimit, ident: str, what: str, per_hour: int) -> None:
+        if not limit.allow(ident):
+            raise Problem(429, "Too Many Requests", f"at most {per_hour} {what} per hour per key, receipt token or address;"
+                          " try again later", kind="rate-limited")
+
+    def triage_states(triage: Triage) -> dict[int, str]:
+        states: dict[int, str] = {}
+        for item, history in triage._actions().items():
+            states[item] = triage._state(history)[0]
+        return states
+
+    def view(flags: Flags, s: FlagSummary, index: int, who: Principal, ident: str, states: dict[int, str]) -> dict:
+        fl = flags.get(index)
+        own = flags.is_reporter(index, ident) if fl.reporter is not None else False
+        state, text = flags.text(index)
+        erased_at = None
+        if state == "shown" and not flags.may_read_text(index, who.role, own):
+            state, text = "withheld", None
+        elif state == "erased":
+            erased = flags.erasure(index)
+            erased_at = erased[0] if erased else None
+        sc = s.score
+        return {
+            "index": fl.index, "time": fl.time, "model": fl.model, "decision": fl.decision, "deployment": fl.deployment,
+            "category": fl.category, "by_role": fl.by_role, "text": text, "text_state": state, "text_erased_at": erased_at,
+            "status": sc.status, "rank": sc.rank,
+            "ratings": {"helpful": sc.helpful, "somewhat": sc.somewhat, "not_helpful": sc.not_helpful, "total": sc.ratings},
+            "score": {"method": sc.method, "intercept": sc.intercept, "factor": sc.factor,
+                      "net_minority_helpful": sc.net_minority_helpful, "wilson_lower_bound": sc.wilson_lower_bound},
+            "reporters": s.reporters, "duplicates": list(s.duplicates),
+            "duplicate_of": None if s.flag.index == fl.index else s.flag.index,
+            "triage_state": states.get(s.flag.index, "open"), "own": own,
+        }
+
+    def one(index: int, who: Principal, request: Request) -> dict:
+        flags, triage = tools()
+        try:
+            s = flags.summary(index)
+        except UnknownFlagError as exc:
+            raise not_found(exc.detail) from None
+        return view(flags, s, index, who, identity(who, request), triage_states(triage))
+
+    # ------------------------------------------------------------ flags
+    @app.post("/v1/flags", status_code=201, tags=["flags"], response_model=FlagOut,
+              responses={**_errors(*_WRITE, 409), **_TOO_MANY},
+              summary="Flag a decision or a model (subjects with their receipt token, anyone for models and public-service "
+                      "decisions, keyed roles)")
+    def post_flag(body: FlagRequest, who: Who, request: Request) -> dict:
+        flags, _ = tools()
+        c = kit.ctx()
+        by_role = "public" if who.role == "subject" else who.role
+        if body.decision is not None:
+            i = body.decision
+            size = c.ledger.signed_size()
+            if i >= size:
+                raise invalid("decision", f"no entry {i} in the log (size {size})")
+            entry = json.loads(c.ledger.entry(i))
+            if entry.get("type") != "decision":
+                raise invalid("decision", f"entry {i} is a {entry.get('type')} entry, not a decision")
+            d = c.deployments.find(entry["deployment"])
+            public = bool(d is not None and d.public)
+            if who.role == "subject" and who.entry_index == i:
+                by_role = "subject"
+            elif not may_read_decision(who, i, entry["deployment"], public):
+                if who.role == "public":
+                    raise Problem(401, "Unauthorized", f"decision {i} is of a private deployment: its subject flags it with "
+                                  "their receipt token (Authorization: Bearer grt_...)", kind="unauthorized")
+                raise forbidden(f"role {who.role} may not flag decisions of deployment {entry['deployment']!r}")
+        ident = identity(who, request)
+        limited(flag_limit, ident, "flags", FLAGS_PER_HOUR)
+        try:
+            with kit.append_lock:
+                added = flags.add(category=body.category, by_role=by_role, reporter=ident, model=body.model,
+                                  decision=body.decision, text=body.text)
+        except DuplicateFlagError as exc:
+            field = "decision" if body.decision is not None else "model"
+            raise Problem(409, "Conflict", exc.detail, [{"field": field, "problem": exc.detail}], kind="duplicate-flag") from None
+        except FlagError as exc:
+            raise invalid(exc.field or "body", exc.detail) from None
+        return one(added.flag.index, who, request)
+
+    @app.get("/v1/flags", tags=["flags"], response_model=FlagPage, responses=_errors(*_READ),
+             summary="Flags ranked by the bridging model (Community Notes), with ratings and status")
+    def list_flags(who: Who, request: Request,
+                   model: Annotated[str | None, Query(pattern=_FINGERPRINT)] = None,
+                   decision: Annotated[str | None, Query(pattern=_UINT, description="flags of this decision")] = None,
+                   category: Annotated[Category | None, Query()] = None,
+                   status: Annotated[Status | None, Query()] = None,
+                   offset: Annotated[int, Query(ge=0, le=_SAFE_INT)] = 0,
+                   limit: Annotated[int, Query(ge=1, le=200)] = 50) -> dict:
+        flags, triage = tools()
+        d = _uint(decision, "decision")
+        summaries, board = flags.board()
+        chosen = [s for s in summaries if (model is None or s.flag.model == model) and (d is None or s.flag.decision == d)
+                  and (category is None or s.flag.category == category) and (status is None or s.score.status == status)]
+        ident = identity(who, request)
+        states = triage_states(triage)
+        page = chosen[offset : offset + limit]
+        return {"flags": [view(flags, s, s.flag.index, who, ident, states) for s in page], "total": len(chosen),
+                "next_offset": offset + limit if offset + limit < len(chosen) else None,
+                "scoring": {"method": board.method, "raters_in_model": board.raters_in_model,
+                            "flags_in_model": board.flags_in_model, "parameters": board.params.to_dict()}}
+
+    @app.get("/v1/flags/{index}", tags=["flags"], response_model=FlagOut, responses=_errors(*_READ, 404),
+             summary="One flag, with its ratings, status and (where the caller may read it) text")
+    def get_flag(index: UInt, who: Who, request: Request) -> dict:
+        return one(_uint(index, "index"), who, request)
+
+    @app.post("/v1/flags/{index}/ratings", status_code=201, tags=["flags"], response_model=RatingOut,
+              responses={**_errors(*_WRITE, 404), **_TOO_MANY},
+              summary="Rate a flag: helpful, somewhat or not-helpful (anyone who may read it, except its reporters)")
+    def rate_flag(index: UInt, body: RatingRequest, who: Who, request: Request) -> dict:
+        flags, _ = tools()
+        i = _uint(index, "index")
+        ident = identity(who, request)
+        try:
+            own = flags.is_reporter(i, ident)
+        except UnknownFlagError as exc:
+            raise not_found(exc.detail) from None
+        if own:
+            raise forbidden("you reported this flag (or one merged with it); others rate it")
+        if flags.text(i)[0] == "shown" and not flags.may_read_text(i, who.role, False):
+            raise forbidden("this flag is about a private deployment's decision; its text, and so its rating, is for "
+                            "supervisors and the operator")
+        limited(rating_limit, ident, "ratings", RATINGS_PER_HOUR)
+        try:
+            with kit.append_lock:
+                added = flags.rate(i, body.rating, ident)
+        except OwnFlagError as exc:
+            raise forbidden(exc.detail) from None
+        except FlagError as exc:
+            raise invalid(exc.field or "body", exc.detail) from None
+        return {"index": added.rating.index, "flag": added.rating.flag, "rating": added.rating.rating,
+                "replaces": added.replaces, "flag_view": one(added.rating.flag, who, request)}
+
+    @app.delete("/v1/flags/{index}/text", tags=["flags"], response_model=FlagOut, responses=_errors(*_READ, 403, 404, 409),
+                summary="Erase a flag's text beside the log (supervisor moderation); the entry and its commitment stay")
+    def erase_flag_text(index: UInt, who: Supervisor, request: Request,
+                        reason: Annotated[str, Query(min_length=1, max_length=500, description="why (kept with the erasure)")]) -> dict:
+        flags, _ = tools()
+        i = _uint(index, "index")
+        if not reason.strip() or not reason.isprintable():
+            raise invalid("reason", "must be printable text saying why")
+        try:
+            erased = flags.erase_text(i, f"{reason.strip()} (supervisor {who.key_id})")
+        except UnknownFlagError as exc:
+            raise not_found(exc.detail) from None
+        if not erased:
+            raise Problem(409, "Conflict", f"flag {i} has no text to erase (none given, or erased already)", kind="conflict")
+        return one(i, who, request)
+
+    # ------------------------------------------------------------ triage
+    @app.get("/v1/triage", tags=["triage"], response_model=TriagePage, responses=_errors(*_READ, 403),
+             summary="The triage queue of flags and findings, ranked by severity and support (supervisor)")
+    def list_triage(who: Supervisor,
+                    state: Annotated[Literal["active", "all", "open", "assigned", "resolved", "escalated"],
+                                     Query(description="active = open and assigned")] = "active",
+                    offset: Annotated[int, Query(ge=0, le=_SAFE_INT)] = 0,
+                    limit: Annotated[int, Query(ge=1, le=200)] = 50) -> dict:
+        _, triage = tools()
+        states = {"active": ("open", "assigned"), "all": STATES}.get(state, (state,))
+        items = triage.queue(states)
+        page = items[offset : offset + limit]
+        return {"items": [item_out(it) for it in page], "total": len(items),
+                "next_offset": offset + limit if offset + limit < len(items) else None}
+
+    def item_out(it: TriageItem) -> dict:
+        out = it.to_dict()
+        keys = ("index", "time", "item", "action", "reason", "key_id", "assignee")
+        out["history"] = [{k: h[k] for k in keys if k in h} for h in out["history"]]
+        return out
+
+    def item_or_404(triage: Triage, i: int) -> TriageItem:
+        try:
+            return triage.item(i)
+        except UnknownItem as exc:
+            raise not_found(exc.detail) from None
+
+    @app.get("/v1/triage/{item}", tags=["triage"], response_model=TriageItemOut, responses=_errors(*_READ, 403, 404),
+             summary="One triage item with its history (supervisor)")
+    def get_triage_item(item: UInt, who: Supervisor) -> dict:
+        _, triage = tools()
+        return item_out(item_or_404(triage, _uint(item, "item")))
+
+    @app.post("/v1/triage/{item}/actions", status_code=201, tags=["triage"], response_model=TriageActionResult,
+              responses=_errors(*_WRITE, 404, 409),
+              summary="Assign, resolve, escalate (suspends the model) or reopen a triage item (supervisor); each is an entry")
+    def act_on_item(item: UInt, body: TriageActionRequest, who: Supervisor) -> dict:
+        _, triage = tools()
+        i = _uint(item, "item")
+        item_or_404(triage, i)
+        try:
+            with kit.append_lock:
+                result = triage.act(i, body.action, body.reason, who.key_id or "supervisor", body.assignee)
+        except UnknownItem as exc:
+            raise not_found(exc.detail) from None
+        except TriageConflict as exc:
+            raise Problem(409, "Conflict", exc.detail, [{"field": exc.field or "action", "problem": exc.detail}],
+                          kind="conflict") from None
+        except TriageError as exc:
+            raise invalid(exc.field or "body", exc.detail) from None
+        return {"triage_index": result.triage_index, "model_status_index": result.model_status_index,
+                "tree_size": result.tree_size, "checkpoint": result.checkpoint, "item": item_out(result.item)}
