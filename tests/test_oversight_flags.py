@@ -506,3 +506,263 @@ def test_triage_items_and_findings(fresh, lg):
         triage.act(deployment_only, "assign", "", "k")
     assert exc.value.field == "assignee"
     assert triage.act(deployment_only, "resolve", "seasonal", "k").item.state == "resolved"
+
+
+# ------------------------------------------------------------------ HTTP
+def problem(r, status: int, field: str | None = None) -> dict:
+    """Assert an RFC 9457 problem response with this status (and, if given, naming this field first)."""
+    assert r.status_code == status, (r.status_code, r.text[:500])
+    assert r.headers["content-type"] == "application/problem+json"
+    body = r.json()
+    assert body["status"] == status and body["title"] and body["detail"], body
+    if field is not None:
+        assert body["errors"][0]["field"] == field and body["detail"].startswith(f"{field}: ") or \
+            (status == 409 and body["errors"][0]["field"] == field), body
+    return body
+
+
+@pytest.fixture(scope="module")
+def served(base, tmp_path_factory) -> World:
+    """The base log plus a flag with text about a public-service decision, filed at the host (by nobody in ROLES)."""
+    d = tmp_path_factory.mktemp("served") / "log"
+    shutil.copytree(base.dir, d)
+    with Ledger.open(d) as ledger:
+        Flags(ledger).add(category="unfair", by_role="operator", reporter=host_identity("ops desk"), decision=base.pub[3],
+                          text="Applicants from one district are refused more often.")
+    return replace(base, dir=d, client=TestClient(create_app(d)))
+
+
+@pytest.fixture
+def served_fresh(served, tmp_path) -> World:
+    d = tmp_path / "log"
+    shutil.copytree(served.dir, d)
+    return replace(served, dir=d, client=TestClient(create_app(d)))
+
+
+def _flag_index(w: World) -> int:
+    with Ledger.open(w.dir) as ledger:
+        return Flags(ledger).list()[0].index
+
+
+def _everyone(status: int) -> dict[str, int]:
+    return {**{r: status for r in ROLES}, "revoked": 401, "malformed": 401}
+
+
+def _supervisor_only(status: int) -> dict[str, int]:
+    return {**{r: 403 for r in ROLES}, "public": 401, "revoked": 401, "malformed": 401, "supervisor": status}
+
+
+MATRIX = {
+    ("POST", "/v1/flags"): (lambda w: {"url": "/v1/flags", "json": {"model": w.other_model, "category": "harmful"}}, _everyone(201)),
+    ("GET", "/v1/flags"): (lambda w: {"url": "/v1/flags"}, _everyone(200)),
+    ("GET", "/v1/flags/{index}"): (lambda w: {"url": f"/v1/flags/{_flag_index(w)}"}, _everyone(200)),
+    ("POST", "/v1/flags/{index}/ratings"): (lambda w: {"url": f"/v1/flags/{_flag_index(w)}/ratings", "json": {"rating": "helpful"}},
+                                            _everyone(201)),
+    ("DELETE", "/v1/flags/{index}/text"): (lambda w: {"url": f"/v1/flags/{_flag_index(w)}/text", "params": {"reason": "moderation"}},
+                                           _supervisor_only(200)),
+    ("GET", "/v1/triage"): (lambda w: {"url": "/v1/triage"}, _supervisor_only(200)),
+    ("GET", "/v1/triage/{item}"): (lambda w: {"url": f"/v1/triage/{_flag_index(w)}"}, _supervisor_only(200)),
+    ("POST", "/v1/triage/{item}/actions"): (
+        lambda w: {"url": f"/v1/triage/{_flag_index(w)}/actions", "json": {"action": "assign", "assignee": "unit 2"}},
+        _supervisor_only(201)),
+}
+
+
+def test_matrix_covers_every_oversight_route(served):
+    routes = {(m, r.path) for r in served.client.app.routes
+              if getattr(getattr(r, "endpoint", None), "__module__", None) == "glasslog.server.oversight_routes"
+              for m in r.methods if m != "HEAD"}
+    assert routes == set(MATRIX)
+
+
+@pytest.mark.parametrize("route", sorted(MATRIX), ids=lambda r: f"{r[0]} {r[1]}")
+def test_authorisation_matrix(served_fresh, route):
+    w = served_fresh
+    build, expected = MATRIX[route]
+    request = build(w)
+    order = sorted(ROLES, key=lambda r: expected[r] < 300)  # allowed roles last
+    results = {}
+    for role in order:
+        before = dump(w.dir)
+        r = w.client.request(route[0], headers=w.h(role), **request)
+        results[role] = r.status_code
+        if r.status_code >= 400:
+            problem(r, r.status_code)
+            assert dump(w.dir) == before, f"{role}: a refused request wrote something"
+    assert results == expected
+
+
+def test_who_flags_what_and_who_reads_the_text(served_fresh):
+    w = served_fresh
+    c = w.client
+    subj = {"Authorization": f"Bearer {w.priv_tokens[0]}"}
+    text = "I was refused although I repaid every loan; the reasons cite my age."
+    r = c.post("/v1/flags", headers=subj, json={"decision": w.priv[0], "category": "wrong-reasons", "text": text})
+    assert r.status_code == 201, r.text
+    own = r.json()
+    assert {k: own[k] for k in ("decision", "deployment", "model", "category", "by_role", "text", "text_state", "own",
+                                "status", "reporters", "duplicate_of", "triage_state")} == {
+        "decision": w.priv[0], "deployment": DEP_PRIV, "model": w.model, "category": "wrong-reasons", "by_role": "subject",
+        "text": text, "text_state": "shown", "own": True, "status": "needs-more-ratings", "reporters": 1,
+        "duplicate_of": None, "triage_state": "open"}
+    i = own["index"]
+    # The text of a flag about a private decision: the reporter, supervisors and the operator only.
+    for role, shown in (("public", False), ("researcher", False), ("developer", False), ("supervisor", True), ("operator", True)):
+        v = c.get(f"/v1/flags/{i}", headers=w.h(role)).json()
+        assert (v["text_state"], v["text"]) == (("shown", text) if shown else ("withheld", None)), role
+        assert v["own"] is False and v["category"] == "wrong-reasons"  # the rest is public, as on the log
+    assert text not in c.get("/v1/flags").text
+    # Only they may rate it.
+    problem(c.post(f"/v1/flags/{i}/ratings", headers=w.h("researcher"), json={"rating": "helpful"}), 403)
+    assert c.post(f"/v1/flags/{i}/ratings", headers=w.h("supervisor"), json={"rating": "helpful"}).status_code == 201
+    problem(c.post(f"/v1/flags/{i}/ratings", headers=subj, json={"rating": "helpful"}), 403)  # their own flag
+
+    # Who may flag a private decision: its subject, roles that may read it; not the public, not another subject.
+    problem(c.post("/v1/flags", json={"decision": w.priv[1], "category": "unfair"}), 401)
+    other_subject = {"Authorization": f"Bearer {w.priv_tokens[1]}"}
+    problem(c.post("/v1/flags", headers=other_subject, json={"decision": w.priv[2], "category": "unfair"}), 403)
+    assert c.post("/v1/flags", headers=w.h("developer"), json={"decision": w.priv[1], "category": "unfair"}).status_code == 201
+    # A public-service decision: anyone; a subject flagging someone else's does so as the public.
+    r = c.post("/v1/flags", json={"decision": w.pub[0], "category": "harmful", "text": "Public text."})
+    assert r.status_code == 201 and r.json()["by_role"] == "public" and r.json()["text"] == "Public text."
+    r = c.post("/v1/flags", headers=other_subject, json={"decision": w.pub[1], "category": "harmful"})
+    assert r.status_code == 201 and r.json()["by_role"] == "public"
+    assert c.get(f"/v1/flags/{r.json()['index']}").json()["text_state"] == "none"
+
+
+def test_one_flag_per_person_duplicates_merged_and_rate_limits(base, tmp_path, monkeypatch):
+    from glasslog.server import oversight_routes
+
+    d = tmp_path / "log"
+    shutil.copytree(base.dir, d)
+    monkeypatch.setattr(oversight_routes, "FLAGS_PER_HOUR", 4)
+    monkeypatch.setattr(oversight_routes, "RATINGS_PER_HOUR", 2)
+    c = TestClient(create_app(d))
+    subj = {"Authorization": f"Bearer {base.pub_tokens[2]}"}
+    first = c.post("/v1/flags", headers=subj, json={"decision": base.pub[2], "category": "wrong-outcome"}).json()
+    before = dump(d)
+    body = problem(c.post("/v1/flags", headers=subj, json={"decision": base.pub[2], "category": "unfair"}), 409, "decision")
+    assert f"flag {first['index']}" in body["detail"] and body["type"].endswith("/duplicate-flag")
+    assert dump(d) == before
+    # Others' flags of the same decision and category are merged into the first.
+    dup = c.post("/v1/flags", headers={"Authorization": f"Bearer {base.tokens['researcher']}"},
+                 json={"decision": base.pub[2], "category": "wrong-outcome"}).json()
+    assert dup["duplicate_of"] == first["index"] and dup["reporters"] == 2
+    listed = c.get("/v1/flags", params={"decision": str(base.pub[2])}).json()
+    assert [f["index"] for f in listed["flags"]] == [first["index"]] and listed["flags"][0]["duplicates"] == [dup["index"]]
+    # Per key or address: the public (one address here) gets FLAGS_PER_HOUR flags, then 429, nothing written.
+    for k in range(4):
+        assert c.post("/v1/flags", json={"decision": base.pub[k], "category": "other"}).status_code == 201
+    before = dump(d)
+    body = problem(c.post("/v1/flags", json={"decision": base.pub[4], "category": "other"}), 429)
+    assert "at most 4 flags per hour" in body["detail"]
+    assert dump(d) == before
+    # ... while a key has its own budget.
+    sup = {"Authorization": f"Bearer {base.tokens['supervisor']}"}
+    assert c.post("/v1/flags", headers=sup, json={"decision": base.pub[4], "category": "other"}).status_code == 201
+    for rating in ("helpful", "not-helpful"):
+        assert c.post(f"/v1/flags/{first['index']}/ratings", headers=sup, json={"rating": rating}).status_code == 201
+    problem(c.post(f"/v1/flags/{first['index']}/ratings", headers=sup, json={"rating": "helpful"}), 429)
+    v = c.get(f"/v1/flags/{first['index']}").json()
+    assert v["ratings"] == {"helpful": 0, "somewhat": 0, "not_helpful": 1, "total": 1}  # the later rating replaced the first
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"model": "sha256:" + "0" * 64, "category": "other"}, "model"),
+    ({"category": "other"}, "model"),
+    ({"decision": 0, "category": "other"}, "decision"),
+    ({"decision": 10**9, "category": "other"}, "decision"),
+    ({"model": "sha256:" + "0" * 64, "category": "rude"}, "category"),
+    ({"model": "sha256:abc", "category": "other"}, "model"),
+    ({"decision": -1, "category": "other"}, "decision"),
+    ({"decision": 1, "category": "other", "colour": "red"}, "colour"),
+])
+def test_bad_flag_requests_name_the_field(served, body, field):
+    before = dump(served.dir)
+    problem(served.client.post("/v1/flags", headers=served.h("researcher"), json=body), 422, field)
+    assert dump(served.dir) == before
+
+
+def test_bad_text_rating_and_lookups(served):
+    c, h = served.client, served.h("researcher")
+    fp = served.model
+    problem(c.post("/v1/flags", headers=h, json={"model": fp, "category": "other", "text": "x" * 1001}), 422, "text")
+    problem(c.post("/v1/flags", headers=h, json={"model": fp, "category": "other", "text": "a\x1b[31m"}), 422, "text")
+    i = _flag_index(served)
+    problem(c.post(f"/v1/flags/{i}/ratings", headers=h, json={"rating": "meh"}), 422, "rating")
+    problem(c.get("/v1/flags/0"), 404)
+    problem(c.get(f"/v1/flags/{served.pub[0]}"), 404)
+    problem(c.post(f"/v1/flags/{served.pub[0]}/ratings", json={"rating": "helpful"}), 404)
+    problem(c.get("/v1/flags", params={"status": "great"}), 422, "status")
+    problem(c.get("/v1/flags", params={"decision": "01"}), 422, "decision")
+    problem(c.get("/v1/triage/0", headers=served.h("supervisor")), 404)
+    problem(c.get("/v1/triage", headers=served.h("supervisor"), params={"state": "done"}), 422, "state")
+
+
+def test_ranked_list_and_scoring_summary(served_fresh):
+    w = served_fresh
+    c = w.client
+    i = _flag_index(w)
+    for role, rating in (("public", "helpful"), ("researcher", "helpful"), ("developer", "somewhat"), ("operator", "not-helpful")):
+        r = c.post(f"/v1/flags/{i}/ratings", headers=w.h(role), json={"rating": rating})
+        assert r.status_code == 201, r.text
+        assert r.json()["flag"] == i and r.json()["replaces"] is None
+    page = c.get("/v1/flags").json()
+    assert page["total"] == 1 and page["next_offset"] is None
+    assert page["scoring"]["method"] == "wilson" and page["scoring"]["parameters"]["crh_threshold"] == 0.4
+    f = page["flags"][0]
+    assert f["ratings"] == {"helpful": 2, "somewhat": 1, "not_helpful": 1, "total": 4}
+    assert f["score"]["method"] == "wilson" and f["score"]["intercept"] is None
+    assert f["score"]["wilson_lower_bound"] == pytest.approx(wilson_lower_bound(2.5, 4))
+    assert (f["status"], f["rank"], f["text_state"]) == ("needs-more-ratings", 1, "shown")
+    assert c.get("/v1/flags", params={"status": "confirmed"}).json()["total"] == 0
+
+
+def test_triage_over_http_escalation_suspends_the_model(served_fresh):
+    w = served_fresh
+    c, sup = w.client, w.h("supervisor")
+    i = _flag_index(w)
+    q = c.get("/v1/triage", headers=sup).json()
+    assert [(it["item"], it["kind"], it["severity"], it["state"], it["support"]["tier"]) for it in q["items"]] == [
+        (i, "flag", "high", "open", "needs-more-ratings")]
+    r = c.post(f"/v1/triage/{i}/actions", headers=sup, json={"action": "assign", "assignee": "model risk unit"})
+    assert r.status_code == 201, r.text
+    assert r.json()["item"]["state"] == "assigned" and r.json()["model_status_index"] is None
+    problem(c.post(f"/v1/triage/{i}/actions", headers=sup, json={"action": "resolve"}), 422, "reason")
+    problem(c.post(f"/v1/triage/{i}/actions", headers=sup, json={"action": "reopen", "reason": "x"}), 409, "action")
+    r = c.post(f"/v1/triage/{i}/actions", headers=sup, json={"action": "escalate", "reason": "refusal rates differ by district"})
+    assert r.status_code == 201, r.text
+    out = r.json()
+    assert out["item"]["state"] == "escalated" and out["model_status_index"] == out["triage_index"] + 1
+    entry = c.get(f"/v1/entries/{out['triage_index']}").json()["entry"]
+    assert {k: entry[k] for k in ("type", "item", "action", "key_id")} == {"type": "triage", "item": i, "action": "escalate",
+                                                                           "key_id": w.key_ids["supervisor"]}
+    model = c.get(f"/v1/models/{w.model}").json()
+    assert model["status"] == "suspended" and model["history"][-1]["index"] == out["model_status_index"]
+    assert f"triage item {i}" in model["history"][-1]["reason"]
+    # Decisions of the suspended model are refused.
+    batch = {"model": w.model, "deployment": DEP_PUB, "rows": [{"input": json.loads(w.X.iloc[900].to_json())}]}
+    body = problem(c.post("/v1/decisions", headers=w.h("operator"), json=batch), 409)
+    assert body["type"].endswith("/model-not-active")
+    # The queue: nothing active now; the escalated item under state=escalated, with its history.
+    assert c.get("/v1/triage", headers=sup).json()["total"] == 0
+    items = c.get("/v1/triage", headers=sup, params={"state": "escalated"}).json()["items"]
+    assert [h["action"] for h in items[0]["history"]] == ["assign", "escalate"]
+    assert c.get(f"/v1/flags/{i}").json()["triage_state"] == "escalated"
+    with Ledger.open(w.dir) as ledger:
+        assert audit_log(ledger).ok
+
+
+def test_supervisor_erases_flag_text(served_fresh):
+    w = served_fresh
+    c = w.client
+    i = _flag_index(w)
+    assert c.get(f"/v1/flags/{i}").json()["text"] == "Applicants from one district are refused more often."
+    r = c.delete(f"/v1/flags/{i}/text", headers=w.h("supervisor"), params={"reason": "names a person"})
+    assert r.status_code == 200, r.text
+    v = c.get(f"/v1/flags/{i}").json()
+    assert (v["text"], v["text_state"]) == (None, "erased") and v["text_erased_at"].endswith("Z")
+    problem(c.delete(f"/v1/flags/{i}/text", headers=w.h("supervisor"), params={"reason": "again"}), 409)
+    problem(c.delete(f"/v1/flags/{i}/text", headers=w.h("supervisor")), 422, "reason")
+    with Ledger.open(w.dir) as ledger:
+        assert audit_log(ledger).ok
