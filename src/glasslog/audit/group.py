@@ -1,0 +1,336 @@
+"""Group error-rate audit: confusion matrix, FPR, FNR, PPV and selection rate per group, ratios between groups.
+
+Point estimates come from fairlearn's ``MetricFrame`` (Weerts et al. 2023,
+JMLR 24(257)). Intervals are a stratified nonparametric bootstrap: each
+group's rows are resampled with replacement, keeping the group's size (drawn
+as multinomial counts of the four confusion-matrix cells, which is the same
+distribution as resampling the rows), and every metric and ratio is read off
+the same draws; the interval is the percentile interval (Efron & Tibshirani
+1993, ch. 13).
+
+Ratios: each group's metric over the reference group's (default: the largest
+group), and fairlearn's between-groups ratio (smallest group value over the
+largest). A between-groups ratio under ``ratio_threshold`` (default 0.8, the
+"four-fifths" line of the US EEOC Uniform Guidelines, 29 CFR 1607.4(D)) is a
+finding; its severity grows when the whole interval is under the line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .findings import AuditInputError, Finding, clean_json
+
+__all__ = ["METRICS", "METRIC_LABELS", "GroupAudit", "group_error_rates", "group_audit_frame", "binary_labels"]
+
+METRICS = ("selection_rate", "false_positive_rate", "false_negative_rate", "positive_predictive_value", "accuracy")
+"""Metrics per group, all fractions: P(pred=1), P(pred=1 | y=0), P(pred=0 | y=1), P(y=1 | pred=1), P(pred=y)."""
+
+METRIC_LABELS = {"selection_rate": "selection rate", "false_positive_rate": "false positive rate",
+                 "false_negative_rate": "false negative rate", "positive_predictive_value": "positive predictive value",
+                 "accuracy": "accuracy"}
+
+_DISPARITY_METRICS = METRICS[:4]
+
+
+def binary_labels(values: Any, positive: Any, field: str) -> np.ndarray:
+    """Map a label or prediction column to 0/1 (1 = ``positive``).
+
+    Raises:
+        AuditInputError: missing values, or more than two distinct values, or
+            two values neither of which is ``positive`` (naming ``field``).
+    """
+    s = pd.Series(values).reset_index(drop=True)
+    if s.isna().any():
+        raise AuditInputError(field, f"{int(s.isna().sum())} missing values (first at row {int(s.isna().to_numpy().argmax())})")
+    distinct = list(pd.unique(s))
+    if len(distinct) > 2:
+        raise AuditInputError(field, f"must be binary, found {len(distinct)} distinct values: {sorted(map(str, distinct))[:6]}")
+    matches = s == positive
+    if not matches.any():
+        # 1 vs "1", True vs 1: compare as text before giving up
+        matches = s.astype(str) == str(positive)
+        if not matches.any() and len(distinct) == 2:
+            raise AuditInputError(field, f"the positive value {positive!r} does not occur; values are {sorted(map(str, distinct))}")
+    return matches.to_numpy().astype(np.int64)
+
+
+def _counts(y: np.ndarray, p: np.ndarray) -> tuple[int, int, int, int]:
+    tp = int(((p == 1) & (y == 1)).sum())
+    fp = int(((p == 1) & (y == 0)).sum())
+    tn = int(((p == 0) & (y == 0)).sum())
+    fn = int(((p == 0) & (y == 1)).sum())
+    return tp, fp, tn, fn
+
+
+def _metrics_from_counts(tp, fp, tn, fn) -> dict[str, np.ndarray]:
+    tp, fp, tn, fn = (np.asarray(a, dtype=float) for a in (tp, fp, tn, fn))
+    n = tp + fp + tn + fn
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return {
+            "selection_rate": (tp + fp) / n,
+            "false_positive_rate": fp / (fp + tn),
+            "false_negative_rate": fn / (fn + tp),
+            "positive_predictive_value": tp / (tp + fp),
+            "accuracy": (tp + tn) / n,
+        }
+
+
+@dataclass
+class GroupAudit:
+    """Result of ``group_error_rates`` for one sensitive attribute.
+
+    Attributes:
+        attribute: the sensitive attribute's name (e.g. ``race``).
+        n: rows audited.
+        reference: the reference group of ``ratios``.
+        by_group: DataFrame indexed by group: ``n``, ``tp``, ``fp``, ``tn``, ``fn``,
+            ``base_rate`` and each of ``METRICS`` (fractions; NaN where undefined),
+            plus ``<metric>_lo`` / ``<metric>_hi`` bootstrap interval bounds.
+        ratios: DataFrame indexed by group: ``<metric>_ratio`` (group / reference)
+            with ``_lo`` / ``_hi`` bounds.
+        disparity: metric -> {"ratio": min/max between groups, "lo", "hi",
+            "lowest": group, "highest": group} over groups with at least
+            ``min_group_size`` rows.
+        small_groups: groups left out of ``disparity`` for their size.
+        findings: one per metric in selection rate, FPR, FNR, PPV.
+        metric_frame: the fairlearn ``MetricFrame`` behind the point estimates.
+        n_boot, confidence, seed: bootstrap settings.
+    """
+
+    attribute: str
+    n: int
+    reference: str
+    by_group: pd.DataFrame
+    ratios: pd.DataFrame
+    disparity: dict[str, dict]
+    small_groups: list[str]
+    findings: list[Finding]
+    metric_frame: Any
+    n_boot: int
+    confidence: float
+    seed: int
+    positive: Any = 1
+    min_group_size: int = 50
+    ratio_threshold: float = 0.8
+    extra: dict = field(default_factory=dict)
+
+    kind = "group"
+
+    def metric(self, name: str, group: str) -> float:
+        """Point estimate of ``name`` for ``group`` (fraction)."""
+        return float(self.by_group.loc[group, name])
+
+    def to_dict(self) -> dict[str, Any]:
+        groups = []
+        for g, row in self.by_group.iterrows():
+            item = {"group": str(g), **{k: row[k] for k in ("n", "tp", "fp", "tn", "fn", "base_rate")}}
+            for m in METRICS:
+                item[m] = {"value": row[m], "ci": [row[f"{m}_lo"], row[f"{m}_hi"]]}
+                if g in self.ratios.index:
+                    r = self.ratios.loc[g]
+                    item[m]["ratio_to_reference"] = {"value": r[f"{m}_ratio"], "ci": [r[f"{m}_ratio_lo"], r[f"{m}_ratio_hi"]]}
+            groups.append(item)
+        return clean_json({
+            "kind": self.kind, "attribute": self.attribute, "n": self.n, "reference": self.reference, "positive": str(self.positive),
+            "n_boot": self.n_boot, "confidence": self.confidence, "seed": self.seed, "min_group_size": self.min_group_size,
+            "ratio_threshold": self.ratio_threshold, "groups": groups, "disparity": self.disparity,
+            "small_groups": self.small_groups, "findings": [f.to_dict() for f in self.findings], **self.extra,
+        })
+
+
+def group_error_rates(
+    y_true: Any,
+    y_pred: Any,
+    sensitive: Any,
+    *,
+    positive: Any = 1,
+    attribute: str | None = None,
+    reference: str | None = None,
+    n_boot: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    min_group_size: int = 50,
+    ratio_threshold: float = 0.8,
+    model: str | None = None,
+    deployment: str | None = None,
+    access: str = "labelled-data",
+) -> GroupAudit:
+    """Error rates by group with bootstrap intervals and between-group ratios (see module docstring).
+
+    Args:
+        y_true: outcomes, shape (n,), two distinct values (one of them ``positive``).
+        y_pred: binary predictions, shape (n,), in the same label space.
+        sensitive: group of each row, shape (n,) (a Series names the attribute).
+        positive: the positive outcome / prediction value (e.g. 1 = reoffended, 1 = bad credit risk).
+        attribute: the attribute's name (default: the Series name, else ``group``).
+        reference: group whose metrics are the denominators of ``ratios`` (default: the largest).
+        n_boot: bootstrap draws (0 turns intervals off: bounds are NaN).
+        confidence: interval coverage, a fraction.
+        seed: bootstrap seed; the same inputs and seed give identical results.
+        min_group_size: smaller groups are reported but left out of the between-group ratios.
+        ratio_threshold: a between-groups ratio below this is a finding.
+        model, deployment, access: copied into the findings.
+
+    Raises:
+        AuditInputError: lengths differ, no rows, missing values, non-binary
+            labels or predictions, an unknown reference group, bad settings.
+    """
+    from fairlearn.metrics import MetricFrame, count, false_negative_rate, false_positive_rate, selection_rate
+    from sklearn.metrics import accuracy_score, precision_score
+
+    name = attribute or (str(sensitive.name) if isinstance(sensitive, pd.Series) and sensitive.name is not None else "group")
+    n = len(y_true) if hasattr(y_true, "__len__") else -1
+    for fld, values in (("y_pred", y_pred), ("sensitive", sensitive)):
+        if not hasattr(values, "__len__") or len(values) != n:
+            raise AuditInputError(fld, f"has {len(values) if hasattr(values, '__len__') else 'no'} rows, y_true has {n}")
+    if n <= 0:
+        raise AuditInputError("y_true", "no rows to audit")
+    if not 0 < confidence < 1:
+        raise AuditInputError("confidence", f"must be a fraction between 0 and 1, got {confidence!r}")
+    if n_boot < 0 or min_group_size < 1 or not ratio_threshold > 0:
+        raise AuditInputError("n_boot" if n_boot < 0 else "min_group_size" if min_group_size < 1 else "ratio_threshold",
+                              "must be non-negative (n_boot), at least 1 (min_group_size), positive (ratio_threshold)")
+    y = binary_labels(y_true, positive, "y_true")
+    p = binary_labels(y_pred, positive, "y_pred")
+    groups = pd.Series(sensitive).reset_index(drop=True)
+    if groups.isna().any():
+        raise AuditInputError(name, f"{int(groups.isna().sum())} rows have no group value")
+    groups = groups.astype(str)
+
+    def ppv(yt, yp):
+        return precision_score(yt, yp, zero_division=np.nan)
+
+    def base_rate(yt, yp):
+        return float(np.mean(yt))
+
+    mf = MetricFrame(
+        metrics={"n": count, "selection_rate": selection_rate, "false_positive_rate": false_positive_rate,
+                 "false_negative_rate": false_negative_rate, "positive_predictive_value": ppv, "accuracy": accuracy_score,
+                 "base_rate": base_rate},
+        y_true=y, y_pred=p, sensitive_features=groups.rename(name),
+    )
+    table = mf.by_group.copy()
+    table.index = table.index.astype(str)
+    names = list(table.index)
+    counts = {g: _counts(y[(groups == g).to_numpy()], p[(groups == g).to_numpy()]) for g in names}
+    for i, col in enumerate(("tp", "fp", "tn", "fn")):
+        table[col] = [counts[g][i] for g in names]
+    table["n"] = table["n"].astype(int)
+    if reference is None:
+        reference = max(names, key=lambda g: (table.loc[g, "n"], g))
+    elif str(reference) not in names:
+        raise AuditInputError("reference", f"group {reference!r} does not occur in {name}; groups are {names}")
+    reference = str(reference)
+
+    rng = np.random.default_rng(seed)
+    alpha = (1 - confidence) / 2
+    boot: dict[str, dict[str, np.ndarray]] = {}
+    for g in names:
+        c = np.array(counts[g], dtype=float)
+        if n_boot:
+            draws = rng.multinomial(int(c.sum()), c / c.sum(), size=n_boot)
+            boot[g] = _metrics_from_counts(*draws.T)
+        else:
+            boot[g] = {m: np.full(1, np.nan) for m in METRICS}
+
+    def interval(samples: np.ndarray) -> tuple[float, float]:
+        finite = samples[np.isfinite(samples)]
+        if not n_boot or len(finite) < max(10, 0.5 * len(samples)):
+            return (np.nan, np.nan)
+        return (float(np.quantile(finite, alpha)), float(np.quantile(finite, 1 - alpha)))
+
+    for m in METRICS:
+        lo_hi = [interval(boot[g][m]) for g in names]
+        table[f"{m}_lo"] = [a for a, _ in lo_hi]
+        table[f"{m}_hi"] = [b for _, b in lo_hi]
+
+    ratio_rows = {}
+    for g in names:
+        row = {}
+        for m in METRICS:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                row[f"{m}_ratio"] = table.loc[g, m] / table.loc[reference, m]
+                lo, hi = interval(boot[g][m] / boot[reference][m])
+            row[f"{m}_ratio_lo"], row[f"{m}_ratio_hi"] = lo, hi
+        ratio_rows[g] = row
+    ratios = pd.DataFrame.from_dict(ratio_rows, orient="index")
+
+    eligible = [g for g in names if table.loc[g, "n"] >= min_group_size]
+    small = [g for g in names if g not in eligible]
+    disparity: dict[str, dict] = {}
+    findings: list[Finding] = []
+    for m in _DISPARITY_METRICS:
+        label = METRIC_LABELS[m]
+        values = {g: float(table.loc[g, m]) for g in eligible if np.isfinite(table.loc[g, m])}
+        if len(values) < 2:
+            disparity[m] = {"ratio": None, "lo": None, "hi": None, "lowest": None, "highest": None}
+            findings.append(Finding(
+                f"group.{m}", f"min/max ratio of {label} by {name}", None, ratio_threshold, "insufficient-data", "info",
+                f"Fewer than two groups of {name} with at least {min_group_size} rows and a defined {label}.",
+                access, {"attribute": name, "groups": {g: int(table.loc[g, 'n']) for g in names}}, model, deployment))
+            continue
+        lowest, highest = min(values, key=values.get), max(values, key=values.get)
+        ratio = values[lowest] / values[highest] if values[highest] > 0 else np.nan
+        if n_boot:
+            stack = np.vstack([boot[g][m] for g in values])
+            with np.errstate(divide="ignore", invalid="ignore"):
+                per_draw = np.nanmin(stack, axis=0) / np.nanmax(stack, axis=0)
+            lo, hi = interval(per_draw)
+        else:
+            lo, hi = np.nan, np.nan
+        disparity[m] = {"ratio": ratio, "lo": lo, "hi": hi, "lowest": lowest, "highest": highest}
+        evidence = {
+            "attribute": name, "lowest": lowest, "highest": highest, "ci": [lo, hi], "confidence": confidence, "n_boot": n_boot,
+            "by_group": {g: {"value": values[g], "ci": [float(table.loc[g, f"{m}_lo"]), float(table.loc[g, f"{m}_hi"])],
+                             "n": int(table.loc[g, "n"])} for g in values},
+        }
+        if small:
+            evidence["small_groups"] = small
+        if not np.isfinite(ratio) or ratio >= ratio_threshold:
+            verdict, severity = "ok", "info"
+            summary = (f"The {label} by {name} ranges from {values[lowest]:.3f} ({lowest}) to {values[highest]:.3f}"
+                       f" ({highest}); ratio {ratio:.3f} is at or above {ratio_threshold}.")
+        else:
+            whole_interval_under = np.isfinite(hi) and hi < ratio_threshold
+            severity = "high" if whole_interval_under and ratio < 0.6 else "medium" if whole_interval_under else "low"
+            verdict = "alert"
+            summary = (f"The {label} of {lowest} is {ratio:.2f} times that of {highest} ({values[lowest]:.3f} vs"
+                       f" {values[highest]:.3f}; {confidence:.0%} interval of the ratio {lo:.2f}-{hi:.2f}), under {ratio_threshold}.")
+        findings.append(Finding(f"group.{m}", f"min/max ratio of {label} by {name}", ratio, ratio_threshold, verdict,
+                                severity, summary, access, evidence, model, deployment))
+    return GroupAudit(name, n, reference, table, ratios, disparity, small, findings, mf, n_boot, confidence, seed,
+                      positive, min_group_size, ratio_threshold)
+
+
+def group_audit_frame(
+    frame: pd.DataFrame,
+    label: str,
+    prediction: str,
+    groups: list[str],
+    **kwargs: Any,
+) -> dict[str, GroupAudit]:
+    """``group_error_rates`` for each of several group columns of one labelled frame (e.g. a CSV).
+
+    Args:
+        frame: rows x columns, holding ``label``, ``prediction`` and every group column.
+        label, prediction: column names of outcome and binary prediction.
+        groups: sensitive attribute columns, audited one at a time.
+        kwargs: passed to ``group_error_rates``.
+
+    Returns:
+        attribute -> ``GroupAudit``, in the order given.
+
+    Raises:
+        AuditInputError: a named column is missing (the error lists the columns there are), or no group column given.
+    """
+    if not groups:
+        raise AuditInputError("groups", "name at least one group column (e.g. race, sex)")
+    for role, col in [("label", label), ("prediction", prediction)] + [("group", g) for g in groups]:
+        if col not in frame.columns:
+            raise AuditInputError(role, f"no column {col!r}; columns are {list(frame.columns)[:30]}")
+    return {g: group_error_rates(frame[label], frame[prediction], frame[g], attribute=g, **kwargs) for g in groups}
