@@ -318,6 +318,7 @@ WEB_PAGES = {
     ("GET", "/console"): (_static("/console"), _all(200, False)),
 }
 MATRIX.update(WEB_PAGES)
+MATRIX[("POST", "/v1/replay")] = (_static("/v1/replay", json={"deployment": DEP_PUB}), _write({"supervisor": 200}))
 
 
 OVERSIGHT_ROUTES = "glasslog.server.oversight_routes"  # flags, ratings, triage: their matrix is in tests/test_oversight_flags.py
@@ -338,7 +339,7 @@ def test_matrix_covers_every_route(base):
     routes = app_routes(base.client.app)
     table = set(MATRIX)
     assert table == routes, f"routes without a policy row: {sorted(routes - table)}; stale rows: {sorted(table - routes)}"
-    assert len(routes) == 27 + len(WEB_PAGES)
+    assert len(routes) == 28 + len(WEB_PAGES)
     for _, expected in MATRIX.values():
         assert set(expected) == set(ROLES)
 
