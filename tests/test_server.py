@@ -1067,3 +1067,29 @@ def test_anonymous_weight_downloads_are_rate_limited(fresh):
     problem(c.get(f"/v1/models/{fp}/artifact"), 429)
     assert log_size(fresh.dir) == before + ANONYMOUS_DOWNLOADS_PER_HOUR
     assert c.get(f"/v1/models/{fp}/artifact", headers=fresh.h("researcher")).status_code == 200  # keys are not limited
+
+
+def test_full_entry_bundles_are_served_gzip_compressed_once_and_exact(base):
+    """Full bundles are immutable: compressed once per process; the bytes inflate to exactly the bundle."""
+    import gzip
+
+    from glasslog.ledger.tiles import encode_entry_bundle
+
+    lg = Ledger.open(base.dir)
+    expected_full = encode_entry_bundle([d for _, d in lg.entries(0, 256)])
+    partial_width = lg.size % 256 or 256
+    last = lg.size // 256
+    expected_partial = encode_entry_bundle([d for _, d in lg.entries(last * 256, lg.size)])
+    lg.close()
+    c = base.client
+    first = c.get("/tile/entries/000", headers={"Accept-Encoding": "gzip"})
+    again = c.get("/tile/entries/000", headers={"Accept-Encoding": "br, gzip;q=0.5"})
+    assert first.status_code == again.status_code == 200
+    assert first.headers["content-encoding"] == "gzip" and first.headers["vary"] == "Accept-Encoding"
+    assert first.content == again.content == expected_full  # httpx inflates
+    for identity in ({"Accept-Encoding": "identity"}, {"Accept-Encoding": "gzip;q=0"}, {"Accept-Encoding": ""}):
+        r = c.get("/tile/entries/000", headers=identity)
+        assert "content-encoding" not in r.headers and r.content == expected_full, identity
+    raw = c.get(f"/tile/entries/{last:03d}.p/{partial_width}", headers={"Accept-Encoding": "gzip"})
+    assert raw.headers["content-encoding"] == "gzip" and raw.content == expected_partial
+    assert gzip.decompress(gzip.compress(expected_full, 1, mtime=0)) == expected_full
