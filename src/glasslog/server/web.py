@@ -520,6 +520,10 @@ def register(app: FastAPI, kit) -> None:
         rows.reverse()  # newest first
         return rows[:limit] if limit is not None else rows
 
+    def audit_reports(c) -> list[dict]:
+        """Audit reports published beside the log (none until the audit package publishes them)."""
+        return []
+
     @app.get("/flags", include_in_schema=False, response_class=HTMLResponse)
     def flags_page(request: Request) -> HTMLResponse:
         c = kit.ctx()
@@ -546,4 +550,6 @@ def register(app: FastAPI, kit) -> None:
 
     @app.get("/console", include_in_schema=False, response_class=HTMLResponse)
     def console_page(request: Request) -> HTMLResponse:
-        return page(request, "console.html")
+        c = kit.ctx()
+        findings = [r["index"] for r in finding_rows(c)]
+        return page(request, "console.html", findings_json=json.dumps(findings), reports_json=json.dumps(audit_reports(c)))

@@ -112,6 +112,211 @@
   }
   C.announce = announce;
 
+  // ------------------------------------------------------------ triage queue
+  const NEXT_ACTIONS = { open: ["assign", "resolve", "escalate"], assigned: ["assign", "resolve", "escalate"],
+                         resolved: ["reopen"], escalated: ["reopen"] };
+  const ACTION_TEXT = { assign: "Assign", resolve: "Resolve", escalate: "Escalate (suspends the model)", reopen: "Reopen" };
+
+  async function loadTriage() {
+    const box = $("triage");
+    const which = $("triage-state") ? $("triage-state").value : "active";
+    const res = await api("GET", "/v1/triage?limit=200&state=" + encodeURIComponent(which));
+    if (res.status === 404) { unavailable(box, "The triage queue and its actions"); return; }
+    if (!res.ok) { box.replaceChildren(el("p", { class: "field-error", text: "Could not load the triage queue: " + problem(res) })); return; }
+    const select = el("select", { id: "triage-state" },
+      ...[["active", "Open and assigned"], ["all", "All"], ["resolved", "Resolved"], ["escalated", "Escalated"]].map(
+        ([v, t]) => el("option", { value: v, selected: v === which, text: t })));
+    select.addEventListener("change", loadTriage);
+    const head = el("div", { class: "inline-form" }, el("div", { class: "field" }, el("label", { for: "triage-state", text: "Show" }), select),
+      el("p", { class: "hint", text: `${res.body.total} item${res.body.total === 1 ? "" : "s"}, by severity, then support.` }));
+    if (!res.body.items.length) { box.replaceChildren(head, el("p", { id: "triage-empty", text: "Nothing in the queue." })); return; }
+    const list = el("ol", { class: "flag-list", id: "triage-items" });
+    for (const it of res.body.items) list.append(triageItem(it));
+    box.replaceChildren(head, list);
+  }
+
+  function triageItem(it) {
+    const link = it.kind === "flag" ? el("a", { href: "/flags#flag-" + it.item, text: `flag ${it.item}` }) : el("span", { text: `finding ${it.item}` });
+    const about = [];
+    if (it.decision !== null) about.push(el("a", { href: "/decisions/" + it.decision, text: `decision ${it.decision}` }), " · ");
+    if (it.model) about.push(el("a", { href: "/models/" + it.model, text: "model " + it.model.slice(7, 19) }), " · ");
+    if (it.deployment) about.push(it.deployment, " · ");
+    const support = it.support.tier + (it.support.reporters ? `, ${it.support.reporters} reporter${it.support.reporters > 1 ? "s" : ""}` : "") +
+      (it.support.ratings ? `, ${it.support.ratings} ratings` : "");
+    const li = el("li", { class: "flag", "data-item": String(it.item), "data-state": it.state },
+      el("h3", {}, badge(it.severity, "sev"), " ", it.summary, " ", el("span", { class: "hint" }, "(", link, ")")),
+      el("p", { class: "target" }, ...about, `support: ${support} · state: `, el("strong", { class: "state", text: it.state }),
+        it.assignee ? ` (${it.assignee})` : ""));
+    if (it.history.length) {
+      li.append(el("details", {}, el("summary", { text: `History (${it.history.length})` }),
+        el("ul", {}, ...it.history.map((h) => el("li", { text: `${h.time.slice(0, 19).replace("T", " ")} UTC ${h.action}` +
+          (h.assignee ? ` to ${h.assignee}` : "") + (h.reason ? `: ${h.reason}` : "") + ` (key ${h.key_id}, entry ${h.index})` })))));
+    }
+    if (it.kind === "finding") li.append(evidenceBlock(it.item));
+    li.append(actionForm(it));
+    return li;
+  }
+
+  function actionForm(it) {
+    const id = "act-" + it.item;
+    const actions = NEXT_ACTIONS[it.state] || [];
+    const error = el("p", { class: "field-error", role: "alert", hidden: true });
+    const action = el("select", { id: id + "-action" }, ...actions.map((a) => el("option", { value: a, text: ACTION_TEXT[a] })));
+    const reason = el("input", { type: "text", id: id + "-reason", maxlength: "2000", autocomplete: "off" });
+    const assignee = el("input", { type: "text", id: id + "-assignee", maxlength: "200", autocomplete: "off" });
+    const assigneeField = el("div", { class: "field" }, el("label", { for: id + "-assignee", text: "Assign to" }), assignee);
+    const sync = () => { assigneeField.hidden = action.value !== "assign"; };
+    action.addEventListener("change", sync);
+    sync();
+    const form = el("form", { class: "inline-form triage-form", novalidate: true, "aria-label": `Act on item ${it.item}` },
+      el("div", { class: "field" }, el("label", { for: id + "-action", text: "Action" }), action),
+      el("div", { class: "field" }, el("label", { for: id + "-reason", text: "Reason (public)" }), reason),
+      assigneeField, el("button", { type: "submit", text: "Record" }), error);
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      error.hidden = true;
+      const body = { action: action.value, reason: reason.value.trim() };
+      if (body.action === "assign") {
+        if (!assignee.value.trim()) { error.textContent = "Say who takes the item."; error.hidden = false; assignee.focus(); return; }
+        body.assignee = assignee.value.trim();
+      } else if (!body.reason) {
+        error.textContent = "Give a reason: it goes on the public log with the action."; error.hidden = false; reason.focus(); return;
+      }
+      const res = await api("POST", `/v1/triage/${it.item}/actions`, body);
+      if (!res.ok) { error.textContent = problem(res); error.hidden = false; return; }
+      announce(`Item ${it.item}: ${body.action} recorded as log entry ${res.body.triage_index}` +
+        (res.body.model_status_index !== null ? `; the model is suspended (entry ${res.body.model_status_index}).` : "."));
+      await loadTriage();
+      await loadModels();
+    });
+    return form;
+  }
+
+  // ------------------------------------------------------------ findings, with evidence
+  function evidenceBlock(index) {
+    const details = el("details", { class: "evidence-block" }, el("summary", { text: "Evidence" }));
+    details.addEventListener("toggle", async () => {
+      if (!details.open || details.dataset.loaded) return;
+      details.dataset.loaded = "true";
+      const res = await api("GET", "/v1/entries/" + index);
+      const pre = el("pre", { class: "evidence" });
+      if (res.ok) {
+        const e = res.body.entry;
+        pre.textContent = JSON.stringify({ check: e.check, statistic: e.statistic, value: e.value, threshold: e.threshold,
+          window: e.window, evidence: e.evidence }, null, 2);
+      } else {
+        pre.textContent = "Could not load the finding: " + problem(res);
+      }
+      details.append(pre);
+    });
+    return details;
+  }
+
+  async function loadFindings() {
+    const box = $("findings-console");
+    const data = $("console-data");
+    const indexes = data ? JSON.parse(data.dataset.findings || "[]") : [];
+    if (!indexes.length) { box.replaceChildren(el("p", { id: "findings-empty", text: "No findings on the log yet." })); return; }
+    const rows = await Promise.all(indexes.slice(0, 100).map(async (i) => ({ i, res: await api("GET", "/v1/entries/" + i) })));
+    const table = el("table", { id: "console-findings" }, el("thead", {}, el("tr", {},
+      ...["Entry", "Check", "About", "Statistic", "Verdict", "Severity", "Evidence"].map((h) => el("th", { scope: "col", text: h })))));
+    const tbody = el("tbody");
+    for (const { i, res } of rows) {
+      if (!res.ok) continue;
+      const e = res.body.entry;
+      const stat = `${e.statistic}` + (e.value !== undefined ? ` = ${typeof e.value === "number" ? Number(e.value.toPrecision(4)) : e.value}` : "") +
+        (e.threshold !== undefined ? ` (threshold ${e.threshold})` : "");
+      const pre = el("pre", { class: "evidence", text: JSON.stringify({ window: e.window, evidence: e.evidence }, null, 2) });
+      tbody.append(el("tr", { "data-finding": String(i), "data-check": e.check },
+        el("td", { text: String(i) }), el("td", { text: `${e.check} (${e.source}, ${e.by_role})` }),
+        el("td", { text: [e.model ? e.model.slice(7, 19) : "", e.deployment || ""].filter(Boolean).join(" · ") }),
+        el("td", { text: stat }), el("td", {}, badge(e.verdict, "verdict")), el("td", {}, badge(e.severity, "sev")),
+        el("td", {}, el("details", {}, el("summary", { text: "Show" }), pre))));
+    }
+    table.append(tbody);
+    box.replaceChildren(table);
+    renderReplayHistory(rows.filter(({ res }) => res.ok && res.body.entry.check === "replay.weights"));
+  }
+
+  // ------------------------------------------------------------ replay verification
+  function renderReplayHistory(rows) {
+    const box = $("replay-history");
+    if (!box) return;
+    if (!rows.length) { box.replaceChildren(el("p", { class: "hint", text: "No replay recorded on the log yet." })); return; }
+    box.replaceChildren(el("h3", { text: "Replays on the log" }), el("ul", {}, ...rows.map(({ i, res }) => {
+      const e = res.body.entry;
+      const ev = e.evidence || {};
+      return el("li", { text: `entry ${i}, ${e.time.slice(0, 19).replace("T", " ")} UTC, ${e.deployment || "all deployments"}` +
+        `${e.model ? " / model " + e.model.slice(7, 19) : ""}: ${e.verdict} — ${ev.matched}/${ev.checked} reproduced, ` +
+        `${ev.mismatch_count} mismatched, ${ev.erased} erased` });
+    })));
+  }
+
+  async function setupReplay() {
+    const box = $("replay");
+    const deps = await api("GET", "/v1/deployments");
+    const models = await api("GET", "/v1/models");
+    if (!deps.ok || !models.ok) { box.replaceChildren(el("p", { class: "field-error", text: "Could not load deployments and models." })); return; }
+    const dep = el("select", { id: "replay-deployment" }, el("option", { value: "", text: "All deployments" }),
+      ...deps.body.map((d) => el("option", { value: d.name, text: `${d.name} (${d.visibility})` })));
+    const model = el("select", { id: "replay-model" }, el("option", { value: "", text: "All models" }),
+      ...models.body.map((m) => el("option", { value: m.fingerprint, text: `${m.card.name} ${m.card.version} (${m.fingerprint.slice(7, 19)})` })));
+    const out = el("div", { id: "replay-result", role: "status" });
+    const button = el("button", { type: "submit", text: "Replay now" });
+    const form = el("form", { class: "inline-form", id: "replay-form", novalidate: true },
+      el("div", { class: "field" }, el("label", { for: "replay-deployment", text: "Deployment" }), dep),
+      el("div", { class: "field" }, el("label", { for: "replay-model", text: "Model" }), model), button);
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      const body = {};
+      if (dep.value) body.deployment = dep.value;
+      if (model.value) body.model = model.value;
+      button.disabled = true;
+      out.replaceChildren(el("p", { class: "hint", text: "Replaying: recomputing every selected decision with the registered weights…" }));
+      const res = await api("POST", "/v1/replay", body);
+      button.disabled = false;
+      if (res.status === 404 && !(res.body && res.body.type && res.body.type.endsWith("/not-found"))) { unavailable(out, "Replays"); return; }
+      if (!res.ok) { out.replaceChildren(el("p", { class: "field-error", text: "Replay failed: " + problem(res) })); return; }
+      const r = res.body;
+      const verdict = el("p", { class: r.ok ? "verdict ok" : "verdict fail", id: "replay-verdict",
+        text: r.ok ? `Verified: ${r.matched} of ${r.checked} decisions reproduced by the registered weights` +
+                     ` (largest probability difference ${r.max_abs_diff === null ? "n/a" : r.max_abs_diff.toExponential(1)})`
+                   : `NOT verified: ${r.mismatch_count} mismatched, ${r.commitment_failures.length} commitment failures, ` +
+                     `${r.missing.length} missing, ${r.errors.length} model errors` });
+      const facts = el("p", { text: `${r.total} decisions selected, ${r.checked} recomputed, ${r.erased} skipped (erased). ` +
+        (r.finding_index !== null ? `Recorded on the log as finding ${r.finding_index}.` : "") });
+      const parts = [verdict, facts];
+      if (r.mismatches.length) {
+        parts.push(el("table", { id: "replay-mismatches" }, el("thead", {}, el("tr", {}, ...["Decision", "Logged", "Recomputed"].map((h) => el("th", { scope: "col", text: h })))),
+          el("tbody", {}, ...r.mismatches.slice(0, 20).map((m) => el("tr", {}, el("td", {}, el("a", { href: "/decisions/" + m.index, text: String(m.index) })),
+            el("td", { text: JSON.stringify(m.logged) }), el("td", { text: JSON.stringify(m.recomputed) }))))));
+      }
+      for (const e of r.errors) parts.push(el("p", { class: "field-error", text: e }));
+      out.replaceChildren(...parts);
+      const data = $("console-data");
+      if (r.finding_index !== null && data) {
+        data.dataset.findings = JSON.stringify([r.finding_index, ...JSON.parse(data.dataset.findings || "[]")]);
+        await loadFindings();
+      }
+    });
+    box.replaceChildren(el("p", { class: "hint", text: "Recompute logged decisions from their stored inputs with the registered weights (checked against their fingerprint) and compare with the logged outputs. The result goes on the log as a finding." }),
+      form, out, el("div", { id: "replay-history" }));
+  }
+
+  // ------------------------------------------------------------ audit reports
+  async function loadAudits() {
+    const box = $("audits");
+    const data = $("console-data");
+    const reports = data ? JSON.parse(data.dataset.reports || "[]") : [];
+    if (!reports.length) {
+      box.replaceChildren(el("p", { class: "hint", text: "No audit report is published on this server yet. Audit findings are in the findings above (source: audit)." }));
+      return;
+    }
+    box.replaceChildren(el("ul", { id: "audit-reports" }, ...reports.map((r) => el("li", {}, el("a", { href: r.url, text: r.title }), r.note ? ` — ${r.note}` : ""))));
+  }
+
+  C.sections.push(loadTriage, setupReplay, loadFindings, loadAudits);
+
   // ------------------------------------------------------------ sign in / out
   async function probe() {
     // Any supervisor-only read tells a supervisor's key from others; fall back to checking the key exists.
