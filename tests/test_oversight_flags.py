@@ -766,3 +766,51 @@ def test_supervisor_erases_flag_text(served_fresh):
     problem(c.delete(f"/v1/flags/{i}/text", headers=w.h("supervisor")), 422, "reason")
     with Ledger.open(w.dir) as ledger:
         assert audit_log(ledger).ok
+
+
+# ------------------------------------------------------------------ CLI
+def test_cli_flags_and_triage(fresh):
+    from typer.testing import CliRunner
+
+    from glasslog.cli import app as cli
+
+    run = CliRunner()
+    d = ["-d", str(fresh.dir)]
+
+    def ok(*args):
+        r = run.invoke(cli, [*args, *d])
+        assert r.exit_code == 0, r.output
+        return r.output
+
+    added = json.loads(ok("flags", "add", "--model", fresh.model[:19], "--category", "unfair", "--as", "supervisor",
+                          "--text", "Refusals twice as frequent under 25.", "--json"))
+    i = added["index"]
+    assert (added["by_role"], added["text"], added["status"], added["model"]) == ("supervisor", "Refusals twice as frequent under 25.",
+                                                                                 "needs-more-ratings", fresh.model)
+    r = run.invoke(cli, ["flags", "add", "--model", fresh.model, "--category", "harmful", "--as", "supervisor", *d])
+    assert r.exit_code == 2 and f"flag {i}" in r.output  # one flag per reporter per target
+    assert run.invoke(cli, ["flags", "add", "--decision", str(fresh.pub[0]), "--category", "rude", *d]).exit_code == 2
+    assert run.invoke(cli, ["flags", "add", "--model", fresh.model, "--category", "other", "--as", "public", *d]).exit_code == 2
+    ok("flags", "rate", str(i), "helpful", "--rater", "alice")
+    rated = json.loads(ok("flags", "rate", str(i), "not-helpful", "--rater", "alice", "--json"))
+    assert rated["flag"] == i and rated["replaces"] == i + 1
+    assert run.invoke(cli, ["flags", "rate", str(i), "great", *d]).exit_code == 2
+    shown = json.loads(ok("flags", "show", str(i), "--json"))
+    assert (shown["not_helpful"], shown["ratings"], [g["rating"] for g in shown["ratings_given"]]) == (1, 1, ["not-helpful"])
+    listed = json.loads(ok("flags", "list", "--json"))
+    assert [f["index"] for f in listed["flags"]] == [i] and listed["scoring"]["method"] == "wilson"
+    assert "unfair" in ok("flags", "list")
+
+    queue = json.loads(ok("triage", "list", "--json"))
+    assert [(q["item"], q["severity"], q["state"]) for q in queue] == [(i, "high", "open")]
+    assert json.loads(ok("triage", "assign", str(i), "--to", "model risk unit", "--json"))["item"]["state"] == "assigned"
+    out = json.loads(ok("triage", "escalate", str(i), "--reason", "disparity confirmed", "--by", "fsa-desk", "--json"))
+    assert out["item"]["state"] == "escalated" and out["model_status_index"] == out["triage_index"] + 1
+    r = run.invoke(cli, ["triage", "resolve", str(i), "--reason", "x", *d])
+    assert r.exit_code == 2 and "escalated" in r.output
+    assert json.loads(ok("models", "show", fresh.model, "--json"))["status"] == "suspended"
+    assert json.loads(ok("triage", "list", "--json")) == []
+    assert json.loads(ok("triage", "reopen", str(i), "--reason", "new data", "--json"))["item"]["state"] == "open"
+    ok("flags", "erase-text", str(i), "--reason", "moderation")
+    assert json.loads(ok("flags", "show", str(i), "--json"))["text_state"] == "erased"
+    assert run.invoke(cli, ["flags", "erase-text", str(i), "--reason", "again", *d]).exit_code == 2

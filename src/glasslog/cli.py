@@ -21,7 +21,9 @@ from rich.table import Table
 from .capture import ModelNotActiveError
 from .ledger import DATA_DIR_ENV, EntryError, KeyFileError, Ledger, LedgerError, NoteError, ProofError
 from .ledger.receipt import Receipt, ReceiptFormatError
+from .oversight.commands import flags_app, triage_app
 from .registry import ArtifactError, CardError, Registry, RegistryError
+from .scenarios.commands import scenarios_app
 
 app = typer.Typer(help="glasslog: a verifiable, append-only log of a deployed model's decisions.", no_args_is_help=True,
                   add_completion=False, pretty_exceptions_enable=False)
@@ -33,6 +35,9 @@ app.add_typer(prove_app, name="prove")
 app.add_typer(verify_app, name="verify")
 app.add_typer(models_app, name="models")
 app.add_typer(keys_app, name="keys")
+app.add_typer(scenarios_app, name="scenarios")
+app.add_typer(flags_app, name="flags")
+app.add_typer(triage_app, name="triage")
 
 out = Console()
 err = Console(stderr=True)
@@ -565,8 +570,17 @@ def serve(
         openapi.write_text(json.dumps(application.openapi(), indent=2, sort_keys=True) + "\n")
         out.print(f"wrote {openapi}")
         return
+    import socket
+
     import uvicorn
 
+    try:  # say so plainly now, instead of uvicorn's exit after the banner
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as exc:
+        _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc} (is another server using the port? try --port)")
     err.print(f"glasslog serving {data_dir} on http://{host}:{port}  (verifiers: /checkpoint, /tile/...; API: /v1, docs: /docs)")
     if workers > 1:
         import os
