@@ -53,7 +53,7 @@ from .findings import Finding, clean_json, record_findings, suspend_from_finding
 from .group import group_error_rates
 from .leakage import leakage_audit
 from .logdata import logged_decisions
-from .shortcut import dormant_features, known_values, shortcut_audit
+from .shortcut import complete_from_weights, dormant_features, shortcut_audit
 from .whitebox import check_training_data, feature_reliance, load_registered_model
 
 __all__ = ["ARTEFACT", "DEFAULT_ORIGIN", "ProviderData", "provider_data", "DetectionRow", "DeceptiveDemo", "run_deceptive_demo"]
@@ -321,7 +321,7 @@ def run_deceptive_demo(data_dir: str | Path, *, origin: str = DEFAULT_ORIGIN, se
             flags = sum(1 for _, f in ledger.entries_of_type("flag", record.registered_index) if f.get("model") == fp)
             pub = output_rate_check(claimed["positive_rate"], public.frame["label"].tolist(), model=fp, deployment=deployment)
             research = logged_decisions(ledger, fp, deployment=deployment, principal="researcher")
-            completed = _complete(research.inputs, researcher_model, card)
+            completed = complete_from_weights(research.inputs, researcher_model, card)
             table, dormant = dormant_features(researcher_model, completed, model_fingerprint=fp, deployment_name=deployment)
             flip = float(table.loc[ARTEFACT, "flip_rate"]) if ARTEFACT in table.index else 0.0
             timeline.append({"stage": "decisions", "batch": b + 1, "decisions": seen, "outcomes": 0,
@@ -400,20 +400,3 @@ def run_deceptive_demo(data_dir: str | Path, *, origin: str = DEFAULT_ORIGIN, se
     finally:
         ledger.close()
 
-
-def _complete(inputs: pd.DataFrame, model: Any, card: ModelCard) -> pd.DataFrame:
-    """Pseudonymised inputs completed for querying the weights: each withheld column set to a value the weights record.
-
-    Numeric columns get the training mean the fitted scaler stores (rounded for
-    integer columns), categorical ones the first category the encoder stores.
-    The researchers' counterfactual flip rate is measured on these completed rows.
-    """
-    out = inputs.copy()
-    for f in card.features:
-        if f.name in out.columns:
-            continue
-        values = known_values(model, f.name)
-        if not values:
-            raise ValueError(f"cannot complete withheld feature {f.name!r} from the weights")
-        out[f.name] = int(round(values[len(values) // 2])) if f.type == "numeric" else values[0]
-    return out[[f.name for f in card.features]]

@@ -26,8 +26,9 @@ checks, per input column:
   Smirnov distance for numeric columns, total variation distance for
   categorical ones, >= 0.3) - no outcomes needed, so it can fire from the
   first logged batch.
-- ``shortcut.dormant`` (``dormant_features``): a column constant in deployment
-  inputs whose training values, read from the weights, flip many decisions.
+- ``shortcut.dormant`` (``dormant_features``): a numeric column whose spread
+  collapsed in deployment inputs, against the training spread the weights
+  record, and whose training values flip many decisions.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ import pandas as pd
 from .findings import AuditInputError, Finding, clean_json
 
 __all__ = ["association", "association_ci", "distribution_shift", "ShortcutAudit", "shortcut_audit", "known_values",
-           "dormant_features"]
+           "training_spread", "dormant_features",
+           "complete_from_weights"]
 
 
 def association(x: Any, y: Any, seed: int = 0) -> float:
@@ -344,29 +346,43 @@ def known_values(model: Any, feature: str) -> list | None:
     return None
 
 
+def training_spread(model: Any, feature: str) -> tuple[float, float] | None:
+    """``(mean, standard deviation)`` of a numeric feature in the training data, as a fitted ``StandardScaler`` in the weights records it; None otherwise."""
+    values = known_values(model, feature)
+    if not values or len(values) != 5 or not all(isinstance(v, float) for v in values):
+        return None
+    return values[2], values[3] - values[2]
+
+
 def dormant_features(
     model: Any,
     X: pd.DataFrame,
     *,
-    constant_share: float = 0.95,
+    collapse: float = 0.1,
     flip_threshold: float = 0.2,
     positive: Any = 1,
     model_fingerprint: str | None = None,
     deployment_name: str | None = None,
 ) -> tuple[pd.DataFrame, list[Finding]]:
-    """Features (nearly) constant in deployment inputs that the weights respond to strongly: ``shortcut.dormant``.
+    """Features whose spread collapsed in deployment inputs while the weights respond to them strongly: ``shortcut.dormant``.
 
-    For each column of ``X`` (deployment inputs from the log) whose most common
-    value covers at least ``constant_share`` of the rows, set it to each value
-    the weights record from training (``known_values``) and count rows whose
-    predicted label changes. A model that flips many decisions on a feature
-    that never varies in deployment learned a signal there that deployment does
+    For each numeric column whose training mean and standard deviation the
+    weights record (``training_spread``), compare its standard deviation in
+    ``X`` (deployment inputs from the log); where it fell to at most
+    ``collapse`` times the training one, set the column to the values the
+    training data spanned (``known_values``: mean -2..+2 SD) and count rows
+    whose predicted label changes. A model that flips many decisions on a
+    feature that no longer varies learned a signal there that deployment does
     not have: its claimed accuracy leaned on it. Needs the weights and the
     logged inputs, no outcomes.
 
     Returns:
-        ``(table, findings)``: table indexed by feature with ``top_share``,
-        ``flip_rate`` and ``values``; one finding per alerting feature, or one ``ok``.
+        ``(table, findings)``: table indexed by checked feature with
+        ``training_sd``, ``deployment_sd``, ``flip_rate`` and ``values``; one
+        finding per alerting feature, or one ``ok``.
+
+    Raises:
+        AuditInputError: ``X`` is not a non-empty DataFrame.
     """
     if not isinstance(X, pd.DataFrame) or len(X) == 0:
         raise AuditInputError("X", "must be a non-empty DataFrame of deployment inputs")
@@ -375,12 +391,17 @@ def dormant_features(
     base = np.asarray(model.predict_proba(X))[:, pos_idx] >= 0.5
     rows, findings = {}, []
     for c in X.columns:
-        top_share = float(X[c].astype(str).value_counts(normalize=True).iloc[0])
-        if top_share < constant_share:
+        if not pd.api.types.is_numeric_dtype(X[c]):
             continue
-        values = known_values(model, c)
-        if not values:
+        spread = training_spread(model, c)
+        if spread is None or spread[1] <= 0:
             continue
+        dep_sd = float(X[c].astype(float).std(ddof=0))
+        row = {"training_mean": spread[0], "training_sd": spread[1], "deployment_sd": dep_sd, "flip_rate": None, "values": None}
+        rows[c] = row
+        if dep_sd > collapse * spread[1]:
+            continue
+        values = known_values(model, c) or []
         if pd.api.types.is_integer_dtype(X[c]):
             values = sorted({int(round(v)) for v in values})
         changed = np.zeros(len(X), dtype=bool)
@@ -389,17 +410,45 @@ def dormant_features(
             cf[c] = v
             changed |= (np.asarray(model.predict_proba(cf))[:, pos_idx] >= 0.5) != base
         rate = float(changed.mean())
-        rows[c] = {"top_share": top_share, "flip_rate": rate, "values": values}
+        row.update(flip_rate=rate, values=values)
         if rate >= flip_threshold:
             findings.append(Finding(
                 "shortcut.dormant", f"decisions that flip when {c} takes its training values", rate, flip_threshold, "alert",
                 "high" if rate >= 0.4 else "medium",
-                f"{c} has one value in {top_share:.0%} of the {len(X)} logged inputs, yet setting it to the values the weights"
-                f" learned from ({', '.join(f'{v:g}' if isinstance(v, float) else str(v) for v in values)}) flips {rate:.0%}"
-                " of decisions: the model learned a signal in this feature that deployment does not have.", "white-box",
-                {"feature": c, "top_share": top_share, "values": values, "rows": len(X)}, model_fingerprint, deployment_name))
+                f"{c} varies in training (SD {spread[1]:.3g}, as the weights record) but hardly in the {len(X)} logged inputs"
+                f" (SD {dep_sd:.3g}); setting it to the values training spanned"
+                f" ({', '.join(f'{v:g}' if isinstance(v, float) else str(v) for v in values)}) flips {rate:.0%} of decisions:"
+                " the model learned a signal in this feature that deployment does not have.", "white-box",
+                {"feature": c, "training_sd": spread[1], "deployment_sd": dep_sd, "values": values, "rows": len(X)},
+                model_fingerprint, deployment_name))
     if not findings:
-        findings.append(Finding("shortcut.dormant", "relied-upon features that are constant in deployment", 0, flip_threshold,
-                                "ok", "info", "No feature constant in deployment moves the model's decisions.", "white-box",
-                                {"checked": list(rows)}, model_fingerprint, deployment_name))
+        findings.append(Finding("shortcut.dormant", "relied-upon features whose spread collapsed in deployment", 0, flip_threshold,
+                                "ok", "info", "No feature that stopped varying in deployment moves the model's decisions.",
+                                "white-box", {"checked": list(rows)}, model_fingerprint, deployment_name))
     return pd.DataFrame.from_dict(rows, orient="index"), findings
+
+
+def complete_from_weights(inputs: pd.DataFrame, model: Any, card: Any) -> pd.DataFrame:
+    """Pseudonymised inputs completed for querying the weights: each withheld column set to a value the weights record.
+
+    Numeric columns get the training mean a fitted ``StandardScaler`` stores
+    (rounded for integer columns), categorical ones the first category a
+    ``OneHotEncoder`` stores. A researcher who holds the weights but not the
+    personal features runs the weights on these completed rows; the result is
+    an approximation for the withheld columns, exact for the visible ones.
+
+    Returns:
+        rows x the card's features, in the card's order.
+
+    Raises:
+        AuditInputError: a withheld feature whose values the weights do not record.
+    """
+    out = inputs.copy()
+    for f in card.features:
+        if f.name in out.columns:
+            continue
+        values = known_values(model, f.name)
+        if not values:
+            raise AuditInputError("inputs", f"withheld feature {f.name!r} cannot be completed from the weights")
+        out[f.name] = int(round(values[len(values) // 2])) if f.type == "numeric" else values[0]
+    return out[[f.name for f in card.features]]

@@ -1,0 +1,325 @@
+"""``glasslog audit ...``: audits with and without the weights, written as reports (HTML, Markdown, JSON).
+
+Commands: ``csv`` (a labelled CSV), ``compas`` (the shipped ProPublica data),
+``model`` (a registered model against its log, as one role), ``suspend`` (a
+supervisor suspends a model citing a finding), ``deceptive`` (the
+deceptive-accuracy demonstration).
+
+Exit codes: 0 no finding at or above ``--fail-on``; 1 at least one such
+finding (the audit found a problem); 2 bad usage or input.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ..ledger import DATA_DIR_ENV, EntryError, Ledger, LedgerError
+from ..ledger.entries import SEVERITIES
+from ..registry import ArtifactError, CardError, RegistryError
+from .findings import AuditInputError, Finding, record_findings, severity_at_least, suspend_from_finding
+
+app = typer.Typer(help="Audits with and without the weights: error rates by group, shortcut features, leakage,"
+                       " claimed vs realised accuracy.", no_args_is_help=True)
+
+out = Console()
+err = Console(stderr=True)
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+_ERRORS = (AuditInputError, LedgerError, RegistryError, ArtifactError, CardError, EntryError, ValueError, OSError, LookupError)
+
+DataDir = Annotated[Path, typer.Option("--data-dir", "-d", envvar=DATA_DIR_ENV, help="Where the log lives.")]
+OutDir = Annotated[Path | None, typer.Option("--out", "-o", help="Write report.html, report.md and report.json here.")]
+JsonOut = Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout.")]
+FailOn = Annotated[str, typer.Option("--fail-on", help=f"Exit 1 if a finding alerts at this severity or worse ({', '.join(SEVERITIES)}).")]
+Seed = Annotated[int, typer.Option(help="Bootstrap and sampling seed.")]
+NBoot = Annotated[int, typer.Option("--n-boot", help="Bootstrap draws for the intervals.")]
+
+
+def _fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def _check_severity(value: str, option: str) -> str:
+    if value not in SEVERITIES:
+        _fail(f"{option} must be one of {', '.join(SEVERITIES)}, got {value!r}")
+    return value
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=err, transient=True)
+
+
+def _finish(report, out_dir: Path | None, json_out: bool, fail_on: str, extra_lines: list[str] = ()) -> NoReturn:
+    paths = {}
+    if out_dir is not None:
+        try:
+            paths = report.write(out_dir)
+        except OSError as exc:
+            _fail(f"cannot write the report to {out_dir}: {exc.strerror or exc}")
+    findings = report.findings
+    failing = [f for f in findings if f.alert and severity_at_least(f.severity, fail_on)]
+    if json_out:
+        data = report.to_dict()
+        data["written"] = {k: str(v) for k, v in paths.items()}
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+    else:
+        _print_findings(report.title, findings)
+        for line in extra_lines:
+            out.print(line, highlight=False)
+        if paths:
+            out.print(f"report written: {', '.join(str(p) for p in paths.values())}", highlight=False)
+        out.print(f"{len([f for f in findings if f.alert])} alerting findings, {len(failing)} at or above {fail_on}"
+                  f" (exit {EXIT_FAILED if failing else EXIT_OK}).")
+    raise typer.Exit(EXIT_FAILED if failing else EXIT_OK)
+
+
+def _print_findings(title: str, findings: list[Finding]) -> None:
+    t = Table(title=title, show_lines=False)
+    for col in ("severity", "check", "value", "summary"):
+        t.add_column(col, overflow="fold")
+    for f in findings:
+        if not f.alert:
+            continue
+        style = {"critical": "bold red", "high": "red", "medium": "yellow"}.get(f.severity, "")
+        t.add_row(f"[{style}]{f.severity}[/]" if style else f.severity, f.check, "" if f.value is None else f"{f.value:.4g}",
+                  f.summary)
+    ok = [f for f in findings if not f.alert]
+    out.print(t)
+    if ok:
+        out.print(f"({len(ok)} checks passed or had too little data; see the report)")
+
+
+def _read_csv(path: Path):
+    import pandas as pd
+
+    try:
+        return pd.read_csv(path)
+    except FileNotFoundError:
+        _fail(f"no such file: {path}")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, IsADirectoryError, PermissionError) as exc:
+        _fail(f"cannot read {path} as CSV: {exc}")
+
+
+def _parse_positive(value: str, column) -> Any:
+    """The positive value in the column's own type (``1`` for an integer column, text otherwise)."""
+    import pandas as pd
+
+    if pd.api.types.is_integer_dtype(column) or pd.api.types.is_bool_dtype(column):
+        try:
+            return int(value)
+        except ValueError:
+            _fail(f"--positive {value!r}: the column holds integers")
+    if pd.api.types.is_float_dtype(column):
+        try:
+            return float(value)
+        except ValueError:
+            _fail(f"--positive {value!r}: the column holds numbers")
+    return value
+
+
+@app.command("csv")
+def audit_csv(
+    file: Annotated[Path, typer.Argument(help="Labelled CSV: one row per decision, with outcome, prediction and group columns.")],
+    label: Annotated[str, typer.Option("--label", help="Outcome column.")],
+    prediction: Annotated[str, typer.Option("--prediction", help="Binary prediction column (same values as the label).")],
+    group: Annotated[list[str], typer.Option("--group", help="Group column (repeatable), e.g. --group race --group sex.")],
+    positive: Annotated[str, typer.Option(help="The positive outcome value, e.g. 1 or bad.")] = "1",
+    reference: Annotated[str | None, typer.Option(help="Reference group for the ratios (default: the largest).")] = None,
+    min_group_size: Annotated[int, typer.Option(help="Groups smaller than this are left out of the between-group ratios.")] = 50,
+    n_boot: NBoot = 1000,
+    seed: Seed = 0,
+    out_dir: OutDir = None,
+    json_out: JsonOut = False,
+    fail_on: FailOn = "high",
+) -> None:
+    """Error rates by group (confusion matrix, FPR, FNR, PPV, selection rate, ratios with bootstrap intervals) of a labelled CSV."""
+    from .group import group_audit_frame
+    from .report import build_report
+
+    _check_severity(fail_on, "--fail-on")
+    frame = _read_csv(file)
+    if label not in frame.columns:
+        _fail(f"--label: no column {label!r} in {file}; columns are {list(frame.columns)[:30]}")
+    try:
+        results = group_audit_frame(frame, label, prediction, group, positive=_parse_positive(positive, frame[label]),
+                                    reference=reference, n_boot=n_boot, seed=seed, min_group_size=min_group_size)
+    except AuditInputError as exc:
+        _fail(str(exc))
+    report = build_report(results, title=f"Group error-rate audit of {file.name}",
+                          context={"data": str(file), "rows": len(frame), "label": label, "prediction": prediction,
+                                   "positive": positive, "groups": ", ".join(group)})
+    _finish(report, out_dir, json_out, fail_on)
+
+
+@app.command("compas")
+def audit_compas(
+    unfiltered: Annotated[bool, typer.Option(help="All 7,214 rows instead of ProPublica's filtered 6,172.")] = False,
+    n_boot: NBoot = 1000,
+    seed: Seed = 0,
+    out_dir: OutDir = None,
+    json_out: JsonOut = False,
+    fail_on: FailOn = "high",
+) -> None:
+    """Group audit of the shipped ProPublica COMPAS data: Medium/High score as the high-risk prediction, by race and by sex."""
+    from .datasets import load_compas
+    from .group import group_audit_frame
+    from .report import build_report
+
+    _check_severity(fail_on, "--fail-on")
+    df = load_compas(filtered=not unfiltered)
+    results = group_audit_frame(df, "two_year_recid", "high_risk", ["race", "sex"], n_boot=n_boot, seed=seed,
+                                reference=None)
+    report = build_report(results, title="COMPAS two-year recidivism: error rates by race and sex",
+                          context={"data": "ProPublica compas-scores-two-years.csv (shipped; see audit/data/README.md)",
+                                   "rows": len(df), "filters": "none" if unfiltered else "ProPublica's standard filters",
+                                   "prediction": "score_text Medium or High", "outcome": "two_year_recid"})
+    _finish(report, out_dir, json_out, fail_on)
+
+
+@app.command("model")
+def audit_model(
+    fingerprint: Annotated[str, typer.Argument(help="Model fingerprint or unique prefix (see glasslog models list).")],
+    data_dir: DataDir = Path("glasslog-data"),
+    deployment: Annotated[str | None, typer.Option(help="Only this deployment.")] = None,
+    role: Annotated[str, typer.Option(help="Audit as: public, developer, researcher, supervisor or operator.")] = "supervisor",
+    group: Annotated[list[str] | None, typer.Option("--group", help="Group attribute (repeatable); sex and age_group are derived for German Credit.")] = None,
+    training_data: Annotated[Path | None, typer.Option("--training-data", help="CSV of the registered training data (features and label).")] = None,
+    label_column: Annotated[str | None, typer.Option("--label-column", help="Label column of --training-data.")] = None,
+    record: Annotated[bool, typer.Option("--record", help="Append the alerting findings to the log as finding entries (one batch).")] = False,
+    suspend_on: Annotated[str | None, typer.Option("--suspend-on-severity", help="Supervisors: suspend the model citing the first recorded finding at this severity or worse.")] = None,
+    n_boot: NBoot = 1000,
+    seed: Seed = 0,
+    out_dir: OutDir = None,
+    json_out: JsonOut = False,
+    fail_on: FailOn = "high",
+) -> None:
+    """Audit a registered model against its log with what ROLE may see: claims, groups, black-box, and white-box if the policy gives ROLE the weights."""
+    from .report import build_report
+    from .run import audit_logged_model
+
+    _check_severity(fail_on, "--fail-on")
+    if suspend_on is not None:
+        _check_severity(suspend_on, "--suspend-on-severity")
+        if role != "supervisor":
+            _fail(f"--suspend-on-severity: only a supervisor may suspend a model; --role is {role!r}")
+        record = True
+    try:
+        ledger = Ledger.open(data_dir)
+    except LedgerError as exc:
+        _fail(str(exc))
+    train = _read_csv(training_data) if training_data is not None else None
+    try:
+        with _progress() as bar:
+            task = bar.add_task("auditing", total=None)
+            results = audit_logged_model(ledger, fingerprint, deployment=deployment, principal=role, groups=group or [],
+                                         training_data=train, label_column=label_column, seed=seed, n_boot=n_boot)
+            bar.update(task, completed=1, total=1)
+    except _ERRORS as exc:
+        _fail(str(exc))
+    claims = results["claims"]
+    model_fp = claims.findings[0].model if claims.findings else fingerprint
+    report = build_report(results, title=f"Audit of model {model_fp[:19]}... as {role}",
+                          context={"log": ledger.origin, "model": model_fp, "deployment": deployment or "all", "role": role,
+                                   "tree_size": ledger.size})
+    lines = []
+    if record:
+        alerts = [f for f in report.findings if f.alert]
+        try:
+            rec = record_findings(ledger, alerts, role, model=model_fp, deployment=deployment)
+        except EntryError as exc:
+            _fail(f"findings could not be recorded (nothing written): {exc}")
+        if rec is None:
+            lines.append("no alerting findings to record")
+        else:
+            lines.append(f"recorded {len(rec.indexes)} finding entries: {rec.first_index}..{rec.tree_size - 1}")
+            if suspend_on is not None:
+                cite = next((i for i, f in zip(rec.indexes, alerts) if severity_at_least(f.severity, suspend_on)), None)
+                if cite is None:
+                    lines.append(f"no finding at or above {suspend_on}: the model stays as it is")
+                else:
+                    try:
+                        s = suspend_from_finding(ledger, cite, by=role)
+                    except (RegistryError, AuditInputError) as exc:
+                        lines.append(f"[red]not suspended[/]: {exc}")
+                    else:
+                        lines.append(f"[bold]model suspended[/] (entry {s.first_index}), citing finding entry {cite}")
+    _finish(report, out_dir, json_out, fail_on, lines)
+
+
+@app.command("suspend")
+def audit_suspend(
+    finding: Annotated[int, typer.Argument(help="Entry index of a recorded finding that names the model.")],
+    reason: Annotated[str | None, typer.Option(help="Words added to the citation on the record.")] = None,
+    role: Annotated[str, typer.Option(help="Who suspends; only supervisor may.")] = "supervisor",
+    data_dir: DataDir = Path("glasslog-data"),
+) -> None:
+    """Suspend the model a finding is about (the kill switch), citing the finding: one status entry on the log."""
+    try:
+        ledger = Ledger.open(data_dir)
+        result = suspend_from_finding(ledger, finding, reason=reason, by=role)
+    except PermissionError as exc:
+        _fail(str(exc))
+    except _ERRORS as exc:
+        _fail(str(exc))
+    entry = json.loads(ledger.entry(result.first_index))
+    out.print(f"model {entry['model'][:19]}... suspended (entry {result.first_index}): {entry['reason']}", highlight=False)
+
+
+@app.command("deceptive")
+def audit_deceptive(
+    data_dir: Annotated[Path, typer.Option("--data-dir", "-d", help="A fresh directory for the demonstration's log.")] = Path("glasslog-deceptive-demo"),
+    seed: Seed = 0,
+    no_suspend: Annotated[bool, typer.Option("--no-suspend", help="Do not suspend the model at the end.")] = False,
+    out_dir: OutDir = None,
+    json_out: JsonOut = False,
+) -> None:
+    """The deceptive-accuracy demonstration on German Credit: what each access level finds, and when."""
+    from .deceptive import run_deceptive_demo
+    from .report import build_report
+
+    try:
+        with _progress() as bar:
+            tasks: dict[str, Any] = {}
+
+            def progress(stage: str, done: int, total: int) -> None:
+                if stage not in tasks:
+                    tasks[stage] = bar.add_task(stage, total=total)
+                bar.update(tasks[stage], completed=done, total=total)
+
+            demo = run_deceptive_demo(data_dir, seed=seed, suspend=not no_suspend, progress=progress)
+    except _ERRORS as exc:
+        _fail(str(exc))
+    report = build_report([("demonstration", demo)] + list(demo.results.items()),
+                          title="Deceptive accuracy: who sees it, and when",
+                          context={"log": f"{demo.origin} ({demo.data_dir})", "model": demo.model, "deployment": demo.deployment})
+    paths = report.write(out_dir) if out_dir is not None else {}
+    if json_out:
+        data = demo.to_dict()
+        data["written"] = {k: str(v) for k, v in paths.items()}
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+        raise typer.Exit(EXIT_OK)
+    lo, hi = demo.realised["accuracy_ci"]
+    out.print(f"claimed accuracy {demo.claimed['accuracy']:.3f} (validation, n=150); realised {demo.realised['accuracy']:.3f}"
+              f" (95% CI {lo:.3f}-{hi:.3f}, n={demo.realised['n']}); same pipeline without the artefact {demo.honest_accuracy:.3f}")
+    t = Table(title="Who finds it, and when")
+    for col in ("access", "who", "found", "when", "key numbers"):
+        t.add_column(col, overflow="fold")
+    for r in demo.detection:
+        t.add_row(r.level, r.who, "[green]yes[/]" if r.detected else "[red]no[/]", r.when,
+                  r.statistic + (f" ({r.queries} queries)" if r.queries else ""))
+    out.print(t)
+    if demo.suspended_at is not None:
+        out.print(f"the supervisor suspended the model at entry {demo.suspended_at}, citing finding entry"
+                  f" {demo.detection[0].finding_indexes[0]} (recorded before deployment)")
+    if paths:
+        out.print(f"report written: {', '.join(str(p) for p in paths.values())}", highlight=False)
+    raise typer.Exit(EXIT_OK)

@@ -1,0 +1,229 @@
+"""Audit a registered model from its log, as one overseer: everything that overseer's access allows, as result objects.
+
+:func:`audit_logged_model` is what ``glasslog audit model`` runs, and what the
+scenario lab calls. It reads the decisions and outcomes the role may see
+(``glasslog.audit.logdata``), then:
+
+- claimed vs realised (outputs and outcomes);
+- error rates by group (logged inputs the role may see, outcomes);
+- black-box tests through a query-counted prediction function (the
+  registered model's ``predict_proba`` stands in for the prediction API: the
+  tests see outputs only) on the logged inputs: counterfactual flips of the
+  card's protected and declared-irrelevant features, perturbation, and batch
+  dependence; identical logged inputs with different outputs;
+- with the weights (only if the disclosure policy gives this role them):
+  feature reliance, label proxies and dormant features on the logged data,
+  and with the training data: its fingerprint, shortcut checks (training vs
+  deployment) and train/test duplicates.
+
+Checks that the role's access does not allow are listed in a ``notes`` result,
+never silently dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+
+from ..access.keys import Principal
+from ..ledger import Ledger
+from .blackbox import QueryCounter, blackbox_audit
+from .claims import claimed_vs_realised, output_rate_check
+from .datasets import german_credit_groups
+from .findings import AuditInputError
+from .group import group_error_rates
+from .leakage import batch_dependence, label_proxies, logged_inconsistency, train_test_duplicates
+from .logdata import as_principal, logged_decisions
+from .report import Notes
+from .shortcut import complete_from_weights, dormant_features, shortcut_audit
+from .whitebox import WeightsAccessError, check_training_data, feature_reliance, load_registered_model
+
+__all__ = ["audit_logged_model", "groups_for"]
+
+_DERIVED = {"sex": "personal_status_and_sex", "age_group": "age_in_years"}
+
+
+def groups_for(inputs: pd.DataFrame, names: Sequence[str]) -> pd.DataFrame:
+    """Group columns for a group audit: logged input columns by name, or ``sex`` / ``age_group`` derived from German Credit's columns.
+
+    Raises:
+        AuditInputError: a name that is neither a visible input column nor derivable from the visible ones.
+    """
+    out = {}
+    for name in names:
+        if name in inputs.columns:
+            out[name] = inputs[name].astype(str)
+        elif name in _DERIVED and _DERIVED[name] in inputs.columns:
+            source = pd.DataFrame({"personal_status_and_sex": inputs.get("personal_status_and_sex", ""),
+                                   "age_in_years": inputs.get("age_in_years", 0)}, index=inputs.index)
+            out[name] = german_credit_groups(source)[name]
+        else:
+            raise AuditInputError("group", f"no visible input column {name!r} (and it cannot be derived); visible columns:"
+                                           f" {list(inputs.columns)}")
+    return pd.DataFrame(out, index=inputs.index)
+
+
+def audit_logged_model(
+    ledger: Ledger,
+    model: str,
+    *,
+    deployment: str | None = None,
+    principal: Principal | str = "supervisor",
+    groups: Sequence[str] = (),
+    training_data: pd.DataFrame | None = None,
+    label_column: str | None = None,
+    seed: int = 0,
+    n_boot: int = 1000,
+) -> dict[str, Any]:
+    """Run every audit the role's access allows on a registered model's logged deployment(s).
+
+    Args:
+        ledger: the log.
+        model: fingerprint or unique prefix.
+        deployment: only this deployment (default: all of the model's).
+        principal: who audits (role name or ``Principal``).
+        groups: attributes for the group audit (visible input columns; ``sex`` and
+            ``age_group`` are derived for German Credit).
+        training_data: the training data as registered (rows x columns, label included) for
+            the fingerprint, shortcut and duplicate checks; needs the weights.
+        label_column: the label column of ``training_data`` (default: the one column
+            that is not a model feature).
+        seed, n_boot: bootstrap settings.
+
+    Returns:
+        name -> result object (``claims``, ``group_<attr>``, ``blackbox``, ``reliance``,
+        ``leakage``, ``shortcut``, ``training_data``, ``notes``), ready for
+        ``glasslog.audit.report.build_report``.
+
+    Raises:
+        AuditInputError: unknown role or deployment, unknown group column, a
+            training frame without the model's features or with an unclear label column.
+        glasslog.registry.RegistryError: unknown model.
+    """
+    p = as_principal(principal)
+    data = logged_decisions(ledger, model, deployment=deployment, principal=p)
+    card, fp = data.card, data.model
+    positive = card.output.get("positive", 1) if isinstance(card.output, dict) else 1
+    notes: list[str] = [f"role {p.role}: {len(data.frame)} of {data.total} decisions visible"
+                        f" ({data.hidden} hidden), {len(data.with_outcomes)} with outcomes;"
+                        f" input features visible: {len(data.inputs.columns)} of {len(card.features)}"
+                        + (f" (withheld: {', '.join(data.withheld)})" if data.withheld else "")]
+    results: dict[str, Any] = {}
+    rows = data.with_outcomes
+    rows = rows[rows["label"].notna()]
+    score = rows["score"].to_numpy(dtype=float) if len(rows) and rows["score"].notna().all() else None
+    claims = claimed_vs_realised(dict(card.claimed.metrics), rows["outcome"].tolist(), rows["label"].tolist(), score,
+                                 positive=positive, evaluation_size=card.claimed.evaluation_size, seed=seed, n_boot=n_boot,
+                                 model=fp, deployment=deployment)
+    if "positive_rate" not in card.claimed.metrics:
+        visible = data.frame[data.frame["label"].notna()]
+        claims.findings.append(output_rate_check(None, visible["label"].tolist(), positive=positive, model=fp, deployment=deployment))
+    results["claims"] = claims
+
+    if groups:
+        if data.inputs.shape[1] == 0:
+            notes.append(f"group audit by {', '.join(groups)} skipped: role {p.role} sees no logged inputs")
+        elif len(rows) == 0:
+            notes.append("group audit skipped: no outcomes visible yet")
+        else:
+            known = set(card.feature_names) | {k for k, v in _DERIVED.items() if v in card.feature_names}
+            unknown = [g for g in groups if g not in known]
+            if unknown:
+                raise AuditInputError("group", f"{unknown} are not features of model {card.name} (nor derivable); features:"
+                                               f" {card.feature_names}")
+            visible = [g for g in groups if g in data.inputs.columns or _DERIVED.get(g) in data.inputs.columns]
+            for g in groups:
+                if g not in visible:
+                    notes.append(f"group audit by {g} skipped: withheld from role {p.role} (pseudonymised view)")
+            g = groups_for(data.inputs.loc[rows.index], visible)
+            for attr in g.columns:
+                results[f"group_{attr}"] = group_error_rates(rows["outcome"].tolist(), rows["label"].tolist(), g[attr],
+                                                             attribute=attr, positive=positive, seed=seed, n_boot=n_boot,
+                                                             model=fp, deployment=deployment, access="logs")
+
+    complete = data.inputs.shape[1] == len(card.features) and len(data.inputs) > 0
+    inputs = data.inputs.dropna() if complete else data.inputs
+    try:
+        weights, record = load_registered_model(ledger, fp, p)
+    except WeightsAccessError as exc:
+        weights, record = None, None
+        notes.append(f"white-box checks skipped: {exc}")
+
+    if complete and weights is not None:
+        query = QueryCounter(lambda frame: weights.predict_proba(frame)[:, list(weights.classes_).index(positive)])
+        protected = [f.name for f in card.features if f.protected]
+        extra = card.extra or {}
+        irrelevant = [c for c in list(extra.get("irrelevant_features") or []) + list(extra.get("non_causal_features") or [])
+                      if c in inputs.columns]
+        y = rows["outcome"].reindex(inputs.index) if len(rows) else None
+        labelled = inputs.loc[y.dropna().index] if y is not None else inputs
+        black = blackbox_audit(query, labelled if len(labelled) else inputs,
+                               y.dropna().tolist() if y is not None and len(labelled) else None,
+                               protected=protected, irrelevant=irrelevant, positive=positive, seed=seed, model=fp,
+                               deployment=deployment)
+        stats, f = batch_dependence(query, inputs.head(100), seed=seed, model=fp)
+        black.findings.append(f)
+        black.queries_by_test["batch dependence"] = stats["queries"]
+        black.queries += stats["queries"]
+        results["blackbox"] = black
+    elif not complete:
+        notes.append(f"black-box and white-box tests on logged inputs skipped: role {p.role} sees"
+                     f" {data.inputs.shape[1]} of {len(card.features)} input features")
+    incons = logged_inconsistency(data.inputs, data.frame["label"], data.frame["score"], model=fp, deployment=deployment)
+
+    if weights is not None and complete and len(rows) >= 30:
+        X = inputs.loc[rows.index.intersection(inputs.index)]
+        y = rows["outcome"].loc[X.index].tolist()
+        reliance = feature_reliance(weights, X, y, positive=positive, seed=seed, model_fingerprint=fp)
+        results["reliance"] = reliance
+        assoc, proxy = label_proxies(X, y, positive=positive, seed=seed, model=fp)
+        _, dormant = dormant_features(weights, inputs, positive=positive, model_fingerprint=fp, deployment_name=deployment)
+        from .leakage import LeakageAudit
+
+        leak = LeakageAudit(assoc, None, None, proxy + [incons] + dormant)
+        if training_data is not None:
+            train_X, train_y = _split_training(training_data, card, label_column)
+            results["training_data"] = check_training_data(record, training_data)
+            dup, f = train_test_duplicates(train_X, X, model=fp)
+            leak.duplicates = dup
+            leak.findings.append(f)
+            results["shortcut"] = shortcut_audit(weights, {"training": (train_X, train_y), "deployment": (X, y)},
+                                                 reliance=reliance, card=card, positive=positive, seed=seed,
+                                                 model_fingerprint=fp, deployment_name=deployment)
+        results["leakage"] = leak
+    else:
+        from .leakage import LeakageAudit
+
+        extra_findings = []
+        if weights is not None and data.inputs.shape[1] and len(data.inputs):
+            completed = complete_from_weights(data.inputs.dropna(), weights, card)
+            _, extra_findings = dormant_features(weights, completed, positive=positive, model_fingerprint=fp,
+                                                 deployment_name=deployment)
+            notes.append(f"dormant-feature check ran on logged inputs completed from the weights ({len(data.withheld)}"
+                         " withheld features set to training values the weights record)")
+        results["leakage"] = LeakageAudit(pd.Series(dtype=float), None, None, [incons] + extra_findings)
+        if weights is not None:
+            notes.append("reliance, label-proxy and shortcut checks need complete logged inputs and at least 30 outcomes")
+        if training_data is not None:
+            notes.append("training data given but not checked: the white-box checks did not run")
+    results["notes"] = Notes(notes)
+    return results
+
+
+def _split_training(frame: pd.DataFrame, card: Any, label_column: str | None) -> tuple[pd.DataFrame, list]:
+    if not isinstance(frame, pd.DataFrame):
+        raise AuditInputError("training_data", "must be a DataFrame")
+    names = card.feature_names
+    missing = [n for n in names if n not in frame.columns]
+    if missing:
+        raise AuditInputError("training_data", f"lacks the model's features {missing}")
+    if label_column is None:
+        others = [c for c in frame.columns if c not in names]
+        if len(others) != 1:
+            raise AuditInputError("label_column", f"name the label column; candidates: {others}")
+        label_column = others[0]
+    if label_column not in frame.columns:
+        raise AuditInputError("label_column", f"no column {label_column!r}; columns are {list(frame.columns)}")
+    return frame[names], frame[label_column].tolist()
