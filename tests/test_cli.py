@@ -266,3 +266,16 @@ def test_keys_create_list_revoke(copy_of_demo):
     assert r.exit_code == 2 and "role must be one of" in r.output
     r = run("keys", "create", "--role", "researcher", "--name", "x", "--deployment", "nope", "--data-dir", d)
     assert r.exit_code == 2
+
+
+def test_serve_says_plainly_when_the_port_is_taken(tmp_path):
+    import socket
+
+    assert run("init", "-d", tmp_path / "log", "--origin", "example.org/serve").exit_code == 0
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = run("serve", "-d", tmp_path / "log", "--port", port)
+    assert r.exit_code == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in r.output and "serving" not in r.output

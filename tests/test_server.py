@@ -1093,3 +1093,17 @@ def test_full_entry_bundles_are_served_gzip_compressed_once_and_exact(base):
     raw = c.get(f"/tile/entries/{last:03d}.p/{partial_width}", headers={"Accept-Encoding": "gzip"})
     assert raw.headers["content-encoding"] == "gzip" and raw.content == expected_partial
     assert gzip.decompress(gzip.compress(expected_full, 1, mtime=0)) == expected_full
+
+
+def test_a_body_repeating_a_key_is_refused_not_last_one_wins(fresh):
+    op = {"Authorization": f"Bearer {fresh.tokens['operator']}", "Content-Type": "application/json"}
+    before = fresh.client.get("/v1/log").json()["tree_size"]
+    body = ('{"name": "dup-test", "visibility": "public-service", "visibility": "private", '
+            '"description": "two visibilities"}')
+    r = fresh.client.post("/v1/deployments", headers=op, content=body)
+    assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json"
+    assert r.json()["errors"][0]["field"] == "body" and "duplicate key 'visibility'" in r.json()["errors"][0]["problem"]
+    nested = '{"outcomes": [{"decision": 0, "outcome": 1, "outcome": 0}]}'
+    r = fresh.client.post("/v1/outcomes", headers=op, content=nested)
+    assert r.status_code == 422 and "duplicate key 'outcome'" in r.json()["detail"]
+    assert fresh.client.get("/v1/log").json()["tree_size"] == before

@@ -52,6 +52,7 @@ from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -557,6 +558,38 @@ class Compression(GZipMiddleware):
         return await super().__call__(scope, receive, send)
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict:
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise json.JSONDecodeError(f"duplicate key {_short(key)} in an object (RFC 8259 section 4: names should be "
+                                       "unique; which one counts would be ambiguous)", "", 0)
+        seen[key] = value
+    return seen
+
+
+class StrictJSONRequest(Request):
+    """A request whose JSON body is refused if an object repeats a key (instead of the last one silently winning)."""
+
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            body = await self.body()
+            self._json = json.loads(body, object_pairs_hook=_unique_keys)
+        return self._json
+
+
+class StrictJSONRoute(APIRoute):
+    """Routes that parse JSON bodies with ``StrictJSONRequest``."""
+
+    def get_route_handler(self):
+        handle = super().get_route_handler()
+
+        async def strict_handler(request: Request) -> Response:
+            return await handle(StrictJSONRequest(request.scope, request.receive))
+
+        return strict_handler
+
+
 BUNDLE_CACHE_BYTES = 64 * 2**20
 """Memory (bytes) per process for gzip-compressed full entry bundles, which are immutable."""
 
@@ -685,6 +718,7 @@ def create_app(data_dir: str | Path) -> FastAPI:
                     "with a view for each overseer. Verifier endpoints follow C2SP tlog-tiles. "
                     "Errors are RFC 9457 application/problem+json.",
     )
+    app.router.route_class = StrictJSONRoute
     app.add_middleware(Compression)
     app.add_middleware(BodyLimit)
 
