@@ -696,6 +696,21 @@ class Ledger:
                 out.setdefault(idx, {})[kind] = (commitment, salt, value)
         return out
 
+    def private_values_between(self, start: int, end: int, kinds: Sequence[str]) -> Iterator[tuple[int, str, bytes]]:
+        """Iterate ``(entry index, kind, value bytes)`` of the private values of entries ``start`` .. ``end - 1``
+        whose kind is in ``kinds``, in index order (erased ones left out).
+
+        One range read of the table, whose key starts with the entry index: what
+        monitors use to open a million decisions' inputs (``private_values_for``
+        looks indexes up 500 at a time, with their commitments and salts).
+        """
+        kinds = list(kinds)
+        if not kinds or end <= start:
+            return
+        q = (f"SELECT entry_index, kind, value FROM private_values WHERE entry_index >= ? AND entry_index < ? "
+             f"AND kind IN ({','.join('?' * len(kinds))}) AND erased_at IS NULL ORDER BY entry_index")
+        yield from self._db.execute(q, (start, end, *kinds))
+
     def erased_for(self, indexes: Sequence[int]) -> dict[int, set[str]]:
         """Kinds of private values whose erasure was recorded, as ``{index: {kind, ...}}``."""
         out: dict[int, set[str]] = {}
