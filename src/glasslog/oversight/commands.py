@@ -122,7 +122,7 @@ def flags_list(
                      "flags": [_flag_dict(flags, s, s.flag.index) for s in rows]})
         return
     t = Table(title=f"Flags ranked ({board.method}: {board.raters_in_model} raters, {board.flags_in_model} flags in the model)")
-    for col in ("rank", "flag", "category", "about", "status", "h/s/n", "score", "by"):
+    for col in ("rank", "flag", "category", "about", "status", "h/s/n", "score", "reporters"):
         t.add_column(col, overflow="fold")
     for s in rows:
         sc = s.score
