@@ -226,6 +226,7 @@ class _State:
     flags: dict[int, Flag] = field(default_factory=dict)
     ratings: list[Rating] = field(default_factory=list)
     primary: dict[tuple, int] = field(default_factory=dict)  # (model, decision, category) -> primary index
+    groups: dict[int, list[int]] = field(default_factory=dict)  # primary index -> indexes merged into it
     by_target: dict[tuple, dict[str, int]] = field(default_factory=dict)  # (model, decision) -> reporter -> index
 
 
@@ -300,7 +301,10 @@ class Flags:
                 fl = Flag(idx, obj["time"], obj["category"], obj["by_role"], obj["model"], decision, deployment,
                           obj.get("reporter"), obj.get("text"))
                 st.flags[idx] = fl
-                st.primary.setdefault((fl.model, fl.decision, fl.category), idx)
+                primary = st.primary.setdefault((fl.model, fl.decision, fl.category), idx)
+                st.groups.setdefault(primary, [])
+                if primary != idx:
+                    st.groups[primary].append(idx)
                 if fl.reporter is not None:
                     st.by_target.setdefault(fl.target, {}).setdefault(fl.reporter, idx)
             else:
@@ -333,11 +337,8 @@ class Flags:
 
     def duplicates_of(self, index: int) -> tuple[int, ...]:
         """Indexes of the flags merged into primary ``index`` (empty for a flag that is not a primary)."""
-        st = self._refresh()
-        fl = self.get(index)
-        if st.primary[(fl.model, fl.decision, fl.category)] != index:
-            return ()
-        return tuple(i for i, f in st.flags.items() if i != index and (f.model, f.decision, f.category) == (fl.model, fl.decision, fl.category))
+        self.get(index)
+        return tuple(self._state.groups.get(index, ()))
 
     def latest_ratings(self) -> dict[tuple[int, str], Rating]:
         """Each rater's latest rating of each primary flag, as ``{(primary index, rater): Rating}``."""
@@ -527,12 +528,8 @@ class Flags:
         st = self._refresh()
         if self._board is not None and self._board[0] == st.upto:
             return self._board[1], self._board[2]
-        primaries = sorted(set(st.primary.values()))
-        groups: dict[int, list[int]] = {p: [] for p in primaries}
-        for idx, fl in st.flags.items():
-            p = st.primary[(fl.model, fl.decision, fl.category)]
-            if p != idx:
-                groups[p].append(idx)
+        primaries = sorted(st.groups)
+        groups = st.groups
         ratings = [(p, rater, r.rating) for (p, rater), r in self.latest_ratings().items()]
         board = score_flags(primaries, ratings, self.params)
         summaries = tuple(FlagSummary(st.flags[s.flag], tuple(groups[s.flag]), s) for s in board.scores)

@@ -151,12 +151,31 @@ class Triage:
         self.ledger = ledger
         self.registry = registry or (flags.registry if flags is not None else Registry(ledger))
         self.flags = flags or Flags(ledger, self.registry)
+        self._upto = 0
+        self._action_log: dict[int, list[dict]] = {}
+        self._alerts: dict[int, dict] = {}
+
+    def _refresh(self) -> None:
+        # Read only the triage and finding entries appended since the last call (the log is append-only).
+        size = self.ledger.size
+        if self._upto >= size:
+            return
+        rows = self.ledger.connection.execute(
+            "SELECT idx, data FROM entries WHERE type IN ('triage', 'finding') AND idx >= ? AND idx < ? ORDER BY idx",
+            (self._upto, size))
+        for idx, data in rows:
+            obj = json.loads(data)
+            if obj["type"] == "triage":
+                self._action_log.setdefault(obj["item"], []).append(
+                    {"index": idx, **{k: v for k, v in obj.items() if k not in ("type", "v")}})
+            elif obj.get("verdict") == "alert":
+                self._alerts[idx] = obj
+        self._upto = size
 
     def _actions(self) -> dict[int, list[dict]]:
-        out: dict[int, list[dict]] = {}
-        for idx, obj in self.ledger.entries_of_type("triage"):
-            out.setdefault(obj["item"], []).append({"index": idx, **{k: v for k, v in obj.items() if k not in ("type", "v")}})
-        return out
+        """The triage entries of each item, as ``{item: [entry dicts with their index], ...}``, oldest first."""
+        self._refresh()
+        return self._action_log
 
     @staticmethod
     def _state(history: list[dict]) -> tuple[str, str | None]:
@@ -167,7 +186,8 @@ class Triage:
         return state, assignee
 
     def _findings(self) -> dict[int, dict]:
-        return {idx: obj for idx, obj in self.ledger.entries_of_type("finding") if obj.get("verdict") == "alert"}
+        self._refresh()
+        return self._alerts
 
     def items(self) -> list[TriageItem]:
         """Every item (all states), ranked: severity, then support, then reporters, then age."""
