@@ -32,6 +32,10 @@ __all__ = ["RegimeSummary", "ScenarioResult", "LabResult", "run_lab", "offrecord
 
 CAPABILITIES = ("frontier", "lagging")
 
+MODELLED_ONLY = frozenset({"lag_months", "fork_share_developers", "fork_share_public", "substitute_share_frontier",
+                           "capability_halflife_months"})
+"""Parameters that enter only modelled quantities (off-record use); their sensitivity needs no new runs."""
+
 
 def offrecord_share(params: dict[str, Any], regime: str, lag_months: float) -> float:
     """Modelled share of use that happens off the record (copies and substitutes that never log).
@@ -294,8 +298,8 @@ def run_lab(scenarios: list[str] | None = None, reps: int = 20, seed: int = 0, l
     if sensitivity:
         for sc in loaded:
             for p in sc.parameters:
-                if p.name == "lag_months":
-                    continue  # the lag moves only modelled quantities and the surrogates: reported from the main run
+                if p.name in MODELLED_ONLY:
+                    continue  # moves only modelled quantities: the report computes those directly
                 for v in p.sensitivity:
                     plan.append(("sens", sc, p.name, v, s_reps))
     total = sum(r * len(REGIMES) * 2 for *_, r in plan)
