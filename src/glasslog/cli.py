@@ -21,6 +21,7 @@ from rich.table import Table
 from .capture import ModelNotActiveError
 from .ledger import DATA_DIR_ENV, EntryError, KeyFileError, Ledger, LedgerError, NoteError, ProofError
 from .ledger.receipt import Receipt, ReceiptFormatError
+from .oversight.monitor_commands import monitor_app
 from .registry import ArtifactError, CardError, Registry, RegistryError
 from .scenarios.commands import scenarios_app
 
@@ -35,6 +36,7 @@ app.add_typer(verify_app, name="verify")
 app.add_typer(models_app, name="models")
 app.add_typer(keys_app, name="keys")
 app.add_typer(scenarios_app, name="scenarios")
+app.add_typer(monitor_app, name="monitor")
 
 out = Console()
 err = Console(stderr=True)

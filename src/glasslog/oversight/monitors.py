@@ -127,6 +127,7 @@ __all__ = [
     "compare_frames",
     "flag_drift",
     "FOUR_FIFTHS",
+    "list_findings",
 ]
 
 MONITORS = ("performance", "drift", "disparity", "goodhart", "anomalies")
@@ -537,6 +538,11 @@ def _calibration(view, y, p, a, cfg, window, common) -> Finding:
           "method": "Spiegelhalter (1986) z test of logged probabilities against outcomes; reliability by deciles of the score"}
     if pval < a:
         verdict, severity = "alert", ("high" if not lo <= mean_p <= hi else "medium")
+        ev["direction"] = ("logged probabilities are too extreme (overconfident): outcomes are rarer than predicted at high "
+                           "scores and commoner at low ones" if z > 0 else
+                           "logged probabilities are too cautious (underconfident)")
+        if not lo <= mean_p <= hi:
+            ev["direction"] += f"; mean prediction {mean_p:.3f} is outside the observed rate's interval"
     else:
         verdict, severity = "ok", "info"
     return _finding(view, "performance.calibration", "spiegelhalter_p", pval, a, verdict, severity, window, ev)
@@ -882,6 +888,8 @@ def check_disparity(view: DeploymentData, cfg: MonitorConfig) -> tuple[list[Find
                   "below_four_fifths": below, "significant": significant}
             if significant:
                 verdict, severity = "alert", ("high" if metric == "selection_rate" else "medium")
+                ev["direction"] = (f"{metric.replace('_', ' ')} of {', '.join(significant)} is below four-fifths of the "
+                                   f"best-treated group's ({best}), significantly")
             elif below:
                 verdict, severity = "insufficient-data", "low"
                 ev["note"] = ("ratio below 0.8 but not statistically significant: 29 CFR 1607.4(D) says such differences "
@@ -1128,3 +1136,29 @@ def run_monitors(
             f.evidence = {"truncated": True, "reason": f"evidence of {size} bytes exceeds the entry limit",
                           "drifted": f.evidence.get("drifted")}
     return run
+
+
+def list_findings(ledger: Ledger, *, deployment: str | None = None, check: str | None = None, verdict: str | None = None,
+                  source: str | None = "monitor", limit: int = 50, before: int | None = None) -> list[dict]:
+    """Finding entries on the log, newest first, each with its ``index``.
+
+    Args:
+        deployment, check (exact or prefix), verdict, source: filters (None = any).
+        limit: at most this many.
+        before: only entries with a smaller index (for paging).
+    """
+    found: list[dict] = []
+    for idx, obj in ledger.entries_of_type("finding"):
+        if before is not None and idx >= before:
+            break
+        if source is not None and obj.get("source") != source:
+            continue
+        if deployment is not None and obj.get("deployment") != deployment:
+            continue
+        if check is not None and not (obj.get("check") == check or str(obj.get("check", "")).startswith(check + ".")):
+            continue
+        if verdict is not None and obj.get("verdict") != verdict:
+            continue
+        found.append({"index": idx, **{k: v for k, v in obj.items() if k not in ("type", "v")}})
+    found.reverse()
+    return found[:limit]

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -161,17 +162,6 @@ def _positive_of(card: ModelCard | None) -> tuple[list, Any]:
     return classes, positive
 
 
-class _Collector:
-    __slots__ = ("index", "time", "label", "score", "private_output")
-
-    def __init__(self) -> None:
-        self.index: list[int] = []
-        self.time: list[str] = []
-        self.label: list[Any] = []
-        self.score: list[float] = []
-        self.private_output = False
-
-
 def _score_of(output: Any, pos: int | None) -> float:
     if isinstance(output, dict):
         proba = output.get("proba")
@@ -186,10 +176,42 @@ def _label_of(output: Any) -> Any:
     return output.get("label") if isinstance(output, dict) else None
 
 
-def _numeric_column(values: list) -> tuple[np.ndarray, np.ndarray]:
+def _parse_many(values: list[bytes]) -> list:
+    """Parse JSON texts with orjson (one call each: faster than one call on them joined as an array); None if malformed."""
+    loads = orjson.loads
+    try:
+        return [loads(v) for v in values]
+    except (orjson.JSONDecodeError, TypeError):
+        out = []
+        for v in values:
+            try:
+                out.append(loads(v))
+            except (orjson.JSONDecodeError, TypeError):
+                out.append(None)
+        return out
+
+
+def _columns(rows: list, names: list[str]) -> list[tuple]:
+    """Transpose input dicts into one tuple per feature (C speed when every row has every feature)."""
+    if not rows:
+        return [() for _ in names]
+    if len(names) == 1:
+        get = itemgetter(names[0])
+        try:
+            return [tuple(map(get, rows))]
+        except (KeyError, TypeError):
+            return [tuple(r.get(names[0]) if isinstance(r, dict) else None for r in rows)]
+    get = itemgetter(*names)
+    try:
+        return list(zip(*map(get, rows)))
+    except (KeyError, TypeError):
+        return list(zip(*[tuple(r.get(n) for n in names) if isinstance(r, dict) else (None,) * len(names) for r in rows]))
+
+
+def _numeric_column(values: list | tuple | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """float64 column (NaN for missing) and a bool mask of values present but not numbers.
 
-    Fast path: numpy converts the whole list (numbers, ``None`` -> NaN, and
+    Fast path: numpy converts the whole sequence (numbers, ``None`` -> NaN, and
     strings that spell a number, which count as numbers); anything it cannot
     convert sends the column down the per-value path.
     """
@@ -197,12 +219,43 @@ def _numeric_column(values: list) -> tuple[np.ndarray, np.ndarray]:
         return np.array(values, dtype=float), np.zeros(len(values), dtype=bool)
     except (TypeError, ValueError):
         pass
-    obj = pd.Series(values, dtype=object)
+    obj = pd.Series(np.asarray(values, dtype=object))
     arr = np.array(pd.to_numeric(obj, errors="coerce").to_numpy(dtype=float), copy=True)
     is_bool = obj.map(lambda v: isinstance(v, (bool, list, dict))).to_numpy(dtype=bool)
     arr[is_bool] = np.nan
     invalid = obj.notna().to_numpy(dtype=bool) & np.isnan(arr)
     return arr, invalid
+
+
+class _Decisions:
+    """Decision entries read in one pass, as compact parallel lists."""
+
+    def __init__(self) -> None:
+        self.index: list[int] = []
+        self.key: list[str] = []  # deployment + NUL + model
+        self.time: list[str] = []
+        self.label: list[Any] = []  # public outputs (None where committed)
+        self.score: list[float] = []
+        self.committed: list[bool] = []
+
+    def add(self, indexes: list[int], data: list[bytes], wanted: set | None, positions: dict[str, int | None]) -> None:
+        objs = _parse_many(data)
+        pairs = [(i, o) for i, o in zip(indexes, objs) if isinstance(o, dict)
+                 and (wanted is None or o.get("deployment") in wanted)]
+        if not pairs:
+            return
+        self.index.extend(i for i, _ in pairs)
+        objs = [o for _, o in pairs]
+        self.key.extend(f"{o.get('deployment')}\x00{o.get('model')}" for o in objs)
+        self.time.extend(o.get("time") for o in objs)
+        outs = [o.get("output") for o in objs]
+        self.committed.extend(out is None for out in outs)
+        self.label.extend(out.get("label") if isinstance(out, dict) else None for out in outs)
+        self.score.extend(_NAN if out is None else _score_of(out, positions.get(o.get("model"))) for o, out in zip(objs, outs))
+
+
+_NAN = float("nan")
+_READ_BATCH = 50_000
 
 
 def load_views(
@@ -235,62 +288,73 @@ def load_views(
     granted = tuple(granted)
     cards = {m.fingerprint: m.card for m in Registry(ledger).list()}
     declared = {d.name: d for d in Deployments(ledger).list()}
-    positives: dict[str, tuple[list, Any, int | None]] = {}
-    for fp, card in cards.items():
-        classes, positive = _positive_of(card)
-        positives[fp] = (classes, positive, classes.index(positive) if positive in classes else None)
-    default_positive = ([], 1, 1)
+    classes_of: dict[str, tuple[list, Any]] = {fp: _positive_of(card) for fp, card in cards.items()}
+    positions = {fp: (c.index(pos) if pos in c else None) for fp, (c, pos) in classes_of.items()}
 
-    groups: dict[tuple[str, str], _Collector] = {}
+    decisions = _Decisions()
     outcomes: dict[int, tuple[int, str, Any, bool]] = {}  # decision -> (outcome index, time, value or None, committed)
     metrics: list[tuple[int, dict]] = []
-    loads = orjson.loads
+    batch_idx: list[int] = []
+    batch_data: list[bytes] = []
+    out_idx: list[int] = []
+    out_data: list[bytes] = []
     size = ledger.size
+
+    def flush_outcomes() -> None:
+        for i, o in zip(out_idx, _parse_many(out_data)):
+            if isinstance(o, dict) and isinstance(o.get("decision"), int):
+                committed = "outcome" not in o
+                outcomes[o["decision"]] = (i, o.get("time"), None if committed else o["outcome"], committed)
+        out_idx.clear()
+        out_data.clear()
+
     for idx, kind, data in ledger.typed_entries():
         if kind == "decision":
-            d = loads(data)
-            dep = d.get("deployment")
-            if wanted is not None and dep not in wanted:
-                continue
-            key = (dep, d.get("model"))
-            c = groups.get(key)
-            if c is None:
-                c = groups[key] = _Collector()
-            c.index.append(idx)
-            c.time.append(d.get("time"))
-            out = d.get("output")
-            if out is None:
-                c.private_output = True
-                c.label.append(None)
-                c.score.append(float("nan"))
-            else:
-                c.label.append(_label_of(out))
-                c.score.append(_score_of(out, positives.get(key[1], default_positive)[2]))
+            batch_idx.append(idx)
+            batch_data.append(data)
+            if len(batch_idx) >= _READ_BATCH:
+                decisions.add(batch_idx, batch_data, wanted, positions)
+                batch_idx, batch_data = [], []
+                if progress:
+                    progress("reading entries", idx, size)
         elif kind == "outcome":
-            o = loads(data)
-            committed = "outcome" not in o
-            outcomes[o["decision"]] = (idx, o.get("time"), None if committed else o["outcome"], committed)
+            out_idx.append(idx)
+            out_data.append(data)
+            if len(out_idx) >= _READ_BATCH:
+                flush_outcomes()
         elif kind == "metric":
-            metrics.append((idx, loads(data)))
-        if progress and idx % 100_000 == 0:
-            progress("reading entries", idx, size)
+            metrics.append((idx, orjson.loads(data)))
+    decisions.add(batch_idx, batch_data, wanted, positions)
+    flush_outcomes()
     if progress:
         progress("reading entries", size, size)
+
+    keys = np.array(decisions.key, dtype=object)
+    codes, uniques = pd.factorize(keys) if len(keys) else (np.array([], dtype=np.int64), [])
+    all_index = np.array(decisions.index, dtype=np.int64)
     if wanted is not None:
-        missing = sorted(w for w in wanted if not any(k[0] == w for k in groups))
+        found = {u.split("\x00", 1)[0] for u in uniques}
+        missing = sorted(wanted - found)
         if missing:
             raise MonitorViewError(f"deployment {missing[0]!r} has no decisions on log {ledger.origin}")
+    times_all = parse_times(decisions.time)
+    label_all = np.array(decisions.label, dtype=object)
+    score_all = np.array(decisions.score, dtype=float)
+    committed_all = np.array(decisions.committed, dtype=bool)
+    del decisions
 
     views: list[DeploymentData] = []
-    for (dep, model), c in sorted(groups.items(), key=lambda kv: kv[1].index[0]):
+    for g, key in enumerate(uniques):  # factorize keeps the order of first appearance
+        rows = np.nonzero(codes == g)[0]
+        dep, model = key.split("\x00", 1)
         d = declared.get(dep)
-        visibility = d.visibility if d is not None else ("private" if c.private_output else "public-service")
-        public = visibility == "public-service"
+        private_output = bool(committed_all[rows].any())
+        visibility = d.visibility if d is not None else ("private" if private_output else "public-service")
         card = cards.get(model)
-        classes, positive, pos_index = positives.get(model, default_positive)
-        sees_outputs = _sees_outputs(role, dep, public, granted)
-        index = np.array(c.index, dtype=np.int64)
-        view = DeploymentData(dep, visibility, model, card, role, sees_outputs, False, index, parse_times(c.time),
+        classes, positive = classes_of.get(model, ([], 1))
+        sees_outputs = _sees_outputs(role, dep, visibility == "public-service", granted)
+        index = all_index[rows]
+        view = DeploymentData(dep, visibility, model, card, role, sees_outputs, False, index, times_all[rows],
                               classes=classes, positive=positive)
         allowed: list[str] = []
         if card is not None:
@@ -299,53 +363,88 @@ def load_views(
                 allowed = [f.name for f in card.features if f.name in shown]
                 view.withheld = [f.name for f in card.features if f.name not in shown]
         view.sees_inputs = bool(allowed)
-        need_private_outputs = sees_outputs and c.private_output
-        labels, scores = c.label, c.score
-        columns: dict[str, list] = {name: [] for name in allowed}
-        available: list[bool] = []
-        if need_private_outputs or allowed:
-            labels, scores = list(labels), list(scores)
-            for start in range(0, len(c.index), CHUNK):
-                part = c.index[start : start + CHUNK]
-                opened = ledger.private_values_for(part)
-                rows = []
-                for pos, i in enumerate(part, start):
-                    kinds = opened.get(i, {})
-                    if need_private_outputs and "output" in kinds:
-                        out = loads(kinds["output"][2])
-                        labels[pos] = _label_of(out)
-                        scores[pos] = _score_of(out, pos_index)
-                    if allowed:
-                        value = kinds.get("input")
-                        row = loads(value[2]) if value is not None else None
-                        rows.append(row if isinstance(row, dict) else {})
-                        available.append(value is not None)
-                for name in allowed:
-                    columns[name].extend([r.get(name) for r in rows])
-                if progress:
-                    progress(f"opening private values of {dep}", min(start + CHUNK, len(c.index)), len(c.index))
+        labels, scores = label_all[rows], score_all[rows]
+        need_outputs = sees_outputs and private_output
+        if need_outputs or allowed:
+            labels, scores = labels.copy(), scores.copy()
+            _open_decisions(ledger, view, allowed, need_outputs, labels, scores, positions.get(model), progress)
         if sees_outputs:
-            view.label = np.array(labels, dtype=object)
-            view.score = np.array(scores, dtype=float)
-            view.predicted = np.where(pd.isna(view.label), np.nan, (view.label == positive).astype(float))
+            view.label = labels
+            view.score = scores
+            view.predicted = np.where(pd.isna(labels), np.nan, (labels == positive).astype(float))
         _attach_outcomes(ledger, view, outcomes, classes, positive)
-        if allowed:
-            frame = {}
-            types = {f.name: f.type for f in card.features}
-            for name in allowed:
-                if types[name] == "numeric":
-                    arr, bad = _numeric_column(columns[name])
-                    frame[name] = arr
-                    if bad.any():
-                        view.invalid[name] = bad
-                else:
-                    frame[name] = np.array(columns[name], dtype=object)
-                columns[name] = []
-            view.inputs = pd.DataFrame(frame, index=pd.RangeIndex(len(index)))
-            view.input_available = np.array(available, dtype=bool)
         view.metrics = _metrics_for(metrics, dep, model)
         views.append(view)
     return views
+
+
+def _open_decisions(ledger: Ledger, view: DeploymentData, allowed: list[str], need_outputs: bool, labels: np.ndarray,
+                    scores: np.ndarray, pos_index: int | None, progress: Callable | None) -> None:
+    """Fill outputs (private deployments) and the visible input columns from the private values beside the log."""
+    n = view.n
+    kinds = (["input"] if allowed else []) + (["output"] if need_outputs else [])
+    types = {f.name: f.type for f in view.card.features} if view.card is not None else {}
+    parts: dict[str, list] = {name: [] for name in allowed}
+    available = np.zeros(n, dtype=bool)
+    index = view.index
+    for start in range(0, n, CHUNK):
+        stop = min(start + CHUNK, n)
+        chunk_index = index[start:stop]
+        first, last = int(chunk_index[0]), int(chunk_index[-1]) + 1
+        opened = {}
+        for kind in kinds:
+            found = [(i, v) for i, _, v in ledger.private_values_between(first, last, [kind]) if v is not None]
+            if not found:
+                opened[kind] = (np.array([], dtype=np.int64), [])
+                continue
+            idx = np.fromiter((i for i, _ in found), dtype=np.int64, count=len(found))
+            vals = [v for _, v in found]
+            at = np.searchsorted(chunk_index, idx)
+            mine = chunk_index[np.minimum(at, len(chunk_index) - 1)] == idx  # the range may hold other deployments' entries
+            if not mine.all():
+                keep = np.nonzero(mine)[0]
+                at = at[keep]
+                vals = [vals[k] for k in keep.tolist()]
+            opened[kind] = (at, vals)
+        out_local, out_val = opened.get("output", (np.array([], dtype=np.int64), []))
+        out_pos = (out_local + start).tolist()
+        in_local, in_val = opened.get("input", (np.array([], dtype=np.int64), []))
+        in_pos = in_local + start
+        if out_pos:
+            outs = _parse_many(out_val)
+            labels[out_pos] = np.array([_label_of(o) for o in outs] + [None], dtype=object)[:-1]
+            scores[out_pos] = [_score_of(o, pos_index) for o in outs]
+        if allowed:
+            rows = [r if isinstance(r, dict) else {} for r in _parse_many(in_val)]
+            available[in_pos] = True
+            cols = _columns(rows, allowed)
+            local = in_local
+            contiguous = len(local) == stop - start  # every decision of the chunk has its inputs (the usual case)
+            for name, col in zip(allowed, cols):
+                values = np.array(col + (None,), dtype=object)[:-1]  # the extra None keeps lists as objects
+                if contiguous:
+                    parts[name].append(values)
+                else:
+                    full = np.full(stop - start, None, dtype=object)
+                    full[local] = values
+                    parts[name].append(full)
+        if progress:
+            progress(f"opening private values of {view.deployment}", stop, n)
+    if not allowed:
+        return
+    frame = {}
+    for name in allowed:
+        values = np.concatenate(parts[name]) if parts[name] else np.array([], dtype=object)
+        parts[name] = []
+        if types.get(name) == "numeric":
+            arr, bad = _numeric_column(values)
+            frame[name] = arr
+            if bad.any():
+                view.invalid[name] = bad
+        else:
+            frame[name] = values
+    view.inputs = pd.DataFrame(frame, index=pd.RangeIndex(n))
+    view.input_available = available
 
 
 def _attach_outcomes(ledger: Ledger, view: DeploymentData, outcomes: dict, classes: list, positive: Any) -> None:
@@ -366,13 +465,17 @@ def _attach_outcomes(ledger: Ledger, view: DeploymentData, outcomes: dict, class
     view.outcome_time = parse_times(times) if n else np.array([], "datetime64[us]")
     if not view.sees_outputs:
         return
+    committed.sort(key=lambda c: c[1])
     for start in range(0, len(committed), CHUNK):
         part = committed[start : start + CHUNK]
-        opened = ledger.private_values_for([oi for _, oi in part])
-        for pos, oi in part:
-            v = opened.get(oi, {}).get("outcome")
-            if v is not None:
-                values.append((pos, orjson.loads(v[2])))
+        row_of = dict((oi, pos) for pos, oi in part)
+        found_pos, found_val = [], []
+        for oi, _, value in ledger.private_values_between(part[0][1], part[-1][1] + 1, ["outcome"]):
+            pos = row_of.get(oi)
+            if pos is not None and value is not None:
+                found_pos.append(pos)
+                found_val.append(value)
+        values.extend(zip(found_pos, _parse_many(found_val)))
     y = np.full(n, np.nan)
     unreadable = 0
     for pos, value in values:

@@ -1,0 +1,244 @@
+"""``glasslog monitor``: run the monitors over the log, once or on a schedule, and list findings.
+
+    glasslog monitor run --role supervisor               # every monitor, findings appended to the log
+    glasslog monitor run --every 3600                    # once an hour until Ctrl-C
+    glasslog monitor run --role public --dry-run --json  # what the public's monitors find, nothing recorded
+    glasslog monitor findings --verdict alert            # findings on the log
+
+Exit codes (``run``): 0 no alert, 1 at least one alert (a check failed), 2
+bad usage or input. With ``--every`` the loop ends on Ctrl-C (SIGINT) or
+SIGTERM after the run in progress has been recorded, and exits 0.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ..ledger import DATA_DIR_ENV, EntryError, KeyFileError, Ledger, LedgerError
+from .monitors import MONITORS, MonitorConfig, MonitorConfigError, MonitorRun, list_findings, run_monitors
+from .views import MONITOR_ROLES, MonitorViewError
+
+__all__ = ["monitor_app"]
+
+monitor_app = typer.Typer(help="Monitors: checker programs over the log (performance, drift, disparity, Goodhart, anomalies).",
+                          no_args_is_help=True)
+out = Console()
+err = Console(stderr=True)
+
+DataDir = Annotated[Path, typer.Option("--data-dir", "-d", envvar=DATA_DIR_ENV, help="Where the log lives.", show_default=True)]
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+_VERDICT_STYLE = {"alert": "[bold red]alert[/]", "ok": "[green]ok[/]", "insufficient-data": "[yellow]insufficient-data[/]"}
+
+
+def _fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def _json_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _config(alpha: float, monitors: str | None, reference_size: int, reference_deployment: str | None, window: int | None,
+            favourable: str | None, groups: str | None, min_psi: float, gap_seconds: float | None,
+            burst_seconds: float | None) -> MonitorConfig:
+    chosen = tuple(m.strip() for m in monitors.split(",") if m.strip()) if monitors else MONITORS
+    parsed_groups: dict = {}
+    if groups:
+        try:
+            parsed_groups = json.loads(groups)
+        except json.JSONDecodeError as exc:
+            _fail(f"--groups must be JSON such as '{{\"age_in_years\": {{\"bins\": [25]}}}}': {exc}")
+        if not isinstance(parsed_groups, dict):
+            _fail("--groups must be a JSON object: feature -> {\"bins\": [...]} or {\"map\": {...}}")
+    try:
+        return MonitorConfig(alpha=alpha, monitors=chosen, reference_size=reference_size,
+                             reference_deployment=reference_deployment, window=window,
+                             favourable=None if favourable is None else _json_value(favourable), groups=parsed_groups,
+                             min_psi=min_psi, gap_seconds=gap_seconds, burst_seconds=burst_seconds)
+    except MonitorConfigError as exc:
+        _fail(str(exc))
+
+
+def _short(text: str | None, width: int = 42) -> str:
+    if not text:
+        return ""
+    return text if len(text) <= width else "..." + text[-(width - 3):]
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _label(f) -> str:
+    attr = f.evidence.get("attribute") or f.evidence.get("proxy")
+    return f"{f.check} ({attr})" if attr else f.check
+
+
+def _print_run(run: MonitorRun, recorded: range | None) -> None:
+    out.print(f"[bold]Monitor run as {run.role}[/]: {run.decisions:,} decisions read in {run.load_seconds:.2f} s, "
+              f"checked in {run.check_seconds:.2f} s; {len(run.alerts)} alert(s) among {len(run.findings)} findings")
+    pairs: dict[tuple[str, str], list] = {}
+    for f in run.findings:
+        pairs.setdefault((f.deployment, f.model), []).append(f)
+    for (dep, model), found in pairs.items():
+        t = Table(title=f"{dep}  (model {model[:19]}...)", title_justify="left")
+        for col in ("check", "verdict", "severity", "value", "threshold"):
+            t.add_column(col, justify="right" if col in ("value", "threshold") else "left")
+        for f in found:
+            t.add_row(_label(f), _VERDICT_STYLE.get(f.verdict, f.verdict), f.severity, _fmt(f.value), _fmt(f.threshold))
+        out.print(t)
+    for f in run.alerts:
+        detail = f.evidence.get("direction") or ", ".join(f.evidence.get("drifted", []) or []) or \
+            ", ".join(f.evidence.get("significant", []) or []) or f"{f.statistic} = {_fmt(f.value)}"
+        out.print(f"  [red]alert[/] {_label(f)}: {detail}", highlight=False)
+    for s in run.skipped:
+        out.print(f"  [dim]skipped {s['monitor']} for {_short(s['deployment'])}: {s['reason']}[/]", highlight=False)
+    if recorded is not None:
+        if len(recorded):
+            out.print(f"recorded {len(recorded)} finding entries at indexes {recorded.start}..{recorded.stop - 1}")
+        else:
+            out.print("nothing to record")
+    elif run.findings:
+        out.print("[dim]nothing recorded (--dry-run)[/]")
+
+
+def _once(data_dir: Path, role: str, cfg: MonitorConfig, deployments: list[str] | None, granted: list[str], dry_run: bool,
+          alerts_only: bool, quiet: bool) -> tuple[MonitorRun, range | None]:
+    try:
+        ledger = Ledger.open(data_dir)
+    except LedgerError as exc:
+        _fail(str(exc))
+    try:
+        progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                            console=err, transient=True, disable=quiet)
+        with progress as bar:
+            tasks: dict[str, Any] = {}
+
+            def report(stage: str, done: int, total: int) -> None:
+                if stage not in tasks:
+                    tasks[stage] = bar.add_task(stage, total=total)
+                bar.update(tasks[stage], completed=done, total=total)
+
+            run = run_monitors(ledger, role, cfg, deployments=deployments, granted=granted, progress=report)
+        recorded = None
+        if not dry_run:
+            result = run.record(ledger, only_alerts=alerts_only)
+            recorded = result.indexes if result is not None else range(0)
+        return run, recorded
+    except (MonitorViewError, MonitorConfigError, EntryError, KeyFileError, LedgerError) as exc:
+        _fail(str(exc))
+    finally:
+        ledger.close()
+
+
+@monitor_app.command("run")
+def run_cmd(
+    data_dir: DataDir = Path("glasslog-data"),
+    role: Annotated[str, typer.Option(help=f"Run as this role: {', '.join(MONITOR_ROLES)}; each sees only what it may.")] = "supervisor",
+    deployment: Annotated[list[str] | None, typer.Option(help="Only this deployment (repeatable).")] = None,
+    granted: Annotated[list[str] | None, typer.Option(help="For --role developer: a deployment its key is granted (repeatable).")] = None,
+    monitors: Annotated[str | None, typer.Option(help=f"Comma-separated subset of {','.join(MONITORS)}.")] = None,
+    alpha: Annotated[float, typer.Option(help="Family-wise significance level of each monitor, a fraction.")] = 0.05,
+    reference_size: Annotated[int, typer.Option(help="Reference window: the first N decisions (at most half).")] = 1000,
+    reference_deployment: Annotated[str | None, typer.Option(help="Reference window: all decisions of this deployment.")] = None,
+    window: Annotated[int | None, typer.Option(help="Current window: the latest N decisions (default: all after the reference).")] = None,
+    favourable: Annotated[str | None, typer.Option(help="Favourable output label for selection rates (JSON, e.g. 0).")] = None,
+    groups: Annotated[str | None, typer.Option(help="Protected groups as JSON, e.g. '{\"age_in_years\": {\"bins\": [25]}}'.")] = None,
+    min_psi: Annotated[float, typer.Option(help="A feature drifts only if its PSI is also at least this.")] = 0.0,
+    gap_seconds: Annotated[float | None, typer.Option(help="Fixed gap threshold in seconds (default: statistical).")] = None,
+    burst_seconds: Annotated[float | None, typer.Option(help="Bin width for bursts in seconds (default: 10 median intervals).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Do not record findings on the log.")] = False,
+    alerts_only: Annotated[bool, typer.Option("--alerts-only", help="Record only findings that alert.")] = False,
+    every: Annotated[float | None, typer.Option(help="Run again every SECONDS until Ctrl-C.", min=1.0)] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON (one object per run).")] = False,
+) -> None:
+    """Run the monitors as a role and record their findings (one atomic append per run)."""
+    if role not in MONITOR_ROLES:
+        _fail(f"--role must be one of {', '.join(MONITOR_ROLES)}, got {role!r}")
+    cfg = _config(alpha, monitors, reference_size, reference_deployment, window, favourable, groups, min_psi, gap_seconds,
+                  burst_seconds)
+    if every is None:
+        run, recorded = _once(data_dir, role, cfg, deployment, granted or [], dry_run, alerts_only, json_out)
+        if json_out:
+            sys.stdout.write(json.dumps({**run.to_dict(), "recorded": list(recorded) if recorded is not None else None}) + "\n")
+        else:
+            _print_run(run, recorded)
+        raise typer.Exit(EXIT_FAILED if run.alerts else EXIT_OK)
+
+    stop = threading.Event()
+
+    def ask_stop(signum, frame) -> None:  # finish the run in progress, then leave
+        if not stop.is_set():
+            err.print("[dim]stopping after the current run ...[/]")
+        stop.set()
+
+    previous = {s: signal.signal(s, ask_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    runs = 0
+    try:
+        while not stop.is_set():
+            run, recorded = _once(data_dir, role, cfg, deployment, granted or [], dry_run, alerts_only, json_out)
+            runs += 1
+            if json_out:
+                sys.stdout.write(json.dumps({**run.to_dict(), "recorded": list(recorded) if recorded is not None else None}) + "\n")
+                sys.stdout.flush()
+            else:
+                _print_run(run, recorded)
+                out.print(f"[dim]next run in {every:g} s (Ctrl-C to stop)[/]")
+            stop.wait(every)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    err.print(f"monitor schedule stopped after {runs} run(s)")
+    raise typer.Exit(EXIT_OK)
+
+
+@monitor_app.command("findings")
+def findings_cmd(
+    data_dir: DataDir = Path("glasslog-data"),
+    deployment: Annotated[str | None, typer.Option(help="Only findings about this deployment.")] = None,
+    check: Annotated[str | None, typer.Option(help="Only this check, or checks starting with it (e.g. drift).")] = None,
+    verdict: Annotated[str | None, typer.Option(help="Only this verdict: alert, ok or insufficient-data.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many, newest first.", min=1)] = 50,
+    json_out: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
+) -> None:
+    """List monitor findings recorded on the log, newest first."""
+    if verdict is not None and verdict not in ("alert", "ok", "insufficient-data"):
+        _fail(f"--verdict must be alert, ok or insufficient-data, got {verdict!r}")
+    try:
+        ledger = Ledger.open(data_dir)
+    except LedgerError as exc:
+        _fail(str(exc))
+    try:
+        found = list_findings(ledger, deployment=deployment, check=check, verdict=verdict, limit=limit)
+    finally:
+        ledger.close()
+    if json_out:
+        sys.stdout.write(json.dumps(found, indent=2) + "\n")
+        return
+    t = Table(title=f"Monitor findings ({len(found)} shown, newest first)")
+    for col in ("index", "time", "check", "verdict", "severity", "value", "by"):
+        t.add_column(col, justify="right" if col in ("index", "value") else "left")
+    for f in found:
+        evidence = f.get("evidence") or {}
+        attr = evidence.get("attribute") or evidence.get("proxy")
+        t.add_row(str(f["index"]), f["time"][:16].replace("T", " "), f["check"] + (f" ({attr})" if attr else ""),
+                  _VERDICT_STYLE.get(f["verdict"], f["verdict"]), f["severity"], _fmt(f.get("value")), f["by_role"])
+    out.print(t)
