@@ -1421,9 +1421,9 @@ class ServerKit:
 
 def _route_modules() -> list:
     """``register(app, kit)`` functions of the route modules beside this one, in the order they are added."""
-    from . import oversight_routes, verify_routes, web
+    from . import monitor_routes, oversight_routes, verify_routes, web
 
-    return [m.register for m in (oversight_routes, verify_routes, web) if hasattr(m, "register")]
+    return [m.register for m in (oversight_routes, verify_routes, monitor_routes, web) if hasattr(m, "register")]
 
 
 def app_from_env() -> FastAPI:
