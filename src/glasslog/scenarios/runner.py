@@ -142,7 +142,7 @@ def summarise(regime: str, problem: list[WorldRun], control: list[WorldRun], par
     offrecord = {"frontier": _r(offrecord_share(params, regime, 0.0)), "lagging": _r(offrecord_share(params, regime, lag_months))}
     stops = {k: _r((1 - v) * (1.0 if kill_ok else 0.0)) for k, v in offrecord.items()}
     extra: dict[str, Any] = {}
-    keys = sorted({k for r in problem for k, v in r.extra.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
+    keys = sorted({k for r in problem for k, v in r.extra.items() if isinstance(v, (int, float))})  # booleans: a share
     for k in keys:
         vals = [float(r.extra[k]) for r in problem if isinstance(r.extra.get(k), (int, float))]
         extra[k] = _r(float(np.mean(vals)))

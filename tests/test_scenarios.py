@@ -1,0 +1,223 @@
+"""The scenario lab: scenario files, regimes through the access policy, worlds on real logs, report, CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from threadpoolctl import threadpool_limits
+from typer.testing import CliRunner
+
+from glasslog.cli import app
+from glasslog.ledger import Ledger
+from glasslog.registry import Registry
+from glasslog.scenarios import adapters, gaming
+from glasslog.scenarios.engine import make_card
+from glasslog.scenarios.regimes import REGIMES, WeightsRefused, make_actors, roles_with_weights
+from glasslog.scenarios.report import render_markdown
+from glasslog.scenarios.runner import LabResult, offrecord_share, run_scenario
+from glasslog.scenarios.schema import (
+    ScenarioError,
+    json_schema,
+    load_scenario,
+    load_scenario_file,
+    scenario_ids,
+)
+from glasslog.scenarios.worlds import run_world
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _one_blas_thread():
+    with threadpool_limits(limits=1):
+        yield
+
+
+# ------------------------------------------------------------------------------------------ scenario files
+def test_shipped_scenarios_validate_and_cite_their_sources():
+    assert scenario_ids() == ["whimper", "bang", "deceptive-credit", "downstream-adaptation"]
+    for sid in scenario_ids():
+        s = load_scenario(sid)
+        keys = {c.key for c in s.evidence}
+        assert all(p.source == "assumption" or p.source in keys for p in s.parameters)
+        assert s.parameter("lag_months") == 4 and s.parameter("alpha") == 0.01
+        lag = next(p for p in s.parameters if p.name == "lag_months")
+        assert lag.source == "epoch2026" and tuple(lag.sensitivity) == (0, 12, 24)
+    epoch = next(c for c in load_scenario("whimper").evidence if c.key == "epoch2026")
+    assert [f.value for f in epoch.figures] == [4, 3]
+
+
+def test_json_schema_in_docs_is_the_exported_one():
+    on_disk = json.loads((ROOT / "docs" / "scenario.schema.json").read_text())
+    assert on_disk == json.loads(json.dumps(json_schema()))
+    assert set(on_disk["required"]) >= {"id", "version", "evidence", "parameters", "measured", "modelled"}
+
+
+def test_bad_scenario_files_are_refused_naming_the_field(tmp_path):
+    src = (ROOT / "src/glasslog/scenarios/data/01-whimper.toml").read_text()
+    bad = tmp_path / "bad.toml"
+    bad.write_text(src.replace('source = "epoch2026"', 'source = "nowhere2030"'))
+    with pytest.raises(ScenarioError, match=r"lag_months.*'nowhere2030' is neither 'assumption' nor a citation key"):
+        load_scenario_file(bad)
+    bad.write_text(src.replace('needs = ["weights"]', 'needs = ["telepathy"]', 1))
+    with pytest.raises(ScenarioError, match=r"field 'actors\.0\.methods\.1\.needs'.*unknown needs \['telepathy'\]"):
+        load_scenario_file(bad)
+    bad.write_text("id = [")
+    with pytest.raises(ScenarioError, match="not valid TOML"):
+        load_scenario_file(bad)
+    with pytest.raises(ScenarioError, match="cannot read scenario file"):
+        load_scenario_file(tmp_path / "missing.toml")
+    with pytest.raises(ScenarioError, match="unknown scenario 'nope'; known: whimper, bang"):
+        load_scenario("nope")
+    with pytest.raises(KeyError, match="no parameters"):
+        load_scenario("bang").with_parameters(nonsense=1)
+
+
+# ------------------------------------------------------------------------------------------ regimes and actors
+def test_more_access_never_removes_a_weights_holder():
+    holders = [roles_with_weights(g) for g in REGIMES]
+    assert holders[0] == frozenset() and holders[1] == {"supervisor"} and holders[2] == {"supervisor", "researcher"}
+    assert holders[3] == {"supervisor", "researcher", "developer"} and {"public", "subject"} <= holders[4]
+    for a, b in zip(holders, holders[1:]):
+        assert a <= b
+    with pytest.raises(ValueError, match="unknown regime 'secret'"):
+        roles_with_weights("secret")
+
+
+@pytest.fixture
+def credit_log(tmp_path):
+    """A log with the German Credit shortcut model registered under the 'supervisors' policy."""
+    d = adapters.shortcut_data(1000, control=False, strength=0.8, deploy_rate=0.3)
+    ledger = Ledger.create(tmp_path / "log", "scenario-lab.example/test")
+    card = make_card("loan default", "1", d.X_train, d.X_eval, {"accuracy": d.claimed_accuracy}, "supervisors", features=d.features)
+    fp = Registry(ledger).register(d.model, card).fingerprint
+    yield ledger, fp, d, tmp_path / "log"
+    ledger.close()
+
+
+def test_actor_without_weights_gets_the_policys_refusal_and_cannot_run_a_whitebox_audit(credit_log):
+    ledger, fp, d, data_dir = credit_log
+    actors = make_actors(ledger, {"researcher": "a lab", "supervisor": "the authority", "developer": "a fintech", "public": "anyone"})
+    size = ledger.size
+    for role in ("researcher", "developer", "public"):
+        assert actors[role].principal.role == role
+        with pytest.raises(WeightsRefused, match=f"disclosure policy .* is 'supervisors'; role {role} may not download its weights"):
+            actors[role].obtain_weights(fp)
+    assert ledger.size == size and not list(ledger.entries_of_type("access"))  # a refusal writes nothing
+    # the same principal is refused by glasslog's white-box audit and by the server's artifact route
+    from glasslog.access import KeyStore
+    from glasslog.audit.whitebox import WeightsAccessError, load_registered_model
+    from glasslog.server import create_app
+
+    with pytest.raises(WeightsAccessError):
+        load_registered_model(ledger, fp, actors["researcher"].principal)
+    _, token = KeyStore(ledger).create("researcher", "a lab (HTTP)")
+    client = TestClient(create_app(data_dir))
+    assert client.get(f"/v1/models/{fp}/artifact", headers={"Authorization": f"Bearer {token}"}).status_code == 403
+    # the supervisor gets the weights, the download is on the log, and the white-box audit finds the shortcut
+    model = actors["supervisor"].obtain_weights(fp)
+    access = [e for _, e in ledger.entries_of_type("access")]
+    assert [(e["role"], e["model"], e["key_id"]) for e in access] == [("supervisor", fp, actors["supervisor"].principal.key_id)]
+    check = adapters.whitebox_shortcut(model, d.X_audit, np.random.default_rng(0), 0.2)
+    assert check.alert and check.evidence["feature"] == "application_channel"
+
+
+# ------------------------------------------------------------------------------------------ worlds
+def test_deceptive_credit_world_measures_real_figures_and_the_kill_switch():
+    s = load_scenario("deceptive-credit").with_parameters(audit_query_budget=0)  # no black-box audit: detection must wait
+    closed = run_world(s, "closed", 1000)
+    assert closed.extra["claimed_accuracy"] == pytest.approx(0.86) and closed.extra["realised_accuracy"] == pytest.approx(0.71)
+    assert {m for _, m in closed.methods_refused} == {"shortcut-whitebox"} and closed.weights_downloads == 0
+    assert closed.detected and closed.alerts[0].method == "realised-vs-claimed" and closed.alerts[0].role == "supervisor"
+    assert closed.detection > 0 and closed.harm_before_detection > 0
+    assert closed.suspended and closed.logged_after_suspension == 0 and closed.refused_after_suspension > 0
+    assert closed.decisions < 300  # the suspension stopped the rest of the 300 applicants
+    opened = run_world(s, "open", 1000)
+    assert not opened.methods_refused and opened.weights_downloads == 1  # the first auditor's download, logged
+    assert opened.detection == 0 and opened.harm_before_detection == 0 and opened.alerts[0].method == "shortcut-whitebox"
+    assert opened.decisions == 25 and opened.logged_after_suspension == 0  # one period until the suspension (triage delay)
+
+
+def test_more_access_never_removes_a_detector_and_closed_suspensions_stop_logged_use():
+    s = load_scenario("whimper").with_parameters(periods=8, cases_per_period=40, window_decisions=80, gaming_start_min=2,
+                                                 gaming_start_max=2)
+    runs = {g: run_world(s, g, 7) for g in REGIMES}
+    for a, b in zip(REGIMES, REGIMES[1:]):
+        assert runs[a].methods_used <= runs[b].methods_used
+        assert {m for _, m in runs[b].methods_refused} <= {m for _, m in runs[a].methods_refused} | set()
+        assert len(runs[b].methods_refused) <= len(runs[a].methods_refused)
+    assert "probe-whitebox" not in runs["closed"].methods_used and "probe-whitebox" in runs["supervisors"].methods_used
+    closed = runs["closed"]
+    assert closed.onset == 80 and closed.detected
+    assert closed.suspended and closed.logged_after_suspension == 0 and closed.refused_after_suspension >= 1
+    # the same seed gives every regime the same cases: before any suspension they logged the same decisions
+    assert runs["supervisors"].detection <= closed.detection
+
+
+def test_cost_to_game_without_and_with_the_weights():
+    d = adapters.downstream_data(1000, control=False, pilot=80)
+    refused = d.X_deploy[d.base_model.predict_proba(d.X_deploy)[:, 1] >= 0.5].head(5)
+    bb = gaming.game(d.base_model, d.X_train, refused, "blackbox")
+    wb = gaming.game(d.base_model, d.X_train, refused, "whitebox", local=d.base_model)
+    assert bb.applicants == wb.applicants == 5
+    assert bb.queries.min() > 0 and wb.queries.sum() == 0
+    assert wb.flipped == bb.flipped  # the same greedy search; only what it evaluates on differs
+    assert gaming.surrogate_rows(400, 12, 6) == 100 and gaming.surrogate_rows(400, 0, 6) == 400
+    with pytest.raises(ValueError, match="whitebox search needs the local model"):
+        gaming.game(d.base_model, d.X_train, refused, "whitebox")
+
+
+def test_offrecord_share_is_modelled_from_the_parameters():
+    p = {q.name: q.value for q in load_scenario("bang").parameters}
+    assert offrecord_share(p, "closed", 0) == pytest.approx(0.1)
+    assert offrecord_share(p, "closed", 6) == pytest.approx(0.05)
+    assert offrecord_share(p, "open", 0) == pytest.approx(1 - 0.5 * 0.9)
+    shares = [offrecord_share(p, g, 4) for g in REGIMES]
+    assert shares == sorted(shares)
+
+
+# ------------------------------------------------------------------------------------------ determinism and report
+def test_same_seed_gives_byte_identical_markdown():
+    s = load_scenario("deceptive-credit")
+
+    def once() -> str:
+        res = run_scenario(s, reps=1, seed=3, lag_months=4.0)
+        return render_markdown(LabResult(1, 3, 4.0, [res]))
+
+    a, b = once(), once()
+    assert a == b
+    assert "## Scenario 1: Deceptive alignment in a loan-default model" in a
+    assert "## What is measured and what is modelled" in a and "**Modelled**" in a
+    assert "| closed | 100 % [" in a and "### Cost to game the model (measured on German Credit)" in a
+
+
+def test_cli_run_writes_the_report_and_refuses_bad_input(tmp_path):
+    runner = CliRunner()
+    for args, message in ((["--reps", "0"], "--reps must be between 1 and 1000"),
+                          (["--scenario", "nope"], "unknown scenario 'nope'"),
+                          (["--lag-months", "-3"], "--lag-months must be between 0 and 120"),
+                          (["--seed", "-1"], "--seed must be a non-negative integer")):
+        r = runner.invoke(app, ["scenarios", "run", *args, "--out", str(tmp_path / "x")])
+        assert r.exit_code == 2, r.output
+        assert message in " ".join(r.output.split())
+    (tmp_path / "file").write_text("")
+    r = runner.invoke(app, ["scenarios", "run", "--out", str(tmp_path / "file")])
+    assert r.exit_code == 2 and "exists and is not a directory" in " ".join(r.output.split())
+    r = runner.invoke(app, ["scenarios", "show", "bang", "--json"])
+    assert r.exit_code == 0 and json.loads(r.output)["id"] == "bang"
+    r = runner.invoke(app, ["scenarios", "run", "-s", "downstream-adaptation", "--reps", "1", "--no-sensitivity", "--json",
+                            "--out", str(tmp_path / "rep")])
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.output)
+    regimes = data["scenarios"][0]["regimes"]
+    assert regimes["closed"]["methods_refused"] == ["developer/pilot-whitebox"] and regimes["developers"]["methods_refused"] == []
+    assert regimes["developers"]["extra"]["adapted"] in (0.0, 1.0)
+    assert not math.isnan(regimes["open"]["offrecord"]["frontier"])
+    for name in ("report.md", "report.html", "results.json"):
+        assert (tmp_path / "rep" / name).stat().st_size > 1000
+    assert "data:image/png;base64," in (tmp_path / "rep" / "report.html").read_text()
