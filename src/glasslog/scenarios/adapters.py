@@ -105,6 +105,28 @@ def flag_rate_check(ledger: Ledger, base: Sequence[int], now: Sequence[int], alp
 
 
 # ------------------------------------------------------------------------------------------------ claims, groups
+def performance_monitor(actor: Any, deployment: str, model: str, alpha: float) -> Check | None:
+    """glasslog's performance monitor (``glasslog.oversight.monitors``, realised vs claimed accuracy) run as the actor's role.
+
+    Returns the monitor's ``performance.accuracy`` finding for ``model`` as a
+    ``Check`` (alert iff its verdict is ``alert``), or None when the monitor
+    is not installed or gave no such finding (e.g. the role sees no outcomes).
+    """
+    try:
+        from ..oversight.monitors import MonitorConfig, run_monitors
+    except ImportError:  # pragma: no cover - the monitors ship with glasslog
+        return None
+    granted = actor.principal.deployments if actor.role == "developer" else ()
+    run = run_monitors(actor.ledger, actor.role, MonitorConfig(alpha=alpha, monitors=("performance",)),
+                       deployments=[deployment], granted=granted)
+    for f in run.findings:
+        if f.check == "performance.accuracy" and f.model == model:
+            return Check("realised-vs-claimed", f.statistic, None if f.value is None else float(f.value),
+                         float(f.threshold) if f.threshold is not None else alpha, f.verdict == "alert",
+                         {k: v for k, v in f.evidence.items() if isinstance(v, (int, float, str))} | {"monitor": "glasslog.oversight.monitors"})
+    return None
+
+
 def claims_check(rows: Sequence[int], view: Any, claimed: float, alpha: float, window: int | None = None) -> Check:
     """Realised accuracy of the decisions ``rows`` (with outcomes, as the actor sees them) against the claim.
 

@@ -426,8 +426,12 @@ class _Credit(_Base):
     deployment = "bank.example/credit-decisions"
 
     def realised(self, actor: Actor, world: Any, t: int) -> list[tuple[Check, tuple[str, ...]]]:
-        v = self.view(actor)
         fp = self.current
+        if t >= 0 and self.p.get("use_glasslog_monitors", True):
+            check = adapters.performance_monitor(actor, self.deployment, fp, float(self.p["alpha"]))
+            if check is not None:
+                return [(check, (fp,))]
+        v = self.view(actor)
         rows = [i for i in sorted(v.outcomes) if v.decisions[i]["model"] == fp and "output" in v.decisions[i]]
         claimed = self.registry.get(fp).card.claimed.metrics["accuracy"]
         check = adapters.claims_check(rows, v, claimed, float(self.p["alpha"]))
