@@ -6,7 +6,14 @@ logged and receipted; ``glasslog.verify`` checks receipts, the whole log and
 replays decisions against the registered weights.
 """
 
-from .capture import open_log as open
-
 __version__ = "0.1.0"
 __all__ = ["open", "__version__"]
+
+
+def __getattr__(name: str):
+    # PEP 562: ``glasslog.open`` without importing the model stack for every ``import glasslog``
+    if name == "open":
+        from .capture import open_log
+
+        return open_log
+    raise AttributeError(f"module 'glasslog' has no attribute {name!r}")

@@ -21,8 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import skops.io as sio
-
 from ..ledger import Ledger, utc_now
 from ..ledger.store import AppendResult
 from .card import STATUSES, ModelCard, fingerprint_bytes
@@ -40,6 +38,8 @@ class ArtifactError(ValueError):
 
 def dump_model(model: Any) -> bytes:
     """Serialise a scikit-learn estimator or pipeline with skops (no pickle)."""
+    import skops.io as sio  # imported on use: it loads scikit-learn, seconds the CLI need not wait
+
     return sio.dumps(model)
 
 
@@ -61,6 +61,8 @@ def load_artifact(data: bytes, fingerprint: str, trusted: Sequence[str] = ()) ->
     if actual != fingerprint:
         raise ArtifactError(f"artifact hashes to {actual}, not the registered fingerprint {fingerprint}: refusing to load it")
     try:
+        import skops.io as sio
+
         untrusted = sio.get_untrusted_types(data=data)
     except Exception as exc:  # skops raises various errors for non-skops bytes
         raise ArtifactError(f"artifact is not a readable skops file: {exc}") from None
