@@ -187,7 +187,8 @@ def audit_compas(
 
 @app.command("model")
 def audit_model(
-    fingerprint: Annotated[str, typer.Argument(help="Model fingerprint or unique prefix (see glasslog models list).")],
+    fingerprint: Annotated[str | None, typer.Argument(help="Model fingerprint or unique prefix (see glasslog models list);"
+                                                          " optional when the log holds one model.")] = None,
     data_dir: DataDir = Path("glasslog-data"),
     deployment: Annotated[str | None, typer.Option(help="Only this deployment.")] = None,
     role: Annotated[str, typer.Option(help="Audit as: public, developer, researcher, supervisor or operator.")] = "supervisor",
@@ -216,6 +217,14 @@ def audit_model(
         ledger = Ledger.open(data_dir)
     except LedgerError as exc:
         _fail(str(exc))
+    if fingerprint is None:
+        from ..registry import Registry
+
+        models = Registry(ledger).list()
+        if len(models) != 1:
+            _fail(f"the log holds {len(models)} models; name one: "
+                  + (", ".join(f"{m.fingerprint[:19]} ({m.card.name} {m.card.version})" for m in models[:10]) or "none registered"))
+        fingerprint = models[0].fingerprint
     train = _read_csv(training_data) if training_data is not None else None
     try:
         with _progress() as bar:
@@ -230,7 +239,10 @@ def audit_model(
     report = build_report(results, title=f"Audit of model {model_fp[:19]}... as {role}",
                           context={"log": ledger.origin, "model": model_fp, "deployment": deployment or "all", "role": role,
                                    "tree_size": ledger.size})
-    lines = []
+    lines = [f"claimed vs realised ({claims.n} outcomes): " + (", ".join(
+        f"{c.metric} {c.claimed:.3f} vs {c.realised:.3f}" + (f" ({c.ci[0]:.3f}-{c.ci[1]:.3f})" if c.ci else "")
+        for c in claims.checks if c.realised is not None) or "nothing to compare")]
+    lines += [f"note: {n}" for n in results["notes"].notes]
     if record:
         alerts = [f for f in report.findings if f.alert]
         try:
