@@ -31,9 +31,12 @@ monitors over each (deployment, model) pair:
     at most ``discrete_levels`` distinct reference values, and categorical
     ones: chi-square over categories with ``(missing)`` and every category
     unseen in the reference as cells of their own (rare cells pooled, Cochran
-    1954). A feature drifts when its Bonferroni-adjusted p-value (p times the
+    1954), plus, when some current values fall in categories the reference
+    never saw, Fisher's exact test of that share (p-values of the two tests
+    Bonferroni-combined within the feature). A feature drifts when its Bonferroni-adjusted p-value (p times the
     number of features tested) is below alpha, which holds the family-wise
-    false-alarm rate at alpha; and its PSI is at least ``min_psi`` (0 by
+    false-alarm rate at alpha (split equally between the output and the input
+    families when the role sees both); and its PSI is at least ``min_psi`` (0 by
     default). PSI (10 reference-decile bins plus missing and invalid bins,
     Siddiqi 2006) grades severity by the scorecard convention: below 0.1
     ``low``, 0.1 to 0.25 ``medium``, 0.25 and above ``high``. The
@@ -465,7 +468,8 @@ def _accuracy(view, y, pred, claim, n_eval, a, cfg, window, common) -> Finding:
         lo, hi = claim - hi_r, claim - lo_r
         ev["method"] = "Wilson interval of realised accuracy (no evaluation size on the card)"
     ev["claim_minus_realised_ci"] = [lo, hi]
-    ev["claim_consistent_range"] = [realised + lo, realised + hi]
+    d = claim - realised
+    ev["claim_consistent_range"] = [realised - (hi - d), realised + (d - lo)]  # claims this interval would not reject
     if lo > 0:
         verdict, severity = "alert", "high"
         ev["direction"] = "realised accuracy is below the claim"
@@ -494,7 +498,7 @@ def _auc(view, y, score, claim, n_eval, a, cfg, window, common) -> Finding:
     lo, hi = diff - z * se, diff + z * se
     ev = {**common, "claimed": claim, "claim_evaluation_size": n_eval, "realised": auc,
           "realised_ci": [max(0.0, auc - z * math.sqrt(var)), min(1.0, auc + z * math.sqrt(var))],
-          "claim_minus_realised_ci": [lo, hi], "claim_consistent_range": [auc + lo, auc + hi],
+          "claim_minus_realised_ci": [lo, hi], "claim_consistent_range": [auc - z * se, auc + z * se],
           "z": diff / se if se > 0 else None, "positives": n_pos, "negatives": n_neg,
           "method": "DeLong (1988) variance of the realised AUC plus Hanley-McNeil (1982) variance of the claim "
                     "(its evaluation set assumed to have the realised prevalence)"}
@@ -603,8 +607,7 @@ def compare_feature(ref: np.ndarray, cur: np.ndarray, kind: str, *, ref_invalid:
             rl[ref_bad] = "(invalid)"
             cl[cur_bad] = "(invalid)"
             cat = _compare_codes(rl, cl)
-            out.update(test="chi-square", statistic=cat.chi2, p_value=cat.p_value, psi=cat.psi, js=cat.js,
-                       unseen_share=cat.unseen / len(cur), unseen_categories=cat.unseen_categories, dof=cat.dof)
+            out.update(_categorical_result(cat, len(cur)))
             return out
         if len(rv) >= 1 and len(cv) >= 1:
             d, p = stats.ks_test(rv, cv)
@@ -633,8 +636,17 @@ def compare_feature(ref: np.ndarray, cur: np.ndarray, kind: str, *, ref_invalid:
     miss_ref = float(np.mean(pd.isna(ref)))
     miss_cur = float(np.mean(pd.isna(cur)))
     return {"n": [len(ref), len(cur)], "missing_share": [miss_ref, miss_cur], "invalid_share": [0.0, 0.0],
-            "test": "chi-square", "statistic": cat.chi2, "p_value": cat.p_value, "dof": cat.dof, "psi": cat.psi,
-            "js": cat.js, "unseen_share": cat.unseen / len(cur), "unseen_categories": cat.unseen_categories}
+            **_categorical_result(cat, len(cur))}
+
+
+def _categorical_result(cat: stats.CategoricalComparison, n_cur: int) -> dict:
+    """Chi-square over the categories; with unseen categories also Fisher's exact test of their share (Bonferroni x2)."""
+    out = {"test": "chi-square", "statistic": cat.chi2, "p_value": cat.p_value, "dof": cat.dof, "psi": cat.psi, "js": cat.js,
+           "unseen_share": cat.unseen / n_cur, "unseen_categories": cat.unseen_categories}
+    if cat.unseen:
+        out.update(test="chi-square+unseen-share", p_value=min(1.0, 2 * min(cat.p_value, cat.p_unseen)),
+                   unseen_test={"p_value": cat.p_unseen, "chi_square_p_value": cat.p_value})
+    return out
 
 
 def compare_frames(reference: pd.DataFrame, current: pd.DataFrame, types: dict[str, str],
@@ -710,16 +722,17 @@ def _category_key(v: Any) -> Any:
 
 
 def _drift_finding(view: DeploymentData, check: str, results: dict[str, dict], cfg: MonitorConfig, window: dict,
-                   extra: dict) -> Finding:
+                   extra: dict, alpha: float) -> Finding:
     k = len(results)
-    drifted = flag_drift(results, cfg.alpha, cfg.min_psi)
+    drifted = flag_drift(results, alpha, cfg.min_psi)
     p_min = min((r["p_adjusted"] for r in results.values()), default=1.0)
-    evidence = {**extra, "alpha": cfg.alpha, "tests": k, "correction": "Bonferroni (p x tests)", "min_psi": cfg.min_psi,
+    evidence = {**extra, "alpha": cfg.alpha, "alpha_this_family": alpha, "tests": k, "correction": "Bonferroni (p x tests)",
+                "min_psi": cfg.min_psi,
                 "drifted": drifted, "psi_max": max((r["psi"] for r in results.values()), default=0.0),
                 "features" if check == "drift.inputs" else "outputs": results}
     verdict = "alert" if drifted else "ok"
     severity = _worst(results[n]["severity"] for n in drifted) if drifted else "info"
-    return _finding(view, check, "bonferroni_p_min", p_min, cfg.alpha, verdict, severity, window, evidence)
+    return _finding(view, check, "bonferroni_p_min", p_min, alpha, verdict, severity, window, evidence)
 
 
 def check_drift(view: DeploymentData, cfg: MonitorConfig, ref_view: DeploymentData | None = None
@@ -737,13 +750,15 @@ def check_drift(view: DeploymentData, cfg: MonitorConfig, ref_view: DeploymentDa
                 out.append(_finding(view, check, "bonferroni_p_min", None, cfg.alpha, "insufficient-data", "info", window, ev))
         return out, None
     out: list[Finding] = []
+    families = int(view.sees_outputs and rv.sees_outputs) + int(view.sees_inputs and rv.sees_inputs)
+    alpha = cfg.alpha / max(families, 1)  # outputs and inputs share the monitor's alpha (Bonferroni)
     if view.sees_outputs and rv.sees_outputs:
         results: dict[str, dict] = {}
         rs, cs = rv.score[ref_rows], view.score[cur_rows]
         if np.isfinite(rs).any() and np.isfinite(cs).any():
             results["score"] = compare_feature(rs, cs, "numeric", bins=cfg.psi_bins, discrete_levels=cfg.discrete_levels)
         results["label"] = compare_feature(rv.label[ref_rows], view.label[cur_rows], "categorical")
-        out.append(_drift_finding(view, "drift.outputs", results, cfg, window, {}))
+        out.append(_drift_finding(view, "drift.outputs", results, cfg, window, {}, alpha))
     if view.sees_inputs and rv.sees_inputs:
         ref_ok = rv.input_available[ref_rows]
         cur_ok = view.input_available[cur_rows]
@@ -758,7 +773,7 @@ def check_drift(view: DeploymentData, cfg: MonitorConfig, ref_view: DeploymentDa
             results = compare_frames(rv.inputs.iloc[rr][columns], view.inputs.iloc[cr][columns], types,
                                      {k: v[rr] for k, v in rv.invalid.items()}, {k: v[cr] for k, v in view.invalid.items()},
                                      bins=cfg.psi_bins, discrete_levels=cfg.discrete_levels)
-            out.append(_drift_finding(view, "drift.inputs", results, cfg, window, extra))
+            out.append(_drift_finding(view, "drift.inputs", results, cfg, window, extra, alpha))
     return out, None
 
 

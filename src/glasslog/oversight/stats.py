@@ -37,6 +37,8 @@ Sources:
   Shannon entropy. IEEE Trans. Inf. Theory 37(1), 145-151 (base 2, in [0, 1]).
 - Cochran-Armitage test for trend in proportions: Armitage, P. (1955). Tests
   for linear trends in proportions and frequencies. Biometrics 11, 375-386.
+- Fisher, R. A. (1935). The logic of inductive inference. JRSS 98, 39-82
+  (exact test of a 2 x 2 table; here: values in categories unseen in the reference).
 - Bonferroni correction: Dunn, O. J. (1961). Multiple comparisons among means.
   JASA 56, 52-64 (controls the family-wise error rate for any dependence).
 """
@@ -63,6 +65,7 @@ __all__ = [
     "js_distance",
     "quantile_edges",
     "cochran_armitage_trend",
+    "unseen_share_test",
     "CategoricalComparison",
     "compare_categorical",
     "PSI_MODERATE",
@@ -340,6 +343,23 @@ def cochran_armitage_trend(successes: np.ndarray, totals: np.ndarray, scores: np
     return z, float(_st.norm.cdf(z))
 
 
+def unseen_share_test(unseen: int, n_ref: int, n_cur: int) -> float:
+    """One-sided exact p-value that ``unseen`` current values all fell in categories absent from the reference.
+
+    Given the ``unseen`` values of those categories among all ``n_ref + n_cur``,
+    under the null (one distribution) every arrangement is equally likely, so
+    the chance that none is in the reference is C(n_cur, u) / C(n_ref + n_cur, u)
+    (Fisher's exact test of the 2 x 2 table unseen / seen by reference / current,
+    Fisher 1935, one-sided). 1.0 when nothing is unseen.
+    """
+    if unseen <= 0:
+        return 1.0
+    total = n_ref + n_cur
+    log_p = float(np.sum(np.log(np.arange(n_cur - unseen + 1, n_cur + 1, dtype=float))
+                         - np.log(np.arange(total - unseen + 1, total + 1, dtype=float))))
+    return math.exp(log_p)
+
+
 @dataclass(frozen=True)
 class CategoricalComparison:
     """A reference and a current sample of one categorical variable, compared.
@@ -351,6 +371,7 @@ class CategoricalComparison:
         unseen: how many current values fall in categories absent from the reference.
         unseen_categories: how many such categories.
         chi2, p_value, dof: the chi-square homogeneity test (pooled cells).
+        p_unseen: ``unseen_share_test`` of the values in unseen categories (1.0 if none).
         psi: population stability index over the categories.
         js: Jensen-Shannon distance.
     """
@@ -365,6 +386,7 @@ class CategoricalComparison:
     dof: int
     psi: float
     js: float
+    p_unseen: float = 1.0
 
 
 def compare_categorical(ref_codes: np.ndarray, cur_codes: np.ndarray, labels: list[str], n_reference_categories: int
@@ -381,5 +403,6 @@ def compare_categorical(ref_codes: np.ndarray, cur_codes: np.ndarray, labels: li
     cur = np.bincount(cur_codes, minlength=k)[:k]
     unseen_mask = (ref == 0) & (cur > 0)
     chi2, p, dof = chi_square_homogeneity(ref, cur)
-    return CategoricalComparison(labels, ref, cur, int(cur[unseen_mask].sum()), int(unseen_mask.sum()), chi2, p, dof,
-                                 psi(ref, cur), js_distance(ref, cur))
+    unseen = int(cur[unseen_mask].sum())
+    return CategoricalComparison(labels, ref, cur, unseen, int(unseen_mask.sum()), chi2, p, dof, psi(ref, cur),
+                                 js_distance(ref, cur), unseen_share_test(unseen, int(ref.sum()), int(cur.sum())))
