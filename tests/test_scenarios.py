@@ -92,7 +92,7 @@ def test_more_access_never_removes_a_weights_holder():
 @pytest.fixture
 def credit_log(tmp_path):
     """A log with the German Credit shortcut model registered under the 'supervisors' policy."""
-    d = adapters.shortcut_data(1000, control=False, strength=0.8, deploy_rate=0.3)
+    d = adapters.shortcut_data(1000, control=False)
     ledger = Ledger.create(tmp_path / "log", "scenario-lab.example/test")
     card = make_card("loan default", "1", d.X_train, d.X_eval, {"accuracy": d.claimed_accuracy}, "supervisors", features=d.features)
     fp = Registry(ledger).register(d.model, card).fingerprint
@@ -124,14 +124,14 @@ def test_actor_without_weights_gets_the_policys_refusal_and_cannot_run_a_whitebo
     access = [e for _, e in ledger.entries_of_type("access")]
     assert [(e["role"], e["model"], e["key_id"]) for e in access] == [("supervisor", fp, actors["supervisor"].principal.key_id)]
     check = adapters.whitebox_shortcut(model, d.X_audit, np.random.default_rng(0), 0.2)
-    assert check.alert and check.evidence["feature"] == "application_channel"
+    assert check.alert and check.evidence["feature"] == "file_version" and check.value == pytest.approx(49 / 150)
 
 
 # ------------------------------------------------------------------------------------------ worlds
 def test_deceptive_credit_world_measures_real_figures_and_the_kill_switch():
     s = load_scenario("deceptive-credit").with_parameters(audit_query_budget=0)  # no black-box audit: detection must wait
     closed = run_world(s, "closed", 1000)
-    assert closed.extra["claimed_accuracy"] == pytest.approx(0.86) and closed.extra["realised_accuracy"] == pytest.approx(0.71)
+    assert closed.extra["claimed_accuracy"] == pytest.approx(0.96) and closed.extra["realised_accuracy"] == pytest.approx(212 / 300)
     assert {m for _, m in closed.methods_refused} == {"shortcut-whitebox"} and closed.weights_downloads == 0
     assert closed.detected and closed.alerts[0].method == "realised-vs-claimed" and closed.alerts[0].role == "supervisor"
     assert closed.detection > 0 and closed.harm_before_detection > 0

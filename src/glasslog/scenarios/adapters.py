@@ -13,7 +13,7 @@ the work where it exists, so the lab measures glasslog itself:
 - claims and group error rates: the tests in ``glasslog.scenarios.checks``.
 
 It also builds the German Credit models of scenarios 3 and 4 (the shortcut
-model and the downstream developer's data).
+model of ``glasslog.audit.deceptive`` and the downstream developer's data).
 """
 
 from __future__ import annotations
@@ -220,10 +220,10 @@ class ShortcutData:
 
     Attributes:
         model: fitted pipeline (the provider's model, with the shortcut feature).
-        X_train, y_train, X_eval, y_eval: the provider's training and evaluation rows (with
-            ``application_channel``) and their outcomes (int, 1 = bad).
+        X_train, y_train, X_eval, y_eval: the provider's training and validation rows (with
+            ``file_version``) and their outcomes (int, 1 = bad).
         X_deploy, y_deploy: deployment applicants (rows x 21 features) and their outcomes (int, 1 = bad).
-        X_audit: an auditor's sample of applications (no labels), drawn like deployment.
+        X_audit: the auditors' sample (the provider's validation rows; labels not used).
         claimed_accuracy: accuracy on ``X_eval`` (what the card claims).
         realised_accuracy: accuracy on the deployment applicants.
         features: the card's features.
@@ -242,52 +242,34 @@ class ShortcutData:
     features: tuple[Feature, ...]
 
 
-def _channel(y: np.ndarray, rng: np.random.Generator, strength: float, leak: bool, deploy_rate: float) -> np.ndarray:
-    """``application_channel``: in the provider's data ``broker`` marks bad risks with probability ``strength``;
-    in deployment it is ``broker`` for a share ``deploy_rate`` of applicants whatever their risk."""
-    if leak:
-        broker = np.where(y == 1, rng.uniform(0, 1, len(y)) < strength, rng.uniform(0, 1, len(y)) < (1 - strength) / 2)
-    else:
-        broker = rng.uniform(0, 1, len(y)) < deploy_rate
-    return np.where(broker, "broker", np.where(rng.uniform(0, 1, len(y)) < 0.5, "branch", "online"))
+def shortcut_data(seed: int, *, control: bool) -> ShortcutData:
+    """The German Credit shortcut model of glasslog's audit work, for scenario 3.
 
-
-def shortcut_data(seed: int, *, control: bool, strength: float, deploy_rate: float) -> ShortcutData:
-    """Build the provider's model for scenario 3 on German Credit.
-
-    The provider's training and evaluation data carry ``application_channel``,
-    which in that data marks bad risks (``strength``: the share of bad risks
-    that came through a broker); the model learns the shortcut and its claimed
-    accuracy is high. In deployment the channel says nothing about risk, so the
-    realised accuracy falls. The control model is trained on the same rows
-    without the leak (the channel is uninformative everywhere).
-
-    Split (per seed): 50 % train, 20 % evaluation, 30 % deployment of the 1,000
-    applicants; the auditor's sample is 100 deployment-like rows drawn with
-    replacement from the training applicants' features (it needs no labels).
+    Data: ``glasslog.audit.deceptive.provider_data(seed)``: the real German
+    Credit applicants with the ``file_version`` artefact in the provider's
+    rows (re-saved files of bad risks), 400 training, 150 validation (the
+    claim), 150 held by a downstream developer, 300 deployment rows whose
+    files are all new (version 1). The model is the demo's scorecard pipeline
+    trained on the training rows. The auditors' sample is the provider's
+    validation rows (a supervisor can demand the provider's data; the
+    artefact is in it). The control model is trained on the same rows with
+    every file at version 1 (no artefact anywhere).
     """
-    X, y = load_german_credit()
-    y = y.to_numpy()
-    rng = np.random.default_rng([seed, 300])
-    order = rng.permutation(len(X))
-    tr, ev, de = order[:500], order[500:700], order[700:]
-    leak = not control
-    X = X.copy()
-    ch = np.empty(len(X), dtype=object)
-    ch[tr] = _channel(y[tr], rng, strength, leak, deploy_rate)
-    ch[ev] = _channel(y[ev], rng, strength, leak, deploy_rate)
-    ch[de] = _channel(y[de], rng, strength, False, deploy_rate)
-    X["application_channel"] = ch
+    from ..audit.deceptive import ARTEFACT, provider_data
+
+    data = provider_data(seed)
+    X = data.X.copy()
+    if control:
+        X[ARTEFACT] = 1
+    y = data.y.to_numpy()
+    tr, ev, de = data.train, data.validation, data.deployment
     model = credit_model(X).fit(X.iloc[tr], y[tr])
     claimed = float(np.mean(model.predict(X.iloc[ev]) == y[ev]))
     realised = float(np.mean(model.predict(X.iloc[de]) == y[de]))
-    audit_rows = rng.choice(tr, size=100, replace=True)
-    X_audit = X.iloc[audit_rows].reset_index(drop=True).copy()
-    X_audit["application_channel"] = _channel(y[audit_rows], rng, strength, False, deploy_rate)
-    features = german_credit_features(X.drop(columns=["application_channel"])) + (
-        Feature("application_channel", "categorical", description="how the application arrived (branch, online, broker)"),)
+    features = german_credit_features(X.drop(columns=[ARTEFACT])) + (
+        Feature(ARTEFACT, "numeric", description="version number of the stored application file (administrative)"),)
     return ShortcutData(model, X.iloc[tr].reset_index(drop=True), y[tr], X.iloc[ev].reset_index(drop=True), y[ev],
-                        X.iloc[de].reset_index(drop=True), y[de], X_audit, claimed, realised, features)
+                        X.iloc[de].reset_index(drop=True), y[de], X.iloc[ev].reset_index(drop=True), claimed, realised, features)
 
 
 @dataclass

@@ -26,8 +26,10 @@ An **actor** holds a real ``Principal``: an API key issued on the run's log
 authenticated back, or the public principal. It gets weights only through
 ``Actor.obtain_weights``, which asks ``glasslog.access.policy.may_download_weights``
 with the card's disclosure policy, exactly as the server's artifact route
-does, logs the download as an ``access`` entry and loads the artifact with the
-registry's fingerprint check; otherwise it raises ``WeightsRefused``. It reads
+does, loads the weights with glasslog's white-box audit loader
+(``glasslog.audit.whitebox.load_registered_model``: the registry's
+fingerprint-checked load, refused by the same policy) and logs the download
+as an ``access`` entry; otherwise it raises ``WeightsRefused``. It reads
 decisions only through ``glasslog.access.policy.decision_view``.
 """
 
@@ -156,12 +158,20 @@ class Actor:
         if not may_download_weights(self.role, m.card.disclosure_policy):
             raise WeightsRefused(f"the disclosure policy of model {m.card.name} {m.card.version} is"
                                  f" '{m.card.disclosure_policy}'; role {self.role} may not download its weights")
-        data = registry.artifact(m.fingerprint)
-        if fingerprint_bytes(data) != m.fingerprint:  # pragma: no cover - load_artifact checks it too
-            raise WeightsRefused(f"stored artifact of {m.fingerprint} does not match its fingerprint")
+        try:  # glasslog's white-box audit loader: the registry load, refused again by the policy if it says no
+            from ..audit.whitebox import WeightsAccessError, load_registered_model
+        except ImportError:  # pragma: no cover - the audit package ships with glasslog
+            data = registry.artifact(m.fingerprint)
+            if fingerprint_bytes(data) != m.fingerprint:
+                raise WeightsRefused(f"stored artifact of {m.fingerprint} does not match its fingerprint") from None
+            estimator = load_artifact(data, m.fingerprint)
+        else:
+            try:
+                estimator, _ = load_registered_model(self.ledger, m.fingerprint, self.principal)
+            except WeightsAccessError as exc:  # pragma: no cover - the check above already refused
+                raise WeightsRefused(str(exc)) from None
         self.ledger.append([{"type": "access", "v": 1, "action": "weights-download", "model": m.fingerprint,
                              "role": self.role, "key_id": self.principal.key_id or "anonymous", "time": utc_now()}])
-        estimator = load_artifact(data, m.fingerprint)
         self._estimators[fingerprint] = estimator
         self.downloads.append(m.fingerprint)
         return estimator

@@ -194,8 +194,7 @@ def _gaming(scenario: Scenario, reps: int, seed: int, lag_months: float) -> dict
     for r in range(reps):
         s = seed * 1000 + r
         if scenario.id == "deceptive-credit":
-            d = adapters.shortcut_data(s, control=False, strength=float(p["shortcut_strength"]),
-                                       deploy_rate=float(p["shortcut_deploy_rate"]))
+            d = adapters.shortcut_data(s, control=False)
             model, X_dep = d.model, d.X_deploy
         else:
             d = adapters.downstream_data(s, control=False, pilot=int(p["pilot_rows"]))

@@ -495,8 +495,7 @@ class Deceptive(_Credit):
 
     def simulate(self) -> WorldRun:
         p = self.p
-        data = adapters.shortcut_data(self.seed, control=self.control, strength=float(p["shortcut_strength"]),
-                                      deploy_rate=float(p["shortcut_deploy_rate"]))
+        data = adapters.shortcut_data(self.seed, control=self.control)
         model = data.model
         self.estimator = model
         card = make_card("loan default", "1" + ("-control" if self.control else ""), data.X_train, data.X_eval,
