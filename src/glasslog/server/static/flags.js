@@ -4,7 +4,7 @@
 (function () {
   "use strict";
   const $ = (id) => document.getElementById(id);
-  const TOKEN = /^grt_[A-Za-z0-9_-]{43}$/;
+  const TOKEN = /^grt_((0|[1-9][0-9]{0,15})_)?[A-Za-z0-9_-]{43}$/; // keys.py: grt_<decision index>_<secret> (older: grt_<secret>)
   const FLASH = "glasslog.flash";
   const FIELD_IDS = { decision: "flag-decision", model: "flag-model", category: "flag-category", text: "flag-text", token: "flag-token" };
 
@@ -93,7 +93,7 @@
     const tokenInput = $("flag-token");
     if (tokenInput && tokenInput.value.trim()) {
       token = tokenInput.value.trim();
-      if (!TOKEN.test(token)) errors.push({ field: "token", problem: "A receipt token starts with grt_ followed by 43 letters, digits, '-' or '_'." });
+      if (!TOKEN.test(token)) errors.push({ field: "token", problem: "A receipt token looks like grt_, the decision's number, '_' and 43 letters, digits, '-' or '_'." });
     }
     if (errors.length) { showErrors(form, errors); return; }
     const button = $("flag-submit");
@@ -121,7 +121,9 @@
     link.href = "/flags#flag-" + (f.duplicate_of !== null ? f.duplicate_of : f.index);
     link.textContent = "See it among the ranked flags";
     result.append(link);
+    const fixed = $("flag-decision").type === "hidden" ? $("flag-decision").value : null;
     form.reset();
+    if (fixed !== null) $("flag-decision").value = fixed; // a page about one decision keeps it
     updateCount();
   }
 

@@ -5,7 +5,7 @@
 (function () {
   "use strict";
   const $ = (id) => document.getElementById(id);
-  const TOKEN = /^grt_[A-Za-z0-9_-]{43}$/;
+  const TOKEN = /^grt_((0|[1-9][0-9]{0,15})_)?[A-Za-z0-9_-]{43}$/; // keys.py: grt_<decision index>_<secret> (older: grt_<secret>)
   let token = null; // kept in memory only, for fetching the receipt and flagging as its subject
   let fromToken = null; // the /v1/receipt response (decision view with outcomes)
 
@@ -36,7 +36,7 @@
 
   async function fetchByToken(t) {
     if (!TOKEN.test(t)) {
-      formError("A receipt token starts with grt_ followed by 43 letters, digits, '-' or '_'. Check that you copied all of it.");
+      formError("A receipt token looks like grt_, the decision's number, '_' and 43 letters, digits, '-' or '_'. Check that you copied all of it.");
       $("token").setAttribute("aria-invalid", "true");
       $("token").focus();
       return null;
@@ -147,9 +147,9 @@
   async function verifyText(text) {
     formError("");
     const report = await window.GlasslogVerify.verifyReceipt(text, $("verifier-key").value);
-    window.glasslogLastReport = report;
     show(report);
     await describe(report);
+    window.glasslogLastReport = report; // set once the page shows everything (tests wait on it)
     return report;
   }
 
