@@ -305,6 +305,14 @@ MATRIX: dict[tuple[str, str], tuple] = {
 }
 
 
+def _published_report(w, url: str) -> dict:
+    """Publish a report beside the log (as glasslog audit --out does) and request it."""
+    path = w.dir / url.lstrip("/") / "report.html"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("<!doctype html><title>Matrix</title><h1>Matrix</h1>")
+    return {"url": url}
+
+
 # The web pages (glasslog.server.web): HTML for everyone; a credential header is ignored there (the console sends its
 # key to /v1 itself). tests/test_web.py tests what they show.
 WEB_PAGES = {
@@ -316,6 +324,8 @@ WEB_PAGES = {
     ("GET", "/findings"): (_static("/findings"), _all(200, False)),
     ("GET", "/receipt"): (_static("/receipt"), _all(200, False)),
     ("GET", "/console"): (_static("/console"), _all(200, False)),
+    ("GET", "/reports"): (_static("/reports"), _all(200, False)),
+    ("GET", "/reports/{kind}/{name}"): (lambda w: _published_report(w, "/reports/audits/matrix"), _all(200, False)),
 }
 MATRIX.update(WEB_PAGES)
 MATRIX[("POST", "/v1/replay")] = (_static("/v1/replay", json={"deployment": DEP_PUB}), _write({"supervisor": 200}))

@@ -40,6 +40,8 @@ import pytest
 
 from glasslog import capture
 from glasslog.access import KeyStore
+from glasslog.audit.report import build_report
+from glasslog.audit.run import audit_logged_model
 from glasslog.demo.german_credit import german_credit_features, load_german_credit
 from glasslog.demo.run import run_demo, wilson_interval
 from glasslog.ledger import Ledger
@@ -146,6 +148,16 @@ def world(tmp_path_factory) -> World:
     lg = Ledger.open(d)
     run = run_monitors(lg, "supervisor")
     assert run.record(lg) is not None
+    # Reports published beside the log: a researcher's audit of the model (glasslog.audit), and a scenario-lab report.
+    results = audit_logged_model(lg, summary.model, principal="researcher", n_boot=50)
+    audit = build_report(results, title="Audit of the credit scorecard as researcher", context={"role": "researcher"})
+    audit.write(d / "reports" / "audits" / "researcher-2026-11")
+    scen = d / "reports" / "scenarios" / "whimper-test"
+    scen.mkdir(parents=True)
+    (scen / "report.html").write_text("<!doctype html><html><head><title>glasslog scenario lab</title><style>h1{color:#222}</style>"
+                                      "</head><body><h1>glasslog scenario lab</h1><p>whimper under five regimes</p></body></html>")
+    (scen / "results.json").write_text(json.dumps({"scenarios": [{"id": "whimper"}], "reps": 1, "seed": 0}))
+    (d / "reports" / "audits" / "..hidden").mkdir()  # not a report name: never listed
     lg.close()
 
     shots = Path(os.environ["GLASSLOG_SCREENSHOTS"]) if os.environ.get("GLASSLOG_SCREENSHOTS") else tmp_path_factory.mktemp("screenshots")
@@ -344,6 +356,28 @@ def test_decisions_filter_paginate_and_refuse_bad_input(page, world):
     # A private decision's page shows the entry's public fields, never its output.
     page.goto(f"/decisions/{world.subject_index}")
     assert page.inner_text("#output") == "private: logged as a commitment"
+
+
+def test_published_reports_are_listed_and_served_without_scripts(page, world):
+    page.goto("/reports")
+    rows = rows_of(page, "#reports")
+    assert [r[0] for r in rows] == ["glasslog scenario lab: whimper", "Audit of the credit scorecard as researcher"]
+    report = json.loads((world.dir / "reports/audits/researcher-2026-11/report.json").read_text())
+    alerts = sum(f["verdict"] == "alert" for f in report["findings"])
+    assert rows[1][1:] == ["Audit", report["created"][:19].replace("T", " ") + " UTC", f"{alerts} alerting of {len(report['findings'])}"]
+    page.click("text=Audit of the credit scorecard as researcher")
+    assert page.url.endswith("/reports/audits/researcher-2026-11")
+    assert page.inner_text("h1") == "Audit of the credit scorecard as researcher"
+    r = world.http.get("/reports/audits/researcher-2026-11")
+    assert r.headers["content-security-policy"] == "default-src 'none'; style-src 'unsafe-inline'; img-src data:; sandbox"
+    assert r.content == (world.dir / "reports/audits/researcher-2026-11/report.html").read_bytes()
+    for bad in ("/reports/audits/..hidden", "/reports/keys/x", "/reports/audits/nope"):
+        r = world.http.get(bad)
+        assert r.status_code == 404 and "No such report" in r.text, bad
+    r = world.http.get("/reports/audits/%2e%2e%2f..%2flog.key")  # no route reaches the signer key
+    assert r.status_code == 404 and "PRIVATE+KEY" not in r.text
+    page.goto("/")
+    assert [r[0] for r in rows_of(page, "#reports")] == [r[0] for r in rows]
 
 
 # ------------------------------------------------------------------ receipts
@@ -659,6 +693,14 @@ def test_supervisor_suspends_a_model_in_the_console_and_the_public_page_shows_it
     row.locator("summary").click()
     evidence = json.loads(row.locator("pre").inner_text())["evidence"]
     assert evidence["attribute"] == "personal_status_and_sex" and "male : single" in evidence["groups"]
+    # Run the monitors from the console: their findings are recorded and listed.
+    before = findings.count()
+    page.click("#monitors-form button")
+    wait_js(page, "document.getElementById('monitors-result').className === 'success'")
+    recorded = re.search(r"recorded as entries (\d+)–(\d+)", page.inner_text("#monitors-result"))
+    first, last = int(recorded.group(1)), int(recorded.group(2))
+    wait_js(page, f"document.querySelector(\"#console-findings tr[data-finding='{last}']\") !== null")
+    assert page.locator("#console-findings tbody tr").count() == min(200, before + last - first + 1)
     # Triage: the researcher's flag is in the queue; resolve it (a reason is required).
     item = page.locator(f"#triage-items li[data-item='{flag_index}']")
     assert item.count() == 1 and "harmful" in item.inner_text()
@@ -716,7 +758,7 @@ PUBLIC_PAGES = ("/", "/decisions", "/flags", "/findings", "/receipt", "/console"
 
 def public_urls(w: World) -> list[str]:
     fig = public_figures(w)
-    return [*PUBLIC_PAGES, f"/models/{w.model}", f"/decisions?after={fig['pub'][49]}", f"/decisions/{fig['pub'][0]}",
+    return [*PUBLIC_PAGES, "/reports", "/reports/audits/researcher-2026-11", f"/models/{w.model}", f"/decisions?after={fig['pub'][49]}", f"/decisions/{fig['pub'][0]}",
             f"/decisions/{w.subject_index}", f"/decisions/{w.pub_token_index}", f"/receipt?index={w.pub_indexes[0]}",
             f"/flags?decision={w.subject_index}"]
 

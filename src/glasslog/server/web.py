@@ -33,12 +33,12 @@ import re
 import threading
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from importlib import resources
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
@@ -49,7 +49,7 @@ from ..oversight.flags import MAX_TEXT_CHARS, Flags
 from ..registry import RegistryError
 from . import charts
 
-__all__ = ["register", "RegisterStats", "wilson_interval", "PAGE_SIZE", "SECURITY_HEADERS"]
+__all__ = ["register", "RegisterStats", "list_reports", "wilson_interval", "PAGE_SIZE", "SECURITY_HEADERS", "REPORT_KINDS"]
 
 PAGE_SIZE = 50
 """Decisions per page of ``/decisions``."""
@@ -194,6 +194,80 @@ def _time_series(per_minute: dict[str, Counter], deployments: list[str] | None =
     return out, unit
 
 
+# ------------------------------------------------------------------ published reports
+REPORT_KINDS = {"audits": "Audit", "scenarios": "Scenario lab"}
+"""Kinds of report published beside the log: ``<data dir>/reports/<kind>/<name>/report.html``."""
+
+REPORT_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src data:; sandbox",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-cache",
+}
+"""Headers of a published report: its own inline styles and embedded images, no script, sandboxed."""
+
+_REPORT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+_HTML_TITLE = re.compile(rb"<title>([^<]{1,300})</title>", re.IGNORECASE)
+
+
+def list_reports(data_dir, kind: str | None = None) -> list[dict]:
+    """The reports published beside the log, newest first.
+
+    A report is published by writing it (``glasslog audit ... --out`` or ``glasslog scenarios run --out``) into
+    ``<data dir>/reports/audits/<name>/`` or ``<data dir>/reports/scenarios/<name>/``: whatever is there is public.
+    ``<name>``: letters, digits, ``.``, ``_`` and ``-``, at most 100 characters.
+
+    Returns:
+        dicts with ``kind``, ``kind_title``, ``name``, ``url``, ``title`` (the report's HTML title), ``created``
+        (``report.json``'s ``created``, else the file's modification time, RFC 3339 UTC) and, for audits,
+        ``findings`` and ``alerts`` (counts from ``report.json``; None if it is absent or unreadable).
+    """
+    from pathlib import Path
+
+    out = []
+    for k, kind_title in REPORT_KINDS.items():
+        if kind is not None and k != kind:
+            continue
+        base = Path(data_dir) / "reports" / k
+        if not base.is_dir():
+            continue
+        for sub in base.iterdir():
+            html = sub / "report.html"
+            if not _REPORT_NAME.match(sub.name) or not sub.is_dir() or not html.is_file():
+                continue
+            try:
+                head = html.open("rb").read(8192)
+            except OSError:
+                continue
+            m = _HTML_TITLE.search(head)
+            title = m.group(1).decode("utf-8", "replace").strip() if m else sub.name
+            created = datetime.fromtimestamp(html.stat().st_mtime, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+            findings = alerts = None
+            results = sub / "results.json"  # a scenario-lab report: name the scenarios it ran
+            if results.is_file():
+                try:
+                    data = json.loads(results.read_text(encoding="utf-8"))
+                    ids = [str(x.get("id")) for x in data.get("scenarios", []) if isinstance(x, dict) and x.get("id")]
+                    if ids:
+                        title = f"{title}: {', '.join(ids)}"
+                except (OSError, ValueError, AttributeError):
+                    pass
+            meta = sub / "report.json"
+            if meta.is_file():
+                try:
+                    data = json.loads(meta.read_text(encoding="utf-8"))
+                    if isinstance(data, dict):
+                        created = data.get("created") if isinstance(data.get("created"), str) else created
+                        if isinstance(data.get("findings"), list):
+                            findings = len(data["findings"])
+                            alerts = sum(1 for f in data["findings"] if isinstance(f, dict) and f.get("verdict") == "alert")
+                except (OSError, ValueError):
+                    pass
+            out.append({"kind": k, "kind_title": kind_title, "name": sub.name, "url": f"/reports/{k}/{sub.name}",
+                        "title": title, "created": created, "findings": findings, "alerts": alerts})
+    return sorted(out, key=lambda r: r["created"], reverse=True)
+
+
 # ------------------------------------------------------------------ presentation helpers
 def short_fp(fp: str | None) -> str:
     """``sha256:1a2b3c4d5e6f...`` -> ``1a2b3c4d5e6f`` (the first 12 hex digits)."""
@@ -320,7 +394,8 @@ def register(app: FastAPI, kit) -> None:
         for m in c.registry.list():
             models.append({"m": m, "decisions": per_model.get(m.fingerprint, 0)})
         top_flags, _ = flag_rows(c, limit=5)
-        return page(request, "home.html", top_flags=top_flags, findings=finding_rows(c, limit=5), log={"origin": c.ledger.origin, "verifier_key": c.ledger.verifier_key,
+        return page(request, "home.html", top_flags=top_flags, findings=finding_rows(c, limit=5),
+                    reports=list_reports(kit.data_dir)[:5], log={"origin": c.ledger.origin, "verifier_key": c.ledger.verifier_key,
                                                "tree_size": c.ledger.signed_size(), "checkpoint": c.ledger.checkpoint()},
                     models=models, deployments=[{"d": d, "decisions": per_dep.get(d.name, 0)} for d in deployments],
                     series=series, unit=unit,
@@ -521,8 +596,20 @@ def register(app: FastAPI, kit) -> None:
         return rows[:limit] if limit is not None else rows
 
     def audit_reports(c) -> list[dict]:
-        """Audit reports published beside the log (none until the audit package publishes them)."""
-        return []
+        return [{"url": r["url"], "title": r["title"], "note": f"{r['created'][:10]}"
+                 + (f", {r['alerts']} alerting of {r['findings']} findings" if r["findings"] is not None else "")}
+                for r in list_reports(kit.data_dir, "audits")]
+
+    @app.get("/reports", include_in_schema=False, response_class=HTMLResponse)
+    def reports_page(request: Request) -> HTMLResponse:
+        return page(request, "reports.html", reports=list_reports(kit.data_dir))
+
+    @app.get("/reports/{kind}/{name}", include_in_schema=False)
+    def report_file(request: Request, kind: str, name: str) -> Response:
+        path = kit.data_dir / "reports" / kind / name / "report.html"
+        if kind not in REPORT_KINDS or not _REPORT_NAME.match(name) or not path.is_file():
+            return error_page(request, 404, "No such report", "Published reports are listed on the reports page.")
+        return Response(path.read_bytes(), media_type="text/html; charset=utf-8", headers=REPORT_HEADERS)
 
     @app.get("/flags", include_in_schema=False, response_class=HTMLResponse)
     def flags_page(request: Request) -> HTMLResponse:

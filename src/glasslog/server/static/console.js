@@ -212,12 +212,44 @@
     return details;
   }
 
-  async function loadFindings() {
-    const box = $("findings-console");
+  async function findingRows() {
+    const res = await api("GET", "/v1/findings?limit=200");
+    if (res.ok) return res.body.findings.map((f) => ({ i: f.index, res: { ok: true, body: { entry: f } } }));
+    // A server without GET /v1/findings: the finding entries the page listed, read one by one (entries are public).
     const data = $("console-data");
     const indexes = data ? JSON.parse(data.dataset.findings || "[]") : [];
-    if (!indexes.length) { box.replaceChildren(el("p", { id: "findings-empty", text: "No findings on the log yet." })); return; }
-    const rows = await Promise.all(indexes.slice(0, 100).map(async (i) => ({ i, res: await api("GET", "/v1/entries/" + i) })));
+    return Promise.all(indexes.slice(0, 100).map(async (i) => ({ i, res: await api("GET", "/v1/entries/" + i) })));
+  }
+
+  function monitorForm() {
+    const out = el("p", { id: "monitors-result", role: "status" });
+    const button = el("button", { type: "submit", text: "Run the monitors now" });
+    const form = el("form", { id: "monitors-form", class: "actions", novalidate: true }, button, out);
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      button.disabled = true;
+      out.className = "hint";
+      out.textContent = "Running performance, drift, disparity, Goodhart and anomaly monitors over the whole log…";
+      const res = await api("POST", "/v1/monitors/run", {});
+      button.disabled = false;
+      if (res.status === 404 && !(res.body && res.body.type && res.body.type.endsWith("/not-found"))) { out.textContent = "Monitors are not available on this server."; return; }
+      if (!res.ok) { out.className = "field-error"; out.textContent = "The monitors did not run: " + problem(res); return; }
+      const r = res.body;
+      out.className = "success";
+      out.textContent = `${r.findings.length} findings (${r.alerts} alerts) over ${r.decisions} decisions, recorded as entries ` +
+        (r.recorded && r.recorded.length ? `${r.recorded[0]}–${r.recorded[r.recorded.length - 1]}` : "(none)") + ".";
+      await loadFindings(true);
+      await loadTriage();
+    });
+    return form;
+  }
+
+  async function loadFindings(keepForm) {
+    const box = $("findings-console");
+    if (!keepForm || !$("monitors-form")) box.replaceChildren(monitorForm(), el("div", { id: "findings-table" }));
+    const holder = $("findings-table");
+    const rows = await findingRows();
+    if (!rows.length) { holder.replaceChildren(el("p", { id: "findings-empty", text: "No findings on the log yet." })); return; }
     const table = el("table", { id: "console-findings" }, el("thead", {}, el("tr", {},
       ...["Entry", "Check", "About", "Statistic", "Verdict", "Severity", "Evidence"].map((h) => el("th", { scope: "col", text: h })))));
     const tbody = el("tbody");
@@ -234,7 +266,7 @@
         el("td", {}, el("details", {}, el("summary", { text: "Show" }), pre))));
     }
     table.append(tbody);
-    box.replaceChildren(table);
+    holder.replaceChildren(table);
     renderReplayHistory(rows.filter(({ res }) => res.ok && res.body.entry.check === "replay.weights"));
   }
 
@@ -296,7 +328,7 @@
       const data = $("console-data");
       if (r.finding_index !== null && data) {
         data.dataset.findings = JSON.stringify([r.finding_index, ...JSON.parse(data.dataset.findings || "[]")]);
-        await loadFindings();
+        await loadFindings(true);
       }
     });
     box.replaceChildren(el("p", { class: "hint", text: "Recompute logged decisions from their stored inputs with the registered weights (checked against their fingerprint) and compare with the logged outputs. The result goes on the log as a finding." }),
