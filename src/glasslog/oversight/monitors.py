@@ -903,8 +903,12 @@ def check_disparity(view: DeploymentData, cfg: MonitorConfig) -> tuple[list[Find
                   "below_four_fifths": below, "significant": significant}
             if significant:
                 verdict, severity = "alert", ("high" if metric == "selection_rate" else "medium")
-                ev["direction"] = (f"{metric.replace('_', ' ')} of {', '.join(significant)} is below four-fifths of the "
-                                   f"best-treated group's ({best}), significantly")
+                if metric == "selection_rate":
+                    ev["direction"] = (f"selection rate of {', '.join(significant)} is below four-fifths of that of "
+                                       f"{best}, significantly")
+                else:
+                    ev["direction"] = (f"{metric.replace('_', ' ')} of {', '.join(significant)} is above five-fourths of "
+                                       f"that of {best} (ratio below 0.8), significantly")
             elif below:
                 verdict, severity = "insufficient-data", "low"
                 ev["note"] = ("ratio below 0.8 but not statistically significant: 29 CFR 1607.4(D) says such differences "
