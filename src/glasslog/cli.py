@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from .audit.commands import app as audit_app
 from .capture import ModelNotActiveError
 from .ledger import DATA_DIR_ENV, EntryError, KeyFileError, Ledger, LedgerError, NoteError, ProofError
 from .ledger.receipt import Receipt, ReceiptFormatError
@@ -37,6 +38,7 @@ app.add_typer(models_app, name="models")
 app.add_typer(keys_app, name="keys")
 app.add_typer(scenarios_app, name="scenarios")
 app.add_typer(monitor_app, name="monitor")
+app.add_typer(audit_app, name="audit")
 
 out = Console()
 err = Console(stderr=True)
