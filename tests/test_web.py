@@ -328,6 +328,7 @@ def test_decisions_filter_paginate_and_refuse_bad_input(page, world):
         lg.close()
     p1 = e["output"]["proba"][1]
     assert first[0][4] == f"{e['output']['label']} (P[1] = {p1:.2f})"
+    shot(page, world, "decisions", height=1200)
     page.click("a[rel=next]")
     second = rows_of(page, "#decisions")
     assert [int(r[0]) for r in second] == fig["pub"][50:]
@@ -343,7 +344,6 @@ def test_decisions_filter_paginate_and_refuse_bad_input(page, world):
     assert len(rows_of(page, "#decisions")) == 50
     page.goto("/decisions?until=2000-01-01")
     assert page.inner_text("#h-results") == "No decisions match"
-    shot(page, world, "decisions")
     # Bad input: the error summary names each field, takes the focus, and the fields are marked invalid.
     r = page.goto(f"/decisions?since=2026-02-30&deployment={world.dep_priv}&output=" + "x" * 201)
     assert r.status == 400

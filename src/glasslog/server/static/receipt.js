@@ -186,7 +186,7 @@
   async function start() {
     $("receipt-form").addEventListener("submit", onSubmit);
     $("receipt-file").addEventListener("change", onFile);
-    $("receipt-text").addEventListener("input", () => { fromToken = null; });
+    $("receipt-text").addEventListener("input", () => { fromToken = null; $("receipt-file").value = ""; });
     const hash = new URLSearchParams(location.hash.slice(1));
     const t = hash.get("token");
     if (t) {
