@@ -393,7 +393,10 @@ def test_cli_csv_and_bad_input(tmp_path):
     r = run("audit", "csv", csv, "--label", "recid", "--prediction", "high_risk", "--group", "race")
     assert r.exit_code == 2 and "--label: no column 'recid'" in r.output
     r = run("audit", "csv", csv, "--label", "two_year_recid", "--prediction", "race", "--group", "sex")
-    assert r.exit_code == 2 and "y_pred: must be binary" in r.output
+    assert r.exit_code == 2 and "prediction column 'race': must be binary" in r.output
+    df.assign(high_risk=df["high_risk"].where(df.index != 7)).to_csv(tmp_path / "gap.csv", index=False)
+    r = run("audit", "csv", tmp_path / "gap.csv", "--label", "two_year_recid", "--prediction", "high_risk", "--group", "sex")
+    assert r.exit_code == 2 and "prediction column 'high_risk': 1 missing values (first at row 7)" in r.output
     r = run("audit", "csv", tmp_path / "missing.csv", "--label", "a", "--prediction", "b", "--group", "c")
     assert r.exit_code == 2 and "no such file" in r.output
     r = run("audit", "csv", csv, "--label", "two_year_recid", "--prediction", "high_risk", "--group", "race", "--fail-on", "severe")

@@ -333,4 +333,14 @@ def group_audit_frame(
     for role, col in [("label", label), ("prediction", prediction)] + [("group", g) for g in groups]:
         if col not in frame.columns:
             raise AuditInputError(role, f"no column {col!r}; columns are {list(frame.columns)[:30]}")
-    return {g: group_error_rates(frame[label], frame[prediction], frame[g], attribute=g, **kwargs) for g in groups}
+    out = {}
+    for g in groups:
+        try:
+            out[g] = group_error_rates(frame[label], frame[prediction], frame[g], attribute=g, **kwargs)
+        except AuditInputError as exc:  # name the frame's column, not the function's argument
+            column = {"y_true": f"label column {label!r}", "y_pred": f"prediction column {prediction!r}",
+                      g: f"group column {g!r}"}.get(exc.field)
+            if column is None:
+                raise
+            raise AuditInputError(column, exc.problem) from None
+    return out
