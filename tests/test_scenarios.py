@@ -221,3 +221,11 @@ def test_cli_run_writes_the_report_and_refuses_bad_input(tmp_path):
     for name in ("report.md", "report.html", "results.json"):
         assert (tmp_path / "rep" / name).stat().st_size > 1000
     assert "data:image/png;base64," in (tmp_path / "rep" / "report.html").read_text()
+
+
+def test_a_failed_pilot_through_queries_stops_the_launch_and_nothing_is_logged():
+    s = load_scenario("downstream-adaptation").with_parameters(developer_query_budget=100)
+    r = run_world(s, "closed", 0)
+    assert r.extra["pilot_mode"] == "queries" and r.extra["claimed_accuracy"] == pytest.approx(152 / 189)
+    assert r.detection == 0 and [a.method for a in r.alerts] == ["pilot-blackbox"]
+    assert r.decisions == 0 and r.harm_total == 0 and r.logged_after_suspension == 0 and r.refused_after_suspension > 0

@@ -114,11 +114,15 @@ def performance_monitor(actor: Any, deployment: str, model: str, alpha: float) -
     """
     try:
         from ..oversight.monitors import MonitorConfig, run_monitors
+        from ..oversight.views import MonitorViewError
     except ImportError:  # pragma: no cover - the monitors ship with glasslog
         return None
     granted = actor.principal.deployments if actor.role == "developer" else ()
-    run = run_monitors(actor.ledger, actor.role, MonitorConfig(alpha=alpha, monitors=("performance",)),
-                       deployments=[deployment], granted=granted)
+    try:
+        run = run_monitors(actor.ledger, actor.role, MonitorConfig(alpha=alpha, monitors=("performance",)),
+                           deployments=[deployment], granted=granted)
+    except MonitorViewError:  # nothing logged in the deployment yet (e.g. the model was suspended before launch)
+        return None
     for f in run.findings:
         if f.check == "performance.accuracy" and f.model == model:
             return Check("realised-vs-claimed", f.statistic, None if f.value is None else float(f.value),
