@@ -313,6 +313,12 @@ def test_model_page_card_status_history_downloads_and_findings(page, world):
     r = world.http.get("/models/sha256:" + "0" * 64)
     assert r.status_code == 404 and "text/html" in r.headers["content-type"] and "unknown model" in r.text
     assert world.http.get("/models/<script>").status_code == 404
+    # A page that does not exist: HTML for a browser; the API and the verifier endpoints keep problem+json.
+    r = world.http.get("/no-such-page", headers={"Accept": "text/html"})
+    assert r.status_code == 404 and "Page not found" in r.text and r.headers["content-security-policy"].startswith("default-src 'none'")
+    for url in ("/v1/no-such-thing", "/tile/9/999", "/no-such-page"):
+        r = world.http.get(url, headers={"Accept": "text/html"} if url.startswith(("/v1", "/tile")) else {})
+        assert r.status_code == 404 and r.headers["content-type"] == "application/problem+json", url
 
 
 def test_decisions_filter_paginate_and_refuse_bad_input(page, world):
@@ -524,6 +530,9 @@ def test_receipt_link_with_token_verifies_and_the_subject_flags_it(page, world):
     assert "flagged by subject" in item.inner_text() and text not in item.inner_text()
     assert "visible to the reporter and supervisors only" in item.inner_text()
     # A public-service decision's receipt by index: fetched from the API, verified here.
+    page.goto(f"/receipt?index={world.subject_index}")  # a private decision's receipt is its subject's
+    page.wait_for_selector("body[data-ready]")
+    assert page.inner_text("#form-error").startswith(f"Decision {world.subject_index} is in a private deployment")
     page.goto(f"/receipt?index={world.pub_indexes[3]}")
     wait_js(page, "window.glasslogLastReport")
     assert page.inner_text("#verdict") == f"Receipt verified: decision {world.pub_indexes[3]} is on the log"
@@ -597,8 +606,13 @@ def test_flag_submitted_in_the_page_appears_in_the_ranked_list(page, world):
     page.check("#cat-other")
     page.click("#flag-submit")
     page.wait_for_selector("#flag-errors:not([hidden])")
-    assert "its subject flags it with their receipt token" in page.inner_text("#flag-errors")
+    assert "only the person it is about can flag it, with the receipt token" in page.inner_text("#flag-errors")
     assert page.inner_text("#flag-token-e") != ""
+    # With a receipt token of another decision: the API refuses (role subject may not flag this one).
+    page.fill("#flag-token", world.pub_token)
+    page.click("#flag-submit")
+    wait_js(page, "document.querySelector('#flag-errors li') !== null")
+    assert "may not flag decisions of deployment" in page.inner_text("#flag-errors")
     # Nothing given, and a decision index that is not a number.
     page.fill("#flag-decision", "12a")
     page.click("#flag-submit")

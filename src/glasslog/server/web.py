@@ -41,6 +41,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..access import PUBLIC, decision_view
 from ..ledger import merkle
@@ -344,6 +345,23 @@ def register(app: FastAPI, kit) -> None:
 
     def error_page(request: Request, status: int, title: str, message: str) -> HTMLResponse:
         return page(request, "error.html", status=status, title=title, message=message, nav="")
+
+    # A browser asking for a page that does not exist gets an HTML page; the API and the verifier endpoints
+    # keep their problem+json (the app's own handler).
+    api_handler = app.exception_handlers.get(StarletteHTTPException)
+
+    async def on_http(request: Request, exc: StarletteHTTPException):
+        path = request.url.path
+        wants_html = "text/html" in request.headers.get("accept", "")
+        if (exc.status_code == 404 and request.method == "GET" and wants_html and api_handler is not None
+                and not path.startswith(("/v1/", "/tile/", "/checkpoint", "/static/", "/docs", "/redoc", "/openapi"))):
+            return error_page(request, 404, "Page not found",
+                              "There is no page at this address. The register's pages are listed in the menu above.")
+        if api_handler is None:
+            raise exc
+        return await api_handler(request, exc)
+
+    app.add_exception_handler(StarletteHTTPException, on_http)
 
     def model_names(c) -> dict[str, str]:
         return {m.fingerprint: f"{m.card.name} {m.card.version}" for m in c.registry.list()}

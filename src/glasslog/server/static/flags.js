@@ -58,7 +58,11 @@
         out.push({ field: FIELD_IDS[field] ? field : "", problem: `${e.field}: ${e.problem}` });
       }
     } else if (res.status === 401) {
-      out.push({ field: $("flag-token") ? "token" : "", problem: b.detail || "this needs your receipt token" });
+      const tokenGiven = $("flag-token") && $("flag-token").value.trim();
+      out.push({ field: $("flag-token") ? "token" : "",
+                 problem: tokenGiven ? "This receipt token is not known to this log: check that you copied all of it."
+                   : "This decision is in a private deployment: only the person it is about can flag it, with the receipt token " +
+                     "they were given (enter it in the receipt token field). Anyone can flag the model as a whole." });
     } else if (res.status === 429) {
       out.push({ field: "", problem: "Too many flags or ratings from here in the last hour: " + (b.detail || "try again later") });
     } else {

@@ -56,7 +56,9 @@
   async function fetchByIndex(index) {
     const r = await fetch("/v1/receipts/" + encodeURIComponent(index), { cache: "no-store" });
     if (!r.ok) {
-      formError(`Could not fetch the receipt of decision ${index}: ` + (await problemText(r)));
+      formError(r.status === 403
+        ? `Decision ${index} is in a private deployment: its receipt is for the person it is about. Open your receipt file, or give your receipt token.`
+        : `Could not fetch the receipt of decision ${index}: ` + (await problemText(r)));
       return null;
     }
     return JSON.stringify(await r.json(), null, 2);
