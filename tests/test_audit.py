@@ -111,6 +111,12 @@ def test_group_audit_bad_input():
         group_error_rates([0, 1, 1], [0, 1, 1], ["a", "b", "a"], reference="z")
     with pytest.raises(AuditInputError, match="no column 'colour'"):
         group_audit_frame(pd.DataFrame({"y": [0, 1], "p": [0, 1]}), "y", "p", ["colour"])
+    # 0 of 60 vs 3 of 60 false positives: too few events for a ratio (the interval would be a degenerate 0-0).
+    y = [0] * 120
+    pred = [0] * 60 + [1] * 3 + [0] * 57
+    r = group_error_rates(y, pred, ["a"] * 60 + ["b"] * 60)
+    fpr = next(f for f in r.findings if f.check == "group.false_positive_rate")
+    assert fpr.verdict == "insufficient-data" and fpr.evidence["events"] == 3
 
 
 # ---------------------------------------------------------------- German Credit groups

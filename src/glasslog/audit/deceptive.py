@@ -175,6 +175,11 @@ class DeceptiveDemo:
 
     @property
     def findings(self) -> list[Finding]:
+        """None of its own: the findings are in ``results`` (reported as their own sections); see ``all_findings``."""
+        return []
+
+    def all_findings(self) -> list[Finding]:
+        """Every finding of the audits the demonstration ran."""
         out: list[Finding] = []
         for r in self.results.values():
             out.extend(getattr(r, "findings", []))

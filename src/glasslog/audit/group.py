@@ -35,6 +35,8 @@ METRIC_LABELS = {"selection_rate": "selection rate", "false_positive_rate": "fal
                  "accuracy": "accuracy"}
 
 _DISPARITY_METRICS = METRICS[:4]
+_NUMERATORS = {"selection_rate": ("tp", "fp"), "false_positive_rate": ("fp",), "false_negative_rate": ("fn",),
+               "positive_predictive_value": ("tp",)}
 
 
 def binary_labels(values: Any, positive: Any, field: str) -> np.ndarray:
@@ -156,6 +158,7 @@ def group_error_rates(
     seed: int = 0,
     min_group_size: int = 50,
     ratio_threshold: float = 0.8,
+    min_events: int = 10,
     model: str | None = None,
     deployment: str | None = None,
     access: str = "labelled-data",
@@ -174,6 +177,8 @@ def group_error_rates(
         seed: bootstrap seed; the same inputs and seed give identical results.
         min_group_size: smaller groups are reported but left out of the between-group ratios.
         ratio_threshold: a between-groups ratio below this is a finding.
+        min_events: fewer events (positive predictions, false positives, false negatives, true positives:
+            the metric's numerator, summed over the groups compared) give ``insufficient-data``, not a ratio.
         model, deployment, access: copied into the findings.
 
     Raises:
@@ -273,6 +278,14 @@ def group_error_rates(
                 f"group.{m}", f"min/max ratio of {label} by {name}", None, ratio_threshold, "insufficient-data", "info",
                 f"Fewer than two groups of {name} with at least {min_group_size} rows and a defined {label}.",
                 access, {"attribute": name, "groups": {g: int(table.loc[g, 'n']) for g in names}}, model, deployment))
+            continue
+        events = int(sum(table.loc[g, col] for g in values for col in _NUMERATORS[m]))
+        if events < min_events:
+            disparity[m] = {"ratio": None, "lo": None, "hi": None, "lowest": None, "highest": None}
+            findings.append(Finding(
+                f"group.{m}", f"min/max ratio of {label} by {name}", None, ratio_threshold, "insufficient-data", "info",
+                f"Only {events} events behind the {label} of the groups of {name} (at least {min_events} needed for a ratio).",
+                access, {"attribute": name, "events": events, "by_group": values}, model, deployment))
             continue
         lowest, highest = min(values, key=values.get), max(values, key=values.get)
         ratio = values[lowest] / values[highest] if values[highest] > 0 else np.nan
