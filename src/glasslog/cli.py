@@ -573,7 +573,7 @@ def serve(
         return
     import uvicorn
 
-    err.print(f"glasslog serving {data_dir} on http://{host}:{port}  (verifiers: /checkpoint, /tile/...; API: /v1, docs: /docs)")
+    err.print(f"glasslog serving {data_dir} on http://{host}:{port}  (register: /; verifiers: /checkpoint, /tile/...; API: /v1, docs: /docs)")
     if workers > 1:
         import os
 
