@@ -9,14 +9,24 @@ Pages (HTML, Jinja2 templates in ``templates/``, CSS and JavaScript in
 - ``/models/{fingerprint}``: a model's card, claimed metrics, disclosure
   policy, status history with reasons and logged weight downloads by role;
 - ``/decisions`` (filter by model, deployment, time and output; paginated)
-  and ``/decisions/{index}``: decisions' public fields;
+  and ``/decisions/{index}``: decisions' public fields, with a flag form;
+- ``/flags`` (ranked by ``glasslog.oversight.flags``, with their ratings and
+  forms to flag and rate; ``static/flags.js`` posts to ``/v1/flags``) and
+  ``/findings`` (monitors' and audits' findings, without their evidence);
+- ``/reports``, ``/reports/{kind}/{name}``: audit and scenario-lab reports
+  published in ``<data dir>/reports/`` (see ``list_reports``), served as
+  written under a policy that allows no script;
 - ``/receipt``: verifies a receipt in the browser (``static/verify.js``,
   WebCrypto Ed25519 and SHA-256), from a pasted or uploaded file, a receipt
   token (``/receipt#token=grt_...``: the fragment never reaches the server) or
   an index (``/receipt?index=N``: a public-service decision's receipt);
-- ``/console``: the supervisory authority's console; the API key is typed
-  into the page, kept in ``sessionStorage`` and sent as a bearer token to
-  ``/v1``; it is never put in a URL.
+- ``/console``: the supervisory authority's console (triage, findings with
+  evidence, monitors, replay, audit reports, suspend and reinstate); the API
+  key is typed into the page, kept in ``sessionStorage`` and sent as a bearer
+  token to ``/v1``; it is never put in a URL.
+
+Unknown pages get an HTML 404 when a browser asks (``Accept: text/html``);
+the API and the verifier endpoints keep their problem+json.
 
 Public pages render only what the public view of the JSON API shows
 (``glasslog.access.decision_view`` with the public principal): commitments,
