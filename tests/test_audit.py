@@ -312,7 +312,7 @@ def test_shortcut_vanished_and_declared_irrelevant(demo_model):
         assert audit.flagged(check) == ["scan_marker"], check
 
 
-def test_site_audit_zech_pattern(demo_model):
+def test_site_audit_zech_pattern(demo_model, tmp_path):
     """Two sites: site B records loan duration in weeks and sees more bad risks; the inputs give the site away."""
     _, X, y, _, _, _ = demo_model
     rng = np.random.default_rng(3)
@@ -329,6 +329,14 @@ def test_site_audit_zech_pattern(demo_model):
     assert checks["site.predictable"].alert and checks["site.score_gap"].alert
     with pytest.raises(AuditInputError, match="at least two sites"):
         site_audit(Xs.iloc[te], y.iloc[te], ["A"] * len(te))
+    csv = tmp_path / "sites.csv"
+    Xs.assign(branch=site, bad=y).to_csv(csv, index=False)
+    r = run("audit", "site", csv, "--label", "bad", "--site", "branch", "--json", "--out", tmp_path / "rep")
+    assert r.exit_code == 1, r.output
+    data = json.loads(r.stdout)
+    assert data["sections"][0]["site_auc"] > 0.95 and "data:image/png" in (tmp_path / "rep" / "report.html").read_text()
+    r = run("audit", "site", csv, "--label", "bad", "--site", "hospital")
+    assert r.exit_code == 2 and "--site: no column 'hospital'" in r.output
 
 
 # ---------------------------------------------------------------- findings on the log, suspension, reports

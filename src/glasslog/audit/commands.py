@@ -1,6 +1,7 @@
 """``glasslog audit ...``: audits with and without the weights, written as reports (HTML, Markdown, JSON).
 
-Commands: ``csv`` (a labelled CSV), ``compas`` (the shipped ProPublica data),
+Commands: ``csv`` (a labelled CSV), ``compas`` (the shipped ProPublica data), ``site``
+(multi-source data: does the model know the site?),
 ``model`` (a registered model against its log, as one role), ``suspend`` (a
 supervisor suspends a model citing a finding), ``deceptive`` (the
 deceptive-accuracy demonstration).
@@ -182,6 +183,58 @@ def audit_compas(
                           context={"data": "ProPublica compas-scores-two-years.csv (shipped; see audit/data/README.md)",
                                    "rows": len(df), "filters": "none" if unfiltered else "ProPublica's standard filters",
                                    "prediction": "score_text Medium or High", "outcome": "two_year_recid"})
+    _finish(report, out_dir, json_out, fail_on)
+
+
+@app.command("site")
+def audit_site(
+    file: Annotated[Path, typer.Argument(help="Labelled CSV from several sources: inputs, outcome and a site column.")],
+    label: Annotated[str, typer.Option("--label", help="Outcome column.")],
+    site: Annotated[str, typer.Option("--site", help="Column naming each row's source (hospital, branch, batch ...).")],
+    positive: Annotated[str, typer.Option(help="The positive outcome value.")] = "1",
+    exclude: Annotated[list[str] | None, typer.Option("--exclude", help="Columns that are not inputs (ids ...); repeatable.")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="Also score the rows with this registered model (by fingerprint).")] = None,
+    data_dir: DataDir = Path("glasslog-data"),
+    seed: Seed = 0,
+    out_dir: OutDir = None,
+    json_out: JsonOut = False,
+    fail_on: FailOn = "high",
+) -> None:
+    """Does the model know the site? How well the inputs predict the source, and (with --model) performance and scores by source."""
+    from .report import build_report
+    from .site import site_audit
+
+    _check_severity(fail_on, "--fail-on")
+    frame = _read_csv(file)
+    for opt, col in (("--label", label), ("--site", site), *(("--exclude", c) for c in exclude or [])):
+        if col not in frame.columns:
+            _fail(f"{opt}: no column {col!r} in {file}; columns are {list(frame.columns)[:30]}")
+    X = frame.drop(columns=[label, site, *(exclude or [])])
+    query = None
+    context = {"data": str(file), "rows": len(frame), "label": label, "site": site}
+    if model is not None:
+        from ..registry import Registry
+
+        try:
+            ledger = Ledger.open(data_dir)
+            record = Registry(ledger).get(model)
+            estimator = Registry(ledger).load(record.fingerprint)
+        except _ERRORS as exc:
+            _fail(str(exc))
+        missing = [f for f in record.card.feature_names if f not in X.columns]
+        if missing:
+            _fail(f"{file} lacks the model's features {missing}")
+        X = X[record.card.feature_names]
+        pos = record.card.output.get("positive", 1) if isinstance(record.card.output, dict) else 1
+        idx = list(estimator.classes_).index(pos) if pos in list(estimator.classes_) else -1
+        query = lambda f: estimator.predict_proba(f)[:, idx]  # noqa: E731  (the prediction API: outputs only)
+        context["model"] = record.fingerprint
+    try:
+        result = site_audit(X, frame[label], frame[site], query=query, positive=_parse_positive(positive, frame[label]),
+                            seed=seed, model=context.get("model"))
+    except AuditInputError as exc:
+        _fail(str(exc))
+    report = build_report([("site", result)], title=f"Does the model know the site? {file.name}", context=context)
     _finish(report, out_dir, json_out, fail_on)
 
 

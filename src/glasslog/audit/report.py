@@ -239,6 +239,19 @@ def _figures(r: Any) -> list:
         ax.set_xlabel("share of decisions that flip when only this attribute changes")
         ax.set_xlim(0, 1)
         figs.append(fig)
+    elif kind == "site":
+        sites = [str(x) for x in r.by_site.index]
+        fig, ax = plt.subplots(figsize=(6, 2.8))
+        ax.bar(np.arange(len(sites)) - 0.2, r.by_site["base_rate"], 0.4, label="base rate")
+        if "accuracy" in r.by_site:
+            acc = r.by_site["accuracy"].to_numpy(dtype=float)
+            err = [acc - r.by_site["accuracy_lo"].to_numpy(dtype=float), r.by_site["accuracy_hi"].to_numpy(dtype=float) - acc]
+            ax.bar(np.arange(len(sites)) + 0.2, acc, 0.4, yerr=err, capsize=3, label="model accuracy (95% interval)")
+        ax.set_xticks(range(len(sites)), sites)
+        ax.set_ylim(0, 1)
+        ax.set_title(f"site predicted from the inputs: AUC {r.site_auc:.3f}")
+        ax.legend(fontsize=7)
+        figs.append(fig)
     elif kind == "deceptive":
         dec = [t for t in r.timeline if t["stage"] == "decisions"]
         outc = [t for t in r.timeline if t["stage"] == "outcomes"]

@@ -102,6 +102,24 @@ def audit_logged_model(
             training frame without the model's features or with an unclear label column.
         glasslog.registry.RegistryError: unknown model.
     """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):  # one BLAS/OpenMP thread: far faster on a busy machine, same results
+        return _audit_logged_model(ledger, model, deployment=deployment, principal=principal, groups=groups, training_data=training_data, label_column=label_column, seed=seed, n_boot=n_boot)
+
+
+def _audit_logged_model(
+    ledger: Ledger,
+    model: str,
+    *,
+    deployment: str | None = None,
+    principal: Principal | str = "supervisor",
+    groups: Sequence[str] = (),
+    training_data: pd.DataFrame | None = None,
+    label_column: str | None = None,
+    seed: int = 0,
+    n_boot: int = 1000,
+) -> dict[str, Any]:
     p = as_principal(principal)
     data = logged_decisions(ledger, model, deployment=deployment, principal=p)
     card, fp = data.card, data.model
