@@ -177,8 +177,10 @@ def audit_compas(
 
     _check_severity(fail_on, "--fail-on")
     df = load_compas(filtered=not unfiltered)
-    results = group_audit_frame(df, "two_year_recid", "high_risk", ["race", "sex"], n_boot=n_boot, seed=seed,
-                                reference=None)
+    try:
+        results = group_audit_frame(df, "two_year_recid", "high_risk", ["race", "sex"], n_boot=n_boot, seed=seed)
+    except AuditInputError as exc:
+        _fail(str(exc))
     report = build_report(results, title="COMPAS two-year recidivism: error rates by race and sex",
                           context={"data": "ProPublica compas-scores-two-years.csv (shipped; see audit/data/README.md)",
                                    "rows": len(df), "filters": "none" if unfiltered else "ProPublica's standard filters",

@@ -197,9 +197,12 @@ def group_error_rates(
         raise AuditInputError("y_true", "no rows to audit")
     if not 0 < confidence < 1:
         raise AuditInputError("confidence", f"must be a fraction between 0 and 1, got {confidence!r}")
-    if n_boot < 0 or min_group_size < 1 or not ratio_threshold > 0:
-        raise AuditInputError("n_boot" if n_boot < 0 else "min_group_size" if min_group_size < 1 else "ratio_threshold",
-                              "must be non-negative (n_boot), at least 1 (min_group_size), positive (ratio_threshold)")
+    if n_boot < 0:
+        raise AuditInputError("n_boot", f"must be 0 (no intervals) or a positive number of draws, got {n_boot}")
+    if min_group_size < 1:
+        raise AuditInputError("min_group_size", f"must be at least 1 row, got {min_group_size}")
+    if not ratio_threshold > 0:
+        raise AuditInputError("ratio_threshold", f"must be a positive ratio, got {ratio_threshold}")
     y = binary_labels(y_true, positive, "y_true")
     p = binary_labels(y_pred, positive, "y_pred")
     groups = pd.Series(sensitive).reset_index(drop=True)
