@@ -329,6 +329,10 @@ WEB_PAGES = {
 }
 MATRIX.update(WEB_PAGES)
 MATRIX[("POST", "/v1/replay")] = (_static("/v1/replay", json={"deployment": DEP_PUB}), _write({"supervisor": 200}))
+# The monitors (glasslog.server.monitor_routes; tests/test_monitors.py tests what they find).
+MATRIX[("GET", "/v1/findings")] = (_static("/v1/findings"), _all(200))
+MATRIX[("POST", "/v1/monitors/run")] = (_static("/v1/monitors/run", json={"monitors": ["anomalies"], "record": False}),
+                                        _write({"supervisor": 200, "researcher": 200, "operator": 200}))
 
 
 OVERSIGHT_ROUTES = "glasslog.server.oversight_routes"  # flags, ratings, triage: their matrix is in tests/test_oversight_flags.py
@@ -349,7 +353,7 @@ def test_matrix_covers_every_route(base):
     routes = app_routes(base.client.app)
     table = set(MATRIX)
     assert table == routes, f"routes without a policy row: {sorted(routes - table)}; stale rows: {sorted(table - routes)}"
-    assert len(routes) == 28 + len(WEB_PAGES)
+    assert len(routes) == 30 + len(WEB_PAGES)
     for _, expected in MATRIX.values():
         assert set(expected) == set(ROLES)
 
