@@ -785,14 +785,9 @@ def _favourable(view: DeploymentData, cfg: MonitorConfig) -> Any:
     return output.get("favourable", view.positive)
 
 
-def _group_labels(values: np.ndarray, kind: str, spec: dict | None) -> tuple[np.ndarray, str]:
-    """Group name per row (object array, None = no group) and how the groups were formed."""
-    if spec is not None and "map" in spec:
-        mapping = {str(k): str(v) for k, v in spec["map"].items()}
-        out = np.array([mapping.get(str(v)) if v is not None and not (isinstance(v, float) and math.isnan(v)) else None
-                        for v in values], dtype=object)
-        return out, "mapped categories"
-    if kind == "numeric":
+def _group_labels(values: np.ndarray, kind: str, spec: dict | None) -> tuple[np.ndarray, list[str], str]:
+    """Group of each row as an int code (-1 = no group), the groups' names, and how the groups were formed."""
+    if kind == "numeric" and (spec is None or "bins" in spec):
         x = np.asarray(values, dtype=float)
         fin = np.isfinite(x)
         if spec is not None:
@@ -801,17 +796,38 @@ def _group_labels(values: np.ndarray, kind: str, spec: dict | None) -> tuple[np.
         else:
             edges = np.unique(np.quantile(x[fin], [0.25, 0.5, 0.75])) if fin.any() else np.array([])
             how = "quartiles"
-        which = np.searchsorted(edges, x, side="right")
+        codes = np.searchsorted(edges, x, side="right").astype(np.int64)
+        codes[~fin] = -1
         names = []
         for b in range(len(edges) + 1):
             lo = f"{edges[b - 1]:g}" if b > 0 else None
             hi = f"{edges[b]:g}" if b < len(edges) else None
             names.append(f"< {hi}" if lo is None else (f">= {lo}" if hi is None else f"{lo} to < {hi}"))
-        out = np.array([names[w] for w in which], dtype=object)
-        out[~fin] = None
-        return out, how
-    out = np.array([None if v is None or (isinstance(v, float) and math.isnan(v)) else str(v) for v in values], dtype=object)
-    return out, "categories"
+        return codes, names, how
+    try:
+        value_codes, uniques = pd.factorize(np.asarray(values, dtype=object), use_na_sentinel=True)
+    except TypeError:  # unhashable values
+        value_codes, uniques = pd.factorize(pd.Series(values, dtype=object).map(_category_key), use_na_sentinel=True)
+    if spec is not None and "map" in spec:
+        mapping = {str(k): str(v) for k, v in spec["map"].items()}
+        labels = [mapping.get(str(u)) for u in uniques]
+        how = "mapped categories"
+    else:
+        labels = [str(u) for u in uniques]
+        how = "categories"
+    names = sorted({lab for lab in labels if lab is not None})
+    code_of = {name: k for k, name in enumerate(names)}
+    table = np.array([code_of[lab] if lab is not None else -1 for lab in labels] + [-1], dtype=np.int64)
+    return table[value_codes], names, how  # value code -1 (missing) picks the final -1
+
+
+def _group_counter(codes: np.ndarray, names: list[str]) -> Callable[[np.ndarray], dict[str, int]]:
+    """``count(mask)`` -> rows of each group among the masked rows (codes as from ``_group_labels``)."""
+    def count(mask: np.ndarray) -> dict[str, int]:
+        counts = np.bincount(codes[mask], minlength=len(names))
+        return {g: int(c) for g, c in zip(names, counts)}
+
+    return count
 
 
 def _ratio_table(groups: list[str], hits: dict[str, int], totals: dict[str, int], higher_is_better: bool, a_each: float,
@@ -860,10 +876,11 @@ def check_disparity(view: DeploymentData, cfg: MonitorConfig) -> tuple[list[Find
     window = {"current": _span(view, np.arange(view.n))}
     out: list[Finding] = []
     for f in visible:
-        groups_of, how = _group_labels(view.inputs[f.name].to_numpy(), f.type, cfg.groups.get(f.name))
-        has_group = ok_rows & pd.notna(groups_of)
-        names_all = sorted({g for g in groups_of[has_group]})
-        counts = {g: int(((groups_of == g) & has_group).sum()) for g in names_all}
+        codes, group_names, how = _group_labels(view.inputs[f.name].to_numpy(), f.type, cfg.groups.get(f.name))
+        has_group = ok_rows & (codes >= 0)
+        per_group = _group_counter(codes, group_names)
+        counts = per_group(has_group)
+        names_all = [g for g in group_names if counts[g] > 0]
         names = [g for g in names_all if counts[g] >= cfg.min_cell]
         suppressed = len(names_all) - len(names)
         base = {"attribute": f.name, "grouping": how, "favourable": favourable, "groups_suppressed": suppressed,
@@ -877,7 +894,8 @@ def check_disparity(view: DeploymentData, cfg: MonitorConfig) -> tuple[list[Find
             metrics.append(("disparity.false_positive_rate", "false_positive_rate", False, neg, view.predicted == 1))
             metrics.append(("disparity.false_negative_rate", "false_negative_rate", False, pos, view.predicted == 0))
         for check, metric, higher_better, denom_mask, hit_mask in metrics:
-            totals = {g: int(((groups_of == g) & denom_mask).sum()) for g in names}
+            all_totals = per_group(denom_mask)
+            totals = {g: all_totals[g] for g in names}
             usable = [g for g in names if totals[g] >= cfg.min_cell]
             statistic = f"min {metric} ratio ({f.name})"
             if len(usable) < 2:
@@ -885,7 +903,8 @@ def check_disparity(view: DeploymentData, cfg: MonitorConfig) -> tuple[list[Find
                                     {**base, "reason": f"fewer than two groups with {cfg.min_cell} or more decisions"
                                                        + (" with outcomes" if metric != "selection_rate" else "")}))
                 continue
-            hits = {g: int(((groups_of == g) & denom_mask & hit_mask).sum()) for g in usable}
+            all_hits = per_group(denom_mask & hit_mask)
+            hits = {g: all_hits[g] for g in usable}
             comparisons = len(usable) - 1
             a_ratio = cfg.alpha / comparisons
             table, best = _ratio_table(usable, hits, totals, higher_better, cfg.alpha, a_ratio)

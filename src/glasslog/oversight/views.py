@@ -29,7 +29,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -191,21 +190,36 @@ def _parse_many(values: list[bytes]) -> list:
         return out
 
 
-def _columns(rows: list, names: list[str]) -> list[tuple]:
-    """Transpose input dicts into one tuple per feature (C speed when every row has every feature)."""
-    if not rows:
-        return [() for _ in names]
-    if len(names) == 1:
-        get = itemgetter(names[0])
+def _columns(rows: list[dict], names: list[str]) -> list[list]:
+    """One list of values per feature from the input dicts (missing keys give None)."""
+    out = []
+    for name in names:
         try:
-            return [tuple(map(get, rows))]
-        except (KeyError, TypeError):
-            return [tuple(r.get(names[0]) if isinstance(r, dict) else None for r in rows)]
-    get = itemgetter(*names)
-    try:
-        return list(zip(*map(get, rows)))
-    except (KeyError, TypeError):
-        return list(zip(*[tuple(r.get(n) for n in names) if isinstance(r, dict) else (None,) * len(names) for r in rows]))
+            out.append([r[name] for r in rows])
+        except KeyError:
+            out.append([r.get(name) for r in rows])
+    return out
+
+
+def _outputs_of(outs: list, pos: int | None) -> tuple[list, np.ndarray]:
+    """Labels (list) and positive-class probabilities (float64, NaN where absent) of parsed outputs.
+
+    Fast path when every output is ``{"label": ..., "proba": [k floats]}``; otherwise one by one.
+    """
+    if pos is not None and outs:
+        try:
+            labels = [o["label"] for o in outs]
+            proba = np.array([o["proba"] for o in outs], dtype=float)
+            if proba.ndim == 2 and proba.shape[1] > pos:
+                return labels, proba[:, pos].copy()
+        except (KeyError, TypeError, ValueError):
+            pass
+    return [_label_of(o) for o in outs], np.array([_score_of(o, pos) for o in outs], dtype=float)
+
+
+def _object_array(values: list) -> np.ndarray:
+    """A 1-D object array of exactly these values (lists stay elements, not a second dimension)."""
+    return np.fromiter(values, dtype=object, count=len(values))
 
 
 def _numeric_column(values: list | tuple | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -250,6 +264,17 @@ class _Decisions:
         self.time.extend(o.get("time") for o in objs)
         outs = [o.get("output") for o in objs]
         self.committed.extend(out is None for out in outs)
+        public = [k for k, out in enumerate(outs) if out is not None]
+        if not public:
+            self.label.extend([None] * len(outs))
+            self.score.extend([_NAN] * len(outs))
+            return
+        models = {objs[k].get("model") for k in public}
+        if len(public) == len(outs) and len({positions.get(m) for m in models}) == 1:
+            labels, scores = _outputs_of(outs, positions.get(next(iter(models))))
+            self.label.extend(labels)
+            self.score.extend(scores.tolist())
+            return
         self.label.extend(out.get("label") if isinstance(out, dict) else None for out in outs)
         self.score.extend(_NAN if out is None else _score_of(out, positions.get(o.get("model"))) for o, out in zip(objs, outs))
 
@@ -292,7 +317,7 @@ def load_views(
     positions = {fp: (c.index(pos) if pos in c else None) for fp, (c, pos) in classes_of.items()}
 
     decisions = _Decisions()
-    outcomes: dict[int, tuple[int, str, Any, bool]] = {}  # decision -> (outcome index, time, value or None, committed)
+    outcomes = _Outcomes()
     metrics: list[tuple[int, dict]] = []
     batch_idx: list[int] = []
     batch_data: list[bytes] = []
@@ -301,10 +326,7 @@ def load_views(
     size = ledger.size
 
     def flush_outcomes() -> None:
-        for i, o in zip(out_idx, _parse_many(out_data)):
-            if isinstance(o, dict) and isinstance(o.get("decision"), int):
-                committed = "outcome" not in o
-                outcomes[o["decision"]] = (i, o.get("time"), None if committed else o["outcome"], committed)
+        outcomes.add(out_idx, out_data)
         out_idx.clear()
         out_data.clear()
 
@@ -326,6 +348,7 @@ def load_views(
             metrics.append((idx, orjson.loads(data)))
     decisions.add(batch_idx, batch_data, wanted, positions)
     flush_outcomes()
+    outcomes.finish()
     if progress:
         progress("reading entries", size, size)
 
@@ -380,113 +403,161 @@ def load_views(
 
 def _open_decisions(ledger: Ledger, view: DeploymentData, allowed: list[str], need_outputs: bool, labels: np.ndarray,
                     scores: np.ndarray, pos_index: int | None, progress: Callable | None) -> None:
-    """Fill outputs (private deployments) and the visible input columns from the private values beside the log."""
+    """Fill outputs (private deployments) and the visible input columns from the private values beside the log.
+
+    One range read per chunk of decisions (inputs and outputs together), values
+    parsed with orjson, each feature turned into a typed column per chunk.
+    """
     n = view.n
     kinds = (["input"] if allowed else []) + (["output"] if need_outputs else [])
     types = {f.name: f.type for f in view.card.features} if view.card is not None else {}
-    parts: dict[str, list] = {name: [] for name in allowed}
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in allowed}
+    bad_parts: dict[str, list[tuple[int, np.ndarray]]] = {name: [] for name in allowed}
     available = np.zeros(n, dtype=bool)
     index = view.index
     for start in range(0, n, CHUNK):
         stop = min(start + CHUNK, n)
+        size = stop - start
         chunk_index = index[start:stop]
-        first, last = int(chunk_index[0]), int(chunk_index[-1]) + 1
-        opened = {}
-        for kind in kinds:
-            found = [(i, v) for i, _, v in ledger.private_values_between(first, last, [kind]) if v is not None]
-            if not found:
-                opened[kind] = (np.array([], dtype=np.int64), [])
-                continue
-            idx = np.fromiter((i for i, _ in found), dtype=np.int64, count=len(found))
-            vals = [v for _, v in found]
+        rows = list(ledger.private_values_between(int(chunk_index[0]), int(chunk_index[-1]) + 1, kinds))
+        if rows:
+            found_idx, found_kind, found_val = zip(*rows)
+            idx = np.array(found_idx, dtype=np.int64)
             at = np.searchsorted(chunk_index, idx)
-            mine = chunk_index[np.minimum(at, len(chunk_index) - 1)] == idx  # the range may hold other deployments' entries
-            if not mine.all():
-                keep = np.nonzero(mine)[0]
-                at = at[keep]
-                vals = [vals[k] for k in keep.tolist()]
-            opened[kind] = (at, vals)
-        out_local, out_val = opened.get("output", (np.array([], dtype=np.int64), []))
-        out_pos = (out_local + start).tolist()
-        in_local, in_val = opened.get("input", (np.array([], dtype=np.int64), []))
-        in_pos = in_local + start
-        if out_pos:
-            outs = _parse_many(out_val)
-            labels[out_pos] = np.array([_label_of(o) for o in outs] + [None], dtype=object)[:-1]
-            scores[out_pos] = [_score_of(o, pos_index) for o in outs]
-        if allowed:
-            rows = [r if isinstance(r, dict) else {} for r in _parse_many(in_val)]
-            available[in_pos] = True
-            cols = _columns(rows, allowed)
-            local = in_local
-            contiguous = len(local) == stop - start  # every decision of the chunk has its inputs (the usual case)
-            for name, col in zip(allowed, cols):
-                values = np.array(col + (None,), dtype=object)[:-1]  # the extra None keeps lists as objects
-                if contiguous:
-                    parts[name].append(values)
-                else:
-                    full = np.full(stop - start, None, dtype=object)
-                    full[local] = values
-                    parts[name].append(full)
+            mine = chunk_index[np.minimum(at, size - 1)] == idx  # the range may hold other deployments' entries
+            kind_arr = np.array(found_kind, dtype=object)
+            vals = _object_array(list(found_val))
+        else:
+            at = mine = kind_arr = vals = np.array([], dtype=object)
+        if need_outputs and len(at):
+            sel = mine & (kind_arr == "output")
+            if sel.any():
+                out_labels, out_scores = _outputs_of(_parse_many(vals[sel].tolist()), pos_index)
+                pos = at[sel] + start
+                labels[pos] = _object_array(out_labels)
+                scores[pos] = out_scores
+        if not allowed:
+            if progress:
+                progress(f"opening private values of {view.deployment}", stop, n)
+            continue
+        sel = mine & (kind_arr == "input") if len(at) else np.array([], dtype=bool)
+        local = at[sel] if len(at) else np.array([], dtype=np.int64)
+        parsed = _parse_many(vals[sel].tolist()) if len(at) else []
+        inputs = [r if isinstance(r, dict) else {} for r in parsed]
+        available[local + start] = True
+        contiguous = len(local) == size  # every decision of the chunk has its inputs (the usual case)
+        for name, col in zip(allowed, _columns(inputs, allowed)):
+            if types.get(name) == "numeric":
+                arr, bad = _numeric_column(col)
+                if not contiguous:
+                    full = np.full(size, np.nan)
+                    full[local] = arr
+                    arr = full
+                    bad_full = np.zeros(size, dtype=bool)
+                    bad_full[local] = bad
+                    bad = bad_full
+                if bad.any():
+                    bad_parts[name].append((start, bad))
+            else:
+                arr = _object_array(col)
+                if not contiguous:
+                    full = np.full(size, None, dtype=object)
+                    full[local] = arr
+                    arr = full
+            parts[name].append(arr)
         if progress:
             progress(f"opening private values of {view.deployment}", stop, n)
     if not allowed:
         return
     frame = {}
     for name in allowed:
-        values = np.concatenate(parts[name]) if parts[name] else np.array([], dtype=object)
+        frame[name] = np.concatenate(parts[name]) if parts[name] else np.array([], dtype=object)
         parts[name] = []
-        if types.get(name) == "numeric":
-            arr, bad = _numeric_column(values)
-            frame[name] = arr
-            if bad.any():
-                view.invalid[name] = bad
-        else:
-            frame[name] = values
+        if bad_parts[name]:
+            mask = np.zeros(n, dtype=bool)
+            for at0, bad in bad_parts[name]:
+                mask[at0 : at0 + len(bad)] = bad
+            view.invalid[name] = mask
     view.inputs = pd.DataFrame(frame, index=pd.RangeIndex(n))
     view.input_available = available
 
 
-def _attach_outcomes(ledger: Ledger, view: DeploymentData, outcomes: dict, classes: list, positive: Any) -> None:
+class _Outcomes:
+    """Outcome entries read in one pass; after ``finish``, the latest outcome of each decision, sorted by decision."""
+
+    def __init__(self) -> None:
+        self.decision: list[int] = []
+        self.index: list[int] = []
+        self.time: list[str] = []
+        self.value: list[Any] = []
+        self.committed: list[bool] = []
+
+    def add(self, indexes: list[int], data: list[bytes]) -> None:
+        for i, o in zip(indexes, _parse_many(data)):
+            if isinstance(o, dict) and type(o.get("decision")) is int:
+                committed = "outcome" not in o
+                self.decision.append(o["decision"])
+                self.index.append(i)
+                self.time.append(o.get("time") or "")
+                self.value.append(None if committed else o["outcome"])
+                self.committed.append(committed)
+
+    def finish(self) -> None:
+        dec = np.array(self.decision, dtype=np.int64)
+        if len(dec):
+            _, first_from_end = np.unique(dec[::-1], return_index=True)
+            keep = len(dec) - 1 - first_from_end  # the latest outcome entry of each decision, sorted by decision
+        else:
+            keep = np.array([], dtype=np.int64)
+        self.dec = dec[keep]
+        self.idx = np.array(self.index, dtype=np.int64)[keep]
+        self.t = parse_times([self.time[k] for k in keep.tolist()])
+        self.val = _object_array([self.value[k] for k in keep.tolist()])
+        self.comm = np.array(self.committed, dtype=bool)[keep]
+        self.decision = self.index = self.time = self.value = self.committed = []
+
+
+def _attach_outcomes(ledger: Ledger, view: DeploymentData, outcomes: _Outcomes, classes: list, positive: Any) -> None:
     """Outcome times (public, in every outcome entry) always; outcome values only when the role sees outputs."""
     n = view.n
-    times: list[str] = [""] * n
-    committed: list[tuple[int, int]] = []  # (row, outcome index)
-    values: list[tuple[int, Any]] = []
-    for pos, i in enumerate(view.index.tolist()):
-        o = outcomes.get(i)
-        if o is None:
-            continue
-        times[pos] = o[1]
-        if o[3]:
-            committed.append((pos, o[0]))
-        else:
-            values.append((pos, o[2]))
-    view.outcome_time = parse_times(times) if n else np.array([], "datetime64[us]")
+    view.outcome_time = np.full(n, np.datetime64("NaT"), dtype="datetime64[us]")
+    if not len(outcomes.dec) or not n:
+        if view.sees_outputs:
+            view.outcome = np.full(n, np.nan)
+        return
+    at = np.searchsorted(outcomes.dec, view.index)
+    hit = outcomes.dec[np.minimum(at, len(outcomes.dec) - 1)] == view.index
+    rows = np.nonzero(hit)[0]
+    k = at[hit]
+    view.outcome_time[rows] = outcomes.t[k]
     if not view.sees_outputs:
         return
-    committed.sort(key=lambda c: c[1])
-    for start in range(0, len(committed), CHUNK):
-        part = committed[start : start + CHUNK]
-        row_of = dict((oi, pos) for pos, oi in part)
-        found_pos, found_val = [], []
-        for oi, _, value in ledger.private_values_between(part[0][1], part[-1][1] + 1, ["outcome"]):
-            pos = row_of.get(oi)
-            if pos is not None and value is not None:
-                found_pos.append(pos)
-                found_val.append(value)
-        values.extend(zip(found_pos, _parse_many(found_val)))
+    values = outcomes.val[k].copy()
+    committed = outcomes.comm[k]
+    have = ~committed
+    if committed.any():
+        c_rows = np.nonzero(committed)[0]
+        c_idx = outcomes.idx[k][c_rows]
+        order = np.argsort(c_idx, kind="stable")
+        c_rows, c_idx = c_rows[order], c_idx[order]
+        for start in range(0, len(c_idx), CHUNK):
+            part = c_idx[start : start + CHUNK]
+            found = list(ledger.private_values_between(int(part[0]), int(part[-1]) + 1, ["outcome"]))
+            if not found:
+                continue
+            f_idx = np.array([f[0] for f in found], dtype=np.int64)
+            where = np.searchsorted(part, f_idx)
+            mine = part[np.minimum(where, len(part) - 1)] == f_idx
+            sel = c_rows[start + where[mine]]
+            values[sel] = _object_array(_parse_many([f[2] for f, m in zip(found, mine.tolist()) if m]))
+            have[sel] = True
+    v = pd.Series(values[have], dtype=object)
+    readable = v.isin(classes).to_numpy(dtype=bool) if classes else v.notna().to_numpy(dtype=bool)
     y = np.full(n, np.nan)
-    unreadable = 0
-    for pos, value in values:
-        if isinstance(value, bool):
-            value = int(value)
-        if classes and value not in classes:
-            unreadable += 1
-            continue
-        y[pos] = 1.0 if value == positive else 0.0
+    target = rows[have]
+    y[target[readable]] = np.where((v[readable] == positive).to_numpy(dtype=bool), 1.0, 0.0)
     view.outcome = y
-    view.outcomes_unreadable = unreadable
+    view.outcomes_unreadable = int((~readable).sum())
 
 
 def _metrics_for(metrics: list[tuple[int, dict]], deployment: str, model: str) -> list[MetricReport]:
