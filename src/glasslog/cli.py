@@ -22,6 +22,7 @@ from .audit.commands import app as audit_app
 from .capture import ModelNotActiveError
 from .ledger import DATA_DIR_ENV, EntryError, KeyFileError, Ledger, LedgerError, NoteError, ProofError
 from .ledger.receipt import Receipt, ReceiptFormatError
+from .oversight.commands import flags_app, triage_app
 from .oversight.monitor_commands import monitor_app
 from .registry import ArtifactError, CardError, Registry, RegistryError
 from .scenarios.commands import scenarios_app
@@ -37,8 +38,10 @@ app.add_typer(verify_app, name="verify")
 app.add_typer(models_app, name="models")
 app.add_typer(keys_app, name="keys")
 app.add_typer(scenarios_app, name="scenarios")
-app.add_typer(monitor_app, name="monitor")
+app.add_typer(flags_app, name="flags")
+app.add_typer(triage_app, name="triage")
 app.add_typer(audit_app, name="audit")
+app.add_typer(monitor_app, name="monitor")
 
 out = Console()
 err = Console(stderr=True)
@@ -571,8 +574,17 @@ def serve(
         openapi.write_text(json.dumps(application.openapi(), indent=2, sort_keys=True) + "\n")
         out.print(f"wrote {openapi}")
         return
+    import socket
+
     import uvicorn
 
+    try:  # say so plainly now, instead of uvicorn's exit after the banner
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as exc:
+        _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc} (is another server using the port? try --port)")
     err.print(f"glasslog serving {data_dir} on http://{host}:{port}  (register: /; verifiers: /checkpoint, /tile/...; API: /v1, docs: /docs)")
     if workers > 1:
         import os
