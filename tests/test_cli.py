@@ -279,3 +279,15 @@ def test_serve_says_plainly_when_the_port_is_taken(tmp_path):
         r = run("serve", "-d", tmp_path / "log", "--port", port)
     assert r.exit_code == 2
     assert f"cannot listen on 127.0.0.1:{port}" in r.output and "serving" not in r.output
+
+
+def test_serve_trusts_forwarded_headers_only_from_named_proxies(tmp_path, monkeypatch):
+    import uvicorn
+
+    calls = []
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: calls.append(kw))
+    assert run("init", "-d", tmp_path / "log", "--origin", "example.org/proxy").exit_code == 0
+    assert run("serve", "-d", tmp_path / "log", "--port", 0).exit_code == 0
+    assert calls[-1]["proxy_headers"] is False and "forwarded_allow_ips" not in calls[-1]
+    assert run("serve", "-d", tmp_path / "log", "--port", 0, "--forwarded-allow-ips", "10.0.0.5").exit_code == 0
+    assert calls[-1]["proxy_headers"] is True and calls[-1]["forwarded_allow_ips"] == "10.0.0.5"

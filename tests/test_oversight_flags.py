@@ -10,6 +10,7 @@ with subject ids and receipt tokens, logged through the HTTP API as the operator
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import sqlite3
@@ -291,6 +292,19 @@ def test_a_flag_is_an_entry_with_its_text_beside_the_log(fresh, lg):
     assert kind == "flag-text" and json.loads(value) == "Refused because of my postcode, not my income."
     assert check_commitment(entry["text"], salt, value) and b"postcode" not in lg.entry(idx)
     assert flags.text(idx) == ("shown", "Refused because of my postcode, not my income.")
+    # The flag's receipt carries its text and verifies offline; a changed text does not.
+    from glasslog.ledger.receipt import Receipt
+    from glasslog.verify import verify_receipt
+
+    rc = capture.receipt(lg, idx)
+    assert set(rc.private) == {"flag-text"}
+    report = verify_receipt(rc, lg.verifier_key)
+    assert report.ok, report
+    doctored = dict(rc.to_dict())
+    salt, _ = rc.private["flag-text"]
+    tampered = Receipt.from_dict({**doctored, "private": {"flag-text": {**doctored["private"]["flag-text"],
+                                                                          "value": base64.b64encode(b'"Something else."').decode()}}})
+    assert not verify_receipt(tampered, lg.verifier_key).ok
     # A model flag without text: the model's prefix is resolved, no text field.
     m = flags.add(category="unfair", by_role="researcher", reporter=key_identity("abc"), model=fresh.other_model[:20])
     e = json.loads(lg.entry(m.flag.index))

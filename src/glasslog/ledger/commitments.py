@@ -19,7 +19,8 @@ from .entries import canonical_json
 
 __all__ = ["SALT_SIZE", "COMMITMENT_FIELDS", "commit", "fresh_salts", "commitment_of", "check_commitment"]
 
-COMMITMENT_FIELDS = {"input": "input", "subject": "subject", "output": "output_commitment", "outcome": "outcome_commitment"}
+COMMITMENT_FIELDS = {"input": "input", "subject": "subject", "output": "output_commitment", "outcome": "outcome_commitment",
+                     "flag-text": "text"}
 """Kind of private value -> the entry field that holds its commitment."""
 
 SALT_SIZE = 32

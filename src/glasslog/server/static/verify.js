@@ -27,7 +27,8 @@
   const MAX_ENTRY_BYTES = 65535;
   const HASH_SIZE = 32;
   const ENTRY_TYPES = ["model", "deployment", "decision", "outcome", "access", "key", "flag", "rating", "finding", "triage", "metric"];
-  const COMMITMENT_FIELDS = { input: "input", subject: "subject", output: "output_commitment", outcome: "outcome_commitment" };
+  const COMMITMENT_FIELDS = { input: "input", subject: "subject", output: "output_commitment", outcome: "outcome_commitment",
+                              "flag-text": "text" };
   const DIGEST = /^sha256:[0-9a-f]{64}$/;
   const TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$/;
 
