@@ -388,13 +388,15 @@ def main() -> None:
 
     ratio = med["evidently"]["seconds"] / med["glasslog"]["seconds"]
     table = Table(title=f"Drift on the same data: {n:,} rows x 20 features (reference {n_ref:,}, current {n - n_ref:,})")
-    for col in ("", "seconds", "peak RSS MiB", "RSS before run MiB", "drifted features flagged (combined)"):
+    for col in ("", "seconds", "CPU seconds", "peak RSS MiB", "RSS before run MiB", "drifted features flagged (combined)"):
         table.add_column(col, justify="right" if col and col != "drifted features flagged (combined)" else "left")
     for who, label in (("glasslog", "glasslog drift monitor"), ("evidently", f"Evidently {med['evidently'].get('evidently')} DataDriftPreset")):
         m = med[who]
-        table.add_row(label, f"{m['seconds']:.2f}", f"{m['peak_rss_mib']:.0f}", f"{m['baseline_rss_mib']:.0f}", ", ".join(m["drifted"]))
+        table.add_row(label, f"{m['seconds']:.2f}", f"{m.get('cpu_seconds', float('nan')):.2f}", f"{m['peak_rss_mib']:.0f}",
+                      f"{m['baseline_rss_mib']:.0f}", ", ".join(m["drifted"]))
     console.print(table)
-    console.print(f"speed ratio (Evidently seconds / glasslog seconds): [bold]{ratio:.1f}x[/bold]"
+    cpu_ratio = med["evidently"]["cpu_seconds"] / med["glasslog"]["cpu_seconds"]
+    console.print(f"speed ratio (Evidently seconds / glasslog seconds): [bold]{ratio:.1f}x[/bold]; CPU seconds: {cpu_ratio:.1f}x"
                   f" (target >= 10x: {'met' if ratio >= 10 else 'MISSED'})")
     t2 = Table(title="Detection: features flagged per scenario (hits / missed / false alarms)")
     for col in ("scenario", "shifted", "glasslog", "Evidently"):
@@ -410,11 +412,12 @@ def main() -> None:
     console.print(f"glasslog detection equal or better in every scenario: {'yes' if better_or_equal else 'NO'}")
     if e2e:
         console.print(f"glasslog, all five monitors over the log ({e2e['decisions']:,} decisions, supervisor view): "
-                      f"load {e2e['load_seconds']:.1f} s + checks {e2e['check_seconds']:.1f} s = {e2e['seconds']:.1f} s, "
+                      f"load {e2e['load_seconds']:.1f} s + checks {e2e['check_seconds']:.1f} s = {e2e['seconds']:.1f} s "
+                      f"({e2e['cpu_seconds']:.1f} CPU s), "
                       f"peak RSS {e2e['peak_rss_mib']:.0f} MiB; input drift flagged: {', '.join(e2e['drifted'] or [])}; "
                       f"end-to-end vs Evidently on in-memory frames: {med['evidently']['seconds'] / e2e['seconds']:.1f}x")
     console.print(f"[dim]load average at start {load_start:.2f}, at end {load_end:.2f}; uptime: {uptime_start} / {uptime_end}[/dim]")
-    write_json(args.json, {"machine": info, "decisions": n, "reference": n_ref, "speed": speed, "median": med, "ratio": ratio,
+    write_json(args.json, {"machine": info, "decisions": n, "reference": n_ref, "speed": speed, "median": med, "ratio": ratio, "cpu_ratio": cpu_ratio,
                            "detection": det, "detection_equal_or_better": better_or_equal, "end_to_end": e2e,
                            "ledger": ledger_info, "load": {"start": load_start, "end": load_end, "uptime_start": uptime_start,
                                                            "uptime_end": uptime_end}})
