@@ -589,7 +589,7 @@ def serve(
             probe.bind((host, port))
     except OSError as exc:
         _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc} (is another server using the port? try --port)")
-    err.print(f"glasslog serving {data_dir} on http://{host}:{port}  (register: /; verifiers: /checkpoint, /tile/...; API: /v1, docs: /docs)")
+    err.print(f"glasslog serving {data_dir} on http://{host}:{port}  (register: /; verifiers: /checkpoint, /tile/...; API: /v1, spec: /openapi.json, docs/API.md)")
     # uvicorn trusts forwarded headers from 127.0.0.1 by default: any local process could then pick its address.
     proxy = ({"proxy_headers": True, "forwarded_allow_ips": forwarded_allow_ips} if forwarded_allow_ips
              else {"proxy_headers": False})

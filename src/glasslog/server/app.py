@@ -118,9 +118,11 @@ _TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not 
 class Problem(Exception):
     """An RFC 9457 problem to return."""
 
-    def __init__(self, status: int, title: str, detail: str, errors: list[dict] | None = None, kind: str | None = None):
+    def __init__(self, status: int, title: str, detail: str, errors: list[dict] | None = None, kind: str | None = None,
+                 headers: dict[str, str] | None = None):
         super().__init__(detail)
         self.status, self.title, self.detail, self.errors, self.kind = status, title, detail, errors or [], kind
+        self.headers = headers or {}
 
 
 class ProblemResponse(JSONResponse):
@@ -691,6 +693,22 @@ class _RateLimit:
             q.append(now)
             return True
 
+    def release(self, key: str) -> None:
+        """Take back the latest event of ``key`` (a request that was refused after ``allow`` counted it)."""
+        with self._lock:
+            q = self._events.get(key)
+            if q:
+                q.pop()
+
+    def retry_after(self, key: str) -> int:
+        """Whole seconds until ``key`` may have another event (for a ``Retry-After`` header); at least 1."""
+        now = self._clock()
+        with self._lock:
+            q = self._events.get(key)
+            if not q or len(q) < self.limit:
+                return 1
+            return max(1, math.ceil(q[0] + self.window - now))
+
 
 def create_app(data_dir: str | Path) -> FastAPI:
     """Build the app for the log in ``data_dir``.
@@ -717,6 +735,8 @@ def create_app(data_dir: str | Path) -> FastAPI:
         description="A verifiable, append-only log of a deployed model's decisions, bound to its weights, "
                     "with a view for each overseer. Verifier endpoints follow C2SP tlog-tiles. "
                     "Errors are RFC 9457 application/problem+json.",
+        docs_url=None,  # no Swagger UI / ReDoc: they load scripts from a CDN on the console's origin; see /openapi.json
+        redoc_url=None,
     )
     app.router.route_class = StrictJSONRoute
     app.add_middleware(Compression)
@@ -737,8 +757,8 @@ def create_app(data_dir: str | Path) -> FastAPI:
     # ------------------------------------------------------------ errors
     @app.exception_handler(Problem)
     async def on_problem(request: Request, exc: Problem):
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        return _problem_response(exc.status, exc.title, exc.detail, exc.errors, exc.kind, headers)
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
+        return _problem_response(exc.status, exc.title, exc.detail, exc.errors, exc.kind, {**headers, **exc.headers} or None)
 
     @app.exception_handler(RequestValidationError)
     async def on_validation(request: Request, exc: RequestValidationError):
@@ -1020,7 +1040,8 @@ def create_app(data_dir: str | Path) -> FastAPI:
             client = request.client.host if request.client else "unknown"
             if not anonymous_downloads.allow(client):
                 raise Problem(429, "Too Many Requests", f"at most {ANONYMOUS_DOWNLOADS_PER_HOUR} anonymous weight downloads"
-                              " per hour per address (each is logged); use an API key or try later", kind="rate-limited")
+                              " per hour per address (each is logged); use an API key or try later", kind="rate-limited",
+                              headers={"Retry-After": str(anonymous_downloads.retry_after(client))})
         try:
             data = c.registry.artifact(m.fingerprint)
         except RegistryError as exc:

@@ -364,7 +364,11 @@ def register(app: FastAPI, kit) -> None:
         path = request.url.path
         wants_html = "text/html" in request.headers.get("accept", "")
         if (exc.status_code == 404 and request.method == "GET" and wants_html and api_handler is not None
-                and not path.startswith(("/v1/", "/tile/", "/checkpoint", "/static/", "/docs", "/redoc", "/openapi"))):
+                and not path.startswith(("/v1/", "/tile/", "/checkpoint", "/static/", "/openapi"))):
+            if path.startswith(("/docs", "/redoc")):
+                return error_page(request, 404, "No interactive API docs here",
+                                  "Interactive API docs are not served: they would load scripts from another site. The "
+                                  "JSON API is described at /openapi.json and, with worked examples, in docs/API.md.")
             return error_page(request, 404, "Page not found",
                               "There is no page at this address. The register's pages are listed in the menu above.")
         if api_handler is None:
