@@ -350,6 +350,11 @@ def test_one_flag_per_subject_per_decision_and_duplicates_merged(fresh, lg):
     assert [(x.index, x.rating) for x in flags.ratings_of(first.flag.index)] == [(r2.rating.index, "not-helpful")]
     s = flags.summary(first.flag.index).score
     assert (s.helpful, s.not_helpful, s.ratings) == (0, 1, 1)
+    # The same rating again appends nothing: the existing rating is returned.
+    size = lg.size
+    r3 = flags.rate(dup.flag.index, "not-helpful", key_identity("k2"))
+    assert (r3.unchanged, r3.rating, r3.replaces, r3.tree_size) == (True, r2.rating, None, lg.signed_size())
+    assert lg.size == size and not r2.unchanged
     rating_entry = json.loads(lg.entry(r2.rating.index))
     assert set(rating_entry) == {"type", "v", "time", "flag", "rating", "rater"}
     assert rating_entry["rater"] == flags.pseudonym("rater", key_identity("k2"))
@@ -634,7 +639,9 @@ def test_who_flags_what_and_who_reads_the_text(served_fresh):
     # Who may flag a private decision: its subject, roles that may read it; not the public, not another subject.
     problem(c.post("/v1/flags", json={"decision": w.priv[1], "category": "unfair"}), 401)
     other_subject = {"Authorization": f"Bearer {w.priv_tokens[1]}"}
-    problem(c.post("/v1/flags", headers=other_subject, json={"decision": w.priv[2], "category": "unfair"}), 403)
+    body = problem(c.post("/v1/flags", headers=other_subject, json={"decision": w.priv[2], "category": "unfair"}), 403)
+    wrong_token = f"this receipt token opens decision {w.priv[1]}, not decision {w.priv[2]}"
+    assert body["detail"].startswith(wrong_token) and body["errors"][0]["field"] == "token"
     assert c.post("/v1/flags", headers=w.h("developer"), json={"decision": w.priv[1], "category": "unfair"}).status_code == 201
     # A public-service decision: anyone; a subject flagging someone else's does so as the public.
     r = c.post("/v1/flags", json={"decision": w.pub[0], "category": "harmful", "text": "Public text."})
@@ -664,21 +671,34 @@ def test_one_flag_per_person_duplicates_merged_and_rate_limits(base, tmp_path, m
     assert dup["duplicate_of"] == first["index"] and dup["reporters"] == 2
     listed = c.get("/v1/flags", params={"decision": str(base.pub[2])}).json()
     assert [f["index"] for f in listed["flags"]] == [first["index"]] and listed["flags"][0]["duplicates"] == [dup["index"]]
-    # Per key or address: the public (one address here) gets FLAGS_PER_HOUR flags, then 429, nothing written.
-    for k in range(4):
+    # Per key or address: the public (one address here) gets FLAGS_PER_HOUR flags, then 429, nothing written;
+    # refused flags (duplicates, bad input) do not count.
+    assert c.post("/v1/flags", json={"decision": base.pub[0], "category": "other"}).status_code == 201
+    for _ in range(5):
+        problem(c.post("/v1/flags", json={"decision": base.pub[0], "category": "unfair"}), 409, "decision")
+        problem(c.post("/v1/flags", json={"decision": base.pub[1], "category": "other", "text": "a\x1b"}), 422, "text")
+    for k in range(1, 4):
         assert c.post("/v1/flags", json={"decision": base.pub[k], "category": "other"}).status_code == 201
     before = dump(d)
-    body = problem(c.post("/v1/flags", json={"decision": base.pub[4], "category": "other"}), 429)
-    assert "at most 4 flags per hour" in body["detail"]
+    r = c.post("/v1/flags", json={"decision": base.pub[4], "category": "other"})
+    body = problem(r, 429)
+    assert "at most 4 flags per hour" in body["detail"] and body["detail"].endswith("try again in 60 minutes")
+    assert 3590 <= int(r.headers["retry-after"]) <= 3600  # seconds until the first of the four leaves the hour's window
     assert dump(d) == before
     # ... while a key has its own budget.
     sup = {"Authorization": f"Bearer {base.tokens['supervisor']}"}
     assert c.post("/v1/flags", headers=sup, json={"decision": base.pub[4], "category": "other"}).status_code == 201
-    for rating in ("helpful", "not-helpful"):
-        assert c.post(f"/v1/flags/{first['index']}/ratings", headers=sup, json={"rating": rating}).status_code == 201
-    problem(c.post(f"/v1/flags/{first['index']}/ratings", headers=sup, json={"rating": "helpful"}), 429)
+    rated = c.post(f"/v1/flags/{first['index']}/ratings", headers=sup, json={"rating": "helpful"})
+    assert rated.status_code == 201 and rated.json()["unchanged"] is False
+    # The same rating again: nothing appended (200, the existing entry), and it counts toward the limit.
+    before = dump(d)
+    again = c.post(f"/v1/flags/{first['index']}/ratings", headers=sup, json={"rating": "helpful"})
+    assert again.status_code == 200 and dump(d) == before
+    assert (again.json()["index"], again.json()["unchanged"], again.json()["replaces"]) == (rated.json()["index"], True, None)
+    r = c.post(f"/v1/flags/{first['index']}/ratings", headers=sup, json={"rating": "not-helpful"})
+    assert problem(r, 429)["detail"].startswith("at most 2 ratings per hour") and int(r.headers["retry-after"]) > 3500
     v = c.get(f"/v1/flags/{first['index']}").json()
-    assert v["ratings"] == {"helpful": 0, "somewhat": 0, "not_helpful": 1, "total": 1}  # the later rating replaced the first
+    assert v["ratings"] == {"helpful": 1, "somewhat": 0, "not_helpful": 0, "total": 1}
 
 
 @pytest.mark.parametrize("body, field", [

@@ -175,7 +175,10 @@ def flags_rate(
         _fail(str(exc))
     if json_out:
         _print_json({"index": added.rating.index, "flag": added.rating.flag, "rating": added.rating.rating,
-                     "replaces": added.replaces})
+                     "replaces": added.replaces, "unchanged": added.unchanged})
+        return
+    if added.unchanged:
+        out.print(f"rating {added.rating.index}: flag {added.rating.flag} {added.rating.rating} already; nothing appended")
         return
     replaced = f", replacing rating {added.replaces}" if added.replaces is not None else ""
     out.print(f"rating {added.rating.index}: flag {added.rating.flag} {added.rating.rating}{replaced}")

@@ -36,7 +36,8 @@ Abuse limits:
   reporters form one item, led by the earliest (the *primary*); the others
   count as further reporters, and ratings of any of them count for the primary;
 - nobody rates a flag they (or a duplicate they filed) reported
-  (``OwnFlagError``); a rater's later rating of a flag replaces their earlier one;
+  (``OwnFlagError``); a rater's later rating of a flag replaces their earlier one,
+  and a rating equal to the rater's current one appends nothing;
 - rate limits per key or client address are the server's
   (``glasslog.server.oversight_routes``).
 
@@ -193,12 +194,17 @@ class FlagAdded:
 
 @dataclass(frozen=True)
 class RatingAdded:
-    """What ``Flags.rate`` appended; ``replaces`` is the rater's earlier rating of that flag, if any."""
+    """What ``Flags.rate`` appended; ``replaces`` is the rater's earlier rating of that flag, if any.
+
+    ``unchanged``: the rater had already given this rating, so nothing was appended and ``rating`` is that
+    existing entry (``replaces`` is None; ``tree_size`` and ``checkpoint`` are the log's current ones).
+    """
 
     rating: Rating
     replaces: int | None
     tree_size: int
     checkpoint: str
+    unchanged: bool = False
 
 
 @dataclass(frozen=True)
@@ -493,6 +499,9 @@ class Flags:
     def rate(self, flag: int, rating: str, rater: str) -> RatingAdded:
         """Append a rating of a flag (of its primary, if the flag was merged into another).
 
+        A rating equal to the rater's current rating of that flag appends nothing: the result has
+        ``unchanged=True`` and the existing rating.
+
         Args:
             flag: the flag's entry index.
             rating: ``helpful``, ``somewhat`` or ``not-helpful``.
@@ -512,6 +521,9 @@ class Flags:
             raise OwnFlagError("you reported this flag (or one merged with it); others rate it", "flag")
         who = self.pseudonym("rater", rater)
         previous = self.latest_ratings().get((primary, who))
+        if previous is not None and previous.rating == rating:
+            size = self.ledger.signed_size()
+            return RatingAdded(previous, None, size, self.ledger.checkpoint(), unchanged=True)
         obj = {"type": "rating", "v": 1, "time": utc_now(), "flag": primary, "rating": rating, "rater": who}
         result = self.ledger.append([obj])
         self._refresh()

@@ -10,7 +10,12 @@
 
 Rate limits, per API key, receipt token or (for the public) client address,
 in memory per server process: ``FLAGS_PER_HOUR`` flags and
-``RATINGS_PER_HOUR`` ratings per hour; over them, 429.
+``RATINGS_PER_HOUR`` ratings per hour (sliding window); over them, 429 with
+a ``Retry-After`` header (seconds until the oldest counted request leaves the
+window). A request refused for another reason (a duplicate flag, 409; bad
+input) does not count. Every rating request that is accepted counts, a
+re-rating included; a rating equal to the rater's current one appends nothing
+(200, ``unchanged``, the existing rating entry).
 
 A flag's text is shown to everyone for flags about a model or a
 public-service decision, and for flags about a private deployment's decision
@@ -22,7 +27,7 @@ only to its reporter, supervisors and the operator (``text_state``:
 import json
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Query, Request, Response
 from fastapi import Path as PathParam
 from pydantic import Field
 
@@ -74,6 +79,8 @@ assert set(Category.__args__) == set(FLAG_CATEGORIES) and set(RatingValue.__args
 assert set(Status.__args__) == {CONFIRMED, NEEDS_MORE_RATINGS, NOT_HELPFUL} and set(State.__args__) == set(STATES)
 
 _TOO_MANY = {429: {"description": "Rate limit reached for this key, receipt token or address",
+                   "headers": {"Retry-After": {"description": "seconds until the next request may be accepted",
+                                               "schema": {"type": "integer", "minimum": 1}}},
                    "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}}
 
 
@@ -160,6 +167,8 @@ class RatingOut(Out):
     flag: int = Field(description="the flag rated (the primary, if the one named was merged into it)")
     rating: RatingValue
     replaces: int | None = Field(description="the caller's earlier rating of this flag, now superseded")
+    unchanged: bool = Field(False, description="the caller had already given this rating: nothing was appended, and "
+                                               "index is that rating's entry (status 200)")
     flag_view: FlagOut
 
 
@@ -209,6 +218,14 @@ class TriageActionResult(Out):
     item: TriageItemOut
 
 
+def _duration(seconds: int) -> str:
+    """``59`` -> ``59 seconds``, ``61`` -> ``2 minutes`` (rounded up), for a retry hint."""
+    if seconds < 60:
+        return f"{seconds} second{'s' if seconds != 1 else ''}"
+    minutes = -(-seconds // 60)
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
+
+
 def register(app: FastAPI, kit) -> None:
     """Add the flag, rating and triage routes to ``app`` (see ``glasslog.server.app.ServerKit``)."""
     flag_limit = _RateLimit(FLAGS_PER_HOUR, 3600.0)
@@ -235,8 +252,9 @@ def register(app: FastAPI, kit) -> None:
 
     def limited(limit: _RateLimit, ident: str, what: str, per_hour: int) -> None:
         if not limit.allow(ident):
+            wait = limit.retry_after(ident)
             raise Problem(429, "Too Many Requests", f"at most {per_hour} {what} per hour per key, receipt token or address;"
-                          " try again later", kind="rate-limited")
+                          f" try again in {_duration(wait)}", kind="rate-limited", headers={"Retry-After": str(wait)})
 
     def triage_states(triage: Triage) -> dict[int, str]:
         states: dict[int, str] = {}
@@ -296,6 +314,10 @@ def register(app: FastAPI, kit) -> None:
             public = bool(d is not None and d.public)
             if who.role == "subject" and who.entry_index == i:
                 by_role = "subject"
+            elif who.role == "subject" and not public:
+                problem = (f"this receipt token opens decision {who.entry_index}, not decision {i}: flag a decision with "
+                           "the receipt token of that decision")
+                raise Problem(403, "Forbidden", problem, [{"field": "token", "problem": problem}], kind="forbidden")
             elif not may_read_decision(who, i, entry["deployment"], public):
                 if who.role == "public":
                     raise Problem(401, "Unauthorized", f"decision {i} is of a private deployment: its subject flags it with "
@@ -308,10 +330,15 @@ def register(app: FastAPI, kit) -> None:
                 added = flags.add(category=body.category, by_role=by_role, reporter=ident, model=body.model,
                                   decision=body.decision, text=body.text)
         except DuplicateFlagError as exc:
+            flag_limit.release(ident)  # nothing was written: a refused flag does not count toward the limit
             field = "decision" if body.decision is not None else "model"
             raise Problem(409, "Conflict", exc.detail, [{"field": field, "problem": exc.detail}], kind="duplicate-flag") from None
         except FlagError as exc:
+            flag_limit.release(ident)
             raise invalid(exc.field or "body", exc.detail) from None
+        except BaseException:
+            flag_limit.release(ident)
+            raise
         return one(added.flag.index, who, request)
 
     @app.get("/v1/flags", tags=["flags"], response_model=FlagPage, responses=_errors(*_READ),
@@ -342,9 +369,11 @@ def register(app: FastAPI, kit) -> None:
         return one(_uint(index, "index"), who, request)
 
     @app.post("/v1/flags/{index}/ratings", status_code=201, tags=["flags"], response_model=RatingOut,
-              responses={**_errors(*_WRITE, 404), **_TOO_MANY},
+              responses={200: {"model": RatingOut, "description": "The caller had already given this rating: nothing "
+                                                                 "appended (unchanged, with that rating's entry)"},
+                         **_errors(*_WRITE, 404), **_TOO_MANY},
               summary="Rate a flag: helpful, somewhat or not-helpful (anyone who may read it, except its reporters)")
-    def rate_flag(index: UInt, body: RatingRequest, who: Who, request: Request) -> dict:
+    def rate_flag(index: UInt, body: RatingRequest, who: Who, request: Request, response: Response) -> dict:
         flags, _ = tools()
         i = _uint(index, "index")
         ident = identity(who, request)
@@ -357,16 +386,20 @@ def register(app: FastAPI, kit) -> None:
         if flags.text(i)[0] == "shown" and not flags.may_read_text(i, who.role, False):
             raise forbidden("this flag is about a private deployment's decision; its text, and so its rating, is for "
                             "supervisors and the operator")
-        limited(rating_limit, ident, "ratings", RATINGS_PER_HOUR)
+        limited(rating_limit, ident, "ratings", RATINGS_PER_HOUR)  # re-ratings count too (each one is an entry)
         try:
             with kit.append_lock:
                 added = flags.rate(i, body.rating, ident)
         except OwnFlagError as exc:
+            rating_limit.release(ident)
             raise forbidden(exc.detail) from None
         except FlagError as exc:
+            rating_limit.release(ident)
             raise invalid(exc.field or "body", exc.detail) from None
+        if added.unchanged:
+            response.status_code = 200
         return {"index": added.rating.index, "flag": added.rating.flag, "rating": added.rating.rating,
-                "replaces": added.replaces, "flag_view": one(added.rating.flag, who, request)}
+                "replaces": added.replaces, "unchanged": added.unchanged, "flag_view": one(added.rating.flag, who, request)}
 
     @app.delete("/v1/flags/{index}/text", tags=["flags"], response_model=FlagOut, responses=_errors(*_READ, 403, 404, 409),
                 summary="Erase a flag's text beside the log (supervisor moderation); the entry and its commitment stay")
