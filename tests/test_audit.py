@@ -487,3 +487,24 @@ def test_deceptive_who_finds_it_and_when(deceptive):
         status = json.loads(ledger.entry(demo["suspended_at"]))
         assert status["status"] == "suspended" and status["reason"].startswith(f"audit finding entry {first}:")
         assert audit_log(ledger).ok
+
+
+def test_audit_model_on_deceptive_log_constant_feature(deceptive):
+    """A feature that never varies in deployment (file_version = 1) takes its counterfactual values from the weights."""
+    d, _ = deceptive
+    r = run("audit", "model", "-d", d / "log", "--role", "supervisor", "--n-boot", 200, "--json")
+    assert r.exit_code == 1, r.output  # high findings, not a usage error
+    data = json.loads(r.stdout)
+    black = next(s for s in data["sections"] if s["kind"] == "blackbox")
+    fv = next(c for c in black["counterfactual"] if c["attribute"] == "file_version")
+    assert fv["values"] == [0, 1, 2, 3] and fv["kind"] == "irrelevant" and fv["flip_rate"] > 0.5
+    notes = next(s for s in data["sections"] if s["kind"] == "notes")["notes"]
+    assert any("file_version: one value (1)" in n for n in notes)
+
+
+def test_blackbox_constant_attribute_without_values_is_skipped(demo_model):
+    model, X = demo_model[0], demo_model[1].head(50).copy()
+    X["foreign_worker"] = X["foreign_worker"].iloc[0]
+    black = blackbox_audit(QueryCounter(lambda f: model.predict_proba(f)[:, 1]), X, protected=["foreign_worker"])
+    f = next(f for f in black.findings if f.check == "blackbox.counterfactual.protected")
+    assert f.verdict == "insufficient-data" and "skipped" in f.summary and black.counterfactual == []

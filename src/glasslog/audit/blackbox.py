@@ -322,6 +322,8 @@ def blackbox_audit(
         claimed: claimed metrics to hold the audit-set performance against (e.g. ``card.claimed.metrics``).
         positive: the positive label of ``y``.
         counterfactual_values: attribute -> values to set it to (default as in ``counterfactual_flip_rate``).
+            An attribute with one value in ``X`` and no values given is skipped with an
+            ``insufficient-data`` finding, not an error.
         flip_threshold: a counterfactual flip rate above this is a finding (fraction).
         sensitivity_scale, sensitivity_threshold: noise scale, and flip rate above which it is a finding.
         seed: for the noise.
@@ -338,7 +340,19 @@ def blackbox_audit(
     cfs = []
     for kind, attrs in (("protected", protected), ("irrelevant", irrelevant)):
         for a in attrs:
-            r = counterfactual_flip_rate(q, X, a, values=(counterfactual_values or {}).get(a), kind=kind)
+            try:
+                r = counterfactual_flip_rate(q, X, a, values=(counterfactual_values or {}).get(a), kind=kind)
+            except AuditInputError as exc:
+                if exc.field != "values":
+                    raise
+                # one value only in the audit rows and none given: nothing to change it to; say so, do not fail the audit
+                findings.append(Finding(
+                    f"blackbox.counterfactual.{kind}", f"share of decisions that flip when only {a} changes", None,
+                    flip_threshold, "insufficient-data", "info",
+                    f"Counterfactual test of {a} ({kind}) skipped: it takes one value in the audited rows"
+                    f" ({X[a].iloc[0]!r}) and no other values were known to change it to.",
+                    "black-box", {"attribute": a, "kind": kind, "skipped": exc.problem}, model, deployment))
+                continue
             cfs.append(r)
             by_test[f"counterfactual:{a}"] = r.queries
             alert = r.flip_rate > flip_threshold

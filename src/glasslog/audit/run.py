@@ -177,10 +177,12 @@ def _audit_logged_model(
                       if c in inputs.columns]
         y = rows["outcome"].reindex(inputs.index) if len(rows) else None
         labelled = inputs.loc[y.dropna().index] if y is not None else inputs
-        black = blackbox_audit(query, labelled if len(labelled) else inputs,
+        audit_rows = labelled if len(labelled) else inputs
+        cf_values = _counterfactual_values(audit_rows, protected + irrelevant, weights, card, notes)
+        black = blackbox_audit(query, audit_rows,
                                y.dropna().tolist() if y is not None and len(labelled) else None,
                                protected=protected, irrelevant=irrelevant, positive=positive, seed=seed, model=fp,
-                               deployment=deployment)
+                               deployment=deployment, counterfactual_values=cf_values)
         stats, f = batch_dependence(query, inputs.head(100), seed=seed, model=fp)
         black.findings.append(f)
         black.queries_by_test["batch dependence"] = stats["queries"]
@@ -228,6 +230,39 @@ def _audit_logged_model(
             notes.append("training data given but not checked: the white-box checks did not run")
     results["notes"] = Notes(notes)
     return results
+
+
+def _counterfactual_values(rows: pd.DataFrame, attributes: Sequence[str], weights: Any, card: Any,
+                           notes: list[str]) -> dict[str, list]:
+    """Values to set each counterfactual attribute to when the audited rows hold only one value of it.
+
+    A feature that never varies in deployment (a constant ``file_version``, say) gives the
+    default counterfactual test nothing to change it to. The registered model's training
+    distribution, as the weights record it (``shortcut.known_values``: a ``OneHotEncoder``'s
+    categories, a ``StandardScaler``'s mean +- 1 and 2 SD), supplies them; without such values the
+    test is skipped with a note (``blackbox_audit`` records an ``insufficient-data`` finding).
+    """
+    from .shortcut import known_values
+
+    types = {f.name: f.type for f in card.features}
+    out: dict[str, list] = {}
+    for a in attributes:
+        if a not in rows.columns or rows[a].nunique(dropna=True) >= 2:
+            continue
+        only = rows[a].iloc[0].item() if hasattr(rows[a].iloc[0], "item") else rows[a].iloc[0]
+        values = known_values(weights, a)
+        if values and types.get(a) == "numeric" and pd.api.types.is_integer_dtype(rows[a]):
+            values = sorted({int(round(v)) for v in values})
+        elif values and pd.api.types.is_numeric_dtype(rows[a]):
+            values = sorted({round(float(v), 6) for v in values})
+        if values and len(set(map(str, values)) | {str(only)}) >= 2:
+            out[a] = list(values)
+            notes.append(f"counterfactual test of {a}: one value ({only!r}) in the logged inputs; changed to the"
+                         f" training values the registered weights record: {[*values][:8]}")
+        else:
+            notes.append(f"counterfactual test of {a} skipped: one value ({only!r}) in the logged inputs and"
+                         " none other recorded by the weights")
+    return out
 
 
 def _split_training(frame: pd.DataFrame, card: Any, label_column: str | None) -> tuple[pd.DataFrame, list]:
