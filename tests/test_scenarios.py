@@ -18,7 +18,7 @@ from glasslog.registry import Registry
 from glasslog.scenarios import adapters, gaming
 from glasslog.scenarios.engine import make_card
 from glasslog.scenarios.regimes import REGIMES, WeightsRefused, make_actors, roles_with_weights
-from glasslog.scenarios.report import render_markdown
+from glasslog.scenarios.report import _actor_table, render_markdown
 from glasslog.scenarios.runner import LabResult, offrecord_share, run_scenario
 from glasslog.scenarios.schema import (
     ScenarioError,
@@ -138,9 +138,28 @@ def test_deceptive_credit_world_measures_real_figures_and_the_kill_switch():
     assert closed.suspended and closed.logged_after_suspension == 0 and closed.refused_after_suspension > 0
     assert closed.decisions < 300  # the suspension stopped the rest of the 300 applicants
     opened = run_world(s, "open", 1000)
-    assert not opened.methods_refused and opened.weights_downloads == 1  # the first auditor's download, logged
+    assert not opened.methods_refused and opened.weights_downloads == 4  # each actor's own download, logged
     assert opened.detection == 0 and opened.harm_before_detection == 0 and opened.alerts[0].method == "shortcut-whitebox"
     assert opened.decisions == 25 and opened.logged_after_suspension == 0  # one period until the suspension (triage delay)
+
+
+def test_each_actor_asks_for_the_weights_itself_and_the_actor_table_agrees_with_the_policy():
+    # Before the fix the first actor's download let later actors skip the policy, and the table called that "granted".
+    s = load_scenario("deceptive-credit")
+    res = run_scenario(s, reps=1, seed=0, lag_months=4.0, regimes=("closed", "supervisors"), gaming=False)
+    sup = res.regimes["supervisors"]
+    assert sup.methods_granted == ["supervisor/shortcut-whitebox"]
+    assert sup.methods_refused == ["developer/shortcut-whitebox", "public/shortcut-whitebox", "researcher/shortcut-whitebox"]
+    assert res.regimes["closed"].methods_granted == [] and len(res.regimes["closed"].methods_refused) == 4
+    rows = {tuple(c.strip() for c in line.strip("|").split("|")[:2]): [c.strip() for c in line.strip("|").split("|")[3:5]]
+            for line in _actor_table(res).splitlines()[2:]}
+    for (actor, method), (closed, supervisors) in rows.items():
+        if method != "shortcut-whitebox":
+            continue
+        role = actor.split(" ")[0]
+        assert closed == "refused (no weights)"
+        assert supervisors == ("weights granted" if role in roles_with_weights("supervisors") else "refused (no weights)")
+    assert sum(1 for (_, m), cells in rows.items() if m == "shortcut-whitebox" and cells[1] == "weights granted") == 1
 
 
 def test_more_access_never_removes_a_detector_and_closed_suspensions_stop_logged_use():

@@ -78,6 +78,7 @@ class WorldRun:
         alerts: every alert, in order.
         methods_used: method names that ran at least once.
         methods_refused: (role, method) pairs refused the weights by the access policy.
+        methods_granted: (role, method) pairs whose detector asked for the weights itself and was granted them.
         suspended: fingerprints suspended.
         refused_after_suspension: decision attempts the capture SDK refused after a suspension.
         logged_after_suspension: decisions logged by a model after its suspension (the kill switch holds iff 0).
@@ -98,6 +99,7 @@ class WorldRun:
     alerts: list[Alert] = field(default_factory=list)
     methods_used: set[str] = field(default_factory=set)
     methods_refused: set[tuple[str, str]] = field(default_factory=set)
+    methods_granted: set[tuple[str, str]] = field(default_factory=set)
     suspended: list[str] = field(default_factory=list)
     refused_after_suspension: int = 0
     logged_after_suspension: int = 0
@@ -167,11 +169,14 @@ class Oversight:
             if (actor_spec.role, method.name) in self.run.methods_refused:
                 continue
             actor = self.actors[actor_spec.role]
+            grants = actor.grants
             try:
                 results = self.detectors[method.name](actor, world, period)
             except WeightsRefused:
                 self.run.methods_refused.add((actor_spec.role, method.name))
                 continue
+            if actor.grants > grants and "weights" in method.needs:
+                self.run.methods_granted.add((actor_spec.role, method.name))
             self.run.methods_used.add(method.name)
             for check, models in results:
                 if not check.alert:

@@ -120,12 +120,16 @@ class Actor:
         principal: the ``Principal`` its API key authenticates to (public: ``PUBLIC``).
         ledger: the log it reads.
         downloads: fingerprints of the weights it obtained (each logged as an ``access`` entry).
+        grants: how many times the access policy granted it weights (``obtain_weights`` calls that returned).
+        refusals: how many times the access policy refused it the weights.
     """
 
     name: str
     principal: Principal
     ledger: Ledger
     downloads: list[str] = field(default_factory=list)
+    grants: int = 0
+    refusals: int = 0
     _estimators: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -151,13 +155,15 @@ class Actor:
             glasslog.registry.RegistryError: unknown model.
             glasslog.registry.ArtifactError: the stored artifact does not match its fingerprint.
         """
-        if fingerprint in self._estimators:
-            return self._estimators[fingerprint]
         registry = Registry(self.ledger)
         m = registry.get(fingerprint)
-        if not may_download_weights(self.role, m.card.disclosure_policy):
+        if not may_download_weights(self.role, m.card.disclosure_policy):  # asked every time, never cached
+            self.refusals += 1
             raise WeightsRefused(f"the disclosure policy of model {m.card.name} {m.card.version} is"
                                  f" '{m.card.disclosure_policy}'; role {self.role} may not download its weights")
+        if fingerprint in self._estimators:  # granted again: the download is already on the log
+            self.grants += 1
+            return self._estimators[fingerprint]
         try:  # glasslog's white-box audit loader: the registry load, refused again by the policy if it says no
             from ..audit.whitebox import WeightsAccessError, load_registered_model
         except ImportError:  # pragma: no cover - the audit package ships with glasslog
@@ -174,6 +180,7 @@ class Actor:
                              "role": self.role, "key_id": self.principal.key_id or "anonymous", "time": utc_now()}])
         self._estimators[fingerprint] = estimator
         self.downloads.append(m.fingerprint)
+        self.grants += 1
         return estimator
 
     def read_decisions(self, start: int = 0) -> list[dict]:

@@ -155,12 +155,14 @@ def _actor_table(sr: ScenarioResult) -> str:
             s = sr.regimes.get(g)
             if s is None:
                 cells.append("–")
+            elif "weights" not in method.needs:
+                cells.append("yes")
             elif f"{actor.role}/{method.name}" in s.methods_refused:
                 cells.append("refused (no weights)")
-            elif "weights" in method.needs:
+            elif f"{actor.role}/{method.name}" in s.methods_granted:
                 cells.append("weights granted")
             else:
-                cells.append("yes")
+                cells.append("never asked")
         rows.append([f"{actor.role} ({actor.name})", method.name, ", ".join(method.needs)] + cells)
     return _table(["actor", "method", "needs"] + list(REGIMES), rows)
 
@@ -255,6 +257,9 @@ def render_markdown(res: LabResult) -> str:
                 "### The scenario\n", sc.description.strip() + "\n", "**Mechanism.** " + " ".join(sc.mechanism.split()) + "\n",
                 "### Evidence\n", _evidence(sr) + "\n",
                 "### Who can do what under each regime\n", _actor_table(sr) + "\n",
+                "A cell for a method that needs the weights is what the access policy answered when that actor's own"
+                " method asked for them (no actor uses another's download); *never asked*: the method had nothing left"
+                " to examine when its turn came (e.g. every model already suspended).\n",
                 "### Results by regime (measured)\n", _regime_table(sr) + "\n",
                 "### How access changes it: open vs closed, and by who gets the weights\n",
                 "\n".join(f"- {s}" for s in _comparisons(sr)) + "\n",

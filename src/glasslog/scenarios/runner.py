@@ -86,6 +86,7 @@ class RegimeSummary:
         false_alarms_mean: alerts naming a model without the problem, per run (problem and control runs).
         methods_used: methods that ran in at least one run.
         methods_refused: ``role/method`` pairs the access policy refused the weights.
+        methods_granted: ``role/method`` pairs whose detector asked for the weights itself and was granted them.
         first_detector: method -> how often it raised the detecting alert.
         suspensions: runs with at least one suspension.
         logged_after_suspension: decisions logged by suspended models after their suspension, over all runs.
@@ -113,6 +114,7 @@ class RegimeSummary:
     false_alarms_mean: float
     methods_used: list[str]
     methods_refused: list[str]
+    methods_granted: list[str]
     first_detector: dict[str, int]
     suspensions: int
     logged_after_suspension: int
@@ -157,6 +159,7 @@ def summarise(regime: str, problem: list[WorldRun], control: list[WorldRun], par
         false_alarms_mean=_r(float(np.mean([r.false_alarms for r in all_runs]))) if all_runs else 0.0,
         methods_used=sorted({m for r in all_runs for m in r.methods_used}),
         methods_refused=sorted({f"{role}/{m}" for r in all_runs for role, m in r.methods_refused}),
+        methods_granted=sorted({f"{role}/{m}" for r in all_runs for role, m in r.methods_granted}),
         first_detector=dict(sorted(first.items())),
         suspensions=sum(1 for r in problem if r.suspended),
         logged_after_suspension=sum(r.logged_after_suspension for r in all_runs),

@@ -160,10 +160,10 @@ class Whimper(_Base):
 
     def probe(self, actor: Actor, world: Any, t: int) -> list[tuple[Check, tuple[str, ...]]]:
         fp = self.current
-        if fp in self.probed:
+        if (actor.role, fp) in self.probed:  # each actor asks for the weights itself, never inherits another's answer
             return []
         model = actor.obtain_weights(fp)  # WeightsRefused unless the policy admits the role
-        self.probed.add(fp)
+        self.probed.add((actor.role, fp))
         n = 400
         rng = self.rng(4)
         X = pd.DataFrame({"severity": rng.uniform(0.6, 1.0, n), "prior_reports": np.minimum(rng.poisson(1.0, n), 5).astype(float)})
@@ -223,7 +223,7 @@ class Whimper(_Base):
         periods, per = int(p["periods"]), int(p["cases_per_period"])
         self.gaming_start = int(self.rng(0).integers(int(p["gaming_start_min"]), int(p["gaming_start_max"]) + 1))
         self.problem_models_set: set[str] = set()
-        self.probed: set[str] = set()
+        self.probed: set[tuple[str, str]] = set()  # (role, fingerprint)
         self.decision_indexes: list[int] = []
         ov = self.oversight({"goodhart": self.goodhart, "realised-vs-claimed": self.realised, "flags": self.flags,
                              "probe-whitebox": self.probe}, self.problem_models_set)
@@ -326,10 +326,10 @@ class Bang(_Base):
         X = self.inputs(self.rng(13), 300, 0.0, 0.0)
         thr = float(self.p["scan_flip_threshold"])
         for k, fp in enumerate(self.fleet):
-            if fp in self.scanned or fp in self.oversight_.suspended_at:
+            if (actor.role, fp) in self.scanned or fp in self.oversight_.suspended_at:
                 continue
-            model = actor.obtain_weights(fp)
-            self.scanned.add(fp)
+            model = actor.obtain_weights(fp)  # each actor asks for itself; WeightsRefused unless the policy admits it
+            self.scanned.add((actor.role, fp))
             flips = float(np.mean(model.predict(X.assign(grid_event=1.0)) != model.predict(X)))
             out.append((Check("weights-scan", "share of decisions a single input flips", flips, thr, flips > thr,
                               {"feature": "grid_event", "system": k, "rows": len(X)}), (fp,)))
@@ -364,7 +364,7 @@ class Bang(_Base):
         shock = int(rng0.integers(int(p["shock_period_min"]), int(p["shock_period_max"]) + 1))
         self.fleet = [self.train(k, treacherous[k]) for k in range(K)]
         problem = {fp for fp, tr in zip(self.fleet, treacherous) if tr}
-        self.scanned: set[str] = set()
+        self.scanned: set[tuple[str, str]] = set()  # (role, fingerprint)
         self.period_rows: list[list[list[int]]] = [[] for _ in range(K)]
         self.oversight_ = ov = self.oversight({"output-anomaly": self.anomaly, "weights-scan": self.scan}, problem)
         wrapped = {}
@@ -471,18 +471,18 @@ class Deceptive(_Credit):
 
     def whitebox(self, actor: Actor, world: Any, t: int) -> list[tuple[Check, tuple[str, ...]]]:
         fp = self.current
-        if ("w", fp) in self.audited:
+        if ("w", actor.role, fp) in self.audited:  # each actor asks for the weights itself
             return []
         model = actor.obtain_weights(fp)
-        self.audited.add(("w", fp))
+        self.audited.add(("w", actor.role, fp))
         check = adapters.whitebox_shortcut(model, self.audit_sample, self.rng(30), float(self.p["shortcut_flip_threshold"]))
         return [(check, (fp,))]
 
     def blackbox(self, actor: Actor, world: Any, t: int) -> list[tuple[Check, tuple[str, ...]]]:
         fp = self.current
-        if ("b", fp) in self.audited:
+        if ("b", actor.role, fp) in self.audited:
             return []
-        self.audited.add(("b", fp))
+        self.audited.add(("b", actor.role, fp))
         budget = int(self.p["audit_query_budget"])
         n_features = self.audit_sample.shape[1]
         rows = min(len(self.audit_sample), budget // (n_features + 1))
