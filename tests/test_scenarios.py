@@ -240,6 +240,35 @@ def test_cli_run_writes_the_report_and_refuses_bad_input(tmp_path):
     for name in ("report.md", "report.html", "results.json"):
         assert (tmp_path / "rep" / name).stat().st_size > 1000
     assert "data:image/png;base64," in (tmp_path / "rep" / "report.html").read_text()
+    # the "Run it again" command, parsed back by the CLI itself, gives exactly the options of this run
+    md = (tmp_path / "rep" / "report.md").read_text()
+    command = md.split("Run it again with `", 1)[1].split("`", 1)[0]
+    assert _parsed_run_options(command) == _parsed_run_options(
+        "glasslog scenarios run -s downstream-adaptation --reps 1 --no-sensitivity --seed 0")
+
+
+def _parsed_run_options(command: str) -> dict:
+    import shlex
+
+    import typer
+
+    words = shlex.split(command)
+    assert words[:3] == ["glasslog", "scenarios", "run"]
+    run_cmd = typer.main.get_command(app).commands["scenarios"].commands["run"]
+    params = run_cmd.make_context("run", words[3:]).params
+    params.pop("out_dir"), params.pop("json_out")  # where and how it is written, not what is run
+    return params
+
+
+def test_rerun_command_reproduces_every_option():
+    res = LabResult(7, 42, 12.5, [], selected=["bang", "whimper"], sensitivity_on=False)
+    from glasslog.scenarios.report import rerun_command
+
+    assert _parsed_run_options(rerun_command(res)) == {"scenario": ["bang", "whimper"], "reps": 7, "seed": 42,
+                                                       "lag_months": 12.5, "no_sensitivity": True}
+    default = LabResult(10, 0, float("nan"), [])
+    assert _parsed_run_options(rerun_command(default)) == {"scenario": (), "reps": 10, "seed": 0, "lag_months": None,
+                                                           "no_sensitivity": False}
 
 
 def test_a_failed_pilot_through_queries_stops_the_launch_and_nothing_is_logged():

@@ -20,7 +20,7 @@ from jinja2 import Environment
 from .regimes import REGIME_LABELS, REGIMES, roles_with_weights
 from .runner import LabResult, ScenarioResult, offrecord_share
 
-__all__ = ["render_markdown", "render_html", "write_report"]
+__all__ = ["render_markdown", "render_html", "write_report", "rerun_command"]
 
 MEASURED_VS_MODELLED = """\
 **Measured** (glasslog's own components run on each scenario's data): every decision is logged through the capture
@@ -237,13 +237,20 @@ def _sensitivity(res: LabResult) -> str:
     return "\n\n".join(parts)
 
 
+def rerun_command(res: LabResult) -> str:
+    """The shell command that reproduces ``res`` (every option the run used, quoted for a POSIX shell)."""
+    import shlex
+
+    return shlex.join(["glasslog", "scenarios", "run", *res.rerun_args()])
+
+
 def render_markdown(res: LabResult) -> str:
     """The report as Markdown (no time stamp: byte-identical for a seed)."""
     lag_text = "each scenario's lag_months" if math.isnan(res.lag_months) else f"{res.lag_months:g} months"
     out = ["# glasslog scenario lab\n",
            f"Repetitions per scenario and regime: {res.reps} (each a problem run and a clean control run); seed {res.seed};"
            f" lag of the widely available models: {lag_text}.\n",
-           "Run it again with `glasslog scenarios run --reps {0} --seed {1}`.\n".format(res.reps, res.seed),
+           f"Run it again with `{rerun_command(res)}` (add `--out DIR` for where to write it).\n",
            "## What is measured and what is modelled\n", MEASURED_VS_MODELLED,
            "## Access regimes\n",
            _table(["regime", "meaning", "roles that may download the weights (access policy)"],

@@ -178,7 +178,17 @@ class ScenarioResult:
 
 @dataclass
 class LabResult:
-    """A whole lab run: settings, per-scenario results, sensitivity runs."""
+    """A whole lab run: settings, per-scenario results, sensitivity runs.
+
+    Attributes:
+        reps, seed: the run's settings.
+        lag_months: the ``--lag-months`` given (NaN: each scenario's own ``lag_months``).
+        scenarios: per-scenario results.
+        sensitivity: one dict per sensitivity run (empty when they were skipped).
+        seconds: wall time of the run.
+        selected: scenario ids as selected (None: every shipped scenario).
+        sensitivity_on: whether the sensitivity runs were asked for (``--no-sensitivity`` gives False).
+    """
 
     reps: int
     seed: int
@@ -186,6 +196,20 @@ class LabResult:
     scenarios: list[ScenarioResult]
     sensitivity: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
+    selected: list[str] | None = None
+    sensitivity_on: bool = True
+
+    def rerun_args(self) -> list[str]:
+        """The ``glasslog scenarios run`` arguments that reproduce this run exactly (every option that was set)."""
+        args = []
+        for sid in self.selected or []:
+            args += ["-s", sid]
+        args += ["--reps", str(self.reps), "--seed", str(self.seed)]
+        if not math.isnan(self.lag_months):
+            args += ["--lag-months", repr(float(self.lag_months))]  # repr: the shortest exact round trip
+        if not self.sensitivity_on:
+            args.append("--no-sensitivity")
+        return args
 
 
 def _gaming(scenario: Scenario, reps: int, seed: int, lag_months: float) -> dict[str, Any]:
@@ -323,4 +347,4 @@ def run_lab(scenarios: list[str] | None = None, reps: int = 20, seed: int = 0, l
                          "regimes": {g: {"detect_p": s.detect_p, "time_median": s.time_median, "harm_mean": s.harm_mean,
                                          "false_alarm_p": s.false_alarm_p} for g, s in res.regimes.items()}})
     return LabResult(reps, seed, float(lag_months) if lag_months is not None else float("nan"), results, sens,
-                     time.perf_counter() - t0)
+                     time.perf_counter() - t0, selected=list(scenarios) if scenarios else None, sensitivity_on=sensitivity)
