@@ -116,7 +116,7 @@ def test_group_audit_bad_input():
     pred = [0] * 60 + [1] * 3 + [0] * 57
     r = group_error_rates(y, pred, ["a"] * 60 + ["b"] * 60)
     fpr = next(f for f in r.findings if f.check == "group.false_positive_rate")
-    assert fpr.verdict == "insufficient-data" and fpr.evidence["events"] == 3
+    assert fpr.verdict == "insufficient-data" and fpr.evidence["comparisons"]["a"]["events"] == 3
 
 
 # ---------------------------------------------------------------- German Credit groups
@@ -140,8 +140,9 @@ def test_german_credit_by_sex_and_age_group():
     # Sex: no ratio under 0.8. Age: applicants under 25 who repaid are flagged 2.6 times as often (FPR 0.273 vs 0.105).
     assert not any(f.alert for f in sex.findings)
     assert age.by_group.loc["under 25", "false_positive_rate"] == pytest.approx(24 / 88)
-    assert age.disparity["false_positive_rate"]["ratio"] == pytest.approx((64 / 612) / (24 / 88))
-    assert age.disparity["false_positive_rate"]["hi"] < 0.8
+    assert age.reference == "25 and over"  # the largest group, fixed before looking at any rate
+    assert age.disparity["false_positive_rate"]["ratio"] == pytest.approx((24 / 88) / (64 / 612))
+    assert age.disparity["false_positive_rate"]["lo"] > 1.25  # the whole Bonferroni-adjusted interval above the band
     alerts = {f.check: f.severity for f in age.findings if f.alert}
     assert alerts == {"group.selection_rate": "high", "group.false_positive_rate": "high"}
 
@@ -374,7 +375,7 @@ def test_findings_recorded_and_suspension(demo_log, tmp_path):
 
 def test_report_formats(tmp_path):
     df = load_compas()
-    audits = group_audit_frame(df, "two_year_recid", "high_risk", ["race"], n_boot=100)
+    audits = group_audit_frame(df, "two_year_recid", "high_risk", ["race"], n_boot=200)
     report = build_report(audits, title="COMPAS", context={"data": "ProPublica"})
     paths = report.write(tmp_path)
     html = paths["html"].read_text()
@@ -402,8 +403,11 @@ def test_cli_csv_and_bad_input(tmp_path):
     assert black["false_positive_rate"]["value"] == pytest.approx(641 / 1514)
     assert (tmp_path / "rep" / "report.html").exists()
     r = run("audit", "csv", csv, "--label", "two_year_recid", "--prediction", "high_risk", "--group", "race", "--fail-on", "critical",
-            "--n-boot", "50")
+            "--n-boot", "200")
     assert r.exit_code == 0, r.output
+    for bad in ("0", "1", "50"):  # too few draws for Bonferroni-adjusted intervals: refused, not NaN intervals
+        r = run("audit", "csv", csv, "--label", "two_year_recid", "--prediction", "high_risk", "--group", "race", "--n-boot", bad)
+        assert r.exit_code == 2 and "--n-boot: must be at least 200" in r.output, r.output
     r = run("audit", "csv", csv, "--label", "recid", "--prediction", "high_risk", "--group", "race")
     assert r.exit_code == 2 and "--label: no column 'recid'" in r.output
     r = run("audit", "csv", csv, "--label", "two_year_recid", "--prediction", "race", "--group", "sex")
@@ -430,7 +434,7 @@ def test_cli_model_record_and_suspend(demo_log, tmp_path):
     assert r.exit_code == 2 and "unknown model" in r.output
     with Ledger.open(d) as ledger:
         size = ledger.size
-    r = run("audit", "model", summary.model[:19], "--data-dir", d, "--role", "supervisor", "--group", "sex", "--n-boot", "100",
+    r = run("audit", "model", summary.model[:19], "--data-dir", d, "--role", "supervisor", "--group", "sex", "--n-boot", "200",
             "--record", "--suspend-on-severity", "high", "--json")
     data = json.loads(r.stdout)
     alerts = [f for f in data["findings"] if f["verdict"] == "alert"]
@@ -508,3 +512,33 @@ def test_blackbox_constant_attribute_without_values_is_skipped(demo_model):
     black = blackbox_audit(QueryCounter(lambda f: model.predict_proba(f)[:, 1]), X, protected=["foreign_worker"])
     f = next(f for f in black.findings if f.check == "blackbox.counterfactual.protected")
     assert f.verdict == "insufficient-data" and "skipped" in f.summary and black.counterfactual == []
+
+
+def test_group_disparity_null_false_alarms_within_family_wise_alpha():
+    """Pure noise: 1,000 rows, 4 random groups, prediction independent of group. Before the fix every seed alerted
+    (min/max of the extreme groups, no multiplicity correction); now any-alert runs stay within alpha = 0.05."""
+    from scipy.stats import binom
+
+    seeds, runs_alerting = 40, 0
+    for seed in range(seeds):
+        rng = np.random.default_rng(seed)
+        groups = rng.choice(["a", "b", "c", "d"], 1000)
+        y = rng.binomial(1, 0.3, 1000)
+        pred = np.where(rng.random(1000) < 0.7, y, 1 - y)
+        r = group_error_rates(y, pred, groups, seed=seed)
+        assert r.reference == max("abcd", key=lambda g: ((groups == g).sum(), g))  # fixed by size, before looking
+        assert r.findings[0].evidence["comparisons_in_family"] == 12  # 3 groups x 4 metrics
+        runs_alerting += any(f.alert for f in r.findings)
+    # at most the 99th percentile of Binomial(40, 0.05) runs with any alert (measured: 2 of 40; 20 of 400 seeds)
+    assert runs_alerting <= binom.ppf(0.99, seeds, 0.05) == 6
+    # ... while COMPAS race still alerts, against the largest group (African-American), on FPR and FNR
+    df = load_compas()
+    race = group_error_rates(df["two_year_recid"], df["high_risk"], df["race"], attribute="race", n_boot=200)
+    assert race.reference == "African-American"
+    alerts = {f.check: f.evidence["ratios"]["Caucasian"] for f in race.findings if f.alert}
+    assert alerts["group.false_positive_rate"]["severity"] == "high"  # 0.220 / 0.423 = 0.52
+    assert alerts["group.false_positive_rate"]["ratio"] == pytest.approx((282 / 1281) / (641 / 1514))
+    assert alerts["group.false_negative_rate"]["severity"] == "high"  # 0.496 / 0.285 = 1.74
+    assert alerts["group.false_negative_rate"]["ratio"] == pytest.approx((408 / 822) / (473 / 1661))
+    with pytest.raises(AuditInputError, match="n_boot: must be at least 200"):
+        group_error_rates(df["two_year_recid"], df["high_risk"], df["race"], n_boot=0)

@@ -54,6 +54,17 @@ def _check_severity(value: str, option: str) -> str:
     return value
 
 
+def _check_common(n_boot: int | None = None, seed: int | None = None) -> None:
+    """Refuse --n-boot under the minimum and --seed outside numpy's / scikit-learn's range (exit 2, naming the option)."""
+    from .group import MIN_BOOT
+
+    if n_boot is not None and n_boot < MIN_BOOT:
+        _fail(f"--n-boot: must be at least {MIN_BOOT} bootstrap draws (the intervals are Bonferroni-adjusted and reach far"
+              f" into the tails), got {n_boot}")
+    if seed is not None and not 0 <= seed < 2**32:
+        _fail(f"--seed: must be an integer from 0 to {2**32 - 1}, got {seed}")
+
+
 def _progress() -> Progress:
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                     console=err, transient=True)
@@ -147,6 +158,7 @@ def audit_csv(
     from .report import build_report
 
     _check_severity(fail_on, "--fail-on")
+    _check_common(n_boot, seed)
     frame = _read_csv(file)
     if label not in frame.columns:
         _fail(f"--label: no column {label!r} in {file}; columns are {list(frame.columns)[:30]}")
@@ -176,6 +188,7 @@ def audit_compas(
     from .report import build_report
 
     _check_severity(fail_on, "--fail-on")
+    _check_common(n_boot, seed)
     df = load_compas(filtered=not unfiltered)
     try:
         results = group_audit_frame(df, "two_year_recid", "high_risk", ["race", "sex"], n_boot=n_boot, seed=seed)
@@ -207,6 +220,7 @@ def audit_site(
     from .site import site_audit
 
     _check_severity(fail_on, "--fail-on")
+    _check_common(seed=seed)
     frame = _read_csv(file)
     for opt, col in (("--label", label), ("--site", site), *(("--exclude", c) for c in exclude or [])):
         if col not in frame.columns:
@@ -263,6 +277,7 @@ def audit_model(
     from .run import audit_logged_model
 
     _check_severity(fail_on, "--fail-on")
+    _check_common(n_boot, seed)
     if suspend_on is not None:
         _check_severity(suspend_on, "--suspend-on-severity")
         if role != "supervisor":
@@ -353,6 +368,7 @@ def audit_deceptive(
     from .deceptive import run_deceptive_demo
     from .report import build_report
 
+    _check_common(seed=seed)
     try:
         with _progress() as bar:
             tasks: dict[str, Any] = {}

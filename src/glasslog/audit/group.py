@@ -8,11 +8,27 @@ distribution as resampling the rows), and every metric and ratio is read off
 the same draws; the interval is the percentile interval (Efron & Tibshirani
 1993, ch. 13).
 
-Ratios: each group's metric over the reference group's (default: the largest
-group), and fairlearn's between-groups ratio (smallest group value over the
-largest). A between-groups ratio under ``ratio_threshold`` (default 0.8, the
-"four-fifths" line of the US EEOC Uniform Guidelines, 29 CFR 1607.4(D)) is a
-finding; its severity grows when the whole interval is under the line.
+Ratios and alerts. The reference group is fixed before any rate is looked at:
+the largest group, or ``reference``. Each other group with at least
+``min_group_size`` rows is compared with it on selection rate, FPR, FNR and
+PPV (ratio = group / reference). Comparing the two extreme groups picked after
+looking at the data would alert on pure noise (their min/max ratio is always
+under 1), so it is not done. The K = (groups - 1) x 4 comparisons form one
+family per attribute; each ratio's percentile bootstrap interval is taken at
+level 1 - (1 - confidence) / K (Bonferroni), so the chance of any false alarm
+for the attribute is at most 1 - confidence (0.05) when no group differs.
+
+A comparison alerts when its ratio lies outside the four-fifths band
+[0.8, 1.25] (US EEOC Uniform Guidelines on Employee Selection Procedures,
+29 CFR 1607.4(D): a rate under four fifths of another group's is evidence of
+adverse impact; 1.25 = 1 / 0.8 is the same tolerance the other way, as for
+error rates in Aequitas, Saleiro et al. 2018) and its adjusted interval
+excludes 1. Severity: ``high`` when the whole adjusted interval lies outside
+the band and the ratio outside [0.6, 1/0.6]; ``medium`` when the whole
+adjusted interval lies outside the band; ``low`` otherwise. One finding per
+metric reports the most severe, then most extreme, comparison; the evidence
+holds every comparison. Severities do not depend on ``n_boot`` beyond
+Monte-Carlo noise (at least ``MIN_BOOT`` draws are required).
 """
 
 from __future__ import annotations
@@ -23,6 +39,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .findings import SEVERITY_ORDER as SEVERITY_RANK
 from .findings import AuditInputError, Finding, clean_json
 
 __all__ = ["METRICS", "METRIC_LABELS", "GroupAudit", "group_error_rates", "group_audit_frame", "binary_labels"]
@@ -33,6 +50,10 @@ METRICS = ("selection_rate", "false_positive_rate", "false_negative_rate", "posi
 METRIC_LABELS = {"selection_rate": "selection rate", "false_positive_rate": "false positive rate",
                  "false_negative_rate": "false negative rate", "positive_predictive_value": "positive predictive value",
                  "accuracy": "accuracy"}
+
+MIN_BOOT = 200
+"""Fewest bootstrap draws ``group_error_rates`` accepts: fewer gave NaN or unstable intervals, and so severities that
+depended on ``n_boot``."""
 
 _DISPARITY_METRICS = METRICS[:4]
 _NUMERATORS = {"selection_rate": ("tp", "fp"), "false_positive_rate": ("fp",), "false_negative_rate": ("fn",),
@@ -95,11 +116,12 @@ class GroupAudit:
             plus ``<metric>_lo`` / ``<metric>_hi`` bootstrap interval bounds.
         ratios: DataFrame indexed by group: ``<metric>_ratio`` (group / reference)
             with ``_lo`` / ``_hi`` bounds.
-        disparity: metric -> {"ratio": min/max between groups, "lo", "hi",
-            "lowest": group, "highest": group} over groups with at least
-            ``min_group_size`` rows.
+        disparity: metric -> {"ratio": group / reference of the reported comparison, "lo", "hi" (its
+            Bonferroni-adjusted interval), "group", "reference", "lowest", "highest" (groups with the
+            lowest and highest value), "comparisons": group -> {"ratio", "lo", "hi", "events", "value", "n"}}
+            over groups with at least ``min_group_size`` rows.
         small_groups: groups left out of ``disparity`` for their size.
-        findings: one per metric in selection rate, FPR, FNR, PPV.
+        findings: one per metric in selection rate, FPR, FNR, PPV (rules in the module docstring).
         metric_frame: the fairlearn ``MetricFrame`` behind the point estimates.
         n_boot, confidence, seed: bootstrap settings.
     """
@@ -171,12 +193,14 @@ def group_error_rates(
         sensitive: group of each row, shape (n,) (a Series names the attribute).
         positive: the positive outcome / prediction value (e.g. 1 = reoffended, 1 = bad credit risk).
         attribute: the attribute's name (default: the Series name, else ``group``).
-        reference: group whose metrics are the denominators of ``ratios`` (default: the largest).
-        n_boot: bootstrap draws (0 turns intervals off: bounds are NaN).
-        confidence: interval coverage, a fraction.
+        reference: group whose metrics are the denominators of ``ratios`` and of the alerting
+            comparisons (default: the largest group, chosen by size alone).
+        n_boot: bootstrap draws, at least ``MIN_BOOT`` (200).
+        confidence: interval coverage, a fraction; for the ratios, the family-wise coverage
+            (each ratio's interval is Bonferroni-adjusted, see the module docstring).
         seed: bootstrap seed; the same inputs and seed give identical results.
         min_group_size: smaller groups are reported but left out of the between-group ratios.
-        ratio_threshold: a between-groups ratio below this is a finding.
+        ratio_threshold: the four-fifths line (0.8): the band is [ratio_threshold, 1 / ratio_threshold].
         min_events: fewer events (positive predictions, false positives, false negatives, true positives:
             the metric's numerator, summed over the groups compared) give ``insufficient-data``, not a ratio.
         model, deployment, access: copied into the findings.
@@ -197,12 +221,13 @@ def group_error_rates(
         raise AuditInputError("y_true", "no rows to audit")
     if not 0 < confidence < 1:
         raise AuditInputError("confidence", f"must be a fraction between 0 and 1, got {confidence!r}")
-    if n_boot < 0:
-        raise AuditInputError("n_boot", f"must be 0 (no intervals) or a positive number of draws, got {n_boot}")
+    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < MIN_BOOT:
+        raise AuditInputError("n_boot", f"must be at least {MIN_BOOT} bootstrap draws (the Bonferroni-adjusted intervals"
+                                        f" reach far into the tails), got {n_boot!r}")
     if min_group_size < 1:
         raise AuditInputError("min_group_size", f"must be at least 1 row, got {min_group_size}")
-    if not ratio_threshold > 0:
-        raise AuditInputError("ratio_threshold", f"must be a positive ratio, got {ratio_threshold}")
+    if not 0 < ratio_threshold < 1:
+        raise AuditInputError("ratio_threshold", f"must be a ratio between 0 and 1 (e.g. 0.8), got {ratio_threshold}")
     y = binary_labels(y_true, positive, "y_true")
     p = binary_labels(y_pred, positive, "y_pred")
     groups = pd.Series(sensitive).reset_index(drop=True)
@@ -270,55 +295,105 @@ def group_error_rates(
 
     eligible = [g for g in names if table.loc[g, "n"] >= min_group_size]
     small = [g for g in names if g not in eligible]
+    others = [g for g in eligible if g != reference]
+    # The family: every (group, metric) comparison with the reference, fixed by group sizes alone, before any rate is
+    # looked at. Bonferroni: each comparison's interval at level 1 - (1 - confidence) / family.
+    family = len(others) * len(_DISPARITY_METRICS)
+    adj_alpha = (1 - confidence) / max(family, 1) / 2
+    band = (ratio_threshold, 1 / ratio_threshold)
     disparity: dict[str, dict] = {}
     findings: list[Finding] = []
+    statistic = f"ratio of {{label}} by {name} (group / reference group {reference})"
     for m in _DISPARITY_METRICS:
         label = METRIC_LABELS[m]
-        values = {g: float(table.loc[g, m]) for g in eligible if np.isfinite(table.loc[g, m])}
-        if len(values) < 2:
-            disparity[m] = {"ratio": None, "lo": None, "hi": None, "lowest": None, "highest": None}
+        stat = statistic.format(label=label)
+        empty = {"ratio": None, "lo": None, "hi": None, "group": None, "reference": reference, "lowest": None,
+                 "highest": None, "comparisons": {}}
+        if reference not in eligible or not others or not np.isfinite(table.loc[reference, m]):
+            disparity[m] = empty
+            why = (f"the reference group {reference} has fewer than {min_group_size} rows" if reference not in eligible
+                   else f"no other group of {name} has at least {min_group_size} rows" if not others
+                   else f"the reference group {reference} has no defined {label}")
             findings.append(Finding(
-                f"group.{m}", f"min/max ratio of {label} by {name}", None, ratio_threshold, "insufficient-data", "info",
-                f"Fewer than two groups of {name} with at least {min_group_size} rows and a defined {label}.",
-                access, {"attribute": name, "groups": {g: int(table.loc[g, 'n']) for g in names}}, model, deployment))
+                f"group.{m}", stat, None, ratio_threshold, "insufficient-data", "info", f"No {label} ratio by {name}: {why}.",
+                access, {"attribute": name, "reference": reference, "groups": {g: int(table.loc[g, 'n']) for g in names}},
+                model, deployment))
             continue
-        events = int(sum(table.loc[g, col] for g in values for col in _NUMERATORS[m]))
-        if events < min_events:
-            disparity[m] = {"ratio": None, "lo": None, "hi": None, "lowest": None, "highest": None}
-            findings.append(Finding(
-                f"group.{m}", f"min/max ratio of {label} by {name}", None, ratio_threshold, "insufficient-data", "info",
-                f"Only {events} events behind the {label} of the groups of {name} (at least {min_events} needed for a ratio).",
-                access, {"attribute": name, "events": events, "by_group": values}, model, deployment))
-            continue
-        lowest, highest = min(values, key=values.get), max(values, key=values.get)
-        ratio = values[lowest] / values[highest] if values[highest] > 0 else np.nan
-        if n_boot:
-            stack = np.vstack([boot[g][m] for g in values])
+        comparisons: dict[str, dict] = {}
+        for g in others:
+            value, ref_value = float(table.loc[g, m]), float(table.loc[reference, m])
+            events = int(sum(table.loc[x, col] for x in (g, reference) for col in _NUMERATORS[m]))
+            if not np.isfinite(value) or ref_value <= 0 or events < min_events:
+                comparisons[g] = {"ratio": None, "lo": None, "hi": None, "events": events, "value": value,
+                                  "n": int(table.loc[g, "n"])}
+                continue
             with np.errstate(divide="ignore", invalid="ignore"):
-                per_draw = np.nanmin(stack, axis=0) / np.nanmax(stack, axis=0)
-            lo, hi = interval(per_draw)
-        else:
-            lo, hi = np.nan, np.nan
-        disparity[m] = {"ratio": ratio, "lo": lo, "hi": hi, "lowest": lowest, "highest": highest}
+                per_draw = boot[g][m] / boot[reference][m]
+            finite = per_draw[np.isfinite(per_draw)]
+            if len(finite) < 0.5 * len(per_draw):
+                lo, hi = np.nan, np.nan
+            else:
+                lo, hi = float(np.quantile(finite, adj_alpha)), float(np.quantile(finite, 1 - adj_alpha))
+            comparisons[g] = {"ratio": value / ref_value, "lo": lo, "hi": hi, "events": events, "value": value,
+                              "n": int(table.loc[g, "n"])}
+        measured = {g: c for g, c in comparisons.items() if c["ratio"] is not None}
+        values = {g: float(table.loc[g, m]) for g in eligible if np.isfinite(table.loc[g, m])}
+        lowest = min(values, key=values.get) if values else None
+        highest = max(values, key=values.get) if values else None
+        if not measured:
+            disparity[m] = {**empty, "comparisons": comparisons, "lowest": lowest, "highest": highest}
+            findings.append(Finding(
+                f"group.{m}", stat, None, ratio_threshold, "insufficient-data", "info",
+                f"Too few events behind the {label} of the groups of {name} for a ratio (at least {min_events} needed,"
+                f" counting the group and the reference {reference}).",
+                access, {"attribute": name, "reference": reference, "comparisons": comparisons}, model, deployment))
+            continue
+        # the comparison reported: the most extreme ratio (on the log scale) among those that alert, else among all
+        def verdict_of(c: dict) -> tuple[str, str]:
+            r, lo, hi = c["ratio"], c["lo"], c["hi"]
+            outside = r < band[0] or r > band[1]
+            significant = np.isfinite(lo) and np.isfinite(hi) and (hi < 1 or lo > 1)
+            if not (outside and significant):
+                return "ok", "info"
+            wholly_outside = hi < band[0] or lo > band[1]
+            if wholly_outside and (r < 0.6 or r > 1 / 0.6):
+                return "alert", "high"
+            return "alert", "medium" if wholly_outside else "low"
+
+        judged = {g: verdict_of(c) for g, c in measured.items()}
+        alerting = [g for g in measured if judged[g][0] == "alert"]
+        pool = alerting or list(measured)
+        worst_group = max(pool, key=lambda g: (SEVERITY_RANK[judged[g][1]], abs(np.log(max(measured[g]["ratio"], 1e-12)))))
+        c = measured[worst_group]
+        ratio, lo, hi = c["ratio"], c["lo"], c["hi"]
+        verdict, severity = judged[worst_group]
+        disparity[m] = {"ratio": ratio, "lo": lo, "hi": hi, "group": worst_group, "reference": reference,
+                        "lowest": lowest, "highest": highest, "comparisons": comparisons}
         evidence = {
-            "attribute": name, "lowest": lowest, "highest": highest, "ci": [lo, hi], "confidence": confidence, "n_boot": n_boot,
+            "attribute": name, "group": worst_group, "reference": reference, "ci": [lo, hi], "confidence": confidence,
+            "adjusted_confidence": 1 - 2 * adj_alpha, "comparisons_in_family": family, "n_boot": n_boot,
+            "lowest": lowest, "highest": highest, "band": list(band),
             "by_group": {g: {"value": values[g], "ci": [float(table.loc[g, f"{m}_lo"]), float(table.loc[g, f"{m}_hi"])],
                              "n": int(table.loc[g, "n"])} for g in values},
+            "ratios": {g: {"ratio": x["ratio"], "ci": [x["lo"], x["hi"]], "verdict": judged[g][0], "severity": judged[g][1]}
+                       for g, x in measured.items()},
         }
         if small:
             evidence["small_groups"] = small
-        if not np.isfinite(ratio) or ratio >= ratio_threshold:
-            verdict, severity = "ok", "info"
-            summary = (f"The {label} by {name} ranges from {values[lowest]:.3f} ({lowest}) to {values[highest]:.3f}"
-                       f" ({highest}); ratio {ratio:.3f} is at or above {ratio_threshold}.")
+        interval_text = (f"{1 - 2 * adj_alpha:.2%} interval {lo:.2f}-{hi:.2f}, Bonferroni-adjusted over {family}"
+                         f" comparisons for {confidence:.0%} family-wise")
+        if verdict == "alert":
+            summary = (f"The {label} of {worst_group} is {ratio:.2f} times that of the reference group {reference}"
+                       f" ({c['value']:.3f} vs {float(table.loc[reference, m]):.3f}; {interval_text}): outside the"
+                       f" four-fifths band {band[0]:g}-{band[1]:g} and the interval excludes 1"
+                       + (f"; {len(alerting)} of {len(measured)} groups alert" if len(measured) > 1 else "") + ".")
         else:
-            whole_interval_under = np.isfinite(hi) and hi < ratio_threshold
-            severity = "high" if whole_interval_under and ratio < 0.6 else "medium" if whole_interval_under else "low"
-            verdict = "alert"
-            summary = (f"The {label} of {lowest} is {ratio:.2f} times that of {highest} ({values[lowest]:.3f} vs"
-                       f" {values[highest]:.3f}; {confidence:.0%} interval of the ratio {lo:.2f}-{hi:.2f}), under {ratio_threshold}.")
-        findings.append(Finding(f"group.{m}", f"min/max ratio of {label} by {name}", ratio, ratio_threshold, verdict,
-                                severity, summary, access, evidence, model, deployment))
+            summary = (f"The {label} by {name} relative to {reference}: ratios "
+                       + ", ".join(f"{g} {x['ratio']:.2f}" for g, x in measured.items())
+                       + f"; none both outside {band[0]:g}-{band[1]:g} and with an adjusted interval excluding 1"
+                       f" (the most extreme, {worst_group}: {interval_text}).")
+        findings.append(Finding(f"group.{m}", stat, ratio, ratio_threshold, verdict, severity, summary, access, evidence,
+                                model, deployment))
     return GroupAudit(name, n, reference, table, ratios, disparity, small, findings, mf, n_boot, confidence, seed,
                       positive, min_group_size, ratio_threshold)
 
