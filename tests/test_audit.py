@@ -385,6 +385,36 @@ def test_report_formats(tmp_path):
     data = json.loads(paths["json"].read_text())
     assert data["sections"][0]["groups"][0]["group"] == "African-American"
     assert data["findings"][0]["verdict"] == "alert"
+    # every section table is a real HTML table: no Markdown pipe rows left in the page
+    import re
+    from html.parser import HTMLParser
+
+    class Text(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.text, self.tables = [], 0
+
+        def handle_starttag(self, tag, attrs):
+            self.tables += tag == "table"
+
+        def handle_data(self, data):
+            self.text.append(data)
+
+    page = Text()
+    page.feed(re.sub(r'src="data:[^"]+"', "", html))
+    assert page.tables == 2 and "<pre>" not in html  # findings + the group table
+    assert not [t for t in page.text if "|" in t or "---" in t]
+    assert "<td>African-American</td><td style=\"text-align:right\">3175</td>" in html
+
+
+def test_markdown_to_html_tables_and_escaping():
+    from glasslog.audit.report import _md, markdown_to_html
+
+    lines = ["Top **features** <b>", "", f"| feature | {_md('mean |SHAP|')} |", "|---|---:|", f"| {_md('a|b')} | 0.5 |",
+             "- a note"]
+    assert str(markdown_to_html(lines)) == (
+        "<p>Top <b>features</b> &lt;b&gt;</p>\n<table><tr><th>feature</th><th style=\"text-align:right\">mean |SHAP|</th></tr>"
+        "<tr><td>a|b</td><td style=\"text-align:right\">0.5</td></tr></table>\n<ul><li>a note</li></ul>")
 
 
 # ---------------------------------------------------------------- CLI

@@ -68,7 +68,7 @@ class AuditReport:
         lines += ["", "## Findings", "", "| severity | verdict | check | statistic | value | summary |", "|---|---|---|---|---:|---|"]
         for f in self.findings:
             value = "" if f.value is None else f"{f.value:.4g}"
-            lines.append(f"| {f.severity} | {f.verdict} | `{f.check}` | {f.statistic} | {value} | {_md(f.summary)} |")
+            lines.append(f"| {f.severity} | {f.verdict} | `{f.check}` | {_md(f.statistic)} | {value} | {_md(f.summary)} |")
         for name, r in self.sections:
             lines += ["", f"## {_TITLES.get(getattr(r, 'kind', ''), name)}: {name}", ""]
             lines += _section_markdown(r)
@@ -82,7 +82,7 @@ class AuditReport:
         sections = []
         for name, r in self.sections:
             sections.append({"name": name, "title": _TITLES.get(getattr(r, "kind", ""), name),
-                             "plots": [_png(fig) for fig in _figures(r)], "markdown": "\n".join(_section_markdown(r))})
+                             "plots": [_png(fig) for fig in _figures(r)], "body": markdown_to_html(_section_markdown(r))})
         return env.from_string(_HTML).render(report=self, findings=self.findings, sections=sections)
 
     def write(self, out_dir: str | Path, formats: tuple[str, ...] = ("html", "md", "json")) -> dict[str, Path]:
@@ -114,8 +114,74 @@ def build_report(results: dict[str, Any] | list[tuple[str, Any]], *, title: str 
     return AuditReport(title, clean_json(context or {}), items)
 
 
-def _md(text: str) -> str:
+def _md(text: Any) -> str:
+    """Text for one Markdown table cell: ``|`` escaped as ``\\|``, newlines as spaces."""
     return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _cells(line: str) -> list[str]:
+    """Cells of one Markdown table row, split on unescaped ``|``; ``\\|`` becomes ``|``."""
+    import re
+
+    body = line.strip()
+    body = body[1:] if body.startswith("|") else body
+    body = body[:-1] if body.endswith("|") and not body.endswith("\\|") else body
+    return [c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", body)]
+
+
+def _inline(text: str) -> str:
+    """Escaped HTML of a Markdown text span: ``**bold**`` and ```code``` only (all the report's Markdown uses)."""
+    import re
+
+    from markupsafe import escape
+
+    out = str(escape(text))
+    out = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", out)
+    return re.sub(r"`(.+?)`", r"<code>\1</code>", out)
+
+
+def markdown_to_html(lines: list[str]) -> Any:
+    """HTML for the Markdown lines a report section is made of: pipe tables become ``<table>``s, ``- `` lines lists,
+    other lines paragraphs; all text is escaped. Returns ``markupsafe.Markup`` (safe for jinja2's autoescape).
+
+    Only the subset ``_section_markdown`` writes is understood: a table is a header row, a ``|---|`` separator row
+    (``---:`` right-aligns the column) and body rows, with ``|`` inside cells escaped as ``\\|``.
+    """
+    from markupsafe import Markup
+
+    html: list[str] = []
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if line.startswith("|") and i + 1 < len(lines) and set(lines[i + 1].replace("|", "").replace(":", "").strip()) <= {"-"} \
+                and lines[i + 1].startswith("|"):
+            head, aligns = _cells(line), _cells(lines[i + 1])
+            right = [a.endswith(":") for a in aligns]
+            rows = []
+            i += 2
+            while i < len(lines) and lines[i].startswith("|"):
+                rows.append(_cells(lines[i]))
+                i += 1
+
+            def cell(tag: str, text: str, k: int, right: list[bool] = right) -> str:
+                style = ' style="text-align:right"' if k < len(right) and right[k] else ""
+                return f"<{tag}{style}>{_inline(text)}</{tag}>"
+
+            html.append("<table><tr>" + "".join(cell("th", h, k) for k, h in enumerate(head)) + "</tr>"
+                        + "".join("<tr>" + "".join(cell("td", c, k) for k, c in enumerate(r)) + "</tr>" for r in rows)
+                        + "</table>")
+            continue
+        if line.startswith("- "):
+            items = []
+            while i < len(lines) and lines[i].startswith("- "):
+                items.append(f"<li>{_inline(lines[i][2:])}</li>")
+                i += 1
+            html.append("<ul>" + "".join(items) + "</ul>")
+            continue
+        if line.strip():
+            html.append(f"<p>{_inline(line)}</p>")
+        i += 1
+    return Markup("\n".join(html))
 
 
 def _fmt(v: Any) -> str:
@@ -137,23 +203,23 @@ def _section_markdown(r: Any) -> list[str]:
             cells = [f"{row[m]:.3f} ({row[m + '_lo']:.3f}-{row[m + '_hi']:.3f})" if np.isfinite(row[m]) and np.isfinite(row[m + '_lo'])
                      else _fmt(row[m]) for m in ("selection_rate", "false_positive_rate", "false_negative_rate",
                                                  "positive_predictive_value", "accuracy")]
-            rows.append(f"| {g} | {int(row['n'])} | {int(row['tp'])} | {int(row['fp'])} | {int(row['tn'])} | {int(row['fn'])} | "
+            rows.append(f"| {_md(g)} | {int(row['n'])} | {int(row['tp'])} | {int(row['fp'])} | {int(row['tn'])} | {int(row['fn'])} | "
                         + " | ".join(cells) + " |")
     elif kind == "claims":
         rows += ["| metric | claimed | realised | interval | n | method |", "|---|---:|---:|---|---:|---|"]
         for c in r.checks:
             ci = f"{c.ci[0]:.3f}-{c.ci[1]:.3f}" if c.ci else ""
-            rows.append(f"| {c.metric} | {c.claimed:.3f} | {_fmt(c.realised)} | {ci} | {c.n} | {c.method} |")
+            rows.append(f"| {_md(c.metric)} | {c.claimed:.3f} | {_fmt(c.realised)} | {ci} | {c.n} | {_md(c.method)} |")
     elif kind == "blackbox":
         rows += [f"Queries used: {r.queries} rows ({', '.join(f'{k}: {v}' for k, v in r.queries_by_test.items())}).", "",
                  "| attribute | kind | flip rate | interval | mean score change | queries |", "|---|---|---:|---|---:|---:|"]
         for c in r.counterfactual:
-            rows.append(f"| {c.attribute} | {c.kind} | {c.flip_rate:.3f} | {c.ci[0]:.3f}-{c.ci[1]:.3f} | {c.mean_abs_score_change:.3f} | {c.queries} |")
+            rows.append(f"| {_md(c.attribute)} | {c.kind} | {c.flip_rate:.3f} | {c.ci[0]:.3f}-{c.ci[1]:.3f} | {c.mean_abs_score_change:.3f} | {c.queries} |")
     elif kind == "reliance":
         rows += [f"SHAP: {r.shap_method} ({r.shap_output}), {r.n_explained} rows; permutation importance: {r.scoring}, {r.n} rows.",
                  "", "| feature | share of mean abs SHAP | mean abs SHAP | permutation importance (sd) |", "|---|---:|---:|---:|"]
         for f, row in r.table().head(12).iterrows():
-            rows.append(f"| {f} | {row['shap_share']:.3f} | {row['shap_mean_abs']:.4f} | {row['permutation_mean']:.4f} ({row['permutation_std']:.4f}) |")
+            rows.append(f"| {_md(f)} | {row['shap_share']:.3f} | {row['shap_mean_abs']:.4f} | {row['permutation_mean']:.4f} ({row['permutation_std']:.4f}) |")
     elif kind == "shortcut":
         table = r.label_association.copy()
         table["prediction"] = r.prediction_association
@@ -161,22 +227,22 @@ def _section_markdown(r: Any) -> list[str]:
             table["reliance share"] = r.reliance_share
         order = table["reliance share"].sort_values(ascending=False).index if "reliance share" in table else table.index
         rows += ["Label association per segment (ROC AUC of the feature alone, folded to 0.5-1), association with the model's"
-                 " prediction, reliance share.", "", "| feature | " + " | ".join(map(str, table.columns)) + " |",
+                 " prediction, reliance share.", "", "| feature | " + " | ".join(_md(c) for c in table.columns) + " |",
                  "|---|" + "---:|" * len(table.columns)]
         for f in list(order)[:12]:
-            rows.append(f"| {f} | " + " | ".join(_fmt(v) for v in table.loc[f]) + " |")
+            rows.append(f"| {_md(f)} | " + " | ".join(_md(_fmt(v)) for v in table.loc[f]) + " |")
     elif kind == "leakage":
         top = r.association.sort_values(ascending=False).head(8)
-        rows += ["| feature | label association |", "|---|---:|"] + [f"| {k} | {v:.3f} |" for k, v in top.items()]
+        rows += ["| feature | label association |", "|---|---:|"] + [f"| {_md(k)} | {v:.3f} |" for k, v in top.items()]
         if r.duplicates is not None:
             rows += ["", f"Test rows duplicated in training: {r.duplicates}."]
         if r.batch:
             rows += ["", f"Batch dependence: largest score change {r.batch['max_abs_diff']:.2g} over {r.batch['queries']} queries."]
     elif kind == "site":
         rows += [f"Site predicted from the inputs: AUC {r.site_auc:.3f}, accuracy {r.site_accuracy:.3f} (chance {r.chance:.3f}).", "",
-                 "| site | " + " | ".join(r.by_site.columns) + " |", "|---|" + "---:|" * len(r.by_site.columns)]
+                 "| site | " + " | ".join(_md(c) for c in r.by_site.columns) + " |", "|---|" + "---:|" * len(r.by_site.columns)]
         for s, row in r.by_site.iterrows():
-            rows.append(f"| {s} | " + " | ".join(_fmt(v) for v in row) + " |")
+            rows.append(f"| {_md(s)} | " + " | ".join(_md(_fmt(v)) for v in row) + " |")
     elif kind == "training_data":
         rows.append(f"{'Matches' if r.ok else 'Does NOT match'}: registered {r.registered}, computed {r.computed} ({r.rows} rows).")
     elif kind == "deceptive":
@@ -304,7 +370,7 @@ pre{white-space:pre-wrap;background:#f6f6f6;padding:.5em;font-size:.85em}img{max
 </table>
 {% for s in sections %}<h2>{{ s.title }}: {{ s.name }}</h2>
 {% for p in s.plots %}<img alt="{{ s.title }} plot" src="data:image/png;base64,{{ p }}">{% endfor %}
-<pre>{{ s.markdown }}</pre>
+{{ s.body }}
 {% endfor %}
 </body></html>
 """
