@@ -18,8 +18,8 @@ from glasslog.registry import Registry
 from glasslog.scenarios import adapters, gaming
 from glasslog.scenarios.engine import make_card
 from glasslog.scenarios.regimes import REGIMES, WeightsRefused, make_actors, roles_with_weights
-from glasslog.scenarios.report import _actor_table, render_markdown
-from glasslog.scenarios.runner import LabResult, offrecord_share, run_scenario
+from glasslog.scenarios.report import _actor_table, _insights, render_markdown
+from glasslog.scenarios.runner import LabResult, RegimeSummary, ScenarioResult, mean_ci, offrecord_share, run_scenario
 from glasslog.scenarios.schema import (
     ScenarioError,
     json_schema,
@@ -212,7 +212,7 @@ def test_same_seed_gives_byte_identical_markdown():
     assert a == b
     assert "## Scenario 1: Deceptive alignment in a loan-default model" in a
     assert "## What is measured and what is modelled" in a and "**Modelled**" in a
-    assert "| closed | 100 % [" in a and "### Cost to game the model (measured on German Credit)" in a
+    assert "| closed | 1 | 100 % [" in a and "### Cost to game the model (measured on German Credit)" in a
 
 
 def test_cli_run_writes_the_report_and_refuses_bad_input(tmp_path):
@@ -277,3 +277,63 @@ def test_a_failed_pilot_through_queries_stops_the_launch_and_nothing_is_logged()
     assert r.extra["pilot_mode"] == "queries" and r.extra["claimed_accuracy"] == pytest.approx(152 / 189)
     assert r.detection == 0 and [a.method for a in r.alerts] == ["pilot-blackbox"]
     assert r.decisions == 0 and r.harm_total == 0 and r.logged_after_suspension == 0 and r.refused_after_suspension > 0
+
+
+# ------------------------------------------------------------------------------------------ what the report concludes
+def _summary(regime: str, **kw) -> RegimeSummary:
+    base = dict(regime=regime, reps=10, detect_p=1.0, detect_lo=0.72, detect_hi=1.0, time_median=0.0, time_q1=0.0, time_q3=0.0,
+                detected_n=10, harm_mean=5.0, harm_lo=2.0, harm_hi=8.0, harm_total_mean=9.0, harm_total_lo=6.0,
+                harm_total_hi=12.0, controls=10, alerts_by_method={}, runs_alert_before_onset=0, false_alarm_p=0.0,
+                false_alarm_lo=0.0, false_alarm_hi=0.28, false_alarms_mean=0.0, methods_used=["audit", "noisy"],
+                methods_refused=[], methods_granted=[], first_detector={}, suspensions=10, logged_after_suspension=0,
+                refused_after_suspension=10, offrecord={"frontier": 0.1, "lagging": 0.06},
+                stops_use={"frontier": 0.9, "lagging": 0.94})
+    return RegimeSummary(**(base | kw))
+
+
+def test_mean_interval_of_a_count_never_goes_below_zero():
+    values = [0.0] * 9 + [30.0]  # a normal interval would be 3 +- 1.96 * 9.49 / sqrt(10) = [-2.9, 8.9]
+    m, lo, hi = mean_ci(values)
+    assert m == 3.0 and lo == 0.0 and 0 < hi <= 9.0
+    assert mean_ci(values) == (m, lo, hi)  # a fixed resampling stream: the same report for a seed
+    assert mean_ci([]) == (None, None, None) and mean_ci([4.0]) == (4.0, 4.0, 4.0)
+
+
+def test_insights_weigh_false_alarms_and_do_not_rank_overlapping_regimes():
+    noisy = {"noisy": {"problem": 3, "control": 4}, "audit": {"problem": 10, "control": 0}}
+    regimes = {"closed": _summary("closed", harm_mean=6.0, harm_lo=3.0, harm_hi=9.0, alerts_by_method=noisy,
+                                  first_detector={"noisy": 3, "audit": 7}),
+               "open": _summary("open", harm_mean=4.0, harm_lo=1.0, harm_hi=7.0, alerts_by_method=noisy,
+                                harm_total_mean=8.0, harm_total_lo=5.0, harm_total_hi=11.0, first_detector={"audit": 10})}
+    sr = ScenarioResult(load_scenario("deceptive-credit"), regimes)
+    text = "\n".join(_insights(sr))
+    assert ("Neither detection (100 %-100 %) nor harm over the run (8.0-9.0) differs clearly between regimes: their 95 %"
+            " intervals overlap at 10 runs per regime, so this run does not rank the regimes.") in text
+    assert "Least harm" not in text and "clearly lower" not in text
+    assert ("noisy alerted in 8/20 clean control runs and in 6/20 problem runs (over the regimes where it ran): it fires at"
+            " least as often without the problem, so its alerts are not evidence of detection; it raised the detecting"
+            " alert in 3 of the 20 detected runs.") in text
+    assert "audit alerted" not in text  # no false alarms: nothing to weigh
+    # clearly apart: then, and only then, a ranking
+    regimes["open"] = _summary("open", harm_total_mean=2.0, harm_total_lo=1.0, harm_total_hi=3.0)
+    text = "\n".join(_insights(ScenarioResult(sr.scenario, regimes)))
+    assert "Harm over the run is clearly lower under open (2.0 [1.0, 3.0]) than under closed (9.0 [6.0, 12.0])." in text
+
+
+def test_a_conclusion_names_the_sensitivity_run_that_overturns_it_and_every_declared_value_is_reported():
+    s = load_scenario("deceptive-credit")
+    regimes = {g: _summary(g) for g in ("closed", "open")}
+    sens = [{"scenario": s.id, "parameter": "audit_query_budget", "value": 0, "default": 2200, "reps": 2,
+             "regimes": {"closed": {"detect_p": 1.0, "harm_mean": 62.0}, "open": {"detect_p": 1.0, "harm_mean": 0.0}}}]
+    res = LabResult(10, 0, float("nan"), [ScenarioResult(s, regimes), ScenarioResult(load_scenario("whimper"), regimes)], sens)
+    first = _insights(res.scenarios[0], res)[0]
+    assert first.startswith("Every regime measured the same detection (100 %) and harm over the run (9.0)")
+    assert ("This depends on the assumptions: the comparison comes out differently at audit_query_budget = 0 (default 2200;"
+            " 2 runs per regime): detection 100 %-100 %, harm before detection 0.0-62.0 across regimes, lowest under open.") in first
+    md = render_markdown(res)
+    for v in ("0.2 (default)", "0.05", "0.5"):  # declared but never run: computed from the modelled formula
+        assert f"| deceptive-credit | fork_share_developers = {v} |" in md
+    assert "| deceptive-credit, whimper | closed | 10 % | 6 % | 3 % | 1 % |" in md  # one lag table for one formula
+    assert md.count("| deceptive-credit, whimper | open |") == 1
+    assert "median and\ninterquartile range are over **detected runs only**" in md and "an **undetected run contributes all" in md
+    assert "**Most numbers behind these scenarios are assumptions.**" in md

@@ -118,11 +118,13 @@ def run(
     if json_out:
         sys.stdout.write(json.dumps(to_json(res), indent=2, sort_keys=True) + "\n")
         return
-    t = Table("scenario", "regime", "detected", "decisions to detection (median)", "harm before detection (mean)",
-              "false alarms (control)", title=f"scenario lab, {reps} reps, seed {seed}, {res.seconds:.0f} s")
+    t = Table("scenario", "regime", "detected", "decisions to detection (median, detected runs)", "harm before detection (mean)",
+              "harm over the run (mean)", "false alarms (control)", title=f"scenario lab, {reps} reps, seed {seed}, {res.seconds:.0f} s")
     for sr in res.scenarios:
         for g, s in sr.regimes.items():
-            t.add_row(sr.scenario.id, g, f"{100 * s.detect_p:.0f} %", "–" if s.time_median is None else f"{s.time_median:.0f}",
-                      "–" if s.harm_mean is None else f"{s.harm_mean:.1f}", f"{100 * s.false_alarm_p:.0f} %")
+            t.add_row(sr.scenario.id, g, f"{100 * s.detect_p:.0f} %",
+                      "–" if s.time_median is None else f"{s.time_median:.0f} (n={s.detected_n})",
+                      "–" if s.harm_mean is None else f"{s.harm_mean:.1f}",
+                      "–" if s.harm_total_mean is None else f"{s.harm_total_mean:.1f}", f"{100 * s.false_alarm_p:.0f} %")
     out.print(t)
     out.print(f"report: {md}  {html}  {js}")

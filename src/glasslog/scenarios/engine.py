@@ -79,6 +79,9 @@ class WorldRun:
         methods_used: method names that ran at least once.
         methods_refused: (role, method) pairs refused the weights by the access policy.
         methods_granted: (role, method) pairs whose detector asked for the weights itself and was granted them.
+        alert_methods_problem: methods that raised an alert naming a model with the problem.
+        alert_methods_clean: methods that raised an alert naming only models without it (false alarms).
+        alerts_before_onset: alerts naming a problem model raised before the problem began (counted as detection at 0).
         suspended: fingerprints suspended.
         refused_after_suspension: decision attempts the capture SDK refused after a suspension.
         logged_after_suspension: decisions logged by a model after its suspension (the kill switch holds iff 0).
@@ -100,6 +103,9 @@ class WorldRun:
     methods_used: set[str] = field(default_factory=set)
     methods_refused: set[tuple[str, str]] = field(default_factory=set)
     methods_granted: set[tuple[str, str]] = field(default_factory=set)
+    alert_methods_problem: set[str] = field(default_factory=set)
+    alert_methods_clean: set[str] = field(default_factory=set)
+    alerts_before_onset: int = 0
     suspended: list[str] = field(default_factory=list)
     refused_after_suspension: int = 0
     logged_after_suspension: int = 0
@@ -109,6 +115,10 @@ class WorldRun:
     @property
     def detected(self) -> bool:
         return self.detection is not None
+
+    def alerts_methods_any(self) -> set[str]:
+        """Methods that raised any alert in this run."""
+        return {a.method for a in self.alerts}
 
 
 Detector = Callable[[Actor, Any, int], list[tuple[Check, tuple[str, ...]]]]
@@ -218,6 +228,9 @@ class Oversight:
         self.run.alerts.append(alert)
         if not any(m in self.problem_models for m in models):
             self.run.false_alarms += 1
+            self.run.alert_methods_clean.add(method)
+        else:
+            self.run.alert_methods_problem.add(method)
         return alert
 
     def try_decide(self, fn: Callable[[], Any]) -> Any | None:

@@ -50,6 +50,13 @@ def _f(x: Any, nd: int = 2) -> str:
     return str(x)
 
 
+def _count(x: Any, one: str, many: str) -> str:
+    """``1 query``, ``24 queries``, ``– queries`` (no value)."""
+    if x is None:
+        return f"– {many}"
+    return f"{x:.0f} {one if round(float(x)) == 1 else many}"
+
+
 def _pct(x: Any) -> str:
     return "–" if x is None else f"{100 * x:.0f} %"
 
@@ -64,6 +71,20 @@ def _clearly_lower(a_hi: float | None, b_lo: float | None) -> bool:
     return a_hi is not None and b_lo is not None and a_hi < b_lo
 
 
+_GIVEN_TO = {"supervisors": "supervisory authorities", "researchers": "research institutions",
+             "developers": "downstream developers", "open": "everyone (open weights)"}
+
+DEFINITIONS = """**Definitions.** *Decisions to detection*: decisions logged from the problem's start (the onset: the first gaming
+quarter in scenario 1, the first decision otherwise) to the first alert naming a model with the problem; an alert
+raised before the start counts as 0 and the run is counted under *alerts before the start*. The median and
+interquartile range are over **detected runs only** (their number is shown); undetected runs have no time.
+*Harm before detection*: harm units logged before that alert; an **undetected run contributes all its harm over the
+run**. *Harm over the run*: every harm unit logged, with the suspensions that followed alerts in force. *False alarm*:
+an alert naming a model without the problem (on the clean control run: every alert). A check that alerts as often on
+clean control runs as on problem runs is not evidence of detection, even when it is counted as the detecting alert.
+"""
+
+
 def _comparisons(sr: ScenarioResult) -> list[str]:
     """Sentences comparing regimes, generated from the measured figures."""
     r = sr.regimes
@@ -73,6 +94,7 @@ def _comparisons(sr: ScenarioResult) -> list[str]:
         lines.append(f"Open vs closed weights: detected in {_pct(o.detect_p)} of runs (closed: {_pct(c.detect_p)}); "
                      f"median decisions to detection {_f(o.time_median, 0)} (closed: {_f(c.time_median, 0)}); "
                      f"harm before detection {_f(o.harm_mean, 1)} (closed: {_f(c.harm_mean, 1)}); "
+                     f"harm over the run {_f(o.harm_total_mean, 1)} (closed: {_f(c.harm_total_mean, 1)}); "
                      f"false alarms in {_pct(o.false_alarm_p)} of control runs (closed: {_pct(c.false_alarm_p)}).")
     prev = None
     for g in REGIMES:
@@ -85,66 +107,187 @@ def _comparisons(sr: ScenarioResult) -> list[str]:
                 change.append(f"detection {_pct(prev.detect_p)} -> {_pct(s.detect_p)}")
             if s.harm_mean != prev.harm_mean:
                 change.append(f"harm before detection {_f(prev.harm_mean, 1)} -> {_f(s.harm_mean, 1)}")
+            if s.harm_total_mean != prev.harm_total_mean:
+                change.append(f"harm over the run {_f(prev.harm_total_mean, 1)} -> {_f(s.harm_total_mean, 1)}")
             if s.false_alarm_p != prev.false_alarm_p:
                 change.append(f"false alarms {_pct(prev.false_alarm_p)} -> {_pct(s.false_alarm_p)}")
             added = sorted(set(s.methods_used) - set(prev.methods_used))
             what = f" (new methods in use: {', '.join(added)})" if added else ""
-            lines.append(f"Giving the weights also to {REGIME_LABELS[g].split('(')[0].replace('weights to ', '').strip()}: "
+            lines.append(f"Giving the weights also to {_GIVEN_TO[g]}: "
                          + ("; ".join(change) if change else "no measured change") + what + ".")
         prev = s
     return lines
 
 
-def _insights(sr: ScenarioResult) -> list[str]:
+def _apart(items: list[tuple[float | None, float | None, float | None]]) -> tuple[int, int] | None:
+    """Indexes (low, high) of the lowest and highest means when their 95 % intervals do not overlap, else None."""
+    xs = [(i, m, lo, hi) for i, (m, lo, hi) in enumerate(items) if m is not None]
+    if len(xs) < 2:
+        return None
+    low = min(xs, key=lambda x: x[1])
+    high = max(xs, key=lambda x: x[1])
+    return (low[0], high[0]) if _clearly_lower(low[3], high[2]) else None
+
+
+def _signature(regimes: dict[str, dict]) -> tuple:
+    """What a conclusion about regimes rests on: do detection / harm before detection differ, and which regimes are lowest."""
+    det = {g: v["detect_p"] for g, v in regimes.items()}
+    harm = {g: v["harm_mean"] for g, v in regimes.items() if v["harm_mean"] is not None}
+    lowest = frozenset(g for g, v in harm.items() if v == min(harm.values())) if harm else frozenset()
+    return (len(set(det.values())) > 1, len(set(harm.values())) > 1, lowest)
+
+
+def _overturned_by(sr: ScenarioResult, res: LabResult | None) -> list[str]:
+    """Sensitivity runs of this scenario under which the comparison of regimes comes out differently."""
+    if res is None:
+        return []
+    main = _signature({g: {"detect_p": s.detect_p, "harm_mean": s.harm_mean} for g, s in sr.regimes.items()})
+    out = []
+    for run in res.sensitivity:
+        if run["scenario"] != sr.scenario.id or set(run["regimes"]) != set(sr.regimes):
+            continue
+        sig = _signature(run["regimes"])
+        if sig != main:
+            det = [v["detect_p"] for v in run["regimes"].values()]
+            harm = [v["harm_mean"] for v in run["regimes"].values() if v["harm_mean"] is not None]
+            lowest = ", ".join(sorted(sig[2]))
+            runs = f"{run['reps']} run{'s' if run['reps'] != 1 else ''} per regime"
+            out.append(f"{run['parameter']} = {run['value']:g} (default {run['default']:g}; {runs}):"
+                       f" detection {_pct(min(det))}-{_pct(max(det))}, harm before detection"
+                       f" {_f(min(harm), 1)}-{_f(max(harm), 1)} across regimes, lowest under {lowest}")
+    return out
+
+
+def _method_evidence(sr: ScenarioResult) -> list[str]:
+    """For each check that raised false alarms: how often on clean control runs vs problem runs, pooled over regimes."""
+    from .checks import wilson
+
     r = sr.regimes
     out = []
-    harms = {g: s.harm_mean for g, s in r.items() if s.harm_mean is not None}
-    if harms:
-        best = min(harms.values())
-        lows = [g for g, v in harms.items() if v == best]
-        out.append(f"Least harm before detection: {', '.join(lows)} ({_f(best, 1)} on average).")
-        worst = max(harms, key=lambda g: harms[g])
-        if _clearly_lower(r[lows[0]].harm_hi, r[worst].harm_lo):
-            out.append(f"The difference to {worst} ({_f(harms[worst], 1)}) is larger than both 95 % intervals.")
-        elif len(set(harms.values())) > 1:
-            out.append(f"The 95 % intervals of {lows[0]} and {worst} overlap: at these repetitions the regimes are not clearly apart.")
+    methods = sorted({m for s in r.values() for m in s.alerts_by_method})
+    detections = sum(s.detected_n for s in r.values())
+    for m in methods:
+        ran = [s for s in r.values() if m in s.methods_used]
+        c = sum(s.alerts_by_method.get(m, {}).get("control", 0) for s in ran)
+        nc = sum(s.controls for s in ran)
+        p = sum(s.alerts_by_method.get(m, {}).get("problem", 0) for s in ran)
+        n_p = sum(s.reps for s in ran)
+        if c == 0 or nc == 0 or n_p == 0:
+            continue
+        first = sum(s.first_detector.get(m, 0) for s in r.values())
+        firsts = f"; it raised the detecting alert in {first} of the {detections} detected runs" if first else ""
+        if c / nc >= p / n_p:
+            out.append(f"False alarms: {m} alerted in {c}/{nc} clean control runs and in {p}/{n_p} problem runs (over the"
+                       f" regimes where it ran): it fires at least as often without the problem, so its alerts are not"
+                       f" evidence of detection{firsts}.")
+        elif _clearly_lower(wilson(c, nc)[1], wilson(p, n_p)[0]):
+            out.append(f"False alarms: {m} alerted in {c}/{nc} clean control runs against {p}/{n_p} problem runs;"
+                       f" clearly more often with the problem (95 % intervals apart){firsts}.")
         else:
-            out.append("Every regime measured the same harm: access to the weights did not change what was found in time.")
-    firsts = {}
-    for g, s in r.items():
+            out.append(f"False alarms: {m} alerted in {c}/{nc} clean control runs against {p}/{n_p} problem runs; the 95 %"
+                       f" intervals overlap, so at these repetitions its alerts are weak evidence of detection{firsts}.")
+    return out
+
+
+def _insights(sr: ScenarioResult, res: LabResult | None = None) -> list[str]:
+    r = sr.regimes
+    gs = list(r)
+    out = []
+    n = min(s.reps for s in r.values())
+    det_apart = _apart([(s.detect_p, s.detect_lo, s.detect_hi) for s in r.values()])
+    tot_apart = _apart([(s.harm_total_mean, s.harm_total_lo, s.harm_total_hi) for s in r.values()])
+    harm_apart = _apart([(s.harm_mean, s.harm_lo, s.harm_hi) for s in r.values()])
+    overturn = _overturned_by(sr, res)
+    caveat = (" This depends on the assumptions: the comparison comes out differently at " + "; at ".join(overturn) + "."
+              if overturn else "")
+    tots = [s.harm_total_mean for s in r.values() if s.harm_total_mean is not None]
+    dets = [s.detect_p for s in r.values()]
+    if det_apart is None and tot_apart is None:
+        same = len(set(tots)) <= 1 and len(set(dets)) <= 1
+        out.append((f"Every regime measured the same detection ({_pct(dets[0])}) and harm over the run ({_f(tots[0], 1)}):"
+                    " access to the weights made no measured difference." if same else
+                    f"Neither detection ({_pct(min(dets))}-{_pct(max(dets))}) nor harm over the run"
+                    f" ({_f(min(tots), 1)}-{_f(max(tots), 1)}) differs clearly between regimes: their 95 % intervals overlap"
+                    f" at {n} runs per regime, so this run does not rank the regimes.") + caveat)
+    else:
+        if det_apart is not None:
+            lo, hi = (r[gs[i]] for i in det_apart)
+            out.append(f"Detection is clearly higher under {hi.regime} ({_pct(hi.detect_p)} [{_pct(hi.detect_lo)},"
+                       f" {_pct(hi.detect_hi)}]) than under {lo.regime} ({_pct(lo.detect_p)} [{_pct(lo.detect_lo)},"
+                       f" {_pct(lo.detect_hi)}]), {n} runs each.")
+        if tot_apart is not None:
+            lo, hi = (r[gs[i]] for i in tot_apart)
+            out.append(f"Harm over the run is clearly lower under {lo.regime} ({_f(lo.harm_total_mean, 1)}"
+                       f" [{_f(lo.harm_total_lo, 1)}, {_f(lo.harm_total_hi, 1)}]) than under {hi.regime}"
+                       f" ({_f(hi.harm_total_mean, 1)} [{_f(hi.harm_total_lo, 1)}, {_f(hi.harm_total_hi, 1)}]).")
+        else:
+            out.append(f"Harm over the run ({_f(min(tots), 1)}-{_f(max(tots), 1)}) does not differ clearly between regimes"
+                       " (95 % intervals overlap).")
+        if caveat:
+            out[-1] += caveat
+    if harm_apart is not None:
+        lo, hi = (r[gs[i]] for i in harm_apart)
+        out.append(f"Harm before detection is clearly lower under {lo.regime} ({_f(lo.harm_mean, 1)} [{_f(lo.harm_lo, 1)},"
+                   f" {_f(lo.harm_hi, 1)}]) than under {hi.regime} ({_f(hi.harm_mean, 1)} [{_f(hi.harm_lo, 1)}, {_f(hi.harm_hi, 1)}]).")
+    out += _method_evidence(sr)
+    firsts: dict[str, int] = {}
+    for s in r.values():
         for m, k in s.first_detector.items():
             firsts[m] = firsts.get(m, 0) + k
     if firsts:
         top = max(firsts, key=lambda m: (firsts[m], m))
-        out.append(f"The detector that found the problem first most often: {top} ({firsts[top]} runs over all regimes).")
+        out.append(f"The detector that raised the detecting alert most often: {top} ({firsts[top]} runs over all regimes).")
     refused = {g: s.methods_refused for g, s in r.items()}
     if refused.get("closed"):
         out.append(f"In the closed regime the access policy refused the weights for {len(refused['closed'])} actor/method pairs"
                    f" ({', '.join(refused['closed'])}).")
     if all(s.logged_after_suspension == 0 for s in r.values()):
-        n = sum(s.refused_after_suspension for s in r.values())
+        k = sum(s.refused_after_suspension for s in r.values())
         out.append(f"Every suspension stopped all logged use: 0 decisions were logged after a suspension; the capture SDK"
-                   f" refused {n} attempts. What it does not stop is the off-record share (modelled, below).")
+                   f" refused {k} attempts. What it does not stop is the off-record share (modelled, below).")
     if sr.gaming:
         g = sr.gaming
-        out.append(f"Cost to game a refusal: median {_f(g['blackbox']['median_queries'], 0)} queries without the weights,"
-                   f" {_f(g['whitebox']['median_steps'], 0)} steps and 0 queries with them; with a surrogate at the frontier"
-                   f" {_f(g['surrogate_frontier']['median_queries'], 0)} queries, lagging {_f(g['surrogate_lagging']['median_queries'], 0)}.")
+        out.append(f"Cost to game a refusal (medians): {_count(g['blackbox']['median_queries'], 'query', 'queries')} to the"
+                   f" deployed model without the weights; with them {_count(g['whitebox']['median_steps'], 'input change', 'input changes')}"
+                   f" found offline and 0 queries; with a surrogate at the frontier"
+                   f" {_count(g['surrogate_frontier']['median_queries'], 'query', 'queries')}, lagging"
+                   f" {_count(g['surrogate_lagging']['median_queries'], 'query', 'queries')}.")
     return out
 
 
 def _regime_table(sr: ScenarioResult) -> str:
     rows = []
     for g, s in sr.regimes.items():
-        rows.append([g, f"{_pct(s.detect_p)} [{_pct(s.detect_lo)}, {_pct(s.detect_hi)}]",
-                     f"{_f(s.time_median, 0)} [{_f(s.time_q1, 0)}, {_f(s.time_q3, 0)}]",
-                     f"{_f(s.harm_mean, 1)} [{_f(s.harm_lo, 1)}, {_f(s.harm_hi, 1)}]", _f(s.harm_total_mean, 1),
+        rows.append([g, str(s.reps), f"{_pct(s.detect_p)} [{_pct(s.detect_lo)}, {_pct(s.detect_hi)}]", str(s.detected_n),
+                     f"{_f(s.time_median, 0)} [{_f(s.time_q1, 0)}, {_f(s.time_q3, 0)}]", str(s.runs_alert_before_onset),
+                     f"{_f(s.harm_mean, 1)} [{_f(s.harm_lo, 1)}, {_f(s.harm_hi, 1)}]",
+                     f"{_f(s.harm_total_mean, 1)} [{_f(s.harm_total_lo, 1)}, {_f(s.harm_total_hi, 1)}]",
                      f"{_pct(s.false_alarm_p)} [{_pct(s.false_alarm_lo)}, {_pct(s.false_alarm_hi)}]",
                      ", ".join(f"{m} ({k})" for m, k in s.first_detector.items()) or "–",
                      f"{s.logged_after_suspension} / {s.refused_after_suspension}"])
-    return _table(["regime", "detected [95 % CI]", "decisions to detection, median [IQR]", "harm before detection, mean [95 % CI]",
-                   "harm over the run", "control runs with a false alarm [95 % CI]", "first detector (runs)",
+    return _table(["regime", "problem runs (n)", "detected [95 % CI]", "detected runs",
+                   "decisions to detection, median [IQR], detected runs only", "runs with an alert before the start",
+                   "harm before detection, mean [95 % CI]", "harm over the run, mean [95 % CI]",
+                   "control runs with a false alarm [95 % CI]", "first detector (runs)",
                    "logged / refused after suspension"], rows)
+
+
+def _false_alarm_table(sr: ScenarioResult) -> str:
+    """Per check and regime: control runs it alerted in (false alarms) and problem runs it alerted in on a problem model."""
+    methods = sorted({m for s in sr.regimes.values() for m in s.alerts_by_method})
+    if not methods:
+        return "No check raised an alert in any run."
+    rows = []
+    for m in methods:
+        cells = []
+        for s in sr.regimes.values():
+            if m not in s.methods_used:
+                cells.append("did not run")
+                continue
+            a = s.alerts_by_method.get(m, {"problem": 0, "control": 0})
+            cells.append(f"{a['control']}/{s.controls} clean · {a['problem']}/{s.reps} problem")
+        rows.append([m] + cells)
+    return _table(["check"] + list(sr.regimes), rows)
 
 
 def _actor_table(sr: ScenarioResult) -> str:
@@ -208,9 +351,51 @@ def _evidence(sr: ScenarioResult) -> str:
 def _matrix(res: LabResult) -> str:
     rows = []
     for sr in res.scenarios:
-        cells = [f"{_pct(s.detect_p)} / {_f(s.time_median, 0)} / {_f(s.harm_mean, 1)}" for s in sr.regimes.values()]
-        rows.append([sr.scenario.id] + cells)
-    return _table(["scenario"] + [g for g in REGIMES], rows)
+        cells = [f"{_pct(s.detect_p)} [{_pct(s.detect_lo)}, {_pct(s.detect_hi)}] / {_f(s.time_median, 0)} ({s.detected_n} detected)"
+                 f" / {_f(s.harm_mean, 1)} [{_f(s.harm_lo, 1)}, {_f(s.harm_hi, 1)}]"
+                 f" / {_f(s.harm_total_mean, 1)} [{_f(s.harm_total_lo, 1)}, {_f(s.harm_total_hi, 1)}]" for s in sr.regimes.values()]
+        rows.append([sr.scenario.id, str(min(s.reps for s in sr.regimes.values()))] + cells)
+    return _table(["scenario", "runs per regime (n)"] + [g for g in REGIMES], rows)
+
+
+def _modelled_sensitivity(res: LabResult) -> str:
+    """Every declared sensitivity value of a parameter that moves only modelled quantities (computed, no new runs)."""
+    from .runner import MODELLED_ONLY
+
+    rows = []
+    for sr in res.scenarios:
+        p = {q.name: q.value for q in sr.scenario.parameters}
+        lag = float(p["lag_months"]) if math.isnan(res.lag_months) else res.lag_months
+        for q in sr.scenario.parameters:
+            if q.name not in MODELLED_ONLY or q.name == "lag_months" or not q.sensitivity:
+                continue
+            for v in (q.value, *q.sensitivity):
+                shares = [_pct(offrecord_share(p | {q.name: v}, g, lag)) for g in REGIMES]
+                label = f"{q.name} = {float(v):g}" + (" (default)" if v == q.value else "")
+                rows.append([sr.scenario.id, label] + shares)
+    if not rows:
+        return ""
+    return ("Off-record share (modelled, at each scenario's lag) under every declared value of the parameters that move"
+            " only modelled quantities (computed from the formula, no runs needed):\n\n"
+            + _table(["scenario", "assumption"] + list(REGIMES), rows))
+
+
+def _lag_table(res: LabResult) -> str:
+    """Off-record share as the lag moves; scenarios with the same formula and parameters share one row."""
+    values = sorted({0.0, 4.0, 12.0, 24.0} | {float(v) for sr in res.scenarios for q in sr.scenario.parameters
+                                             if q.name == "lag_months" for v in (q.value, *q.sensitivity)})
+    groups: dict[tuple, list[str]] = {}
+    for sr in res.scenarios:
+        p = {q.name: q.value for q in sr.scenario.parameters}
+        key = tuple(tuple(_pct(offrecord_share(p, g, v)) for v in values) for g in REGIMES)
+        groups.setdefault(key, []).append(sr.scenario.id)
+    rows = []
+    for key, ids in groups.items():
+        for g, cells in zip(REGIMES, key):
+            rows.append([", ".join(ids), g] + list(cells))
+    return ("Off-record share (modelled) as the lag of the widely available models moves (months; 4 is the default from"
+            " Epoch AI 2026, 12 the 2024 figure, 24 the seed's sensitivity case). Scenarios whose off-record parameters are"
+            " the same share one set of rows:\n\n" + _table(["scenarios", "regime"] + [f"lag {v:g}" for v in values], rows))
 
 
 def _sensitivity(res: LabResult) -> str:
@@ -218,22 +403,20 @@ def _sensitivity(res: LabResult) -> str:
     if res.sensitivity:
         rows = []
         for s in res.sensitivity:
-            cells = [f"{_pct(v['detect_p'])} / {_f(v['harm_mean'], 1)}" for v in s["regimes"].values()]
+            cells = [f"{_pct(v['detect_p'])} [{_pct(v.get('detect_lo'))}, {_pct(v.get('detect_hi'))}] /"
+                     f" {_f(v['harm_mean'], 1)} [{_f(v.get('harm_lo'), 1)}, {_f(v.get('harm_hi'), 1)}]" for v in s["regimes"].values()]
             rows.append([s["scenario"], f"{s['parameter']} = {s['value']:g} (default {s['default']:g})", str(s["reps"])] + cells)
-        parts.append("Detection probability / harm before detection under other values of the assumptions that matter most"
-                     " (compare with the main tables):\n\n" + _table(["scenario", "assumption", "reps"] + list(REGIMES), rows))
-    lag_rows = []
-    for sr in res.scenarios:
-        p = {q.name: q.value for q in sr.scenario.parameters}
-        values = [0.0] + [float(v) for q in sr.scenario.parameters if q.name == "lag_months" for v in q.sensitivity if v != 0]
-        values = sorted(set(values) | {float(p["lag_months"])})
-        for g in ("closed", "open"):
-            lag_rows.append([sr.scenario.id, g] + [_pct(offrecord_share(p, g, v)) for v in values])
-    if lag_rows:
-        values_hdr = sorted({0.0, 4.0, 12.0, 24.0})
-        parts.append("Off-record share (modelled) as the lag of the widely available models moves (months; 4 is the"
-                     " default from Epoch AI 2026, 12 the 2024 figure, 24 the seed's sensitivity case):\n\n"
-                     + _table(["scenario", "regime"] + [f"lag {v:g}" for v in values_hdr], lag_rows))
+        parts.append("Detection probability [95 % Wilson] / harm before detection [95 % bootstrap] under other values of the"
+                     " assumptions that change what is measured (new runs, at the repetitions shown; compare with the main"
+                     " tables):\n\n" + _table(["scenario", "assumption", "runs per regime (n)"] + list(REGIMES), rows))
+    elif not res.sensitivity_on:
+        parts.append("The sensitivity runs were skipped (`--no-sensitivity`): no conclusion above has been checked against"
+                     " other values of its assumptions. The modelled tables below need no runs.")
+    modelled = _modelled_sensitivity(res)
+    if modelled:
+        parts.append(modelled)
+    if res.scenarios:
+        parts.append(_lag_table(res))
     return "\n\n".join(parts)
 
 
@@ -251,7 +434,10 @@ def render_markdown(res: LabResult) -> str:
            f"Repetitions per scenario and regime: {res.reps} (each a problem run and a clean control run); seed {res.seed};"
            f" lag of the widely available models: {lag_text}.\n",
            f"Run it again with `{rerun_command(res)}` (add `--out DIR` for where to write it).\n",
-           "## What is measured and what is modelled\n", MEASURED_VS_MODELLED,
+           "**Most numbers behind these scenarios are assumptions.** Each scenario's parameters table names the source of"
+           " every parameter; those marked *assumption* (the large majority) are the author's choices, not measurements,"
+           " and the sensitivity section shows how the conclusions move with some of them.\n",
+           "## What is measured and what is modelled\n", MEASURED_VS_MODELLED, DEFINITIONS,
            "## Access regimes\n",
            _table(["regime", "meaning", "roles that may download the weights (access policy)"],
                   [[g, REGIME_LABELS[g], ", ".join(sorted(roles_with_weights(g))) or "none"] for g in REGIMES]) + "\n",
@@ -268,6 +454,12 @@ def render_markdown(res: LabResult) -> str:
                 " method asked for them (no actor uses another's download); *never asked*: the method had nothing left"
                 " to examine when its turn came (e.g. every model already suspended).\n",
                 "### Results by regime (measured)\n", _regime_table(sr) + "\n",
+                "Definitions of these columns: see *Definitions* at the top. The capability lag of the widely available"
+                " models does not enter any figure in this table: it changes only the modelled off-record share and the"
+                " surrogate's training rows in the cost to game.\n",
+                "### Which check raised the alerts (false-alarm breakdown)\n",
+                "Per check and regime: clean control runs in which it raised an alert (each a false alarm) and problem runs"
+                " in which it raised an alert naming a model with the problem.\n\n" + _false_alarm_table(sr) + "\n",
                 "### How access changes it: open vs closed, and by who gets the weights\n",
                 "\n".join(f"- {s}" for s in _comparisons(sr)) + "\n",
                 "### Off the record and revocation (modelled)\n", _offrecord_table(sr, lag) + "\n"]
@@ -275,14 +467,16 @@ def render_markdown(res: LabResult) -> str:
             out += ["### Cost to game the model (measured on German Credit)\n", _gaming_table(sr.gaming) + "\n",
                     "An outsider games with the weights only in the open regime; in every other regime the outsider's"
                     " cost is the black-box one, or the surrogate's when a widely available model of that capability exists.\n"]
-        out += ["### Insights\n", "\n".join(f"- {s}" for s in _insights(sr)) + "\n",
+        out += ["### Insights\n", "\n".join(f"- {s}" for s in _insights(sr, res)) + "\n",
                 "### Measured and modelled in this scenario\n",
                 "Measured:\n" + "\n".join(f"- {m}" for m in sc.measured) + "\n\nModelled:\n" + "\n".join(f"- {m}" for m in sc.modelled) + "\n",
                 "### Parameters\n", _params_table(sr) + "\n"]
     out += ["## Cross-scenario matrix\n",
-            "Each cell: detected / median decisions to detection / mean harm before detection.\n",
+            "Each cell: detected [95 % Wilson] / median decisions to detection (detected runs only, their number) /"
+            " harm before detection, mean [95 % bootstrap] / harm over the run, mean [95 % bootstrap].\n",
             _matrix(res) + "\n", "## Sensitivity\n", _sensitivity(res) + "\n",
-            "Intervals: Wilson 95 % for proportions; normal-approximation 95 % for means; interquartile range for times.\n"]
+            "Intervals: Wilson 95 % for proportions; bootstrap percentile 95 % (2000 resamples, fixed seed; never below 0"
+            " for the non-negative harm counts) for means; interquartile range for times; n is shown beside each.\n"]
     return "\n".join(out)
 
 

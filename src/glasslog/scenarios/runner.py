@@ -28,7 +28,7 @@ from .regimes import REGIMES, roles_with_weights
 from .schema import Scenario, load_scenario, scenario_ids
 from .worlds import WorldRun, run_world
 
-__all__ = ["RegimeSummary", "ScenarioResult", "LabResult", "run_lab", "offrecord_share", "summarise", "CAPABILITIES"]
+__all__ = ["RegimeSummary", "ScenarioResult", "LabResult", "run_lab", "offrecord_share", "summarise", "mean_ci", "CAPABILITIES"]
 
 CAPABILITIES = ("frontier", "lagging")
 
@@ -57,16 +57,33 @@ def offrecord_share(params: dict[str, Any], regime: str, lag_months: float) -> f
     return 1 - (1 - fork) * (1 - sub)
 
 
-def _mean_ci(values: list[float]) -> tuple[float | None, float | None, float | None]:
-    """Mean and 95 % normal-approximation interval (t would differ little at 20 reps; stated in the report)."""
+BOOTSTRAP_RESAMPLES = 2000
+
+
+def mean_ci(values: list[float], resamples: int = BOOTSTRAP_RESAMPLES) -> tuple[float | None, float | None, float | None]:
+    """Mean and its 95 % bootstrap percentile interval (Efron & Tibshirani 1993, ch. 13).
+
+    The interval's ends are means of resamples of ``values``, so for a
+    non-negative quantity (harm counts) they are never below zero, unlike a
+    normal or t interval on skewed counts. The resampling stream is fixed
+    (seed 0), so the same values give the same interval.
+
+    Args:
+        values: one value per run (n values).
+
+    Returns:
+        (mean, lower, upper); (None, None, None) for no values; (m, m, m) for one value.
+    """
     if not values:
         return (None, None, None)
     a = np.asarray(values, dtype=float)
     m = float(a.mean())
-    if len(a) < 2:
+    if len(a) < 2 or float(a.min()) == float(a.max()):
         return (m, m, m)
-    half = 1.959964 * float(a.std(ddof=1)) / math.sqrt(len(a))
-    return (m, m - half, m + half)
+    idx = np.random.default_rng(0).integers(0, len(a), size=(resamples, len(a)))
+    means = a[idx].mean(axis=1)
+    lo, hi = np.percentile(means, [2.5, 97.5])
+    return (m, float(lo), float(hi))
 
 
 def _r(x: float | None, nd: int = 4) -> float | None:
@@ -80,8 +97,13 @@ class RegimeSummary:
     Attributes:
         detect_p, detect_lo, detect_hi: share of problem runs detected, with its 95 % Wilson interval.
         time_median, time_q1, time_q3: decisions from onset to detection, over detected runs (None if none).
-        harm_mean, harm_lo, harm_hi: harm before detection (undetected runs: all their harm), mean and 95 % interval.
-        harm_total_mean: harm over the whole run, suspensions in force.
+        detected_n: problem runs detected (the time quartiles are over these runs only).
+        harm_mean, harm_lo, harm_hi: harm before detection (undetected runs: all their harm), mean and 95 % bootstrap interval.
+        harm_total_mean, harm_total_lo, harm_total_hi: harm over the whole run, suspensions in force, mean and 95 % bootstrap interval.
+        controls: clean control runs.
+        alerts_by_method: method -> {"problem": problem runs where it alerted naming a problem model,
+            "control": control runs where it alerted (each a false alarm)}.
+        runs_alert_before_onset: problem runs with an alert naming a problem model before the problem began.
         false_alarm_p, false_alarm_lo, false_alarm_hi: share of control runs with at least one alert.
         false_alarms_mean: alerts naming a model without the problem, per run (problem and control runs).
         methods_used: methods that ran in at least one run.
@@ -104,10 +126,16 @@ class RegimeSummary:
     time_median: float | None
     time_q1: float | None
     time_q3: float | None
+    detected_n: int
     harm_mean: float | None
     harm_lo: float | None
     harm_hi: float | None
     harm_total_mean: float | None
+    harm_total_lo: float | None
+    harm_total_hi: float | None
+    controls: int
+    alerts_by_method: dict[str, dict[str, int]]
+    runs_alert_before_onset: int
     false_alarm_p: float
     false_alarm_lo: float
     false_alarm_hi: float
@@ -131,7 +159,12 @@ def summarise(regime: str, problem: list[WorldRun], control: list[WorldRun], par
     det = [r for r in problem if r.detected]
     lo, hi = wilson(len(det), n)
     times = [r.detection for r in det]
-    harm = _mean_ci([r.harm_before_detection for r in problem])
+    harm = mean_ci([r.harm_before_detection for r in problem])
+    total = mean_ci([r.harm_total for r in problem])
+    by_method: dict[str, dict[str, int]] = {}
+    for m in sorted({m for r in problem for m in r.alert_methods_problem} | {m for r in control for m in r.alerts_methods_any()}):
+        by_method[m] = {"problem": sum(1 for r in problem if m in r.alert_methods_problem),
+                        "control": sum(1 for r in control if m in r.alerts_methods_any())}
     fa_runs = sum(1 for r in control if r.alerts)
     flo, fhi = wilson(fa_runs, len(control))
     first: dict[str, int] = {}
@@ -153,8 +186,10 @@ def summarise(regime: str, problem: list[WorldRun], control: list[WorldRun], par
         time_median=_r(float(np.median(times))) if times else None,
         time_q1=_r(float(np.percentile(times, 25))) if times else None,
         time_q3=_r(float(np.percentile(times, 75))) if times else None,
+        detected_n=len(det),
         harm_mean=_r(harm[0]), harm_lo=_r(harm[1]), harm_hi=_r(harm[2]),
-        harm_total_mean=_r(float(np.mean([r.harm_total for r in problem]))) if problem else None,
+        harm_total_mean=_r(total[0]), harm_total_lo=_r(total[1]), harm_total_hi=_r(total[2]), controls=len(control),
+        alerts_by_method=by_method, runs_alert_before_onset=sum(1 for r in problem if r.alerts_before_onset),
         false_alarm_p=_r(fa_runs / len(control) if control else 0.0), false_alarm_lo=_r(flo), false_alarm_hi=_r(fhi),
         false_alarms_mean=_r(float(np.mean([r.false_alarms for r in all_runs]))) if all_runs else 0.0,
         methods_used=sorted({m for r in all_runs for m in r.methods_used}),
@@ -344,7 +379,9 @@ def run_lab(scenarios: list[str] | None = None, reps: int = 20, seed: int = 0, l
             varied = sc.with_parameters(**{name: type(sc.parameter(name))(value)})
             res = run_scenario(varied, r, seed, lag, progress=tick, gaming=False)
             sens.append({"scenario": sc.id, "parameter": name, "value": value, "default": sc.parameter(name), "reps": r,
-                         "regimes": {g: {"detect_p": s.detect_p, "time_median": s.time_median, "harm_mean": s.harm_mean,
+                         "regimes": {g: {"detect_p": s.detect_p, "detect_lo": s.detect_lo, "detect_hi": s.detect_hi,
+                                         "time_median": s.time_median, "harm_mean": s.harm_mean, "harm_lo": s.harm_lo,
+                                         "harm_hi": s.harm_hi, "harm_total_mean": s.harm_total_mean,
                                          "false_alarm_p": s.false_alarm_p} for g, s in res.regimes.items()}})
     return LabResult(reps, seed, float(lag_months) if lag_months is not None else float("nan"), results, sens,
                      time.perf_counter() - t0, selected=list(scenarios) if scenarios else None, sensitivity_on=sensitivity)

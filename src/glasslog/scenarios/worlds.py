@@ -107,6 +107,7 @@ class _Base:
             if hits:
                 first = hits[0]
                 run.detection = max(0, first.decisions - (onset_decisions or 0))
+                run.alerts_before_onset = sum(1 for a in hits if a.decisions < (onset_decisions or 0))
                 run.harm_before_detection = float(sum(h for i, h in self.harm_by_decision.items() if i < first.finding_index))
             else:
                 run.harm_before_detection = run.harm_total
