@@ -338,6 +338,24 @@ def test_site_audit_zech_pattern(demo_model, tmp_path):
     assert data["sections"][0]["site_auc"] > 0.95 and "data:image/png" in (tmp_path / "rep" / "report.html").read_text()
     r = run("audit", "site", csv, "--label", "bad", "--site", "hospital")
     assert r.exit_code == 2 and "--site: no column 'hospital'" in r.output
+    # the column that gives the site away is named (duration recorded in weeks at B)
+    assert next(iter(checks["site.predictable"].evidence["giveaway_columns"])) == "duration_in_month"
+    assert "give the site away most" in checks["site.predictable"].summary
+    # bad input: exit 2 naming the option or column, no traceback
+    frame = Xs.assign(branch=site, bad=y)
+    bad_inputs = {
+        "gap_site.csv": (frame.assign(branch=frame["branch"].where(frame.index != 4)), [], "--site column 'branch': 1 rows have no site"),
+        "only.csv": (frame[["bad", "branch"]], [], "has no input columns"),
+        "ok.csv": (frame, ["--positive", "7"], "--positive: the positive value 7 does not occur"),
+        "ok2.csv": (frame, ["--seed", "-1"], "--seed: must be an integer from 0"),
+    }
+    for name, (df, extra, message) in bad_inputs.items():
+        df.to_csv(tmp_path / name, index=False)
+        r = run("audit", "site", tmp_path / name, "--label", "bad", "--site", "branch", *extra)
+        assert r.exit_code == 2 and message in " ".join(r.output.split()), (name, r.output)
+    with pytest.raises(AuditInputError, match="duration_in_month: 1 empty cells"):
+        site_audit(Xs.iloc[te].assign(duration_in_month=Xs.iloc[te]["duration_in_month"].where(
+            np.arange(len(te)) != 2)), y.iloc[te], site[te], query=model)
 
 
 # ---------------------------------------------------------------- findings on the log, suspension, reports
@@ -438,6 +456,11 @@ def test_cli_csv_and_bad_input(tmp_path):
     for bad in ("0", "1", "50"):  # too few draws for Bonferroni-adjusted intervals: refused, not NaN intervals
         r = run("audit", "csv", csv, "--label", "two_year_recid", "--prediction", "high_risk", "--group", "race", "--n-boot", bad)
         assert r.exit_code == 2 and "--n-boot: must be at least 200" in r.output, r.output
+    for seed in ("-1", "99999999999"):  # was a traceback, or sklearn's random_state message
+        r = run("audit", "csv", csv, "--label", "two_year_recid", "--prediction", "high_risk", "--group", "race", "--seed", seed)
+        assert r.exit_code == 2 and "--seed: must be an integer from 0 to 4294967295" in r.output, r.output
+    r = run("audit", "compas", "--seed", "-1")
+    assert r.exit_code == 2 and "--seed:" in r.output
     r = run("audit", "csv", csv, "--label", "recid", "--prediction", "high_risk", "--group", "race")
     assert r.exit_code == 2 and "--label: no column 'recid'" in r.output
     r = run("audit", "csv", csv, "--label", "two_year_recid", "--prediction", "race", "--group", "sex")

@@ -249,7 +249,9 @@ def audit_site(
         result = site_audit(X, frame[label], frame[site], query=query, positive=_parse_positive(positive, frame[label]),
                             seed=seed, model=context.get("model"))
     except AuditInputError as exc:
-        _fail(str(exc))
+        where = {"site": f"--site column {site!r}", "y": f"--label column {label!r}", "positive": "--positive",
+                 "seed": "--seed", "X": f"{file}"}.get(exc.field, f"column {exc.field!r}")
+        _fail(f"{where}: {exc.problem}")
     report = build_report([("site", result)], title=f"Does the model know the site? {file.name}", context=context)
     _finish(report, out_dir, json_out, fail_on)
 
