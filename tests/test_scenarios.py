@@ -45,6 +45,10 @@ def test_shipped_scenarios_validate_and_cite_their_sources():
         s = load_scenario(sid)
         keys = {c.key for c in s.evidence}
         assert all(p.source == "assumption" or p.source in keys for p in s.parameters)
+        for p in s.parameters:  # a cited source must report the parameter's value among its figures
+            if p.source != "assumption":
+                figures = {f.value for c in s.evidence if c.key == p.source for f in c.figures}
+                assert p.value in figures, f"{sid}: {p.name} = {p.value} is not a figure of {p.source}"
         assert s.parameter("lag_months") == 4 and s.parameter("alpha") == 0.01
         lag = next(p for p in s.parameters if p.name == "lag_months")
         assert lag.source == "epoch2026" and tuple(lag.sensitivity) == (0, 12, 24)
@@ -229,6 +233,12 @@ def test_cli_run_writes_the_report_and_refuses_bad_input(tmp_path):
     assert r.exit_code == 2 and "exists and is not a directory" in " ".join(r.output.split())
     r = runner.invoke(app, ["scenarios", "show", "bang", "--json"])
     assert r.exit_code == 0 and json.loads(r.output)["id"] == "bang"
+    r = runner.invoke(app, ["scenarios", "show", "deceptive-credit"], terminal_width=200)
+    text = " ".join(r.output.split())
+    assert r.exit_code == 0 and "Mechanism. The real German Credit data (1,000 applicants)" in text
+    assert ("- [epoch2026] Jack Edwards, Luke Emberson (Epoch AI) (2026). Open models lag state-of-the-art closed models by"
+            " 4 months. https://epoch.ai/data-insights/open-closed-eci-gap average lag of open-weight models on the Epoch"
+            " Capabilities Index since January 2026: 4 months") in text
     r = runner.invoke(app, ["scenarios", "run", "-s", "downstream-adaptation", "--reps", "1", "--no-sensitivity", "--json",
                             "--out", str(tmp_path / "rep")])
     assert r.exit_code == 0, r.output
@@ -337,3 +347,36 @@ def test_a_conclusion_names_the_sensitivity_run_that_overturns_it_and_every_decl
     assert md.count("| deceptive-credit, whimper | open |") == 1
     assert "median and\ninterquartile range are over **detected runs only**" in md and "an **undetected run contributes all" in md
     assert "**Most numbers behind these scenarios are assumptions.**" in md
+
+
+def test_custom_or_broken_scenario_files_exit_2_naming_the_file_and_field(tmp_path, monkeypatch):
+    from glasslog.scenarios import schema
+
+    data = ROOT / "src/glasslog/scenarios/data"
+    whimper = (data / "01-whimper.toml").read_text()
+    folder = tmp_path / "data"
+    folder.mkdir()
+    monkeypatch.setattr(schema, "_data_files", lambda: sorted(folder.iterdir(), key=lambda f: f.name))
+    runner = CliRunner()
+
+    def fails(args: list[str], message: str) -> None:
+        r = runner.invoke(app, ["scenarios", *args])
+        assert r.exit_code == 2 and message in " ".join(r.output.split()), r.output
+        assert r.exception is None or isinstance(r.exception, SystemExit)  # no traceback
+
+    (folder / "01-whimper.toml").write_text(whimper.replace("mechanism = ", "mechanism_ = ", 1))
+    fails(["list"], "scenario file 01-whimper.toml: field 'mechanism': Field required")
+    fails(["run", "--reps", "1", "--out", str(tmp_path / "o")], "field 'mechanism': Field required")
+    # a new id under any file name is selected by its id, and refused: scenarios are tied to the worlds in code
+    (folder / "01-whimper.toml").write_text(whimper.replace('id = "whimper"', 'id = "my-whimper"', 1))
+    fails(["run", "-s", "my-whimper", "--out", str(tmp_path / "o")],
+          "scenario file 01-whimper.toml: field 'id': 'my-whimper' is not a built-in scenario kind")
+    fails(["show", "whimper"], "unknown scenario 'whimper'; known: my-whimper")  # by id, never by file name
+    start = whimper.index('name = "window_decisions"')
+    (folder / "01-whimper.toml").write_text(whimper[:start] + 'name = "window_decisions_x"' + whimper[start + 25:])
+    fails(["show", "whimper"], "scenario file 01-whimper.toml: field 'parameters': missing window_decisions")
+    (folder / "01-whimper.toml").write_text(whimper)
+    (folder / "09-copy.toml").write_text(whimper)
+    fails(["list"], "scenario files 01-whimper.toml and 09-copy.toml: both have id 'whimper'")
+    (folder / "09-copy.toml").unlink()
+    assert runner.invoke(app, ["scenarios", "list", "--json"]).exit_code == 0 and schema.scenario_ids() == ["whimper"]

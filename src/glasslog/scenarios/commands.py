@@ -37,7 +37,10 @@ def _fail(message: str) -> NoReturn:
 @scenarios_app.command("list")
 def list_scenarios(json_out: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False) -> None:
     """List the shipped scenarios."""
-    rows = [load_scenario(i) for i in scenario_ids()]
+    try:
+        rows = [load_scenario(i) for i in scenario_ids()]
+    except ScenarioError as exc:
+        _fail(str(exc))
     if json_out:
         sys.stdout.write(json.dumps([{"id": s.id, "version": s.version, "title": s.title, "data": s.data} for s in rows], indent=2) + "\n")
         return
@@ -50,7 +53,7 @@ def list_scenarios(json_out: Annotated[bool, typer.Option("--json", help="Print 
 @scenarios_app.command("show")
 def show(scenario: Annotated[str, typer.Argument(help="Scenario id (see `glasslog scenarios list`).")],
          json_out: Annotated[bool, typer.Option("--json", help="Print the validated scenario file as JSON.")] = False) -> None:
-    """Show one scenario: description, evidence, actors, parameters."""
+    """Show one scenario: description, mechanism, evidence (citations with their figures), actors, parameters."""
     try:
         s = load_scenario(scenario)
     except ScenarioError as exc:
@@ -60,6 +63,16 @@ def show(scenario: Annotated[str, typer.Argument(help="Scenario id (see `glasslo
         return
     out.print(f"[bold]{s.title}[/] ({s.id} v{s.version}, data: {s.data})\n")
     out.print(" ".join(s.description.split()) + "\n")
+    out.print("[bold]Mechanism.[/] " + " ".join(s.mechanism.split()) + "\n", highlight=False)
+    out.print("[bold]Evidence[/]", highlight=False)
+    for c in s.evidence:
+        out.print(f"- [{c.key}] {c.authors} ({c.year}). {c.title}. {c.where}", markup=False, highlight=False)
+        for f in c.figures:
+            value = f"{f.value:g}" if isinstance(f.value, float) else str(f.value)
+            out.print(f"    {f.what}: {value} {f.unit}".rstrip(), markup=False, highlight=False)
+        if c.note:
+            out.print(f"    note: {' '.join(c.note.split())}", markup=False, highlight=False)
+    out.print()
     t = Table("actor", "method", "needs")
     for a, m in s.methods():
         t.add_row(f"{a.role}: {a.name}", m.name, ", ".join(m.needs))
@@ -92,7 +105,11 @@ def run(
     if lag_months is not None and (not math.isfinite(lag_months) or not 0 <= lag_months <= 120):
         _fail(f"--lag-months must be between 0 and 120, got {lag_months}")
     ids = list(dict.fromkeys(scenario or []))
-    for i in ids:
+    try:
+        all_ids = scenario_ids()
+    except ScenarioError as exc:
+        _fail(str(exc))
+    for i in ids or all_ids:
         try:
             load_scenario(i)
         except ScenarioError as exc:

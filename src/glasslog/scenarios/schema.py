@@ -49,6 +49,8 @@ __all__ = [
     "load_scenario",
     "load_scenario_file",
     "scenario_ids",
+    "KINDS",
+    "check_kind",
     "json_schema",
     "write_json_schema",
 ]
@@ -221,28 +223,115 @@ def load_scenario_file(path: str | Path) -> Scenario:
 
 def _validate(data: dict, where: str) -> Scenario:
     try:
-        return Scenario.model_validate(data)
+        scenario = Scenario.model_validate(data)
     except ValidationError as exc:
         raise ScenarioError(_format_error(exc, where)) from None
+    check_kind(scenario, where)
+    return scenario
+
+
+KINDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
+    "whimper": (frozenset({"periods", "cases_per_period", "training_cases", "incident_intercept", "incident_severity_slope",
+                           "gaming_start_min", "gaming_start_max", "gaming_ramp_per_period", "outcome_delay_periods",
+                           "survey_open_case_weight", "survey_noise_sd", "flag_rate_wrongly_dismissed", "flag_rate_noise",
+                           "rater_helpful_genuine", "rater_helpful_noise", "raters_per_flag", "window_decisions",
+                           "probe_gap_threshold", "alpha", "triage_delay_periods"}),
+                frozenset({"goodhart", "realised-vs-claimed", "flags", "probe-whitebox"})),
+    "bang": (frozenset({"systems", "periods", "decisions_per_period", "training_rows", "treacherous_share",
+                        "trigger_prevalence_normal", "trigger_prevalence_shock", "shock_period_min", "shock_period_max",
+                        "shock_load_shift", "cascade_gain", "baseline_periods", "scan_flip_threshold", "alpha",
+                        "triage_delay_periods"}),
+             frozenset({"output-anomaly", "weights-scan"})),
+    "deceptive-credit": (frozenset({"decisions_per_period", "outcome_delay_periods", "group_gap_threshold",
+                                    "shortcut_flip_threshold", "audit_query_budget", "blackbox_min_rows", "alpha",
+                                    "triage_delay_periods"}),
+                         frozenset({"realised-vs-claimed", "group-error-rates", "shortcut-whitebox", "shortcut-blackbox"})),
+    "downstream-adaptation": (frozenset({"pilot_rows", "pilot_weight", "developer_query_budget", "decisions_per_period",
+                                         "outcome_delay_periods", "group_gap_threshold", "alpha", "triage_delay_periods"}),
+                              frozenset({"pilot-whitebox", "pilot-blackbox", "realised-vs-claimed", "group-error-rates"})),
+}
+"""The built-in scenario kinds: id -> (parameters its world reads, methods it has detectors for).
+
+A scenario file parameterises one of the worlds in ``glasslog.scenarios.worlds``:
+its ``id`` must be one of these kinds, it must give every parameter the world
+reads (plus the off-record ones, ``OFFRECORD_PARAMETERS``), and its actors may
+only use methods the world implements. A new kind of scenario needs code."""
+
+OFFRECORD_PARAMETERS = frozenset({"fork_share_developers", "fork_share_public", "substitute_share_frontier",
+                                  "capability_halflife_months", "lag_months"})
+"""Parameters every scenario needs for the modelled off-record share and the capability lag."""
+
+
+def check_kind(scenario: Scenario, where: str = "scenario") -> None:
+    """Check that ``scenario`` fits its built-in world (``KINDS``).
+
+    Raises:
+        ScenarioError: an ``id`` that is not a built-in kind, a missing parameter, or a method without a detector
+            (the message names ``where`` and the field).
+    """
+    if scenario.id not in KINDS:
+        raise ScenarioError(f"{where}: field 'id': {scenario.id!r} is not a built-in scenario kind ({', '.join(KINDS)});"
+                            " scenario files are tied to code: a file parameterises one of the worlds in"
+                            " glasslog.scenarios.worlds, and a new kind needs a new world")
+    params, methods = KINDS[scenario.id]
+    missing = sorted((params | OFFRECORD_PARAMETERS) - {p.name for p in scenario.parameters})
+    if missing:
+        raise ScenarioError(f"{where}: field 'parameters': missing {', '.join(missing)} (the {scenario.id} world reads them)")
+    for i, a in enumerate(scenario.actors):
+        for j, m in enumerate(a.methods):
+            if m.name not in methods:
+                raise ScenarioError(f"{where}: field 'actors.{i}.methods.{j}.name': {m.name!r} is not a method of the"
+                                    f" {scenario.id} world ({', '.join(sorted(methods))})")
+
+
+def _data_files() -> list:
+    """The shipped scenario files (``NN-<name>.toml`` in ``glasslog/scenarios/data``), in file-name order."""
+    folder = files("glasslog.scenarios").joinpath("data")
+    return sorted((f for f in folder.iterdir() if f.name.endswith(".toml")), key=lambda f: f.name)
+
+
+def _shipped() -> dict[str, tuple[str, dict]]:
+    """id -> (file name, parsed TOML) of every shipped scenario file, selected by the ``id`` field inside the file.
+
+    Raises:
+        ScenarioError: a file that is not TOML, has no string ``id``, or repeats another file's ``id`` (naming the files).
+    """
+    out: dict[str, tuple[str, dict]] = {}
+    for f in _data_files():
+        try:
+            data = tomllib.loads(f.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ScenarioError(f"scenario file {f.name}: not valid TOML: {exc}") from None
+        sid = data.get("id")
+        if not isinstance(sid, str) or not sid:
+            raise ScenarioError(f"scenario file {f.name}: field 'id': missing or not a string")
+        if sid in out:
+            raise ScenarioError(f"scenario files {out[sid][0]} and {f.name}: both have id {sid!r}; ids must be unique")
+        out[sid] = (f.name, data)
+    return out
 
 
 def scenario_ids() -> list[str]:
-    """Ids of the scenarios shipped with glasslog, in their order (file names ``NN-<id>.toml``)."""
-    names = sorted(f.name for f in files("glasslog.scenarios").joinpath("data").iterdir() if f.name.endswith(".toml"))
-    return [n.split("-", 1)[1].removesuffix(".toml") for n in names]
+    """Ids of the scenarios shipped with glasslog (each file's ``id`` field), in file-name order.
+
+    Raises:
+        ScenarioError: a shipped file is unreadable or two files share an id.
+    """
+    return list(_shipped())
 
 
 def load_scenario(scenario_id: str) -> Scenario:
-    """Load a shipped scenario by id.
+    """Load a shipped scenario by its ``id`` (the field inside the file, not the file name).
 
     Raises:
-        ScenarioError: no such scenario (the message lists the known ids).
+        ScenarioError: no such scenario (the message lists the known ids), or its file fails the schema or
+            does not fit its world (the message names the file and the field).
     """
-    folder = files("glasslog.scenarios").joinpath("data")
-    for f in sorted(folder.iterdir(), key=lambda f: f.name):
-        if f.name.endswith(".toml") and f.name.split("-", 1)[1].removesuffix(".toml") == scenario_id:
-            return _validate(tomllib.loads(f.read_text(encoding="utf-8")), f"scenario {scenario_id}")
-    raise ScenarioError(f"unknown scenario {scenario_id!r}; known: {', '.join(scenario_ids())}")
+    shipped = _shipped()
+    if scenario_id not in shipped:
+        raise ScenarioError(f"unknown scenario {scenario_id!r}; known: {', '.join(shipped)}")
+    name, data = shipped[scenario_id]
+    return _validate(data, f"scenario file {name}")
 
 
 def json_schema() -> dict:
