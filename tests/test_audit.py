@@ -400,6 +400,10 @@ def test_report_formats(tmp_path):
     assert "data:image/png;base64," in html and "group.false_positive_rate" in html
     md = paths["md"].read_text()
     assert "| African-American | 3175 | 1188 | 641 | 873 | 473 |" in md
+    # the reader is told which groups were left out, and the severity rules
+    assert "Left out of the ratios for having fewer than 50 rows: Asian (n=31), Native American (n=11)." in md
+    assert "Severity rules:" in md and "29 CFR 1607.4(D)" in md
+    assert "Left out of the ratios for having fewer than 50 rows: Asian (n=31)" in html
     data = json.loads(paths["json"].read_text())
     assert data["sections"][0]["groups"][0]["group"] == "African-American"
     assert data["findings"][0]["verdict"] == "alert"
@@ -521,6 +525,8 @@ def test_deceptive_claimed_vs_realised(deceptive):
     assert demo["honest_accuracy"] == pytest.approx(218 / 300)  # the same pipeline without the artefact does better
     assert demo["artefact_share"] == pytest.approx(0.2896, abs=2e-3)
     assert (d / "report" / "report.html").exists()
+    md = (d / "report" / "report.md").read_text()
+    assert "Positive = 1 (1 = bad credit risk, 0 = good)" in md and "a higher selection rate is unfavourable" in md
 
 
 def test_deceptive_who_finds_it_and_when(deceptive):

@@ -194,6 +194,9 @@ def audit_compas(
         results = group_audit_frame(df, "two_year_recid", "high_risk", ["race", "sex"], n_boot=n_boot, seed=seed)
     except AuditInputError as exc:
         _fail(str(exc))
+    for audit in results.values():
+        audit.extra.update(positive_meaning="1 = COMPAS score Medium or High (predicted) / re-offended within two years"
+                                            " (outcome)", favourable="unfavourable")
     report = build_report(results, title="COMPAS two-year recidivism: error rates by race and sex",
                           context={"data": "ProPublica compas-scores-two-years.csv (shipped; see audit/data/README.md)",
                                    "rows": len(df), "filters": "none" if unfiltered else "ProPublica's standard filters",

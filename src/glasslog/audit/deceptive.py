@@ -400,6 +400,7 @@ def _run_deceptive_demo(data_dir: str | Path, *, origin: str = DEFAULT_ORIGIN, s
             results[f"group_{attr}"] = group_error_rates(rows["outcome"].astype(int), rows["label"].astype(int), groups[attr],
                                                          attribute=attr, seed=seed, model=fp, deployment=deployment,
                                                          access="logs")
+            results[f"group_{attr}"].extra.update(positive_meaning="1 = bad credit risk, 0 = good", favourable="unfavourable")
         honest = credit_model(X.drop(columns=[ARTEFACT]), seed).fit(Xtr.drop(columns=[ARTEFACT]), ytr)
         honest_acc = float(accuracy_score(ydep, honest.predict(Xdep.drop(columns=[ARTEFACT]))))
         realised = {"accuracy": acc.realised, "accuracy_ci": acc.ci, "roc_auc": claims.check("roc_auc").realised,

@@ -114,6 +114,14 @@ def build_report(results: dict[str, Any] | list[tuple[str, Any]], *, title: str 
     return AuditReport(title, clean_json(context or {}), items)
 
 
+SEVERITY_RULES = (
+    "Severity rules: each group's rate over the reference group's, with a percentile-bootstrap interval"
+    " Bonferroni-adjusted over (groups - 1) x 4 metrics; alert when the ratio is outside the four-fifths band 0.8-1.25"
+    " (US EEOC, 29 CFR 1607.4(D)) and the adjusted interval excludes 1; high when the whole interval is outside the band"
+    " and the ratio outside 0.6-1.67, medium when the whole interval is outside the band, low otherwise.")
+"""The group audit's severity rules, printed in every report with a group section (see ``glasslog.audit.group``)."""
+
+
 def _md(text: Any) -> str:
     """Text for one Markdown table cell: ``|`` escaped as ``\\|``, newlines as spaces."""
     return str(text).replace("|", "\\|").replace("\n", " ")
@@ -196,8 +204,17 @@ def _section_markdown(r: Any) -> list[str]:
     kind = getattr(r, "kind", "")
     rows: list[str] = []
     if kind == "group":
-        rows += [f"Attribute **{r.attribute}**, {r.n} rows, reference group {r.reference}; {r.confidence:.0%} intervals from"
-                 f" {r.n_boot} bootstrap draws.", "",
+        meaning = r.extra.get("positive_meaning")
+        favourable = r.extra.get("favourable")
+        rows += [f"Attribute **{r.attribute}**, {r.n} rows, reference group {r.reference} (the largest, or as given; fixed"
+                 f" before any rate is looked at); {r.confidence:.0%} intervals from {r.n_boot} bootstrap draws.",
+                 f"Positive = {r.positive}" + (f" ({meaning})" if meaning else "") + ": the selection rate is the share"
+                 " predicted positive" + (f"; a higher selection rate is {favourable} for the people decided on"
+                                          if favourable else "") + ".",
+                 (f"Left out of the ratios for having fewer than {r.min_group_size} rows: "
+                  + ", ".join(f"{g} (n={int(r.by_group.loc[g, 'n'])})" for g in r.small_groups) + "."
+                  if r.small_groups else f"No group has fewer than {r.min_group_size} rows."),
+                 SEVERITY_RULES, "",
                  "| group | n | TP | FP | TN | FN | selection rate | FPR | FNR | PPV | accuracy |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for g, row in r.by_group.iterrows():
             cells = [f"{row[m]:.3f} ({row[m + '_lo']:.3f}-{row[m + '_hi']:.3f})" if np.isfinite(row[m]) and np.isfinite(row[m + '_lo'])

@@ -160,6 +160,7 @@ def _audit_logged_model(
                 results[f"group_{attr}"] = group_error_rates(rows["outcome"].tolist(), rows["label"].tolist(), g[attr],
                                                              attribute=attr, positive=positive, seed=seed, n_boot=n_boot,
                                                              model=fp, deployment=deployment, access="logs")
+                results[f"group_{attr}"].extra.update(_positive_meaning(card))
 
     complete = data.inputs.shape[1] == len(card.features) and len(data.inputs) > 0
     inputs = data.inputs.dropna() if complete else data.inputs
@@ -230,6 +231,20 @@ def _audit_logged_model(
             notes.append("training data given but not checked: the white-box checks did not run")
     results["notes"] = Notes(notes)
     return results
+
+
+def _positive_meaning(card: Any) -> dict[str, str]:
+    """What the positive class means, from the model card's ``output`` (``meaning``; ``favourable``: whether being
+    predicted positive is favourable or unfavourable for the person, when the card says)."""
+    out = card.output if isinstance(card.output, dict) else {}
+    info = {}
+    if out.get("meaning"):
+        info["positive_meaning"] = str(out["meaning"])
+    if out.get("favourable") is not None:
+        info["favourable"] = "favourable" if out["favourable"] else "unfavourable"
+    elif "bad" in str(out.get("meaning", "")).split(",")[0].lower():
+        info["favourable"] = "unfavourable"
+    return info
 
 
 def _counterfactual_values(rows: pd.DataFrame, attributes: Sequence[str], weights: Any, card: Any,
