@@ -221,7 +221,9 @@ def test_same_seed_gives_byte_identical_markdown():
 
 def test_cli_run_writes_the_report_and_refuses_bad_input(tmp_path):
     runner = CliRunner()
-    for args, message in ((["--reps", "0"], "--reps must be between 1 and 1000"),
+    r = runner.invoke(app, ["scenarios", "run", "--out", ""])
+    assert r.exit_code == 2 and "--out: an empty path" in r.output
+    for args, message in ((["--reps", "0"], "--reps must be between 1 and 200"), (["--reps", "201"], "200 take about 3.5 hours"),
                           (["--scenario", "nope"], "unknown scenario 'nope'"),
                           (["--lag-months", "-3"], "--lag-months must be between 0 and 120"),
                           (["--seed", "-1"], "--seed must be a non-negative integer")):
@@ -250,6 +252,11 @@ def test_cli_run_writes_the_report_and_refuses_bad_input(tmp_path):
     for name in ("report.md", "report.html", "results.json"):
         assert (tmp_path / "rep" / name).stat().st_size > 1000
     assert "data:image/png;base64," in (tmp_path / "rep" / "report.html").read_text()
+    html = (tmp_path / "rep" / "report.html").read_text()
+    results_table, img = html.index("<h3>Results by regime (measured)</h3>"), html.index("<img")
+    assert results_table < img < html.index("<h3>Which check raised the alerts")  # the plot beside its table
+    assert 'alt="downstream-adaptation: bar charts by regime of the share of problem runs detected' in html
+    assert not [p.name for p in (tmp_path / "rep").iterdir() if p.name.startswith(".report-")]
     # the "Run it again" command, parsed back by the CLI itself, gives exactly the options of this run
     md = (tmp_path / "rep" / "report.md").read_text()
     command = md.split("Run it again with `", 1)[1].split("`", 1)[0]
@@ -380,3 +387,21 @@ def test_custom_or_broken_scenario_files_exit_2_naming_the_file_and_field(tmp_pa
     fails(["list"], "scenario files 01-whimper.toml and 09-copy.toml: both have id 'whimper'")
     (folder / "09-copy.toml").unlink()
     assert runner.invoke(app, ["scenarios", "list", "--json"]).exit_code == 0 and schema.scenario_ids() == ["whimper"]
+
+
+def test_a_failed_write_leaves_no_partial_report(tmp_path, monkeypatch):
+    from glasslog.scenarios.report import write_report
+
+    regimes = {g: _summary(g) for g in ("closed", "open")}
+    res = LabResult(10, 0, float("nan"), [ScenarioResult(load_scenario("bang"), regimes)])
+    real = Path.write_text
+
+    def failing(self, text, *a, **kw):
+        if self.name == "results.json":
+            raise OSError(28, "No space left on device")
+        return real(self, text, *a, **kw)
+
+    monkeypatch.setattr(Path, "write_text", failing)
+    with pytest.raises(OSError, match="No space left"):
+        write_report(res, tmp_path / "out")
+    assert list((tmp_path / "out").iterdir()) == []  # neither report.md nor report.html, no temporary directory

@@ -586,12 +586,27 @@ def render_html(res: LabResult, markdown: str | None = None) -> str:
     blocks: list[dict] = []
     sections = md.split("\n## ")
     blocks.append({"kind": "html", "text": _md_to_html(sections[0])})
+    anchors = ("### Which check raised the alerts", "### Insights")  # results plot after the results table, gaming after its table
     for sec in sections[1:]:
-        blocks.append({"kind": "html", "text": _md_to_html("## " + sec)})
-        for sr in res.scenarios:
-            if sec.startswith("Scenario") and f"`{sr.scenario.id}`" in sec.split("\n", 2)[2][:200]:
-                for k, png in enumerate(plots.get(sr.scenario.id, [])):
-                    blocks.append({"kind": "img", "text": png, "alt": f"{sr.scenario.id} plot {k + 1}"})
+        sr = next((x for x in res.scenarios if sec.startswith("Scenario") and f"`{x.scenario.id}`" in sec.split("\n", 2)[2][:200]),
+                  None)
+        if sr is None:
+            blocks.append({"kind": "html", "text": _md_to_html("## " + sec)})
+            continue
+        sid = sr.scenario.id
+        alts = [f"{sid}: bar charts by regime of the share of problem runs detected (95 % Wilson intervals), mean harm"
+                f" before detection (95 % bootstrap intervals) and the share of clean control runs with a false alarm",
+                f"{sid}: mean queries to the deployed model needed to flip a refused applicant, by the gamer's access"
+                f" (black-box, white-box, surrogate at the frontier, surrogate lagging)"]
+        rest, head = sec, "## "
+        for k, png in enumerate(plots.get(sid, [])):
+            cut = rest.find("\n" + anchors[min(k, 1)])
+            if cut < 0:
+                cut = len(rest)
+            blocks.append({"kind": "html", "text": _md_to_html(head + rest[:cut])})
+            blocks.append({"kind": "img", "text": png, "alt": alts[min(k, 1)]})
+            rest, head = rest[cut + 1:], ""
+        blocks.append({"kind": "html", "text": _md_to_html(head + rest)})
     return Environment(autoescape=False).from_string(_HTML).render(blocks=blocks)
 
 
@@ -601,19 +616,31 @@ def write_report(res: LabResult, out_dir: str | Path) -> tuple[Path, Path, Path]
     Returns:
         The three paths.
 
+    The three files are written into a temporary directory inside ``out_dir``
+    and then renamed into place, so a failed write leaves no partial report.
+
     Raises:
         OSError: the directory cannot be created or written.
     """
     import json
+    import os
+    import shutil
+    import tempfile
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     md = render_markdown(res)
-    md_path, html_path, json_path = out / "report.md", out / "report.html", out / "results.json"
-    md_path.write_text(md, encoding="utf-8")
-    html_path.write_text(render_html(res, md), encoding="utf-8")
-    json_path.write_text(json.dumps(to_json(res), indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    return md_path, html_path, json_path
+    texts = {"report.md": md, "report.html": render_html(res, md),
+             "results.json": json.dumps(to_json(res), indent=2, sort_keys=True) + "\n"}
+    tmp = Path(tempfile.mkdtemp(prefix=".report-", dir=out))  # all three written first, then renamed into place
+    try:
+        for name, text in texts.items():
+            (tmp / name).write_text(text, encoding="utf-8")
+        for name in texts:
+            os.replace(tmp / name, out / name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out / "report.md", out / "report.html", out / "results.json"
 
 
 def to_json(res: LabResult) -> dict:
