@@ -76,7 +76,7 @@ def time_bars(title: str, buckets: Sequence[tuple[str, int]], unit: str) -> Mark
         x = left + slot * i + slot / 2
         body.append(f'<text x="{x:.1f}" y="{height - bottom + 16}" text-anchor="middle" font-size="11" fill="{AXIS}">'
                     f'{escape(buckets[i][0])}</text>')
-    desc = f"{len(buckets)} {unit}s" + (": " + "; ".join(f"{lab} {c}" for lab, c in buckets[:40]) if buckets else ": no decisions")
+    desc = f"{len(buckets)} {unit}{'' if len(buckets) == 1 else 's'}" + (": " + "; ".join(f"{lab} {c}" for lab, c in buckets[:40]) if buckets else ": no decisions")
     return _svg(width, height, title, desc, body)
 
 

@@ -56,7 +56,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ..access import PUBLIC, decision_view
 from ..ledger import merkle
 from ..ledger.entries import FLAG_CATEGORIES, RATINGS
-from ..oversight.flags import MAX_TEXT_CHARS, Flags
+from ..oversight.flags import MAX_TEXT_CHARS, Flags, address_identity
 from ..registry import RegistryError
 from . import charts
 
@@ -647,6 +647,12 @@ def register(app: FastAPI, kit) -> None:
     def flags_page(request: Request) -> HTMLResponse:
         c = kit.ctx()
         rows, board = flag_rows(c)
+        # The rating forms post as the public, whom the API knows by address: no form where the API would refuse
+        # (the viewer's own flags; flags whose text is not public), the reason instead.
+        viewer = address_identity(request.client.host if request.client else "unknown")
+        fl = flags_of(c)
+        for r in rows:
+            r["own"] = fl.is_reporter(r["index"], viewer)
         return page(request, "flags.html", rows=rows, board=board, categories=FLAG_CATEGORIES, ratings=RATINGS,
                     max_text=MAX_TEXT_CHARS, models=c.registry.list(), flag_model=request.query_params.get("model", ""),
                     flag_decision=request.query_params.get("decision", ""))

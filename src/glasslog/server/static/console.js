@@ -49,6 +49,14 @@
   function badge(status, prefix) { return el("span", { class: `badge ${prefix || "status"}-${status}`, text: status }); }
   C.badge = badge;
 
+  /* "1 rating", "2 ratings". */
+  function plural(n, word, words) { return `${n} ${n === 1 ? word : words || word + "s"}`; }
+  C.plural = plural;
+
+  /* A wide table in a box that scrolls sideways, so the page itself does not. */
+  function scroller(table) { return el("div", { class: "table-wrap" }, table); }
+  C.scroller = scroller;
+
   // ------------------------------------------------------------ models and the kill switch
   async function loadModels() {
     const box = $("models-console");
@@ -67,7 +75,7 @@
         el("td", {}, statusForm(m))));
     }
     table.append(tbody);
-    box.replaceChildren(table);
+    box.replaceChildren(scroller(table));
   }
 
   function statusForm(m) {
@@ -141,8 +149,8 @@
     if (it.decision !== null) about.push(el("a", { href: "/decisions/" + it.decision, text: `decision ${it.decision}` }), " · ");
     if (it.model) about.push(el("a", { href: "/models/" + it.model, text: "model " + it.model.slice(7, 19) }), " · ");
     if (it.deployment) about.push(it.deployment, " · ");
-    const support = it.support.tier + (it.support.reporters ? `, ${it.support.reporters} reporter${it.support.reporters > 1 ? "s" : ""}` : "") +
-      (it.support.ratings ? `, ${it.support.ratings} ratings` : "");
+    const support = it.support.tier + (it.support.reporters ? `, ${plural(it.support.reporters, "reporter")}` : "") +
+      (it.support.ratings ? `, ${plural(it.support.ratings, "rating")}` : "");
     const li = el("li", { class: "flag", "data-item": String(it.item), "data-state": it.state },
       el("h3", {}, badge(it.severity, "sev"), " ", it.summary, " ", el("span", { class: "hint" }, "(", link, ")")),
       el("p", { class: "target" }, ...about, `support: ${support} · state: `, el("strong", { class: "state", text: it.state }),
@@ -153,8 +161,35 @@
           (h.assignee ? ` to ${h.assignee}` : "") + (h.reason ? `: ${h.reason}` : "") + ` (key ${h.key_id}, entry ${h.index})` })))));
     }
     if (it.kind === "finding") li.append(evidenceBlock(it.item));
+    if (it.kind === "flag") {
+      const texts = el("div", { class: "flag-texts", "data-flag": String(it.item) }, el("p", { class: "hint", text: "Loading the flag's text…" }));
+      li.append(texts);
+      // each item fills in its own, with this key (flags about private decisions included)
+      flagTexts(it.item, texts).catch((e) => texts.replaceChildren(el("p", { class: "field-error", text: "Could not load the flag's text: " + e.message })));
+    }
     li.append(actionForm(it));
     return li;
+  }
+
+  /* The texts of a flag and of the flags merged into it, as this supervisor may read them (GET /v1/flags/{index}). */
+  async function flagTexts(index, box) {
+    const res = await api("GET", "/v1/flags/" + index);
+    if (!res.ok) { box.replaceChildren(el("p", { class: "field-error", text: "Could not load the flag's text: " + problem(res) })); return; }
+    const merged = (res.body.duplicates || []).slice(0, 19);
+    const others = await Promise.all(merged.map(async (d) => { const r = await api("GET", "/v1/flags/" + d); return r.ok ? r.body : null; }));
+    const parts = [];
+    for (const f of [res.body, ...others.filter(Boolean)]) {
+      const who = `Flag ${f.index}, by ${f.by_role}`;
+      if (f.text_state === "shown") {
+        parts.push(el("p", { class: "flag-text-by", text: `${who}:` }), el("blockquote", { class: "flag-text", "data-flag": String(f.index), text: f.text }));
+      } else {
+        const why = { none: "no text given", erased: `text erased${f.text_erased_at ? " " + f.text_erased_at.slice(0, 10) : ""}`,
+                      withheld: "text withheld from this key" }[f.text_state] || f.text_state;
+        parts.push(el("p", { class: "hint", "data-flag": String(f.index), text: `${who}: ${why}.` }));
+      }
+    }
+    if ((res.body.duplicates || []).length > merged.length) parts.push(el("p", { class: "hint", text: `… and ${res.body.duplicates.length - merged.length} more merged flags.` }));
+    box.replaceChildren(...parts);
   }
 
   function actionForm(it) {
@@ -236,7 +271,7 @@
       if (!res.ok) { out.className = "field-error"; out.textContent = "The monitors did not run: " + problem(res); return; }
       const r = res.body;
       out.className = "success";
-      out.textContent = `${r.findings.length} findings (${r.alerts} alerts) over ${r.decisions} decisions, recorded as entries ` +
+      out.textContent = `${plural(r.findings.length, "finding")} (${plural(r.alerts, "alert")}) over ${plural(r.decisions, "decision")}, recorded as entries ` +
         (r.recorded && r.recorded.length ? `${r.recorded[0]}–${r.recorded[r.recorded.length - 1]}` : "(none)") + ".";
       await loadFindings(true);
       await loadTriage();
@@ -256,8 +291,9 @@
     for (const { i, res } of rows) {
       if (!res.ok) continue;
       const e = res.body.entry;
-      const stat = `${e.statistic}` + (e.value !== undefined ? ` = ${typeof e.value === "number" ? Number(e.value.toPrecision(4)) : e.value}` : "") +
-        (e.threshold !== undefined ? ` (threshold ${e.threshold})` : "");
+      const missing = (v) => v === undefined || v === null;
+      const stat = `${e.statistic} = ` + (missing(e.value) ? "\u2014" : typeof e.value === "number" ? Number(e.value.toPrecision(4)) : e.value) +
+        (missing(e.threshold) ? "" : ` (threshold ${e.threshold})`);
       const pre = el("pre", { class: "evidence", text: JSON.stringify({ window: e.window, evidence: e.evidence }, null, 2) });
       tbody.append(el("tr", { "data-finding": String(i), "data-check": e.check },
         el("td", { text: String(i) }), el("td", { text: `${e.check} (${e.source}, ${e.by_role})` }),
@@ -266,7 +302,7 @@
         el("td", {}, el("details", {}, el("summary", { text: "Show" }), pre))));
     }
     table.append(tbody);
-    holder.replaceChildren(table);
+    holder.replaceChildren(scroller(table));
     renderReplayHistory(rows.filter(({ res }) => res.ok && res.body.entry.check === "replay.weights"));
   }
 
@@ -319,9 +355,9 @@
         (r.finding_index !== null ? `Recorded on the log as finding ${r.finding_index}.` : "") });
       const parts = [verdict, facts];
       if (r.mismatches.length) {
-        parts.push(el("table", { id: "replay-mismatches" }, el("thead", {}, el("tr", {}, ...["Decision", "Logged", "Recomputed"].map((h) => el("th", { scope: "col", text: h })))),
+        parts.push(scroller(el("table", { id: "replay-mismatches" }, el("thead", {}, el("tr", {}, ...["Decision", "Logged", "Recomputed"].map((h) => el("th", { scope: "col", text: h })))),
           el("tbody", {}, ...r.mismatches.slice(0, 20).map((m) => el("tr", {}, el("td", {}, el("a", { href: "/decisions/" + m.index, text: String(m.index) })),
-            el("td", { text: JSON.stringify(m.logged) }), el("td", { text: JSON.stringify(m.recomputed) }))))));
+            el("td", { text: JSON.stringify(m.logged) }), el("td", { text: JSON.stringify(m.recomputed) })))))));
       }
       for (const e of r.errors) parts.push(el("p", { class: "field-error", text: e }));
       out.replaceChildren(...parts);
@@ -386,13 +422,14 @@
     }
     $("api-key").value = "";
     $("api-key").removeAttribute("aria-invalid");
-    await show();
+    await show(true);
   }
 
-  async function show() {
+  async function show(focus) {
     $("signin").hidden = true;
     $("console").hidden = false;
     announce(`Signed in with key ${key().slice(4, 16)}.`);
+    if (focus) $("h-console").focus(); // the sign-in form is gone: focus goes to the console, not to the page's body
     await loadModels();
     for (const load of C.sections) {
       try { await load(); } catch (e) { /* each section reports its own errors */ }
@@ -411,10 +448,16 @@
   document.addEventListener("DOMContentLoaded", async () => {
     $("signin-form").addEventListener("submit", (ev) => { ev.preventDefault(); signIn($("api-key").value.trim()); });
     $("signout").addEventListener("click", signOut);
+    if (!window.isSecureContext) $("insecure-key").hidden = false; // plain HTTP away from localhost: the key would travel in clear
     if (key()) {
       const check = await probe();
-      if (check.ok) await show();
-      else sessionStorage.removeItem(STORE);
+      if (check.ok) await show(false);
+      else {
+        sessionStorage.removeItem(STORE);
+        const error = $("signin-error");
+        error.textContent = "You were signed out: the key this tab kept no longer works. " + check.message;
+        error.hidden = false;
+      }
     }
     document.body.dataset.ready = "true";
   });

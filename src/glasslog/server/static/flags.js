@@ -55,7 +55,8 @@
     if (Array.isArray(b.errors) && b.errors.length) {
       for (const e of b.errors) {
         const field = String(e.field || "").split(/[.[]/)[0];
-        out.push({ field: FIELD_IDS[field] ? field : "", problem: `${e.field}: ${e.problem}` });
+        // The receipt token is not a body field: its problem is said in full next to the token field.
+        out.push({ field: FIELD_IDS[field] ? field : "", problem: field === "token" ? e.problem : `${e.field}: ${e.problem}` });
       }
     } else if (res.status === 401) {
       const tokenGiven = $("flag-token") && $("flag-token").value.trim();
@@ -149,7 +150,8 @@
     if (!res.ok) {
       out.className = "rate-result field-error";
       const b = res.body || {};
-      out.textContent = res.status === 429 ? "Too many ratings from here in the last hour; try again later." : (b.detail || `the server answered ${res.status}`);
+      out.textContent = res.status === 429 ? "Too many ratings from here in the last hour: " + (b.detail || "try again later") + "."
+                                           : (b.detail || `the server answered ${res.status}`);
       return;
     }
     const r = res.body.flag_view.ratings;
@@ -160,6 +162,10 @@
       box.querySelector(".n-not-helpful").textContent = r.not_helpful;
     }
     out.className = "rate-result success";
+    if (res.body.unchanged) {
+      out.textContent = `You had already rated this flag ${res.body.rating.replace("-", " ")} (log entry ${res.body.index}); nothing new was logged.`;
+      return;
+    }
     out.textContent = `Thank you: your rating is on the log as entry ${res.body.index}` + (res.body.replaces !== null ? ` (it replaces your earlier rating, entry ${res.body.replaces})` : "") + ".";
   }
 
@@ -178,8 +184,12 @@
     if (form) {
       form.addEventListener("submit", submitFlag);
       $("flag-text").addEventListener("input", updateCount);
+      $("flag-submit").disabled = false; // disabled in the page: without this script the form cannot send
     }
-    for (const f of document.querySelectorAll("form.rate-form")) f.addEventListener("submit", submitRating);
+    for (const f of document.querySelectorAll("form.rate-form")) {
+      f.addEventListener("submit", submitRating);
+      for (const b of f.querySelectorAll("button")) b.disabled = false;
+    }
     const flash = sessionStorage.getItem(FLASH);
     const region = $("flash");
     if (flash && region) {

@@ -1,13 +1,18 @@
 /* The receipt page: read a receipt (file, pasted text, receipt token or a public decision's index), verify it in the
  * browser with GlasslogVerify (verify.js), and say what the decision was in plain words. The receipt never leaves the
  * browser; a receipt token is sent only as a bearer header to /v1/receipt, and a token given in the address fragment
- * (#token=grt_...) is removed from the address at once. */
+ * (#token=grt_...) is removed from the address at once. Where this browser cannot run the check (outside a secure context
+ * WebCrypto is withheld), the page says so, on load and on Verify, and never calls a receipt invalid for it. */
 (function () {
   "use strict";
   const $ = (id) => document.getElementById(id);
   const TOKEN = /^grt_((0|[1-9][0-9]{0,15})_)?[A-Za-z0-9_-]{43}$/; // keys.py: grt_<decision index>_<secret> (older: grt_<secret>)
   let token = null; // kept in memory only, for fetching the receipt and flagging as its subject
   let fromToken = null; // the /v1/receipt response (decision view with outcomes)
+  const MAX_RECEIPT_BYTES = 1024 * 1024; // a receipt is a few kilobytes; anything over 1 MB is something else
+  const FILE_TOO_LARGE = "This file is larger than any receipt (over 1 MB): choose the receipt.json you were given.";
+  const TEXT_TOO_LARGE = "The pasted text is larger than any receipt (over 1 MB): paste only the receipt, the JSON text that " +
+    "starts with {\"format\": \"glasslog-receipt/v1\".";
 
   function el(tag, attrs, ...children) {
     const node = document.createElement(tag);
@@ -23,6 +28,38 @@
     const p = $("form-error");
     p.textContent = message || "";
     p.hidden = !message;
+    if (message) $("result").hidden = true; // an earlier result is not about what was just given
+  }
+
+  /* The check cannot run in this browser: say so, and that this says nothing about the receipt. */
+  function showUnavailable(why) {
+    const result = $("result");
+    result.hidden = false;
+    result.dataset.ok = "unknown";
+    const verdict = $("verdict");
+    verdict.textContent = "Not checked: this browser cannot check receipts on this page";
+    verdict.className = "verdict unknown";
+    const secure = window.isSecureContext;
+    $("checks").replaceChildren(
+      el("li", { class: "unknown", "data-check": "unavailable" }, el("strong", {}, "Why: "), why + "."),
+      el("li", { class: "unknown" }, el("strong", {}, "This says nothing about the receipt: "),
+        "no check ran, so nothing was found wrong (or right) with it."),
+      el("li", { class: "unknown" }, el("strong", {}, "To check it: "),
+        (secure ? "open this page in a current browser, " : "open this page over HTTPS (an address starting with https://), ") +
+        "or run ", el("code", {}, "glasslog verify receipt receipt.json --key '" + $("verifier-key").value.trim() + "'"),
+        " on your own computer."));
+    $("decision-summary").hidden = true;
+    if ($("receipt-flag")) $("receipt-flag").hidden = true;
+    verdict.focus();
+    window.glasslogLastReport = { ok: false, unavailable: why, checks: [] }; // (tests wait on it)
+  }
+
+  function entryWords(report) {
+    const e = report.entry || {};
+    if (e.type === "decision") return `decision ${report.index}`;
+    if (e.type === "outcome") return `entry ${report.index}, the outcome of decision ${e.decision},`;
+    const type = String(e.type || "unknown");
+    return `entry ${report.index}, ${/^[aeiou]/.test(type) ? "an" : "a"} ${type} entry,`;
   }
 
   async function problemText(r) {
@@ -71,7 +108,7 @@
     const verdict = $("verdict");
     const failed = report.checks.find((c) => !c.ok);
     verdict.textContent = report.ok
-      ? `Receipt verified: decision ${report.index} is on the log`
+      ? `Receipt verified: ${entryWords(report)} is on the log`
       : `Receipt NOT valid: ${failed ? failed.name + " failed" : "incomplete"}`;
     verdict.className = report.ok ? "verdict ok" : "verdict fail";
     const list = $("checks");
@@ -149,6 +186,11 @@
   async function verifyText(text) {
     formError("");
     const report = await window.GlasslogVerify.verifyReceipt(text, $("verifier-key").value);
+    if (report.unavailable) {
+      showUnavailable(report.unavailable);
+      window.glasslogLastReport = report;
+      return report;
+    }
     show(report);
     await describe(report);
     window.glasslogLastReport = report; // set once the page shows everything (tests wait on it)
@@ -157,8 +199,23 @@
 
   async function onSubmit(ev) {
     ev.preventDefault();
+    const why = window.GlasslogVerify.unavailable();
+    if (why !== null) { formError(""); showUnavailable(why); return; } // a token would travel unencrypted, and no check can run
+    const file = $("receipt-file").files[0];
+    if (file && file.size > MAX_RECEIPT_BYTES) {
+      formError(FILE_TOO_LARGE);
+      $("receipt-file").focus();
+      return;
+    }
     const t = $("token").value.trim();
     let text = $("receipt-text").value.trim();
+    if (new TextEncoder().encode($("receipt-text").value).length > MAX_RECEIPT_BYTES) {
+      formError(TEXT_TOO_LARGE);
+      $("receipt-text").setAttribute("aria-invalid", "true");
+      $("receipt-text").focus();
+      return;
+    }
+    $("receipt-text").removeAttribute("aria-invalid");
     if (!text && t) {
       text = await fetchByToken(t);
       if (text === null) return;
@@ -175,8 +232,8 @@
   async function onFile() {
     const f = $("receipt-file").files[0];
     if (!f) return;
-    if (f.size > 1024 * 1024) {
-      formError("This file is larger than any receipt (over 1 MB): choose the receipt.json you were given.");
+    if (f.size > MAX_RECEIPT_BYTES) {
+      formError(FILE_TOO_LARGE);
       return;
     }
     const text = await f.text();
@@ -189,10 +246,13 @@
     $("receipt-form").addEventListener("submit", onSubmit);
     $("receipt-file").addEventListener("change", onFile);
     $("receipt-text").addEventListener("input", () => { fromToken = null; $("receipt-file").value = ""; });
+    const why = window.GlasslogVerify.unavailable();
+    if (why !== null) $("insecure").hidden = false;
     const hash = new URLSearchParams(location.hash.slice(1));
     const t = hash.get("token");
     if (t) {
       history.replaceState(null, "", location.pathname + location.search); // the token leaves the address bar at once
+      if (why !== null) { showUnavailable(why); return; }
       const text = await fetchByToken(t.trim());
       if (text !== null) {
         $("receipt-text").value = text;
@@ -201,6 +261,7 @@
       return;
     }
     const index = $("receipt-config").dataset.index;
+    if (index && why !== null) { showUnavailable(why); return; }
     if (index) {
       const text = await fetchByIndex(index);
       if (text !== null) {

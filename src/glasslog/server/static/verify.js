@@ -15,6 +15,8 @@
  * SHA-256(0x01||left||right)) and 2.1.3.2 (inclusion proof verification); RFC 8785 (JSON canonicalization).
  *
  * Nothing here talks to the server: a receipt is checked with the verifier key alone.
+ * Where the browser cannot run the check (no WebCrypto outside a secure context, or no Ed25519), verifyReceipt says so
+ * (report.unavailable) instead of failing a check: that says nothing about the receipt.
  * Exposed as window.GlasslogVerify.
  */
 (function () {
@@ -33,6 +35,18 @@
   const TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$/;
 
   class VerifyError extends Error {}
+  /* The check could not run in this browser (not a failed check: it says nothing about the receipt). */
+  class UnavailableError extends Error {}
+
+  /* Why this browser cannot check receipts on this page, or null if it can (as far as can be told before trying Ed25519). */
+  function unavailable() {
+    if (!window.isSecureContext) {
+      return "this page is not a secure context (it was opened over plain HTTP at an address other than localhost), " +
+        "so the browser withholds the cryptography (WebCrypto) that the check needs";
+    }
+    if (!globalThis.crypto || !globalThis.crypto.subtle) return "this browser offers no WebCrypto";
+    return null;
+  }
 
   const utf8 = new TextEncoder();
   const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
@@ -80,9 +94,8 @@
   }
 
   function subtle() {
-    if (!globalThis.crypto || !globalThis.crypto.subtle) {
-      throw new VerifyError("this browser offers no WebCrypto here: the page must be opened over HTTPS (or from localhost)");
-    }
+    const why = unavailable();
+    if (why !== null) throw new UnavailableError(why);
     return globalThis.crypto.subtle;
   }
 
@@ -134,7 +147,7 @@
       key = await subtle().importKey("raw", publicKey, { name: "Ed25519" }, false, ["verify"]);
     } catch (e) {
       if (e && e.name === "NotSupportedError") {
-        throw new VerifyError("this browser's WebCrypto does not support Ed25519 (Chrome and Edge 137+, Firefox 129+ and Safari 17+ do)");
+        throw new UnavailableError("this browser's WebCrypto does not support Ed25519 (Chrome and Edge 137+, Firefox 129+ and Safari 17+ do)");
       }
       return false; // a key the browser refuses cannot have made a valid signature
     }
@@ -377,8 +390,20 @@
     return "sha256:" + hex(await sha256(concat(salt, value))) === commitment;
   }
 
-  /* verify_receipt: returns {ok, checks: [{name, ok, detail}], entry, index, tree_size}; never throws for a bad receipt. */
+  /* verify_receipt: returns {ok, checks: [{name, ok, detail}], entry, index, tree_size}; never throws for a bad receipt.
+   * Where this browser cannot run the check, {ok: false, unavailable: <why>, checks: []}: no check failed. */
   async function verifyReceipt(receiptInput, verifierKey) {
+    const why = unavailable();
+    if (why !== null) return { ok: false, unavailable: why, checks: [], entry: null, index: null, tree_size: null, private: {} };
+    try {
+      return await runChecks(receiptInput, verifierKey);
+    } catch (e) {
+      if (!(e instanceof UnavailableError)) throw e;
+      return { ok: false, unavailable: e.message, checks: [], entry: null, index: null, tree_size: null, private: {} };
+    }
+  }
+
+  async function runChecks(receiptInput, verifierKey) {
     const report = { ok: false, checks: [], entry: null, index: null, tree_size: null, private: {} };
     const add = (name, ok, detail) => report.checks.push({ name, ok, detail });
     let receipt;
@@ -451,7 +476,7 @@
   }
 
   window.GlasslogVerify = {
-    VerifyError, RECEIPT_FORMAT, parseVerifierKey, openNote, parseCheckpoint, openCheckpoint, rootFromInclusionProof,
+    VerifyError, UnavailableError, unavailable, RECEIPT_FORMAT, parseVerifierKey, openNote, parseCheckpoint, openCheckpoint, rootFromInclusionProof,
     verifyInclusion, leafHash, checkEntry, canonicalJSON, parseReceipt, checkCommitment, verifyReceipt, b64decode, b64encode, hex,
   };
 })();
