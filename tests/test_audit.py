@@ -244,8 +244,17 @@ def test_claims_from_log_and_roles(demo_log):
         results = audit_logged_model(ledger, summary.model, principal="researcher", groups=["sex"], n_boot=200)
         assert any("group audit by sex skipped: withheld" in n for n in results["notes"].notes)
         results = audit_logged_model(ledger, summary.model, principal="public", n_boot=200)
-        assert results["claims"].n == 0 and results["claims"].findings[0].verdict == "insufficient-data"
+        # Nothing visible to the public on a private deployment: no findings at all (none reads as "ok"), and why.
+        assert results["claims"].n == 0 and results["claims"].findings == [] and set(results) == {"claims", "notes"}
+        assert results["notes"].unmeasured == (
+            "nothing could be measured for role public: none of its 300 decisions is visible: deployment"
+            f" {summary.deployment} is private (role public sees counts only); no logged inputs (role public sees none);"
+            " no weights under the disclosure policy 'researchers'")
         assert any("white-box checks skipped" in n for n in results["notes"].notes)
+        operator = audit_logged_model(ledger, summary.model, principal="operator", n_boot=200)
+        assert operator["notes"].unmeasured is None and operator["claims"].check("accuracy").n == 300
+        assert any(n.startswith("black-box tests skipped: role operator sees every logged input") and "'researchers'" in n
+                   for n in operator["notes"].notes)
         with pytest.raises(AuditInputError, match="not features of model"):
             audit_logged_model(ledger, summary.model, groups=["colour"])
 
@@ -502,6 +511,23 @@ def test_cli_model_record_and_suspend(demo_log, tmp_path):
     assert r.exit_code == 1  # high findings: the model uses sex and age (protected) in its decisions
     r = run("audit", "suspend", 0, "--data-dir", d)
     assert r.exit_code == 2 and "not a finding" in r.output
+
+
+def test_cli_model_nothing_measured_says_why(demo_log, tmp_path):
+    """The public and a developer without a grant see nothing of the demo's private deployment: exit 1 and the reason."""
+    d, summary = demo_log
+    for role in ("public", "developer"):
+        r = run("audit", "model", "--data-dir", d, "--role", role, "--n-boot", "200", "--out", tmp_path / role)
+        assert r.exit_code == 1, r.output
+        text = " ".join(r.stdout.split())
+        assert f"nothing could be measured for role {role}: none of its 300 decisions is visible" in text
+        assert "no weights under the disclosure policy 'researchers'" in text and "alerting findings" not in text
+        data = json.loads((tmp_path / role / "report.json").read_text())
+        assert data["measured"] is False and data["findings"] == []
+        assert data["unmeasured"].startswith(f"nothing could be measured for role {role}")
+        md = (tmp_path / role / "report.md").read_text()
+        assert f"**Nothing could be measured for role {role}: none of its 300 decisions" in md
+        assert "Nothing could be measured" in (tmp_path / role / "report.html").read_text()
 
 
 # ---------------------------------------------------------------- the deceptive-accuracy demonstration

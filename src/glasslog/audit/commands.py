@@ -7,7 +7,10 @@ supervisor suspends a model citing a finding), ``deceptive`` (the
 deceptive-accuracy demonstration).
 
 Exit codes: 0 no finding at or above ``--fail-on``; 1 at least one such
-finding (the audit found a problem); 2 bad usage or input.
+finding (the audit found a problem), or nothing could be measured (``audit
+model`` as a role that sees no decisions, inputs, outcomes or weights: an audit
+that measured nothing does not clear the model, so a script gating on exit 0
+never takes it for a pass); 2 bad usage or input.
 """
 
 from __future__ import annotations
@@ -79,6 +82,8 @@ def _finish(report, out_dir: Path | None, json_out: bool, fail_on: str, extra_li
             _fail(f"cannot write the report to {out_dir}: {exc.strerror or exc}")
     findings = report.findings
     failing = [f for f in findings if f.alert and severity_at_least(f.severity, fail_on)]
+    unmeasured = report.unmeasured
+    code = EXIT_FAILED if failing or unmeasured else EXIT_OK
     if json_out:
         data = report.to_dict()
         data["written"] = {k: str(v) for k, v in paths.items()}
@@ -89,9 +94,13 @@ def _finish(report, out_dir: Path | None, json_out: bool, fail_on: str, extra_li
             out.print(line, highlight=False)
         if paths:
             out.print(f"report written: {', '.join(str(p) for p in paths.values())}", highlight=False)
-        out.print(f"{len([f for f in findings if f.alert])} alerting findings, {len(failing)} at or above {fail_on}"
-                  f" (exit {EXIT_FAILED if failing else EXIT_OK}).")
-    raise typer.Exit(EXIT_FAILED if failing else EXIT_OK)
+        if unmeasured:
+            out.print(f"[bold red]{unmeasured}[/]. (exit {EXIT_FAILED}: an audit that measured nothing does not clear the"
+                      " model)", highlight=False)
+        else:
+            out.print(f"{len([f for f in findings if f.alert])} alerting findings, {len(failing)} at or above {fail_on}"
+                      f" (exit {code}).")
+    raise typer.Exit(code)
 
 
 def _print_findings(title: str, findings: list[Finding]) -> None:
@@ -105,7 +114,8 @@ def _print_findings(title: str, findings: list[Finding]) -> None:
         t.add_row(f"[{style}]{f.severity}[/]" if style else f.severity, f.check, "" if f.value is None else f"{f.value:.4g}",
                   f.summary)
     ok = [f for f in findings if not f.alert]
-    out.print(t)
+    if t.row_count:
+        out.print(t)
     if ok:
         out.print(f"({len(ok)} checks passed or had too little data; see the report)")
 
@@ -277,7 +287,12 @@ def audit_model(
     json_out: JsonOut = False,
     fail_on: FailOn = "high",
 ) -> None:
-    """Audit a registered model against its log with what ROLE may see: claims, groups, black-box, and white-box if the policy gives ROLE the weights."""
+    """Audit a registered model against its log with what ROLE may see: claims, groups, black-box, and white-box if the policy gives ROLE the weights.
+
+    Exit 0: no finding at or above --fail-on. Exit 1: such a finding, or nothing could be measured for ROLE (e.g. the
+    public on a private deployment: no decisions, inputs or weights visible); the terminal and the report say why.
+    Exit 2: bad usage or input.
+    """
     from .report import build_report
     from .run import audit_logged_model
 

@@ -64,6 +64,8 @@ class LoggedData:
         withheld: input features withheld from this role.
         erased: decisions whose inputs were erased.
         commitment_failures: ``{"index", "field"}`` of stored values that did not open their commitment (left out).
+        deployments: deployments whose decisions this role sees.
+        hidden_deployments: deployments of the model whose decisions this role may not see (private, not granted).
     """
 
     frame: pd.DataFrame
@@ -77,6 +79,7 @@ class LoggedData:
     erased: int = 0
     commitment_failures: list[dict] = field(default_factory=list)
     deployments: list[str] = field(default_factory=list)
+    hidden_deployments: list[str] = field(default_factory=list)
 
     @property
     def with_outcomes(self) -> pd.DataFrame:
@@ -206,5 +209,6 @@ def logged_decisions(
         if f.name in inputs_frame.columns and f.type == "numeric":
             inputs_frame[f.name] = pd.to_numeric(inputs_frame[f.name], errors="coerce")
     used = sorted({d["deployment"] for _, d in shown})
+    unseen = sorted({d["deployment"] for _, d in decisions} - set(used))
     return LoggedData(frame, inputs_frame, fp, card, p.role, len(decisions), len(decisions) - len(shown), sorted(withheld),
-                      erased, failures, used)
+                      erased, failures, used, unseen)

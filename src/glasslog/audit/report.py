@@ -55,8 +55,14 @@ class AuditReport:
             out.extend(getattr(r, "findings", []) or [])
         return sorted(out, key=lambda f: (not f.alert, -SEVERITY_ORDER[f.severity]))
 
+    @property
+    def unmeasured(self) -> str | None:
+        """Why nothing could be measured (e.g. ``nothing could be measured for role public: ...``), or None."""
+        return next((r.unmeasured for _, r in self.sections if getattr(r, "unmeasured", None)), None)
+
     def to_dict(self) -> dict[str, Any]:
         return clean_json({"title": self.title, "created": self.created, "context": self.context,
+                           "measured": self.unmeasured is None, "unmeasured": self.unmeasured,
                            "findings": [f.to_dict() for f in self.findings],
                            "sections": [{"name": n, **r.to_dict()} for n, r in self.sections]})
 
@@ -65,6 +71,9 @@ class AuditReport:
         lines = [f"# {self.title}", "", f"Created {self.created}.", ""]
         for k, v in self.context.items():
             lines.append(f"- **{k}**: {v}")
+        if self.unmeasured:
+            lines += ["", f"**{_md(self.unmeasured[0].upper() + self.unmeasured[1:])}.** There are no findings: this report does"
+                          " not clear the model."]
         lines += ["", "## Findings", "", "| severity | verdict | check | statistic | value | summary |", "|---|---|---|---|---:|---|"]
         for f in self.findings:
             value = "" if f.value is None else f"{f.value:.4g}"
@@ -379,6 +388,7 @@ pre{white-space:pre-wrap;background:#f6f6f6;padding:.5em;font-size:.85em}img{max
 <h1>{{ report.title }}</h1>
 <p>Created {{ report.created }}.</p>
 <ul>{% for k, v in report.context.items() %}<li><b>{{ k }}</b>: {{ v }}</li>{% endfor %}</ul>
+{% if report.unmeasured %}<p class="high"><b>{{ report.unmeasured[0]|upper }}{{ report.unmeasured[1:] }}.</b> There are no findings: this report does not clear the model.</p>{% endif %}
 <h2>Findings</h2>
 <table><tr><th>severity</th><th>verdict</th><th>check</th><th>statistic</th><th>value</th><th>summary</th><th>access</th></tr>
 {% for f in findings %}<tr class="{{ f.severity if f.alert else 'ok' }}"><td>{{ f.severity }}</td><td>{{ f.verdict }}</td>
@@ -399,8 +409,10 @@ class Notes:
 
     notes: list[str]
     findings: list = field(default_factory=list)
+    unmeasured: str | None = None
+    """Set when the audit could measure nothing (no visible decisions, inputs, outcomes or weights): the reason."""
 
     kind = "notes"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "notes": list(self.notes)}
+        return {"kind": self.kind, "notes": list(self.notes), "unmeasured": self.unmeasured}

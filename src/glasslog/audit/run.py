@@ -164,11 +164,18 @@ def _audit_logged_model(
 
     complete = data.inputs.shape[1] == len(card.features) and len(data.inputs) > 0
     inputs = data.inputs.dropna() if complete else data.inputs
+    no_weights = None
     try:
         weights, record = load_registered_model(ledger, fp, p)
     except WeightsAccessError as exc:
         weights, record = None, None
+        no_weights = f"no weights under the disclosure policy {card.disclosure_policy!r}"
         notes.append(f"white-box checks skipped: {exc}")
+        if complete:
+            notes.append(f"black-box tests skipped: role {p.role} sees every logged input, but audit model queries the model"
+                         f" through its registered weights, which the disclosure policy {card.disclosure_policy!r} withholds"
+                         f" from role {p.role}; run them against the prediction API instead"
+                         " (glasslog.audit.blackbox.blackbox_audit with a query function)")
 
     if complete and weights is not None:
         query = QueryCounter(lambda frame: weights.predict_proba(frame)[:, list(weights.classes_).index(positive)])
@@ -229,8 +236,36 @@ def _audit_logged_model(
             notes.append("reliance, label-proxy and shortcut checks need complete logged inputs and at least 30 outcomes")
         if training_data is not None:
             notes.append("training data given but not checked: the white-box checks did not run")
+    measured = [f for r in results.values() for f in getattr(r, "findings", []) or [] if f.verdict != "insufficient-data"]
+    if not measured:
+        why = _unmeasured_reasons(data, p.role, len(rows), no_weights)
+        unmeasured = f"nothing could be measured for role {p.role}: {'; '.join(why)}"
+        # Keep the claimed figures (the claims section) for reference, but no findings: none was measured.
+        claims.findings = []
+        results = {"claims": claims}
+        results["notes"] = Notes([unmeasured, *notes], unmeasured=unmeasured)
+        return results
     results["notes"] = Notes(notes)
     return results
+
+
+def _unmeasured_reasons(data: Any, role: str, outcomes: int, no_weights: str | None) -> list[str]:
+    """Why an audit as ``role`` measured nothing, in plain words (for the terminal and the report)."""
+    why = []
+    if data.total == 0:
+        why.append("the log holds no decisions of this model" + (f" in deployment {data.deployments[0]}" if data.deployments else ""))
+    elif len(data.frame) == 0:
+        deps = ", ".join(data.hidden_deployments)
+        grant = " and its key is not granted them" if role == "developer" else ""
+        why.append(f"none of its {data.total} decisions is visible: deployment {deps} is private (role {role} sees"
+                   f" counts only{grant})")
+    elif outcomes < 30:
+        why.append(f"only {outcomes} outcomes visible (30 needed to compare with the claims)")
+    if data.inputs.shape[1] == 0:
+        why.append(f"no logged inputs (role {role} sees none)")
+    if no_weights:
+        why.append(no_weights)
+    return why or ["every check had too little data"]
 
 
 def _positive_meaning(card: Any) -> dict[str, str]:
