@@ -513,6 +513,25 @@ def test_cli_model_record_and_suspend(demo_log, tmp_path):
     assert r.exit_code == 2 and "not a finding" in r.output
 
 
+def test_cli_model_refuses_to_publish_a_private_view_without_publish(demo_log, tmp_path):
+    d0, summary = demo_log
+    d = tmp_path / "copy"
+    shutil.copytree(d0, d)
+    target = d / "reports" / "audits" / "sup"
+    for role in ("supervisor", "researcher", "operator"):
+        r = run("audit", "model", "--data-dir", d, "--role", role, "--out", target)
+        assert r.exit_code == 2 and "serves publicly at /reports" in " ".join(r.output.split()), r.output
+        assert f"role {role}'s access" in " ".join(r.output.split()) and "--publish" in r.output
+        assert not target.exists()
+    # a path that only reaches the folder through .. is caught too; elsewhere, or with --publish, it is written
+    r = run("audit", "model", "--data-dir", d, "--role", "supervisor", "--out", d / "artifacts" / ".." / "reports" / "x")
+    assert r.exit_code == 2
+    r = run("audit", "model", "--data-dir", d, "--role", "supervisor", "--n-boot", "200", "--out", target, "--publish")
+    assert r.exit_code == 1 and (target / "report.html").exists()  # high findings (protected features used), as above
+    r = run("audit", "model", "--data-dir", d, "--role", "public", "--out", d / "reports" / "audits" / "pub")
+    assert r.exit_code == 1 and (d / "reports" / "audits" / "pub" / "report.json").exists()  # nothing measured, but allowed
+
+
 def test_cli_model_nothing_measured_says_why(demo_log, tmp_path):
     """The public and a developer without a grant see nothing of the demo's private deployment: exit 1 and the reason."""
     d, summary = demo_log

@@ -68,6 +68,30 @@ def _check_common(n_boot: int | None = None, seed: int | None = None) -> None:
         _fail(f"--seed: must be an integer from 0 to {2**32 - 1}, got {seed}")
 
 
+def published_reports_dir(out_dir: Path) -> Path | None:
+    """The data dir whose public ``reports/`` folder ``out_dir`` lies in (the web register serves it at /reports), or None.
+
+    ``out_dir`` is resolved (symlinks, ``..``); a folder counts when an ancestor named ``reports`` sits beside a
+    ``log.db``.
+    """
+    resolved = Path(out_dir).resolve()
+    for parent in (resolved, *resolved.parents):
+        if parent.name == "reports" and (parent.parent / "log.db").exists():
+            return parent.parent
+    return None
+
+
+def _check_publish(out_dir: Path | None, role: str, publish: bool) -> None:
+    """Refuse (exit 2) to write a non-public role's report into a log's public reports folder without ``--publish``."""
+    if out_dir is None or role == "public" or publish:
+        return
+    data_dir = published_reports_dir(out_dir)
+    if data_dir is not None:
+        _fail(f"--out {out_dir} is in {data_dir / 'reports'}, which the web register serves publicly at /reports: this"
+              f" report is written with role {role}'s access, so the group figures, outcomes and inputs of a private"
+              " deployment would become public. Give --publish to publish it anyway, or write it elsewhere.")
+
+
 def _progress() -> Progress:
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                     console=err, transient=True)
@@ -281,6 +305,9 @@ def audit_model(
     label_column: Annotated[str | None, typer.Option("--label-column", help="Label column of --training-data.")] = None,
     record: Annotated[bool, typer.Option("--record", help="Append the alerting findings to the log as finding entries (one batch).")] = False,
     suspend_on: Annotated[str | None, typer.Option("--suspend-on-severity", help="Supervisors: suspend the model citing the first recorded finding at this severity or worse.")] = None,
+    publish: Annotated[bool, typer.Option("--publish", help="Allow --out inside the log's public reports folder"
+                                                            " (<data dir>/reports/) for a role other than public: its"
+                                                            " figures become public on the web register.")] = False,
     n_boot: NBoot = 1000,
     seed: Seed = 0,
     out_dir: OutDir = None,
@@ -303,6 +330,7 @@ def audit_model(
         if role != "supervisor":
             _fail(f"--suspend-on-severity: only a supervisor may suspend a model; --role is {role!r}")
         record = True
+    _check_publish(out_dir, role, publish)
     try:
         ledger = Ledger.open(data_dir)
     except LedgerError as exc:
