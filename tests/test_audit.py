@@ -556,8 +556,30 @@ def test_cli_model_nothing_measured_says_why(demo_log, tmp_path):
 def deceptive(tmp_path_factory):
     d = tmp_path_factory.mktemp("deceptive")
     r = run("audit", "deceptive", "--data-dir", d / "log", "--out", d / "report", "--json")
-    assert r.exit_code == 0, r.output
+    assert r.exit_code == 1, r.output  # like every audit command: high findings (the model is deceptive by design)
     return d, json.loads(r.stdout)
+
+
+def test_deceptive_report_cites_its_findings_and_their_stages(deceptive):
+    d, demo = deceptive
+    report = json.loads((d / "report" / "report.json").read_text())
+    assert report["findings"] == demo["findings"]
+    alerting = {f["check"] for f in report["findings"] if f["verdict"] == "alert"}
+    cited = {c for row in demo["detection"] for c in row["checks"]}
+    assert cited <= alerting and {"shortcut.dormant", "claims.output_rate"} <= alerting
+    # the same check from two stages says which data each comes from
+    before = "Shortcut / spurious features: supervisor, provider's data by application quarter, before deployment"
+    after = "Shortcut / spurious features: supervisor, training data vs deployment outcomes, after outcomes"
+    unstable = {f["severity"]: f["from"] for f in report["findings"] if f["check"] == "shortcut.unstable"}
+    assert unstable == {"medium": [before], "high": [after]}
+    assert sorted(f["from"][0] for f in report["findings"] if f["check"] == "shortcut.declared_irrelevant") == [before, after]
+    dormant = next(f for f in report["findings"] if f["check"] == "shortcut.dormant")
+    assert dormant["from"] == ["Findings: researchers, pseudonymised log"] and dormant["value"] == pytest.approx(26 / 30)
+    rate = next(f for f in report["findings"] if f["check"] == "claims.positive_rate")
+    assert "realised 0.040 on 300 decisions" in rate["summary"]
+    md = (d / "report" / "report.md").read_text()
+    assert "## Error rates by group: sex\n" in md and "## Leakage: supervisor, provider's training vs validation data" in md
+    assert "group_sex" not in md and "Notes: notes" not in md and "## Deceptive-accuracy demonstration\n" in md
 
 
 def test_deceptive_claimed_vs_realised(deceptive):

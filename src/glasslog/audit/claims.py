@@ -212,10 +212,12 @@ def claimed_vs_realised(
         checks.append(check)
         evidence = {"metric": metric, "claimed": value, "realised": check.realised, "ci": ci, "n": n, "claim_ci": claim_ci,
                     "method": method, "evaluation_size": evaluation_size}
+        # positive_rate is the share of decisions predicted positive: it counts decisions, not outcomes.
+        unit = "decisions" if metric == "positive_rate" else "outcomes"
         if n < min_n or not ok_value or ci is None:
             findings.append(Finding(f"claims.{metric}", f"realised {metric} vs claimed", check.realised, value,
                                     "insufficient-data", "info",
-                                    f"Only {n} outcomes (at least {min_n} needed), or {metric} undefined on them.",
+                                    f"Only {n} {unit} (at least {min_n} needed), or {metric} undefined on them.",
                                     access, evidence, model, deployment))
             continue
         lo, hi = ci
@@ -227,7 +229,7 @@ def claimed_vs_realised(
             gap = value - realised
         if outside:
             severity = "high" if gap >= 0.10 else "medium" if gap >= 0.05 else "low"
-            summary = (f"Claimed {metric} {value:.3f}; realised {realised:.3f} on {n} outcomes ({confidence:.0%} interval"
+            summary = (f"Claimed {metric} {value:.3f}; realised {realised:.3f} on {n} {unit} ({confidence:.0%} interval"
                        f" {lo:.3f}-{hi:.3f}): the claim is outside the interval.")
             findings.append(Finding(f"claims.{metric}", f"realised {metric} vs claimed", float(realised), value, "alert",
                                     severity, summary, access, evidence, model, deployment))

@@ -411,11 +411,17 @@ def audit_deceptive(
     no_suspend: Annotated[bool, typer.Option("--no-suspend", help="Do not suspend the model at the end.")] = False,
     out_dir: OutDir = None,
     json_out: JsonOut = False,
+    fail_on: FailOn = "high",
 ) -> None:
-    """The deceptive-accuracy demonstration on German Credit: what each access level finds, and when."""
+    """The deceptive-accuracy demonstration on German Credit: what each access level finds, and when.
+
+    Exit 1 when a finding alerts at --fail-on or worse, like the other audit commands: the demonstration's model is
+    deceptive by design, so at the default (high) it exits 1; that is the audit working. Exit 2: bad usage.
+    """
     from .deceptive import run_deceptive_demo
     from .report import build_report
 
+    _check_severity(fail_on, "--fail-on")
     _check_common(seed=seed)
     try:
         with _progress() as bar:
@@ -429,15 +435,22 @@ def audit_deceptive(
             demo = run_deceptive_demo(data_dir, seed=seed, suspend=not no_suspend, progress=progress)
     except _ERRORS as exc:
         _fail(str(exc))
-    report = build_report([("demonstration", demo)] + list(demo.results.items()),
+    report = build_report(demo.report_sections(),
                           title="Deceptive accuracy: who sees it, and when",
                           context={"log": f"{demo.origin} ({demo.data_dir})", "model": demo.model, "deployment": demo.deployment})
-    paths = report.write(out_dir) if out_dir is not None else {}
+    try:
+        paths = report.write(out_dir) if out_dir is not None else {}
+    except OSError as exc:
+        _fail(f"cannot write the report to {out_dir}: {exc.strerror or exc}")
+    alerts = [f for f, _ in report.merged_findings() if f.alert]
+    failing = [f for f in alerts if severity_at_least(f.severity, fail_on)]
+    code = EXIT_FAILED if failing else EXIT_OK
     if json_out:
         data = demo.to_dict()
+        data["findings"] = report.to_dict()["findings"]
         data["written"] = {k: str(v) for k, v in paths.items()}
         sys.stdout.write(json.dumps(data, indent=2) + "\n")
-        raise typer.Exit(EXIT_OK)
+        raise typer.Exit(code)
     lo, hi = demo.realised["accuracy_ci"]
     out.print(f"claimed accuracy {demo.claimed['accuracy']:.3f} (validation, n=150); realised {demo.realised['accuracy']:.3f}"
               f" (95% CI {lo:.3f}-{hi:.3f}, n={demo.realised['n']}); same pipeline without the artefact {demo.honest_accuracy:.3f}")
@@ -453,4 +466,7 @@ def audit_deceptive(
                   f" {demo.detection[0].finding_indexes[0]} (recorded before deployment)")
     if paths:
         out.print(f"report written: {', '.join(str(p) for p in paths.values())}", highlight=False)
-    raise typer.Exit(EXIT_OK)
+    out.print(f"{len(alerts)} alerting findings, {len(failing)} at or above {fail_on} (exit {code}: the demonstration's"
+              " model is deceptive by design)." if failing else f"{len(alerts)} alerting findings, none at or above"
+              f" {fail_on} (exit {code}).")
+    raise typer.Exit(code)

@@ -53,6 +53,7 @@ from .findings import Finding, clean_json, record_findings, suspend_from_finding
 from .group import group_error_rates
 from .leakage import leakage_audit
 from .logdata import logged_decisions
+from .report import StageFindings
 from .shortcut import complete_from_weights, dormant_features, shortcut_audit
 from .whitebox import check_training_data, feature_reliance, load_registered_model
 
@@ -104,6 +105,20 @@ def provider_data(seed: int = 0) -> ProviderData:
     version[provider] = np.where(resaved, 2 + rng.poisson(0.5, len(provider)), 1)
     X = X.assign(**{ARTEFACT: version})
     return ProviderData(X, y, quarter, train, validation, developer, deployment)
+
+
+_STAGE_NAMES = {
+    "reliance": "supervisor, provider's validation data, before deployment",
+    "shortcut": "supervisor, provider's data by application quarter, before deployment",
+    "leakage": "supervisor, provider's training vs validation data, before deployment",
+    "training_data": "supervisor, provider's training data, before deployment",
+    "blackbox": "developer, prediction API + its 150 labelled applicants, before deployment",
+    "researchers": "researchers, pseudonymised log",
+    "public": "public, logged outputs",
+    "claims": "all deployment outcomes",
+    "shortcut_deployment": "supervisor, training data vs deployment outcomes, after outcomes",
+}
+"""Report section names of ``DeceptiveDemo.results``: which data and stage each result comes from."""
 
 
 @dataclass
@@ -169,6 +184,10 @@ class DeceptiveDemo:
     results: dict[str, Any] = field(default_factory=dict)
 
     kind = "deceptive"
+
+    def report_sections(self) -> list[tuple[str, Any]]:
+        """``(name, result)`` pairs for ``build_report``: each result named by the data and stage it comes from."""
+        return [("deceptive", self), *((_STAGE_NAMES.get(k, k), r) for k, r in self.results.items())]
 
     def row(self, level: str) -> DetectionRow:
         return next(r for r in self.detection if r.level == level)
@@ -347,6 +366,9 @@ def _run_deceptive_demo(data_dir: str | Path, *, origin: str = DEFAULT_ORIGIN, s
             step("scoring applicants", b + 1, n_batches)
         if research_findings:
             rec = record_findings(ledger, _alerts(research_findings), "researcher", model=fp, deployment=deployment)
+            results["researchers"] = StageFindings(
+                f"The researchers' dormant-feature check on the pseudonymised log after {first_research} decisions"
+                " (withheld features completed from the weights), as recorded on the log.", _alerts(research_findings))
         detection.append(DetectionRow(
             "researchers", "research institution: pseudonymised log (inputs without personal features) + weights",
             first_research is not None, f"after {first_research} decisions" if first_research else "not detected",
@@ -356,6 +378,9 @@ def _run_deceptive_demo(data_dir: str | Path, *, origin: str = DEFAULT_ORIGIN, s
             None, list(rec.indexes) if research_findings and rec else []))
         if public_finding is not None:
             rec = record_findings(ledger, [public_finding], "public", model=fp, deployment=deployment)
+            results["public"] = StageFindings(
+                f"The public's output-rate check on the logged outputs after {first_public} decisions, as recorded on the"
+                " log.", [public_finding])
         final_rate = timeline[-1]["public_positive_rate"]
         detection.append(DetectionRow(
             "public", "the public: logged outputs and flags only", first_public is not None,

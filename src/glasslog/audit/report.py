@@ -21,14 +21,26 @@ import numpy as np
 from ..ledger import utc_now
 from .findings import SEVERITY_ORDER, Finding, clean_json
 
-__all__ = ["AuditReport", "Notes", "build_report"]
+__all__ = ["AuditReport", "Notes", "StageFindings", "build_report"]
 
 _TITLES = {
     "group": "Error rates by group", "claims": "Claimed vs realised", "blackbox": "Black-box audit (query access)",
     "reliance": "Feature reliance (weights)", "shortcut": "Shortcut / spurious features", "leakage": "Leakage",
     "site": "Does the model know the site?", "training_data": "Training data fingerprint",
-    "deceptive": "Deceptive-accuracy demonstration", "notes": "Notes",
+    "deceptive": "Deceptive-accuracy demonstration", "notes": "Notes", "stage": "Findings",
 }
+
+
+def section_heading(name: str, r: Any) -> str:
+    """A section's heading: its kind's title, plus what it covers when the name says more than the kind
+    (``group_sex`` -> ``Error rates by group: sex``; ``leakage`` -> ``Leakage``; ``notes`` -> ``Notes``)."""
+    kind = getattr(r, "kind", "")
+    title = _TITLES.get(kind, name)
+    if kind == "group":
+        return f"{title}: {r.attribute}"
+    if name in (kind, title, ""):
+        return title
+    return f"{title}: {name.removeprefix(kind + '_')}"
 
 
 @dataclass
@@ -55,6 +67,20 @@ class AuditReport:
             out.extend(getattr(r, "findings", []) or [])
         return sorted(out, key=lambda f: (not f.alert, -SEVERITY_ORDER[f.severity]))
 
+    def merged_findings(self) -> list[tuple[Finding, list[str]]]:
+        """Every finding with the headings of the sections it comes from, alerts first, worst first; identical findings
+        (same check, statistic, value, verdict, severity, summary and evidence) from several sections listed once."""
+        seen: dict[str, tuple[Finding, list[str]]] = {}
+        for name, r in self.sections:
+            for f in getattr(r, "findings", []) or []:
+                key = json.dumps(f.to_dict(), sort_keys=True)
+                if key in seen:
+                    if section_heading(name, r) not in seen[key][1]:
+                        seen[key][1].append(section_heading(name, r))
+                else:
+                    seen[key] = (f, [section_heading(name, r)])
+        return sorted(seen.values(), key=lambda p: (not p[0].alert, -SEVERITY_ORDER[p[0].severity]))
+
     @property
     def unmeasured(self) -> str | None:
         """Why nothing could be measured (e.g. ``nothing could be measured for role public: ...``), or None."""
@@ -63,7 +89,7 @@ class AuditReport:
     def to_dict(self) -> dict[str, Any]:
         return clean_json({"title": self.title, "created": self.created, "context": self.context,
                            "measured": self.unmeasured is None, "unmeasured": self.unmeasured,
-                           "findings": [f.to_dict() for f in self.findings],
+                           "findings": [{**f.to_dict(), "from": src} for f, src in self.merged_findings()],
                            "sections": [{"name": n, **r.to_dict()} for n, r in self.sections]})
 
     def markdown(self) -> str:
@@ -74,12 +100,14 @@ class AuditReport:
         if self.unmeasured:
             lines += ["", f"**{_md(self.unmeasured[0].upper() + self.unmeasured[1:])}.** There are no findings: this report does"
                           " not clear the model."]
-        lines += ["", "## Findings", "", "| severity | verdict | check | statistic | value | summary |", "|---|---|---|---|---:|---|"]
-        for f in self.findings:
+        lines += ["", "## Findings", "", "| severity | verdict | check | statistic | value | summary | from |",
+                  "|---|---|---|---|---:|---|---|"]
+        for f, src in self.merged_findings():
             value = "" if f.value is None else f"{f.value:.4g}"
-            lines.append(f"| {f.severity} | {f.verdict} | `{f.check}` | {_md(f.statistic)} | {value} | {_md(f.summary)} |")
+            lines.append(f"| {f.severity} | {f.verdict} | `{f.check}` | {_md(f.statistic)} | {value} | {_md(f.summary)} |"
+                         f" {_md('; '.join(src))} |")
         for name, r in self.sections:
-            lines += ["", f"## {_TITLES.get(getattr(r, 'kind', ''), name)}: {name}", ""]
+            lines += ["", f"## {section_heading(name, r)}", ""]
             lines += _section_markdown(r)
         return "\n".join(lines) + "\n"
 
@@ -90,9 +118,9 @@ class AuditReport:
         env = jinja2.Environment(autoescape=True)
         sections = []
         for name, r in self.sections:
-            sections.append({"name": name, "title": _TITLES.get(getattr(r, "kind", ""), name),
+            sections.append({"name": name, "title": section_heading(name, r),
                              "plots": [_png(fig) for fig in _figures(r)], "body": markdown_to_html(_section_markdown(r))})
-        return env.from_string(_HTML).render(report=self, findings=self.findings, sections=sections)
+        return env.from_string(_HTML).render(report=self, findings=self.merged_findings(), sections=sections)
 
     def write(self, out_dir: str | Path, formats: tuple[str, ...] = ("html", "md", "json")) -> dict[str, Path]:
         """Write ``report.html``, ``report.md`` and ``report.json`` into ``out_dir`` (created); returns format -> path.
@@ -279,6 +307,8 @@ def _section_markdown(r: Any) -> list[str]:
         for d in r.detection:
             rows.append(f"| {d.level} | {_md(d.who)} | {'yes' if d.detected else 'no'} | {d.when} | {', '.join(d.checks)} |"
                         f" {_md(d.statistic)} | {'' if d.queries is None else d.queries} |")
+    elif kind == "stage":
+        rows.append(r.description)
     elif kind == "notes":
         rows += [f"- {n}" for n in r.notes]
     return rows
@@ -390,12 +420,12 @@ pre{white-space:pre-wrap;background:#f6f6f6;padding:.5em;font-size:.85em}img{max
 <ul>{% for k, v in report.context.items() %}<li><b>{{ k }}</b>: {{ v }}</li>{% endfor %}</ul>
 {% if report.unmeasured %}<p class="high"><b>{{ report.unmeasured[0]|upper }}{{ report.unmeasured[1:] }}.</b> There are no findings: this report does not clear the model.</p>{% endif %}
 <h2>Findings</h2>
-<table><tr><th>severity</th><th>verdict</th><th>check</th><th>statistic</th><th>value</th><th>summary</th><th>access</th></tr>
-{% for f in findings %}<tr class="{{ f.severity if f.alert else 'ok' }}"><td>{{ f.severity }}</td><td>{{ f.verdict }}</td>
+<table><tr><th>severity</th><th>verdict</th><th>check</th><th>statistic</th><th>value</th><th>summary</th><th>access</th><th>from</th></tr>
+{% for f, src in findings %}<tr class="{{ f.severity if f.alert else 'ok' }}"><td>{{ f.severity }}</td><td>{{ f.verdict }}</td>
 <td><code>{{ f.check }}</code></td><td>{{ f.statistic }}</td><td>{{ '%.4g'|format(f.value) if f.value is not none else '' }}</td>
-<td>{{ f.summary }}</td><td>{{ f.access }}</td></tr>{% endfor %}
+<td>{{ f.summary }}</td><td>{{ f.access }}</td><td>{{ src|join('; ') }}</td></tr>{% endfor %}
 </table>
-{% for s in sections %}<h2>{{ s.title }}: {{ s.name }}</h2>
+{% for s in sections %}<h2>{{ s.title }}</h2>
 {% for p in s.plots %}<img alt="{{ s.title }} plot" src="data:image/png;base64,{{ p }}">{% endfor %}
 {{ s.body }}
 {% endfor %}
@@ -416,3 +446,17 @@ class Notes:
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "notes": list(self.notes), "unmeasured": self.unmeasured}
+
+
+@dataclass
+class StageFindings:
+    """Findings made at one stage of a run (e.g. the researchers' check after 30 decisions), with a sentence saying
+    which data they came from; no table of its own."""
+
+    description: str
+    findings: list = field(default_factory=list)
+
+    kind = "stage"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "description": self.description, "findings": [f.to_dict() for f in self.findings]}
