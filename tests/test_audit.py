@@ -509,8 +509,22 @@ def test_cli_model_record_and_suspend(demo_log, tmp_path):
         assert [e["type"] for e in recorded] == ["finding"] * len(alerts) + ["model"]
         assert recorded[-1]["status"] == "suspended" and "audit finding entry" in recorded[-1]["reason"]
     assert r.exit_code == 1  # high findings: the model uses sex and age (protected) in its decisions
-    r = run("audit", "suspend", 0, "--data-dir", d)
+    r = run("audit", "suspend", 0, "--data-dir", d, "--reason", "test")
     assert r.exit_code == 2 and "not a finding" in r.output
+    r = run("audit", "suspend", size, "--data-dir", d)
+    assert r.exit_code == 2 and "--reason" in r.output
+    r = run("audit", "suspend", size, "--data-dir", d, "--reason", "  ")
+    assert r.exit_code == 2 and "--reason: say why" in r.output
+    # --record again: identical findings already on the log are not written twice, and the output says so
+    with Ledger.open(d) as ledger:
+        before = ledger.size
+    r = run("audit", "model", summary.model[:19], "--data-dir", d, "--role", "supervisor", "--group", "sex", "--n-boot", "200",
+            "--record")
+    text = " ".join(r.stdout.split())
+    assert f"{len(alerts)} alerting findings already on the log for this model and check" in text, text
+    assert "no new alerting findings to record" in text
+    with Ledger.open(d) as ledger:
+        assert ledger.size == before
 
 
 def test_cli_model_refuses_to_publish_a_private_view_without_publish(demo_log, tmp_path):

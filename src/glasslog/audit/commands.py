@@ -363,12 +363,18 @@ def audit_model(
     lines += [f"note: {n}" for n in results["notes"].notes]
     if record:
         alerts = [f for f in report.findings if f.alert]
+        already = _already_recorded(ledger, alerts, role, model_fp, deployment)
+        if already:
+            lines.append(f"{len(already)} alerting findings already on the log for this model and check (identical"
+                         f" evidence), not recorded again: entries {', '.join(str(i) for i in already.values())}")
+        new_alerts = [f for f in alerts if id(f) not in already]
         try:
-            rec = record_findings(ledger, alerts, role, model=model_fp, deployment=deployment)
+            rec = record_findings(ledger, new_alerts, role, model=model_fp, deployment=deployment)
         except EntryError as exc:
             _fail(f"findings could not be recorded (nothing written): {exc}")
+        alerts = new_alerts
         if rec is None:
-            lines.append("no alerting findings to record")
+            lines.append("no new alerting findings to record" if already else "no alerting findings to record")
         else:
             lines.append(f"recorded {len(rec.indexes)} finding entries: {rec.first_index}..{rec.tree_size - 1}")
             if suspend_on is not None:
@@ -385,14 +391,38 @@ def audit_model(
     _finish(report, out_dir, json_out, fail_on, lines)
 
 
+def _already_recorded(ledger: Ledger, findings: list[Finding], role: str, model: str,
+                      deployment: str | None) -> dict[int, int]:
+    """``id(finding) -> entry index`` of findings already on the log: same model, deployment, check, statistic, verdict,
+    severity, value, threshold, role and evidence (everything but the time)."""
+    def key(entry: dict) -> str:
+        return json.dumps({k: v for k, v in entry.items() if k != "time"}, sort_keys=True)
+
+    on_log: dict[str, int] = {}
+    for i, e in ledger.entries_of_type("finding"):
+        if e.get("source") == "audit" and e.get("model") == model:
+            on_log[key(e)] = i
+    out = {}
+    for f in findings:
+        entry = f.to_entry(role)
+        entry.setdefault("model", model)
+        if deployment and "deployment" not in entry:
+            entry["deployment"] = deployment
+        if key(entry) in on_log:
+            out[id(f)] = on_log[key(entry)]
+    return out
+
+
 @app.command("suspend")
 def audit_suspend(
     finding: Annotated[int, typer.Argument(help="Entry index of a recorded finding that names the model.")],
-    reason: Annotated[str | None, typer.Option(help="Words added to the citation on the record.")] = None,
+    reason: Annotated[str, typer.Option(help="Why the model is suspended (required): added to the citation on the record.")],
     role: Annotated[str, typer.Option(help="Who suspends; only supervisor may.")] = "supervisor",
     data_dir: DataDir = Path("glasslog-data"),
 ) -> None:
-    """Suspend the model a finding is about (the kill switch), citing the finding: one status entry on the log."""
+    """Suspend the model a finding is about (the kill switch), citing the finding and a --reason: one status entry on the log."""
+    if not reason.strip():
+        _fail("--reason: say why the model is suspended (it goes on the public record); got an empty reason")
     try:
         ledger = Ledger.open(data_dir)
         result = suspend_from_finding(ledger, finding, reason=reason, by=role)
