@@ -337,6 +337,11 @@ def test_site_audit_zech_pattern(demo_model, tmp_path):
     assert r.by_site.loc["B", "base_rate"] > r.by_site.loc["A", "base_rate"] + 0.2
     checks = {f.check: f for f in r.findings}
     assert checks["site.predictable"].alert and checks["site.score_gap"].alert
+    md = build_report([("site", r)]).markdown()
+    acc = r.by_site.loc["A"]
+    assert "| site | rows | base rate (share positive) | model accuracy (95% Wilson interval) | ROC AUC |" in md
+    assert f"| {acc['accuracy']:.3f} ({acc['accuracy_lo']:.3f}-{acc['accuracy_hi']:.3f}) |" in md
+    assert "accuracy_lo" not in md and "mean_score_pos" not in md and "## Does the model know the site?\n" in md
     with pytest.raises(AuditInputError, match="at least two sites"):
         site_audit(Xs.iloc[te], y.iloc[te], ["A"] * len(te))
     csv = tmp_path / "sites.csv"

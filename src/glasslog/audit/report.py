@@ -159,6 +159,12 @@ SEVERITY_RULES = (
 """The group audit's severity rules, printed in every report with a group section (see ``glasslog.audit.group``)."""
 
 
+SITE_COLUMNS = {"n": "rows", "base_rate": "base rate (share positive)", "accuracy": "model accuracy (95% Wilson interval)",
+                "roc_auc": "ROC AUC", "mean_score_pos": "mean score, positive outcomes",
+                "mean_score_neg": "mean score, negative outcomes"}
+"""Headings of the site table's columns (``SiteAudit.by_site``) in reports."""
+
+
 def _md(text: Any) -> str:
     """Text for one Markdown table cell: ``|`` escaped as ``\\|``, newlines as spaces."""
     return str(text).replace("|", "\\|").replace("\n", " ")
@@ -293,9 +299,15 @@ def _section_markdown(r: Any) -> list[str]:
         if r.batch:
             rows += ["", f"Batch dependence: largest score change {r.batch['max_abs_diff']:.2g} over {r.batch['queries']} queries."]
     elif kind == "site":
+        table = r.by_site.copy()
+        if {"accuracy", "accuracy_lo", "accuracy_hi"} <= set(table.columns):
+            table["accuracy"] = [f"{a:.3f} ({lo:.3f}-{hi:.3f})" for a, lo, hi in
+                                 zip(table["accuracy"], table["accuracy_lo"], table["accuracy_hi"])]
+            table = table.drop(columns=["accuracy_lo", "accuracy_hi"])
         rows += [f"Site predicted from the inputs: AUC {r.site_auc:.3f}, accuracy {r.site_accuracy:.3f} (chance {r.chance:.3f}).", "",
-                 "| site | " + " | ".join(_md(c) for c in r.by_site.columns) + " |", "|---|" + "---:|" * len(r.by_site.columns)]
-        for s, row in r.by_site.iterrows():
+                 "| site | " + " | ".join(_md(SITE_COLUMNS.get(c, c)) for c in table.columns) + " |",
+                 "|---|" + "---:|" * len(table.columns)]
+        for s, row in table.iterrows():
             rows.append(f"| {_md(s)} | " + " | ".join(_md(_fmt(v)) for v in row) + " |")
     elif kind == "training_data":
         rows.append(f"{'Matches' if r.ok else 'Does NOT match'}: registered {r.registered}, computed {r.computed} ({r.rows} rows).")
