@@ -158,6 +158,13 @@ def test_older_applicants_fire_input_and_output_drift(shifted, credit):
     assert inputs.evidence["alpha_this_family"] == pytest.approx(ALPHA / 2)
     outputs = _one(run, "drift.outputs")
     assert set(outputs.evidence["outputs"]) == {"score", "label"}
+    # the latest 100 decisions as the current window; a PSI floor above every feature's PSI silences the alert
+    latest = _one(run_monitors(lg, "supervisor", MonitorConfig(monitors=("drift",), window=100),
+                               deployments=["bank.example/shift/older"]), "drift.inputs")
+    assert latest.window["current"]["decisions"] == 100 and latest.window["current"]["first_index"] == idx[300]
+    floor = _one(run_monitors(lg, "supervisor", MonitorConfig(monitors=("drift",), min_psi=50.0),
+                              deployments=["bank.example/shift/older"]), "drift.inputs")
+    assert floor.verdict == "ok" and floor.evidence["features"]["age_in_years"]["p_adjusted"] < ALPHA / 2
 
 
 def test_researcher_sees_pseudonymised_inputs_and_public_sees_no_private_outputs(shifted):
@@ -231,6 +238,21 @@ def test_nan_unseen_categories_and_non_numbers_are_drift_signals(tmp_path, credi
     mixed = compare_feature(np.array(["a", None, 3, [1, 2]] * 20, dtype=object), np.array(["a", 3.0] * 40, dtype=object),
                             "categorical")
     assert 0 <= mixed["p_value"] <= 1
+    lg.close()
+
+
+def test_a_deployment_with_one_decision_gives_insufficient_data_not_errors(tmp_path, credit):
+    X, y = credit
+    lg = Ledger.create(tmp_path / "log", "bank.example/tiny")
+    fp, _, deploy = _honest(lg, X, y, 8)
+    _score(lg, fp, "bank.example/tiny/one", X, y, deploy[:1])
+    run = run_monitors(lg, "supervisor", MonitorConfig(favourable=0))
+    verdicts = {(f.check, f.evidence.get("attribute")): f.verdict for f in run.findings}
+    assert verdicts[("performance.accuracy", None)] == "insufficient-data"
+    assert verdicts[("drift.inputs", None)] == verdicts[("drift.outputs", None)] == "insufficient-data"
+    assert verdicts[("anomaly.gap", None)] == "insufficient-data" and verdicts[("anomaly.order", None)] == "ok"
+    assert {v for k, v in verdicts.items() if k[0].startswith("disparity")} == {"insufficient-data"}
+    assert run.record(lg).tree_size == lg.size
     lg.close()
 
 
