@@ -848,3 +848,65 @@ def test_cli_flags_and_triage(fresh):
     ok("flags", "erase-text", str(i), "--reason", "moderation")
     assert json.loads(ok("flags", "show", str(i), "--json"))["text_state"] == "erased"
     assert run.invoke(cli, ["flags", "erase-text", str(i), "--reason", "again", *d]).exit_code == 2
+
+
+# ------------------------------------------------------------------ repeated alerts and merged items
+def test_repeated_alerts_merge_into_the_open_item_until_it_is_resolved(fresh, lg):
+    def alert(value: float, check: str = "disparity.selection_rate", attribute: str = "personal_status_and_sex",
+              severity: str = "high") -> int:
+        entry = {"type": "finding", "v": 1, "time": f"2026-02-0{int(value * 10)}T12:00:00Z", "source": "monitor",
+                 "check": check, "model": fresh.model, "deployment": DEP_PUB, "statistic": "min selection_rate ratio",
+                 "value": value, "threshold": 0.8, "verdict": "alert", "severity": severity, "by_role": "supervisor",
+                 "evidence": {"attribute": attribute}}
+        return lg.append([entry]).first_index
+
+    first = alert(0.5)
+    again = alert(0.6)
+    third = alert(0.7, severity="critical")
+    by_age = alert(0.4, attribute="age_in_years")  # another attribute: its own item
+    triage = Triage(lg)
+    queue = triage.queue()
+    assert [it.item for it in queue] == [first, by_age]
+    top = queue[0]
+    assert top.duplicates == (again, third) and top.severity == "critical"
+    assert top.support["alerts"] == 3 and top.support["latest"] == {"index": third, "time": "2026-02-07T12:00:00Z", "value": 0.7}
+    assert queue[1].support["alerts"] == 1 and queue[1].duplicates == ()
+    # a merged alert is shown through its item, but actions on it are refused: act on the item
+    assert triage.item(again).item == first
+    before = dump(fresh.dir)
+    with pytest.raises(TriageConflict, match=f"{again} is merged into item {first}") as exc:
+        triage.act(again, "resolve", "x", "k")
+    assert exc.value.field == "item" and dump(fresh.dir) == before
+    # assigned items still take repeats; after a resolve the next repeat starts a new item
+    triage.act(first, "assign", "", "k", assignee="unit 2")
+    fourth = alert(0.3)
+    assert Triage(lg).item(first).duplicates == (again, third, fourth)
+    triage.act(first, "resolve", "explained by income", "k")
+    fifth = alert(0.2)
+    t2 = Triage(lg)
+    assert [it.item for it in t2.queue()] == [by_age, fifth]  # both high: the older first
+    assert t2.item(first).state == "resolved" and t2.item(fifth).duplicates == ()
+
+
+def test_merged_flag_and_alert_actions_conflict_over_http_and_cli(served_fresh):
+    from typer.testing import CliRunner
+
+    from glasslog.cli import app as cli
+
+    w = served_fresh
+    c, sup = w.client, w.h("supervisor")
+    primary = _flag_index(w)
+    with Ledger.open(w.dir) as ledger:
+        dup = Flags(ledger).add(category="unfair", by_role="public", reporter="someone else", decision=w.pub[3]).flag.index
+    assert c.get(f"/v1/triage/{dup}", headers=sup).json()["item"] == primary
+    q = c.get("/v1/triage", headers=sup).json()["items"]
+    assert q[0]["duplicates"] == [dup] and q[0]["support"]["reporters"] == 2
+    before = dump(w.dir)
+    body = problem(c.post(f"/v1/triage/{dup}/actions", headers=sup, json={"action": "assign", "assignee": "unit 2"}), 409, "item")
+    assert body["detail"] == f"{dup} is merged into item {primary}; act on item {primary}"
+    assert dump(w.dir) == before
+    r = CliRunner().invoke(cli, ["triage", "resolve", str(dup), "--reason", "x", "-d", str(w.dir)])
+    assert r.exit_code == 2 and f"{dup} is merged into item {primary}" in " ".join(r.output.split())
+    assert dump(w.dir) == before
+    r = CliRunner().invoke(cli, ["triage", "list", "--state", "closed", "-d", str(w.dir)])
+    assert r.exit_code == 2 and "active, all, or one of open, assigned, resolved, escalated" in " ".join(r.output.split())

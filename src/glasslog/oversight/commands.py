@@ -206,6 +206,10 @@ def _item_row(it: TriageItem) -> list[str]:
     about = f"decision {it.decision}" if it.decision is not None else (it.model[:19] if it.model else it.deployment or "")
     sup = it.support
     support = sup["tier"] + (f", {sup['reporters']} reporters" if sup.get("reporters", 0) and sup["reporters"] > 1 else "")
+    if sup.get("alerts", 0) and sup["alerts"] > 1:
+        latest = sup["latest"]
+        value = latest.get("value")
+        support += f", {sup['alerts']} alerts, latest {latest['index']}" + (f" = {value:.4g}" if value is not None else "")
     return [str(it.item), it.kind, it.severity, it.summary, about, support, it.state, it.assignee or ""]
 
 
@@ -217,6 +221,8 @@ def triage_list(
 ) -> None:
     """The queue of flags and findings, ranked by severity and support."""
     states = {"active": ("open", "assigned"), "all": STATES}.get(state, (state,))
+    if state not in ("active", "all", *STATES):
+        _fail(f"--state must be active, all, or one of {', '.join(STATES)}; got {state!r}")
     try:
         items = Triage(_open(data_dir)).queue(states)
     except TriageError as exc:

@@ -5,6 +5,16 @@ Items are the primary flags (duplicates are merged into them, see
 ``alert`` (monitors' and audits' results; ``ok`` and ``insufficient-data``
 findings need no action). An item is named by its entry index.
 
+Repeated alerts: an alerting finding with the same source, check, model,
+deployment and attribute (disparity), proxy (Goodhart) or feature as an
+earlier alert whose item is not resolved at the time of the repeat (open,
+assigned or escalated) is merged into that item, as duplicate flags are: a
+scheduled ``glasslog monitor run --every`` does not add an item per run. The
+item counts its alerts (``support.alerts``), lists the merged entries
+(``duplicates``) and shows the latest one (``support.latest``: index, time,
+value). An alert after the item was resolved starts a new item. Every finding
+stays on the log as evidence over time; only the queue merges them.
+
 Severity: a finding's own; a flag's from its category: ``harmful``,
 ``unfair`` and ``privacy`` are ``high``, ``wrong-outcome`` and
 ``wrong-reasons`` ``medium``, ``other`` ``low``.
@@ -105,6 +115,7 @@ class TriageItem:
         state: ``open``, ``assigned``, ``resolved`` or ``escalated``.
         assignee: who it is assigned to (while assigned).
         history: the item's triage entries, oldest first, as dicts with ``index`` and the entry's fields.
+        duplicates: entry indexes merged into this item (duplicate flags, or repeated alerts of a finding), oldest first.
     """
 
     item: int
@@ -119,12 +130,13 @@ class TriageItem:
     state: str
     assignee: str | None
     history: tuple[dict, ...] = field(default=())
+    duplicates: tuple[int, ...] = field(default=())
 
     def to_dict(self) -> dict[str, Any]:
         return {"item": self.item, "kind": self.kind, "time": self.time, "model": self.model, "decision": self.decision,
                 "deployment": self.deployment, "summary": self.summary, "severity": self.severity,
                 "support": dict(self.support), "state": self.state, "assignee": self.assignee,
-                "history": [dict(h) for h in self.history]}
+                "history": [dict(h) for h in self.history], "duplicates": list(self.duplicates)}
 
 
 @dataclass(frozen=True)
@@ -189,6 +201,32 @@ class Triage:
         self._refresh()
         return self._alerts
 
+    @staticmethod
+    def _alert_key(obj: dict) -> tuple:
+        """What makes two alerts the same item: source, check, model, deployment and attribute / proxy / feature."""
+        ev = obj.get("evidence") if isinstance(obj.get("evidence"), dict) else {}
+        what = ev.get("attribute") or ev.get("proxy") or ev.get("feature")
+        return (obj.get("source"), obj.get("check"), obj.get("model"), obj.get("deployment"), str(what) if what else None)
+
+    def _finding_groups(self) -> tuple[dict[int, list[int]], dict[int, int]]:
+        """``(primary -> merged finding indexes, merged index -> primary)``: repeats of an unresolved alert merge."""
+        actions = self._actions()
+        groups: dict[int, list[int]] = {}
+        primary_of: dict[int, int] = {}
+        current: dict[tuple, int] = {}
+        for idx in sorted(self._findings()):
+            key = self._alert_key(self._alerts[idx])
+            p = current.get(key)
+            if p is not None:
+                state, _ = self._state([h for h in actions.get(p, []) if h["index"] < idx])
+                if state != "resolved":
+                    groups[p].append(idx)
+                    primary_of[idx] = p
+                    continue
+            current[key] = idx
+            groups[idx] = []
+        return groups, primary_of
+
     def items(self) -> list[TriageItem]:
         """Every item (all states), ranked: severity, then support, then reporters, then age."""
         actions = self._actions()
@@ -203,13 +241,20 @@ class Triage:
             value = s.score.intercept if s.score.method == "bridging" else (s.score.wilson_lower_bound or 0.0)
             within[fl.index] = (s.score.method != "bridging", -value, -s.reporters)
             ranked.append(TriageItem(fl.index, "flag", fl.time, fl.model, fl.decision, fl.deployment, fl.category,
-                                     CATEGORY_SEVERITY[fl.category], support, state, assignee, tuple(history)))
-        for idx, obj in self._findings().items():
+                                     CATEGORY_SEVERITY[fl.category], support, state, assignee, tuple(history),
+                                     tuple(s.duplicates)))
+        groups, _ = self._finding_groups()
+        for idx, merged in groups.items():
+            obj = self._alerts[idx]
             history = actions.get(idx, [])
             state, assignee = self._state(history)
-            support = {"tier": "alert", "rank": None, "reporters": None, "ratings": None}
+            last = merged[-1] if merged else idx
+            latest = self._alerts[last]
+            support = {"tier": "alert", "rank": None, "reporters": None, "ratings": None, "alerts": 1 + len(merged),
+                       "latest": {"index": last, "time": latest["time"], "value": latest.get("value")}}
+            severity = max((self._alerts[i]["severity"] for i in [idx, *merged]), key=SEVERITIES.index)
             ranked.append(TriageItem(idx, "finding", obj["time"], obj.get("model"), None, obj.get("deployment"),
-                                     obj["check"], obj["severity"], support, state, assignee, tuple(history)))
+                                     obj["check"], severity, support, state, assignee, tuple(history), tuple(merged)))
         order = {s: k for k, s in enumerate(reversed(SEVERITIES))}  # critical first
 
         def key(it: TriageItem):
@@ -229,7 +274,7 @@ class Triage:
         return [it for it in self.items() if it.state in states]
 
     def item(self, index: int) -> TriageItem:
-        """The item at entry ``index`` (a flag is found through its primary).
+        """The item at entry ``index`` (a merged flag or repeated alert is found through its primary).
 
         Raises:
             UnknownItem: no flag and no alerting finding there.
@@ -240,7 +285,7 @@ class Triage:
         try:
             target = self.flags.primary_of(index)
         except LookupError:
-            pass
+            target = self._finding_groups()[1].get(index, index)
         for it in self.items():
             if it.item == target:
                 return it
@@ -255,7 +300,7 @@ class Triage:
         """Append a triage action on an item (for ``escalate``, with the model's suspension, in one batch).
 
         Args:
-            index: the item's entry index (a duplicate flag acts on its primary).
+            index: the item's entry index (not a duplicate merged into another item).
             action: ``assign``, ``resolve``, ``escalate`` or ``reopen``.
             reason: why; required for every action but ``assign``; it goes on the public log.
             key_id: who acts (an API key id, or a name at the host such as ``host``).
@@ -263,6 +308,8 @@ class Triage:
 
         Raises:
             UnknownItem: no such item.
+            TriageConflict: ``index`` is a duplicate flag or repeated alert merged into another
+                item (act on that item instead; field ``item``).
             TriageError: unknown action, missing reason or assignee, bad text (``field`` names it),
                 or an escalation of an item that names no model.
             TriageConflict: the action does not fit the item's state, or the model cannot be
@@ -284,6 +331,8 @@ class Triage:
         elif assignee is not None:
             raise TriageError("only assign takes an assignee", "assignee")
         it = self.item(index)
+        if it.item != index:
+            raise TriageConflict(f"{index} is merged into item {it.item}; act on item {it.item}", "item")
         if it.state not in _ALLOWED[action]:
             raise TriageConflict(f"item {it.item} is {it.state}; {action} applies to items that are "
                                  f"{' or '.join(_ALLOWED[action])}", "action")

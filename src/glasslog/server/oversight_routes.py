@@ -172,11 +172,19 @@ class RatingOut(Out):
     flag_view: FlagOut
 
 
+class LatestAlert(Out):
+    index: int
+    time: str
+    value: float | None = None
+
+
 class TriageSupport(Out):
     tier: Literal["alert", "confirmed", "needs-more-ratings", "not-helpful"]
     rank: int | None
     reporters: int | None
     ratings: int | None
+    alerts: int | None = Field(None, description="findings: alerts merged into this item (repeats while it is not resolved)")
+    latest: LatestAlert | None = Field(None, description="findings: the latest alert merged into this item")
 
 
 class TriageActionOut(Out):
@@ -202,6 +210,8 @@ class TriageItemOut(Out):
     state: State
     assignee: str | None
     history: list[TriageActionOut]
+    duplicates: list[int] = Field(default_factory=list, description="entries merged into this item: duplicate flags or "
+                                                                    "repeated alerts, oldest first")
 
 
 class TriagePage(Out):
