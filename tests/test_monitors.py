@@ -56,7 +56,7 @@ from glasslog.oversight.monitors import (
     run_monitors,
 )
 from glasslog.oversight.views import MonitorViewError, load_views
-from glasslog.registry import ClaimedMetrics, Deployments, ModelCard, Registry, fingerprint_frame
+from glasslog.registry import CardError, ClaimedMetrics, Deployments, ModelCard, Registry, fingerprint_frame
 from glasslog.server import create_app
 from glasslog.verify import audit_log
 
@@ -74,8 +74,9 @@ def credit():
 
 def _card(X, y, rows_train, claimed: dict, eval_rows, name: str, version: str, features=None, **kw) -> ModelCard:
     feats = german_credit_features(X) if features is None else features
+    output = kw.pop("output", {"classes": [0, 1], "positive": 1, "favourable": 0})
     return ModelCard(name=name, version=version, provider="test bank", intended_use="credit scoring test",
-                     features=feats, output={"classes": [0, 1], "positive": 1, "favourable": 0},
+                     features=feats, output=output,
                      training_data_fingerprint=fingerprint_frame(X.iloc[rows_train].assign(y=y.iloc[rows_train])),
                      claimed=ClaimedMetrics(claimed, fingerprint_frame(X.iloc[eval_rows].assign(y=y.iloc[eval_rows])),
                                             len(eval_rows)),
@@ -625,3 +626,84 @@ def test_http_monitor_run_and_findings(shifted):
     assert first["findings"][0]["index"] == size + 1 and first["next_before"] == size + 1
     second = client.get("/v1/findings", params={"check": "drift", "limit": 1, "before": first["next_before"]}).json()
     assert second["findings"][0]["index"] == size and second["findings"][0]["by_role"] == "supervisor"
+
+
+# ------------------------------------------------------------------ favourable label and bad settings
+def test_demo_card_states_the_favourable_label_so_no_false_selection_alert(tmp_path):
+    from glasslog.demo.run import run_demo
+
+    run_demo(tmp_path / "demo")
+    with Ledger.open(tmp_path / "demo") as lg:
+        card = Registry(lg).list()[0].card
+        assert card.output["favourable"] == 0 and card.output["positive"] == 1  # 1 = bad credit risk
+        run = run_monitors(lg, "supervisor", MonitorConfig(monitors=("disparity",)))
+        by_sex = _one(run, "disparity.selection_rate", "personal_status_and_sex")
+        # approved = label 0: the female group's ratio to the best-treated group is 0.84 (not 1 = refused)
+        assert by_sex.evidence["favourable"] == 0 and by_sex.verdict == "ok" and by_sex.value == pytest.approx(0.84, abs=0.005)
+        flipped = _one(run_monitors(lg, "supervisor", MonitorConfig(monitors=("disparity",), favourable=1)),
+                       "disparity.selection_rate", "personal_status_and_sex")
+        assert flipped.verdict == "alert" and flipped.evidence["favourable"] == 1
+    with pytest.raises(CardError, match="output.favourable"):
+        replace_output = dict(card.to_dict(), output={"classes": [0, 1], "positive": 1, "favourable": 7})
+        ModelCard.from_dict(replace_output)
+
+
+def test_no_favourable_label_anywhere_means_no_selection_rate_verdict(tmp_path, credit):
+    X, y = credit
+    lg = Ledger.create(tmp_path / "log", "bank.example/nofav")
+    fp, _, deploy = _honest(lg, X, y, 1, output={"classes": [0, 1], "positive": 1})
+    _score(lg, fp, "bank.example/nofav/d", X, y, deploy[:240])
+    run = run_monitors(lg, "supervisor", MonitorConfig(monitors=("disparity",)))
+    for attribute in ("personal_status_and_sex", "age_in_years"):
+        sel = _one(run, "disparity.selection_rate", attribute)
+        assert sel.verdict == "insufficient-data" and sel.value is None and "no favourable label" in sel.evidence["reason"]
+        assert _one(run, "disparity.false_positive_rate", attribute).evidence.get("favourable") is None
+    given = _one(run_monitors(lg, "supervisor", MonitorConfig(monitors=("disparity",), favourable=0)),
+                 "disparity.selection_rate", "age_in_years")
+    assert given.evidence["favourable"] == 0 and given.value is not None
+    lg.close()
+
+
+def test_bad_settings_are_refused_before_anything_is_recorded(shifted):
+    lg, *_ = shifted
+    data = str(lg.data_dir)
+    size = lg.size
+    for kwargs, field in (({"favourable": 7}, "favourable"), ({"favourable": "0"}, "favourable"),
+                          ({"groups": {"nofeature": {"bins": [25]}}}, "groups.nofeature"),
+                          ({"groups": {"purpose": {"map": {"car (new)": "car"}}}}, "groups.purpose"),  # not protected
+                          ({"groups": {"personal_status_and_sex": {"bins": [1]}}}, "groups.personal_status_and_sex.bins")):
+        with pytest.raises(MonitorConfigError) as exc:
+            run_monitors(lg, "supervisor", MonitorConfig(monitors=("disparity",), **kwargs))
+        assert exc.value.field == field
+    with pytest.raises(MonitorConfigError, match="not visible to role researcher"):  # the card withholds protected ones
+        run_monitors(lg, "researcher", MonitorConfig(groups={"age_in_years": {"bins": [25]}}))
+    with pytest.raises(MonitorConfigError) as exc:
+        run_monitors(lg, "supervisor", MonitorConfig(reference_deployment="bank.example/shift/older"),
+                     deployments=["bank.example/shift/older"])
+    assert exc.value.field == "reference_deployment"
+    with pytest.raises(MonitorConfigError, match="no deployment 'nowhere'"):
+        run_monitors(lg, "developer", granted=["nowhere"])
+    for args, needle in ((["--favourable", "7"], "favourable"), (["--favourable", "{"], "favourable"),
+                         (["--groups", '{"nofeature":{"bins":[25]}}'], "groups.nofeature"),
+                         (["--groups", '{"age_in_years":{"bins":[40, 25]}}'], "groups.age_in_years.bins"),
+                         (["--monitors", ""], "--monitors"), (["--granted", "bank.example/shift/older"], "--granted"),
+                         (["--role", "developer", "--granted", "nowhere"], "granted"),
+                         (["--deployment", "bank.example/shift/older", "--reference-deployment", "bank.example/shift/older"],
+                          "reference_deployment")):
+        r = _cli("monitor", "run", "-d", data, *args)
+        assert r.exit_code == 2 and needle in r.stderr, (args, r.output)
+    assert lg.size == size  # nothing recorded
+    ks = KeyStore(lg)
+    h = {"Authorization": f"Bearer {ks.create('supervisor', 'bad settings')[1]}"}
+    client = TestClient(create_app(lg.data_dir))
+    size = lg.size
+    for body, field in (({"favourable": 7}, "favourable"), ({"groups": {"nofeature": {"bins": [1]}}}, "groups.nofeature"),
+                        ({"groups": {"age_in_years": {"bins": [40, 25]}}}, "groups.age_in_years.bins")):
+        r = client.post("/v1/monitors/run", json=body, headers=h)
+        assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json", r.text
+        assert r.json()["errors"][0]["field"] == field
+    assert lg.size == size
+    # no body at all is every default (the body is optional)
+    r = client.post("/v1/monitors/run", headers=h, params={})
+    assert r.status_code == 200, r.text
+    assert r.json()["role"] == "supervisor" and len(r.json()["recorded"]) == len(r.json()["findings"]) > 0

@@ -117,7 +117,7 @@ def _run(ledger: Ledger, data_dir: Path, seed: int, batch_size: int, progress) -
             intended_use="Consumer credit scoring: estimate the risk that an applicant's loan goes bad. "
                          "High-risk AI system (EU AI Act Annex III 5(b)); decisions reviewed by a credit officer.",
             features=german_credit_features(X),
-            output={"classes": [0, 1], "positive": 1, "meaning": "1 = bad credit risk, 0 = good",
+            output={"classes": [0, 1], "positive": 1, "favourable": 0, "meaning": "1 = bad credit risk, 0 = good",
                     "score": "proba[1], probability of bad credit risk"},
             training_data_fingerprint=training_fp,
             claimed=ClaimedMetrics(claimed, fingerprint_frame(eval_X.assign(bad_credit_risk=eval_y)), len(evaluation)),

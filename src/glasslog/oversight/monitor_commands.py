@@ -55,7 +55,9 @@ def _json_value(text: str) -> Any:
 def _config(alpha: float, monitors: str | None, reference_size: int, reference_deployment: str | None, window: int | None,
             favourable: str | None, groups: str | None, min_psi: float, gap_seconds: float | None,
             burst_seconds: float | None) -> MonitorConfig:
-    chosen = tuple(m.strip() for m in monitors.split(",") if m.strip()) if monitors else MONITORS
+    chosen = tuple(m.strip() for m in monitors.split(",") if m.strip()) if monitors is not None else MONITORS
+    if not chosen:
+        _fail(f"--monitors must name some of {', '.join(MONITORS)}, got {monitors!r}")
     parsed_groups: dict = {}
     if groups:
         try:
@@ -173,6 +175,8 @@ def run_cmd(
     """Run the monitors as a role and record their findings (one atomic append per run)."""
     if role not in MONITOR_ROLES:
         _fail(f"--role must be one of {', '.join(MONITOR_ROLES)}, got {role!r}")
+    if granted and role != "developer":
+        _fail(f"--granted applies to --role developer only, not {role}")
     cfg = _config(alpha, monitors, reference_size, reference_deployment, window, favourable, groups, min_psi, gap_seconds,
                   burst_seconds)
     if every is None:

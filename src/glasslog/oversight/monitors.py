@@ -45,7 +45,10 @@ monitors over each (deployment, model) pair:
 ``disparity``
     For roles that see protected attributes (supervisors, operators;
     researchers only where the card allows): per group of each protected
-    feature, the selection rate (share of favourable decisions), false
+    feature, the selection rate (share of favourable decisions; the
+    favourable label comes from the run's setting or the card's
+    ``output.favourable``, and without either the selection-rate check is
+    ``insufficient-data``: it is never guessed), false
     positive and false negative rates, with Wilson intervals, and their
     ratios to the best-treated group with Katz's log interval (Bonferroni
     over the comparisons). The four-fifths rule (US EEOC Uniform Guidelines
@@ -131,6 +134,7 @@ __all__ = [
     "flag_drift",
     "FOUR_FIFTHS",
     "list_findings",
+    "check_settings",
 ]
 
 MONITORS = ("performance", "drift", "disparity", "goodhart", "anomalies")
@@ -172,7 +176,9 @@ class MonitorConfig:
             ``{"map": {value: group}}`` (categorical); default: each category
             its own group, numeric features split at their quartiles.
         favourable: the favourable output label for selection rates (default:
-            the card's ``output.favourable``, else its positive class).
+            the card's ``output.favourable``; when neither gives one the
+            selection-rate check is ``insufficient-data``, never guessed).
+            Must be one of the monitored cards' classes (checked by ``run_monitors``).
         order_tolerance: seconds a timestamp may run behind the previous one (default 1).
         future_tolerance: seconds a timestamp may lie after the run's clock (default 300).
         burst_seconds: bin width for bursts (default: 10 median intervals between batches).
@@ -779,10 +785,11 @@ def check_drift(view: DeploymentData, cfg: MonitorConfig, ref_view: DeploymentDa
 
 # ------------------------------------------------------------------ disparity
 def _favourable(view: DeploymentData, cfg: MonitorConfig) -> Any:
+    """The favourable label: the run's setting, else the card's ``output.favourable``, else None (never guessed)."""
     if cfg.favourable is not None:
         return cfg.favourable
     output = view.card.output if view.card is not None and isinstance(view.card.output, dict) else {}
-    return output.get("favourable", view.positive)
+    return output.get("favourable")
 
 
 def _group_labels(values: np.ndarray, kind: str, spec: dict | None) -> tuple[np.ndarray, list[str], str]:
@@ -888,6 +895,13 @@ def check_disparity(view: DeploymentData, cfg: MonitorConfig) -> tuple[list[Find
                 "ratio_interval": "Katz (1978) log interval, Bonferroni over the comparisons"}
         y = view.outcome
         metrics = [("disparity.selection_rate", "selection_rate", True, has_group, selected)]
+        if favourable is None:  # which label is good for the person is not known: no selection-rate direction
+            metrics = []
+            out.append(_finding(view, "disparity.selection_rate", f"min selection_rate ratio ({f.name})", None, FOUR_FIFTHS,
+                                "insufficient-data", "info", window,
+                                {**base, "reason": "no favourable label: the card's output states no 'favourable' class "
+                                                   "and none was given (--favourable / favourable); the selection-rate "
+                                                   "direction is not guessed"}))
         if y is not None:
             neg = has_group & (y == 0) & ~np.isnan(view.predicted)
             pos = has_group & (y == 1) & ~np.isnan(view.predicted)
@@ -1141,16 +1155,33 @@ def run_monitors(
     Raises:
         glasslog.oversight.views.MonitorViewError: unknown role or deployment,
             or a reference deployment with no decisions.
+        MonitorConfigError: a setting does not fit the log (``check_settings``),
+            ``granted`` for a role other than developer or naming an unknown deployment,
+            or ``reference_deployment`` among the monitored deployments.
+        Nothing is recorded in either case.
     """
     cfg = config or MonitorConfig()
     if role not in MONITOR_ROLES:
         raise MonitorViewError(f"role must be one of {', '.join(MONITOR_ROLES)}, got {role!r}")
     started = _time.perf_counter()
     wanted = None if deployments is None else list(dict.fromkeys(deployments))
+    if wanted is not None and cfg.reference_deployment is not None and cfg.reference_deployment in wanted:
+        raise MonitorConfigError("reference_deployment", f"{cfg.reference_deployment!r} is also a monitored deployment; "
+                                                         "the reference must be another deployment")
     load = wanted
     if wanted is not None and cfg.reference_deployment is not None and cfg.reference_deployment not in wanted:
         load = wanted + [cfg.reference_deployment]
+    granted = tuple(granted)
+    if granted and role != "developer":
+        raise MonitorConfigError("granted", f"applies to role developer only, not {role}")
     views = load_views(ledger, role, deployments=load, granted=granted, progress=progress)
+    if granted:
+        from ..registry import Deployments
+
+        known = {d.name for d in Deployments(ledger).list()} | {v.deployment for v in views}
+        unknown = [g for g in granted if g not in known]
+        if unknown:
+            raise MonitorConfigError("granted", f"no deployment {', '.join(map(repr, unknown))} on log {ledger.origin}")
     reference = None
     if cfg.reference_deployment is not None:
         refs = [v for v in views if v.deployment == cfg.reference_deployment]
@@ -1161,6 +1192,7 @@ def run_monitors(
             views = [v for v in views if v.deployment != cfg.reference_deployment]
         else:
             views = [v for v in views if v is not reference]
+    check_settings(views + ([reference] if reference is not None else []), cfg, role)
     loaded = _time.perf_counter()
     findings, skipped = monitor_views(views, cfg, role=role, reference=reference, progress=progress)
     done = _time.perf_counter()
@@ -1174,6 +1206,44 @@ def run_monitors(
             f.evidence = {"truncated": True, "reason": f"evidence of {size} bytes exceeds the entry limit",
                           "drifted": f.evidence.get("drifted")}
     return run
+
+
+def check_settings(views: list[DeploymentData], cfg: MonitorConfig, role: str) -> None:
+    """Check the settings that depend on the log against the monitored models' cards, before anything runs.
+
+    Args:
+        views: the loaded (deployment, model) views of the run.
+        cfg: the run's settings.
+        role: the role the run is for.
+
+    Raises:
+        MonitorConfigError: ``favourable`` is not one of the classes of every
+            monitored registered model; a ``groups`` feature is on no monitored
+            card, is not protected there, is not visible to ``role``, or has ``bins`` although it is
+            categorical.
+    """
+    cards = [v.card for v in views if v.card is not None]
+    if cfg.favourable is not None:
+        for v in views:
+            if v.card is None or not v.classes:
+                continue
+            if not any(type(cfg.favourable) is type(c) and cfg.favourable == c for c in v.classes):
+                raise MonitorConfigError("favourable", f"must be one of the classes {v.classes!r} of model {v.model} "
+                                                       f"(deployment {v.deployment}), got {cfg.favourable!r}")
+    for feature, spec in cfg.groups.items():
+        found = [f for card in cards for f in card.features if f.name == feature]
+        if not found:
+            known = sorted({f.name for card in cards for f in card.features if f.protected})
+            raise MonitorConfigError(f"groups.{feature}", "is not a feature on the card of any monitored model "
+                                                          f"(protected features: {', '.join(known) or 'none'})")
+        if not any(f.protected for f in found):
+            raise MonitorConfigError(f"groups.{feature}", "is not a protected feature on the card; groups apply to "
+                                                          "protected features (disparity)")
+        if not any(v.inputs is not None and feature in v.inputs.columns for v in views):
+            raise MonitorConfigError(f"groups.{feature}", f"is not visible to role {role} on any monitored deployment")
+        if "bins" in spec and all(f.type != "numeric" for f in found):
+            raise MonitorConfigError(f"groups.{feature}.bins", "applies to numeric features; this one is categorical "
+                                                               "(use {'map': {value: group}})")
 
 
 def list_findings(ledger: Ledger, *, deployment: str | None = None, check: str | None = None, verdict: str | None = None,

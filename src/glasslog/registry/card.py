@@ -103,7 +103,10 @@ class ModelCard:
         name, version, provider, intended_use: free text.
         features: the model's inputs, in the order the model expects them.
         output: description of the output, e.g. ``{"classes": [0, 1], "positive": 1,
-            "meaning": "1 = credit risk bad"}``.
+            "favourable": 0, "meaning": "1 = credit risk bad"}``. ``favourable``
+            (optional) is the label that is good for the person decided about
+            (used for selection rates in disparity checks); when given it must
+            be one of ``classes``.
         training_data_fingerprint: ``fingerprint_frame`` of the training data.
         claimed: the claimed metrics.
         disclosure_policy: one of ``DISCLOSURE_LEVELS``.
@@ -151,6 +154,13 @@ class ModelCard:
                          ("claimed.evaluation_fingerprint", self.claimed.evaluation_fingerprint)):
             if not (isinstance(fp, str) and fp.startswith("sha256:") and len(fp) == 71):
                 raise CardError(name, "must be 'sha256:' and 64 hex digits (use fingerprint_frame)")
+        if isinstance(self.output, dict) and "favourable" in self.output:
+            classes = self.output.get("classes")
+            fav = self.output["favourable"]
+            if not isinstance(classes, list) or not classes:
+                raise CardError("output.favourable", "needs output.classes (the list of labels) to be stated")
+            if not any(type(fav) is type(c) and fav == c for c in classes):
+                raise CardError("output.favourable", f"must be one of output.classes {classes!r}, got {fav!r}")
         if not self.claimed.metrics:
             raise CardError("claimed.metrics", "must state at least one metric")
         for k, v in self.claimed.metrics.items():

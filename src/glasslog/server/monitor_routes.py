@@ -13,7 +13,7 @@ under the server's write lock.
 
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, Query
+from fastapi import Body, Depends, FastAPI, Query
 from pydantic import Field
 
 from ..ledger import EntryError
@@ -99,7 +99,9 @@ def register(app: FastAPI, kit) -> None:
     @app.post("/v1/monitors/run", tags=["monitors"], response_model=MonitorRunOut, response_model_exclude_none=False,
               responses=_errors(*_WRITE),
               summary="Run the monitors as the caller's role and record their findings (supervisor, researcher, operator)")
-    def run(body: MonitorRunRequest, who: Runner) -> dict:
+    def run(who: Runner, body: Annotated[MonitorRunRequest | None, Body(description="settings; no body = all defaults")] = None
+            ) -> dict:
+        body = body if body is not None else MonitorRunRequest()
         groups = {k: v.model_dump(exclude_none=True) for k, v in (body.groups or {}).items()}
         try:
             cfg = MonitorConfig(alpha=body.alpha, monitors=tuple(body.monitors or MONITORS), reference_size=body.reference_size,
@@ -110,6 +112,8 @@ def register(app: FastAPI, kit) -> None:
         c = kit.ctx()
         try:
             result = run_monitors(c.ledger, who.role, cfg, deployments=body.deployments, granted=who.deployments)
+        except MonitorConfigError as exc:
+            raise invalid(exc.field, str(exc).split(": ", 1)[-1]) from None
         except MonitorViewError as exc:
             field = "reference_deployment" if "reference" in str(exc) else "deployments"
             raise invalid(field, str(exc)) from None
