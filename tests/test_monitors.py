@@ -48,6 +48,7 @@ from glasslog.cli import app
 from glasslog.demo.german_credit import credit_model, german_credit_features, load_german_credit, split
 from glasslog.ledger import Ledger, PrivateValue, commit
 from glasslog.oversight import stats
+from glasslog.oversight.monitor_commands import explain
 from glasslog.oversight.monitors import (
     MonitorConfig,
     MonitorConfigError,
@@ -577,6 +578,17 @@ def test_cli_run_exit_codes_and_json(shifted):
     assert r.exit_code == 2 and "--groups" in r.stderr
     r = _cli("monitor", "findings", "-d", data, "--verdict", "alert", "--json")
     assert r.exit_code == 0 and all(f["verdict"] == "alert" for f in json.loads(r.stdout))
+    # the tables say what each figure is; one finding in full with show
+    r = _runner.invoke(app, ["monitor", "findings", "-d", data, "--check", "anomaly", "--limit", "4"], env={"COLUMNS": "250"})
+    assert r.exit_code == 0 and "0 timestamps out of order or outcomes before their decision (tolerance 1 s)" in r.stdout
+    assert "insufficient data: 8 distinct batch times; gap and burst checks need at least 21" in r.stdout
+    index = list_findings(lg, check="anomaly.order", limit=1)[0]["index"]
+    shown = json.loads(_cli("monitor", "show", index, "-d", data, "--json").stdout)
+    assert shown == {"index": index, **{k: v for k, v in json.loads(lg.entry(index)).items() if k not in ("type", "v")}}
+    r = _runner.invoke(app, ["monitor", "show", str(index), "-d", data], env={"COLUMNS": "250"})
+    assert r.exit_code == 0 and f"finding {index}: anomaly.order ok" in r.stdout and '"tolerance_seconds": 1,' in r.stdout
+    r = _cli("monitor", "show", 0, "-d", data)
+    assert r.exit_code == 2 and "not a finding" in r.stderr
 
 
 def test_cli_every_stops_cleanly_on_sigint(shifted):
@@ -640,6 +652,17 @@ def test_demo_card_states_the_favourable_label_so_no_false_selection_alert(tmp_p
         by_sex = _one(run, "disparity.selection_rate", "personal_status_and_sex")
         # approved = label 0: the female group's ratio to the best-treated group is 0.84 (not 1 = refused)
         assert by_sex.evidence["favourable"] == 0 and by_sex.verdict == "ok" and by_sex.value == pytest.approx(0.84, abs=0.005)
+        lo, hi = by_sex.evidence["groups"][by_sex.evidence["worst_group"]]["ratio_ci"]
+        assert explain(by_sex.to_dict()) == (
+            f"lowest selection rate ratio 0.84 (male : single vs female : divorced/separated/married), Katz interval "
+            f"{lo:.3g}-{hi:.3g} (Bonferroni); alert below 0.8 when the interval lies below 1")
+        perf = run_monitors(lg, "supervisor", MonitorConfig(monitors=("performance",)))
+        acc = _one(perf, "performance.accuracy").to_dict()
+        ci, rng = acc["evidence"]["realised_ci"], acc["evidence"]["claim_consistent_range"]
+        assert explain(acc) == (f"accuracy 0.743, 98.3% CI {ci[0]:.3g}-{ci[1]:.3g}; claim 0.755 within the range "
+                                f"consistent with it {rng[0]:.3g}-{rng[1]:.3g}")
+        gap = _one(run_monitors(lg, "supervisor", MonitorConfig(monitors=("anomalies",))), "anomaly.gap")
+        assert explain(gap.to_dict()) == "insufficient data: 10 distinct batch times; gap and burst checks need at least 21"
         flipped = _one(run_monitors(lg, "supervisor", MonitorConfig(monitors=("disparity",), favourable=1)),
                        "disparity.selection_rate", "personal_status_and_sex")
         assert flipped.verdict == "alert" and flipped.evidence["favourable"] == 1

@@ -4,6 +4,7 @@
     glasslog monitor run --every 3600                    # once an hour until Ctrl-C
     glasslog monitor run --role public --dry-run --json  # what the public's monitors find, nothing recorded
     glasslog monitor findings --verdict alert            # findings on the log
+    glasslog monitor show 612                            # one finding in full
 
 Exit codes (``run``): 0 no alert, 1 at least one alert (a check failed), 2
 bad usage or input. With ``--every`` the loop ends on Ctrl-C (SIGINT) or
@@ -28,7 +29,7 @@ from ..ledger import DATA_DIR_ENV, EntryError, KeyFileError, Ledger, LedgerError
 from .monitors import MONITORS, MonitorConfig, MonitorConfigError, MonitorRun, list_findings, run_monitors
 from .views import MONITOR_ROLES, MonitorViewError
 
-__all__ = ["monitor_app"]
+__all__ = ["monitor_app", "explain"]
 
 monitor_app = typer.Typer(help="Monitors: checker programs over the log (performance, drift, disparity, Goodhart, anomalies).",
                           no_args_is_help=True)
@@ -89,6 +90,66 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def _g(x: Any) -> str:
+    return f"{x:.3g}" if isinstance(x, (int, float)) and not isinstance(x, bool) else "-"
+
+
+def _ci(pair: Any) -> str:
+    if isinstance(pair, (list, tuple)) and len(pair) == 2:
+        return f"{_g(pair[0])}-{_g(pair[1])}"
+    return "-"
+
+
+def explain(f: dict) -> str:
+    """One line saying what a finding's figure is and what it was held against (for tables).
+
+    Args:
+        f: a finding as a dict (``Finding.to_dict()`` or a ``list_findings`` row): ``check``,
+            ``statistic``, ``value``, ``threshold``, ``verdict`` and ``evidence``.
+
+    Returns:
+        e.g. ``"accuracy 0.743, 98.3% CI 0.679-0.799; claim 0.755 within the consistent range 0.652-0.84"``;
+        for ``insufficient-data``, the reason.
+    """
+    ev = f.get("evidence") or {}
+    check, value, threshold, verdict = f.get("check", ""), f.get("value"), f.get("threshold"), f.get("verdict")
+    if ev.get("truncated"):
+        return f"{f.get('statistic')} {_g(value)} (evidence truncated: {ev.get('reason')})"
+    if verdict == "insufficient-data" and ev.get("reason"):
+        return f"insufficient data: {ev['reason']}"
+    if check in ("performance.accuracy", "performance.roc_auc"):
+        a = ev.get("alpha_per_check") or ev.get("alpha") or 0.05
+        claimed, rng = ev.get("claimed"), ev.get("claim_consistent_range") or [None, None]
+        inside = isinstance(claimed, (int, float)) and None not in rng and rng[0] <= claimed <= rng[1]
+        return (f"{f.get('statistic')} {_g(value)}, {100 * (1 - a):.3g}% CI {_ci(ev.get('realised_ci'))}; claim {_g(claimed)} "
+                f"{'within' if inside else 'outside'} the range consistent with it {_ci(rng)}")
+    if check == "performance.calibration":
+        return (f"Spiegelhalter p-value {_g(value)} (alert below {_g(threshold)}); observed rate {_g(ev.get('observed_rate'))}"
+                f" vs mean predicted {_g(ev.get('mean_predicted'))}")
+    if check.startswith("drift."):
+        drifted = ev.get("drifted") or []
+        return (f"smallest Bonferroni-adjusted p-value {_g(value)} (alert below {_g(threshold)}); max PSI {_g(ev.get('psi_max'))}"
+                + (f"; drifted: {', '.join(drifted)}" if drifted else ""))
+    if check.startswith("disparity."):
+        metric = check.split(".", 1)[1].replace("_", " ")
+        worst, best = ev.get("worst_group"), ev.get("reference_group")
+        row = (ev.get("groups") or {}).get(worst) or {}
+        text = (f"lowest {metric} ratio {_g(value)} ({worst} vs {best}), Katz interval {_ci(row.get('ratio_ci'))} "
+                f"(Bonferroni); alert below {_g(threshold)} when the interval lies below 1")
+        return text + ("; below 0.8 but not significant" if ev.get("note") else "")
+    if check == "goodhart":
+        return f"intersection-union p-value {_g(value)} (alert below {_g(threshold)}); proxy {ev.get('proxy')}"
+    if check == "anomaly.order":
+        return f"{_g(value)} timestamps out of order or outcomes before their decision (tolerance {_g(ev.get('tolerance_seconds'))} s)"
+    if check == "anomaly.future":
+        return f"{_g(value)} timestamps more than {_g(ev.get('tolerance_seconds'))} s after the run"
+    if check == "anomaly.gap":
+        return f"longest gap {_g(value)} s between batches (alert above {_g(threshold)} s)"
+    if check == "anomaly.burst":
+        return f"Poisson tail p-value {_g(value)} of the busiest bin (alert below {_g(threshold)})"
+    return f"{f.get('statistic')} {_g(value)} (threshold {_g(threshold)})"
+
+
 def _label(f) -> str:
     attr = f.evidence.get("attribute") or f.evidence.get("proxy")
     return f"{f.check} ({attr})" if attr else f.check
@@ -102,10 +163,10 @@ def _print_run(run: MonitorRun, recorded: range | None) -> None:
         pairs.setdefault((f.deployment, f.model), []).append(f)
     for (dep, model), found in pairs.items():
         t = Table(title=f"{dep}  (model {model[:19]}...)", title_justify="left")
-        for col in ("check", "verdict", "severity", "value", "threshold"):
-            t.add_column(col, justify="right" if col in ("value", "threshold") else "left")
+        for col in ("check", "verdict", "severity", "value", "statistic, interval, threshold"):
+            t.add_column(col, justify="right" if col == "value" else "left", overflow="fold")
         for f in found:
-            t.add_row(_label(f), _VERDICT_STYLE.get(f.verdict, f.verdict), f.severity, _fmt(f.value), _fmt(f.threshold))
+            t.add_row(_label(f), _VERDICT_STYLE.get(f.verdict, f.verdict), f.severity, _fmt(f.value), explain(f.to_dict()))
         out.print(t)
     for f in run.alerts:
         detail = f.evidence.get("direction") or ", ".join(f.evidence.get("drifted", []) or []) or \
@@ -238,11 +299,51 @@ def findings_cmd(
         sys.stdout.write(json.dumps(found, indent=2) + "\n")
         return
     t = Table(title=f"Monitor findings ({len(found)} shown, newest first)")
-    for col in ("index", "time", "check", "verdict", "severity", "value", "by"):
-        t.add_column(col, justify="right" if col in ("index", "value") else "left")
+    for col in ("index", "time", "check", "verdict", "severity", "value", "statistic, interval, threshold", "by"):
+        t.add_column(col, justify="right" if col in ("index", "value") else "left", overflow="fold")
     for f in found:
         evidence = f.get("evidence") or {}
         attr = evidence.get("attribute") or evidence.get("proxy")
         t.add_row(str(f["index"]), f["time"][:16].replace("T", " "), f["check"] + (f" ({attr})" if attr else ""),
-                  _VERDICT_STYLE.get(f["verdict"], f["verdict"]), f["severity"], _fmt(f.get("value")), f["by_role"])
+                  _VERDICT_STYLE.get(f["verdict"], f["verdict"]), f["severity"], _fmt(f.get("value")), explain(f), f["by_role"])
     out.print(t)
+    out.print("[dim]one finding in full: glasslog monitor show INDEX[/]")
+
+
+@monitor_app.command("show")
+def show_cmd(
+    index: Annotated[int, typer.Argument(help="The finding's entry index (from 'glasslog monitor findings').", min=0)],
+    data_dir: DataDir = Path("glasslog-data"),
+    json_out: Annotated[bool, typer.Option("--json", help="Print the finding entry as JSON.")] = False,
+) -> None:
+    """Show one finding: what it says, its window and its evidence."""
+    try:
+        ledger = Ledger.open(data_dir)
+    except LedgerError as exc:
+        _fail(str(exc))
+    try:
+        if index >= ledger.size:
+            _fail(f"no entry {index} in the log (size {ledger.size})")
+        obj = json.loads(ledger.entry(index))
+    finally:
+        ledger.close()
+    if obj.get("type") != "finding":
+        _fail(f"entry {index} is a {obj.get('type')} entry, not a finding")
+    f = {"index": index, **{k: v for k, v in obj.items() if k not in ("type", "v")}}
+    if json_out:
+        sys.stdout.write(json.dumps(f, indent=2) + "\n")
+        return
+    evidence = f.get("evidence") or {}
+    attr = evidence.get("attribute") or evidence.get("proxy")
+    out.print(f"[bold]finding {index}[/]: {f['check']}{f' ({attr})' if attr else ''} "
+              f"{_VERDICT_STYLE.get(f['verdict'], f['verdict'])}, severity {f['severity']}", highlight=False)
+    out.print(f"  deployment {f.get('deployment')}, model {f.get('model', '-')}, by {f['by_role']} ({f.get('source')}) at {f['time']}",
+              highlight=False)
+    out.print(f"  {f['statistic']} = {_fmt(f.get('value'))}, threshold {_fmt(f.get('threshold'))}", highlight=False)
+    out.print(f"  {explain(f)}", highlight=False)
+    for k in ("direction", "note"):
+        if evidence.get(k):
+            out.print(f"  {k}: {evidence[k]}", highlight=False)
+    out.print("  window: " + json.dumps(f.get("window")), highlight=False)
+    out.print("  evidence:", highlight=False)
+    out.print_json(json.dumps(evidence))
