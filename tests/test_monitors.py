@@ -607,6 +607,13 @@ def test_cli_every_stops_cleanly_on_sigint(shifted):
     recorded = [i for r in runs for i in r["recorded"]]
     assert lg.size == before + len(recorded) and recorded == list(range(before, before + len(recorded)))
     assert audit_log(lg).ok
+    # a schedule whose runs alerted (drift of the older applicants) exits 1 after Ctrl-C
+    proc = subprocess.Popen([*_CLI, "monitor", "run", "-d", str(lg.data_dir), "--monitors", "drift", "--dry-run",
+                             "--every", "1", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    assert json.loads(proc.stdout.readline())["alerts"] >= 1
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1 and "with alerts" in err
 
 
 def test_http_monitor_run_and_findings(shifted):

@@ -8,7 +8,8 @@
 
 Exit codes (``run``): 0 no alert, 1 at least one alert (a check failed), 2
 bad usage or input. With ``--every`` the loop ends on Ctrl-C (SIGINT) or
-SIGTERM after the run in progress has been recorded, and exits 0.
+SIGTERM after the run in progress has been recorded, and exits 1 if any of
+its runs alerted, else 0.
 """
 
 from __future__ import annotations
@@ -230,7 +231,8 @@ def run_cmd(
     burst_seconds: Annotated[float | None, typer.Option(help="Bin width for bursts in seconds (default: 10 median intervals).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Do not record findings on the log.")] = False,
     alerts_only: Annotated[bool, typer.Option("--alerts-only", help="Record only findings that alert.")] = False,
-    every: Annotated[float | None, typer.Option(help="Run again every SECONDS until Ctrl-C.", min=1.0)] = None,
+    every: Annotated[float | None, typer.Option(help="Run again every SECONDS until Ctrl-C; exit 1 if any run alerted.",
+                                                min=1.0)] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON (one object per run).")] = False,
 ) -> None:
     """Run the monitors as a role and record their findings (one atomic append per run)."""
@@ -256,11 +258,12 @@ def run_cmd(
         stop.set()
 
     previous = {s: signal.signal(s, ask_stop) for s in (signal.SIGINT, signal.SIGTERM)}
-    runs = 0
+    runs = alerted = 0
     try:
         while not stop.is_set():
             run, recorded = _once(data_dir, role, cfg, deployment, granted or [], dry_run, alerts_only, json_out)
             runs += 1
+            alerted += bool(run.alerts)
             if json_out:
                 sys.stdout.write(json.dumps({**run.to_dict(), "recorded": list(recorded) if recorded is not None else None}) + "\n")
                 sys.stdout.flush()
@@ -271,8 +274,8 @@ def run_cmd(
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
-    err.print(f"monitor schedule stopped after {runs} run(s)")
-    raise typer.Exit(EXIT_OK)
+    err.print(f"monitor schedule stopped after {runs} run(s), {alerted} with alerts")
+    raise typer.Exit(EXIT_FAILED if alerted else EXIT_OK)
 
 
 @monitor_app.command("findings")
