@@ -150,7 +150,8 @@
     if (it.model) about.push(el("a", { href: "/models/" + it.model, text: "model " + it.model.slice(7, 19) }), " · ");
     if (it.deployment) about.push(it.deployment, " · ");
     const support = it.support.tier + (it.support.reporters ? `, ${plural(it.support.reporters, "reporter")}` : "") +
-      (it.support.ratings ? `, ${plural(it.support.ratings, "rating")}` : "");
+      (it.support.ratings ? `, ${plural(it.support.ratings, "rating")}` : "") +
+      (it.support.alerts > 1 ? `, ${it.support.alerts} alerts merged, latest entry ${it.support.latest.index}` : "");
     const li = el("li", { class: "flag", "data-item": String(it.item), "data-state": it.state },
       el("h3", {}, badge(it.severity, "sev"), " ", it.summary, " ", el("span", { class: "hint" }, "(", link, ")")),
       el("p", { class: "target" }, ...about, `support: ${support} · state: `, el("strong", { class: "state", text: it.state }),
