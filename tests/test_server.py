@@ -1090,7 +1090,7 @@ def test_anonymous_weight_downloads_are_rate_limited(fresh):
     assert c.get(f"/v1/models/{fp}/artifact", headers=fresh.h("researcher")).status_code == 200  # keys are not limited
 
 
-def test_full_entry_bundles_are_served_gzip_compressed_once_and_exact(base):
+def test_entry_bundles_are_served_gzip_compressed_once_and_exact(base):
     """Full bundles are immutable: compressed once per process; the bytes inflate to exactly the bundle."""
     import gzip
 
@@ -1113,6 +1113,8 @@ def test_full_entry_bundles_are_served_gzip_compressed_once_and_exact(base):
         assert "content-encoding" not in r.headers and r.content == expected_full, identity
     raw = c.get(f"/tile/entries/{last:03d}.p/{partial_width}", headers={"Accept-Encoding": "gzip"})
     assert raw.headers["content-encoding"] == "gzip" and raw.content == expected_partial
+    again = c.get(f"/tile/entries/{last:03d}.p/{partial_width}", headers={"Accept-Encoding": "gzip"})
+    assert again.content == expected_partial  # served from the cache: a partial bundle never changes either
     assert gzip.decompress(gzip.compress(expected_full, 1, mtime=0)) == expected_full
 
 

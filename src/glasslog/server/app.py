@@ -72,7 +72,7 @@ from ..access import (
 )
 from ..ledger import EntryError, Ledger, LedgerError, canonical_json, merkle, utc_now
 from ..ledger.receipt import Receipt
-from ..ledger.tiles import TILE_WIDTH, TilePathError, parse_tile_path
+from ..ledger.tiles import TilePathError, parse_tile_path
 from ..registry import (
     ArtifactError,
     CardError,
@@ -593,7 +593,7 @@ class StrictJSONRoute(APIRoute):
 
 
 BUNDLE_CACHE_BYTES = 64 * 2**20
-"""Memory (bytes) per process for gzip-compressed full entry bundles, which are immutable."""
+"""Memory (bytes) per process for gzip-compressed entry bundles (full and partial), which are immutable."""
 
 
 def _accepts_gzip(request: Request) -> bool:
@@ -610,22 +610,22 @@ def _accepts_gzip(request: Request) -> bool:
 
 
 class _BytesCache:
-    """A thread-safe LRU map from int keys to bytes, bounded by total size in bytes."""
+    """A thread-safe LRU map from hashable keys to bytes, bounded by total size in bytes."""
 
     def __init__(self, max_bytes: int):
         self.max_bytes = max_bytes
-        self._items: collections.OrderedDict[int, bytes] = collections.OrderedDict()
+        self._items: collections.OrderedDict[Any, bytes] = collections.OrderedDict()
         self._size = 0
         self._lock = threading.Lock()
 
-    def get(self, key: int) -> bytes | None:
+    def get(self, key: Any) -> bytes | None:
         with self._lock:
             value = self._items.get(key)
             if value is not None:
                 self._items.move_to_end(key)
             return value
 
-    def put(self, key: int, value: bytes) -> bytes:
+    def put(self, key: Any, value: bytes) -> bytes:
         with self._lock:
             if key not in self._items and len(value) <= self.max_bytes:
                 self._items[key] = value
@@ -915,12 +915,11 @@ def create_app(data_dir: str | Path) -> FastAPI:
                 return Response(ctx().ledger.entry_bundle(ref.index, ref.width), media_type="application/octet-stream",
                                 headers=headers)
             headers["Content-Encoding"] = "gzip"
-            if ref.width == TILE_WIDTH:  # full bundles never change: compress each once
-                data = bundle_cache.get(ref.index)
-                if data is None:
-                    data = bundle_cache.put(ref.index, gzip.compress(ctx().ledger.entry_bundle(ref.index), 1, mtime=0))
-            else:
-                data = gzip.compress(ctx().ledger.entry_bundle(ref.index, ref.width), 1, mtime=0)
+            # A bundle's bytes never change, full or partial (entries are append-only): compress each once.
+            key = (ref.index, ref.width)
+            data = bundle_cache.get(key)
+            if data is None:
+                data = bundle_cache.put(key, gzip.compress(ctx().ledger.entry_bundle(ref.index, ref.width), 1, mtime=0))
         except LookupError as exc:
             raise not_found(str(exc)) from None
         return Response(data, media_type="application/octet-stream", headers=headers)
