@@ -11,7 +11,7 @@ import base64
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -20,6 +20,9 @@ from rich.table import Table
 
 from .audit.commands import app as audit_app
 from .capture import ModelNotActiveError
+from .cli_support import fail as _fail
+from .cli_support import open_ledger as _open
+from .cli_support import print_json as _print_json
 from .ledger import DATA_DIR_ENV, EntryError, KeyFileError, Ledger, LedgerError, NoteError, ProofError
 from .ledger.receipt import Receipt, ReceiptFormatError
 from .oversight.commands import flags_app, triage_app
@@ -54,22 +57,6 @@ DEFAULT_DIR = Path("glasslog-data")
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 _INPUT_ERRORS = (OSError, ModelNotActiveError, LedgerError, EntryError, NoteError, ProofError, ReceiptFormatError, RegistryError, ArtifactError,
                  CardError, ValueError, LookupError, IndexError, KeyFileError)
-
-
-def _fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
-    raise typer.Exit(code)
-
-
-def _open(data_dir: Path) -> Ledger:
-    try:
-        return Ledger.open(data_dir)
-    except LedgerError as exc:
-        _fail(str(exc))
-
-
-def _print_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
 
 
 def _b64(b: bytes) -> str:

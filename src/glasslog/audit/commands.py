@@ -25,6 +25,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from ..cli_support import fail as _fail
 from ..ledger import DATA_DIR_ENV, EntryError, Ledger, LedgerError
 from ..ledger.entries import SEVERITIES
 from ..registry import ArtifactError, CardError, RegistryError
@@ -44,11 +45,6 @@ JsonOut = Annotated[bool, typer.Option("--json", help="Print the report as JSON 
 FailOn = Annotated[str, typer.Option("--fail-on", help=f"Exit 1 if a finding alerts at this severity or worse ({', '.join(SEVERITIES)}).")]
 Seed = Annotated[int, typer.Option(help="Bootstrap and sampling seed.")]
 NBoot = Annotated[int, typer.Option("--n-boot", help="Bootstrap draws for the intervals.")]
-
-
-def _fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
-    raise typer.Exit(code)
 
 
 def _check_severity(value: str, option: str) -> str:

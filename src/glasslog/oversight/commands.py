@@ -12,16 +12,17 @@ Exit codes: 0 done, 2 bad input or an action that does not fit the state
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from ..ledger import DATA_DIR_ENV, Ledger, LedgerError
+from ..cli_support import fail as _fail
+from ..cli_support import open_ledger as _open
+from ..cli_support import print_json as _print_json
+from ..ledger import DATA_DIR_ENV
 from ..ledger.entries import FLAG_CATEGORIES, RATINGS
 from .flags import FlagError, Flags, FlagSummary, host_identity
 from .triage import STATES, Triage, TriageError, TriageItem
@@ -39,22 +40,6 @@ JsonOut = Annotated[bool, typer.Option("--json", help="Print machine-readable JS
 By = Annotated[str, typer.Option("--by", help="Who acts (recorded as the entry's key_id).")]
 DEFAULT_DIR = Path("glasslog-data")
 EXIT_USAGE = 2
-
-
-def _fail(message: str) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
-    raise typer.Exit(EXIT_USAGE)
-
-
-def _open(data_dir: Path) -> Ledger:
-    try:
-        return Ledger.open(data_dir)
-    except LedgerError as exc:
-        _fail(str(exc))
-
-
-def _print_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, indent=2) + "\n")
 
 
 def _flag_dict(flags: Flags, s: FlagSummary, index: int) -> dict:

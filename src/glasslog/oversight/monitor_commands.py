@@ -19,13 +19,14 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from ..cli_support import fail as _fail
 from ..ledger import DATA_DIR_ENV, EntryError, KeyFileError, Ledger, LedgerError
 from .monitors import MONITORS, MonitorConfig, MonitorConfigError, MonitorRun, list_findings, run_monitors
 from .views import MONITOR_ROLES, MonitorViewError
@@ -40,11 +41,6 @@ err = Console(stderr=True)
 DataDir = Annotated[Path, typer.Option("--data-dir", "-d", envvar=DATA_DIR_ENV, help="Where the log lives.", show_default=True)]
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 _VERDICT_STYLE = {"alert": "[bold red]alert[/]", "ok": "[green]ok[/]", "insufficient-data": "[yellow]insufficient-data[/]"}
-
-
-def _fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
-    raise typer.Exit(code)
 
 
 def _json_value(text: str) -> Any:

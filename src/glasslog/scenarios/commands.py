@@ -10,13 +10,14 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from ..cli_support import fail as _fail
 from .schema import ScenarioError, load_scenario, scenario_ids
 
 __all__ = ["scenarios_app"]
@@ -29,11 +30,6 @@ err = Console(stderr=True)
 MAX_REPS = 200
 """At about 1.5 s per world run (2 busy cores) and 40 world runs per repetition of all four scenarios, 200
 repetitions take about 3.5 hours; more than that is a batch job, not a command."""
-
-
-def _fail(message: str) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
-    raise typer.Exit(2)
 
 
 @scenarios_app.command("list")
