@@ -476,15 +476,22 @@ def _accuracy(view, y, pred, claim, n_eval, a, cfg, window, common) -> Finding:
     ev["claim_minus_realised_ci"] = [lo, hi]
     d = claim - realised
     ev["claim_consistent_range"] = [realised - (hi - d), realised + (d - lo)]  # claims this interval would not reject
-    if lo > 0:
-        verdict, severity = "alert", "high"
-        ev["direction"] = "realised accuracy is below the claim"
-    elif hi < 0:
-        verdict, severity = "alert", "low"
-        ev["direction"] = "realised accuracy is above the claim (under-claimed)"
-    else:
-        verdict, severity = "ok", "info"
+    verdict, severity = _claim_verdict(lo, hi, "accuracy", ev)
     return _finding(view, "performance.accuracy", "accuracy", realised, claim, verdict, severity, window, ev)
+
+
+def _claim_verdict(lo: float, hi: float, metric: str, ev: dict) -> tuple[str, str]:
+    """Verdict and severity from the interval [lo, hi] of claim minus realised; notes the direction in ``ev``.
+
+    Over-claiming (the whole interval above 0) is high; under-claiming (below 0) is low.
+    """
+    if lo > 0:
+        ev["direction"] = f"realised {metric} is below the claim"
+        return "alert", "high"
+    if hi < 0:
+        ev["direction"] = f"realised {metric} is above the claim (under-claimed)"
+        return "alert", "low"
+    return "ok", "info"
 
 
 def _auc(view, y, score, claim, n_eval, a, cfg, window, common) -> Finding:
@@ -508,14 +515,7 @@ def _auc(view, y, score, claim, n_eval, a, cfg, window, common) -> Finding:
           "z": diff / se if se > 0 else None, "positives": n_pos, "negatives": n_neg,
           "method": "DeLong (1988) variance of the realised AUC plus Hanley-McNeil (1982) variance of the claim "
                     "(its evaluation set assumed to have the realised prevalence)"}
-    if lo > 0:
-        verdict, severity = "alert", "high"
-        ev["direction"] = "realised ROC AUC is below the claim"
-    elif hi < 0:
-        verdict, severity = "alert", "low"
-        ev["direction"] = "realised ROC AUC is above the claim (under-claimed)"
-    else:
-        verdict, severity = "ok", "info"
+    verdict, severity = _claim_verdict(lo, hi, "ROC AUC", ev)
     return _finding(view, "performance.roc_auc", "roc_auc", auc, claim, verdict, severity, window, ev)
 
 
