@@ -108,8 +108,6 @@ def test_consistency_proofs_generated_and_verified(vec, leaves):
 
 def _cases(kind):
     base = VECTORS / "transparency-dev-merkle" / "testdata" / kind
-    if not base.is_dir():
-        return [pytest.param(None, marks=pytest.mark.skip(reason=f"transparency-dev testdata not found at {base}"))]
     return [pytest.param(p, id=str(p.relative_to(base))) for p in sorted(base.rglob("*.json"))]
 
 
@@ -139,8 +137,6 @@ def test_transparency_dev_consistency(path):
 
 def test_transparency_dev_case_count():
     base = VECTORS / "transparency-dev-merkle" / "testdata"
-    if not base.is_dir():
-        pytest.skip(f"transparency-dev testdata not found at {base}")
     cases = [json.loads(p.read_text()) for p in base.rglob("*.json")]
     assert len(cases) == 196
     assert sum(c["wantErr"] for c in cases) > 150
