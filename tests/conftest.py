@@ -28,3 +28,44 @@ def ledger(tmp_path):
     lg = Ledger.create(tmp_path / "log", "test.example/log")
     yield lg
     lg.close()
+
+
+# ------------------------------------------------------------------ PostgreSQL (tests/pgserver.py)
+@pytest.fixture(scope="session")
+def pg_server():
+    """One throwaway PostgreSQL server for the whole session (a PgServer, already started).
+
+    Skips, saying why, where the server cannot run (no binaries, root without a 'postgres'
+    user, psycopg missing). Closed (stopped, temporary directory removed) at the end of the
+    session, and at interpreter exit should the session be cut short.
+    """
+    from .pgserver import PgServer, skip_reason
+
+    reason = skip_reason()
+    if reason:
+        pytest.skip(reason)
+    server = PgServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def pg_url(pg_server):
+    """The URL of a fresh, empty database (``t_<uuid hex>``) on ``pg_server``, dropped after the test.
+
+    Restarts the server first if an earlier test killed or stopped it.
+    """
+    import uuid
+
+    pg_server.start()  # a no-op when it is running
+    name = f"t_{uuid.uuid4().hex}"
+    url = pg_server.create_database(name)
+    yield url
+    try:
+        pg_server.start()
+        pg_server.drop_database(name)
+    except Exception:  # noqa: BLE001 - best effort: the whole data directory goes at the end of the session
+        pass
