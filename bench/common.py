@@ -178,10 +178,10 @@ def db_bytes(db_path: Path) -> int:
 
 # -------------------------------------------------------------- fixtures
 def store_digest() -> str:
-    """Digest of ``glasslog/ledger/store.py``: a cached ledger is rebuilt when the storage code changes."""
+    """Digest of the SQLite back end and the log front class: a cached ledger is rebuilt when the storage code changes."""
     import hashlib
 
-    import glasslog.ledger.store as store
+    import glasslog.storage.sqlite.store as store
 
     return hashlib.sha256(Path(store.__file__).read_bytes()).hexdigest()[:16]
 
@@ -217,7 +217,7 @@ def ledger_fixture(work_dir: Path, n: int, seed: int = DEFAULT_SEED, entries: li
             ledger.append(batch)
             p.advance(task, len(batch))
             p.refresh()
-    ledger.connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    ledger.store.connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
     ledger.close()
     (path / "fixture.json").write_text(json.dumps({"entries": n, "seed": seed, "store": store_digest(),
                                                    "build_seconds": time.perf_counter() - t}))

@@ -54,8 +54,8 @@ from common import (  # noqa: E402
 
 from glasslog.ledger import Ledger, merkle  # noqa: E402
 from glasslog.ledger import entries as _entries  # noqa: E402
-from glasslog.ledger import store as _store  # noqa: E402
 from glasslog.ledger.entries import Entry, _check_schema, canonical_json, parse_time  # noqa: E402
+from glasslog.storage import strips as _strips  # noqa: E402
 
 # the parse_constant hook Entry.from_bytes passes to json.loads (its name has changed between versions)
 _PARSE_CONSTANT = getattr(_entries, "_parse_constant", None) or getattr(_entries, "_reject_constant", None)
@@ -162,18 +162,12 @@ def _proof_steps_at(ledger: Ledger, n: int, seed: int) -> dict:
     idx = [rng.randrange(n) for _ in range(10_000)]
     plans = {i: merkle.inclusion_proof_plan(i, n) for i in idx}
     keys = {i: list({k for parts in p for k in parts}) for i, p in plans.items()}
-    db = ledger.connection
+    db = ledger.store.connection
 
-    # the query _get_hashes runs, for the row layout of this version of store.py
-    raw_sql = None
-    if hasattr(_store, "_hash_id"):  # one row per stored hash
-        def raw_sql(i):
-            ids = [_store._hash_id(lv, x) for lv, x in keys[i]]
-            db.execute(f"SELECT id, hash FROM hashes WHERE id IN ({','.join('?' * len(ids))})", ids).fetchall()
-    elif hasattr(_store, "_strip_id"):  # hashes packed in strips
-        def raw_sql(i):
-            ids = list({_store._strip_id(lv, x) for lv, x in keys[i]})
-            db.execute(f"SELECT id, strip FROM hashes WHERE id IN ({','.join('?' * len(ids))})", ids).fetchall()
+    # the query the SQLite back end's ``hashes`` runs (hashes packed in strips of 32)
+    def raw_sql(i):
+        ids = list({_strips.strip_id(lv, x) for lv, x in keys[i]})
+        db.execute(f"SELECT id, strip FROM hashes WHERE id IN ({','.join('?' * len(ids))})", ids).fetchall()
 
     return {
         "tree_size": n,
@@ -182,7 +176,7 @@ def _proof_steps_at(ledger: Ledger, n: int, seed: int) -> dict:
         "total_us": best_of(lambda i: ledger.inclusion_proof(i, n), idx),
         "size_query_us": best_of(lambda i: ledger.size, idx),
         "plan_us": best_of(lambda i: merkle.inclusion_proof_plan(i, n), idx),
-        "get_hashes_us": best_of(lambda i: ledger._get_hashes(keys[i]), idx),
+        "get_hashes_us": best_of(lambda i: ledger.store.hashes(keys[i]), idx),
         "raw_sql_us": best_of(raw_sql, idx) if raw_sql else None,
     }
 

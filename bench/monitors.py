@@ -193,7 +193,7 @@ def build_ledger(work: Path, n: int, n_ref: int) -> tuple[Path, dict]:
     from sklearn.pipeline import Pipeline, make_pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-    import glasslog.ledger.store as store
+    import glasslog.storage.sqlite.store as store
     from glasslog.ledger import Entry, Ledger, PrivateValue, commit
     from glasslog.registry import ClaimedMetrics, Deployments, Feature, ModelCard, Registry, fingerprint_frame
 
@@ -280,7 +280,7 @@ def build_ledger(work: Path, n: int, n_ref: int) -> tuple[Path, dict]:
             ledger.append(entries, private)
             p.advance(task, len(rows))
             p.refresh()
-    ledger.connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    ledger.store.connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
     size = ledger.size
     ledger.close()
     info = {"decisions": n, "reference": n_ref, "outcomes": len(outcome_rows), "entries": size, "store": digest,

@@ -40,6 +40,7 @@ from glasslog.ledger import (
 )
 from glasslog.ledger.merkle import EMPTY_ROOT, ProofError, leaf_hash, root_from_leaf_hashes
 from glasslog.ledger.note import NoteError, generate_signer, open_checkpoint
+from glasslog.storage import StorageConflict, StorageError
 
 ORIGIN = "test.example/log"
 T0 = "2026-11-29T08:00:00Z"
@@ -69,7 +70,7 @@ def decision(i: int, **fields) -> dict:
 def snapshot(lg: Ledger) -> tuple:
     """Everything observable about the stored log: full SQL dump, size, root, checkpoints."""
     return (
-        list(lg.connection.iterdump()),
+        list(lg.store.connection.iterdump()),
         lg.size,
         lg.signed_size(),
         lg.root(),
@@ -94,7 +95,7 @@ def check_stored_hashes(lg: Ledger) -> None:
         expected_count += -(-len(level_hashes) // 32)  # stored in strips of 32 hashes per row
         level_hashes = [merkle.node_hash(level_hashes[i], level_hashes[i + 1]) for i in range(0, len(level_hashes) - 1, 2)]
         level += 1
-    assert lg.connection.execute("SELECT COUNT(*) FROM hashes").fetchone()[0] == expected_count
+    assert lg.store.connection.execute("SELECT COUNT(*) FROM hashes").fetchone()[0] == expected_count
     assert expected_count <= 2 * n
 
 
@@ -213,7 +214,7 @@ def test_mixed_entry_types_and_entries_of_type(ledger):
     assert [i for i, _ in ledger.entries_of_type("decision")] == [1, 2]
     assert [o["event"] for _, o in ledger.entries_of_type("model")] == ["register", "status"]
     assert [(i, o["decision"]) for i, o in ledger.entries_of_type("outcome")] == [(3, 1)]
-    assert ledger.connection.execute("SELECT type FROM entries ORDER BY idx").fetchall() == [
+    assert ledger.store.connection.execute("SELECT type FROM entries ORDER BY idx").fetchall() == [
         ("model",),
         ("decision",),
         ("decision",),
@@ -392,23 +393,23 @@ def test_storage_failure_mid_batch_leaves_nothing(ledger, table, action):
     ledger.append([decision(k) for k in range(5)])  # the instance now caches a frontier at size 5
     ledger.append([decision(k) for k in range(5, 7)])
     before = snapshot(ledger)
-    n_rows = ledger.connection.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+    n_rows = ledger.store.connection.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
     # fail on the 3rd row this batch inserts into entries (1st for the tables it writes one or few rows to:
     # hashes are stored in strips of 32, so a small batch rewrites a few strips)
     nth = 3 if table == "entries" else 1
-    ledger.connection.execute(
+    ledger.store.connection.execute(
         f"CREATE TEMP TRIGGER fail_midway BEFORE INSERT ON main.{table} "
         f"WHEN (SELECT COUNT(*) FROM main.{table}) >= {n_rows + nth - 1} "
         f"BEGIN SELECT RAISE({action}, 'disk on fire'); END"
     )
     c, salt, vb = commit({"income": 7})
     batch = [decision(7, input=c)] + [decision(k) for k in range(8, 12)]
-    with pytest.raises(sqlite3.Error, match="disk on fire"):
+    with pytest.raises((sqlite3.Error, StorageError), match="disk on fire"):
         ledger.append(batch, [PrivateValue(0, "input", c, salt, vb)])
-    assert not ledger.connection.in_transaction
+    assert not ledger.store.connection.in_transaction
     assert snapshot(ledger) == before
     assert ledger.private_value(c) is None
-    ledger.connection.execute("DROP TRIGGER fail_midway")
+    ledger.store.connection.execute("DROP TRIGGER fail_midway")
     # the same instance appends correctly afterwards (its frontier cache is not stale)
     res = ledger.append(batch, [PrivateValue(0, "input", c, salt, vb)])
     assert (res.first_index, res.tree_size) == (7, 12)
@@ -431,12 +432,12 @@ def test_failed_commit_leaves_nothing(ledger):
             return sqlite3.SQLITE_DENY
         return sqlite3.SQLITE_OK
 
-    ledger.connection.set_authorizer(no_commit)
+    ledger.store.connection.set_authorizer(no_commit)
     with pytest.raises(sqlite3.DatabaseError, match="not authorized"):
         ledger.append([decision(k) for k in range(5, 8)])
-    ledger.connection.set_authorizer(None)
+    ledger.store.connection.set_authorizer(None)
     assert denied == ["COMMIT"]
-    assert not ledger.connection.in_transaction
+    assert not ledger.store.connection.in_transaction
     assert snapshot(ledger) == before
     # another writer now brings the log to the size the failed batch would have
     # had, with different entries: a cache of the failed batch's frontier would
@@ -455,17 +456,19 @@ def test_failed_commit_leaves_nothing(ledger):
 def test_interrupt_mid_batch_leaves_nothing(ledger, monkeypatch):
     ledger.append([decision(k) for k in range(4)])
     before = snapshot(ledger)
-    real = type(ledger)._strip_rows
+    import glasslog.storage.sqlite.store as sqlite_store
 
-    def interrupted(self, levels, first):
-        real(self, levels, first)  # inside the batch's transaction, after the entries were inserted
+    real = sqlite_store.S.strip_rows
+
+    def interrupted(levels, first, existing):
+        real(levels, first, existing)  # inside the batch's transaction, after the entries were inserted
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(type(ledger), "_strip_rows", interrupted)
+    monkeypatch.setattr(sqlite_store.S, "strip_rows", interrupted)
     with pytest.raises(KeyboardInterrupt):
         ledger.append([decision(k) for k in range(4, 9)])
     monkeypatch.undo()
-    assert not ledger.connection.in_transaction
+    assert not ledger.store.connection.in_transaction
     assert snapshot(ledger) == before
     res = ledger.append([decision(k) for k in range(4, 9)])
     assert ledger.open_checkpoint(res.checkpoint).root_hash == recomputed_root(ledger, 9)
@@ -522,7 +525,7 @@ def test_private_values_found_opened_and_erased(ledger):
             assert ledger.private_value(c) == (kind, salt, value)
             assert ledger.private_value(c, entry_index=idx) == (kind, salt, value)
             assert ledger.private_value(c, entry_index=idx + 1) is None
-    lookups = dict(ledger.connection.execute("SELECT kind, COUNT(lookup) FROM private_values GROUP BY kind"))
+    lookups = dict(ledger.store.connection.execute("SELECT kind, COUNT(lookup) FROM private_values GROUP BY kind"))
     assert lookups == {"input": 0, "subject": 3}  # only subjects are indexed by value
     assert json.loads(got[1]["input"][2]) == feats_1
 
@@ -543,7 +546,7 @@ def test_private_values_found_opened_and_erased(ledger):
     assert ledger.private_value(inp1[0]) is None
     got = ledger.private_values_for([1, 2, 4])
     assert 1 not in got and got[4] == {"input": inp3, "subject": sub3} and got[2]["subject"] == sub2
-    row = ledger.connection.execute(
+    row = ledger.store.connection.execute(
         "SELECT kind, entry_index, salt, value, lookup, erased_at, erasure_reason FROM private_values WHERE commitment = ?",
         (sub1[0],),
     ).fetchone()
@@ -563,7 +566,7 @@ def test_private_values_found_opened_and_erased(ledger):
 
 
 def test_erased_values_do_not_linger_in_the_database_files(ledger):
-    assert ledger.connection.execute("PRAGMA secure_delete").fetchone()[0] == 1
+    assert ledger.store.connection.execute("PRAGMA secure_delete").fetchone()[0] == 1
     secret = "subject-ERASE-ME-0b9e2d77"
     feats = {"income": 1, "marker": "FEATURES-ERASE-ME-51c0"}
     obj, pvs, inp, sub = _decision_with_private(ledger, 0, secret, feats)
@@ -602,7 +605,7 @@ def test_private_values_must_open_their_commitment_and_belong_to_their_entry(led
     before = snapshot(ledger)
     # two values of one kind for one entry: refused by the database, nothing written
     c3, salt3, vb3 = commit({"income": 3})
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(StorageConflict):
         ledger.append([decision(2, input=c3, note=c)], [PrivateValue(0, "input", c3, salt3, vb3), PrivateValue(0, "input", c, salt, vb)])
     assert snapshot(ledger) == before
     # one commitment (a reused salt) for two entries of a batch: refused, nothing written
@@ -632,7 +635,7 @@ def test_key_files_are_created_private_and_public(tmp_path):
         assert (cp.tree_size, cp.root_hash) == (1, leaf_hash(canonical_json(decision(0))))
         with pytest.raises(NoteError):
             open_checkpoint(res.checkpoint, generate_signer(ORIGIN).verifier(), ORIGIN)
-        assert lg.connection.execute("SELECT value FROM meta WHERE key = 'verifier_key'").fetchone()[0] == vkey
+        assert lg.store.connection.execute("SELECT value FROM meta WHERE key = 'verifier_key'").fetchone()[0] == vkey
     finally:
         lg.close()
 
@@ -655,7 +658,7 @@ def _assert_append_refused(d: Path, exc_type, *words):
         for w in words:
             assert w in str(info.value)
         assert snapshot(lg) == before
-        assert not lg.connection.in_transaction
+        assert not lg.store.connection.in_transaction
     with Ledger.open(d) as lg:
         assert snapshot(lg) == before
 
@@ -972,7 +975,7 @@ def test_a_log_of_the_first_release_is_migrated_on_open(tmp_path):
     obj, pvs, inp, sub = _decision_with_private(ledger, 0, "subject-OLD-1", {"income": 7})
     ledger.append([obj], pvs)
     root, size = ledger.root(), ledger.size
-    conn = ledger.connection
+    conn = ledger.store.connection
     rows = conn.execute("SELECT commitment, kind, entry_index, salt, value, lookup FROM private_values").fetchall()
     # rebuild the table as the first release wrote it (every kind with a lookup hash)
     conn.execute("DROP TABLE private_values")
@@ -985,11 +988,11 @@ def test_a_log_of_the_first_release_is_migrated_on_open(tmp_path):
     ledger.close()
 
     reopened = Ledger.open(data_dir)
-    sql = reopened.connection.execute("SELECT sql FROM sqlite_master WHERE name = 'private_values'").fetchone()[0]
+    sql = reopened.store.connection.execute("SELECT sql FROM sqlite_master WHERE name = 'private_values'").fetchone()[0]
     assert "WITHOUT ROWID" in sql and "PRIMARY KEY (entry_index, kind)" in sql
     assert reopened.private_values_for([0]) == {0: {"input": inp, "subject": sub}}
     assert reopened.find_private("subject", canonical_json("subject-OLD-1")) == [0]
-    assert reopened.connection.execute("SELECT COUNT(lookup) FROM private_values WHERE kind = 'input'").fetchone()[0] == 0
+    assert reopened.store.connection.execute("SELECT COUNT(lookup) FROM private_values WHERE kind = 'input'").fetchone()[0] == 0
     assert (reopened.root(), reopened.size) == (root, size)
-    names = {r[0] for r in reopened.connection.execute("SELECT name FROM sqlite_master")}
+    names = {r[0] for r in reopened.store.connection.execute("SELECT name FROM sqlite_master")}
     assert "private_values_first_release" not in names and "private_values_lookup" not in names

@@ -30,7 +30,7 @@ from glasslog.verify import audit_log, replay, verify_receipt
 
 
 def snapshot(lg: Ledger) -> list[str]:
-    return list(lg.connection.iterdump())
+    return list(lg.store.connection.iterdump())
 
 
 @pytest.fixture(scope="module")
@@ -444,11 +444,11 @@ def test_replay_detects_outputs_not_from_the_registered_weights(deployed, credit
     assert not rep.ok and rep.checked == 13 and rep.mismatch_count == 1
     assert rep.mismatches[0]["index"] == res.first_index + 1
     # a stored input that no longer opens its commitment is reported
-    lg.connection.execute("UPDATE private_values SET value = ? WHERE entry_index = ?", (b'{"age_in_years":99}', res.first_index))
+    lg.store.connection.execute("UPDATE private_values SET value = ? WHERE entry_index = ?", (b'{"age_in_years":99}', res.first_index))
     rep = replay(lg)
     assert {"index": res.first_index, "field": "input"} in rep.commitment_failures
     # a private value deleted without a recorded erasure is a failure, not an erasure
-    lg.connection.execute("DELETE FROM private_values WHERE entry_index = ? AND kind = 'input'", (res.first_index + 2,))
+    lg.store.connection.execute("DELETE FROM private_values WHERE entry_index = ? AND kind = 'input'", (res.first_index + 2,))
     rep = replay(lg)
     assert not rep.ok and rep.erased == 0 and {"index": res.first_index + 2, "field": "input"} in rep.missing
 

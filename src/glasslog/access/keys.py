@@ -19,29 +19,21 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import re
 import secrets
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ..ledger import Ledger, utc_now
+from ..storage import ApiKeyRow, WriteTx
 from .policy import KEY_ROLES
 
 __all__ = ["AuthError", "Principal", "ApiKey", "KeyStore", "new_receipt_token", "store_receipt_tokens", "PUBLIC"]
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS api_keys (
-    key_id TEXT PRIMARY KEY, name TEXT NOT NULL, role TEXT NOT NULL, secret_hash BLOB NOT NULL,
-    deployments TEXT NOT NULL DEFAULT '[]', created_at TEXT NOT NULL, revoked_at TEXT);
-CREATE TABLE IF NOT EXISTS receipt_token_hashes (entry_index INTEGER PRIMARY KEY, token_hash BLOB NOT NULL);
-"""
-# Receipt tokens name their decision's index, so storing one appends to a table
-# in index order: a table keyed by a random hash costs a random B-tree page per
-# token written (measured: most of a decision batch's write-ahead log).
-# Tokens of the first release (``grt_`` + secret, table ``receipt_tokens``)
-# are still accepted where that table exists.
+# Receipt tokens name their decision's index, so storing one appends in index order
+# (a table keyed by a random hash costs a random B-tree page per token written:
+# measured, most of a decision batch's write-ahead log). Tokens of the first
+# release (``grt_`` + secret) are still accepted where the back end keeps them.
 
 _KEY = re.compile(r"^glk_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
 _TOKEN = re.compile(r"^grt_(0|[1-9][0-9]{0,15})_([A-Za-z0-9_-]{43})$")
@@ -102,12 +94,12 @@ def new_receipt_token(entry_index: int) -> str:
     return f"grt_{entry_index}_{secrets.token_urlsafe(32)}"
 
 
-def store_receipt_tokens(conn: sqlite3.Connection, tokens: Sequence[str]) -> None:
+def store_receipt_tokens(tx: WriteTx, tokens: Sequence[str]) -> None:
     """Store the hashes of receipt tokens made by ``new_receipt_token``; call inside the batch's transaction.
 
     Raises:
         ValueError: a token is malformed.
-        sqlite3.IntegrityError: a decision already has a token.
+        glasslog.storage.StorageConflict: a decision already has a token.
     """
     rows = []
     for token in tokens:
@@ -115,7 +107,7 @@ def store_receipt_tokens(conn: sqlite3.Connection, tokens: Sequence[str]) -> Non
         if m is None:
             raise ValueError("malformed receipt token")
         rows.append((int(m.group(1)), _hash(m.group(2))))
-    conn.executemany("INSERT INTO receipt_token_hashes(entry_index, token_hash) VALUES (?, ?)", rows)
+    tx.put_receipt_tokens(rows)
 
 
 class KeyStore:
@@ -123,7 +115,7 @@ class KeyStore:
 
     def __init__(self, ledger: Ledger):
         self.ledger = ledger
-        ledger.connection.executescript(_SCHEMA)
+        self.store = ledger.store
 
     def create(self, role: str, name: str, deployments: Sequence[str] = ()) -> tuple[ApiKey, str]:
         """Issue a key.
@@ -148,9 +140,8 @@ class KeyStore:
         key_id = secrets.token_hex(6)
         secret = secrets.token_urlsafe(32)
         record = ApiKey(key_id, name.strip(), role, tuple(deployments), utc_now())
-        def insert(conn: sqlite3.Connection, _first: int) -> None:
-            conn.execute("INSERT INTO api_keys(key_id, name, role, secret_hash, deployments, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                         (key_id, record.name, role, _hash(secret), json.dumps(list(deployments)), record.created_at))
+        def insert(tx: WriteTx, _first: int) -> None:
+            tx.put_api_key(ApiKeyRow(key_id, record.name, role, _hash(secret), tuple(deployments), record.created_at))
 
         # The issue is on the log, in the same transaction as the key: who holds
         # which role (a supervisor key above all) is public and cannot be back-dated.
@@ -160,9 +151,7 @@ class KeyStore:
 
     def list(self) -> list[ApiKey]:
         """All keys, revoked ones included, oldest first."""
-        rows = self.ledger.connection.execute(
-            "SELECT key_id, name, role, deployments, created_at, revoked_at FROM api_keys ORDER BY created_at, key_id")
-        return [ApiKey(k, n, r, tuple(json.loads(d)), c, rv) for k, n, r, d, c, rv in rows]
+        return [ApiKey(k.key_id, k.name, k.role, k.deployments, k.created_at, k.revoked_at) for k in self.store.api_keys()]
 
     def revoke(self, key_id: str) -> ApiKey:
         """Revoke a key; it stops working at once.
@@ -175,9 +164,8 @@ class KeyStore:
             raise LookupError(f"no active key with id {key_id!r}")
         now = utc_now()
 
-        def update(conn: sqlite3.Connection, _first: int) -> None:
-            cur = conn.execute("UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL", (now, key_id))
-            if cur.rowcount != 1:
+        def update(tx: WriteTx, _first: int) -> None:
+            if not tx.revoke_api_key(key_id, now):
                 raise LookupError(f"no active key with id {key_id!r}")
 
         self.ledger.append([{"type": "key", "v": 1, "event": "revoke", "key_id": key_id, "role": current.role,
@@ -193,27 +181,22 @@ class KeyStore:
         m = _KEY.fullmatch(token or "")
         if m:
             key_id, secret = m.groups()
-            row = self.ledger.connection.execute(
-                "SELECT name, role, secret_hash, deployments, revoked_at FROM api_keys WHERE key_id = ?", (key_id,)).fetchone()
-            if row is None or not hmac.compare_digest(row[2], _hash(secret)):
+            row = self.store.api_key(key_id)
+            if row is None or not hmac.compare_digest(row.secret_hash, _hash(secret)):
                 raise AuthError("unknown API key")
-            if row[4] is not None:
-                raise AuthError(f"API key {key_id} was revoked at {row[4]}")
-            return Principal(row[1], key_id, row[0], tuple(json.loads(row[3])))
+            if row.revoked_at is not None:
+                raise AuthError(f"API key {key_id} was revoked at {row.revoked_at}")
+            return Principal(row.role, key_id, row.name, row.deployments)
         m = _TOKEN.fullmatch(token or "")
         if m:
             index = int(m.group(1))
-            row = self.ledger.connection.execute(
-                "SELECT token_hash FROM receipt_token_hashes WHERE entry_index = ?", (index,)).fetchone()
-            if row is None or not hmac.compare_digest(row[0], _hash(m.group(2))):
+            stored = self.store.receipt_token_hash(index)
+            if stored is None or not hmac.compare_digest(stored, _hash(m.group(2))):
                 raise AuthError("unknown receipt token")
             return Principal("subject", entry_index=index)
         if _LEGACY_TOKEN.fullmatch(token or ""):
-            conn = self.ledger.connection
-            has_legacy = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'receipt_tokens'").fetchone()
-            row = has_legacy and conn.execute("SELECT entry_index FROM receipt_tokens WHERE token_hash = ?",
-                                              (_hash(token),)).fetchone()
-            if not row:
+            index = self.store.legacy_receipt_token(_hash(token))
+            if index is None:
                 raise AuthError("unknown receipt token")
-            return Principal("subject", entry_index=row[0])
+            return Principal("subject", entry_index=index)
         raise AuthError("malformed credential: expected an API key 'glk_...' or a receipt token 'grt_...'")

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..ledger import Ledger, utc_now
 from ..ledger.entries import SEVERITIES, VERDICTS
-from ..ledger.store import AppendResult
+from ..ledger.log import AppendResult
 
 __all__ = [
     "ACCESS_LEVELS",

@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,9 +28,10 @@ import pandas as pd
 
 from ..ledger import Entry, EntryError, Ledger, LedgerError, PrivateValue, canonical_json, commit, utc_now
 from ..ledger.commitments import fresh_salts
+from ..ledger.log import AppendResult, default_data_dir
 from ..ledger.receipt import Receipt
-from ..ledger.store import AppendResult, default_data_dir
 from ..registry import Deployment, DeploymentError, Deployments, RegisteredModel, Registry
+from ..storage import WriteTx
 
 __all__ = [
     "open_log",
@@ -54,13 +54,16 @@ class InputError(ValueError):
     """Model inputs have the wrong feature names, shape or values."""
 
 
-def open_log(data_dir: str | os.PathLike | None = None, *, create: bool = False, origin: str | None = None) -> Ledger:
+def open_log(data_dir: str | os.PathLike | None = None, *, create: bool = False, origin: str | None = None,
+             store: str | None = None) -> Ledger:
     """Open the log in ``data_dir`` (default ``$GLASSLOG_DATA_DIR`` or ``./glasslog-data``).
 
     Args:
-        data_dir: the data directory.
+        data_dir: the data directory (keys and artifacts; the SQLite database unless ``store`` is given).
         create: create the log if there is none (``origin`` required then).
         origin: origin for a new log, e.g. ``bank.example/credit-decisions``.
+        store: the log's database when it is not the data directory's SQLite
+            file: a ``postgresql://`` URL (default ``$GLASSLOG_STORE``).
 
     Raises:
         LedgerError: no log there and ``create`` is false, or no origin given.
@@ -68,11 +71,11 @@ def open_log(data_dir: str | os.PathLike | None = None, *, create: bool = False,
     path = default_data_dir() if data_dir is None else data_dir
     from pathlib import Path
 
-    if create and not (Path(path) / "log.db").exists():
+    if create and not (Path(path) / "log.key").exists():
         if not origin:
             raise LedgerError("creating a log needs an origin, e.g. origin='bank.example/credit-decisions'")
-        return Ledger.create(path, origin)
-    return Ledger.open(path)
+        return Ledger.create(path, origin, store=store)
+    return Ledger.open(path, store=store)
 
 
 def _native(value: Any) -> Any:
@@ -214,7 +217,7 @@ class CapturedModel:
         X: Any,
         outputs: Sequence[Any],
         subject_ids: Sequence[str | None] | None = None,
-        within: Callable[[sqlite3.Connection, int], None] | None = None,
+        within: Callable[[WriteTx, int], None] | None = None,
     ) -> AppendResult:
         """Log decisions whose outputs were computed elsewhere (e.g. by an HTTP client).
 
@@ -269,7 +272,7 @@ class CapturedModel:
         return out
 
     def _log(self, records: list[dict], outputs: list[Any], subject_ids: Sequence[Any] | None,
-             within: Callable[[sqlite3.Connection, int], None] | None = None) -> None:
+             within: Callable[[WriteTx, int], None] | None = None) -> None:
         if subject_ids is not None and len(subject_ids) != len(records):
             raise InputError(f"got {len(subject_ids)} subject ids for {len(records)} input rows")
         now = utc_now()
@@ -304,7 +307,7 @@ class CapturedModel:
         self.last_batch = self.ledger.append(entries, private, within)
 
     def predict(self, X: Any, subject_ids: Sequence[str | None] | None = None, *,
-                within: Callable[[sqlite3.Connection, int], None] | None = None) -> np.ndarray:
+                within: Callable[[WriteTx, int], None] | None = None) -> np.ndarray:
         """Predict labels and log one decision per row.
 
         Args:
@@ -328,7 +331,7 @@ class CapturedModel:
         return result
 
     def predict_proba(self, X: Any, subject_ids: Sequence[str | None] | None = None, *,
-                      within: Callable[[sqlite3.Connection, int], None] | None = None) -> np.ndarray:
+                      within: Callable[[WriteTx, int], None] | None = None) -> np.ndarray:
         """Predict class probabilities and log one decision per row.
 
         The logged output is ``{"label": <class with the highest probability>,

@@ -4,9 +4,10 @@ C2SP signed checkpoints, canonical JSON entries and private-value commitments.
 
 from .commitments import check_commitment, commit, commitment_of
 from .entries import SCHEMA_VERSION, Entry, EntryError, canonical_json, utc_now
+from .errors import KeyFileError, LedgerError
+from .log import DATA_DIR_ENV, AppendResult, Ledger, PrivateValue, default_data_dir
 from .merkle import EMPTY_ROOT, ProofError, leaf_hash, node_hash, verify_consistency, verify_inclusion
 from .note import Checkpoint, NoteError, Signer, Verifier, open_checkpoint, parse_checkpoint, sign_note
-from .store import DATA_DIR_ENV, AppendResult, KeyFileError, Ledger, LedgerError, PrivateValue, default_data_dir
 
 __all__ = [
     "SCHEMA_VERSION", "EMPTY_ROOT", "DATA_DIR_ENV",

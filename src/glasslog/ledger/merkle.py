@@ -17,7 +17,8 @@ Sources:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 
 __all__ = [
     "HASH_SIZE",
@@ -32,6 +33,8 @@ __all__ = [
     "consistency_proof_plan",
     "build_proof",
     "root_plan",
+    "Integration",
+    "integrate",
     "verify_inclusion",
     "verify_consistency",
     "root_from_inclusion_proof",
@@ -202,6 +205,88 @@ def build_proof(plan: ProofPlan, get_hashes: Callable[[Iterable[tuple[int, int]]
     keys = {key for parts in plan for key in parts}
     hashes = get_hashes(keys) if keys else {}
     return [subtree_hash_from(parts, hashes) for parts in plan]
+
+
+@dataclass(frozen=True)
+class Integration:
+    """What ``integrate`` computed for one batch.
+
+    Attributes:
+        levels: ``levels[L]`` lists the new stored hashes of level ``L`` (the
+            perfect subtrees completed by the batch), in index order; level 0
+            holds the batch's leaf hashes.
+        first: ``first[L]`` is the index (at level ``L``) of ``levels[L][0]``.
+        frontier: ``(level, hash)`` of the perfect subtrees making up the new
+            tree, largest (leftmost) first: the next batch's ``frontier``.
+        tree_size: the new tree size.
+        root: the new root hash (RFC 9162 MTH of the whole tree).
+    """
+
+    levels: list[list[bytes]]
+    first: list[int]
+    frontier: list[tuple[int, bytes]]
+    tree_size: int
+    root: bytes
+
+    def stored_hashes(self) -> Iterator[tuple[int, int, bytes]]:
+        """Iterate ``(level, index, hash)`` over every new stored hash."""
+        for level, hashes in enumerate(self.levels):
+            start = self.first[level]
+            for k, h in enumerate(hashes):
+                yield level, start + k, h
+
+
+def integrate(tree_size: int, frontier: Sequence[tuple[int, bytes]], leaf_hashes: Sequence[bytes]) -> Integration:
+    """Integrate a batch of leaf hashes into a tree: the Merkle write step, with no storage.
+
+    The same step as Go's ``tlog.StoredHashes`` and Tessera's ``Integrate``:
+    each leaf is pushed onto the frontier (the stack of complete perfect
+    subtrees, as ``root_plan`` lists them), merging equal-level neighbours
+    with ``node_hash``; every merge completes a subtree whose hash is stored
+    once and never changes.
+
+    Args:
+        tree_size: entries already in the tree.
+        frontier: ``(level, hash)`` of ``root_plan(tree_size)``'s subtrees, in
+            that order (empty for the empty tree).
+        leaf_hashes: the batch's leaf hashes, in log order (at least one).
+
+    Returns:
+        An ``Integration``: the new stored hashes per level, the new frontier,
+        tree size and root.
+
+    Raises:
+        ProofError: the frontier does not match ``tree_size`` (wrong levels or
+            hash sizes), or the batch is empty.
+    """
+    if not leaf_hashes:
+        raise ProofError("a batch to integrate must hold at least one leaf hash")
+    expected = [level for level, _ in root_plan(tree_size)]
+    if [level for level, _ in frontier] != expected:
+        raise ProofError(f"frontier levels {[lv for lv, _ in frontier]} do not make a tree of size {tree_size} ({expected})")
+    for level, h in frontier:
+        _check_hash(h, f"frontier hash at level {level}")
+    stack = list(frontier)
+    levels: list[list[bytes]] = [list(leaf_hashes)]
+    first = [tree_size]
+    pos = tree_size
+    sha256 = _sha256
+    for h in leaf_hashes:
+        _check_hash(h, "leaf hash")
+        level = 0
+        while stack and stack[-1][0] == level:
+            h = sha256(b"\x01" + stack.pop()[1] + h).digest()
+            level += 1
+            if level == len(levels):
+                levels.append([])
+                first.append(pos >> level)
+            levels[level].append(h)
+        stack.append((level, h))
+        pos += 1
+    root = stack[-1][1]
+    for _, h in reversed(stack[:-1]):
+        root = node_hash(h, root)
+    return Integration(levels, first, stack, pos, root)
 
 
 def _check_hash(value: bytes, what: str) -> None:

@@ -56,15 +56,15 @@ import hashlib
 import hmac
 import json
 import secrets
-import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..ledger import EntryError, Ledger, utc_now
 from ..ledger.commitments import commit
 from ..ledger.entries import FLAG_CATEGORIES, FLAG_ROLES, RATINGS
-from ..ledger.store import PrivateValue
+from ..ledger.log import PrivateValue
 from ..registry import Deployments, Registry, RegistryError
+from ..storage import WriteTx
 from .bridging import BridgingParams, FlagScore, ScoreBoard, score_flags
 
 __all__ = [
@@ -92,7 +92,6 @@ FLAG_TEXT_KIND = "flag-text"
 MAX_TEXT_CHARS = 1000
 """Longest flag text, in characters (Unicode code points) after trimming."""
 
-_SECRET_SCHEMA = "CREATE TABLE IF NOT EXISTS oversight_secret (name TEXT PRIMARY KEY, value BLOB NOT NULL);"
 
 
 class FlagError(ValueError):
@@ -269,15 +268,12 @@ class Flags:
         self.params = params
         self._state = _State()
         self._board: tuple[int, tuple[FlagSummary, ...], ScoreBoard] | None = None
-        ledger.connection.executescript(_SECRET_SCHEMA)
         self._key: bytes | None = None
 
     # ------------------------------------------------------------ pseudonyms
     def _secret(self) -> bytes:
         if self._key is None:
-            conn = self.ledger.connection
-            conn.execute("INSERT OR IGNORE INTO oversight_secret(name, value) VALUES ('pseudonym', ?)", (secrets.token_bytes(32),))
-            self._key = conn.execute("SELECT value FROM oversight_secret WHERE name = 'pseudonym'").fetchone()[0]
+            self._key = self.ledger.store.secret("pseudonym", secrets.token_bytes(32))
         return self._key
 
     def pseudonym(self, purpose: str, identity: str) -> str:
@@ -291,9 +287,7 @@ class Flags:
         size = self.ledger.size
         if st.upto >= size:
             return st
-        rows = self.ledger.connection.execute(
-            "SELECT idx, type, data FROM entries WHERE type IN ('flag', 'rating') AND idx >= ? AND idx < ? ORDER BY idx",
-            (st.upto, size))
+        rows = self.ledger.entries_of_types(("flag", "rating"), st.upto, size)
         for idx, kind, data in rows:
             obj = json.loads(data)
             if kind == "flag":
@@ -384,9 +378,7 @@ class Flags:
         fl = self.get(index)
         if fl.text_commitment is None:
             return None
-        row = self.ledger.execute("SELECT erased_at, erasure_reason FROM private_values WHERE commitment = ? AND erased_at IS NOT NULL",
-                                  (fl.text_commitment,)).fetchone()
-        return None if row is None else (row[0], row[1])
+        return self.ledger.erasure_of(fl.text_commitment)
 
     def may_read_text(self, index: int, role: str, own: bool) -> bool:
         """True if a reader of ``role`` (``own``: they reported it) may read the flag's text (see the module docstring)."""
@@ -472,12 +464,11 @@ class Flags:
             obj["text"] = commitment
             private.append(PrivateValue(0, FLAG_TEXT_KIND, commitment, salt, value))
 
-        def unique(conn: sqlite3.Connection, first: int) -> None:
+        def unique(tx: WriteTx, first: int) -> None:
             # Inside the append's transaction (serialised across processes): no flag by this
             # reporter of this target may have been appended since the check above.
             start = self._state.upto
-            for idx, data in conn.execute("SELECT idx, data FROM entries WHERE type = 'flag' AND idx >= ? AND idx < ?",
-                                          (start, first)):
+            for idx, _, data in tx.entries_of_types(("flag",), start, first):
                 o = json.loads(data)
                 if o.get("reporter") == who and (o["model"], o.get("decision")) == target:
                     raise DuplicateFlagError(self._duplicate_message(idx, decision), idx)

@@ -112,7 +112,7 @@ from scipy import stats as _st
 
 from ..ledger import Ledger
 from ..ledger.entries import MAX_ENTRY_BYTES, canonical_json
-from ..ledger.store import AppendResult
+from ..ledger.log import AppendResult
 from . import stats
 from .views import MONITOR_ROLES, DeploymentData, MonitorViewError, load_views
 

@@ -47,13 +47,13 @@ reopening the item does not reinstate the model.
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..ledger import EntryError, Ledger, utc_now
 from ..ledger.entries import SEVERITIES, TRIAGE_ACTIONS
 from ..registry import Registry, RegistryError
+from ..storage import WriteTx
 from .bridging import CONFIRMED, NEEDS_MORE_RATINGS
 from .flags import Flags
 
@@ -172,10 +172,7 @@ class Triage:
         size = self.ledger.size
         if self._upto >= size:
             return
-        rows = self.ledger.connection.execute(
-            "SELECT idx, data FROM entries WHERE type IN ('triage', 'finding') AND idx >= ? AND idx < ? ORDER BY idx",
-            (self._upto, size))
-        for idx, data in rows:
+        for idx, _, data in self.ledger.entries_of_types(("triage", "finding"), self._upto, size):
             obj = json.loads(data)
             if obj["type"] == "triage":
                 self._action_log.setdefault(obj["item"], []).append(
@@ -351,10 +348,9 @@ class Triage:
             except RegistryError as exc:
                 raise TriageConflict(str(exc), "item") from None
 
-        def unchanged(conn: sqlite3.Connection, first: int) -> None:
+        def unchanged(tx: WriteTx, first: int) -> None:
             # Inside the transaction: nobody acted on the item or changed the model's status since we looked.
-            for (data,) in conn.execute("SELECT data FROM entries WHERE type IN ('triage', 'model') AND idx >= ? AND idx < ?",
-                                        (size, first)):
+            for _, _, data in tx.entries_of_types(("triage", "model"), size, first):
                 o = json.loads(data)
                 if o["type"] == "triage" and o["item"] == it.item:
                     raise TriageConflict(f"item {it.item} was acted on meanwhile; look again", "item")

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..ledger import Ledger, utc_now
-from ..ledger.store import AppendResult
+from ..ledger.log import AppendResult
 from .card import STATUSES, ModelCard, fingerprint_bytes
 
 __all__ = ["RegistryError", "ArtifactError", "RegisteredModel", "StatusChange", "Registry", "dump_model", "load_artifact"]

@@ -41,7 +41,6 @@ import gzip
 import json
 import math
 import re
-import sqlite3
 import threading
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -87,6 +86,7 @@ from ..registry import (
     fingerprint_bytes,
     load_artifact,
 )
+from ..storage import StorageUnavailable
 from .index import SearchIndex
 
 __all__ = ["create_app", "MAX_BODY_BYTES", "MAX_ARTIFACT_BYTES"]
@@ -415,8 +415,8 @@ class KeyCreated(KeyOut):
 class Context:
     """One worker thread's connection to the log and the helpers around it."""
 
-    def __init__(self, data_dir: Path):
-        self.ledger = Ledger.open(data_dir)
+    def __init__(self, data_dir: Path, store: str | None = None):
+        self.ledger = Ledger.open(data_dir, store)
         self.registry = Registry(self.ledger)
         self.deployments = Deployments(self.ledger)
         self.keys = KeyStore(self.ledger)
@@ -437,37 +437,6 @@ class Context:
 
 def _b64(b: bytes) -> str:
     return base64.b64encode(b).decode()
-
-
-def _inclusion_proofs(ledger: Ledger, indexes: range, tree_size: int) -> dict[int, list[bytes]]:
-    """Inclusion proofs of a run of entries in the tree of ``tree_size``, as ``Ledger.inclusion_proof`` gives them.
-
-    The proofs of neighbouring entries share most of their hashes: each level's
-    stored hashes are read in runs (one query per run) instead of one query per proof.
-    """
-    plans = {i: merkle.inclusion_proof_plan(i, tree_size) for i in indexes}
-    by_level: dict[int, set[int]] = {}
-    for plan in plans.values():
-        for parts in plan:
-            for level, index in parts:
-                by_level.setdefault(level, set()).add(index)
-    hashes: dict[tuple[int, int], bytes] = {}
-    for level, wanted in by_level.items():
-        ordered = sorted(wanted)
-        start = prev = ordered[0]
-        for index in [*ordered[1:], None]:
-            if index is not None and index - prev <= 64:
-                prev = index
-                continue
-            for k, h in ledger.stored_hashes(level, start, prev + 1):
-                if k in wanted:
-                    hashes[(level, k)] = h
-            if index is not None:
-                start = prev = index
-    missing = [key for level, wanted in by_level.items() for key in ((level, k) for k in wanted) if key not in hashes]
-    if missing:
-        raise LedgerError(f"stored hash at level {missing[0][0]}, index {missing[0][1]} is missing: the database is damaged")
-    return {i: merkle.build_proof(plan, lambda keys: hashes) for i, plan in plans.items()}
 
 
 def _uint(value: str | None, field: str) -> int | None:
@@ -710,14 +679,19 @@ class _RateLimit:
             return max(1, math.ceil(q[0] + self.window - now))
 
 
-def create_app(data_dir: str | Path) -> FastAPI:
-    """Build the app for the log in ``data_dir``.
+def create_app(data_dir: str | Path, store: str | None = None) -> FastAPI:
+    """Build the app for the log in ``data_dir`` (keys, artifacts) and ``store``.
+
+    Args:
+        data_dir: the log's data directory.
+        store: the log's database URL when it is not the data directory's
+            SQLite file (default ``$GLASSLOG_STORE``).
 
     Raises:
-        LedgerError: there is no log in ``data_dir``.
+        LedgerError: there is no log there.
     """
     data_dir = Path(data_dir)
-    Ledger.open(data_dir).close()  # fail now, not on the first request
+    Ledger.open(data_dir, store).close()  # fail now, not on the first request
     local = threading.local()
     append_lock = threading.Lock()  # one decision batch at a time per process (see the module docstring)
     anonymous_downloads = _RateLimit(ANONYMOUS_DOWNLOADS_PER_HOUR, 3600.0)
@@ -726,7 +700,7 @@ def create_app(data_dir: str | Path) -> FastAPI:
     def ctx() -> Context:
         c = getattr(local, "ctx", None)
         if c is None:
-            c = local.ctx = Context(data_dir)
+            c = local.ctx = Context(data_dir, store)
         return c
 
     app = FastAPI(
@@ -810,9 +784,9 @@ def create_app(data_dir: str | Path) -> FastAPI:
     async def on_ledger(request: Request, exc: LedgerError):
         return _problem_response(503, "Log unavailable", str(exc), kind="log-unavailable")
 
-    @app.exception_handler(sqlite3.OperationalError)
-    async def on_busy(request: Request, exc: sqlite3.OperationalError):
-        return _problem_response(503, "Log unavailable", f"the log's database is busy or unavailable: {exc}",
+    @app.exception_handler(StorageUnavailable)
+    async def on_busy(request: Request, exc: StorageUnavailable):
+        return _problem_response(503, "Log unavailable", str(exc),
                                  kind="log-unavailable", headers={"Retry-After": "1"})
 
     @app.exception_handler(Exception)
@@ -1316,9 +1290,9 @@ def create_app(data_dir: str | Path) -> FastAPI:
         subject_ids = [r.subject_id for r in body.rows]
         tokens: list[str | None] = []
 
-        def within(conn, first: int) -> None:
+        def within(tx, first: int) -> None:
             tokens[:] = [new_receipt_token(first + pos) if s else None for pos, s in enumerate(subject_ids)]
-            store_receipt_tokens(conn, [t for t in tokens if t])
+            store_receipt_tokens(tx, [t for t in tokens if t])
 
         try:
             with append_lock:
@@ -1340,7 +1314,7 @@ def create_app(data_dir: str | Path) -> FastAPI:
         lg = c.ledger
         entries = dict(lg.entries(result.first_index, result.tree_size))
         opened = lg.private_values_for(result.indexes)
-        proofs = _inclusion_proofs(lg, result.indexes, result.tree_size)
+        proofs = lg.inclusion_proofs(result.indexes, result.tree_size)
         out = []
         for pos, i in enumerate(result.indexes):
             private = {kind: (salt, value) for kind, (_, salt, value) in opened.get(i, {}).items()}

@@ -2,7 +2,10 @@
 output, and entries by leaf hash.
 
 They are derived data, rebuilt incrementally from the log (the source of
-truth) on demand, so the SDK's write path stays as fast as the bare log.
+truth) on demand, so the SDK's write path stays as fast as the bare log. This
+module decides what is indexed; the rows live in the back end's read model
+(``glasslog.storage.ReadModel``), which erases an opened label together with
+the private output it was opened from.
 """
 
 from __future__ import annotations
@@ -10,20 +13,9 @@ from __future__ import annotations
 import json
 
 from ..ledger import Ledger, merkle
+from ..storage import DecisionRow
 
 __all__ = ["SearchIndex"]
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS decision_index (
-    idx INTEGER PRIMARY KEY, model TEXT NOT NULL, deployment TEXT NOT NULL, time TEXT NOT NULL,
-    label TEXT, has_subject INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS decision_index_model ON decision_index(model, idx);
-CREATE INDEX IF NOT EXISTS decision_index_deployment ON decision_index(deployment, idx);
-CREATE TABLE IF NOT EXISTS outcome_index (idx INTEGER PRIMARY KEY, decision INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS outcome_index_decision ON outcome_index(decision);
-CREATE TABLE IF NOT EXISTS leaf_index (leaf_hash BLOB PRIMARY KEY, idx INTEGER NOT NULL) WITHOUT ROWID;
-"""
-
 
 def _label(output) -> str | None:
     """The searchable label of an output: its ``label`` field, or the output itself if scalar."""
@@ -34,24 +26,19 @@ def _label(output) -> str | None:
 
 
 class SearchIndex:
-    """Indexes over one log; call ``refresh`` before reading."""
+    """Indexes over one log; each read refreshes them first."""
 
     def __init__(self, ledger: Ledger):
         self.ledger = ledger
-        ledger.connection.executescript(_SCHEMA)
+        self.model = ledger.store.read_model
 
     def refresh(self) -> int:
         """Index entries appended since the last refresh; returns the indexed size."""
-        conn = self.ledger.connection
-        row = conn.execute("SELECT value FROM meta WHERE key = 'index_upto'").fetchone()
-        start = int(row[0]) if row else 0
-        size = self.ledger.size
-        if start >= size:
-            return start
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            row = conn.execute("SELECT value FROM meta WHERE key = 'index_upto'").fetchone()
-            start = int(row[0]) if row else 0  # another process may have indexed meanwhile
+        while True:
+            start = self.model.indexed_upto()
+            size = self.ledger.size
+            if start >= size:
+                return start
             decisions, outcomes, leaves = [], [], []
             entries = list(self.ledger.entries(start, size))
             opened = self.ledger.private_values_for([i for i, d in entries if b'"output_commitment"' in d])
@@ -66,26 +53,17 @@ class SearchIndex:
                         label = _label(json.loads(opened[idx]["output"][2]))
                     else:
                         label = None
-                    decisions.append((idx, obj["model"], obj["deployment"], obj["time"], label, int("subject" in obj)))
+                    decisions.append(DecisionRow(idx, obj["model"], obj["deployment"], obj["time"], label, "subject" in obj))
                 elif kind == "outcome":
                     outcomes.append((idx, obj["decision"]))
-            conn.executemany("INSERT OR IGNORE INTO decision_index VALUES (?, ?, ?, ?, ?, ?)", decisions)
-            conn.executemany("INSERT OR IGNORE INTO outcome_index VALUES (?, ?)", outcomes)
-            conn.executemany("INSERT OR IGNORE INTO leaf_index VALUES (?, ?)", leaves)
-            conn.execute("INSERT INTO meta(key, value) VALUES ('index_upto', ?) "
-                         "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (str(size),))
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        return size
+            if self.model.add(start, size, decisions, outcomes, leaves):
+                return size
+            # another process indexed meanwhile: look again from where it stopped
 
     def index_of_leaf(self, leaf_hash: bytes) -> int | None:
         """Index of the entry with this leaf hash (first occurrence), or None."""
         self.refresh()
-        row = self.ledger.connection.execute("SELECT idx FROM leaf_index WHERE leaf_hash = ?", (leaf_hash,)).fetchone()
-        return None if row is None else row[0]
+        return self.model.index_of_leaf(leaf_hash)
 
     def search(self, *, model: str | None = None, deployments: list[str] | None = None, since: str | None = None,
                until: str | None = None, label: str | None = None, after: int = -1, limit: int = 50) -> list[int]:
@@ -97,52 +75,30 @@ class SearchIndex:
             label: JSON text of the output label, e.g. ``1`` or ``"approve"``.
         """
         self.refresh()
-        where, params = ["idx > ?"], [after]
-        if model:
-            where.append("model = ?")
-            params.append(model)
-        if deployments is not None:
-            if not deployments:
-                return []
-            where.append(f"deployment IN ({','.join('?' * len(deployments))})")
-            params.extend(deployments)
-        if since:
-            where.append("time >= ?")
-            params.append(since)
-        if until:
-            where.append("time < ?")
-            params.append(until)
-        if label is not None:
-            where.append("label = ?")
-            params.append(label)
-        q = f"SELECT idx FROM decision_index WHERE {' AND '.join(where)} ORDER BY idx LIMIT ?"
-        return [r[0] for r in self.ledger.connection.execute(q, [*params, limit])]
+        return self.model.search(model=model, deployments=deployments, since=since, until=until, label=label,
+                                 after=after, limit=limit)
 
     def outcomes_of(self, decision: int) -> list[int]:
         """Indexes of outcome entries for a decision."""
         self.refresh()
-        return [r[0] for r in self.ledger.connection.execute(
-            "SELECT idx FROM outcome_index WHERE decision = ? ORDER BY idx", (decision,))]
+        return self.model.outcomes_of(decision)
 
     def stats(self, deployment: str) -> dict:
         """Aggregate counts for a deployment: decisions, with subject, outcomes, per day."""
         self.refresh()
-        conn = self.ledger.connection
-        n, with_subject, first, last = conn.execute(
-            "SELECT COUNT(*), COALESCE(SUM(has_subject), 0), MIN(time), MAX(time) FROM decision_index WHERE deployment = ?",
-            (deployment,)).fetchone()
-        outcomes = conn.execute(
-            "SELECT COUNT(*) FROM outcome_index o JOIN decision_index d ON d.idx = o.decision WHERE d.deployment = ?",
-            (deployment,)).fetchone()[0]
-        per_day = dict(conn.execute(
-            "SELECT substr(time, 1, 10), COUNT(*) FROM decision_index WHERE deployment = ? GROUP BY 1 ORDER BY 1",
-            (deployment,)))
+        n, with_subject, outcomes, first, last, per_day = self.model.deployment_stats(deployment)
         return {"decisions": n, "decisions_with_subject": with_subject, "outcomes": outcomes, "first": first, "last": last,
                 "decisions_per_day": per_day}
 
     def label_counts(self, deployment: str) -> dict[str, int]:
         """Decisions per output label (for public-service deployments)."""
         self.refresh()
-        return dict(self.ledger.connection.execute(
-            "SELECT COALESCE(label, 'null'), COUNT(*) FROM decision_index WHERE deployment = ? GROUP BY 1 ORDER BY 1",
-            (deployment,)))
+        return self.model.label_counts(deployment)
+
+    def decisions_between(self, start: int, end: int) -> list[DecisionRow]:
+        """Indexed decisions with index in [start, end) (call ``refresh`` first)."""
+        return self.model.decisions_between(start, end)
+
+    def decisions_at(self, indexes: list[int]) -> dict[int, DecisionRow]:
+        """Indexed decisions at these indexes (call ``refresh`` first)."""
+        return self.model.decisions_at(indexes)

@@ -137,10 +137,8 @@ class RegisterStats:
             if signed <= self.upto:
                 return self
             public = {d.name for d in c.deployments.list() if d.public}
-            conn = c.ledger.connection
-            rows = conn.execute("SELECT idx, model, deployment, time, label FROM decision_index WHERE idx >= ? AND idx < ?",
-                                (self.upto, signed)).fetchall()
-            for _, model, deployment, time, label in rows:
+            rows = [(d.model, d.deployment, d.time, d.label) for d in c.index.decisions_between(self.upto, signed)]
+            for model, deployment, time, label in rows:
                 k = self.counts[(model, deployment)]
                 k.decisions += 1
                 self.per_minute[deployment][time[:16]] += 1
@@ -148,11 +146,7 @@ class RegisterStats:
                     k.labels[label if label is not None else "null"] += 1
             outcomes = [(i, o) for i, o in c.ledger.entries_of_type("outcome", self.upto) if i < signed and "outcome" in o]
             decisions = sorted({o["decision"] for _, o in outcomes})
-            known: dict[int, tuple[str, str, str | None]] = {}
-            for start in range(0, len(decisions), 500):
-                chunk = decisions[start : start + 500]
-                q = f"SELECT idx, model, deployment, label FROM decision_index WHERE idx IN ({','.join('?' * len(chunk))})"
-                known.update((i, (m, d, lab)) for i, m, d, lab in conn.execute(q, chunk))
+            known = {i: (d.model, d.deployment, d.label) for i, d in c.index.decisions_at(decisions).items()}
             for _, o in outcomes:
                 found = known.get(o["decision"])
                 if found is None or found[1] not in public:

@@ -1,0 +1,13 @@
+"""Errors of the log's front class, shared with the storage back ends."""
+
+from __future__ import annotations
+
+__all__ = ["LedgerError", "KeyFileError"]
+
+
+class LedgerError(RuntimeError):
+    """The log cannot be created, opened or used as asked."""
+
+
+class KeyFileError(LedgerError):
+    """The signer key file is missing, malformed or readable by others."""
