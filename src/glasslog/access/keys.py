@@ -24,6 +24,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from ..errors import AccessError
 from ..ledger import Ledger, utc_now
 from ..storage import ApiKeyRow, WriteTx
 from .policy import KEY_ROLES
@@ -40,7 +41,7 @@ _TOKEN = re.compile(r"^grt_(0|[1-9][0-9]{0,15})_([A-Za-z0-9_-]{43})$")
 _LEGACY_TOKEN = re.compile(r"^grt_[A-Za-z0-9_-]{43}$")
 
 
-class AuthError(PermissionError):
+class AuthError(AccessError):
     """A credential is missing, malformed, unknown or revoked."""
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import BadInputError
 from ..ledger import Ledger, utc_now
 from ..ledger.entries import SEVERITIES, VERDICTS
 from ..ledger.log import AppendResult
@@ -41,7 +42,7 @@ ACCESS_LEVELS = ("labelled-data", "outputs", "black-box", "logs", "white-box")
 log; query access to the prediction API; the logged inputs; the weights."""
 
 
-class AuditInputError(ValueError):
+class AuditInputError(BadInputError):
     """Bad input to an audit: ``field`` names the argument or column, the message says what is wrong."""
 
     def __init__(self, field: str, problem: str):

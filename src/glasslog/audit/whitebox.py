@@ -27,6 +27,7 @@ import pandas as pd
 
 from ..access.keys import Principal
 from ..access.policy import may_download_weights
+from ..errors import AccessError
 from ..ledger import Ledger
 from ..registry import ModelCard, RegisteredModel, Registry, fingerprint_frame
 from .findings import AuditInputError, Finding, clean_json
@@ -41,7 +42,7 @@ __all__ = [
 ]
 
 
-class WeightsAccessError(PermissionError):
+class WeightsAccessError(AccessError):
     """The caller's role may not have the weights under the model's disclosure policy."""
 
 

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..errors import BadInputError, ConflictError
 from ..ledger import Entry, EntryError, Ledger, LedgerError, PrivateValue, canonical_json, commit, utc_now
 from ..ledger.commitments import fresh_salts
 from ..ledger.log import AppendResult, default_data_dir
@@ -46,11 +47,11 @@ __all__ = [
 ]
 
 
-class ModelNotActiveError(RuntimeError):
+class ModelNotActiveError(ConflictError, RuntimeError):
     """The model is suspended or withdrawn: the kill switch refuses its decisions."""
 
 
-class InputError(ValueError):
+class InputError(BadInputError):
     """Model inputs have the wrong feature names, shape or values."""
 
 

@@ -24,6 +24,8 @@ from typing import Any
 
 import rfc8785
 
+from ..errors import BadInputError
+
 __all__ = [
     "SCHEMA_VERSION",
     "ENTRY_TYPES",
@@ -44,7 +46,7 @@ _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 _TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$")
 
 
-class EntryError(ValueError):
+class EntryError(BadInputError):
     """An entry is malformed, not canonical, or fails its type's schema.
 
     ``field`` names the offending field (dotted path) when there is one.

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from ..errors import UnavailableError
+
 __all__ = ["LedgerError", "KeyFileError"]
 
 
-class LedgerError(RuntimeError):
+class LedgerError(UnavailableError, RuntimeError):
     """The log cannot be created, opened or used as asked."""
 
 

@@ -20,6 +20,8 @@ import hashlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
+from ..errors import LogIntegrityError
+
 __all__ = [
     "HASH_SIZE",
     "EMPTY_ROOT",
@@ -49,7 +51,7 @@ EMPTY_ROOT = hashlib.sha256(b"").digest()
 _sha256 = hashlib.sha256
 
 
-class ProofError(ValueError):
+class ProofError(LogIntegrityError, ValueError):
     """A proof, root or tree size failed verification or is malformed."""
 
 

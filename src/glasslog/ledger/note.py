@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from ..errors import BadInputError
 from .merkle import HASH_SIZE
 
 __all__ = [
@@ -43,7 +44,7 @@ _MAX_SIGNATURES = 100
 _DECIMAL = re.compile(r"^(0|[1-9][0-9]{0,19})$")
 
 
-class NoteError(ValueError):
+class NoteError(BadInputError):
     """A key, signed note or checkpoint is malformed or its signature is bad."""
 
 

@@ -23,12 +23,14 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..errors import BadInputError
+
 __all__ = ["RECEIPT_FORMAT", "Receipt", "ReceiptFormatError"]
 
 RECEIPT_FORMAT = "glasslog-receipt/v1"
 
 
-class ReceiptFormatError(ValueError):
+class ReceiptFormatError(BadInputError):
     """A receipt file is not valid JSON or a field is missing or malformed."""
 
 

@@ -13,13 +13,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ..errors import BadInputError
+
 __all__ = ["TILE_HEIGHT", "TILE_WIDTH", "TilePathError", "TileRef", "encode_index", "tile_path", "parse_tile_path", "encode_entry_bundle", "decode_entry_bundle"]
 
 TILE_HEIGHT = 8
 TILE_WIDTH = 1 << TILE_HEIGHT
 
 
-class TilePathError(ValueError):
+class TilePathError(BadInputError):
     """A tile path does not follow C2SP tlog-tiles."""
 
 

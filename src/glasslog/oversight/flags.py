@@ -59,6 +59,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import BadInputError, ConflictError
 from ..ledger import EntryError, Ledger, utc_now
 from ..ledger.commitments import commit
 from ..ledger.entries import FLAG_CATEGORIES, FLAG_ROLES, RATINGS
@@ -94,7 +95,7 @@ MAX_TEXT_CHARS = 1000
 
 
 
-class FlagError(ValueError):
+class FlagError(BadInputError):
     """A flag or rating is invalid; ``field`` names the offending field."""
 
     def __init__(self, message: str, field: str | None = None):
@@ -103,7 +104,7 @@ class FlagError(ValueError):
         self.field = field
 
 
-class DuplicateFlagError(FlagError):
+class DuplicateFlagError(ConflictError, FlagError):
     """This reporter already flagged this target; ``existing`` is that flag's index."""
 
     def __init__(self, message: str, existing: int):

@@ -110,6 +110,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as _st
 
+from ..errors import BadInputError
 from ..ledger import Ledger
 from ..ledger.entries import MAX_ENTRY_BYTES, canonical_json
 from ..ledger.log import AppendResult
@@ -146,7 +147,7 @@ FOUR_FIFTHS = 0.8
 _SEVERITY_RANK = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
 
 
-class MonitorConfigError(ValueError):
+class MonitorConfigError(BadInputError):
     """A monitor setting is out of range; ``field`` names it."""
 
     def __init__(self, field: str, problem: str):

@@ -50,6 +50,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import BadInputError, ConflictError
 from ..ledger import EntryError, Ledger, utc_now
 from ..ledger.entries import SEVERITIES, TRIAGE_ACTIONS
 from ..registry import Registry, RegistryError
@@ -80,7 +81,7 @@ _NEXT = {"assign": "assigned", "resolve": "resolved", "escalate": "escalated", "
 _SUPPORT_TIERS = {"alert": 0, CONFIRMED: 0, NEEDS_MORE_RATINGS: 1, "not-helpful": 2}
 
 
-class TriageError(ValueError):
+class TriageError(BadInputError):
     """A triage action is invalid; ``field`` names the offending field."""
 
     def __init__(self, message: str, field: str | None = None):
@@ -89,7 +90,7 @@ class TriageError(ValueError):
         self.field = field
 
 
-class TriageConflict(TriageError):
+class TriageConflict(ConflictError, TriageError):
     """The action does not fit the item's state (or the model's): e.g. resolving a resolved item."""
 
 

@@ -40,6 +40,7 @@ import orjson
 import pandas as pd
 
 from ..access.policy import input_view
+from ..errors import BadInputError
 from ..ledger import Ledger
 from ..registry import Deployments, ModelCard, Registry
 
@@ -54,7 +55,7 @@ CHUNK = 20_000
 _OPEN_ALL = ("researcher", "supervisor", "operator")
 
 
-class MonitorViewError(ValueError):
+class MonitorViewError(BadInputError):
     """A monitor was asked to run as an unknown role, or for an unknown deployment."""
 
 

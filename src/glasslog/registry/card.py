@@ -15,6 +15,8 @@ from typing import Any
 
 import pandas as pd
 
+from ..errors import BadInputError
+
 __all__ = [
     "DISCLOSURE_LEVELS",
     "STATUSES",
@@ -35,7 +37,7 @@ STATUSES = ("active", "suspended", "withdrawn")
 FEATURE_TYPES = ("numeric", "categorical")
 
 
-class CardError(ValueError):
+class CardError(BadInputError):
     """A model card field is missing or invalid; ``field`` names it."""
 
     def __init__(self, field: str, problem: str):

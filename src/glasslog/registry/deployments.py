@@ -14,13 +14,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..errors import BadInputError
 from ..ledger import Ledger, utc_now
 from ..ledger.entries import DEPLOYMENT_VISIBILITY
 
 __all__ = ["Deployment", "DeploymentError", "Deployments"]
 
 
-class DeploymentError(ValueError):
+class DeploymentError(BadInputError):
     """Unknown deployment, or a declaration that conflicts with the log."""
 
 

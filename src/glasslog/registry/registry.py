@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..errors import BadInputError
 from ..ledger import Ledger, utc_now
 from ..ledger.log import AppendResult
 from .card import STATUSES, ModelCard, fingerprint_bytes
@@ -28,11 +29,11 @@ from .card import STATUSES, ModelCard, fingerprint_bytes
 __all__ = ["RegistryError", "ArtifactError", "RegisteredModel", "StatusChange", "Registry", "dump_model", "load_artifact"]
 
 
-class RegistryError(ValueError):
+class RegistryError(BadInputError):
     """Unknown model, duplicate registration, or an invalid status change."""
 
 
-class ArtifactError(ValueError):
+class ArtifactError(BadInputError):
     """A model artifact does not match its fingerprint or holds untrusted types."""
 
 

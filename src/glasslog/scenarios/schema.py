@@ -36,6 +36,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ..errors import BadInputError
+
 __all__ = [
     "ScenarioError",
     "Figure",
@@ -63,7 +65,7 @@ flags, query access to the model (black-box), the model weights (white-box)."""
 ROLE_NAMES = ("public", "subject", "developer", "researcher", "supervisor", "operator")
 
 
-class ScenarioError(ValueError):
+class ScenarioError(BadInputError):
     """A scenario file is missing, unreadable or fails the schema; the message names the field."""
 
 

@@ -35,6 +35,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from ..errors import ConflictError
 from ..ledger.errors import LedgerError
 
 __all__ = [
@@ -62,7 +63,7 @@ class StorageUnavailable(StorageError):
     """The back end is busy or unreachable (lock timeout, server down); retrying later may succeed."""
 
 
-class StorageConflict(StorageError):
+class StorageConflict(ConflictError, StorageError):
     """A write conflicts with what is stored (a duplicate key, a lost compare-and-swap)."""
 
 
