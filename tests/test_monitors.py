@@ -48,7 +48,7 @@ from glasslog.cli import app
 from glasslog.demo.german_credit import credit_model, german_credit_features, load_german_credit, split
 from glasslog.ledger import Ledger, PrivateValue, commit
 from glasslog.oversight import stats
-from glasslog.oversight.monitor_commands import explain
+from glasslog.cli.monitor import explain
 from glasslog.oversight.monitors import (
     MonitorConfig,
     MonitorConfigError,

@@ -17,8 +17,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ..cli_support import fail as _fail
-from .schema import ScenarioError, load_scenario, scenario_ids
+from ..scenarios.schema import ScenarioError, load_scenario, scenario_ids
+from .common import fail as _fail
 
 __all__ = ["scenarios_app"]
 
@@ -93,8 +93,8 @@ def run(
     json_out: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
 ) -> None:
     """Run the scenarios under every access regime and write report.md, report.html and results.json."""
-    from .report import to_json, write_report
-    from .runner import run_lab
+    from ..scenarios.report import to_json, write_report
+    from ..scenarios.runner import run_lab
 
     if not 1 <= reps <= MAX_REPS:
         _fail(f"--reps must be between 1 and {MAX_REPS}, got {reps} (each repetition of all four scenarios is 40 world"

@@ -19,13 +19,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ..cli_support import fail as _fail
-from ..cli_support import open_ledger as _open
-from ..cli_support import print_json as _print_json
 from ..ledger import DATA_DIR_ENV
 from ..ledger.entries import FLAG_CATEGORIES, RATINGS
-from .flags import FlagError, Flags, FlagSummary, host_identity
-from .triage import STATES, Triage, TriageError, TriageItem
+from ..oversight.flags import FlagError, Flags, FlagSummary, host_identity
+from ..oversight.triage import STATES, Triage, TriageError, TriageItem
+from .common import fail as _fail
+from .common import open_ledger as _open
+from .common import print_json as _print_json
 
 __all__ = ["flags_app", "triage_app"]
 

@@ -25,11 +25,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ..cli_support import fail as _fail
+from ..audit.findings import AuditInputError, Finding, record_findings, severity_at_least, suspend_from_finding
 from ..ledger import DATA_DIR_ENV, EntryError, Ledger, LedgerError
 from ..ledger.entries import SEVERITIES
 from ..registry import ArtifactError, CardError, RegistryError
-from .findings import AuditInputError, Finding, record_findings, severity_at_least, suspend_from_finding
+from .common import fail as _fail
 
 app = typer.Typer(help="Audits with and without the weights: error rates by group, shortcut features, leakage,"
                        " claimed vs realised accuracy.", no_args_is_help=True)
@@ -55,7 +55,7 @@ def _check_severity(value: str, option: str) -> str:
 
 def _check_common(n_boot: int | None = None, seed: int | None = None) -> None:
     """Refuse --n-boot under the minimum and --seed outside numpy's / scikit-learn's range (exit 2, naming the option)."""
-    from .group import MIN_BOOT
+    from ..audit.group import MIN_BOOT
 
     if n_boot is not None and n_boot < MIN_BOOT:
         _fail(f"--n-boot: must be at least {MIN_BOOT} bootstrap draws (the intervals are Bonferroni-adjusted and reach far"
@@ -184,8 +184,8 @@ def audit_csv(
     fail_on: FailOn = "high",
 ) -> None:
     """Error rates by group (confusion matrix, FPR, FNR, PPV, selection rate, ratios with bootstrap intervals) of a labelled CSV."""
-    from .group import group_audit_frame
-    from .report import build_report
+    from ..audit.group import group_audit_frame
+    from ..audit.report import build_report
 
     _check_severity(fail_on, "--fail-on")
     _check_common(n_boot, seed)
@@ -213,9 +213,9 @@ def audit_compas(
     fail_on: FailOn = "high",
 ) -> None:
     """Group audit of the shipped ProPublica COMPAS data: Medium/High score as the high-risk prediction, by race and by sex."""
-    from .datasets import load_compas
-    from .group import group_audit_frame
-    from .report import build_report
+    from ..audit.datasets import load_compas
+    from ..audit.group import group_audit_frame
+    from ..audit.report import build_report
 
     _check_severity(fail_on, "--fail-on")
     _check_common(n_boot, seed)
@@ -249,8 +249,8 @@ def audit_site(
     fail_on: FailOn = "high",
 ) -> None:
     """Does the model know the site? How well the inputs predict the source, and (with --model) performance and scores by source."""
-    from .report import build_report
-    from .site import site_audit
+    from ..audit.report import build_report
+    from ..audit.site import site_audit
 
     _check_severity(fail_on, "--fail-on")
     _check_common(seed=seed)
@@ -316,8 +316,8 @@ def audit_model(
     public on a private deployment: no decisions, inputs or weights visible); the terminal and the report say why.
     Exit 2: bad usage or input.
     """
-    from .report import build_report
-    from .run import audit_logged_model
+    from ..audit.report import build_report
+    from ..audit.run import audit_logged_model
 
     _check_severity(fail_on, "--fail-on")
     _check_common(n_boot, seed)
@@ -444,8 +444,8 @@ def audit_deceptive(
     Exit 1 when a finding alerts at --fail-on or worse, like the other audit commands: the demonstration's model is
     deceptive by design, so at the default (high) it exits 1; that is the audit working. Exit 2: bad usage.
     """
-    from .deceptive import run_deceptive_demo
-    from .report import build_report
+    from ..audit.deceptive import run_deceptive_demo
+    from ..audit.report import build_report
 
     _check_severity(fail_on, "--fail-on")
     _check_common(seed=seed)

@@ -26,10 +26,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ..cli_support import fail as _fail
 from ..ledger import DATA_DIR_ENV, EntryError, KeyFileError, Ledger, LedgerError
-from .monitors import MONITORS, MonitorConfig, MonitorConfigError, MonitorRun, list_findings, run_monitors
-from .views import MONITOR_ROLES, MonitorViewError
+from ..oversight.monitors import MONITORS, MonitorConfig, MonitorConfigError, MonitorRun, list_findings, run_monitors
+from ..oversight.views import MONITOR_ROLES, MonitorViewError
+from .common import fail as _fail
 
 __all__ = ["monitor_app", "explain"]
 

@@ -1,0 +1,55 @@
+"""``glasslog`` command line: one module per command group.
+
+Exit codes (``glasslog.errors``): 0 success, 1 a verification failed, 2 bad
+usage or input. The data directory comes from ``--data-dir``, else
+``$GLASSLOG_DATA_DIR``, else ``./glasslog-data``; the log's database is the
+SQLite file in it unless ``glasslog --store postgresql://...`` (or
+``$GLASSLOG_STORE``) names a PostgreSQL database.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+
+from ..storage import STORE_ENV, is_url
+from . import audit, demo, flags, keys, log, migrate, models, monitor, scenarios, serve, verify
+from .common import fail
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(help="glasslog: a verifiable, append-only log of a deployed model's decisions.", no_args_is_help=True,
+                  add_completion=False, pretty_exceptions_enable=False)
+
+
+@app.callback()
+def _root(
+    store: Annotated[str | None, typer.Option(
+        "--store", envvar=STORE_ENV, show_envvar=True,
+        help="The log's database when it is not the data directory's SQLite file: postgresql://user@host:port/dbname. "
+             "Applies to every command.")] = None,
+) -> None:
+    """glasslog: a verifiable, append-only log of a deployed model's decisions."""
+    if store:
+        if not is_url(store):
+            fail(f"--store must be a postgresql:// URL (leave it out for the data directory's SQLite file), got {store!r}")
+        os.environ[STORE_ENV] = store  # every command (and serve's worker processes) opens the log through it
+
+
+for command in (log.init, demo.demo, log.checkpoint, log.entry, log.receipt, serve.serve, migrate.migrate):
+    app.command()(command)
+app.add_typer(log.prove_app, name="prove")
+app.add_typer(verify.verify_app, name="verify")
+app.add_typer(models.models_app, name="models")
+app.add_typer(keys.keys_app, name="keys")
+app.add_typer(scenarios.scenarios_app, name="scenarios")
+app.add_typer(flags.flags_app, name="flags")
+app.add_typer(flags.triage_app, name="triage")
+app.add_typer(audit.app, name="audit")
+app.add_typer(monitor.monitor_app, name="monitor")
+
+
+def main() -> None:  # pragma: no cover - console entry point wrapper
+    app()

@@ -1,0 +1,75 @@
+"""What every ``glasslog`` command shares: options, consoles, failing with a message, opening the log, JSON output.
+
+Exit codes (every command, defined once in ``glasslog.errors``): 0 success,
+1 a check failed or found something, 2 bad usage or input.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from ..errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, GlasslogError
+from ..ledger import DATA_DIR_ENV, Ledger, LedgerError
+
+__all__ = ["EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "USER_ERRORS", "DataDir", "JsonOut", "DEFAULT_DIR", "out", "err",
+           "fail", "open_ledger", "print_json", "progress_bar", "b64"]
+
+DataDir = Annotated[Path, typer.Option("--data-dir", "-d", envvar=DATA_DIR_ENV, show_default=True,
+                                       help="Where the log lives (keys, artifacts; and its SQLite database unless --store "
+                                            "names another).")]
+JsonOut = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+DEFAULT_DIR = Path("glasslog-data")
+
+USER_ERRORS = (GlasslogError, OSError, ValueError, LookupError)
+"""What a command reports as one line and exit 2 (or the error's own exit code) instead of a traceback.
+
+``GlasslogError`` is the rule; ``ValueError`` and ``LookupError`` stay because
+libraries under the domain code (pandas, scikit-learn, skops) refuse bad input with them."""
+
+out = Console()
+err = Console(stderr=True)
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    """Print ``error: message`` to standard error and exit with ``code`` (default 2, bad usage or input)."""
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def fail_with(exc: BaseException) -> NoReturn:
+    """Report an error caught as ``USER_ERRORS``: its message, and its kind's exit code (``glasslog.errors``)."""
+    if isinstance(exc, OSError) and not isinstance(exc, GlasslogError):
+        fail(f"{exc.filename + ': ' if exc.filename else ''}{exc.strerror or exc}")
+    fail(str(exc), getattr(exc, "exit_code", EXIT_USAGE))
+
+
+def open_ledger(data_dir: Path) -> Ledger:
+    """Open the log in ``data_dir`` (its database: ``--store`` / ``$GLASSLOG_STORE`` if set), or exit 2 saying why."""
+    try:
+        return Ledger.open(data_dir)
+    except LedgerError as exc:
+        fail(str(exc))
+
+
+def print_json(value: Any) -> None:
+    """Write ``value`` as indented JSON to standard output (values JSON cannot hold are written as text)."""
+    sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
+
+
+def progress_bar() -> Progress:
+    """A transient Rich progress bar on standard error (description, bar, done/total, elapsed)."""
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=err, transient=True)
+
+
+def b64(b: bytes) -> str:
+    """Standard base64 text of ``b``."""
+    return base64.b64encode(b).decode()

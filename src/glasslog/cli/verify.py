@@ -1,0 +1,202 @@
+"""``glasslog verify receipt|checkpoint|log|replay``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ..errors import EXIT_FAILED, EXIT_OK
+from ..ledger import NoteError
+from ..ledger.receipt import Receipt, ReceiptFormatError
+from ..registry import Registry
+from .common import DEFAULT_DIR, DataDir, JsonOut, out
+from .common import USER_ERRORS as _INPUT_ERRORS
+from .common import b64 as _b64
+from .common import fail as _fail
+from .common import open_ledger as _open
+from .common import print_json as _print_json
+from .common import progress_bar as _progress
+
+verify_app = typer.Typer(help="Verify receipts, the whole log, or replay decisions.", no_args_is_help=True)
+
+
+def _verifier_key(key: str | None, key_file: Path | None, data_dir: Path) -> str:
+    from ..ledger.note import Verifier
+
+    if key and key_file:
+        _fail("give either --key or --key-file, not both")
+    if key:
+        text = key.strip()
+    else:
+        path = key_file or data_dir / "log.vkey"
+        try:
+            text = path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError):
+            _fail(f"no verifier key: pass --key 'name+hash+base64' or --key-file, or point --data-dir at the log ({path} not readable)")
+    if text.startswith("PRIVATE+KEY+"):
+        _fail("that is the log's PRIVATE signing key, not its verifier key; never share it. Use log.vkey instead")
+    try:
+        Verifier.parse(text)
+    except NoteError as exc:
+        _fail(f"malformed verifier key: {exc}")
+    return text
+
+
+@verify_app.command("receipt")
+def verify_receipt_cmd(
+    file: Annotated[Path, typer.Argument(help="Receipt JSON file.")],
+    key: Annotated[str | None, typer.Option("--key", help="The log's verifier key string.")] = None,
+    key_file: Annotated[Path | None, typer.Option("--key-file", help="File holding the verifier key.")] = None,
+    data_dir: DataDir = DEFAULT_DIR,
+    json_out: JsonOut = False,
+) -> None:
+    """Verify a receipt offline: checkpoint signature, inclusion proof, entry hash, commitments."""
+    from ..verify import verify_receipt
+
+    vkey = _verifier_key(key, key_file, data_dir)
+    try:
+        r = Receipt.load(file)
+    except ReceiptFormatError as exc:
+        _fail(str(exc))
+    report = verify_receipt(r, vkey)
+    if json_out:
+        _print_json(report.to_dict())
+    else:
+        for c in report.checks:
+            out.print(f"{'[green]ok[/]  ' if c.ok else '[bold red]FAIL[/]'} {c.name}: {c.detail}", highlight=False)
+        if report.ok and report.entry:
+            e = report.entry
+            out.print(f"[bold green]Receipt verified[/]: entry {r.index} ({e['type']}) is in log {r.origin} at tree size {r.tree_size}.")
+            if e["type"] == "decision":
+                if "output" in e:
+                    shown = json.dumps(e["output"])
+                elif "output" in r.private:
+                    shown = r.private["output"][1].decode("utf-8") + " (private; opened by this receipt)"
+                else:
+                    shown = "(private; not included in this receipt)"
+                out.print(f"  decision by model {e['model'][:23]}... in {e['deployment']} at {e['time']}: output {shown}",
+                          highlight=False)
+        elif not report.ok:
+            out.print("[bold red]Receipt NOT verified.[/]")
+    raise typer.Exit(EXIT_OK if report.ok else EXIT_FAILED)
+
+
+@verify_app.command("checkpoint")
+def verify_checkpoint_cmd(
+    file: Annotated[Path, typer.Argument(help="A signed checkpoint you kept earlier (C2SP signed note).")],
+    key: Annotated[str | None, typer.Option("--key", help="The log's verifier key string.")] = None,
+    key_file: Annotated[Path | None, typer.Option("--key-file", help="File holding the verifier key.")] = None,
+    data_dir: DataDir = DEFAULT_DIR,
+    json_out: JsonOut = False,
+) -> None:
+    """Check that the log today is an append-only extension of a checkpoint you kept.
+
+    Verifies the kept checkpoint's signature, then a consistency proof
+    (RFC 9162 2.1.4) from it to the log's latest signed checkpoint.
+    """
+    from ..ledger import merkle
+    from ..ledger.note import Verifier
+
+    vkey = Verifier.parse(_verifier_key(key, key_file, data_dir))
+    try:
+        old_note = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        _fail(f"cannot read checkpoint file {file}: {exc}")
+    ledger = _open(data_dir)
+    result: dict[str, Any] = {"ok": False}
+    try:
+        from ..ledger.note import open_checkpoint
+
+        old = open_checkpoint(old_note, vkey)
+        new_note = ledger.checkpoint()
+        new = open_checkpoint(new_note, vkey)
+        result.update(old_size=old.tree_size, new_size=new.tree_size, new_checkpoint=new_note)
+        if old.tree_size > new.tree_size:
+            raise merkle.ProofError(f"the kept checkpoint (size {old.tree_size}) is ahead of the log (size {new.tree_size}):"
+                                    " the log was truncated or forked")
+        proof = ledger.consistency_proof(old.tree_size, new.tree_size)
+        merkle.verify_consistency(old.tree_size, new.tree_size, old.root_hash, new.root_hash, proof)
+        result.update(ok=True, proof=[_b64(p) for p in proof])
+    except (NoteError, merkle.ProofError) as exc:
+        result["problem"] = str(exc)
+    if json_out:
+        _print_json(result)
+    elif result["ok"]:
+        out.print(f"[bold green]Consistent[/]: the log at tree size {result['new_size']} extends your checkpoint at"
+                  f" {result['old_size']} (consistency proof of {len(result['proof'])} hashes verified).")
+    else:
+        out.print(f"[bold red]NOT consistent[/]: {result['problem']}", highlight=False)
+    raise typer.Exit(EXIT_OK if result["ok"] else EXIT_FAILED)
+
+
+@verify_app.command("log")
+def verify_log_cmd(data_dir: DataDir = DEFAULT_DIR, json_out: JsonOut = False) -> None:
+    """Recompute every hash, check every checkpoint and their consistency."""
+    from ..verify import audit_log
+
+    ledger = _open(data_dir)
+    with _progress() as bar:
+        tasks: dict[str, Any] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        report = audit_log(ledger, progress=progress)
+    if json_out:
+        _print_json(report.to_dict())
+    elif report.ok:
+        out.print(f"[bold green]Log verified[/]: {report.tree_size} entries rehashed, {report.checkpoints} signed checkpoints"
+                  " checked and consistent.")
+    else:
+        out.print(f"[bold red]Log verification FAILED[/]: first bad index {report.first_bad_index}")
+        for p in report.problems:
+            out.print(f"  - {p}", highlight=False)
+    raise typer.Exit(EXIT_OK if report.ok else EXIT_FAILED)
+
+
+@verify_app.command("replay")
+def verify_replay_cmd(
+    data_dir: DataDir = DEFAULT_DIR,
+    model: Annotated[str | None, typer.Option(help="Only this model fingerprint.")] = None,
+    deployment: Annotated[str | None, typer.Option(help="Only this deployment.")] = None,
+    tolerance: Annotated[float, typer.Option(help="Absolute tolerance for probabilities.")] = 1e-9,
+    json_out: JsonOut = False,
+) -> None:
+    """Recompute logged decisions from stored inputs with the registered weights."""
+    from ..verify import replay
+
+    ledger = _open(data_dir)
+    try:
+        if model:
+            model = Registry(ledger).get(model).fingerprint
+        with _progress() as bar:
+            task = bar.add_task("replaying decisions", total=None)
+            report = replay(ledger, model=model, deployment=deployment, tolerance=tolerance,
+                            progress=lambda d, t: bar.update(task, completed=d, total=t))
+    except _INPUT_ERRORS as exc:
+        _fail(str(exc))
+    if json_out:
+        _print_json(report.to_dict())
+    else:
+        colour = "[bold green]Replay verified[/]" if report.ok else "[bold red]Replay FAILED[/]"
+        unchecked = report.total - report.checked - report.erased
+        out.print(f"{colour}: of {report.total} decisions, {report.matched} reproduced by the registered weights"
+                  f" (labels exact, probabilities within {report.tolerance:g}; max |diff| {report.max_abs_diff:.1e}),"
+                  f" {report.mismatch_count} not reproduced, {unchecked} could not be checked,"
+                  f" {report.erased} skipped because their private values were lawfully erased.")
+        for m in report.mismatches[:10]:
+            out.print(f"  - entry {m['index']}: logged {json.dumps(m['logged'])}, recomputed {json.dumps(m['recomputed'])}", highlight=False)
+        for f in report.commitment_failures[:10]:
+            out.print(f"  - entry {f['index']}: the stored value of '{f['field']}' does not open the logged commitment")
+        for f in report.missing[:10]:
+            out.print(f"  - entry {f['index']}: the private value of '{f['field']}' is missing and no erasure was recorded")
+        for e in report.errors:
+            out.print(f"  - {e}", highlight=False)
+    raise typer.Exit(EXIT_OK if report.ok else EXIT_FAILED)
+
+
