@@ -15,8 +15,8 @@ from typing import Annotated
 import typer
 
 from ..storage import STORE_ENV, is_url
-from . import audit, demo, flags, keys, log, migrate, models, monitor, scenarios, serve, verify
 from ..witness import cli as witness_cli
+from . import audit, demo, flags, keys, log, migrate, models, monitor, scenarios, serve, verify
 from .common import fail
 
 __all__ = ["app", "main"]
