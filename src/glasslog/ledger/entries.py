@@ -302,6 +302,25 @@ def _check_key(obj: dict) -> None:
     _name(obj, "name")
     _time(obj)
 
+
+WITNESS_EVENTS = ("add", "remove")
+
+
+def _check_witness(obj: dict) -> None:
+    """A witness the log asks to cosign its checkpoints (C2SP tlog-witness), added or removed: its URL and its
+    cosignature/v1 verifier key (``name+keyhash+base64``)."""
+    event = _require(obj, "event", str)
+    if event not in WITNESS_EVENTS:
+        raise EntryError(f"must be 'add' or 'remove', got {event!r}", field="event")
+    url = _require(obj, "url", str)
+    if not re.match(r"^https?://[^\s/]+", url) or len(url) > 500 or not url.isprintable():
+        raise EntryError("must be an http:// or https:// URL", field="url")
+    key = _require(obj, "key", str)
+    if not re.fullmatch(r"[^\s+]+\+[0-9a-f]{8}\+[A-Za-z0-9+/]+=*", key):
+        raise EntryError("must be a verifier key name+keyhash+base64", field="key")
+    _time(obj)
+
+
 FLAG_CATEGORIES = ("wrong-outcome", "wrong-reasons", "unfair", "harmful", "privacy", "other")
 """What a flag says: the wrong outcome; the right answer for the wrong reasons; unfair; harmful; privacy; other."""
 
@@ -405,6 +424,7 @@ ENTRY_TYPES = {
     "outcome": _check_outcome,
     "access": _check_access,
     "key": _check_key,
+    "witness": _check_witness,
     "flag": _check_flag,
     "rating": _check_rating,
     "finding": _check_finding,
