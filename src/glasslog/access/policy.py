@@ -26,6 +26,15 @@ decide which private values (beside the log) each role gets opened:
 | operator   | all (its own deployment's data)     | yes    | all                                       | yes        |
 
 For private deployments the public sees aggregate counts only.
+
+Outcomes recorded as commitments are opened for every role but the public.
+A flag's text is readable by supervisors and operators, by its reporter, and
+by everyone when the flag is about a model (not a decision) or about a
+decision of a public-service deployment.
+
+This module is the one place that answers these questions; the server,
+monitors, audits and flags ask it (``tests/test_access_policy.py`` checks every
+role x visibility x disclosure level).
 """
 
 from __future__ import annotations
@@ -36,7 +45,14 @@ from typing import Any
 __all__ = [
     "ROLES",
     "KEY_ROLES",
+    "MONITOR_ROLES",
     "DISCLOSURE_ORDER",
+    "sees_every_deployment",
+    "sees_outputs",
+    "readable_deployments",
+    "opens_outcomes",
+    "receipt_opens_private_values",
+    "may_read_flag_text",
     "may_download_weights",
     "may_read_decision",
     "effective_principal",
@@ -46,7 +62,12 @@ __all__ = [
 
 ROLES = ("public", "subject", "developer", "researcher", "supervisor", "operator")
 KEY_ROLES = ("operator", "supervisor", "researcher", "developer")
+MONITOR_ROLES = ("public", "developer", "researcher", "supervisor", "operator")
+"""Roles a monitor or audit can run as (a subject's view is one decision, not a deployment)."""
 DISCLOSURE_ORDER = ("closed", "supervisors", "researchers", "developers", "public")
+
+_EVERY_DEPLOYMENT = frozenset({"researcher", "supervisor", "operator"})
+_ALL_PRIVATE_VALUES = frozenset({"subject", "supervisor", "operator"})
 
 _WEIGHTS: dict[str, frozenset[str]] = {
     "closed": frozenset(),
@@ -68,20 +89,68 @@ def may_download_weights(role: str, disclosure_policy: str) -> bool:
     return role in _WEIGHTS[disclosure_policy]
 
 
+def sees_every_deployment(role: str) -> bool:
+    """True if ``role`` reads decisions (and their outputs) of every deployment, private ones included."""
+    return role in _EVERY_DEPLOYMENT
+
+
+def sees_outputs(role: str, deployment_name: str, deployment_public: bool, granted=()) -> bool:
+    """True if ``role`` sees the outputs (and per-label counts) of a deployment's decisions.
+
+    Args:
+        role: the reader's role (a subject's own decision is ``may_read_decision``'s question).
+        deployment_name: the deployment.
+        deployment_public: whether it is a public-service deployment.
+        granted: for developers, the deployments their key is granted.
+    """
+    if deployment_public or sees_every_deployment(role):
+        return True
+    return role == "developer" and deployment_name in set(granted)
+
+
+def readable_deployments(principal, deployments) -> list[str]:
+    """Names of the deployments whose decisions ``principal`` may list (``deployments``: objects with ``name`` and ``public``).
+
+    A subject lists none (they read their own decision by receipt token).
+    """
+    if principal.role == "subject":
+        return []
+    return [d.name for d in deployments if sees_outputs(principal.role, d.name, d.public, principal.deployments)]
+
+
+def opens_outcomes(role: str) -> bool:
+    """True if ``role`` gets outcomes recorded as commitments opened (everyone but the public)."""
+    return role != "public"
+
+
+def receipt_opens_private_values(role: str) -> bool:
+    """True if a receipt exported for ``role`` carries the opened private values (inputs, subject id)."""
+    return role in _ALL_PRIVATE_VALUES
+
+
+def may_read_flag_text(role: str, own: bool, about_decision: bool, deployment_public: bool) -> bool:
+    """True if a reader may read a flag's free text.
+
+    Args:
+        role: the reader's role.
+        own: the reader reported the flag.
+        about_decision: the flag is about a decision (not a whole model).
+        deployment_public: that decision's deployment is public-service.
+    """
+    if role in ("supervisor", "operator") or own or not about_decision:
+        return True
+    return deployment_public
+
+
 def may_read_decision(principal, index: int, deployment_name: str, deployment_public: bool) -> bool:
     """True if ``principal`` may read decision ``index`` of that deployment individually.
 
     Everyone may read decisions of public-service deployments (with the
     public view unless their role gives more, see ``effective_principal``).
     """
-    role = principal.role
-    if role in ("supervisor", "operator", "researcher") or deployment_public:
-        return True
-    if role == "developer":
-        return deployment_name in principal.deployments
-    if role == "subject":
-        return principal.entry_index == index
-    return deployment_public
+    if principal.role == "subject":
+        return deployment_public or principal.entry_index == index
+    return sees_outputs(principal.role, deployment_name, deployment_public, principal.deployments)
 
 
 def effective_principal(principal, index: int, deployment_name: str):
@@ -105,7 +174,7 @@ def input_view(role: str, values: dict[str, Any], card) -> dict[str, Any] | None
         values: feature name -> value, as logged beside the log.
         card: the model's ``ModelCard`` (marks personal and protected features).
     """
-    if role in ("subject", "supervisor", "operator"):
+    if role in _ALL_PRIVATE_VALUES:
         return dict(values)
     if role != "researcher":
         return None
@@ -145,7 +214,7 @@ def decision_view(principal, index: int, entry: dict, private: dict[str, tuple[s
             view[key] = entry[key]
     if "output" in entry:
         view["output"] = entry["output"]
-    elif role != "public" and "output" in private:
+    elif opens_outcomes(role) and "output" in private:  # the same rule: commitments opened for all but the public
         view["output"] = json.loads(private["output"][2])
     if "input" in private:
         values = json.loads(private["input"][2])
@@ -155,8 +224,8 @@ def decision_view(principal, index: int, entry: dict, private: dict[str, tuple[s
             withheld = sorted(set(values) - set(shown))
             if withheld:
                 view["withheld"] = withheld
-    elif role in ("subject", "supervisor", "operator", "researcher"):
+    elif role in _ALL_PRIVATE_VALUES or role == "researcher":
         view["input_values"] = None  # erased
-    if role in ("subject", "supervisor", "operator") and "subject" in private:
+    if role in _ALL_PRIVATE_VALUES and "subject" in private:
         view["subject_id"] = json.loads(private["subject"][2])
     return view

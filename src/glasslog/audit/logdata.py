@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ..access.keys import Principal
-from ..access.policy import ROLES, input_view
+from ..access.policy import ROLES, input_view, sees_outputs
 from ..ledger import Ledger
 from ..ledger.commitments import check_commitment
 from ..registry import Deployments, ModelCard, Registry
@@ -146,12 +146,8 @@ def logged_decisions(
             outcomes[o["decision"]] = (oi, o)  # the latest outcome of a decision counts
 
     def visible(dep: str) -> bool:
-        if p.role in ("researcher", "supervisor", "operator"):
-            return True
         d = deployments.find(dep)
-        if d is not None and d.public:
-            return True
-        return p.role == "developer" and dep in p.deployments
+        return sees_outputs(p.role, dep, d is not None and d.public, p.deployments)
 
     shown = [(i, d) for i, d in decisions if visible(d["deployment"])]
     indexes = [i for i, _ in shown]

@@ -28,7 +28,8 @@ from rich.table import Table
 
 from ..ledger import DATA_DIR_ENV, EntryError, KeyFileError, Ledger, LedgerError
 from ..oversight.monitors import MONITORS, MonitorConfig, MonitorConfigError, MonitorRun, list_findings, run_monitors
-from ..oversight.views import MONITOR_ROLES, MonitorViewError
+from ..access.policy import MONITOR_ROLES
+from ..oversight.views import MonitorViewError
 from .common import fail as _fail
 
 __all__ = ["monitor_app", "explain"]

@@ -59,6 +59,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..access.policy import may_read_flag_text
 from ..errors import BadInputError, ConflictError
 from ..ledger import EntryError, Ledger, utc_now
 from ..ledger.commitments import commit
@@ -384,10 +385,8 @@ class Flags:
     def may_read_text(self, index: int, role: str, own: bool) -> bool:
         """True if a reader of ``role`` (``own``: they reported it) may read the flag's text (see the module docstring)."""
         fl = self.get(index)
-        if role in ("supervisor", "operator") or own or fl.decision is None:
-            return True
         d = self.deployments.find(fl.deployment) if fl.deployment else None
-        return bool(d is not None and d.public)
+        return may_read_flag_text(role, own, fl.decision is not None, bool(d is not None and d.public))
 
     def erase_text(self, index: int, reason: str) -> bool:
         """Erase a flag's text beside the log (moderation or an erasure request); the entry and its commitment stay.

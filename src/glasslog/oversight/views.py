@@ -39,20 +39,17 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from ..access.policy import input_view
+from ..access.policy import MONITOR_ROLES, input_view
+from ..access.policy import sees_outputs as policy_sees_outputs
 from ..errors import BadInputError
 from ..ledger import Ledger
 from ..registry import Deployments, ModelCard, Registry
 
 __all__ = ["MONITOR_ROLES", "CHUNK", "MonitorViewError", "DeploymentData", "MetricReport", "load_views", "parse_times"]
 
-MONITOR_ROLES = ("public", "developer", "researcher", "supervisor", "operator")
-"""Roles a monitor can run as (a subject's view is one decision, not a deployment)."""
 
 CHUNK = 20_000
 """Decisions whose private values are read and parsed at a time."""
-
-_OPEN_ALL = ("researcher", "supervisor", "operator")
 
 
 class MonitorViewError(BadInputError):
@@ -151,12 +148,6 @@ def parse_times(values: list[str]) -> np.ndarray:
         return np.array([], dtype="datetime64[us]")
     parsed = pd.to_datetime(pd.Series(values, dtype=object), format="ISO8601", utc=True, errors="coerce")
     return parsed.dt.tz_localize(None).to_numpy(dtype="datetime64[us]")
-
-
-def _sees_outputs(role: str, deployment: str, public: bool, granted: Iterable[str]) -> bool:
-    if public or role in _OPEN_ALL:
-        return True
-    return role == "developer" and deployment in set(granted)
 
 
 def _positive_of(card: ModelCard | None) -> tuple[list, Any]:
@@ -380,7 +371,7 @@ def load_views(
         visibility = d.visibility if d is not None else ("private" if private_output else "public-service")
         card = cards.get(model)
         classes, positive = classes_of.get(model, ([], 1))
-        sees_outputs = _sees_outputs(role, dep, visibility == "public-service", granted)
+        sees_outputs = policy_sees_outputs(role, dep, visibility == "public-service", granted)
         index = all_index[rows]
         view = DeploymentData(dep, visibility, model, card, role, sees_outputs, False, index, times_all[rows],
                               classes=classes, positive=positive)
