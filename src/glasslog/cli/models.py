@@ -1,4 +1,4 @@
-"""``glasslog models list|show|set-status``: the model registry."""
+"""``glasslog models list|show|set-status|register``: the model registry."""
 
 from __future__ import annotations
 
@@ -93,3 +93,6 @@ def models_set_status(
     out.print(f"model {fingerprint} is now {status} (entry {result.first_index})")
 
 
+from .models_register import register_command  # noqa: E402  (skops files and model directories)
+
+models_app.command("register")(register_command)

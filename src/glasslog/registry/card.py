@@ -34,7 +34,8 @@ DISCLOSURE_LEVELS = ("closed", "supervisors", "researchers", "developers", "publ
 STATUSES = ("active", "suspended", "withdrawn")
 """Model status values; only ``active`` models may make logged decisions."""
 
-FEATURE_TYPES = ("numeric", "categorical")
+FEATURE_TYPES = ("numeric", "categorical", "text")
+"""``text``: free text a foundation model reads (an encoder's input, a prompt); logged as a commitment like any input."""
 
 
 class CardError(BadInputError):
@@ -68,7 +69,7 @@ class Feature:
 
     Attributes:
         name: column name the model expects.
-        type: ``numeric`` or ``categorical``.
+        type: ``numeric``, ``categorical``, or ``text`` (free text for a foundation model).
         personal: personal data (GDPR Art. 4(1)); withheld from pseudonymised views.
         protected: a protected attribute (sex, age, nationality ...), used for
             group audits and withheld where the disclosure policy says so.

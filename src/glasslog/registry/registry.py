@@ -11,13 +11,20 @@ Artifacts are scikit-learn models (pipelines included) serialised with
 the bytes against the fingerprint and lets skops refuse any type outside its
 default trusted set, so a registered artifact can be loaded by anyone who
 downloads it without running code they did not choose to trust.
+
+A model can also be a Hugging Face model directory (safetensors weights,
+config, tokenizer, chat template): its fingerprint is the OpenSSF Model
+Signing root digest computed by the ``model-signing`` package, and its
+registration entry records every file's digest (see ``glasslog.registry.oms``;
+needs ``pip install 'glasslog[llm]'``).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -89,29 +96,42 @@ class RegisteredModel:
     """A model as the log records it.
 
     Attributes:
-        fingerprint: ``"sha256:<hex>"`` of the artifact bytes.
+        fingerprint: ``"sha256:<hex>"`` of the artifact bytes (skops), or the
+            OMS root digest (model directories).
         card: the model card from the registration entry.
         registered_index: index of the registration entry.
         history: status changes, oldest first (the first is the registration).
+        artifact: for model directories, the registration's ``artifact`` record
+            (OMS digest, per-file digests, tokenizer and chat template digests,
+            verified signer); None for skops artifacts.
     """
 
     fingerprint: str
     card: ModelCard
     registered_index: int
     history: tuple[StatusChange, ...]
+    artifact: dict[str, Any] | None = None
 
     @property
     def status(self) -> str:
         return self.history[-1].status
 
+    @property
+    def is_directory(self) -> bool:
+        """True for a model directory (OMS fingerprint), False for a skops artifact."""
+        return bool(self.artifact) and self.artifact.get("format") == "oms-directory"
+
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "fingerprint": self.fingerprint,
             "status": self.status,
             "registered_index": self.registered_index,
             "card": self.card.to_dict(),
             "history": [vars(h) for h in self.history],
         }
+        if self.artifact is not None:
+            out["artifact"] = self.artifact
+        return out
 
 
 class Registry:
@@ -138,11 +158,11 @@ class Registry:
             if obj["event"] == "register":
                 if fp not in models:  # a duplicate registration cannot be appended; ignore if ever present
                     history = (StatusChange(index, obj["time"], obj["status"], "registered"),)
-                    models[fp] = RegisteredModel(fp, ModelCard.from_dict(obj["card"]), index, history)
+                    models[fp] = RegisteredModel(fp, ModelCard.from_dict(obj["card"]), index, history, obj.get("artifact"))
             elif fp in models:
                 m = models[fp]
                 change = StatusChange(index, obj["time"], obj["status"], obj["reason"])
-                models[fp] = RegisteredModel(fp, m.card, m.registered_index, m.history + (change,))
+                models[fp] = RegisteredModel(fp, m.card, m.registered_index, m.history + (change,), m.artifact)
         self._cache = (size, models)
         return models
 
@@ -167,19 +187,36 @@ class Registry:
             raise RegistryError(f"model prefix {fingerprint!r} is ambiguous ({len(matches)} models)")
         raise RegistryError(f"unknown model {fingerprint!r}: no registration entry in log {self.ledger.origin}")
 
-    def register(self, model: Any, card: ModelCard, trusted: Sequence[str] = ()) -> RegisteredModel:
+    def register(self, model: Any, card: ModelCard, trusted: Sequence[str] = (), *,
+                 signature: str | os.PathLike | None = None, public_key: str | os.PathLike | None = None,
+                 certificate_chain: Sequence[str | os.PathLike] | None = None) -> RegisteredModel:
         """Serialise ``model`` with skops, store the artifact, and log its registration.
 
         Args:
-            model: a fitted scikit-learn estimator or pipeline.
+            model: a fitted scikit-learn estimator or pipeline; or a path: a
+                skops file, or a Hugging Face model directory (see
+                ``register_directory``; ``signature``, ``public_key`` and
+                ``certificate_chain`` apply to directories only).
             card: its model card; ``card.features`` must match the model's
                 ``feature_names_in_`` when the model has them.
 
         Raises:
             RegistryError: the same artifact is already registered, or the
                 card's features do not match the model.
+            ArtifactError: a path that is neither a skops file nor a model
+                directory glasslog accepts (see ``glasslog.registry.oms``).
             glasslog.ledger.KeyFileError: the log's signer key cannot be used.
         """
+        if isinstance(model, (str, os.PathLike)):
+            path = Path(model)
+            if path.is_dir():
+                return self.register_directory(path, card, signature=signature, public_key=public_key,
+                                               certificate_chain=certificate_chain)
+            if signature is not None or public_key is not None or certificate_chain is not None:
+                raise ArtifactError("publisher signatures (model.sig) are verified for model directories only")
+            if not path.is_file():
+                raise ArtifactError(f"{path} is neither a skops file nor a model directory")
+            return self.register_artifact(path.read_bytes(), card, trusted)
         names_in = getattr(model, "feature_names_in_", None)
         if names_in is not None and list(names_in) != card.feature_names:
             raise RegistryError(f"model card features {card.feature_names} do not match the model's features {list(names_in)}")
@@ -189,17 +226,7 @@ class Registry:
     def register_artifact(self, artifact: bytes, card: ModelCard, trusted: Sequence[str] = ()) -> RegisteredModel:
         """Register already-serialised skops artifact bytes (see ``register``; ``trusted`` as in ``load_artifact``)."""
         fingerprint = fingerprint_bytes(artifact)
-        if fingerprint in self._models():
-            raise RegistryError(f"model {fingerprint} is already registered (entry {self._models()[fingerprint].registered_index})")
-        for other in self._models().values():
-            # The same model re-serialised has other bytes, so another fingerprint: a
-            # suspension must not be dodged by registering it again.
-            if (other.card.name, other.card.version) == (card.name, card.version):
-                raise RegistryError(f"{card.name} version {card.version} is already registered as {other.fingerprint}"
-                                    f" ({other.status}); register a new version instead")
-            if other.status != "active" and other.card.training_data_fingerprint == card.training_data_fingerprint:
-                raise RegistryError(f"a model trained on the same data ({other.fingerprint}) is {other.status}; a supervisor"
-                                    " must reinstate it, or the new model must be trained on other data")
+        self._check_new(fingerprint, card)
         load_artifact(artifact, fingerprint, trusted)  # refuse what nobody could load safely
         path = self.artifact_path(fingerprint)
         created = not path.exists()
@@ -217,29 +244,139 @@ class Registry:
             raise
         return self.get(fingerprint)
 
-    def artifact_path(self, fingerprint: str) -> Path:
-        return self.artifact_dir / (fingerprint.removeprefix("sha256:") + ".skops")
+    def _check_new(self, fingerprint: str, card: ModelCard) -> None:
+        """Refuse a second registration of the same artifact, name and version, or of a suspended model's data."""
+        if fingerprint in self._models():
+            raise RegistryError(f"model {fingerprint} is already registered (entry {self._models()[fingerprint].registered_index})")
+        for other in self._models().values():
+            # The same model re-serialised has other bytes, so another fingerprint: a
+            # suspension must not be dodged by registering it again.
+            if (other.card.name, other.card.version) == (card.name, card.version):
+                raise RegistryError(f"{card.name} version {card.version} is already registered as {other.fingerprint}"
+                                    f" ({other.status}); register a new version instead")
+            if other.status != "active" and other.card.training_data_fingerprint == card.training_data_fingerprint:
+                raise RegistryError(f"a model trained on the same data ({other.fingerprint}) is {other.status}; a supervisor"
+                                    " must reinstate it, or the new model must be trained on other data")
+
+    def register_directory(self, path: str | os.PathLike, card: ModelCard, *, signature: str | os.PathLike | None = None,
+                           public_key: str | os.PathLike | None = None,
+                           certificate_chain: Sequence[str | os.PathLike] | None = None) -> RegisteredModel:
+        """Register a Hugging Face model directory under its OMS root digest (see ``glasslog.registry.oms``).
+
+        The directory is checked (no pickle checkpoints, safetensors shards
+        consistent with their index), hashed with ``model_signing``, its
+        publisher signature verified offline when there is one (``signature``,
+        default ``<path>/model.sig`` if present, checked with ``public_key`` or
+        ``certificate_chain``), copied into the artifact store, and logged.
+
+        Raises:
+            glasslog.registry.oms.ModelDirectoryError: the directory or its
+                signature is refused (the message names the file).
+            RegistryError: already registered (see ``register_artifact``).
+        """
+        from . import oms
+
+        root = Path(path)
+        manifest = oms.inspect_directory(root)
+        sig = Path(signature) if signature is not None else (root / oms.SIGNATURE_FILE)
+        if signature is not None or sig.is_file():
+            record = oms.verify_signature(root, manifest, sig, public_key=public_key, certificate_chain=certificate_chain)
+            manifest = replace(manifest, signature=record)
+        elif public_key is not None or certificate_chain is not None:
+            raise oms.SignatureError(f"a signer key or certificate was given but {root} has no {oms.SIGNATURE_FILE}")
+        else:
+            sig = None
+        self._check_new(manifest.fingerprint, card)
+        dest = self.artifact_path(manifest.fingerprint, directory=True)
+        created = not dest.exists()
+        if created:
+            oms.copy_directory(root, dest, manifest.files, sig)
+        try:
+            oms.check_against_record(dest, manifest.to_entry())  # the copy is what was hashed
+            entry = {"type": "model", "v": 1, "event": "register", "model": manifest.fingerprint, "card": card.to_dict(),
+                     "status": "active", "time": utc_now(), "artifact": manifest.to_entry()}
+            self.ledger.append([entry])
+        except BaseException:
+            if created:
+                shutil.rmtree(dest, ignore_errors=True)
+            raise
+        return self.get(manifest.fingerprint)
+
+    def artifact_path(self, fingerprint: str, directory: bool | None = None) -> Path:
+        """Where the artifact is stored: ``<hex>.skops``, or the folder ``<hex>/`` for a model directory."""
+        hexdigest = fingerprint.removeprefix("sha256:")
+        if directory is None:
+            directory = self.get(fingerprint).is_directory if fingerprint in self._models() else False
+        return self.artifact_dir / (hexdigest if directory else hexdigest + ".skops")
+
+    def model_dir(self, fingerprint: str) -> Path:
+        """The stored copy of a registered model directory, checked file by file against its registration.
+
+        Raises:
+            RegistryError: unknown model, not a model directory, or the copy is missing.
+            glasslog.registry.oms.TamperedFileError: a file is missing, extra or altered (named).
+        """
+        from . import oms
+
+        m = self.get(fingerprint)
+        if not m.is_directory:
+            raise RegistryError(f"model {m.fingerprint} is a skops artifact, not a model directory")
+        path = self.artifact_path(m.fingerprint, directory=True)
+        if not path.is_dir():
+            raise RegistryError(f"the stored copy of model directory {m.fingerprint} is missing from {self.artifact_dir}")
+        oms.check_against_record(path, m.artifact, what="model directory")
+        return path
 
     def artifact(self, fingerprint: str) -> bytes:
-        """The artifact bytes of a registered model.
+        """The artifact bytes of a registered model (for a model directory: a tar of it, checked first).
 
         Raises:
             RegistryError: unknown model or missing artifact file.
+            ArtifactError: a model directory's stored copy was altered (the file is named).
         """
         m = self.get(fingerprint)
+        if m.is_directory:
+            from . import oms
+
+            return oms.tar_directory(self.model_dir(m.fingerprint), m.fingerprint.removeprefix("sha256:")[:16])
         path = self.artifact_path(m.fingerprint)
         if not path.is_file():
             raise RegistryError(f"artifact of model {m.fingerprint} is missing from {self.artifact_dir}")
         return path.read_bytes()
+
+    def download(self, fingerprint: str) -> tuple[bytes, str, str]:
+        """What a weights download serves, checked against the fingerprint: ``(bytes, file name, media type)``.
+
+        skops artifacts are re-hashed; model directories are checked file by
+        file and served as a tar (``<fingerprint prefix>.tar``, with
+        ``model.sig`` when the publisher signed it).
+
+        Raises:
+            RegistryError: unknown model or missing artifact.
+            ArtifactError: the stored artifact no longer matches its fingerprint.
+        """
+        m = self.get(fingerprint)
+        name = m.fingerprint.removeprefix("sha256:")[:16]
+        data = self.artifact(m.fingerprint)
+        if m.is_directory:
+            return data, name + ".tar", "application/x-tar"
+        if fingerprint_bytes(data) != m.fingerprint:
+            raise ArtifactError(f"the stored artifact no longer matches fingerprint {m.fingerprint}; refusing to serve it")
+        return data, name + ".skops", "application/octet-stream"
 
     def load(self, fingerprint: str, trusted: Sequence[str] = ()) -> Any:
         """Load a registered model, checking its bytes against the fingerprint (``trusted`` as in ``load_artifact``).
 
         Raises:
             RegistryError: unknown model or missing artifact.
-            ArtifactError: the stored artifact was altered or holds untrusted types.
+            ArtifactError: the stored artifact was altered or holds untrusted types,
+                or the model is a model directory (use ``model_dir`` and transformers).
         """
         m = self.get(fingerprint)
+        if m.is_directory:
+            raise ArtifactError(f"model {m.fingerprint} is a model directory: load it with transformers from"
+                                " Registry.model_dir(...) (checked file by file), or wrap it with"
+                                " glasslog.capture.wrap_encoder_classifier")
         return load_artifact(self.artifact(m.fingerprint), m.fingerprint, trusted)
 
     def set_status(self, fingerprint: str, status: str, reason: str) -> AppendResult:
