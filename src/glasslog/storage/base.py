@@ -177,6 +177,15 @@ class WriteTx(Protocol):
     def revoke_api_key(self, key_id: str, at: str) -> bool:
         """Mark an active key revoked at ``at``; False if there is no active key with that id."""
 
+    def copy_private(self, rows: Sequence[tuple[PrivateRow, str | None, str | None]]) -> None:
+        """Store private values as another store holds them (``glasslog.storage.migrate``): ``(row, erased_at,
+        reason)``, as ``LogStore.private_rows`` gives them; an erased row keeps its commitment and erasure record,
+        with no salt, value or lookup hash.
+
+        Raises:
+            StorageConflict: a private value's key is taken.
+        """
+
 
 @runtime_checkable
 class ReadModel(Protocol):
@@ -278,6 +287,24 @@ class LogStore(Protocol):
     def checkpoints(self) -> Iterator[tuple[int, bytes, str, str]]:
         """``(tree_size, root, note, created_at)`` of every checkpoint, oldest first."""
 
+    # ------------------------------------------------------------ witness cosignatures (a side table)
+    # Cosignatures (C2SP tlog-cosignature) that witnesses returned for the log's checkpoints, stored by the server's
+    # background cosigning thread (glasslog.server.cosigning), never in an append's transaction. One row per
+    # (tree size, witness verifier key); a later put for the same pair replaces the row. Back ends: sqlite/store.py
+    # implements these; postgres/ must mirror them (a table ``cosignatures(tree_size bigint, witness text, line text,
+    # at text, primary key (tree_size, witness))``) and pass the same tests (tests/test_witnessed_log.py).
+    def put_cosignature(self, tree_size: int, witness: str, line: str, at: str) -> None:
+        """Store witness ``witness``'s (its verifier key string) cosignature line on the checkpoint at ``tree_size``."""
+
+    def cosignatures(self, tree_size: int) -> list[tuple[str, str, str]]:
+        """``(witness verifier key, signature line, stored at)`` of the cosignatures on the checkpoint at ``tree_size``."""
+
+    def witness_sizes(self) -> dict[str, int]:
+        """The largest tree size each witness (by verifier key) has cosigned."""
+
+    def latest_cosigned_size(self, min_size: int) -> int | None:
+        """The largest tree size >= ``min_size`` whose checkpoint has a cosignature, or None."""
+
     # ------------------------------------------------------------ private values
     def private_value(self, commitment: str, entry_index: int | None) -> tuple[str, bytes, bytes] | None:
         """``(kind, salt, value)`` of an unerased private value, or None."""
@@ -318,6 +345,17 @@ class LogStore(Protocol):
 
     def secret(self, name: str, new_value: bytes) -> bytes:
         """A per-log secret by name (e.g. the flags' pseudonym key), stored as ``new_value`` on first use."""
+
+    # ------------------------------------------------------------ for copying a log (glasslog.storage.migrate)
+    def private_rows(self, start: int, end: int) -> Iterator[tuple[PrivateRow, str | None, str | None]]:
+        """``(row, erased_at, reason)`` of every private value of entries in [start, end), erased ones included
+        (their salt, value and lookup are None), by entry index then kind."""
+
+    def receipt_tokens(self) -> Iterator[tuple[int, bytes]]:
+        """``(entry index, token hash)`` of every stored receipt token hash, in index order."""
+
+    def secrets(self) -> dict[str, bytes]:
+        """Every per-log secret, by name."""
 
     def close(self) -> None:
         """Release connections."""

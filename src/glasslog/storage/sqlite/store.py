@@ -28,6 +28,7 @@ from ..base import (
     ApiKeyRow,
     DecisionRow,
     HashKey,
+    PrivateRow,
     StorageConflict,
     StorageError,
     StorageUnavailable,
@@ -61,6 +62,9 @@ CREATE INDEX IF NOT EXISTS decision_index_deployment ON decision_index(deploymen
 CREATE TABLE IF NOT EXISTS outcome_index (idx INTEGER PRIMARY KEY, decision INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS outcome_index_decision ON outcome_index(decision);
 CREATE TABLE IF NOT EXISTS leaf_index (leaf_hash BLOB PRIMARY KEY, idx INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS cosignatures (
+    tree_size INTEGER NOT NULL, witness TEXT NOT NULL, line TEXT NOT NULL, at TEXT NOT NULL,
+    PRIMARY KEY (tree_size, witness)) WITHOUT ROWID;
 """
 # Private values are keyed by (entry index, kind), so a batch's rows go to the
 # end of the table: a key such as the (random) commitment costs a random B-tree
@@ -193,6 +197,14 @@ class _Tx:
     def revoke_api_key(self, key_id: str, at: str) -> bool:
         cur = self._db.execute("UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL", (at, key_id))
         return cur.rowcount == 1
+
+    def copy_private(self, rows) -> None:
+        with _errors():
+            self._db.executemany(
+                "INSERT INTO private_values(entry_index, kind, commitment, salt, value, lookup, erased_at, erasure_reason) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(p.entry_index, p.kind, p.commitment, None if at else p.salt, None if at else p.value,
+                  None if at else p.lookup, at, reason) for p, at, reason in rows])
 
 
 class _ReadModel:
@@ -421,6 +433,29 @@ class SqliteStore:
     def checkpoints(self):
         yield from self._db.execute("SELECT tree_size, root, note, created_at FROM checkpoints ORDER BY tree_size")
 
+    # ----------------------------------------------------------- witness cosignatures
+    def put_cosignature(self, tree_size: int, witness: str, line: str, at: str) -> None:
+        db = self._db
+        with _errors():
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.execute("INSERT OR REPLACE INTO cosignatures (tree_size, witness, line, at) VALUES (?, ?, ?, ?)",
+                           (tree_size, witness, line, at))
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    def cosignatures(self, tree_size: int) -> list[tuple[str, str, str]]:
+        return [tuple(r) for r in self._db.execute(
+            "SELECT witness, line, at FROM cosignatures WHERE tree_size = ? ORDER BY witness", (tree_size,))]
+
+    def witness_sizes(self) -> dict[str, int]:
+        return dict(self._db.execute("SELECT witness, MAX(tree_size) FROM cosignatures GROUP BY witness").fetchall())
+
+    def latest_cosigned_size(self, min_size: int) -> int | None:
+        return self._db.execute("SELECT MAX(tree_size) FROM cosignatures WHERE tree_size >= ?", (min_size,)).fetchone()[0]
+
     # ------------------------------------------------------------ private values
     def private_value(self, commitment: str, entry_index: int | None):
         where, params = "commitment = ? AND erased_at IS NULL", [commitment]
@@ -526,6 +561,20 @@ class SqliteStore:
         db = self._db
         db.execute("INSERT OR IGNORE INTO oversight_secret(name, value) VALUES (?, ?)", (name, new_value))
         return db.execute("SELECT value FROM oversight_secret WHERE name = ?", (name,)).fetchone()[0]
+
+    # ------------------------------------------------------------ for copying a log (glasslog.storage.migrate)
+    def private_rows(self, start: int, end: int):
+        rows = self._db.execute("SELECT entry_index, kind, commitment, salt, value, lookup, erased_at, erasure_reason "
+                                "FROM private_values WHERE entry_index >= ? AND entry_index < ? ORDER BY entry_index, kind",
+                                (start, end))
+        for idx, kind, commitment, salt, value, lookup, at, reason in rows:
+            yield PrivateRow(idx, kind, commitment, salt, value, lookup), at, reason
+
+    def receipt_tokens(self):
+        yield from self._db.execute("SELECT entry_index, token_hash FROM receipt_token_hashes ORDER BY entry_index")
+
+    def secrets(self) -> dict[str, bytes]:
+        return dict(self._db.execute("SELECT name, value FROM oversight_secret"))
 
     # ------------------------------------------------------------ for this back end's own tools and tests
     @property

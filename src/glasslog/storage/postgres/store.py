@@ -1,0 +1,793 @@
+"""The PostgreSQL back end: one database per log, shared by processes on several hosts.
+
+Tables (``_SCHEMA``) mirror the SQLite back end's, with ``bytea`` for blobs
+and ``bigint`` for indexes, plus two coordination rows:
+
+- ``log_state(id = 1, tree_size, root)``: the log's write lock and its size.
+  ``write`` begins a transaction and takes ``SELECT ... FOR UPDATE`` on it, so
+  batches from every process and host are serialised; ``put_checkpoint``
+  moves it with a compare-and-swap (``UPDATE ... WHERE tree_size = <size the
+  transaction started at>``, exactly one row), in the same statement that
+  inserts the checkpoint (whose primary key is the tree size). A transaction
+  that stores entries must sign the checkpoint covering them (``Ledger.append``
+  always does), so ``tree_size`` is always the number of stored entries and
+  ``size()`` is one keyed read.
+- ``index_state(id = 1, upto)``: the read model's lock and progress.
+
+Connections come from one ``psycopg_pool.ConnectionPool`` per URL per process
+(``_pool_for``), in autocommit mode: a read is one statement on a connection
+borrowed for that statement, a write is one ``conn.transaction()``. A
+``PostgresStore`` holds no connection between calls, so a server's many
+worker threads, each with its own store, share a few connections. Long reads
+(``entries``, ``stored_hashes``, ...) are paged by key, one statement per
+page, so an abandoned iterator holds nothing.
+
+Driver errors are translated: a unique (or other integrity) violation is a
+``StorageConflict``; a lost connection, a lock or pool wait that timed out, a
+serialisation failure or a server shutting down is a ``StorageUnavailable``
+naming the database URL without its password. A write that raises is rolled
+back and its connection goes back to the pool clean (or is discarded if it is
+broken). Reads that meet a connection broken while it sat in the pool (the
+server restarted) are retried once on a fresh one.
+
+Durability: PostgreSQL's (``synchronous_commit = on`` is assumed, the
+default): when ``write``'s block returns, the batch's commit is on disk.
+
+Erasure nulls the value, salt and lookup hash and the read model's opened
+label in one transaction. PostgreSQL keeps the old row versions until
+``VACUUM`` reclaims them (autovacuum does, eventually) and its write-ahead
+log until it is recycled: the value is unreachable through every interface at
+once, but its bytes may linger in the server's files for a while, as in any
+MVCC database.
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import json
+import os
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg import errors as pgerrors
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from .. import strips as S
+from ..base import (
+    ApiKeyRow,
+    DecisionRow,
+    HashKey,
+    PrivateRow,
+    StorageConflict,
+    StorageError,
+    StorageUnavailable,
+)
+from .url import redact
+
+__all__ = ["PostgresStore", "close_pools", "POOL_MIN_SIZE", "POOL_MAX_SIZE", "WAIT_SECONDS"]
+
+POOL_MIN_SIZE = 1
+POOL_MAX_SIZE = 8
+WAIT_SECONDS = 30.0  # for a pooled connection, for the write lock (as SQLite's busy timeout)
+CONNECT_TIMEOUT = 10
+PAGE_ROWS = 10_000  # rows per statement of a long read
+STRIP_PAGE = 2_000  # strips (up to 2 MB) per statement of a long read of stored hashes
+_CREATE_LOCK = 0x676C6173736C6F67  # advisory lock serialising concurrent creates ("glasslog")
+
+T = TypeVar("T")
+
+# Text columns that are compared or ordered use the C collation, so results
+# are ordered byte-wise as in SQLite whatever the database's default locale.
+_SCHEMA = [
+    'CREATE TABLE IF NOT EXISTS meta (key text COLLATE "C" PRIMARY KEY, value text NOT NULL)',
+    "CREATE TABLE IF NOT EXISTS log_state (id integer PRIMARY KEY CHECK (id = 1), tree_size bigint NOT NULL, root bytea)",
+    "CREATE TABLE IF NOT EXISTS index_state (id integer PRIMARY KEY CHECK (id = 1), upto bigint NOT NULL)",
+    'CREATE TABLE IF NOT EXISTS entries (idx bigint PRIMARY KEY, type text COLLATE "C" NOT NULL, data bytea NOT NULL)',
+    "CREATE TABLE IF NOT EXISTS hashes (id bigint PRIMARY KEY, strip bytea NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS checkpoints ("
+    " tree_size bigint PRIMARY KEY, root bytea NOT NULL, note text NOT NULL, created_at text NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS private_values ("
+    ' entry_index bigint NOT NULL, kind text COLLATE "C" NOT NULL, commitment text COLLATE "C" NOT NULL,'
+    " salt bytea, value bytea, lookup bytea, erased_at text, erasure_reason text, PRIMARY KEY (entry_index, kind))",
+    "CREATE INDEX IF NOT EXISTS private_values_by_lookup ON private_values (lookup) WHERE lookup IS NOT NULL",
+    "CREATE TABLE IF NOT EXISTS api_keys ("
+    ' key_id text COLLATE "C" PRIMARY KEY, name text NOT NULL, role text NOT NULL, secret_hash bytea NOT NULL,'
+    " deployments text NOT NULL DEFAULT '[]', created_at text COLLATE \"C\" NOT NULL, revoked_at text)",
+    "CREATE TABLE IF NOT EXISTS receipt_token_hashes (entry_index bigint PRIMARY KEY, token_hash bytea NOT NULL)",
+    'CREATE TABLE IF NOT EXISTS oversight_secret (name text COLLATE "C" PRIMARY KEY, value bytea NOT NULL)',
+    "CREATE TABLE IF NOT EXISTS decision_index ("
+    ' idx bigint PRIMARY KEY, model text COLLATE "C" NOT NULL, deployment text COLLATE "C" NOT NULL,'
+    ' time text COLLATE "C" NOT NULL, label text COLLATE "C", has_subject smallint NOT NULL)',
+    "CREATE INDEX IF NOT EXISTS decision_index_model ON decision_index (model, idx)",
+    "CREATE INDEX IF NOT EXISTS decision_index_deployment ON decision_index (deployment, idx)",
+    "CREATE TABLE IF NOT EXISTS outcome_index (idx bigint PRIMARY KEY, decision bigint NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS outcome_index_decision ON outcome_index (decision)",
+    "CREATE TABLE IF NOT EXISTS leaf_index (leaf_hash bytea PRIMARY KEY, idx bigint NOT NULL)",
+]
+_TABLES = ("meta", "log_state", "index_state", "entries", "hashes", "checkpoints", "private_values", "api_keys",
+           "receipt_token_hashes", "oversight_secret", "decision_index", "outcome_index", "leaf_index")
+
+
+# ------------------------------------------------------------------ pools
+_pools: dict[tuple[int, str], ConnectionPool] = {}
+_pools_lock = threading.Lock()
+
+
+def _configure(conn: psycopg.Connection) -> None:
+    # lock_timeout bounds the wait for the log's write lock (then StorageUnavailable, as SQLite's busy timeout);
+    # a session idle inside a transaction (a stuck client holding the lock) is ended by the server; keepalives
+    # let the server notice a client host that vanished (TCP only; ignored on unix sockets).
+    ms = int(WAIT_SECONDS * 1000)
+    for stmt in (f"SET lock_timeout = {ms}", "SET idle_in_transaction_session_timeout = 120000",
+                 "SET tcp_keepalives_idle = 30", "SET tcp_keepalives_interval = 10", "SET tcp_keepalives_count = 3"):
+        conn.execute(stmt)
+
+
+def _pool_for(url: str) -> ConnectionPool:
+    """The process's pool for ``url``, opened on first use (one per URL per process: forked children get their own).
+
+    Raises:
+        StorageUnavailable: the server cannot be reached, or refuses the connection.
+    """
+    key = (os.getpid(), url)
+    pool = _pools.get(key)
+    if pool is not None and not pool.closed:
+        return pool
+    with _pools_lock:
+        pool = _pools.get(key)
+        if pool is not None and not pool.closed:
+            return pool
+        location = redact(url)
+        try:  # fail now and say why (a pool would retry a refused connection until its timeout)
+            psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT, autocommit=True).close()
+        except psycopg.Error as exc:
+            raise StorageUnavailable(f"cannot connect to the log's database {location}: {_one_line(exc)}") from None
+        pool = ConnectionPool(url, min_size=POOL_MIN_SIZE, max_size=POOL_MAX_SIZE, open=False, timeout=WAIT_SECONDS,
+                              name=location, configure=_configure,
+                              kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT, "keepalives": 1,
+                                      "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3})
+        try:
+            pool.open(wait=True, timeout=WAIT_SECONDS)
+        except PoolTimeout:
+            pool.close()
+            raise StorageUnavailable(f"cannot connect to the log's database {location} within {WAIT_SECONDS:.0f} s") from None
+        _pools[key] = pool
+        return pool
+
+
+def close_pools() -> None:
+    """Close this process's connection pools (tests, and at interpreter exit). Stores opened before are unusable after."""
+    with _pools_lock:
+        mine = [k for k in _pools if k[0] == os.getpid()]
+        pools = [_pools.pop(k) for k in mine]
+    for pool in pools:
+        try:
+            pool.close(timeout=5)
+        except Exception:  # noqa: BLE001 - best effort
+            pass
+
+
+atexit.register(close_pools)
+
+
+# ------------------------------------------------------------------ errors
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return " ".join(text.split())
+
+
+class _Broken(StorageUnavailable):
+    """The connection was found broken (the server restarted or dropped it); a read may be retried on another."""
+
+
+def _translate(exc: psycopg.Error, location: str, conn: psycopg.Connection | None = None) -> StorageError:
+    """The storage interface's error for a driver error."""
+    detail = _one_line(exc)
+    if isinstance(exc, pgerrors.IntegrityError):
+        return StorageConflict(f"the database refused a write: {detail}")
+    if isinstance(exc, pgerrors.LockNotAvailable):
+        return StorageUnavailable(f"the log's database {location} is busy: its write lock was not free within "
+                                  f"{WAIT_SECONDS:.0f} s ({detail})")
+    if isinstance(exc, (pgerrors.QueryCanceled, pgerrors.TransactionRollbackError)):
+        return StorageUnavailable(f"the log's database {location} is busy: {detail}")
+    if isinstance(exc, psycopg.OperationalError) or (conn is not None and conn.closed):
+        cls = _Broken if conn is not None and conn.closed else StorageUnavailable
+        return cls(f"lost the connection to the log's database {location}: {detail}")
+    if isinstance(exc, psycopg.InterfaceError):
+        return StorageUnavailable(f"the connection to the log's database {location} is unusable: {detail}")
+    return StorageError(f"the log's database {location} failed: {detail}")
+
+
+def _in_chunks(items: Sequence, size: int = PAGE_ROWS) -> Iterator[list]:
+    items = list(items)
+    for k in range(0, len(items), size):
+        yield items[k : k + size]
+
+
+def _copy(conn: psycopg.Connection, table: str, columns: Sequence[str], types: Sequence[str], rows: Iterable[tuple]) -> None:
+    """Insert rows with binary COPY (the fastest bulk insert; a duplicate key fails the whole COPY)."""
+    with conn.cursor() as cur, cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as cp:
+        cp.set_types(list(types))
+        for row in rows:
+            cp.write_row(row)
+
+
+def _upsert_strips(conn: psycopg.Connection, rows: Sequence[tuple[int, bytes]]) -> None:
+    if rows:
+        conn.execute("INSERT INTO hashes (id, strip) SELECT * FROM unnest(%s::bigint[], %s::bytea[]) "
+                     "ON CONFLICT (id) DO UPDATE SET strip = EXCLUDED.strip",
+                     ([r[0] for r in rows], [r[1] for r in rows]))
+
+
+# ------------------------------------------------------------------ write transactions
+def _in_tx(method):
+    """Translate driver errors of a ``_Tx`` method, so that code inside the batch sees the interface's errors."""
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except psycopg.Error as exc:
+            raise _translate(exc, self._store.location, self._conn) from exc
+
+    return wrapper
+
+
+class _Tx:
+    """A write transaction holding the row lock on ``log_state`` (see the module docstring)."""
+
+    def __init__(self, store: PostgresStore, conn: psycopg.Connection, tree_size: int):
+        self._store = store
+        self._conn = conn
+        self.tree_size = tree_size
+        self._end = tree_size  # entries stored so far, this transaction's included
+        self._signed: int | None = None  # tree size of the checkpoint this transaction stored
+
+    @_in_tx
+    def hashes(self, keys: Iterable[HashKey]) -> dict[HashKey, bytes]:
+        keys = list(keys)
+        return S.hashes_from_strips(keys, self._store._strips_on(self._conn, (S.strip_id(lv, i) for lv, i in keys)))
+
+    @_in_tx
+    def write_batch(self, first_index, entries, levels, first, private) -> None:
+        if first_index != self._end:
+            raise StorageConflict(f"a batch starting at index {first_index} does not extend the log, which ends at {self._end}")
+        conn = self._conn
+        strip_rows = S.strip_rows(levels, first, lambda ids: self._store._strips_on(conn, ids))
+        _copy(conn, "entries", ("idx", "type", "data"), ("int8", "text", "bytea"),
+              ((first_index + i, t, d) for i, (t, d) in enumerate(entries)))
+        _upsert_strips(conn, strip_rows)
+        if private:
+            _copy(conn, "private_values", ("entry_index", "kind", "commitment", "salt", "value", "lookup"),
+                  ("int8", "text", "text", "bytea", "bytea", "bytea"),
+                  ((p.entry_index, p.kind, p.commitment, p.salt, p.value, p.lookup) for p in private))
+        self._end = first_index + len(entries)
+
+    @_in_tx
+    def put_checkpoint(self, tree_size: int, root: bytes, note: str, created_at: str) -> None:
+        if tree_size != self._end:
+            raise StorageConflict(f"a checkpoint at tree size {tree_size} does not cover the log, which ends at {self._end}")
+        # The compare-and-swap and the insert in one statement: the checkpoint is stored only if log_state moved.
+        cur = self._conn.execute(
+            "WITH moved AS (UPDATE log_state SET tree_size = %s, root = %s WHERE id = 1 AND tree_size = %s RETURNING 1) "
+            "INSERT INTO checkpoints (tree_size, root, note, created_at) SELECT %s, %s, %s, %s FROM moved",
+            (tree_size, root, self.tree_size, tree_size, root, note, created_at))
+        if cur.rowcount != 1:
+            raise StorageConflict(f"the latest checkpoint moved from tree size {self.tree_size} during the batch")
+        self._signed = tree_size
+
+    @_in_tx
+    def entries_of_types(self, types, start, end):
+        return iter(self._conn.execute("SELECT idx, type, data FROM entries WHERE type = ANY(%s) AND idx >= %s AND idx < %s "
+                                       "ORDER BY idx", (list(types), start, end)).fetchall())
+
+    @_in_tx
+    def put_receipt_tokens(self, rows) -> None:
+        rows = list(rows)
+        if rows:
+            _copy(self._conn, "receipt_token_hashes", ("entry_index", "token_hash"), ("int8", "bytea"), rows)
+
+    @_in_tx
+    def put_api_key(self, key: ApiKeyRow) -> None:
+        self._conn.execute(
+            "INSERT INTO api_keys (key_id, name, role, secret_hash, deployments, created_at) VALUES (%s, %s, %s, %s, %s, %s)",
+            (key.key_id, key.name, key.role, key.secret_hash, json.dumps(list(key.deployments)), key.created_at))
+
+    @_in_tx
+    def revoke_api_key(self, key_id: str, at: str) -> bool:
+        cur = self._conn.execute("UPDATE api_keys SET revoked_at = %s WHERE key_id = %s AND revoked_at IS NULL", (at, key_id))
+        return cur.rowcount == 1
+
+    @_in_tx
+    def copy_private(self, rows: Sequence[tuple[PrivateRow, str | None, str | None]]) -> None:
+        """Store private values as another store holds them: ``(row, erased_at, reason)``; an erased row keeps
+        its commitment and erasure record, with no salt, value or lookup hash (``glasslog.storage.migrate``)."""
+        rows = list(rows)
+        if rows:
+            _copy(self._conn, "private_values",
+                  ("entry_index", "kind", "commitment", "salt", "value", "lookup", "erased_at", "erasure_reason"),
+                  ("int8", "text", "text", "bytea", "bytea", "bytea", "text", "text"),
+                  ((p.entry_index, p.kind, p.commitment, None if at else p.salt, None if at else p.value,
+                    None if at else p.lookup, at, reason) for p, at, reason in rows))
+
+    def _finish(self) -> None:
+        if self._end != self.tree_size and self._signed != self._end:
+            raise StorageError(f"entries {self.tree_size}..{self._end - 1} were stored without a checkpoint covering them;"
+                               " a batch is committed with its signed checkpoint")
+
+
+# ------------------------------------------------------------------ read model
+class _ReadModel:
+    """The search index tables in the log's database."""
+
+    def __init__(self, store: PostgresStore):
+        self._s = store
+
+    def indexed_upto(self) -> int:
+        row = self._s._fetchone("SELECT upto FROM index_state WHERE id = 1")
+        return 0 if row is None else row[0]
+
+    def add(self, start, upto, decisions, outcomes, leaves) -> bool:
+        def run(conn: psycopg.Connection) -> bool:
+            with conn.transaction():
+                row = conn.execute("SELECT upto FROM index_state WHERE id = 1 FOR UPDATE").fetchone()
+                if row is None or row[0] != start:  # another process indexed meanwhile
+                    return False
+                with conn.cursor() as cur:
+                    if decisions:
+                        cur.executemany("INSERT INTO decision_index VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                                        [(d.idx, d.model, d.deployment, d.time, d.label, int(d.has_subject))
+                                         for d in decisions])
+                    if outcomes:
+                        cur.executemany("INSERT INTO outcome_index VALUES (%s, %s) ON CONFLICT DO NOTHING", list(outcomes))
+                    if leaves:
+                        cur.executemany("INSERT INTO leaf_index VALUES (%s, %s) ON CONFLICT DO NOTHING", list(leaves))
+                if decisions:
+                    # An output erased after the indexer opened it (and before this commit) must not leave its label.
+                    conn.execute("UPDATE decision_index d SET label = NULL FROM private_values p "
+                                 "WHERE d.idx >= %s AND d.idx < %s AND p.entry_index = d.idx AND p.kind = 'output' "
+                                 "AND p.erased_at IS NOT NULL AND d.label IS NOT NULL", (start, upto))
+                conn.execute("UPDATE index_state SET upto = %s WHERE id = 1", (upto,))
+            return True
+
+        return self._s._write_once(run)
+
+    def index_of_leaf(self, leaf_hash: bytes) -> int | None:
+        row = self._s._fetchone("SELECT idx FROM leaf_index WHERE leaf_hash = %s", (leaf_hash,))
+        return None if row is None else row[0]
+
+    def search(self, *, model, deployments, since, until, label, after, limit) -> list[int]:
+        where, params = ["idx > %s"], [after]
+        if model:
+            where.append("model = %s")
+            params.append(model)
+        if deployments is not None:
+            if not deployments:
+                return []
+            where.append("deployment = ANY(%s)")
+            params.append(list(deployments))
+        if since:
+            where.append("time >= %s")
+            params.append(since)
+        if until:
+            where.append("time < %s")
+            params.append(until)
+        if label is not None:
+            where.append("label = %s")
+            params.append(label)
+        q = f"SELECT idx FROM decision_index WHERE {' AND '.join(where)} ORDER BY idx LIMIT %s"
+        return [r[0] for r in self._s._fetchall(q, [*params, limit])]
+
+    def outcomes_of(self, decision: int) -> list[int]:
+        return [r[0] for r in self._s._fetchall("SELECT idx FROM outcome_index WHERE decision = %s ORDER BY idx", (decision,))]
+
+    def deployment_stats(self, deployment: str):
+        def run(conn):
+            n, with_subject, first, last = conn.execute(
+                "SELECT COUNT(*), COALESCE(SUM(has_subject), 0), MIN(time), MAX(time) FROM decision_index "
+                "WHERE deployment = %s", (deployment,)).fetchone()
+            outcomes = conn.execute("SELECT COUNT(*) FROM outcome_index o JOIN decision_index d ON d.idx = o.decision "
+                                    "WHERE d.deployment = %s", (deployment,)).fetchone()[0]
+            per_day = dict(conn.execute("SELECT substr(time, 1, 10), COUNT(*) FROM decision_index WHERE deployment = %s "
+                                        "GROUP BY 1 ORDER BY 1", (deployment,)).fetchall())
+            return int(n), int(with_subject), int(outcomes), first, last, {k: int(v) for k, v in per_day.items()}
+
+        return self._s._read(run)
+
+    def label_counts(self, deployment: str) -> dict[str, int]:
+        rows = self._s._fetchall("SELECT COALESCE(label, 'null'), COUNT(*) FROM decision_index WHERE deployment = %s "
+                                 "GROUP BY 1 ORDER BY 1", (deployment,))
+        return {k: int(v) for k, v in rows}
+
+    def decisions_between(self, start: int, end: int) -> list[DecisionRow]:
+        rows = self._s._fetchall("SELECT idx, model, deployment, time, label, has_subject FROM decision_index "
+                                 "WHERE idx >= %s AND idx < %s ORDER BY idx", (start, end))
+        return [DecisionRow(i, m, d, t, lab, bool(s)) for i, m, d, t, lab, s in rows]
+
+    def decisions_at(self, indexes: Sequence[int]) -> dict[int, DecisionRow]:
+        out = {}
+        for chunk in _in_chunks(indexes):
+            rows = self._s._fetchall("SELECT idx, model, deployment, time, label, has_subject FROM decision_index "
+                                     "WHERE idx = ANY(%s::bigint[])", (chunk,))
+            out.update((i, DecisionRow(i, m, d, t, lab, bool(s))) for i, m, d, t, lab, s in rows)
+        return out
+
+
+# ------------------------------------------------------------------ the store
+def _why_not_a_log(conn: psycopg.Connection) -> str | None:
+    """Why the database holds no (complete) glasslog log, or None if it holds one. Reads only."""
+    if conn.execute("SELECT to_regclass('meta')").fetchone()[0] is None:
+        return "holds no glasslog log (no meta table)"
+    if conn.execute("SELECT 1 FROM meta WHERE key = 'origin'").fetchone() is None:
+        return "holds no glasslog log (no origin recorded)"
+    missing = [t for t in _TABLES if conn.execute("SELECT to_regclass(%s)", (t,)).fetchone()[0] is None]
+    if missing:
+        return f"holds an incomplete glasslog log (missing tables: {', '.join(missing)}): the database is damaged"
+    if conn.execute("SELECT 1 FROM log_state WHERE id = 1").fetchone() is None:
+        return "holds an incomplete glasslog log (no log_state row): the database is damaged"
+    return None
+
+
+class PostgresStore:
+    """A log's storage in a PostgreSQL database. One instance per thread (or one thread at a time);
+    any number of instances, in any number of processes and hosts, may share the database."""
+
+    def __init__(self, url: str, pool: ConnectionPool):
+        self._url = url
+        self.location = redact(url)
+        self._pool = pool
+        self._pid = os.getpid()
+        self._cache = S.StripCache()
+        self._closed = False
+        self.read_model = _ReadModel(self)
+
+    # ----------------------------------------------------------------- set up
+    @classmethod
+    def create(cls, url: str, meta: dict[str, str]) -> PostgresStore:
+        """Create the log's tables and record its settings (``meta``) in an empty database.
+
+        Raises:
+            StorageError: the database already holds a log (nothing is changed).
+            StorageUnavailable: the server cannot be reached.
+        """
+        store = cls(url, _pool_for(url))
+
+        def run(conn: psycopg.Connection) -> None:
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_CREATE_LOCK,))  # concurrent creates: one wins
+                if conn.execute("SELECT to_regclass('meta')").fetchone()[0] is not None:
+                    row = conn.execute("SELECT value FROM meta WHERE key = 'origin'").fetchone()
+                    if row is not None:
+                        raise StorageError(f"{store.location} already holds a glasslog log (origin {row[0]})")
+                for table in ("log_state", "entries"):
+                    if conn.execute("SELECT to_regclass(%s)", (table,)).fetchone()[0] is not None and \
+                            conn.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone() is not None:
+                        raise StorageError(f"{store.location} holds part of a glasslog log (rows in {table}, no origin)")
+                for stmt in _SCHEMA:
+                    conn.execute(stmt)
+                with conn.cursor() as cur:
+                    cur.executemany("INSERT INTO meta (key, value) VALUES (%s, %s)", list(meta.items()))
+                conn.execute("INSERT INTO log_state (id, tree_size, root) VALUES (1, 0, NULL)")
+                conn.execute("INSERT INTO index_state (id, upto) VALUES (1, 0)")
+
+        store._write_once(run)
+        return store
+
+    @classmethod
+    def open(cls, url: str) -> PostgresStore:
+        """Open the log in a database, checking it holds one.
+
+        Raises:
+            StorageError: the database holds no glasslog log (left untouched).
+            StorageUnavailable: the server cannot be reached.
+        """
+        store = cls(url, _pool_for(url))
+        why = store._read(_why_not_a_log)
+        if why is not None:
+            raise StorageError(f"{store.location} {why}")
+        return store
+
+    def close(self) -> None:
+        """Nothing to release: connections belong to the process's shared pool (see ``close_pools``)."""
+        self._closed = True
+
+    # ----------------------------------------------------------------- connections
+    def _getconn(self) -> psycopg.Connection:
+        if self._closed:
+            raise StorageError(f"the store for {self.location} was closed")
+        if self._pool.closed or self._pid != os.getpid():  # close_pools() was called, or this is a forked child
+            self._pool, self._pid = _pool_for(self._url), os.getpid()
+        try:
+            return self._pool.getconn(timeout=WAIT_SECONDS)
+        except PoolTimeout:
+            raise StorageUnavailable(f"no connection to the log's database {self.location} within {WAIT_SECONDS:.0f} s"
+                                     " (server down, or every pooled connection busy)") from None
+        except psycopg.Error as exc:
+            raise _translate(exc, self.location) from exc
+
+    def _read(self, fn: Callable[[psycopg.Connection], T]) -> T:
+        """``fn(conn)`` on a pooled connection; retried once on a fresh one if the first was found broken.
+
+        ``fn`` must only read (or be safe to run twice) and return materialised results.
+        """
+        for attempt in (0, 1):
+            conn = self._getconn()
+            try:
+                return fn(conn)
+            except psycopg.Error as exc:
+                err = _translate(exc, self.location, conn)
+                if attempt or not isinstance(err, _Broken):
+                    raise err from exc
+            finally:
+                self._pool.putconn(conn)
+            self._pool.check()  # discard the other connections the server dropped, then try once more
+        raise AssertionError("unreachable")
+
+    def _write_once(self, fn: Callable[[psycopg.Connection], T]) -> T:
+        """``fn(conn)`` on a pooled connection, not retried (it writes); driver errors translated."""
+        conn = self._getconn()
+        try:
+            return fn(conn)
+        except psycopg.Error as exc:
+            raise _translate(exc, self.location, conn) from exc
+        finally:
+            self._pool.putconn(conn)
+
+    def _fetchone(self, query: str, params: Sequence[Any] | None = None):
+        return self._read(lambda conn: conn.execute(query, params).fetchone())
+
+    def _fetchall(self, query: str, params: Sequence[Any] | None = None) -> list[tuple]:
+        return self._read(lambda conn: conn.execute(query, params).fetchall())
+
+    def meta(self) -> dict[str, str]:
+        return dict(self._fetchall("SELECT key, value FROM meta"))
+
+    @contextmanager
+    def write(self) -> Iterator[_Tx]:
+        conn, stack, tree_size = self._begin_write()
+        try:
+            with stack:  # commit (or roll back), then the connection goes back to the pool
+                tx = _Tx(self, conn, tree_size)
+                yield tx
+                tx._finish()
+        except psycopg.Error as exc:  # from the commit
+            raise _translate(exc, self.location, conn) from exc
+
+    def _begin_write(self) -> tuple[psycopg.Connection, ExitStack, int]:
+        """Begin a transaction and take the log's write lock; a pooled connection the server dropped is replaced once."""
+        for attempt in (0, 1):
+            conn = self._getconn()
+            stack = ExitStack()
+            stack.callback(self._pool.putconn, conn)
+            try:
+                stack.enter_context(conn.transaction())
+                row = conn.execute("SELECT tree_size FROM log_state WHERE id = 1 FOR UPDATE").fetchone()
+                if row is None:
+                    raise StorageError(f"{self.location} has no log_state row: the database is damaged")
+                return conn, stack, row[0]
+            except BaseException as exc:
+                stack.__exit__(type(exc), exc, exc.__traceback__)  # roll back, give the connection back
+                if not isinstance(exc, psycopg.Error):
+                    raise
+                err = _translate(exc, self.location, conn)
+                if attempt or not isinstance(err, _Broken):
+                    raise err from exc
+            self._pool.check()
+        raise AssertionError("unreachable")
+
+    # ------------------------------------------------------------ entries, hashes, checkpoints
+    def size(self) -> int:
+        row = self._fetchone("SELECT tree_size FROM log_state WHERE id = 1")
+        if row is None:
+            raise StorageError(f"{self.location} has no log_state row: the database is damaged")
+        return row[0]
+
+    def signed_size(self) -> int:
+        row = self._fetchone("SELECT tree_size FROM checkpoints ORDER BY tree_size DESC LIMIT 1")
+        return 0 if row is None else row[0]
+
+    def entry(self, index: int):
+        row = self._fetchone("SELECT data FROM entries WHERE idx = %s", (index,))
+        return None if row is None else row[0]
+
+    def _paged_by_idx(self, query: str, params: tuple, start: int, end: int, page: int = PAGE_ROWS) -> Iterator[tuple]:
+        """Rows of ``query`` (``... idx >= %s AND idx < %s ORDER BY idx LIMIT %s`` after ``params``), a page at a time."""
+        while start < end:
+            rows = self._fetchall(query, (*params, start, end, page))
+            yield from rows
+            if len(rows) < page:
+                return
+            start = rows[-1][0] + 1
+
+    def entries(self, start: int, end: int):
+        yield from self._paged_by_idx("SELECT idx, data FROM entries WHERE idx >= %s AND idx < %s ORDER BY idx LIMIT %s",
+                                      (), start, end)
+
+    def typed_entries(self, start: int, end: int):
+        yield from self._paged_by_idx(
+            "SELECT idx, type, data FROM entries WHERE idx >= %s AND idx < %s ORDER BY idx LIMIT %s", (), start, end)
+
+    def entries_of_types(self, types, start, end=None):
+        types = list(types)
+        if end is None:  # as of now: entries appended while iterating are not included
+            end = self.size()
+        yield from self._paged_by_idx(
+            "SELECT idx, type, data FROM entries WHERE type = ANY(%s) AND idx >= %s AND idx < %s ORDER BY idx LIMIT %s",
+            (types,), start, end)
+
+    def _strips_on(self, conn: psycopg.Connection, ids: Iterable[int]) -> dict[int, bytes]:
+        found, wanted = self._cache.split(ids)
+        if wanted:
+            for sid, strip in conn.execute("SELECT id, strip FROM hashes WHERE id = ANY(%s::bigint[])", (wanted,)):
+                found[sid] = strip
+                self._cache.offer(sid, strip)
+        return found
+
+    def hashes(self, keys: Iterable[HashKey]) -> dict[HashKey, bytes]:
+        keys = list(keys)
+        ids = [S.strip_id(level, index) for level, index in keys]
+        return S.hashes_from_strips(keys, self._read(lambda conn: self._strips_on(conn, ids)))
+
+    def stored_hashes(self, level: int, start: int, end: int):
+        if end <= start:
+            return
+        first, last = S.strip_id(level, start), S.strip_id(level, end - 1)
+        while first <= last:
+            rows = self._fetchall("SELECT id, strip FROM hashes WHERE id >= %s AND id <= %s ORDER BY id LIMIT %s",
+                                  (first, last, STRIP_PAGE))
+            for sid, strip in rows:
+                yield from S.iter_strip(sid, strip, start, end)
+            if len(rows) < STRIP_PAGE:
+                return
+            first = rows[-1][0] + 1
+
+    def checkpoint(self, tree_size: int | None):
+        if tree_size is None:
+            row = self._fetchone("SELECT note FROM checkpoints ORDER BY tree_size DESC LIMIT 1")
+        else:
+            row = self._fetchone("SELECT note FROM checkpoints WHERE tree_size = %s", (tree_size,))
+        return None if row is None else row[0]
+
+    def checkpoint_covering(self, index: int):
+        row = self._fetchone("SELECT note FROM checkpoints WHERE tree_size > %s ORDER BY tree_size LIMIT 1", (index,))
+        return None if row is None else row[0]
+
+    def checkpoints(self):
+        after = -1
+        while True:
+            rows = self._fetchall("SELECT tree_size, root, note, created_at FROM checkpoints WHERE tree_size > %s "
+                                  "ORDER BY tree_size LIMIT %s", (after, PAGE_ROWS))
+            yield from rows
+            if len(rows) < PAGE_ROWS:
+                return
+            after = rows[-1][0]
+
+    # ------------------------------------------------------------ private values
+    def private_value(self, commitment: str, entry_index: int | None):
+        if entry_index is None:
+            row = self._fetchone("SELECT kind, salt, value FROM private_values WHERE commitment = %s AND erased_at IS NULL "
+                                 "LIMIT 1", (commitment,))
+        else:
+            row = self._fetchone("SELECT kind, salt, value FROM private_values WHERE entry_index = %s AND commitment = %s "
+                                 "AND erased_at IS NULL LIMIT 1", (entry_index, commitment))
+        return None if row is None else (row[0], row[1], row[2])
+
+    def private_values_for(self, indexes):
+        out: dict[int, dict[str, tuple[str, bytes, bytes]]] = {}
+        for part in _in_chunks(indexes):
+            rows = self._fetchall("SELECT entry_index, kind, commitment, salt, value FROM private_values "
+                                  "WHERE erased_at IS NULL AND entry_index = ANY(%s::bigint[])", (part,))
+            for idx, kind, commitment, salt, value in rows:
+                out.setdefault(idx, {})[kind] = (commitment, salt, value)
+        return out
+
+    def private_values_between(self, start, end, kinds):
+        kinds = list(kinds)
+        if not kinds or end <= start:
+            return
+        rows = self._fetchall("SELECT entry_index, kind, value FROM private_values WHERE entry_index >= %s "
+                              "AND entry_index < %s AND kind = ANY(%s) AND erased_at IS NULL "
+                              "ORDER BY entry_index, kind LIMIT %s", (start, end, kinds, PAGE_ROWS))
+        while True:
+            yield from rows
+            if len(rows) < PAGE_ROWS:
+                return
+            last_index, last_kind = rows[-1][0], rows[-1][1]
+            rows = self._fetchall("SELECT entry_index, kind, value FROM private_values WHERE (entry_index, kind) > (%s, %s) "
+                                  "AND entry_index < %s AND kind = ANY(%s) AND erased_at IS NULL "
+                                  "ORDER BY entry_index, kind LIMIT %s", (last_index, last_kind, end, kinds, PAGE_ROWS))
+
+    def erased_for(self, indexes):
+        out: dict[int, set[str]] = {}
+        for part in _in_chunks(indexes):
+            rows = self._fetchall("SELECT entry_index, kind FROM private_values "
+                                  "WHERE erased_at IS NOT NULL AND entry_index = ANY(%s::bigint[])", (part,))
+            for idx, kind in rows:
+                out.setdefault(idx, set()).add(kind)
+        return out
+
+    def erasure_of(self, commitment: str):
+        row = self._fetchone("SELECT erased_at, erasure_reason FROM private_values WHERE commitment = %s "
+                             "AND erased_at IS NOT NULL LIMIT 1", (commitment,))
+        return None if row is None else (row[0], row[1])
+
+    def find_private(self, kind: str, lookup: bytes) -> list[int]:
+        rows = self._fetchall("SELECT entry_index FROM private_values WHERE lookup = %s AND kind = %s AND erased_at IS NULL "
+                              "ORDER BY entry_index", (lookup, kind))
+        return [r[0] for r in rows]
+
+    def erase_private(self, commitment: str, entry_index: int | None, reason: str, at: str) -> bool:
+        """Erase a value, its salt and its lookup hash, and the read model's label opened from it, in one transaction."""
+        where, params = "commitment = %s AND erased_at IS NULL", [commitment]
+        if entry_index is not None:
+            where, params = "entry_index = %s AND " + where, [entry_index, commitment]
+
+        def run(conn: psycopg.Connection) -> bool:
+            with conn.transaction():
+                row = conn.execute(f"SELECT entry_index, kind FROM private_values WHERE {where} LIMIT 1 FOR UPDATE",
+                                   params).fetchone()
+                if row is None:
+                    return False
+                conn.execute("UPDATE private_values SET salt = NULL, value = NULL, lookup = NULL, erased_at = %s, "
+                             "erasure_reason = %s WHERE entry_index = %s AND kind = %s", (at, reason, row[0], row[1]))
+                if row[1] == "output":  # the read model's label was opened from this value
+                    conn.execute("UPDATE decision_index SET label = NULL WHERE idx = %s", (row[0],))
+                return True
+
+        return self._write_once(run)
+
+    # ------------------------------------------------------------ side tables
+    def api_keys(self) -> list[ApiKeyRow]:
+        rows = self._fetchall("SELECT key_id, name, role, secret_hash, deployments, created_at, revoked_at "
+                              "FROM api_keys ORDER BY created_at, key_id")
+        return [ApiKeyRow(k, n, r, h, tuple(json.loads(d)), c, rv) for k, n, r, h, d, c, rv in rows]
+
+    def api_key(self, key_id: str) -> ApiKeyRow | None:
+        row = self._fetchone("SELECT key_id, name, role, secret_hash, deployments, created_at, revoked_at "
+                             "FROM api_keys WHERE key_id = %s", (key_id,))
+        if row is None:
+            return None
+        k, n, r, h, d, c, rv = row
+        return ApiKeyRow(k, n, r, h, tuple(json.loads(d)), c, rv)
+
+    def receipt_token_hash(self, entry_index: int) -> bytes | None:
+        row = self._fetchone("SELECT token_hash FROM receipt_token_hashes WHERE entry_index = %s", (entry_index,))
+        return None if row is None else row[0]
+
+    def legacy_receipt_token(self, token_hash: bytes) -> int | None:
+        return None  # first-release receipt tokens exist only in SQLite logs of that release
+
+    def secret(self, name: str, new_value: bytes) -> bytes:
+        def run(conn: psycopg.Connection) -> bytes:
+            conn.execute("INSERT INTO oversight_secret (name, value) VALUES (%s, %s) ON CONFLICT (name) DO NOTHING",
+                         (name, new_value))
+            return conn.execute("SELECT value FROM oversight_secret WHERE name = %s", (name,)).fetchone()[0]
+
+        return self._read(run)  # safe to run twice: the first value stored wins
+
+    # ------------------------------------------------------------ for copying a log (glasslog.storage.migrate)
+    def private_rows(self, start: int, end: int) -> Iterator[tuple[PrivateRow, str | None, str | None]]:
+        cols = "entry_index, kind, commitment, salt, value, lookup, erased_at, erasure_reason"
+        while start < end:
+            stop = min(end, start + PAGE_ROWS)
+            rows = self._fetchall(f"SELECT {cols} FROM private_values WHERE entry_index >= %s AND entry_index < %s "
+                                  "ORDER BY entry_index, kind", (start, stop))
+            for idx, kind, commitment, salt, value, lookup, at, reason in rows:
+                yield PrivateRow(idx, kind, commitment, salt, value, lookup), at, reason
+            start = stop
+
+    def receipt_tokens(self) -> Iterator[tuple[int, bytes]]:
+        after = -1
+        while True:
+            rows = self._fetchall("SELECT entry_index, token_hash FROM receipt_token_hashes WHERE entry_index > %s "
+                                  "ORDER BY entry_index LIMIT %s", (after, PAGE_ROWS))
+            yield from rows
+            if len(rows) < PAGE_ROWS:
+                return
+            after = rows[-1][0]
+
+    def secrets(self) -> dict[str, bytes]:
+        return dict(self._fetchall("SELECT name, value FROM oversight_secret"))
