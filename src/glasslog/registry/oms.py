@@ -46,7 +46,7 @@ from .registry import ArtifactError
 __all__ = [
     "SIGNATURE_FILE", "PICKLE_SUFFIXES", "TOKENIZER_FILES", "ModelDirectoryError", "PickleCheckpointError", "ShardError",
     "SignatureError", "TokenizerMismatchError", "TamperedFileError", "ExtraMissingError", "DirectoryManifest",
-    "inspect_directory", "oms_fingerprint", "verify_signature", "check_against_record", "tar_directory", "copy_directory",
+    "inspect_directory", "fingerprint_directory", "oms_fingerprint", "verify_signature", "check_against_record", "tar_directory", "copy_directory",
     "require_llm_extra",
 ]
 
@@ -273,6 +273,15 @@ def _chat_template(root: Path) -> Any:
 def _hashing_config():
     ms = require_llm_extra("model_signing")
     return ms.hashing.Config().set_ignored_paths(paths=[SIGNATURE_FILE], ignore_git_paths=True)
+
+
+def fingerprint_directory(path: str | os.PathLike) -> str:
+    """The fingerprint of a model directory: ``"sha256:"`` + its OMS root digest (``model_signing``; see module docstring).
+
+    Only hashes: ``inspect_directory`` also refuses pickle checkpoints and bad
+    shards, and ``check_against_record`` compares a directory with its registration.
+    """
+    return oms_fingerprint(path)[0]
 
 
 def oms_fingerprint(path: str | os.PathLike) -> tuple[str, dict[str, str], dict[str, Any]]:
