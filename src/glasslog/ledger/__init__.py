@@ -5,7 +5,7 @@ C2SP signed checkpoints, canonical JSON entries and private-value commitments.
 from .commitments import check_commitment, commit, commitment_of
 from .entries import SCHEMA_VERSION, Entry, EntryError, canonical_json, utc_now
 from .errors import KeyFileError, LedgerError
-from .log import DATA_DIR_ENV, AppendResult, Ledger, PrivateValue, default_data_dir
+from .log import DATA_DIR_ENV, AppendResult, GroupCommit, Ledger, PrivateValue, default_data_dir
 from .merkle import EMPTY_ROOT, ProofError, leaf_hash, node_hash, verify_consistency, verify_inclusion
 from .note import Checkpoint, NoteError, Signer, Verifier, open_checkpoint, parse_checkpoint, sign_note
 
@@ -15,5 +15,5 @@ __all__ = [
     "commit", "commitment_of", "check_commitment",
     "leaf_hash", "node_hash", "verify_inclusion", "verify_consistency", "ProofError",
     "Checkpoint", "NoteError", "Signer", "Verifier", "open_checkpoint", "parse_checkpoint", "sign_note",
-    "Ledger", "LedgerError", "KeyFileError", "PrivateValue", "AppendResult", "default_data_dir",
+    "Ledger", "LedgerError", "KeyFileError", "PrivateValue", "AppendResult", "GroupCommit", "default_data_dir",
 ]

@@ -29,6 +29,8 @@ import json
 import os
 import secrets
 import stat
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +52,7 @@ __all__ = [
     "KeyFileError",
     "PrivateValue",
     "AppendResult",
+    "GroupCommit",
     "LOOKUP_KINDS",
     "DATA_DIR_ENV",
     "default_data_dir",
@@ -92,17 +95,110 @@ class AppendResult:
 
     Attributes:
         first_index: index of the batch's first entry.
-        tree_size: tree size after the batch.
+        tree_size: tree size of ``checkpoint`` (after the batch, and after the
+            other batches committed with it in a group commit).
         checkpoint: the signed checkpoint note covering the batch.
+        count: entries in the batch (None: up to ``tree_size``).
     """
 
     first_index: int
     tree_size: int
     checkpoint: str
+    count: int | None = None
 
     @property
     def indexes(self) -> range:
-        return range(self.first_index, self.tree_size)
+        """The indexes this batch was given (``count`` of them: a group commit's checkpoint may cover more)."""
+        return range(self.first_index, self.first_index + self.count if self.count is not None else self.tree_size)
+
+
+class _Batch:
+    """One caller's validated batch on its way into a (group) commit."""
+
+    __slots__ = ("entries", "leaf_hashes", "private_values", "within", "first_index", "result", "error", "done")
+
+    def __init__(self, entries: list[Entry], leaf_hashes: list[bytes], private_values: list[PrivateValue], within):
+        self.entries, self.leaf_hashes, self.private_values, self.within = entries, leaf_hashes, private_values, within
+        self.first_index = -1
+        self.result: AppendResult | None = None
+        self.error: BaseException | None = None
+        self.done = threading.Event()
+
+    def outcome(self) -> AppendResult:
+        """The batch's result, or raise its error."""
+        if self.error is not None:
+            raise self.error
+        assert self.result is not None
+        return self.result
+
+
+class GroupCommit:
+    """Gathers concurrent appends of one process's threads into one transaction, one sync and one checkpoint.
+
+    The first caller to arrive becomes the leader: it waits up to ``window``
+    seconds (or until ``max_entries`` are pending) for others, commits them
+    all with its own ``Ledger`` (``Ledger.commit_group``), wakes each caller
+    with its own result, and goes on committing whatever arrived meanwhile
+    before it returns. Callers block until their batch is durable. A batch
+    that fails its own checks fails alone. The same design as Tessera's and
+    Sunlight's sequencing and PostgreSQL's group commit.
+
+    Args:
+        window: seconds the leader waits for more batches before committing
+            (0: commit what is pending at once; concurrent callers still pile
+            up while a commit is syncing, and go in the next one).
+        max_entries: most entries in one transaction.
+
+    Share one instance between the ``Ledger`` objects of a process's threads:
+    ``ledger.group = commit`` for each.
+    """
+
+    def __init__(self, window: float = 0.0, max_entries: int = 5_000):
+        if window < 0 or max_entries < 1:
+            raise ValueError("window must be >= 0 seconds and max_entries >= 1")
+        self.window, self.max_entries = window, max_entries
+        self._lock = threading.Lock()
+        self._pending: list[_Batch] = []
+        self._leading = False
+
+    def submit(self, ledger: Ledger, batch: _Batch) -> AppendResult:
+        """Commit ``batch`` (possibly with others) and return its result once durable, or raise its error."""
+        with self._lock:
+            self._pending.append(batch)
+            lead = not self._leading
+            if lead:
+                self._leading = True
+        if not lead:
+            batch.done.wait()
+            return batch.outcome()
+        try:
+            if self.window:
+                time.sleep(self.window)
+            while True:
+                with self._lock:
+                    group, size = [], 0
+                    while self._pending and (not group or size + len(self._pending[0].entries) <= self.max_entries):
+                        group.append(self._pending.pop(0))
+                        size += len(group[-1].entries)
+                    if not group:
+                        self._leading = False
+                        break
+                try:
+                    ledger.commit_group(group)
+                except BaseException:
+                    pass  # every batch of the group carries the error
+                finally:
+                    for b in group:
+                        b.done.set()
+        except BaseException:
+            with self._lock:
+                self._leading = False
+                stranded, self._pending = self._pending, []
+            for b in stranded:
+                b.error = b.error or RuntimeError("the group commit's leader was interrupted; nothing of this batch was written")
+                b.done.set()
+            raise
+        return batch.outcome()
 
 
 class Ledger:
@@ -134,6 +230,8 @@ class Ledger:
         self._lookup_key = bytes.fromhex(meta["lookup_key"])
         self._signer: Signer | None = None
         self._frontier: tuple[int, list[tuple[int, bytes]]] | None = None
+        self.group: GroupCommit | None = None
+        """If set, ``append`` joins concurrent appends of other threads into one transaction (see ``GroupCommit``)."""
 
     # ----------------------------------------------------------------- set up
     @classmethod
@@ -473,6 +571,11 @@ class Ledger:
     ) -> AppendResult:
         """Append a batch of entries, all or nothing, and sign a checkpoint covering it.
 
+        With ``self.group`` set, the batch may be committed together with
+        other threads' batches in one transaction and one checkpoint (group
+        commit); it is still all or nothing on its own, and this returns only
+        once it is durable.
+
         Args:
             entries: validated ``Entry`` objects, or JSON objects / canonical
                 bytes to be validated here.
@@ -482,7 +585,7 @@ class Ledger:
                 write transaction (a ``glasslog.storage.WriteTx``), for side
                 rows that must exist exactly when the batch does (receipt
                 tokens, keys) and checks that must see the log as the batch
-                extends it. If it raises, nothing is written.
+                extends it. If it raises, nothing of this batch is written.
 
         Returns:
             The indexes given and the new signed checkpoint.
@@ -497,6 +600,14 @@ class Ledger:
                 Nothing is written.
             glasslog.storage.StorageError: the back end failed; nothing is written.
         """
+        request = self._prepare(entries, private_values, within)
+        if self.group is not None:
+            return self.group.submit(self, request)
+        self.commit_group([request])
+        return request.outcome()
+
+    def _prepare(self, entries, private_values, within) -> _Batch:
+        """Validate a batch before it joins a transaction (so a bad batch never fails another)."""
         if not entries:
             raise ValueError("a batch must hold at least one entry")
         validated = self.validate(entries)
@@ -511,27 +622,59 @@ class Ledger:
             if json.dumps(pv.commitment).encode() not in validated[pv.batch_position].data:
                 raise ValueError(f"private value {pv.kind!r}: entry {pv.batch_position} of the batch does not hold its"
                                  f" commitment {pv.commitment}")
-        signer = self.signer()
+        self.signer()  # fail before joining a group, not inside it
         sha256 = hashlib.sha256
-        leaf_hashes = [sha256(b"\x00" + e.data).digest() for e in validated]
-        from ..storage.base import PrivateRow  # run-time only: storage imports this package
+        return _Batch(validated, [sha256(b"\x00" + e.data).digest() for e in validated], list(private_values), within)
 
+    def commit_group(self, batches: Sequence[_Batch]) -> None:
+        """Commit prepared batches in one write transaction with one signed checkpoint.
+
+        Each batch is written inside its own savepoint: if its ``within``
+        callback or its rows fail, that batch alone is rolled back and gets
+        the error; the others are committed. Every batch gets its result (or
+        error) set; if the transaction itself fails, every batch gets that error.
+        """
+        from ..storage.base import PrivateRow, TransactionAborted  # run-time only: storage imports this package
+
+        signer = self.signer()
         try:
             with self.store.write() as tx:
-                n = tx.tree_size
-                step = merkle.integrate(n, self._frontier_hashes(tx, n), leaf_hashes)
-                rows = [PrivateRow(n + pv.batch_position, pv.kind, pv.commitment, pv.salt, pv.value,
-                                   self._lookup(pv.kind, pv.value) if pv.kind in LOOKUP_KINDS else None)
-                        for pv in private_values]
-                tx.write_batch(n, [(e.type, e.data) for e in validated], step.levels, step.first, rows)
-                if within is not None:
-                    within(tx, n)
+                start = n = tx.tree_size
+                frontier = self._frontier_hashes(tx, n)
+                leaves: list[bytes] = []
+                placed: list[_Batch] = []
+                for batch in batches:
+                    rows = [PrivateRow(n + pv.batch_position, pv.kind, pv.commitment, pv.salt, pv.value,
+                                       self._lookup(pv.kind, pv.value) if pv.kind in LOOKUP_KINDS else None)
+                            for pv in batch.private_values]
+                    try:
+                        with tx.savepoint():
+                            tx.write_batch(n, [(e.type, e.data) for e in batch.entries], [], [], rows)
+                            if batch.within is not None:
+                                batch.within(tx, n)
+                    except TransactionAborted:
+                        raise
+                    except Exception as exc:  # this batch alone fails; BaseException (Ctrl-C) aborts the group
+                        batch.error = exc
+                        continue
+                    batch.first_index = n
+                    n += len(batch.entries)
+                    leaves.extend(batch.leaf_hashes)
+                    placed.append(batch)
+                if not leaves:
+                    return
+                step = merkle.integrate(start, frontier, leaves)
+                tx.write_batch(step.tree_size, [], step.levels, step.first, [])
                 note = self._put_checkpoint(tx, step.tree_size, step.root, signer)
-        except BaseException:
+        except BaseException as exc:
             self._frontier = None
+            for batch in batches:
+                if batch.error is None:
+                    batch.error = exc
             raise
         self._frontier = (step.tree_size, step.frontier)
-        return AppendResult(n, step.tree_size, note)
+        for batch in placed:
+            batch.result = AppendResult(batch.first_index, step.tree_size, note, len(batch.entries))
 
     def _put_checkpoint(self, tx: WriteTx, tree_size: int, root: bytes, signer: Signer) -> str:
         note = sign_note(Checkpoint(self.origin, tree_size, root).text(), signer)

@@ -42,6 +42,7 @@ __all__ = [
     "StorageError",
     "StorageUnavailable",
     "StorageConflict",
+    "TransactionAborted",
     "PrivateRow",
     "ApiKeyRow",
     "DecisionRow",
@@ -61,6 +62,10 @@ class StorageError(LedgerError):
 
 class StorageUnavailable(StorageError):
     """The back end is busy or unreachable (lock timeout, server down); retrying later may succeed."""
+
+
+class TransactionAborted(StorageError):
+    """The database ended the whole write transaction (not just a savepoint): nothing of it is stored."""
 
 
 class StorageConflict(ConflictError, StorageError):
@@ -139,10 +144,21 @@ class WriteTx(Protocol):
             StorageError: a hash is missing (a damaged database).
         """
 
+    def savepoint(self) -> AbstractContextManager[None]:
+        """A savepoint inside the transaction: if the block raises, what it wrote is rolled back and the
+        transaction goes on (how a group commit keeps one caller's failed batch from failing the others).
+
+        Raises:
+            TransactionAborted: the database ended the whole transaction meanwhile.
+        """
+
     def write_batch(self, first_index: int, entries: Sequence[tuple[str, bytes]],
                     levels: Sequence[Sequence[bytes]], first: Sequence[int], private: Sequence[PrivateRow]) -> None:
         """Store a batch: entries ``(type, bytes)`` from ``first_index`` on, the new
         stored hashes (``merkle.Integration.levels`` / ``first``) and private values.
+
+        Any part may be empty: a group commit writes each caller's entries and
+        private values first, then the group's hashes in one call.
 
         Raises:
             StorageConflict: an index or a private value's key is taken.

@@ -32,6 +32,7 @@ from ..base import (
     StorageConflict,
     StorageError,
     StorageUnavailable,
+    TransactionAborted,
 )
 
 __all__ = ["SqliteStore", "DB_NAME", "is_log_database"]
@@ -154,9 +155,25 @@ class _Tx:
         self._store = store
         self._db = store._db
         self.tree_size = tree_size
+        self._savepoints = 0
 
     def hashes(self, keys: Iterable[HashKey]) -> dict[HashKey, bytes]:
         return self._store.hashes(keys)
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        self._savepoints += 1
+        name = f"batch_{self._savepoints}"
+        self._db.execute(f"SAVEPOINT {name}")
+        try:
+            yield
+        except BaseException as exc:
+            if not self._db.in_transaction:
+                raise TransactionAborted(f"the database ended the write transaction: {exc}") from exc
+            self._db.execute(f"ROLLBACK TO {name}")
+            self._db.execute(f"RELEASE {name}")
+            raise
+        self._db.execute(f"RELEASE {name}")
 
     def write_batch(self, first_index, entries, levels, first, private) -> None:
         db = self._db
