@@ -5,7 +5,8 @@ and status changes (``model``), deployments (``deployment``), decisions
 (``decision``), observed outcomes (``outcome``), weight downloads (``access``),
 API keys (``key``), flags and their ratings (``flag``, ``rating``), monitor and
 audit results (``finding``), supervisors' triage actions (``triage``) and
-metrics the deployer reports (``metric``). An entry's bytes are the RFC 8785 (JSON Canonicalization
+metrics the deployer reports (``metric``), outputs of generative models
+(``generation``) and deployments' watermarks (``watermark``). An entry's bytes are the RFC 8785 (JSON Canonicalization
 Scheme) serialisation of a JSON object, produced and checked with the
 ``rfc8785`` library, so the same record always has the same leaf hash.
 
@@ -417,6 +418,103 @@ def _check_metric(obj: dict) -> None:
         _require(obj, "window", dict)
 
 
+
+ACTIVATION_SCHEME = "toploc"
+_TOPLOC_PRIME = 65497
+_B64 = re.compile(r"^[A-Za-z0-9+/]*={0,2}$")
+
+
+def _activation_commitments(obj: dict, output_tokens: int) -> None:
+    """TOPLOC commitments: base64 of 2 + 2*topk bytes (modulus in (2**15, 65497], coefficients < 65497), one for the
+    prompt and one per ``chunk`` output tokens."""
+    import base64
+    import binascii
+
+    act = _require(obj, "activations", dict)
+    if act.get("scheme") != ACTIVATION_SCHEME:
+        raise EntryError(f"must be {ACTIVATION_SCHEME!r}, got {act.get('scheme')!r}", field="activations.scheme")
+    topk = _require(act, "topk", int, "activations.")
+    chunk = _require(act, "chunk", int, "activations.")
+    if not 1 <= topk <= 4096 or not 1 <= chunk <= 4096:
+        raise EntryError("topk and chunk must be between 1 and 4096", field="activations")
+    items = _require(act, "commitments", list, "activations.")
+    expected = 1 + -(-output_tokens // chunk)
+    if len(items) != expected:
+        raise EntryError(f"{len(items)} commitments for {output_tokens} output tokens in chunks of {chunk};"
+                         f" expected {expected} (one for the prompt, one per chunk)", field="activations.commitments")
+    size = 2 + 2 * topk
+    for i, item in enumerate(items):
+        name = f"activations.commitments[{i}]"
+        if not isinstance(item, str) or not _B64.match(item):
+            raise EntryError("must be a base64 string", field=name)
+        try:
+            raw = base64.b64decode(item, validate=True)
+        except (binascii.Error, ValueError):
+            raise EntryError("is not valid base64", field=name) from None
+        if len(raw) != size:
+            raise EntryError(f"must be {size} bytes (a 2-byte modulus and {topk} 2-byte coefficients), got {len(raw)}", field=name)
+        modulus = int.from_bytes(raw[:2], "big")
+        if not 2**15 < modulus <= _TOPLOC_PRIME:
+            raise EntryError(f"modulus {modulus} is outside (32768, {_TOPLOC_PRIME}]", field=name)
+        if any(int.from_bytes(raw[j:j + 2], "big") >= _TOPLOC_PRIME for j in range(2, size, 2)):
+            raise EntryError(f"a coefficient is not below {_TOPLOC_PRIME}", field=name)
+
+
+def _check_generation(obj: dict) -> None:
+    """One output of a generative model: the prompt as a commitment, the output in the clear (public-service, with its
+    token ids) or as a commitment (private), token counts, sampling parameters and seed, the runtime (library versions,
+    dtype) and TOPLOC activation commitments; optionally a subject commitment and the deployment's watermark key
+    commitment."""
+    _digest(obj, "model")
+    _name(obj, "deployment")
+    _time(obj)
+    _digest(obj, "prompt")
+    _digest(obj, "subject", optional=True)
+    _digest(obj, "watermark", optional=True)
+    _one_of(obj, "output", "output_commitment")
+    tokens = _require(obj, "tokens", dict)
+    counts = {}
+    for key in ("prompt", "output"):
+        counts[key] = _require(tokens, key, int, "tokens.")
+        if counts[key] < 0:
+            raise EntryError("must be >= 0", field=f"tokens.{key}")
+    if "output" in obj:
+        if not isinstance(obj["output"], str):
+            raise EntryError("must be the generated text", field="output")
+        ids = _require(obj, "output_tokens", list)
+        if len(ids) != counts["output"] or not all(type(t) is int and t >= 0 for t in ids):
+            raise EntryError(f"must be the {counts['output']} output token ids", field="output_tokens")
+    elif "output_tokens" in obj:
+        raise EntryError("a private generation's tokens are in its output commitment, not in the entry", field="output_tokens")
+    sampling = _require(obj, "sampling", dict)
+    if not isinstance(sampling.get("do_sample"), bool):
+        raise EntryError("must be true or false", field="sampling.do_sample")
+    seed = sampling.get("seed")
+    if seed is not None and (type(seed) is not int or seed < 0):
+        raise EntryError("must be a non-negative integer or null", field="sampling.seed")
+    runtime = _require(obj, "runtime", dict)
+    for key in ("torch", "transformers", "dtype"):
+        _require(runtime, key, str, "runtime.")
+    _activation_commitments(obj, counts["output"])
+
+
+WATERMARK_EVENTS = ("declare", "reveal")
+
+
+def _check_watermark(obj: dict) -> None:
+    """A deployment's watermark: ``declare`` logs the scheme and a commitment to the secret key and configuration;
+    ``reveal`` later publishes key, configuration and salt so anyone can check past claims."""
+    _time(obj)
+    _choice(obj, "event", WATERMARK_EVENTS)
+    _name(obj, "deployment")
+    _name(obj, "scheme")
+    _digest(obj, "key_commitment")
+    if obj["event"] == "reveal":
+        _index(obj, "declaration")
+        _require(obj, "salt", str)
+        _require(obj, "secret", dict)
+
+
 ENTRY_TYPES = {
     "model": _check_model,
     "deployment": _check_deployment,
@@ -430,6 +528,8 @@ ENTRY_TYPES = {
     "finding": _check_finding,
     "triage": _check_triage,
     "metric": _check_metric,
+    "generation": _check_generation,
+    "watermark": _check_watermark,
 }
 """Entry types known to this version, with their schema checks."""
 
