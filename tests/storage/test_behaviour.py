@@ -456,3 +456,98 @@ def test_create_refuses_a_store_holding_a_log_and_open_needs_one(store_kind, sto
         assert not (tmp_path / "nothing-here" / "log.db").exists()
     with Ledger.open(store_kind.data_dir, store=store_url) as again:
         assert again.origin == store_kind.origin and again.verifier_key == store_kind.verifier_key
+
+
+# ------------------------------------------------------------------ copying a log to another back end
+def test_copy_log_to_another_store(store_kind, tmp_path):
+    from glasslog.storage import create_store
+    from glasslog.storage.migrate import copy_log
+
+    lg = store_kind
+    keys = KeyStore(lg)
+    _, token = keys.create("supervisor", "Authority")
+    revoked, _ = keys.create("researcher", "Lab")
+    keys.revoke(revoked.key_id)
+    receipts = []
+    lg.append([model_entry()], within=lambda tx, first: None)
+    rows = _private_decisions(lg, ["alice", "bob", "carol"])
+
+    def with_token(tx, first):
+        receipts.append(new_receipt_token(first))
+        store_receipt_tokens(tx, receipts[-1:])
+
+    for k in range(30):
+        lg.append([decision(100 + k)], within=with_token)
+    lg.erase_private(rows[1]["subject"][0], "asked", entry_index=rows[1]["index"])
+    lg.store.secret("pseudonym", b"k" * 32)
+
+    meta = {k: v for k, v in lg.store.meta().items() if k != "index_upto"}
+    (tmp_path / "copy").mkdir()
+    target = create_store(None, tmp_path / "copy", meta)  # a SQLite file, from either back end
+    summary = copy_log(lg, target)
+    assert {k: summary[k] for k in ("entries", "checkpoints", "private_values", "erased_private_values", "api_keys",
+                                    "receipt_tokens", "secrets")} == {
+        "entries": lg.size, "checkpoints": len(list(lg.checkpoints())), "private_values": 8, "erased_private_values": 1,
+        "api_keys": 2, "receipt_tokens": 30, "secrets": 1}
+    copy = Ledger(lg.data_dir, target)
+    assert copy.root() == lg.root() and summary["root"] == lg.root().hex()
+    assert list(copy.checkpoints()) == list(lg.checkpoints())
+    assert list(copy.typed_entries()) == list(lg.typed_entries())
+    assert copy.private_values_for(range(lg.size)) == lg.private_values_for(range(lg.size))
+    assert copy.erased_for(range(lg.size)) == {rows[1]["index"]: {"subject"}}
+    assert copy.erasure_of(rows[1]["subject"][0]) == lg.erasure_of(rows[1]["subject"][0])
+    assert copy.find_private("subject", canonical_json("alice")) == [rows[0]["index"]]
+    assert copy.find_private("subject", canonical_json("bob")) == []
+    copied_keys = KeyStore(copy)
+    assert copied_keys.authenticate(token).role == "supervisor"
+    assert [copied_keys.authenticate(t).entry_index for t in receipts] == [KeyStore(lg).authenticate(t).entry_index
+                                                                          for t in receipts]
+    assert target.api_key(revoked.key_id).revoked_at == lg.store.api_key(revoked.key_id).revoked_at
+    assert target.secret("pseudonym", b"other") == b"k" * 32
+    assert audit_log(copy).ok
+    # the copy appends where the source would have: same signer key, same tree
+    copy.append([decision(999)])
+    assert copy.root() == root_from_leaf_hashes(leaves_of(copy))
+    with pytest.raises(LedgerError, match="already holds a log"):
+        copy_log(lg, target)
+    copy.close()
+
+
+def test_a_failing_batch_of_a_group_commit_fails_alone(store_kind):
+    """Each batch of a group is written in a savepoint: a statement the database refuses (which, on PostgreSQL,
+    aborts the transaction up to the savepoint) or a raising callback rolls back that batch alone."""
+    lg = store_kind
+    tokens = {}
+
+    def token(tx, first):
+        tokens[first] = new_receipt_token(first)
+        store_receipt_tokens(tx, [tokens[first]])
+
+    lg.append([model_entry()], within=token)
+    c, salt, value = commit("dora")
+
+    def duplicate(tx, first):
+        store_receipt_tokens(tx, [new_receipt_token(first), new_receipt_token(0)])  # entry 0 has a token already
+
+    def refuse(tx, first):
+        raise ValueError("refused")
+
+    batches = [lg._prepare([decision(1), decision(2)], (), token),
+               lg._prepare([decision(3, subject=c)], [PrivateValue(0, "subject", c, salt, value)], duplicate),
+               lg._prepare([decision(4)], (), token),
+               lg._prepare([decision(5)], (), refuse),
+               lg._prepare([decision(6)], (), token)]
+    lg.commit_group(batches)
+    assert isinstance(batches[1].error, StorageConflict) and isinstance(batches[3].error, ValueError)
+    good = [batches[k].outcome() for k in (0, 2, 4)]
+    assert [list(r.indexes) for r in good] == [[1, 2], [3], [4]]
+    assert [json.loads(d)["output"]["i"] for _, d in lg.entries(1, lg.size)] == [1, 2, 4, 6]
+    assert lg.find_private("subject", canonical_json("dora")) == []
+    assert sorted(tokens) == [0, 1, 3, 4]
+    keys = KeyStore(lg)
+    for first in (0, 1, 3, 4):
+        assert keys.authenticate(tokens[first]).entry_index == first
+    assert lg.store.receipt_token_hash(5) is None
+    assert lg.root() == root_from_leaf_hashes(leaves_of(lg))
+    assert audit_log(lg).ok
+    assert lg.append([decision(7)]).first_index == 5

@@ -54,6 +54,7 @@ from typing import Any, TypeVar
 
 import psycopg
 from psycopg import errors as pgerrors
+from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from .. import strips as S
@@ -65,6 +66,7 @@ from ..base import (
     StorageConflict,
     StorageError,
     StorageUnavailable,
+    TransactionAborted,
 )
 from .url import redact
 
@@ -251,20 +253,38 @@ class _Tx:
         keys = list(keys)
         return S.hashes_from_strips(keys, self._store._strips_on(self._conn, (S.strip_id(lv, i) for lv, i in keys)))
 
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        end = self._end
+        try:
+            with self._conn.transaction():  # nested: SAVEPOINT, and ROLLBACK TO it if the block raises
+                yield
+        except BaseException as exc:
+            self._end = end
+            if self._conn.info.transaction_status != TransactionStatus.INTRANS:  # broken, or ended by the server
+                raise TransactionAborted(f"the database ended the write transaction: {_one_line(exc)}") from exc
+            if isinstance(exc, psycopg.Error):
+                raise _translate(exc, self._store.location, self._conn) from exc
+            raise
+
     @_in_tx
     def write_batch(self, first_index, entries, levels, first, private) -> None:
-        if first_index != self._end:
-            raise StorageConflict(f"a batch starting at index {first_index} does not extend the log, which ends at {self._end}")
+        # Any part may be empty: a group commit writes each caller's entries and private values (each in its
+        # savepoint), then the group's hashes in one call.
         conn = self._conn
-        strip_rows = S.strip_rows(levels, first, lambda ids: self._store._strips_on(conn, ids))
-        _copy(conn, "entries", ("idx", "type", "data"), ("int8", "text", "bytea"),
-              ((first_index + i, t, d) for i, (t, d) in enumerate(entries)))
-        _upsert_strips(conn, strip_rows)
+        if entries:
+            if first_index != self._end:
+                raise StorageConflict(f"a batch starting at index {first_index} does not extend the log, which ends at"
+                                      f" {self._end}")
+            _copy(conn, "entries", ("idx", "type", "data"), ("int8", "text", "bytea"),
+                  ((first_index + i, t, d) for i, (t, d) in enumerate(entries)))
+            self._end = first_index + len(entries)
+        if levels:
+            _upsert_strips(conn, S.strip_rows(levels, first, lambda ids: self._store._strips_on(conn, ids)))
         if private:
             _copy(conn, "private_values", ("entry_index", "kind", "commitment", "salt", "value", "lookup"),
                   ("int8", "text", "text", "bytea", "bytea", "bytea"),
                   ((p.entry_index, p.kind, p.commitment, p.salt, p.value, p.lookup) for p in private))
-        self._end = first_index + len(entries)
 
     @_in_tx
     def put_checkpoint(self, tree_size: int, root: bytes, note: str, created_at: str) -> None:
