@@ -140,3 +140,24 @@ def test_transparency_dev_case_count():
     cases = [json.loads(p.read_text()) for p in base.rglob("*.json")]
     assert len(cases) == 196
     assert sum(c["wantErr"] for c in cases) > 150
+
+
+def test_consistency_from_the_empty_tree_is_refused():
+    # transparency-dev/merkle: "consistency proof from empty tree is meaningless"; an empty proof would accept any root
+    any_root = merkle.leaf_hash(b"anything")
+    with pytest.raises(ProofError, match="empty tree is meaningless"):
+        merkle.verify_consistency(0, 5, merkle.EMPTY_ROOT, any_root, [])
+    merkle.verify_consistency(0, 0, merkle.EMPTY_ROOT, merkle.EMPTY_ROOT, [])  # equal sizes: still fine
+
+
+@pytest.mark.parametrize("bad", [None, 1.0, True, "3", -1])
+def test_sizes_and_indexes_must_be_non_negative_ints(bad):
+    leaf = merkle.leaf_hash(b"x")
+    with pytest.raises(ProofError, match="tree size|index"):
+        merkle.verify_inclusion(0, bad, leaf, [], leaf)
+    with pytest.raises(ProofError, match="index"):
+        merkle.verify_inclusion(bad, 1, leaf, [], leaf)
+    with pytest.raises(ProofError, match="tree size"):
+        merkle.verify_consistency(bad, 2, leaf, leaf, [leaf])
+    with pytest.raises(ProofError, match="tree size"):
+        merkle.verify_consistency(1, bad, leaf, leaf, [leaf])

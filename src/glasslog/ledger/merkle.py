@@ -291,6 +291,14 @@ def integrate(tree_size: int, frontier: Sequence[tuple[int, bytes]], leaf_hashes
     return Integration(levels, first, stack, pos, root)
 
 
+def _check_size(value: int, what: str) -> None:
+    """Sizes and indexes are non-negative ints: not bools, floats or None (a proof checked against a guessed size proves nothing)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ProofError(f"{what} must be an integer, got {type(value).__name__} {value!r}")
+    if value < 0:
+        raise ProofError(f"{what} must not be negative, got {value}")
+
+
 def _check_hash(value: bytes, what: str) -> None:
     if not isinstance(value, (bytes, bytearray)) or len(value) != HASH_SIZE:
         size = len(value) if isinstance(value, (bytes, bytearray)) else type(value).__name__
@@ -304,8 +312,8 @@ def root_from_inclusion_proof(index: int, tree_size: int, leaf: bytes, proof: Se
         ProofError: index out of range, a hash that is not 32 bytes, or a
             proof with too many or too few hashes for the tree size.
     """
-    if index < 0 or tree_size < 0:
-        raise ProofError("index and tree size must not be negative")
+    _check_size(index, "index")
+    _check_size(tree_size, "tree size")
     if index >= tree_size:
         raise ProofError(f"index {index} is outside a tree of size {tree_size}")
     _check_hash(leaf, "leaf hash")
@@ -351,15 +359,17 @@ def verify_inclusion(index: int, tree_size: int, leaf: bytes, proof: Sequence[by
 def verify_consistency(old_size: int, new_size: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]) -> None:
     """Verify that the tree (old_size, old_root) is a prefix of (new_size, new_root).
 
-    RFC 9162 section 2.1.4.2, with the empty-tree and equal-size cases of
-    C2SP merkle-tree.md: the empty tree's root must be ``EMPTY_ROOT``, and
-    equal sizes need an empty proof and equal roots.
+    RFC 9162 section 2.1.4.2, with the equal-size cases of C2SP
+    merkle-tree.md (an empty proof and equal roots; the empty tree's root
+    must be ``EMPTY_ROOT``). From the empty tree to a larger one there is
+    nothing to prove, and like transparency-dev/merkle this refuses it.
 
     Raises:
-        ProofError: the proof is malformed or inconsistent.
+        ProofError: the proof is malformed or inconsistent, a size is not a
+            non-negative int, or ``old_size`` is 0 and ``new_size`` is not.
     """
-    if old_size < 0 or new_size < 0:
-        raise ProofError("tree sizes must not be negative")
+    _check_size(old_size, "old tree size")
+    _check_size(new_size, "new tree size")
     if old_size > new_size:
         raise ProofError(f"old tree size {old_size} is larger than new tree size {new_size}")
     if old_size == new_size:
@@ -371,12 +381,9 @@ def verify_consistency(old_size: int, new_size: int, old_root: bytes, new_root: 
             raise ProofError(f"roots differ at equal tree size {old_size}")
         return
     if old_size == 0:
-        if proof:
-            raise ProofError(f"consistency proof from the empty tree must be empty, got {len(proof)} hashes")
-        if old_root != EMPTY_ROOT:
-            raise ProofError("the root of the empty tree must be SHA-256 of the empty string")
-        _check_hash(new_root, "new root hash")
-        return
+        # As transparency-dev/merkle: every tree extends the empty one, so such a "proof" would accept any new root.
+        raise ProofError("a consistency proof from the empty tree is meaningless: every tree extends it; "
+                         "compare against a checkpoint of a non-empty tree")
     _check_hash(old_root, "old root hash")
     _check_hash(new_root, "new root hash")
     if not proof:

@@ -171,7 +171,7 @@ def audit_log(ledger: Ledger, *, check_entries: bool = True, progress: Callable[
                  exact=False)
         else:
             last_good_size = cp.tree_size
-        if previous is not None:
+        if previous is not None and previous[0] > 0:  # the empty tree is a prefix of every tree: nothing to prove
             old_size, old_root = previous
             try:
                 proof = merkle.build_proof(merkle.consistency_proof_plan(old_size, cp.tree_size), get)
