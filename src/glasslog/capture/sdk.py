@@ -461,12 +461,11 @@ def receipt(ledger: Ledger, index: int, *, include_private: bool = True) -> Rece
         IndexError: no such entry.
         LookupError: the entry is not covered by a signed checkpoint.
     """
+    from ..ledger.witnesses import receipt_checkpoint
+
     data = ledger.entry(index)
-    note = ledger.checkpoint()
+    note = receipt_checkpoint(ledger, index)  # the newest cosigned checkpoint covering it, with its cosignatures
     cp = ledger.open_checkpoint(note)
-    if cp.tree_size <= index:
-        note = ledger.checkpoint_covering(index)
-        cp = ledger.open_checkpoint(note)
     proof = ledger.inclusion_proof(index, cp.tree_size)
     private = {}
     if include_private:

@@ -16,7 +16,7 @@ import typer
 
 from ..storage import STORE_ENV, is_url
 from ..witness import cli as witness_cli
-from . import audit, demo, flags, keys, log, migrate, models, monitor, scenarios, serve, verify
+from . import audit, demo, flags, keys, log, migrate, models, monitor, scenarios, serve, verify, witnesses
 from .common import fail
 
 __all__ = ["app", "main"]
@@ -51,6 +51,7 @@ app.add_typer(flags.triage_app, name="triage")
 app.add_typer(audit.app, name="audit")
 app.add_typer(monitor.monitor_app, name="monitor")
 app.add_typer(witness_cli.app, name="witness")
+app.add_typer(witnesses.witnesses_app, name="witnesses")
 
 
 def main() -> None:  # pragma: no cover - console entry point wrapper

@@ -45,6 +45,29 @@ def _verifier_key(key: str | None, key_file: Path | None, data_dir: Path) -> str
     return text
 
 
+WitnessKeys = Annotated[list[str] | None, typer.Option(
+    "--witness-key", help="A witness's cosignature/v1 verifier key (name+keyhash+base64) that you trust; repeatable.")]
+MinWitnesses = Annotated[int | None, typer.Option(
+    "--min-witnesses", min=0, help="How many of the --witness-key witnesses must have cosigned the checkpoint "
+                                   "(default 1 when witness keys are given, else 0).")]
+
+
+def _witness_policy(witness_keys: list[str] | None, min_witnesses: int | None) -> tuple[list[str], int]:
+    """The witness keys (checked) and the threshold; exit 2 on a malformed key or an impossible threshold."""
+    from ..ledger.cosignature import CosignatureVerifier
+
+    keys = []
+    for k in witness_keys or []:
+        try:
+            keys.append(str(CosignatureVerifier.parse(k)))
+        except NoteError as exc:
+            _fail(f"malformed --witness-key {k!r}: {exc}")
+    n = (1 if keys else 0) if min_witnesses is None else min_witnesses
+    if n > len(keys):
+        _fail(f"--min-witnesses {n} needs at least {n} --witness-key options, got {len(keys)}")
+    return keys, n
+
+
 @verify_app.command("receipt")
 def verify_receipt_cmd(
     file: Annotated[Path, typer.Argument(help="Receipt JSON file.")],
@@ -52,16 +75,19 @@ def verify_receipt_cmd(
     key_file: Annotated[Path | None, typer.Option("--key-file", help="File holding the verifier key.")] = None,
     data_dir: DataDir = DEFAULT_DIR,
     json_out: JsonOut = False,
+    witness_key: WitnessKeys = None,
+    min_witnesses: MinWitnesses = None,
 ) -> None:
-    """Verify a receipt offline: checkpoint signature, inclusion proof, entry hash, commitments."""
+    """Verify a receipt offline: checkpoint signature, witnesses' cosignatures, inclusion proof, entry hash, commitments."""
     from ..verify import verify_receipt
 
     vkey = _verifier_key(key, key_file, data_dir)
+    witness_keys, needed = _witness_policy(witness_key, min_witnesses)
     try:
         r = Receipt.load(file)
     except ReceiptFormatError as exc:
         _fail(str(exc))
-    report = verify_receipt(r, vkey)
+    report = verify_receipt(r, vkey, witness_keys, needed)
     if json_out:
         _print_json(report.to_dict())
     else:
@@ -91,16 +117,22 @@ def verify_checkpoint_cmd(
     key_file: Annotated[Path | None, typer.Option("--key-file", help="File holding the verifier key.")] = None,
     data_dir: DataDir = DEFAULT_DIR,
     json_out: JsonOut = False,
+    witness_key: WitnessKeys = None,
+    min_witnesses: MinWitnesses = None,
 ) -> None:
     """Check that the log today is an append-only extension of a checkpoint you kept.
 
-    Verifies the kept checkpoint's signature, then a consistency proof
-    (RFC 9162 2.1.4) from it to the log's latest signed checkpoint.
+    Verifies the kept checkpoint's signature and, with --witness-key, that
+    enough trusted witnesses cosigned it (naming who and when); then a
+    consistency proof (RFC 9162 2.1.4) from it to the log's latest signed checkpoint.
     """
     from ..ledger import merkle
+    from ..ledger.cosignature import verify_cosigned
     from ..ledger.note import Verifier
+    from ..ledger.witnesses import cosigned_checkpoint
 
     vkey = Verifier.parse(_verifier_key(key, key_file, data_dir))
+    witness_keys, needed = _witness_policy(witness_key, min_witnesses)
     try:
         old_note = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -111,9 +143,20 @@ def verify_checkpoint_cmd(
         from ..ledger.note import open_checkpoint
 
         old = open_checkpoint(old_note, vkey)
-        new_note = ledger.checkpoint()
+        new_note = cosigned_checkpoint(ledger)
         new = open_checkpoint(new_note, vkey)
         result.update(old_size=old.tree_size, new_size=new.tree_size, new_checkpoint=new_note)
+        if witness_keys or needed:
+            policy = verify_cosigned(old_note, vkey, witness_keys, needed)
+            latest = verify_cosigned(new_note, vkey, witness_keys, 0)
+            result.update(witnesses=[w.to_dict() for w in policy.witnesses],
+                          latest_witnesses=[w.to_dict() for w in latest.witnesses])
+            if not policy.ok:
+                raise NoteError(f"your checkpoint does not meet the witness policy: {policy.summary()}; "
+                                + "; ".join(policy.problems))
+        if old.tree_size == 0:
+            raise merkle.ProofError("your checkpoint is of the empty tree, which every tree extends: it proves nothing "
+                                    "about this log; keep a checkpoint of a non-empty tree")
         if old.tree_size > new.tree_size:
             raise merkle.ProofError(f"the kept checkpoint (size {old.tree_size}) is ahead of the log (size {new.tree_size}):"
                                     " the log was truncated or forked")
@@ -125,6 +168,10 @@ def verify_checkpoint_cmd(
     if json_out:
         _print_json(result)
     elif result["ok"]:
+        for w in result.get("witnesses", []):
+            out.print(f"  your checkpoint was cosigned by witness {w['name']} at {w['time']}", highlight=False)
+        for w in result.get("latest_witnesses", []):
+            out.print(f"  the log's latest checkpoint is cosigned by witness {w['name']} at {w['time']}", highlight=False)
         out.print(f"[bold green]Consistent[/]: the log at tree size {result['new_size']} extends your checkpoint at"
                   f" {result['old_size']} (consistency proof of {len(result['proof'])} hashes verified).")
     else:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ..ledger import merkle
 from ..ledger.commitments import COMMITMENT_FIELDS, check_commitment
+from ..ledger.cosignature import CosignatureVerifier, verify_cosigned
 from ..ledger.entries import Entry, EntryError
 from ..ledger.note import NoteError, Verifier, open_checkpoint
 from ..ledger.receipt import Receipt
@@ -39,13 +41,15 @@ class ReceiptReport:
     entry: dict | None = None
     index: int | None = None
     tree_size: int | None = None
+    witnesses: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {"ok": self.ok, "index": self.index, "tree_size": self.tree_size, "entry": self.entry,
-                "checks": [vars(c) for c in self.checks]}
+                "witnesses": self.witnesses, "checks": [vars(c) for c in self.checks]}
 
 
-def verify_receipt(receipt: Receipt, verifier_key: str | Verifier) -> ReceiptReport:
+def verify_receipt(receipt: Receipt, verifier_key: str | Verifier,
+                   witness_keys: Sequence[str | CosignatureVerifier] = (), min_witnesses: int = 0) -> ReceiptReport:
     """Verify a receipt offline.
 
     Checks, in order: the verifier key parses; the checkpoint is signed by
@@ -58,6 +62,11 @@ def verify_receipt(receipt: Receipt, verifier_key: str | Verifier) -> ReceiptRep
         receipt: the receipt.
         verifier_key: the log's verifier key, obtained from a source the
             person trusts (not from the receipt or the server that issued it).
+        witness_keys: cosignature/v1 verifier keys of witnesses the person
+            trusts; the report names those that cosigned the checkpoint, and when.
+        min_witnesses: how many of them must have cosigned it (C2SP
+            tlog-cosignature): a checkpoint shown only to this person (a split
+            view) has no cosignature from an honest witness.
 
     Returns:
         A report; ``ok`` is False if any check failed. Never raises for a
@@ -76,6 +85,17 @@ def verify_receipt(receipt: Receipt, verifier_key: str | Verifier) -> ReceiptRep
         add(Check("checkpoint signature", False, str(exc)))
         return report
     add(Check("checkpoint signature", True, f"signed by {verifier.name}+{verifier.key_id.hex()}, tree size {cp.tree_size}"))
+    if witness_keys or min_witnesses:
+        try:
+            policy = verify_cosigned(receipt.checkpoint, verifier, witness_keys, min_witnesses, origin=receipt.origin)
+        except NoteError as exc:
+            add(Check("witnesses", False, f"witness policy: {exc}"))
+            return report
+        report.witnesses = [w.to_dict() for w in policy.witnesses]
+        detail = policy.summary() + ("" if policy.ok else ": " + "; ".join(policy.problems))
+        add(Check("witnesses", policy.ok, detail))
+        if not policy.ok:
+            return report
     if cp.tree_size != receipt.tree_size:
         add(Check("tree size", False, f"receipt says tree size {receipt.tree_size}, the signed checkpoint says {cp.tree_size}"))
         return report

@@ -1,0 +1,104 @@
+"""``glasslog witnesses add|list|remove``: the witnesses a log asks to cosign its checkpoints.
+
+Each change is an entry on the log (type ``witness``), so who witnesses the
+log is itself on the record. The server's background thread
+(``glasslog.server.cosigning``) sends every new checkpoint to the active
+witnesses and stores their cosignatures.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from typing import Annotated
+
+import typer
+
+from ..ledger.cosignature import CosignatureVerifier
+from ..ledger.note import NoteError
+from ..ledger.witnesses import active_witnesses, witness_entry
+from .common import DEFAULT_DIR, USER_ERRORS, DataDir, JsonOut, fail, fail_with, open_ledger, out, print_json
+
+__all__ = ["witnesses_app"]
+
+witnesses_app = typer.Typer(help="The witnesses this log asks to cosign its checkpoints (each change is a log entry).",
+                            no_args_is_help=True)
+
+
+def _probe(url: str, key: str) -> str | None:
+    """What the witness says about itself at GET / (a glasslog witness), or None if it does not say."""
+    try:
+        with urllib.request.urlopen(url.rstrip("/") + "/", timeout=5) as r:
+            info = json.loads(r.read())
+    except (OSError, ValueError):
+        return None
+    if isinstance(info, dict) and info.get("verifier_key") and info["verifier_key"] != key:
+        return f"the witness at {url} has key {info['verifier_key']}, not {key}"
+    return ""
+
+
+@witnesses_app.command("add")
+def witnesses_add(
+    url: Annotated[str, typer.Argument(help="The witness's URL (its add-checkpoint prefix), e.g. https://witness.example/w1.")],
+    key: Annotated[str, typer.Option("--key", help="The witness's cosignature/v1 verifier key (name+keyhash+base64), "
+                                                   "obtained from its operator.")],
+    data_dir: DataDir = DEFAULT_DIR,
+    check: Annotated[bool, typer.Option(help="Ask the witness (GET /) whether the key is its own first.")] = True,
+) -> None:
+    """Ask a witness to cosign this log's checkpoints (appends a witness entry)."""
+    try:
+        vkey = str(CosignatureVerifier.parse(key))
+    except NoteError as exc:
+        fail(f"malformed witness key: {exc}")
+    if check:
+        problem = _probe(url, vkey)
+        if problem:
+            fail(problem)
+    ledger = open_ledger(data_dir)
+    try:
+        if any(w.key == vkey and w.url == url.rstrip("/") for w in active_witnesses(ledger)):
+            fail(f"witness {vkey} at {url} is already active")
+        result = ledger.append([witness_entry("add", url, vkey)])
+    except USER_ERRORS as exc:
+        fail_with(exc)
+    out.print(f"witness {vkey.split('+')[0]} at {url} added (entry {result.first_index}); the server sends it each new"
+              " checkpoint and stores its cosignatures", highlight=False)
+
+
+@witnesses_app.command("remove")
+def witnesses_remove(
+    key_or_url: Annotated[str, typer.Argument(help="The witness's verifier key, key name or URL.")],
+    data_dir: DataDir = DEFAULT_DIR,
+) -> None:
+    """Stop asking a witness (appends a witness entry)."""
+    ledger = open_ledger(data_dir)
+    match = [w for w in active_witnesses(ledger) if key_or_url.rstrip("/") in (w.key, w.name, w.url)]
+    if not match:
+        fail(f"no active witness matches {key_or_url!r}; see glasslog witnesses list")
+    try:
+        for w in match:
+            result = ledger.append([witness_entry("remove", w.url, w.key)])
+            out.print(f"witness {w.name} at {w.url} removed (entry {result.first_index})", highlight=False)
+    except USER_ERRORS as exc:
+        fail_with(exc)
+
+
+@witnesses_app.command("list")
+def witnesses_list(data_dir: DataDir = DEFAULT_DIR, json_out: JsonOut = False) -> None:
+    """The active witnesses, with the largest tree size each has cosigned."""
+    ledger = open_ledger(data_dir)
+    active = active_witnesses(ledger)
+    sizes = ledger.store.witness_sizes()
+    signed = ledger.signed_size()
+    rows = [{"name": w.name, "url": w.url, "key": w.key, "added_at": w.added_at, "cosigned_tree_size": sizes.get(w.key)}
+            for w in active]
+    if json_out:
+        print_json({"tree_size": signed, "witnesses": rows})
+        return
+    if not rows:
+        out.print("no witnesses: glasslog witnesses add URL --key WITNESS_VKEY")
+        return
+    for r in rows:
+        seen = r["cosigned_tree_size"]
+        state = "not cosigned yet" if seen is None else f"cosigned up to tree size {seen} of {signed}"
+        out.print(f"{r['name']}  {r['url']}  {state}\n  key {r['key']}  (added by entry {r['added_at']})", highlight=False)

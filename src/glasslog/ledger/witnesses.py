@@ -1,0 +1,111 @@
+"""The log side of witnessing: which witnesses a log asks, and its checkpoints with their cosignatures.
+
+Which witnesses a log asks to cosign is on the log itself: ``witness``
+entries (``event`` ``add`` or ``remove``, the witness's URL and its
+cosignature/v1 verifier key), so adding or dropping a witness is as public
+and as permanent as any decision. The cosignatures the witnesses return are
+kept beside the log in a side table (``LogStore.put_cosignature``) and
+appended to the checkpoint as extra signature lines when it is served
+(``GET /checkpoint``) or put in a receipt: a C2SP signed note with several
+signatures, which clients that do not know the witnesses read as before.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .cosignature import CosignatureVerifier, add_signature_lines
+from .entries import utc_now
+from .note import NoteError
+
+if TYPE_CHECKING:
+    from .log import Ledger
+
+__all__ = ["WitnessConfig", "witness_entry", "active_witnesses", "cosigned_checkpoint", "receipt_checkpoint"]
+
+
+@dataclass(frozen=True)
+class WitnessConfig:
+    """A witness the log asks to cosign (from its ``witness`` entries).
+
+    Attributes:
+        url: the witness's submission prefix (``/add-checkpoint`` is appended).
+        key: its cosignature/v1 verifier key string.
+        name: the key's name.
+        added_at: index of the entry that added it.
+    """
+
+    url: str
+    key: str
+    name: str
+    added_at: int
+
+
+def witness_entry(event: str, url: str, key: str) -> dict:
+    """The ``witness`` entry adding or removing a witness.
+
+    Raises:
+        NoteError: the key is not a cosignature/v1 verifier key.
+        ValueError: the URL is not http(s) or the event is unknown.
+    """
+    verifier = CosignatureVerifier.parse(key)
+    if event not in ("add", "remove"):
+        raise ValueError(f"event must be add or remove, got {event!r}")
+    url = url.strip().rstrip("/")
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"witness URL {url!r} must start with http:// or https://")
+    return {"type": "witness", "v": 1, "event": event, "url": url, "key": str(verifier), "time": utc_now()}
+
+
+def active_witnesses(ledger: Ledger) -> list[WitnessConfig]:
+    """The witnesses added and not removed since, oldest first (a later add of the same key replaces its URL)."""
+    active: dict[str, WitnessConfig] = {}
+    for idx, obj in ledger.entries_of_type("witness"):
+        try:
+            key = str(CosignatureVerifier.parse(obj["key"]))
+        except (NoteError, KeyError):
+            continue
+        if obj.get("event") == "add":
+            active.pop(key, None)
+            active[key] = WitnessConfig(obj["url"], key, key.split("+", 1)[0], idx)
+        elif obj.get("event") == "remove":
+            active.pop(key, None)
+    return list(active.values())
+
+
+def cosigned_checkpoint(ledger: Ledger, tree_size: int | None = None) -> str:
+    """The signed checkpoint at ``tree_size`` (default: the latest) with every stored cosignature appended.
+
+    Raises:
+        LookupError: no checkpoint at that size.
+    """
+    note = ledger.checkpoint(tree_size)
+    size = tree_size if tree_size is not None else ledger.open_checkpoint(note).tree_size
+    lines = [line for _, line, _ in ledger.store.cosignatures(size)]
+    if not lines:
+        return note
+    try:
+        return add_signature_lines(note, lines)
+    except NoteError:
+        return note  # a damaged side table must not stop the log from serving its own checkpoint
+
+
+def receipt_checkpoint(ledger: Ledger, index: int) -> str:
+    """The checkpoint to put in a receipt for entry ``index``: the newest cosigned one that covers it, with its
+    cosignatures; if none is cosigned yet, the newest one covering it (cosignatures follow within seconds, and
+    a receipt can be refreshed later).
+
+    Raises:
+        LookupError: no checkpoint covers the entry.
+    """
+    size = ledger.store.latest_cosigned_size(index + 1)
+    if size is not None:
+        try:
+            return cosigned_checkpoint(ledger, size)
+        except LookupError:
+            pass
+    note = ledger.checkpoint()
+    if ledger.open_checkpoint(note).tree_size <= index:
+        note = ledger.checkpoint_covering(index)
+    return cosigned_checkpoint(ledger, ledger.open_checkpoint(note).tree_size)

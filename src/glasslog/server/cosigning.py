@@ -1,0 +1,234 @@
+"""Asking witnesses to cosign: a background thread of the server, beside (never in) the write path.
+
+After each new checkpoint, the thread sends it to every witness the log's
+``witness`` entries name (C2SP tlog-witness ``add-checkpoint``) with a
+consistency proof from the size that witness last cosigned, and stores the
+cosignatures it gets back (``LogStore.put_cosignature``). A witness that
+answers 409 gets a fresh proof from the size it reports; a witness that is
+down is retried with a growing pause (up to ``MAX_BACKOFF`` seconds). Appends
+never wait for any of this: a batch is acknowledged when it is on disk, and
+its cosignatures follow.
+
+One thread per data directory: with several worker processes, the one that
+holds ``<data-dir>/cosigning.lock`` does the work, and another takes over if
+it exits.
+
+``CosigningThread.run_once`` does one round synchronously (tests, the CLI).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..ledger import Ledger
+from ..ledger.entries import utc_now
+from ..ledger.witnesses import active_witnesses
+from ..witness.client import Conflict, WitnessClient, WitnessRefused, WitnessUnreachable
+
+__all__ = ["CosigningThread", "WitnessStatus", "attach_cosigning", "INTERVAL", "MAX_BACKOFF"]
+
+log = logging.getLogger("glasslog.cosigning")
+
+INTERVAL = 0.1
+"""Seconds between looks at the log's latest checkpoint."""
+MAX_BACKOFF = 30.0
+"""Longest pause before asking an unreachable or refusing witness again."""
+WITNESS_REFRESH = 2.0
+"""Seconds between re-reads of the log's witness entries."""
+
+
+@dataclass
+class WitnessStatus:
+    """What the thread last heard from one witness."""
+
+    url: str
+    key: str
+    tree_size: int = 0
+    ok: bool = False
+    error: str | None = None
+    at: str | None = None
+    retry_at: float = 0.0
+    backoff: float = 0.5
+
+
+class CosigningThread:
+    """Sends each new checkpoint to the log's witnesses and stores their cosignatures.
+
+    Args:
+        data_dir: the log's data directory.
+        store: the log's database URL when it is not the data directory's SQLite file.
+        interval: seconds between looks at the latest checkpoint.
+    """
+
+    def __init__(self, data_dir: str | Path, store: str | None = None, interval: float = INTERVAL):
+        self.data_dir = Path(data_dir)
+        self.store = store
+        self.interval = interval
+        self.status: dict[str, WitnessStatus] = {}
+        self._clients: dict[str, WitnessClient] = {}
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._ledger: Ledger | None = None
+        self._witnesses: list = []
+        self._witnesses_at = 0.0
+        self._known: dict[str, int] | None = None
+
+    # ----------------------------------------------------------------- life
+    def start(self) -> None:
+        if self._thread is None:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="glasslog-cosigning", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def wake(self) -> None:
+        """Look at the log now instead of at the next interval."""
+        self._wake.set()
+
+    def _run(self) -> None:
+        lock = None
+        try:
+            while not self._stop.is_set():
+                if lock is None:
+                    lock = self._take_lock()
+                    if lock is None:  # another worker process does it
+                        self._stop.wait(5.0)
+                        continue
+                try:
+                    self.run_once()
+                except Exception:  # noqa: BLE001 - keep cosigning alive; the next round retries
+                    log.exception("cosigning round failed")
+                    self._close_ledger()
+                    self._stop.wait(1.0)
+                self._wake.wait(self.interval)
+                self._wake.clear()
+        finally:
+            self._close_ledger()
+            for c in self._clients.values():
+                c.close()
+            if lock is not None:
+                lock.close()
+
+    def _take_lock(self):
+        import fcntl
+
+        f = open(self.data_dir / "cosigning.lock", "a+")  # noqa: SIM115 - held for the thread's life
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.close()
+            return None
+        return f
+
+    def _close_ledger(self) -> None:
+        if self._ledger is not None:
+            with contextlib.suppress(Exception):
+                self._ledger.close()
+            self._ledger = None
+
+    # ----------------------------------------------------------------- work
+    def run_once(self) -> dict[str, WitnessStatus]:
+        """One round: send the latest checkpoint to every witness that has not cosigned it. Returns the statuses."""
+        if self._ledger is None:
+            self._ledger = Ledger.open(self.data_dir, self.store)
+        lg = self._ledger
+        now = time.monotonic()
+        if now - self._witnesses_at > WITNESS_REFRESH or self._known is None:
+            self._witnesses = active_witnesses(lg)
+            self._witnesses_at = now
+            if self._known is None:
+                self._known = lg.store.witness_sizes()
+            keys = {w.key for w in self._witnesses}
+            for gone in [k for k in self._clients if k not in keys]:
+                self._clients.pop(gone).close()
+                self.status.pop(gone, None)
+        if not self._witnesses:
+            return self.status
+        note = lg.checkpoint()
+        size = lg.open_checkpoint(note).tree_size
+        for w in self._witnesses:
+            st = self.status.get(w.key)
+            if st is None or st.url != w.url:
+                st = self.status[w.key] = WitnessStatus(w.url, w.key, self._known.get(w.key, 0))
+                if w.key in self._clients:
+                    self._clients.pop(w.key).close()
+            if st.ok and st.tree_size == size:
+                continue
+            if time.monotonic() < st.retry_at:
+                continue
+            self._submit(lg, w, st, note, size)
+        return self.status
+
+    def _client(self, url: str, key: str) -> WitnessClient:
+        c = self._clients.get(key)
+        if c is None:
+            c = self._clients[key] = WitnessClient(url, key, timeout=10.0)
+        return c
+
+    def _submit(self, lg: Ledger, w, st: WitnessStatus, note: str, size: int) -> None:
+        client = self._client(w.url, w.key)
+        old = min(st.tree_size, size)
+        for _attempt in range(3):
+            try:
+                proof = lg.consistency_proof(old, size) if 0 < old < size else []
+                lines = client.add_checkpoint(old, proof, note)
+            except Conflict as c:
+                if c.size > size:
+                    self._failed(st, f"the witness has cosigned tree size {c.size}, larger than the log's {size}:"
+                                     " the log was rolled back or forked")
+                    return
+                if c.size == old:  # same size, another root: the witness saw a different tree
+                    self._failed(st, f"the witness cosigned a different tree at size {old}")
+                    return
+                old = c.size  # re-prove from the witness's size
+                continue
+            except (WitnessRefused, WitnessUnreachable, ValueError) as exc:
+                self._failed(st, str(exc))
+                return
+            for line in lines[:1]:
+                lg.store.put_cosignature(size, w.key, line, utc_now())
+            st.tree_size, st.ok, st.error, st.at, st.backoff, st.retry_at = size, True, None, utc_now(), 0.5, 0.0
+            self._known[w.key] = size
+            return
+        self._failed(st, "the witness kept answering 409")
+
+    def _failed(self, st: WitnessStatus, why: str) -> None:
+        if st.error != why:
+            log.warning("witness %s: %s", st.url, why)
+        st.ok, st.error, st.at = False, why, utc_now()
+        st.retry_at = time.monotonic() + st.backoff
+        st.backoff = min(st.backoff * 2, MAX_BACKOFF)
+
+
+def attach_cosigning(app, data_dir: str | Path, store: str | None = None) -> CosigningThread | None:
+    """Run a ``CosigningThread`` for the app's lifetime (its ASGI lifespan). Off with ``GLASSLOG_COSIGNING=off``."""
+    if os.environ.get("GLASSLOG_COSIGNING", "on").lower() in ("off", "0", "no"):
+        return None
+    thread = CosigningThread(data_dir, store)
+    previous = app.router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def lifespan(a):
+        thread.start()
+        try:
+            async with previous(a) as state:
+                yield state
+        finally:
+            thread.stop()
+
+    app.router.lifespan_context = lifespan
+    app.state.cosigning = thread
+    return thread

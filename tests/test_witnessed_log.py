@@ -1,0 +1,238 @@
+"""A witnessed glasslog log, end to end, with real processes on loopback.
+
+The log server (``glasslog serve``) and the witness (``python -m
+glasslog.witness serve``) run as subprocesses. The witness is added with
+``glasslog witnesses add`` (an entry on the log); the server's background
+thread gets each new checkpoint cosigned; ``GET /checkpoint`` and receipts
+carry the cosignatures; ``verify receipt`` / ``verify checkpoint`` apply a
+k-of-n witness policy. Then a fork: a copy of the log that diverges after
+index k, signed with the same key, cannot get its checkpoints cosigned, so
+its receipts fail the policy.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from glasslog.cli import app as cli
+from glasslog.ledger import Ledger, utc_now
+from glasslog.ledger.cosignature import Cosigner, verify_cosigned
+from glasslog.ledger.witnesses import active_witnesses, cosigned_checkpoint, receipt_checkpoint, witness_entry
+from glasslog.server.cosigning import CosigningThread
+from glasslog.witness import Witness
+
+from .witness_support import WitnessProcess, free_port, wait_http
+
+ORIGIN = "bank.example/witnessed"
+runner = CliRunner()
+
+
+def text(result) -> str:
+    """The command's output with rich's line wrapping undone."""
+    return " ".join(result.output.split())
+
+
+def deployments(start: int, end: int, tag: str = "d") -> list[dict]:
+    return [{"type": "deployment", "v": 1, "deployment": f"{tag}{i}", "visibility": "public-service",
+             "description": "test", "time": utc_now()} for i in range(start, end)]
+
+
+@pytest.fixture
+def witness_proc(tmp_path):
+    d = tmp_path / "witness"
+    Witness.init(d, "witness.test/w1").close()
+    proc = WitnessProcess(d).start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+def log_dir(tmp_path):
+    d = tmp_path / "log"
+    with Ledger.create(d, ORIGIN) as lg:
+        lg.append(deployments(0, 5))
+    return d
+
+
+def follow(witness_proc, log_dir) -> str:
+    vkey = (log_dir / "log.vkey").read_text().strip()
+    w = Witness(witness_proc.dir)
+    w.add_log(ORIGIN, vkey)
+    key = w.verifier_key
+    w.close()
+    return key
+
+
+class LogServer:
+    def __init__(self, data_dir: Path):
+        self.port = free_port()
+        self.proc = subprocess.Popen([sys.executable, "-c", "from glasslog.cli import app; app()", "serve", "-d",
+                                      str(data_dir), "--port", str(self.port)], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, env=dict(os.environ))
+        wait_http(f"http://127.0.0.1:{self.port}/checkpoint", timeout=60, proc=self.proc)
+
+    def checkpoint(self) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/checkpoint", timeout=5) as r:
+            return r.read().decode()
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.proc.stderr.close()
+
+
+def wait_for(pred, timeout: float = 20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = pred()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise TimeoutError("condition not met")
+
+
+def test_witness_entries_and_cli(tmp_path, log_dir, witness_proc):
+    key = follow(witness_proc, log_dir)
+    r = runner.invoke(cli, ["witnesses", "add", witness_proc.url, "--key", key, "-d", str(log_dir)])
+    assert r.exit_code == 0, r.output
+    other = Cosigner.generate("other.example/w")
+    # a key that is not the witness's own is refused when the witness says who it is
+    r = runner.invoke(cli, ["witnesses", "add", witness_proc.url, "--key", str(other.verifier()), "-d", str(log_dir)])
+    assert r.exit_code == 2 and "has key" in text(r)
+    r = runner.invoke(cli, ["witnesses", "add", "http://127.0.0.1:9", "--key", str(other.verifier()), "-d", str(log_dir)])
+    assert r.exit_code == 0, r.output
+    with Ledger.open(log_dir) as lg:
+        assert [w.name for w in active_witnesses(lg)] == ["witness.test/w1", "other.example/w"]
+    r = runner.invoke(cli, ["witnesses", "remove", "other.example/w", "-d", str(log_dir)])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(cli, ["witnesses", "list", "-d", str(log_dir), "--json"])
+    assert r.exit_code == 0 and '"witness.test/w1"' in r.output and "other.example" not in r.output
+    with Ledger.open(log_dir) as lg:
+        kinds = [obj["event"] for _, obj in lg.entries_of_type("witness")]
+    assert kinds == ["add", "add", "remove"]
+    with pytest.raises(ValueError):
+        witness_entry("add", "ftp://x", key)
+
+
+def test_server_gets_checkpoints_cosigned_and_receipts_carry_them(tmp_path, log_dir, witness_proc):
+    wkey = follow(witness_proc, log_dir)
+    assert runner.invoke(cli, ["witnesses", "add", witness_proc.url, "--key", wkey, "-d", str(log_dir)]).exit_code == 0
+    vkey = (log_dir / "log.vkey").read_text().strip()
+    server = LogServer(log_dir)
+    try:
+        note = wait_for(lambda: (n := server.checkpoint()).count("\u2014 ") == 2 and n)
+        policy = verify_cosigned(note, vkey, [wkey], 1)
+        assert policy.ok and policy.witnesses[0].name == "witness.test/w1", policy.problems
+        # appends by another process are cosigned too, without the append waiting for it
+        with Ledger.open(log_dir) as lg:
+            t0 = time.perf_counter()
+            res = lg.append(deployments(5, 9))
+            assert time.perf_counter() - t0 < 2.0
+        note = wait_for(lambda: (n := server.checkpoint()).count("\u2014 ") == 2 and f"\n{res.tree_size}\n" in n and n)
+        assert verify_cosigned(note, vkey, [wkey], 1).ok
+        # a receipt carries the cosigned checkpoint, and verify receipt names the witness
+        receipt = tmp_path / "r.json"
+        assert runner.invoke(cli, ["receipt", "7", "-o", str(receipt), "-d", str(log_dir)]).exit_code == 0
+        r = runner.invoke(cli, ["verify", "receipt", str(receipt), "--key", vkey, "--witness-key", wkey, "-d", str(tmp_path)])
+        assert r.exit_code == 0, r.output
+        assert "cosigned by witness.test/w1 at" in text(r)
+        other = str(Cosigner.generate("other.example/w").verifier())
+        r = runner.invoke(cli, ["verify", "receipt", str(receipt), "--key", vkey, "--witness-key", wkey,
+                                "--witness-key", other, "--min-witnesses", "2", "-d", str(tmp_path)])
+        assert r.exit_code == 1 and "1 of the 2 required" in text(r)
+        r = runner.invoke(cli, ["verify", "receipt", str(receipt), "--key", vkey, "--min-witnesses", "1", "-d", str(tmp_path)])
+        assert r.exit_code == 2
+        # verify checkpoint with the policy: the kept (cosigned) checkpoint, and the log's latest
+        kept = tmp_path / "kept.note"
+        kept.write_text(note)
+        r = runner.invoke(cli, ["verify", "checkpoint", str(kept), "--key", vkey, "--witness-key", wkey, "-d", str(log_dir)])
+        assert r.exit_code == 0 and "cosigned by witness witness.test/w1" in text(r), r.output
+        with Ledger.open(log_dir) as lg:
+            plain = lg.checkpoint()
+        kept.write_text(plain)
+        r = runner.invoke(cli, ["verify", "checkpoint", str(kept), "--key", vkey, "--witness-key", wkey, "-d", str(log_dir)])
+        assert r.exit_code == 1 and "witness policy" in text(r)
+        r = runner.invoke(cli, ["witnesses", "list", "-d", str(log_dir)])
+        assert "cosigned up to tree size" in text(r)
+    finally:
+        server.stop()
+
+
+def test_conflict_is_re_proved_from_the_witness_size(tmp_path, log_dir, witness_proc):
+    wkey = follow(witness_proc, log_dir)
+    with Ledger.open(log_dir) as lg:
+        lg.append([witness_entry("add", witness_proc.url, wkey)])
+    t = CosigningThread(log_dir)
+    st = t.run_once()[wkey]
+    assert st.ok and st.tree_size == 6
+    t._close_ledger()
+    # the log forgets what the witness cosigned (lost side table): it starts from 0, gets 409 6, re-proves
+    con = sqlite3.connect(log_dir / "log.db")
+    con.execute("DELETE FROM cosignatures")
+    con.commit()
+    con.close()
+    with Ledger.open(log_dir) as lg:
+        lg.append(deployments(10, 20))
+    t2 = CosigningThread(log_dir)
+    st = t2.run_once()[wkey]
+    assert st.ok and st.tree_size == 16, st
+    with Ledger.open(log_dir) as lg:
+        assert verify_cosigned(cosigned_checkpoint(lg), lg.verifier_key, [wkey], 1).ok
+        assert "\u2014 witness.test/w1" in receipt_checkpoint(lg, 3)
+    t2._close_ledger()
+
+
+def test_forked_copy_gets_no_cosignature_and_its_receipts_fail_the_policy(tmp_path, log_dir, witness_proc):
+    """A deployer copies its log after index k, shows one copy to supervisors and another to an applicant."""
+    wkey = follow(witness_proc, log_dir)
+    with Ledger.open(log_dir) as lg:
+        lg.append([witness_entry("add", witness_proc.url, wkey)])  # k = 6 entries in common
+    fork_dir = tmp_path / "fork"
+    shutil.copytree(log_dir, fork_dir)
+    with Ledger.open(log_dir) as lg:
+        lg.append(deployments(100, 110, "honest"))
+    with Ledger.open(fork_dir) as lg:
+        lg.append(deployments(100, 110, "forged"))
+    honest, forked = CosigningThread(log_dir), CosigningThread(fork_dir)
+    assert honest.run_once()[wkey].ok
+    st = forked.run_once()[wkey]
+    assert not st.ok and st.error and ("different tree" in st.error or "422" in st.error), st
+    # growing the fork further does not help either
+    with Ledger.open(fork_dir) as lg:
+        lg.append(deployments(110, 130, "forged"))
+    forked.status[wkey].retry_at = 0
+    st = forked.run_once()[wkey]
+    assert not st.ok and "422" in st.error, st.error
+    vkey = (log_dir / "log.vkey").read_text().strip()
+    out = {}
+    for name, d in (("honest", log_dir), ("forked", fork_dir)):
+        path = tmp_path / f"{name}.json"
+        assert runner.invoke(cli, ["receipt", "8", "-o", str(path), "-d", str(d)]).exit_code == 0
+        out[name] = runner.invoke(cli, ["verify", "receipt", str(path), "--key", vkey, "--witness-key", wkey,
+                                        "--min-witnesses", "1", "-d", str(tmp_path)])
+    assert out["honest"].exit_code == 0, out["honest"].output
+    assert out["forked"].exit_code == 1 and "0 of the 1 required" in text(out["forked"])
+    # without the policy the forked receipt still verifies: the log's key alone cannot tell the copies apart
+    path = tmp_path / "forked.json"
+    assert runner.invoke(cli, ["verify", "receipt", str(path), "--key", vkey, "-d", str(tmp_path)]).exit_code == 0
+    # the witness kept the validly signed fork as evidence
+    w = Witness(witness_proc.dir)
+    try:
+        assert w.store.evidence(ORIGIN)
+    finally:
+        w.close()
+    for t in (honest, forked):
+        t._close_ledger()
