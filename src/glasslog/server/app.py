@@ -72,6 +72,7 @@ from ..access import (
 from ..ledger import EntryError, Ledger, LedgerError, canonical_json, merkle, utc_now
 from ..ledger.receipt import Receipt
 from ..ledger.tiles import TilePathError, parse_tile_path
+from ..ledger.witnesses import cosigned_checkpoint
 from ..registry import (
     ArtifactError,
     CardError,
@@ -87,6 +88,7 @@ from ..registry import (
     load_artifact,
 )
 from ..storage import StorageUnavailable
+from .cosigning import attach_cosigning
 from .index import SearchIndex
 
 __all__ = ["create_app", "MAX_BODY_BYTES", "MAX_ARTIFACT_BYTES"]
@@ -715,6 +717,7 @@ def create_app(data_dir: str | Path, store: str | None = None) -> FastAPI:
     app.router.route_class = StrictJSONRoute
     app.add_middleware(Compression)
     app.add_middleware(BodyLimit)
+    attach_cosigning(app, data_dir, store)  # witnesses' cosignatures, beside the write path (server/cosigning.py)
 
     base_openapi = app.openapi
 
@@ -866,7 +869,7 @@ def create_app(data_dir: str | Path, store: str | None = None) -> FastAPI:
     @app.get("/checkpoint", response_class=PlainTextResponse, tags=["verifiers"], responses=_errors(),
              summary="Latest signed checkpoint (C2SP tlog-checkpoint in a C2SP signed note)")
     async def get_checkpoint() -> Response:
-        return PlainTextResponse(ctx().ledger.checkpoint(), media_type="text/plain; charset=utf-8",
+        return PlainTextResponse(cosigned_checkpoint(ctx().ledger), media_type="text/plain; charset=utf-8",
                                  headers={"Cache-Control": "public, max-age=2"})
 
     @app.get("/tile/{path:path}", tags=["verifiers"], summary="C2SP tlog-tiles hash tile or entry bundle",
