@@ -161,6 +161,32 @@ def _pool_for(url: str) -> ConnectionPool:
         return pool
 
 
+def _renew_pool(url: str, stale: ConnectionPool) -> ConnectionPool | None:
+    """A fresh pool for ``url`` if the server answers although ``stale`` gave no connection in time, else None.
+
+    After an outage a pool retries its connections with exponential backoff
+    (up to minutes apart), so it can lag far behind a server that is back;
+    the fresh pool connects at once. Connections lent out by the stale pool
+    keep working and are closed when given back.
+    """
+    key = (os.getpid(), url)
+    with _pools_lock:
+        current = _pools.get(key)
+        if current is not None and current is not stale and not current.closed:
+            return current  # another store renewed it meanwhile
+        try:
+            psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT, autocommit=True).close()
+        except psycopg.Error:
+            return None  # the server is away: the stale pool is right
+        if _pools.get(key) is stale:
+            del _pools[key]
+    try:
+        stale.close(timeout=1.0)
+    except Exception:  # noqa: BLE001 - best effort: it is replaced either way
+        pass
+    return _pool_for(url)
+
+
 def close_pools() -> None:
     """Close this process's connection pools (tests, and at interpreter exit). Stores opened before are unusable after."""
     with _pools_lock:
@@ -194,7 +220,7 @@ def _translate(exc: psycopg.Error, location: str, conn: psycopg.Connection | Non
     if isinstance(exc, pgerrors.LockNotAvailable):
         return StorageUnavailable(f"the log's database {location} is busy: its write lock was not free within "
                                   f"{WAIT_SECONDS:.0f} s ({detail})")
-    if isinstance(exc, (pgerrors.QueryCanceled, pgerrors.TransactionRollbackError)):
+    if isinstance(exc, (pgerrors.QueryCanceled, pgerrors.TransactionRollback)):
         return StorageUnavailable(f"the log's database {location} is busy: {detail}")
     if isinstance(exc, psycopg.OperationalError) or (conn is not None and conn.closed):
         cls = _Broken if conn is not None and conn.closed else StorageUnavailable
@@ -520,13 +546,18 @@ class PostgresStore:
             raise StorageError(f"the store for {self.location} was closed")
         if self._pool.closed or self._pid != os.getpid():  # close_pools() was called, or this is a forked child
             self._pool, self._pid = _pool_for(self._url), os.getpid()
-        try:
-            return self._pool.getconn(timeout=WAIT_SECONDS)
-        except PoolTimeout:
-            raise StorageUnavailable(f"no connection to the log's database {self.location} within {WAIT_SECONDS:.0f} s"
-                                     " (server down, or every pooled connection busy)") from None
-        except psycopg.Error as exc:
-            raise _translate(exc, self.location) from exc
+        for attempt in (0, 1):
+            try:
+                return self._pool.getconn(timeout=WAIT_SECONDS)
+            except PoolTimeout:
+                fresh = None if attempt else _renew_pool(self._url, self._pool)
+                if fresh is None:
+                    raise StorageUnavailable(f"no connection to the log's database {self.location} within "
+                                             f"{WAIT_SECONDS:.0f} s (server down, or every pooled connection busy)") from None
+                self._pool = fresh
+            except psycopg.Error as exc:
+                raise _translate(exc, self.location) from exc
+        raise AssertionError("unreachable")
 
     def _read(self, fn: Callable[[psycopg.Connection], T]) -> T:
         """``fn(conn)`` on a pooled connection; retried once on a fresh one if the first was found broken.
