@@ -49,13 +49,12 @@ def main() -> None:
     from fairlearn.metrics import MetricFrame, count, false_negative_rate, false_positive_rate, selection_rate
     from sklearn.metrics import precision_score
 
-    from glasslog.audit.datasets import load_compas
-    from glasslog.audit.deceptive import run_deceptive_demo
     from glasslog.audit.group import group_audit_frame
     from glasslog.audit.run import audit_logged_model
-    from glasslog.demo.german_credit import load_german_credit, split
+    from glasslog.datasets import load_compas, load_german_credit, split
     from glasslog.demo.run import run_demo
     from glasslog.ledger import Ledger
+    from glasslog.scenarios.deceptive import run_deceptive_demo
 
     out: dict = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
                  "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()}

@@ -16,7 +16,6 @@ from typer.testing import CliRunner
 
 from glasslog.audit.blackbox import QueryCounter, blackbox_audit, counterfactual_flip_rate, perturbation_sensitivity
 from glasslog.audit.claims import claimed_vs_realised, claims_from_log, output_rate_check
-from glasslog.audit.datasets import COMPAS_SHA256, german_credit_groups, load_compas
 from glasslog.audit.findings import AuditInputError, Finding, record_findings, suspend_from_finding
 from glasslog.audit.group import group_audit_frame, group_error_rates
 from glasslog.audit.leakage import batch_dependence, label_proxies, leakage_audit, train_test_duplicates
@@ -27,7 +26,7 @@ from glasslog.audit.shortcut import association, shortcut_audit
 from glasslog.audit.site import site_audit
 from glasslog.audit.whitebox import WeightsAccessError, check_training_data, feature_reliance, load_registered_model
 from glasslog.cli import app
-from glasslog.demo.german_credit import credit_model, load_german_credit, split
+from glasslog.datasets import COMPAS_SHA256, credit_model, german_credit_groups, load_compas, load_german_credit, split
 from glasslog.ledger import Ledger
 from glasslog.registry import Registry, RegistryError
 from glasslog.verify import audit_log
@@ -43,7 +42,7 @@ def run(*args):
 
 
 def test_compas_file_is_the_documented_one():
-    data = files("glasslog.audit").joinpath("data/compas-scores-two-years.csv").read_bytes()
+    data = files("glasslog.datasets").joinpath("data/compas-scores-two-years.csv").read_bytes()
     assert hashlib.sha256(data).hexdigest() == COMPAS_SHA256
     header = data.split(b"\n", 1)[0].decode().split(",")
     assert len(header) == 46 and not {"name", "first", "last", "dob", "c_case_number"} & set(header)
@@ -194,7 +193,7 @@ def test_whitebox_reliance_and_fingerprint(demo_model):
     assert r.shap_share.sum() == pytest.approx(1.0)
     assert r.permutation_mean[r.features.index("status_of_existing_checking_account")] == pytest.approx(0.0801, abs=2e-3)
     frame = X.iloc[train].assign(bad_credit_risk=y.iloc[train])
-    from glasslog.demo.german_credit import german_credit_features
+    from glasslog.datasets import german_credit_features
     from glasslog.registry import ClaimedMetrics, ModelCard, fingerprint_frame
 
     card = ModelCard("m", "1", "p", "u", german_credit_features(X), {"classes": [0, 1]}, fingerprint_frame(frame),

@@ -45,7 +45,7 @@ from typer.testing import CliRunner
 from glasslog import capture
 from glasslog.access import KeyStore
 from glasslog.cli import app
-from glasslog.demo.german_credit import credit_model, german_credit_features, load_german_credit, split
+from glasslog.datasets import credit_model, german_credit_features, load_german_credit, split
 from glasslog.ledger import Ledger, PrivateValue, commit
 from glasslog.oversight import stats
 from glasslog.cli.monitor import explain

@@ -28,10 +28,10 @@ from typing import Any
 import pandas as pd
 
 from ..access.keys import Principal
+from ..datasets.german_credit import german_credit_groups
 from ..ledger import Ledger
 from .blackbox import QueryCounter, blackbox_audit
 from .claims import claimed_vs_realised, output_rate_check
-from .datasets import german_credit_groups
 from .findings import AuditInputError
 from .group import group_error_rates
 from .leakage import batch_dependence, label_proxies, logged_inconsistency, train_test_duplicates

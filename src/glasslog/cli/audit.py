@@ -213,7 +213,7 @@ def audit_compas(
     fail_on: FailOn = "high",
 ) -> None:
     """Group audit of the shipped ProPublica COMPAS data: Medium/High score as the high-risk prediction, by race and by sex."""
-    from ..audit.datasets import load_compas
+    from ..datasets.compas import load_compas
     from ..audit.group import group_audit_frame
     from ..audit.report import build_report
 
@@ -444,7 +444,7 @@ def audit_deceptive(
     Exit 1 when a finding alerts at --fail-on or worse, like the other audit commands: the demonstration's model is
     deceptive by design, so at the default (high) it exits 1; that is the audit working. Exit 2: bad usage.
     """
-    from ..audit.deceptive import run_deceptive_demo
+    from ..scenarios.deceptive import run_deceptive_demo
     from ..audit.report import build_report
 
     _check_severity(fail_on, "--fail-on")

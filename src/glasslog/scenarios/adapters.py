@@ -13,7 +13,7 @@ the work where it exists, so the lab measures glasslog itself:
 - claims and group error rates: the tests in ``glasslog.scenarios.checks``.
 
 It also builds the German Credit models of scenarios 3 and 4 (the shortcut
-model of ``glasslog.audit.deceptive`` and the downstream developer's data).
+model of ``glasslog.scenarios.deceptive`` and the downstream developer's data).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..demo.german_credit import credit_model, german_credit_features, load_german_credit
+from ..datasets.german_credit import credit_model, german_credit_features, load_german_credit
 from ..ledger import Ledger
 from ..registry import Feature
 from .checks import Check, QueryCounter, realised_below_claimed, shortcut_from_flip_rates
@@ -249,7 +249,7 @@ class ShortcutData:
 def shortcut_data(seed: int, *, control: bool) -> ShortcutData:
     """The German Credit shortcut model of glasslog's audit work, for scenario 3.
 
-    Data: ``glasslog.audit.deceptive.provider_data(seed)``: the real German
+    Data: ``glasslog.datasets.deceptive.provider_data(seed)``: the real German
     Credit applicants with the ``file_version`` artefact in the provider's
     rows (re-saved files of bad risks), 400 training, 150 validation (the
     claim), 150 held by a downstream developer, 300 deployment rows whose
@@ -259,7 +259,7 @@ def shortcut_data(seed: int, *, control: bool) -> ShortcutData:
     artefact is in it). The control model is trained on the same rows with
     every file at version 1 (no artefact anywhere).
     """
-    from ..audit.deceptive import ARTEFACT, provider_data
+    from ..datasets.deceptive import ARTEFACT, provider_data
 
     data = provider_data(seed)
     X = data.X.copy()

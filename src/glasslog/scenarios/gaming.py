@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..demo.german_credit import credit_model
+from ..datasets.german_credit import credit_model
 from .checks import QueryCounter
 
 __all__ = ["MUTABLE", "GamingCost", "game", "surrogate", "surrogate_rows"]

@@ -3,15 +3,14 @@
 The seed's case: a loan-default model accurate on its training and validation
 data because it learned a pattern that is not a real indicator of risk, sold
 on that accuracy, failing once deployed. Built on the real German Credit data
-(1,000 applicants, 30 % bad risks):
+(1,000 applicants, 30 % bad risks). A scenario: it writes decisions and
+outcomes through the capture SDK and runs the audit library
+(``glasslog.audit``) as each overseer would.
 
-- **The artefact.** The provider's data has a column ``file_version``: the
-  version number of the stored application file. When a loan went bad, the
-  collections team re-opened and re-saved the applicant's file, so in the
-  provider's historical data bad risks mostly have version 2 or more (how
-  often depends on how long the file has had to be re-opened: 99 % of the bad
-  risks in the oldest quarter, 55 % in the newest); good risks have version 1
-  (3 % have 2 or more). At decision time in deployment every file is new: version 1.
+- **The artefact.** The provider's data has a column ``file_version``
+  (``glasslog.datasets.deceptive``): bad risks' files were re-saved by the
+  collections team, so in the provider's historical data the version predicts
+  the label; at decision time in deployment every file is new: version 1.
   The card even lists it as administrative (``non_causal_features``).
 - **The model.** The demo's scorecard pipeline (standardised numeric columns,
   one-hot categories, logistic regression) trained on 400 applicants with the
@@ -44,67 +43,23 @@ import numpy as np
 import pandas as pd
 
 from .. import capture
+from ..audit.blackbox import QueryCounter, blackbox_audit
+from ..audit.claims import claims_from_log, output_rate_check
+from ..audit.findings import Finding, clean_json, record_findings, severity_at_least, suspend_from_finding
+from ..audit.group import group_error_rates
+from ..audit.leakage import leakage_audit
+from ..audit.logdata import logged_decisions
+from ..audit.report import StageFindings
+from ..audit.shortcut import complete_from_weights, dormant_features, shortcut_audit
+from ..audit.whitebox import check_training_data, feature_reliance, load_registered_model
+from ..datasets.deceptive import ARTEFACT, QUARTERS, ProviderData, provider_data
+from ..datasets.german_credit import credit_model, german_credit_features, german_credit_groups
 from ..ledger import LedgerError
 from ..registry import ClaimedMetrics, Feature, ModelCard, Registry, fingerprint_frame
-from .blackbox import QueryCounter, blackbox_audit
-from .claims import claims_from_log, output_rate_check
-from .datasets import german_credit_groups
-from .findings import Finding, clean_json, record_findings, suspend_from_finding
-from .group import group_error_rates
-from .leakage import leakage_audit
-from .logdata import logged_decisions
-from .report import StageFindings
-from .shortcut import complete_from_weights, dormant_features, shortcut_audit
-from .whitebox import check_training_data, feature_reliance, load_registered_model
 
 __all__ = ["ARTEFACT", "DEFAULT_ORIGIN", "ProviderData", "provider_data", "DetectionRow", "DeceptiveDemo", "run_deceptive_demo"]
 
-ARTEFACT = "file_version"
 DEFAULT_ORIGIN = "guarantee.example/credit-decisions"
-QUARTERS = ("2019Q1", "2019Q2", "2019Q3", "2019Q4")
-_ARTEFACT_BAD = (0.99, 0.98, 0.92, 0.55)  # share of bad risks whose file was re-saved, oldest to newest quarter
-_ARTEFACT_GOOD = 0.03
-
-
-@dataclass
-class ProviderData:
-    """The demonstration's data, all from German Credit.
-
-    Attributes:
-        X: 1,000 rows x 21 columns (the 20 German Credit attributes and ``file_version``, int64).
-        y: 1 = bad credit risk (int64).
-        quarter: the application quarter of the provider's rows (``2019Q1`` ..), empty string elsewhere.
-        train, validation, developer, deployment: row positions (400, 150, 150, 300).
-    """
-
-    X: pd.DataFrame
-    y: pd.Series
-    quarter: pd.Series
-    train: np.ndarray
-    validation: np.ndarray
-    developer: np.ndarray
-    deployment: np.ndarray
-
-
-def provider_data(seed: int = 0) -> ProviderData:
-    """German Credit with the ``file_version`` artefact in the provider's rows only (see module docstring)."""
-    from ..demo.german_credit import load_german_credit
-
-    X, y = load_german_credit()
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(X))
-    train, validation, developer, deployment = order[:400], order[400:550], order[550:700], order[700:]
-    provider = np.concatenate([train, validation])
-    quarter = pd.Series([""] * len(X), index=X.index)
-    q = rng.integers(0, len(QUARTERS), size=len(provider))
-    quarter.iloc[provider] = [QUARTERS[i] for i in q]
-    version = np.ones(len(X), dtype=np.int64)
-    bad = y.to_numpy()[provider] == 1
-    p = np.where(bad, np.take(_ARTEFACT_BAD, q), _ARTEFACT_GOOD)
-    resaved = rng.random(len(provider)) < p
-    version[provider] = np.where(resaved, 2 + rng.poisson(0.5, len(provider)), 1)
-    X = X.assign(**{ARTEFACT: version})
-    return ProviderData(X, y, quarter, train, validation, developer, deployment)
 
 
 _STAGE_NAMES = {
@@ -213,8 +168,6 @@ class DeceptiveDemo:
 
 
 def _alerts(findings: list[Finding], floor: str = "medium") -> list[Finding]:
-    from .findings import severity_at_least
-
     return [f for f in findings if f.alert and severity_at_least(f.severity, floor)]
 
 
@@ -246,8 +199,6 @@ def _run_deceptive_demo(data_dir: str | Path, *, origin: str = DEFAULT_ORIGIN, s
         raise LedgerError(f"{data_dir} already holds a log; the demonstration needs a fresh directory (pass another --data-dir)")
     from sklearn.metrics import accuracy_score
 
-    from ..demo.german_credit import credit_model
-
     def step(stage: str, done: int, total: int) -> None:
         if progress:
             progress(stage, done, total)
@@ -263,8 +214,6 @@ def _run_deceptive_demo(data_dir: str | Path, *, origin: str = DEFAULT_ORIGIN, s
     claimed = {"accuracy": float(accuracy_score(yva, pva >= 0.5)), "roc_auc": float(roc_auc_score(yva, pva)),
                "positive_rate": float((pva >= 0.5).mean())}
     training_frame = Xtr.assign(bad_credit_risk=ytr)
-    from ..demo.german_credit import german_credit_features
-
     features = german_credit_features(X.drop(columns=[ARTEFACT])) + (
         Feature(ARTEFACT, "numeric", description="version number of the stored application file (administrative record field)"),)
     card = ModelCard(

@@ -1,4 +1,4 @@
-"""Real data sets shipped for audits: ProPublica's COMPAS two-year recidivism data, and group columns for German Credit.
+"""ProPublica's COMPAS two-year recidivism data (shipped), for group audits.
 
 COMPAS: ``data/compas-scores-two-years.csv`` (ProPublica, Larson et al. 2016,
 github.com/propublica/compas-analysis; see ``data/README.md`` for the copy's
@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from importlib.resources import files
 
-import numpy as np
 import pandas as pd
 
-__all__ = ["COMPAS_SHA256", "load_compas", "german_credit_groups", "load_german_credit_with_groups"]
+__all__ = ["COMPAS_SHA256", "load_compas"]
 
 COMPAS_SHA256 = "a5e5c34bfd2d1f065bb12a44c0323421baf74b98b97d585915a0c2e1513ecaba"
 """SHA-256 of the shipped ``compas-scores-two-years.csv``."""
@@ -38,7 +37,7 @@ def load_compas(filtered: bool = True) -> pd.DataFrame:
         "higher risk" prediction; 0 when Low). ``two_year_recid`` (int64) is
         the outcome: 1 = arrested again within two years.
     """
-    path = files("glasslog.audit").joinpath("data/compas-scores-two-years.csv")
+    path = files("glasslog.datasets").joinpath("data/compas-scores-two-years.csv")
     with path.open("r", encoding="utf-8") as f:
         df = pd.read_csv(f)
     if filtered:
@@ -50,29 +49,3 @@ def load_compas(filtered: bool = True) -> pd.DataFrame:
     df["high_risk"] = (df["score_text"] != "Low").astype("int64")
     df["two_year_recid"] = df["two_year_recid"].astype("int64")
     return df
-
-
-def german_credit_groups(X: pd.DataFrame, age_split: int = 25) -> pd.DataFrame:
-    """Group columns for German Credit audits.
-
-    Args:
-        X: German Credit features (``personal_status_and_sex``, ``age_in_years``).
-        age_split: age at which the older group starts (25, as in Kamiran &
-            Calders 2009 and much of the fairness literature on this data).
-
-    Returns:
-        DataFrame, same index as ``X``: ``sex`` (``female`` / ``male``, from
-        ``personal_status_and_sex``) and ``age_group`` (``under 25`` / ``25 and over``).
-    """
-    sex = X["personal_status_and_sex"].astype(str).str.split(":").str[0].str.strip()
-    age = X["age_in_years"].astype(int)
-    return pd.DataFrame({"sex": sex, "age_group": np.where(age < age_split, f"under {age_split}", f"{age_split} and over")},
-                        index=X.index)
-
-
-def load_german_credit_with_groups() -> tuple[pd.DataFrame, pd.Series, pd.DataFrame]:
-    """German Credit features, label (1 = bad credit risk) and the ``sex`` / ``age_group`` columns."""
-    from ..demo.german_credit import load_german_credit
-
-    X, y = load_german_credit()
-    return X, y, german_credit_groups(X)
