@@ -12,7 +12,7 @@ from ..errors import EXIT_FAILED, EXIT_OK
 from ..ledger import NoteError
 from ..ledger.receipt import Receipt, ReceiptFormatError
 from ..registry import Registry
-from .common import DEFAULT_DIR, DataDir, JsonOut, out
+from .common import DEFAULT_DIR, DataDir, JsonOut, err, out
 from .common import USER_ERRORS as _INPUT_ERRORS
 from .common import b64 as _b64
 from .common import fail as _fail
@@ -180,10 +180,54 @@ def verify_checkpoint_cmd(
 
 
 @verify_app.command("log")
-def verify_log_cmd(data_dir: DataDir = DEFAULT_DIR, json_out: JsonOut = False) -> None:
-    """Recompute every hash, check every checkpoint and their consistency."""
+def verify_log_cmd(
+    data_dir: DataDir = DEFAULT_DIR,
+    json_out: JsonOut = False,
+    key: Annotated[str | None, typer.Option("--key", help="The log's verifier key, from a copy published independently "
+                                                          "of the database being checked.")] = None,
+    key_file: Annotated[Path | None, typer.Option("--key-file", help="File holding that verifier key.")] = None,
+    checkpoint: Annotated[Path | None, typer.Option(
+        "--checkpoint", help="A checkpoint kept outside the log (e.g. a witnessed one from a receipt or GET /checkpoint): "
+                             "the log must extend it, so a rollback, a truncation or a lost write-ahead file shows.")] = None,
+    witness_key: WitnessKeys = None,
+    min_witnesses: MinWitnesses = None,
+) -> None:
+    """Recompute every hash, check every checkpoint and their consistency.
+
+    The checkpoints are checked with the verifier key given by --key or
+    --key-file; without one, with the key stored in the database being
+    checked, which whoever rewrote the database could have replaced (a
+    warning says so).
+    """
+    from ..ledger.cosignature import verify_cosigned
+    from ..ledger.note import Verifier, open_checkpoint
     from ..verify import audit_log
 
+    verifier = None
+    if key or key_file:
+        verifier = Verifier.parse(_verifier_key(key, key_file, data_dir))
+    else:
+        err.print("[yellow]warning:[/] no --key or --key-file: checking the checkpoints with the verifier key stored in "
+                  "the database being checked, so a database rewritten and re-signed with another key would pass. Pass the "
+                  "log's key from a copy published independently (e.g. log.vkey as the operator published it).",
+                  highlight=False)
+    witness_keys, needed = _witness_policy(witness_key, min_witnesses)
+    kept = None
+    if checkpoint is not None:
+        if verifier is None:
+            _fail("--checkpoint needs --key or --key-file: the kept checkpoint must be checked with a key from outside the log")
+        try:
+            note = checkpoint.read_text(encoding="utf-8")
+            kept = open_checkpoint(note, verifier)
+        except (OSError, UnicodeDecodeError, NoteError) as exc:
+            _fail(f"cannot use the kept checkpoint {checkpoint}: {exc}")
+        if witness_keys or needed:
+            policy = verify_cosigned(note, verifier, witness_keys, needed)
+            if not policy.ok:
+                _fail(f"the kept checkpoint does not meet the witness policy: {policy.summary()}", EXIT_FAILED)
+            err.print(f"kept checkpoint at tree size {kept.tree_size}: {policy.summary()}", highlight=False)
+    elif witness_keys or needed:
+        _fail("--witness-key / --min-witnesses apply to a --checkpoint you kept")
     ledger = _open(data_dir)
     with _progress() as bar:
         tasks: dict[str, Any] = {}
@@ -193,12 +237,15 @@ def verify_log_cmd(data_dir: DataDir = DEFAULT_DIR, json_out: JsonOut = False) -
                 tasks[stage] = bar.add_task(stage, total=total)
             bar.update(tasks[stage], completed=done, total=total)
 
-        report = audit_log(ledger, progress=progress)
+        report = audit_log(ledger, progress=progress, verifier=verifier, kept=kept)
     if json_out:
         _print_json(report.to_dict())
     elif report.ok:
+        trust = ("with the verifier key given" if report.key_source == "given"
+                 else "with the verifier key stored in the database itself (not checked independently)")
         out.print(f"[bold green]Log verified[/]: {report.tree_size} entries rehashed, {report.checkpoints} signed checkpoints"
-                  " checked and consistent.")
+                  f" checked {trust} and consistent" + (f"; it extends the kept checkpoint at tree size {kept.tree_size}"
+                                                       if kept is not None else "") + ".")
     else:
         out.print(f"[bold red]Log verification FAILED[/]: first bad index {report.first_bad_index}")
         for p in report.problems:

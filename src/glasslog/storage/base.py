@@ -321,6 +321,9 @@ class LogStore(Protocol):
     def latest_cosigned_size(self, min_size: int) -> int | None:
         """The largest tree size >= ``min_size`` whose checkpoint has a cosignature, or None."""
 
+    def cosigned_sizes(self) -> list[int]:
+        """Every tree size with a stored cosignature, ascending (the whole-log audit checks each still has its checkpoint)."""
+
     # ------------------------------------------------------------ private values
     def private_value(self, commitment: str, entry_index: int | None) -> tuple[str, bytes, bytes] | None:
         """``(kind, salt, value)`` of an unerased private value, or None."""

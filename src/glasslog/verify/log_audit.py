@@ -12,7 +12,15 @@ What it detects, and how it reports the first bad index:
 - a checkpoint whose signature fails, or two checkpoints that are not
   consistent (RFC 9162 2.1.4 proof between each and the next);
 - entries not covered by any signed checkpoint, or checkpoints beyond the
-  stored entries (entries truncated);
+  stored entries (entries truncated), reported at the first missing index;
+- stored hashes that are missing (a strip deleted), reported at the first
+  entry the missing hash covers;
+- a checkpoint a witness cosigned that the log no longer holds (a middle
+  checkpoint removed), named by its tree size;
+- against a checkpoint kept outside the log (``kept``, e.g. a witnessed one
+  from a receipt or a witness): a log rolled back, truncated or that lost its
+  write-ahead file (fewer entries than the kept checkpoint), or a fork (a
+  different root at its size);
 - an entry filed under another type than the one it holds (which would hide
   a decision or a status change from indexes), an entry stored as text,
   and decisions by a model that was not active at that point of the log
@@ -26,7 +34,7 @@ from dataclasses import dataclass, field
 
 from ..ledger import Ledger, merkle
 from ..ledger.entries import Entry, EntryError
-from ..ledger.note import NoteError
+from ..ledger.note import Checkpoint, NoteError, Verifier, open_checkpoint
 
 __all__ = ["LogAuditReport", "audit_log"]
 
@@ -41,6 +49,10 @@ class LogAuditReport:
         checkpoints: signed checkpoints checked.
         first_bad_index: lowest index known to be bad, or None.
         problems: human-readable findings, most important first.
+        key_source: ``given`` (checkpoints checked with a key from outside the
+            database) or ``database`` (with the key the database itself holds).
+        missing_checkpoints: tree sizes of checkpoints that witnesses cosigned
+            but the log no longer holds.
     """
 
     ok: bool
@@ -48,12 +60,15 @@ class LogAuditReport:
     checkpoints: int
     first_bad_index: int | None = None
     problems: list[str] = field(default_factory=list)
+    key_source: str = "database"
+    missing_checkpoints: list[int] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return vars(self).copy()
 
 
-def audit_log(ledger: Ledger, *, check_entries: bool = True, progress: Callable[[str, int, int], None] | None = None) -> LogAuditReport:
+def audit_log(ledger: Ledger, *, check_entries: bool = True, progress: Callable[[str, int, int], None] | None = None,
+              verifier: Verifier | None = None, kept: Checkpoint | None = None) -> LogAuditReport:
     """Audit the whole log (see module docstring).
 
     Args:
@@ -61,6 +76,11 @@ def audit_log(ledger: Ledger, *, check_entries: bool = True, progress: Callable[
         check_entries: also check each entry is canonical JSON of a known
             type (about 20 microseconds per entry).
         progress: called as ``progress(stage, done, total)``.
+        verifier: the log's verifier key from a copy published independently
+            of the database; None trusts the key the database holds (which
+            whoever can rewrite the database can replace).
+        kept: a checkpoint kept outside the log (already verified by the
+            caller, e.g. with a witness policy); the log must extend it.
 
     Returns:
         The report; memory use is about 100 bytes per entry.
@@ -77,7 +97,11 @@ def audit_log(ledger: Ledger, *, check_entries: bool = True, progress: Callable[
             problems.append("... further problems not listed")
 
     size = ledger.size
-    report = LogAuditReport(ok=False, tree_size=size, checkpoints=0)
+    report = LogAuditReport(ok=False, tree_size=size, checkpoints=0, key_source="database" if verifier is None else "given")
+    if verifier is not None and str(verifier) != ledger.verifier_key:
+        problems.append(f"the database names the verifier key {ledger.verifier_key}, not the key given ({verifier}): "
+                        "the database was re-keyed or is another log")
+    key = verifier if verifier is not None else ledger.verifier
     leaves: list[bytes] = []
     expected = 0
     statuses: dict[str, str] = {}  # model fingerprint -> status as of the current index
@@ -118,13 +142,19 @@ def audit_log(ledger: Ledger, *, check_entries: bool = True, progress: Callable[
     while len(levels[-1]) > 1:
         prev = levels[-1]
         levels.append([merkle.node_hash(prev[i], prev[i + 1]) for i in range(0, len(prev) - 1, 2)])
-    stored_leaf_count = 0
     for level, hashes in enumerate(levels):
-        for index, stored in ledger.stored_hashes(level, 0, len(hashes) + 1):
-            if level == 0:
-                stored_leaf_count += 1
+        present = 0  # stored hashes at this level must be exactly indexes 0 .. len(hashes) - 1
+        for index, stored in ledger.stored_hashes(level, 0, len(hashes) + (1 << 20)):
+            if index > present and present < len(hashes):
+                end = min(index, len(hashes))
+                flag(present << level, f"stored hashes at level {level}, indexes {present}..{end - 1} (entries"
+                                       f" {present << level}..{(end << level) - 1}) are missing: the database is damaged")
+            present = index + 1
             if index >= len(hashes):
-                flag(index << level, f"stored hash at level {level}, index {index} has no entry behind it")
+                flag(max(index << level, size), f"stored hash at level {level}, index {index} (entries {index << level}.."
+                                                f"{((index + 1) << level) - 1}) has no entry behind it: entries from"
+                                                f" {max(index << level, size)} on were deleted")
+                break
             elif stored != hashes[index]:
                 if level == 0:
                     flag(index, f"entry {index} does not match its stored leaf hash: it was edited, replaced or moved")
@@ -132,10 +162,11 @@ def audit_log(ledger: Ledger, *, check_entries: bool = True, progress: Callable[
                     flag(index << level, f"stored interior hash at level {level}, index {index} does not match the entries",
                          exact=False)
                     break
+        if present < len(hashes):
+            flag(present << level, f"stored hashes at level {level}, indexes {present}..{len(hashes) - 1} (entries"
+                                   f" {present << level}..{(len(hashes) << level) - 1}) are missing: the database is damaged")
         if progress:
             progress("hashes", level + 1, len(levels))
-    if stored_leaf_count < size:
-        problems.append(f"{size - stored_leaf_count} entries have no stored leaf hash")
 
     def get(keys):
         out = {}
@@ -150,12 +181,13 @@ def audit_log(ledger: Ledger, *, check_entries: bool = True, progress: Callable[
         return merkle.subtree_hash_from(parts, get(parts))
 
     previous = None  # (size, root) of the last checkpoint that verified
+    beyond = False  # a signed checkpoint covers more entries than are stored
     last_good_size = 0
     checkpoints = list(ledger.checkpoints())
     for n, (tree_size, stored_root, note, _created) in enumerate(checkpoints):
         report.checkpoints += 1
         try:
-            cp = ledger.open_checkpoint(note)
+            cp = open_checkpoint(note, key, ledger.origin)
         except NoteError as exc:
             problems.append(f"checkpoint at tree size {tree_size}: {exc}")
             bad.append(tree_size - 1 if tree_size else 0)
@@ -164,6 +196,7 @@ def audit_log(ledger: Ledger, *, check_entries: bool = True, progress: Callable[
             problems.append(f"checkpoint row at tree size {tree_size} does not match its signed note (size {cp.tree_size})")
         if cp.tree_size > size:
             flag(size, f"signed checkpoint covers {cp.tree_size} entries but only {size} are stored: entries were truncated")
+            beyond = True
             continue
         if root_at(cp.tree_size) != cp.root_hash:
             lo = last_good_size
@@ -181,9 +214,26 @@ def audit_log(ledger: Ledger, *, check_entries: bool = True, progress: Callable[
         previous = (cp.tree_size, cp.root_hash)
         if progress and n % 1000 == 0:
             progress("checkpoints", n, len(checkpoints))
+    held = {n for n, *_ in checkpoints}
+    cosigned_sizes = getattr(ledger.store, "cosigned_sizes", None)
+    for n in (cosigned_sizes() if cosigned_sizes else []):
+        if n not in held:
+            report.missing_checkpoints.append(n)
+            problems.append(f"the checkpoint at tree size {n}, which witnesses cosigned, is no longer in the log: it was removed")
+            if n > size:
+                flag(size, f"witnesses cosigned tree size {n} but the log holds {size} entries: it was rolled back or truncated")
+    if kept is not None:
+        if kept.origin != ledger.origin:
+            problems.append(f"the kept checkpoint is for log {kept.origin!r}, not {ledger.origin!r}")
+        elif kept.tree_size > size:
+            flag(size, f"the kept checkpoint has {kept.tree_size} entries but the log holds {size}: it was rolled back,"
+                       " truncated or lost its write-ahead file")
+        elif root_at(kept.tree_size) != kept.root_hash:
+            flag(0, f"the log's tree at size {kept.tree_size} is not the one the kept checkpoint signed: a fork or a rewrite",
+                 exact=False)
     if previous is None:
         problems.append("the log has no valid signed checkpoint")
-    elif previous[0] < size:
+    elif previous[0] < size and not beyond:
         flag(previous[0], f"entries {previous[0]}..{size - 1} are not covered by any signed checkpoint")
 
     report.first_bad_index = min(bad) if bad else (min(suspect) if suspect else None)

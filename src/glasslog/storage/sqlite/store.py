@@ -473,6 +473,9 @@ class SqliteStore:
     def latest_cosigned_size(self, min_size: int) -> int | None:
         return self._db.execute("SELECT MAX(tree_size) FROM cosignatures WHERE tree_size >= ?", (min_size,)).fetchone()[0]
 
+    def cosigned_sizes(self) -> list[int]:
+        return [r[0] for r in self._db.execute("SELECT DISTINCT tree_size FROM cosignatures ORDER BY tree_size")]
+
     # ------------------------------------------------------------ private values
     def private_value(self, commitment: str, entry_index: int | None):
         where, params = "commitment = ? AND erased_at IS NULL", [commitment]
