@@ -79,6 +79,7 @@ class CosigningThread:
         self._witnesses: list = []
         self._witnesses_at = 0.0
         self._known: dict[str, int] | None = None
+        self._warned = False
 
     # ----------------------------------------------------------------- life
     def start(self) -> None:
@@ -145,6 +146,11 @@ class CosigningThread:
         if self._ledger is None:
             self._ledger = Ledger.open(self.data_dir, self.store)
         lg = self._ledger
+        if not hasattr(lg.store, "put_cosignature"):  # a back end without the cosignatures side table (see storage/base.py)
+            if not self._warned:
+                log.warning("the log's storage back end keeps no cosignatures; witnesses are not asked")
+                self._warned = True
+            return self.status
         now = time.monotonic()
         if now - self._witnesses_at > WITNESS_REFRESH or self._known is None:
             self._witnesses = active_witnesses(lg)
