@@ -327,7 +327,8 @@ FLAG_CATEGORIES = ("wrong-outcome", "wrong-reasons", "unfair", "harmful", "priva
 
 FLAG_ROLES = ("public", "subject", "developer", "researcher", "supervisor", "operator", "monitor")
 RATINGS = ("helpful", "somewhat", "not-helpful")
-FINDING_SOURCES = ("monitor", "audit")
+FINDING_SOURCES = ("monitor", "audit", "application")
+"""``application``: an evaluation the deployer's application ran and reported (OTLP ``gen_ai.evaluation.result``)."""
 VERDICTS = ("alert", "ok", "insufficient-data")
 SEVERITIES = ("info", "low", "medium", "high", "critical")
 TRIAGE_ACTIONS = ("assign", "resolve", "escalate", "reopen")
@@ -465,6 +466,9 @@ def _check_generation(obj: dict) -> None:
     token ids) or as a commitment (private), token counts, sampling parameters and seed, the runtime (library versions,
     dtype) and TOPLOC activation commitments; optionally a subject commitment and the deployment's watermark key
     commitment."""
+    if obj.get("source") is not None:
+        _check_reported_generation(obj)
+        return
     _digest(obj, "model")
     _name(obj, "deployment")
     _time(obj)
@@ -496,6 +500,83 @@ def _check_generation(obj: dict) -> None:
     for key in ("torch", "transformers", "dtype"):
         _require(runtime, key, str, "runtime.")
     _activation_commitments(obj, counts["output"])
+
+
+REPORTED_SOURCES = ("otlp", "gateway")
+"""Where a self-reported generation came from: an application's OTLP span, or the OpenAI-compatible gateway."""
+REPORTED_OPERATIONS = ("chat", "text_completion", "generate_content")
+_HEX = {"trace_id": 32, "span_id": 16}
+
+
+def _optional_text(obj: dict, key: str, limit: int = 200) -> None:
+    if obj.get(key) is not None:
+        value = _require(obj, key, str)
+        if not value or len(value) > limit or not value.isprintable():
+            raise EntryError(f"must be printable text of 1 to {limit} characters", field=key)
+
+
+def _check_reported_generation(obj: dict) -> None:
+    """A generation glasslog did not run: reported by the application (``source: "otlp"``, an OpenTelemetry GenAI
+    span) or seen on the wire by the gateway (``source: "gateway"``). There are no activation commitments, token ids
+    or runtime: binding it to the weights needs replay. ``model`` is the registered model the reported name resolved
+    to, absent for an unregistered one; ``reported_model`` keeps the names as reported. ``captured`` says whether the
+    input and output content reached glasslog: the prompt is committed (``prompt``) and the output is in the clear
+    (public-service) or committed (private) only where it did."""
+    _choice(obj, "source", REPORTED_SOURCES)
+    _digest(obj, "model", optional=True)
+    _name(obj, "deployment")
+    _time(obj)
+    _choice(obj, "operation", REPORTED_OPERATIONS)
+    reported = _require(obj, "reported_model", dict)
+    for key in ("request", "response"):
+        _optional_text(reported, key)
+    if reported.get("request") is None and reported.get("response") is None:
+        raise EntryError("must name the requested or the response model", field="reported_model")
+    captured = _require(obj, "captured", dict)
+    for key in ("input", "output"):
+        if not isinstance(captured.get(key), bool):
+            raise EntryError("must be true or false", field=f"captured.{key}")
+    _digest(obj, "prompt", optional=True)
+    if captured["input"] != ("prompt" in obj):
+        raise EntryError("a prompt commitment is there exactly when the input was captured", field="prompt")
+    _digest(obj, "subject", optional=True)
+    has_output, has_commitment = "output" in obj, "output_commitment" in obj
+    if has_output and has_commitment:
+        raise EntryError("at most one of 'output' (public) and 'output_commitment' is allowed", field="output")
+    if captured["output"] != (has_output or has_commitment):
+        raise EntryError("the output (or its commitment) is there exactly when it was captured", field="output")
+    if has_output:
+        out = obj["output"]
+        if not isinstance(out, str) and not (isinstance(out, list) and out and all(isinstance(t, str) for t in out)):
+            raise EntryError("must be the generated text (a list of texts for several choices)", field="output")
+    elif has_commitment:
+        _digest(obj, "output_commitment")
+    for key in ("output_tokens", "activations", "runtime"):
+        if key in obj:
+            raise EntryError(f"a reported generation has no {key}: glasslog did not run the model", field=key)
+    tokens = obj.get("tokens")
+    if tokens is not None:
+        _require(obj, "tokens", dict)
+        for key, value in tokens.items():
+            if key not in ("prompt", "output") or (value is not None and (type(value) is not int or value < 0)):
+                raise EntryError("token counts are prompt and output, each a non-negative integer or null", field=f"tokens.{key}")
+    if obj.get("sampling") is not None:
+        seed = _require(obj, "sampling", dict).get("seed")
+        if seed is not None and (type(seed) is not int or seed < 0):
+            raise EntryError("must be a non-negative integer or null", field="sampling.seed")
+    _optional_text(obj, "provider")
+    _optional_text(obj, "response_id", 500)
+    _optional_text(obj, "conversation", 500)
+    _optional_text(obj, "incomplete")
+    reasons = obj.get("finish_reasons")
+    if reasons is not None and not (isinstance(reasons, list) and all(isinstance(r, str) and len(r) <= 100 for r in reasons)):
+        raise EntryError("must be a list of texts", field="finish_reasons")
+    span = obj.get("span")
+    if span is not None:
+        _require(obj, "span", dict)
+        for key, digits in _HEX.items():
+            if not isinstance(span.get(key), str) or not re.fullmatch(f"[0-9a-f]{{{digits}}}", span[key]):
+                raise EntryError(f"must be {digits} lowercase hex digits", field=f"span.{key}")
 
 
 WATERMARK_EVENTS = ("declare", "reveal")

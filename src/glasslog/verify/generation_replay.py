@@ -325,8 +325,14 @@ def replay_generations(ledger: Ledger, *, indexes: Sequence[int] | None = None, 
             rows.append((i, obj))
     else:
         rows = list(ledger.entries_of_type("generation"))
-    rows = [(i, e) for i, e in rows if (model is None or e["model"] == model) and (deployment is None or e["deployment"] == deployment)]
+    rows = [(i, e) for i, e in rows if (model is None or e.get("model") == model) and (deployment is None or e["deployment"] == deployment)]
     report.total = len(rows)
+    for i, e in rows:  # reported by an application (OTLP) or seen by the gateway: no activations or token ids to check
+        if e.get("source") is not None:
+            report.results.append(GenerationResult(i, "unchecked", f"self-reported generation (source {e['source']}): no"
+                                                   " activation commitments or token ids to replay"))
+            report.unchecked += 1
+    rows = [(i, e) for i, e in rows if e.get("source") is None]
     private = ledger.private_values_for([i for i, _ in rows]) if rows else {}
     by_model: dict[str, list[tuple[int, dict]]] = {}
     for i, e in rows:
