@@ -183,6 +183,14 @@ class WriteTx(Protocol):
             StorageConflict: an entry already has a token.
         """
 
+    def put_ingested(self, rows: Sequence[tuple[str, bytes, int]]) -> None:
+        """Store ``(deployment, key, entry index)`` of ingested telemetry (``glasslog.ingest``): an OTLP span's key is
+        its trace id and span id (24 bytes), so the same span delivered again is logged once.
+
+        Raises:
+            StorageConflict: a key of that deployment is stored already (a duplicate delivered concurrently).
+        """
+
     def put_api_key(self, key: ApiKeyRow) -> None:
         """Store a new API key.
 
@@ -358,6 +366,9 @@ class LogStore(Protocol):
 
     def receipt_token_hash(self, entry_index: int) -> bytes | None:
         """The stored hash of a decision's receipt token, or None."""
+
+    def ingested(self, deployment: str, keys: Sequence[bytes]) -> dict[bytes, int]:
+        """``{key: entry index}`` of the keys among ``keys`` already ingested for ``deployment`` (see ``WriteTx.put_ingested``)."""
 
     def legacy_receipt_token(self, token_hash: bytes) -> int | None:
         """Entry index of a first-release receipt token (hashed whole), or None."""

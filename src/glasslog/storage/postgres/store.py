@@ -84,6 +84,10 @@ T = TypeVar("T")
 
 # Text columns that are compared or ordered use the C collation, so results
 # are ordered byte-wise as in SQLite whatever the database's default locale.
+_INGESTED = ('CREATE TABLE IF NOT EXISTS ingested (deployment text COLLATE "C" NOT NULL, key bytea NOT NULL,'
+             " entry_index bigint NOT NULL, PRIMARY KEY (deployment, key))")
+"""Ingested telemetry keys (``glasslog.ingest``); added after the first PostgreSQL release, so made on first write
+(under the log's write lock) in a log created before it, and read as empty until then."""
 _SCHEMA = [
     'CREATE TABLE IF NOT EXISTS meta (key text COLLATE "C" PRIMARY KEY, value text NOT NULL)',
     "CREATE TABLE IF NOT EXISTS log_state (id integer PRIMARY KEY CHECK (id = 1), tree_size bigint NOT NULL, root bytea)",
@@ -109,6 +113,7 @@ _SCHEMA = [
     "CREATE TABLE IF NOT EXISTS outcome_index (idx bigint PRIMARY KEY, decision bigint NOT NULL)",
     "CREATE INDEX IF NOT EXISTS outcome_index_decision ON outcome_index (decision)",
     "CREATE TABLE IF NOT EXISTS leaf_index (leaf_hash bytea PRIMARY KEY, idx bigint NOT NULL)",
+    _INGESTED,
 ]
 _TABLES = ("meta", "log_state", "index_state", "entries", "hashes", "checkpoints", "private_values", "api_keys",
            "receipt_token_hashes", "oversight_secret", "decision_index", "outcome_index", "leaf_index")
@@ -335,6 +340,13 @@ class _Tx:
         rows = list(rows)
         if rows:
             _copy(self._conn, "receipt_token_hashes", ("entry_index", "token_hash"), ("int8", "bytea"), rows)
+
+    @_in_tx
+    def put_ingested(self, rows) -> None:
+        rows = list(rows)
+        if rows:
+            self._conn.execute(_INGESTED)  # a log created before the table existed (cheap: the table is there)
+            _copy(self._conn, "ingested", ("deployment", "key", "entry_index"), ("text", "bytea", "int8"), rows)
 
     @_in_tx
     def put_api_key(self, key: ApiKeyRow) -> None:
@@ -807,6 +819,20 @@ class PostgresStore:
     def receipt_token_hash(self, entry_index: int) -> bytes | None:
         row = self._fetchone("SELECT token_hash FROM receipt_token_hashes WHERE entry_index = %s", (entry_index,))
         return None if row is None else row[0]
+
+    def ingested(self, deployment: str, keys) -> dict[bytes, int]:
+        keys = list(keys)
+        if not keys:
+            return {}
+
+        def run(conn: psycopg.Connection) -> dict[bytes, int]:
+            if conn.execute("SELECT to_regclass('ingested')").fetchone()[0] is None:
+                return {}  # a log created before the table existed, with nothing ingested yet
+            rows = conn.execute("SELECT key, entry_index FROM ingested WHERE deployment = %s AND key = ANY(%s)",
+                                (deployment, keys)).fetchall()
+            return {bytes(k): i for k, i in rows}
+
+        return self._read(run)
 
     def legacy_receipt_token(self, token_hash: bytes) -> int | None:
         return None  # first-release receipt tokens exist only in SQLite logs of that release

@@ -63,6 +63,8 @@ CREATE INDEX IF NOT EXISTS decision_index_deployment ON decision_index(deploymen
 CREATE TABLE IF NOT EXISTS outcome_index (idx INTEGER PRIMARY KEY, decision INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS outcome_index_decision ON outcome_index(decision);
 CREATE TABLE IF NOT EXISTS leaf_index (leaf_hash BLOB PRIMARY KEY, idx INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ingested (
+    deployment TEXT NOT NULL, key BLOB NOT NULL, entry_index INTEGER NOT NULL, PRIMARY KEY (deployment, key)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS cosignatures (
     tree_size INTEGER NOT NULL, witness TEXT NOT NULL, line TEXT NOT NULL, at TEXT NOT NULL,
     PRIMARY KEY (tree_size, witness)) WITHOUT ROWID;
@@ -204,6 +206,10 @@ class _Tx:
     def put_receipt_tokens(self, rows) -> None:
         with _errors():
             self._db.executemany("INSERT INTO receipt_token_hashes(entry_index, token_hash) VALUES (?, ?)", rows)
+
+    def put_ingested(self, rows) -> None:
+        with _errors():
+            self._db.executemany("INSERT INTO ingested(deployment, key, entry_index) VALUES (?, ?, ?)", rows)
 
     def put_api_key(self, key: ApiKeyRow) -> None:
         with _errors():
@@ -569,6 +575,13 @@ class SqliteStore:
     def receipt_token_hash(self, entry_index: int) -> bytes | None:
         row = self._db.execute("SELECT token_hash FROM receipt_token_hashes WHERE entry_index = ?", (entry_index,)).fetchone()
         return None if row is None else row[0]
+
+    def ingested(self, deployment: str, keys) -> dict[bytes, int]:
+        out: dict[bytes, int] = {}
+        for chunk in _in_chunks(keys):
+            q = f"SELECT key, entry_index FROM ingested WHERE deployment = ? AND key IN ({','.join('?' * len(chunk))})"
+            out.update(self._db.execute(q, [deployment, *chunk]))
+        return out
 
     def legacy_receipt_token(self, token_hash: bytes) -> int | None:
         has = self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'receipt_tokens'").fetchone()
