@@ -49,6 +49,8 @@ class ReplayReport:
         unchecked: decisions that could not be checked (missing values, failed commitments, unloadable models).
         max_abs_diff: largest probability difference seen.
         errors: models that could not be loaded, with the reason.
+        encoder_checked: decisions that name a foundation encoder (recomputed
+            as embeddings + head, compared within ``encoder_tolerance``).
     """
 
     ok: bool = True
@@ -63,6 +65,8 @@ class ReplayReport:
     max_abs_diff: float = 0.0
     tolerance: float = DEFAULT_TOLERANCE
     errors: list[str] = field(default_factory=list)
+    encoder_checked: int = 0
+    encoder_tolerance: float | None = None
 
     def to_dict(self) -> dict:
         return vars(self).copy()
@@ -74,6 +78,7 @@ def replay(
     model: str | None = None,
     deployment: str | None = None,
     tolerance: float = DEFAULT_TOLERANCE,
+    encoder_tolerance: float | None = None,
     batch_size: int = 5000,
     progress: Callable[[int, int], None] | None = None,
     trusted: Sequence[str] = (),
@@ -82,9 +87,12 @@ def replay(
 
     Args:
         ledger: the log (with its private values and artifacts).
-        model: only decisions of this model fingerprint.
+        model: only decisions of this model fingerprint (or built on this foundation model).
         deployment: only decisions of this deployment.
         tolerance: absolute tolerance for probabilities.
+        encoder_tolerance: absolute tolerance for decisions that name a
+            foundation encoder (default ``glasslog.capture.encoder.ENCODER_TOLERANCE``:
+            transformer inference moves low bits with batch shape).
         batch_size: decisions recomputed per model call.
         progress: called as ``progress(done, total)``.
         trusted: extra skops types to trust (see ``glasslog.registry.load_artifact``).
@@ -92,7 +100,13 @@ def replay(
     report = ReplayReport(tolerance=tolerance)
     registry = Registry(ledger)
     decisions = [(i, d) for i, d in ledger.entries_of_type("decision")
-                 if (model is None or d["model"] == model) and (deployment is None or d["deployment"] == deployment)]
+                 if (model is None or d["model"] == model or d.get("foundation") == model)
+                 and (deployment is None or d["deployment"] == deployment)]
+    if encoder_tolerance is None and any("foundation" in d for _, d in decisions):
+        from ..capture.encoder import ENCODER_TOLERANCE
+
+        encoder_tolerance = ENCODER_TOLERANCE
+    report.encoder_tolerance = encoder_tolerance
     total = len(decisions)
     loaded: dict[str, object] = {}
     done = 0
@@ -125,14 +139,22 @@ def replay(
                 continue
             if "output" in opened:  # private deployment: the logged output is beside the log
                 entry = {**entry, "output": opened["output"]}
-            by_model.setdefault(entry["model"], []).append((index, entry, opened["input"]))
+            key = (entry["model"], entry["foundation"]) if "foundation" in entry else entry["model"]
+            by_model.setdefault(key, []).append((index, entry, opened["input"]))
         for fp, rows in by_model.items():
             if fp not in loaded:
                 try:
-                    loaded[fp] = (registry.get(fp), registry.load(fp, trusted))
+                    if isinstance(fp, tuple):  # a head on a foundation encoder: embeddings, then the head
+                        from ..capture.encoder import EncoderHeadReplayer
+
+                        replayer = EncoderHeadReplayer(registry, fp[0], fp[1], trusted)
+                        loaded[fp] = (replayer.head, replayer)
+                    else:
+                        loaded[fp] = (registry.get(fp), registry.load(fp, trusted))
                 except (RegistryError, ArtifactError) as exc:
                     loaded[fp] = None
-                    report.errors.append(f"model {fp}: {exc}")
+                    name = fp if isinstance(fp, str) else f"{fp[0]} on foundation {fp[1]}"
+                    report.errors.append(f"model {name}: {exc}")
             if loaded[fp] is None:
                 continue
             record, estimator = loaded[fp]
@@ -147,6 +169,7 @@ def replay(
             for pos, (index, entry, _) in enumerate(rows):
                 out = entry["output"]
                 report.checked += 1
+                report.encoder_checked += isinstance(fp, tuple)
                 if not isinstance(out, dict) or "label" not in out:
                     out = {"label": out} if not isinstance(out, dict) else out
                 if "proba" in out and isinstance(out["proba"], list):
@@ -156,7 +179,8 @@ def replay(
                     report.max_abs_diff = max(report.max_abs_diff, diff)
                     recomputed_label = classes[int(np.argmax(probas[pos]))] if classes else labels[pos]
                     recomputed = {"label": _plain(recomputed_label), "proba": recomputed_p}
-                    same = diff <= tolerance and _plain(recomputed_label) == out["label"]
+                    same = diff <= (report.encoder_tolerance if isinstance(fp, tuple) else tolerance) \
+                        and _plain(recomputed_label) == out["label"]
                 else:
                     recomputed = {"label": _plain(labels[pos])}
                     same = recomputed["label"] == out.get("label")
