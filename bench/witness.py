@@ -93,10 +93,11 @@ def pct(values: list[float], q: float) -> float:
 
 
 def witness_rate(work: Path, checkpoints: int, logs: int) -> dict:
+    from witness_support import WitnessProcess
+
     from glasslog.ledger.cosignature import verify_cosigned
     from glasslog.witness import Witness
     from glasslog.witness.client import WitnessClient
-    from witness_support import WitnessProcess
 
     d = work / f"witness-{logs}"
     Witness.init(d, "witness.bench/w1").close()
@@ -144,10 +145,11 @@ def witness_rate(work: Path, checkpoints: int, logs: int) -> dict:
 
 def server_runs(work: Path, duration: float, warmup: float, clients: int) -> list[dict]:
     import server as sb
+    from witness_support import WitnessProcess
+
     from glasslog.ledger import Ledger
     from glasslog.ledger.witnesses import witness_entry
     from glasslog.witness import Witness
-    from witness_support import WitnessProcess
 
     data = work / "log"
     setup = sb.build_log(data)
