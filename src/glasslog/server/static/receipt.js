@@ -185,7 +185,10 @@
 
   async function verifyText(text) {
     formError("");
-    const report = await window.GlasslogVerify.verifyReceipt(text, $("verifier-key").value);
+    const witnessKeys = ($("witness-keys") ? $("witness-keys").value : "").split("\n").map((k) => k.trim()).filter((k) => k);
+    const minText = $("min-witnesses") ? $("min-witnesses").value.trim() : "";
+    const minWitnesses = minText === "" ? (witnessKeys.length ? 1 : 0) : Number(minText);
+    const report = await window.GlasslogVerify.verifyReceipt(text, $("verifier-key").value, witnessKeys, minWitnesses);
     if (report.unavailable) {
       showUnavailable(report.unavailable);
       window.glasslogLastReport = report;

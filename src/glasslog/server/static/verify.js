@@ -8,9 +8,13 @@
  *                                verify_inclusion              -> rootFromInclusionProof, verifyInclusion
  *   glasslog/ledger/entries.py   Entry.from_bytes (type, version, decision/outcome schema, RFC 8785 form) -> checkEntry
  *   glasslog/verify/receipts.py  verify_receipt                -> verifyReceipt
+ *   glasslog/ledger/cosignature.py  CosignatureVerifier.parse, split_note,
+ *                                verify_cosigned (k-of-n witness policy) -> parseCosignatureKey, splitNote, verifyCosigned
  *
  * Sources: C2SP signed-note (https://c2sp.org/signed-note): signature lines "— <name> <base64(keyhash||sig)>",
  * key hash = SHA-256(name || 0x0A || 0x01 || public key)[:4], verifier key "name+hexhash+base64(0x01||key)";
+ * C2SP tlog-cosignature cosignature/v1 (key hash with type byte 0x04; signature = key hash || u64 big-endian timestamp ||
+ * Ed25519 signature of "cosignature/v1\ntime <t>\n" + checkpoint body);
  * C2SP tlog-checkpoint (origin, tree size, base64 root); RFC 9162 2.1.1 (leaf hash SHA-256(0x00||entry), node hash
  * SHA-256(0x01||left||right)) and 2.1.3.2 (inclusion proof verification); RFC 8785 (JSON canonicalization).
  *
@@ -24,11 +28,13 @@
 
   const RECEIPT_FORMAT = "glasslog-receipt/v1";
   const ALG_ED25519 = 0x01;
+  const ALG_COSIGNATURE_V1 = 0x04;
+  const MAX_FUTURE_SECONDS = 600;
   const SIG_PREFIX = "\u2014 ";
   const MAX_SIGNATURES = 100;
   const MAX_ENTRY_BYTES = 65535;
   const HASH_SIZE = 32;
-  const ENTRY_TYPES = ["model", "deployment", "decision", "outcome", "access", "key", "flag", "rating", "finding", "triage", "metric"];
+  const ENTRY_TYPES = ["model", "deployment", "decision", "outcome", "access", "key", "flag", "rating", "finding", "triage", "metric", "witness"];
   const COMMITMENT_FIELDS = { input: "input", subject: "subject", output: "output_commitment", outcome: "outcome_commitment",
                               "flag-text": "text" };
   const DIGEST = /^sha256:[0-9a-f]{64}$/;
@@ -224,6 +230,117 @@
     return cp;
   }
 
+  // ------------------------------------------------------------ witness cosignatures (cosignature.py)
+  async function cosignatureKeyHash(name, typeByte, publicKey) {
+    return (await sha256(concat(utf8.encode(name), new Uint8Array([0x0a, typeByte]), publicKey))).slice(0, 4);
+  }
+
+  /* CosignatureVerifier.parse: "name+hexhash+base64(0x04 || key)" (a 0x01 vkey of the same key is read as its 0x04 key). */
+  async function parseCosignatureKey(vkey) {
+    if (typeof vkey !== "string") throw new VerifyError("witness verifier key must be a string");
+    const s = vkey.trim();
+    const a = s.indexOf("+");
+    const b = a < 0 ? -1 : s.indexOf("+", a + 1);
+    if (a < 0 || b < 0) throw new VerifyError("witness verifier key must have the form name+keyhash+base64key");
+    const name = s.slice(0, a), hexhash = s.slice(a + 1, b), b64 = s.slice(b + 1);
+    checkName(name);
+    if (!/^[0-9a-f]{8}$/.test(hexhash)) throw new VerifyError("witness verifier key hash must be 8 lowercase hex digits");
+    const raw = b64decodeCanonical(b64, "witness verifier key");
+    if (raw.length !== 33 || (raw[0] !== ALG_COSIGNATURE_V1 && raw[0] !== ALG_ED25519)) {
+      throw new VerifyError("witness verifier key must be an Ed25519 cosignature/v1 key (type byte 0x04 and 32 key bytes)");
+    }
+    const publicKey = raw.slice(1);
+    if (hex(await cosignatureKeyHash(name, raw[0], publicKey)) !== hexhash) {
+      throw new VerifyError("witness verifier key hash does not match its name and key");
+    }
+    const keyId = await cosignatureKeyHash(name, ALG_COSIGNATURE_V1, publicKey);
+    const canonical = `${name}+${hex(keyId)}+${b64encode(concat(new Uint8Array([ALG_COSIGNATURE_V1]), publicKey))}`;
+    return { name, keyId, publicKey, toString: () => canonical };
+  }
+
+  /* split_note: the note's text and its signature lines, decoded. */
+  function splitNote(note) {
+    if (typeof note !== "string") throw new VerifyError("signed note must be text");
+    if (!note.endsWith("\n")) throw new VerifyError("signed note must end with a newline");
+    const split = note.lastIndexOf("\n\n");
+    if (split < 0) throw new VerifyError("signed note has no blank line before its signatures");
+    const text = note.slice(0, split + 1);
+    checkText(text);
+    const lines = note.slice(split + 2, -1).split("\n");
+    if (lines.length === 0 || lines.length > MAX_SIGNATURES) throw new VerifyError("signed note must have between 1 and 100 signature lines");
+    const out = [];
+    for (const line of lines) {
+      if (!line.startsWith(SIG_PREFIX)) throw new VerifyError(`signature line must start with an em dash and a space: ${repr(line.slice(0, 40))}`);
+      const rest = line.slice(SIG_PREFIX.length);
+      const sp = rest.indexOf(" ");
+      const name = sp < 0 ? rest : rest.slice(0, sp), b64 = sp < 0 ? "" : rest.slice(sp + 1);
+      if (sp < 0 || !name || !b64 || b64.includes(" ")) throw new VerifyError("signature line must be '— <key name> <base64 signature>'");
+      const raw = b64decodeCanonical(b64, "signature");
+      if (raw.length < 5) throw new VerifyError("signature is too short to hold a key hash and a signature");
+      out.push({ name, keyId: raw.slice(0, 4), body: raw.slice(4) });
+    }
+    return { text, lines: out };
+  }
+
+  function isoSeconds(ts) { return new Date(Number(ts) * 1000).toISOString().replace(/\.\d{3}Z$/, "Z"); }
+
+  /* verify_cosigned: the log's signature and at least minWitnesses distinct trusted witnesses' valid cosignatures. */
+  async function verifyCosigned(note, logVerifier, witnessVerifiers, minWitnesses, origin, now) {
+    const result = { ok: false, witnesses: [], minWitnesses, problems: [] };
+    const trusted = new Map();
+    for (const w of witnessVerifiers) trusted.set(w.name + "+" + hex(w.keyId), w);
+    if (minWitnesses > trusted.size) result.problems.push(`the policy needs ${minWitnesses} witnesses but trusts only ${trusted.size}`);
+    let parsed;
+    try {
+      await openCheckpoint(note, logVerifier, origin);
+      parsed = splitNote(note);
+      parseCheckpoint(parsed.text);
+    } catch (e) {
+      if (!(e instanceof VerifyError)) throw e;
+      result.problems.push(`log signature: ${e.message}`);
+      return result;
+    }
+    const clock = now !== undefined ? BigInt(now) : BigInt(Math.floor(Date.now() / 1000));
+    const seen = new Set();
+    for (const line of parsed.lines) {
+      const id = line.name + "+" + hex(line.keyId);
+      const w = trusted.get(id);
+      if (!w || seen.has(id)) continue;
+      if (line.body.length !== 8 + 64) {
+        result.problems.push(`signature by ${line.name} is not a cosignature/v1 (timestamp and Ed25519 signature)`);
+        continue;
+      }
+      const ts = new DataView(line.body.buffer, line.body.byteOffset, 8).getBigUint64(0, false);
+      if (ts > (1n << 63n) - 1n) {
+        result.problems.push(`cosignature by ${line.name} has a timestamp over 2**63 - 1`);
+        continue;
+      }
+      const message = concat(utf8.encode(`cosignature/v1\ntime ${ts}\n`), utf8.encode(parsed.text));
+      if (!(await ed25519Verify(w.publicKey, message, line.body.slice(8)))) {
+        result.problems.push(`cosignature by witness ${w.name} does not verify: the checkpoint or the line was altered`);
+        continue;
+      }
+      if (ts > clock + BigInt(MAX_FUTURE_SECONDS)) {
+        result.problems.push(`cosignature by witness ${w.name} is dated ${ts}, in the future`);
+        continue;
+      }
+      seen.add(id);
+      result.witnesses.push({ name: w.name, verifier_key: String(w), timestamp: Number(ts), time: isoSeconds(ts) });
+    }
+    if (result.witnesses.length < minWitnesses) {
+      result.problems.push(`${result.witnesses.length} of the ${minWitnesses} required witnesses cosigned this checkpoint`);
+    }
+    result.ok = result.problems.length === 0;
+    return result;
+  }
+
+  /* CosignedCheckpoint.summary */
+  function cosignedSummary(r) {
+    const who = r.witnesses.length === 0 ? "no trusted witness cosigned it"
+      : "cosigned by " + r.witnesses.map((w) => `${w.name} at ${w.time}`).join(", ");
+    return `${who} (${r.witnesses.length} of ${r.minWitnesses} required)`;
+  }
+
   // ------------------------------------------------------------ RFC 9162 inclusion proofs (merkle.py)
   function checkHash(value, what) {
     if (!(value instanceof Uint8Array) || value.length !== HASH_SIZE) {
@@ -392,19 +509,19 @@
 
   /* verify_receipt: returns {ok, checks: [{name, ok, detail}], entry, index, tree_size}; never throws for a bad receipt.
    * Where this browser cannot run the check, {ok: false, unavailable: <why>, checks: []}: no check failed. */
-  async function verifyReceipt(receiptInput, verifierKey) {
+  async function verifyReceipt(receiptInput, verifierKey, witnessKeys, minWitnesses) {
     const why = unavailable();
     if (why !== null) return { ok: false, unavailable: why, checks: [], entry: null, index: null, tree_size: null, private: {} };
     try {
-      return await runChecks(receiptInput, verifierKey);
+      return await runChecks(receiptInput, verifierKey, witnessKeys || [], minWitnesses || 0);
     } catch (e) {
       if (!(e instanceof UnavailableError)) throw e;
       return { ok: false, unavailable: e.message, checks: [], entry: null, index: null, tree_size: null, private: {} };
     }
   }
 
-  async function runChecks(receiptInput, verifierKey) {
-    const report = { ok: false, checks: [], entry: null, index: null, tree_size: null, private: {} };
+  async function runChecks(receiptInput, verifierKey, witnessKeys, minWitnesses) {
+    const report = { ok: false, checks: [], entry: null, index: null, tree_size: null, private: {}, witnesses: [] };
     const add = (name, ok, detail) => report.checks.push({ name, ok, detail });
     let receipt;
     try {
@@ -433,6 +550,22 @@
       return report;
     }
     add("checkpoint signature", true, `signed by ${verifier.name}+${hex(verifier.keyId)}, tree size ${cp.treeSize}`);
+    if (witnessKeys.length || minWitnesses) {
+      let policy;
+      try {
+        const keys = [];
+        for (const k of witnessKeys) keys.push(await parseCosignatureKey(k));
+        if (!Number.isInteger(minWitnesses) || minWitnesses < 0) throw new VerifyError("min_witnesses must be a whole number >= 0");
+        policy = await verifyCosigned(receipt.checkpoint, verifier, keys, minWitnesses, receipt.origin);
+      } catch (e) {
+        if (!(e instanceof VerifyError)) throw e;
+        add("witnesses", false, `witness policy: ${e.message}`);
+        return report;
+      }
+      report.witnesses = policy.witnesses;
+      add("witnesses", policy.ok, cosignedSummary(policy) + (policy.ok ? "" : ": " + policy.problems.join("; ")));
+      if (!policy.ok) return report;
+    }
     if (cp.treeSize !== BigInt(receipt.treeSize)) {
       add("tree size", false, `receipt says tree size ${receipt.treeSize}, the signed checkpoint says ${cp.treeSize}`);
       return report;
@@ -478,5 +611,6 @@
   window.GlasslogVerify = {
     VerifyError, UnavailableError, unavailable, RECEIPT_FORMAT, parseVerifierKey, openNote, parseCheckpoint, openCheckpoint, rootFromInclusionProof,
     verifyInclusion, leafHash, checkEntry, canonicalJSON, parseReceipt, checkCommitment, verifyReceipt, b64decode, b64encode, hex,
+    parseCosignatureKey, splitNote, verifyCosigned, cosignedSummary,
   };
 })();

@@ -1,0 +1,146 @@
+"""The receipt page's witness policy in a real browser (Debian's Chromium, headless, playwright).
+
+The page checks the witnesses' cosignatures with WebCrypto (Ed25519,
+SHA-256) and must agree check by check, word for word, with the Python
+verifier (``verify_receipt(..., witness_keys, min_witnesses)``): both
+witnesses cosigned; one of two; a cosignature altered; a witness nobody
+cosigned with; a malformed key; no witness keys at all (no witness check).
+Skips without Chromium, like tests/test_web.py.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from glasslog.capture import receipt as make_receipt
+from glasslog.ledger import Ledger, utc_now
+from glasslog.ledger.cosignature import Cosigner
+from glasslog.ledger.receipt import Receipt
+from glasslog.server import create_app
+from glasslog.verify import verify_receipt
+
+playwright_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed (pip install -e '.[test]')")
+CHROMIUM = Path(os.environ.get("GLASSLOG_CHROMIUM", "/usr/bin/chromium"))
+
+
+class Server:
+    def __init__(self, app):
+        import uvicorn
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    if not CHROMIUM.exists():
+        pytest.skip(f"Chromium not found at {CHROMIUM}: run .ci/browser-deps.sh or set GLASSLOG_CHROMIUM")
+    d = tmp_path_factory.mktemp("webwitness") / "log"
+    w1, w2 = Cosigner.generate("witness.example/w1"), Cosigner.generate("ngo.example/w2")
+    with Ledger.create(d, "agency.example/risk") as lg:
+        lg.append([{"type": "deployment", "v": 1, "deployment": f"d{i}", "visibility": "public-service",
+                    "description": "test", "time": utc_now()} for i in range(12)])
+        note = lg.checkpoint()
+        body = note[: note.index("\n\n") + 1]
+        size = lg.signed_size()
+        for w in (w1, w2):
+            lg.store.put_cosignature(size, str(w.verifier()), w.cosign(body), utc_now())
+        rc = make_receipt(lg, 7)
+    assert rc.checkpoint.count("\u2014 ") == 3
+    server = Server(create_app(d))
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                    args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
+        yield {"dir": d, "url": server.url, "browser": browser, "receipt": rc, "w1": w1, "w2": w2,
+               "key": (d / "log.vkey").read_text().strip()}
+        browser.close()
+    server.stop()
+
+
+def wait_js(page, expression: str, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {expression}")
+        time.sleep(0.05)
+
+
+def check_in_page(page, receipt: Receipt, keys: list[str], minimum: str) -> tuple[str, list[dict], list[dict]]:
+    page.fill("#witness-keys", "\n".join(keys))
+    page.fill("#min-witnesses", minimum)
+    page.fill("#receipt-text", receipt.to_json())
+    page.evaluate("window.glasslogLastReport = null")
+    page.click("#verify")
+    wait_js(page, "window.glasslogLastReport !== null && document.getElementById('result').hidden === false")
+    return page.inner_text("#verdict"), page.evaluate("window.glasslogLastReport.checks"), page.evaluate(
+        "window.glasslogLastReport.witnesses || []")
+
+
+def altered(receipt: Receipt, name: str) -> Receipt:
+    d = receipt.to_dict()
+    lines = d["checkpoint"].split("\n")
+    for i, line in enumerate(lines):
+        if line.startswith(f"\u2014 {name} "):
+            raw = bytearray(base64.b64decode(line.split(" ")[2]))
+            raw[20] ^= 1  # inside the Ed25519 signature (after key ID and timestamp)
+            lines[i] = f"\u2014 {name} {base64.b64encode(bytes(raw)).decode()}"
+    d["checkpoint"] = "\n".join(lines)
+    return Receipt.from_dict(d)
+
+
+def test_witness_policy_in_the_browser_matches_the_python_verifier(setup):
+    context = setup["browser"].new_context(base_url=setup["url"])
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto("/receipt")
+    page.wait_for_selector("body[data-ready]")
+    rc, key = setup["receipt"], setup["key"]
+    k1, k2 = str(setup["w1"].verifier()), str(setup["w2"].verifier())
+    stranger = str(Cosigner.generate("other.example/w3").verifier())
+    cases = [
+        ("both", rc, [k1, k2], "2", True),
+        ("default minimum", rc, [k1], "", True),
+        ("one of three", rc, [k1, stranger], "2", False),
+        ("altered", altered(rc, "ngo.example/w2"), [k1, k2], "2", False),
+        ("stranger", rc, [stranger], "1", False),
+        ("malformed key", rc, ["not-a-key"], "1", False),
+        ("no witnesses", rc, [], "", True),
+    ]
+    for label, receipt, keys, minimum, ok in cases:
+        verdict, got, witnesses = check_in_page(page, receipt, keys, minimum)
+        n = int(minimum) if minimum else (1 if keys else 0)
+        want = [vars(c) for c in verify_receipt(receipt, key, keys, n).checks] if label != "malformed key" else None
+        if want is not None:
+            assert got == want, label  # names, results and messages, check by check
+        assert verdict.startswith("Receipt verified" if ok else "Receipt NOT valid: witnesses failed"), (label, verdict)
+        if label == "both":
+            assert sorted(w["name"] for w in witnesses) == ["ngo.example/w2", "witness.example/w1"]
+            assert "witness.example/w1 at" in page.inner_text("#checks")
+        if label == "no witnesses":
+            assert "witnesses" not in [c["name"] for c in got]
+        if label == "malformed key":
+            assert got[-1]["name"] == "witnesses" and got[-1]["detail"].startswith("witness policy: witness verifier key")
+    context.close()
+    assert not errors, errors
