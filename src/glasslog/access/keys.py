@@ -53,7 +53,8 @@ class Principal:
         role: ``public``, ``subject``, ``developer``, ``researcher``, ``supervisor`` or ``operator``.
         key_id: the API key id, ``None`` for the public and subjects.
         name: the key's holder, as given at creation.
-        deployments: deployments a developer key is granted.
+        deployments: deployments a developer key is granted; for an operator key bound to a deployment (an
+            ingestion key, ``glasslog.ingest``), that one deployment.
         entry_index: for a subject, the decision their receipt token opens.
     """
 
@@ -124,7 +125,8 @@ class KeyStore:
         Args:
             role: one of ``operator``, ``supervisor``, ``researcher``, ``developer``.
             name: who holds it (e.g. "Financial Supervisory Authority, model risk unit").
-            deployments: for developers, the deployments whose decisions they may read.
+            deployments: for developers, the deployments whose decisions they may read; for an operator key, at
+                most one: the deployment whose telemetry (OTLP) it sends, which binds it to that deployment.
 
         Returns:
             ``(record, token)``; the token is shown once and never stored.
@@ -136,8 +138,11 @@ class KeyStore:
             raise ValueError(f"role must be one of {', '.join(KEY_ROLES)}, got {role!r}")
         if not name or not name.strip() or not name.isprintable():
             raise ValueError("a key needs a printable name saying who holds it")
-        if deployments and role != "developer":
-            raise ValueError("only developer keys are granted specific deployments")
+        if deployments and role not in ("developer", "operator"):
+            raise ValueError("only developer keys (deployments they read) and operator keys (the one deployment they"
+                             " send telemetry for) name deployments")
+        if role == "operator" and len(deployments) > 1:
+            raise ValueError("an operator key is bound to at most one deployment (the one its telemetry is logged in)")
         key_id = secrets.token_hex(6)
         secret = secrets.token_urlsafe(32)
         record = ApiKey(key_id, name.strip(), role, tuple(deployments), utc_now())

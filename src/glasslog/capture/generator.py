@@ -41,7 +41,7 @@ from ..verify import toploc
 from .sdk import InputError, ModelNotActiveError
 
 __all__ = ["CapturedGenerator", "Generation", "wrap_generator", "directory_fingerprint", "runtime_info",
-           "prompt_value", "render_prompt"]
+           "prompt_value", "render_prompt", "reported_generation"]
 
 OMS_IGNORED = ("model.sig",)
 """Files of a model directory the fallback fingerprint leaves out (the publisher signature), as the registry does."""
@@ -405,3 +405,54 @@ def wrap_generator(ledger: Ledger, fingerprint: str, deployment: str, *, model_d
 
     wm = active_watermark(ledger, deployment, tokenizer_vocab=lm.config.vocab_size)
     return CapturedGenerator(ledger, model, deployment, lm, tokenizer, registry, path, declared.visibility, wm)
+
+
+def reported_generation(*, source: str, deployment: str, visibility: str, operation: str, model: str | None,
+                        reported_model: dict, prompt: dict | None = None, output: list[dict] | None = None,
+                        time: str | None = None, position: int = 0, salts: Sequence[bytes] | None = None,
+                        **fields: Any) -> tuple[dict, list[PrivateValue]]:
+    """A ``generation`` entry for an output glasslog did not produce itself, and its private values.
+
+    ``source`` is ``otlp`` (an application's OpenTelemetry span) or ``gateway`` (seen on the wire by the
+    OpenAI-compatible gateway). There are no activation commitments, token ids or runtime, so such an entry is bound
+    to the weights only by replay. As for ``generate``: the prompt is committed (kind ``prompt``); the output is in
+    the clear for ``public-service`` deployments (its text; a list of texts for several choices) and committed for
+    ``private`` ones (kind ``output``, the output messages). Content that did not reach glasslog is absent and
+    ``captured`` says so.
+
+    Args:
+        model: the registered model's fingerprint, or None for a model that is not registered.
+        reported_model: ``{"request": name, "response": name}`` as reported.
+        prompt: the prompt's private value, ``{"text": ...}`` or ``{"messages": [...]}``, or None if not captured.
+        output: the output messages (``{"role", "content"}``, one per choice) or None if not captured.
+        position: the entry's position in its batch (for the private values).
+        salts: two fresh salts (``fresh_salts``), drawn here if not given.
+        **fields: the optional fields of the schema (``tokens``, ``sampling``, ``provider``, ``response_id``,
+            ``finish_reasons``, ``conversation``, ``span``, ``incomplete``, ...); None values are left out.
+
+    Returns:
+        ``(entry object, private values)``; validate with ``Entry.from_object`` (``Ledger.append`` does).
+    """
+    if output is not None and not output:
+        output = None  # no choices came back: nothing to log as the output
+    salt = iter(salts if salts is not None else fresh_salts(2))
+    entry: dict[str, Any] = {"type": "generation", "v": 1, "source": source, "deployment": deployment,
+                             "time": time or utc_now(), "operation": operation, "reported_model": reported_model,
+                             "captured": {"input": prompt is not None, "output": output is not None}}
+    if model is not None:
+        entry["model"] = model
+    private: list[PrivateValue] = []
+    if prompt is not None:
+        c, s, v = commit(prompt, next(salt))
+        private.append(PrivateValue(position, "prompt", c, s, v))
+        entry["prompt"] = c
+    if output is not None:
+        if visibility == "public-service":
+            texts = [m.get("content") if isinstance(m.get("content"), str) else "" for m in output]
+            entry["output"] = texts[0] if len(texts) == 1 else texts
+        else:
+            c, s, v = commit({"messages": output}, next(salt))
+            private.append(PrivateValue(position, "output", c, s, v))
+            entry["output_commitment"] = c
+    entry.update((k, v) for k, v in fields.items() if v is not None)
+    return entry, private

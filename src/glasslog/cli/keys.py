@@ -19,7 +19,8 @@ keys_app = typer.Typer(help="API keys for operators, supervisors, researchers an
 def keys_create(
     role: Annotated[str, typer.Option(help="operator, supervisor, researcher or developer.")],
     name: Annotated[str, typer.Option(help="Who holds the key.")],
-    deployment: Annotated[list[str] | None, typer.Option(help="For developers: a deployment they may read (repeatable).")] = None,
+    deployment: Annotated[list[str] | None, typer.Option(help="For developers: a deployment they may read (repeatable). For an operator key: the one deployment "
+                                                                       "its OTLP telemetry is logged in (an ingestion key).")] = None,
     data_dir: DataDir = DEFAULT_DIR,
     json_out: JsonOut = False,
 ) -> None:
