@@ -49,7 +49,7 @@ def b64(h: bytes) -> str:
 
 
 def test_witness_runs_without_the_model_stack():
-    code = ("import sys, glasslog.witness.app, glasslog.witness.cli, glasslog.witness.client, uvicorn; "
+    code = ("import sys, glasslog.witness.app, glasslog.witness.cli, glasslog.witness.client, glasslog.witness.catchup, uvicorn; "
             "bad = sorted({m.split('.')[0] for m in sys.modules} & {'numpy', 'sklearn', 'scipy', 'pandas', 'fastapi', 'torch'}); "
             "print(bad); sys.exit(1 if bad else 0)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -236,3 +236,73 @@ def test_forked_copy_gets_no_cosignature_and_its_receipts_fail_the_policy(tmp_pa
         w.close()
     for t in (honest, forked):
         t._close_ledger()
+
+
+class ThreadServer:
+    """The log's app under uvicorn in a thread (no lifespan: no cosigning thread), on a free loopback port."""
+
+    def __init__(self, data_dir: Path):
+        import threading
+
+        import uvicorn
+
+        from glasslog.server import create_app
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(create_app(data_dir), host="127.0.0.1", port=self.port,
+                                                    log_level="warning", lifespan="off"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        wait_for(lambda: self.server.started, 30)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+def test_witness_catches_up_from_the_tiles(tmp_path, log_dir):
+    from glasslog.witness import WitnessError
+    from glasslog.witness.catchup import catch_up, proof_from_tiles
+    from glasslog.witness.client import format_request
+
+    wdir = tmp_path / "w"
+    Witness.init(wdir, "witness.test/pull").close()
+    w = Witness(wdir)
+    vkey = (log_dir / "log.vkey").read_text().strip()
+    w.add_log(ORIGIN, vkey)
+    fork = tmp_path / "fork"
+    shutil.copytree(log_dir, fork)  # the same log, 5 entries, same key: it will diverge
+    with Ledger.open(log_dir) as lg:
+        w.add_checkpoint(format_request(0, [], lg.checkpoint()))  # the witness saw size 5, then fell behind
+        for k in range(3):
+            lg.append(deployments(100 + 300 * k, 400 + 300 * k))  # to 905: full and partial tiles at levels 0 and 1
+        # the proof built from tiles is the log's own proof, for sizes around tile edges
+        tiles = lambda level, index, width: lg.tile(level, index, width)  # noqa: E731
+        for old, new in ((5, 905), (256, 905), (255, 512), (300, 301), (1, 905), (512, 768)):
+            assert proof_from_tiles(old, new, tiles) == lg.consistency_proof(old, new), (old, new)
+    server = ThreadServer(log_dir)
+    try:
+        result = catch_up(w, ORIGIN, server.url)
+        assert (result.old_size, result.new_size) == (5, 905)
+        with Ledger.open(log_dir) as lg:
+            assert verify_cosigned(lg.checkpoint() + result.cosignature, vkey, [w.verifier_key], 1).ok
+        assert catch_up(w, ORIGIN, server.url).cosignature is None  # nothing new
+        r = runner.invoke(cli, ["witness", "logs", "--dir", str(wdir)])
+        assert "last cosigned tree size 905" in text(r)
+    finally:
+        server.stop()
+    # the forked copy grows past 905 with other entries: its tiles cannot prove consistency with what was cosigned
+    with Ledger.open(fork) as lg:
+        lg.append(deployments(0, 1000, "forged"))
+    server = ThreadServer(fork)
+    try:
+        with pytest.raises(WitnessError) as e:
+            catch_up(w, ORIGIN, server.url)
+        assert e.value.status == 422
+        r = runner.invoke(cli, ["witness", "catch-up", ORIGIN, "--log-url", server.url, "--dir", str(wdir)])
+        assert r.exit_code == 1 and "refused (422)" in text(r)
+    finally:
+        server.stop()
+    assert w.store.state(ORIGIN).tree_size == 905
+    w.close()

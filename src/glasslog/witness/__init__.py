@@ -13,7 +13,8 @@ uvicorn: the model stack (numpy, scikit-learn) is never imported, so it runs
 on a small machine of its own: ``python -m glasslog.witness serve``.
 
 Modules: ``core`` (the protocol and checks), ``app`` (the ASGI app),
-``cli`` (the Typer sub-app), ``client`` (the log side: submitting checkpoints).
+``cli`` (the Typer sub-app), ``client`` (the log side: submitting checkpoints),
+``catchup`` (a witness that fell behind pulls the log's checkpoint and tiles).
 """
 
 from .core import MAX_BODY_BYTES, AddCheckpoint, Witness, WitnessError, parse_add_checkpoint

@@ -87,6 +87,32 @@ def logs(directory: WitnessDir = DEFAULT_DIR) -> None:
         typer.echo(f"  {origin}  {key}  {seen}")
 
 
+@app.command("catch-up")
+def catch_up_cmd(
+    origin: Annotated[str, typer.Argument(help="The log's origin (one this witness follows).")],
+    log_url: Annotated[str, typer.Option("--log-url", help="Where the log serves C2SP tlog-tiles: GET <url>/checkpoint, "
+                                                           "<url>/tile/...")],
+    directory: WitnessDir = DEFAULT_DIR,
+) -> None:
+    """Catch up without waiting for the log: fetch its newest checkpoint and the tiles for the consistency proof, check, cosign."""
+    from .catchup import catch_up
+    from .core import WitnessError
+
+    w = _open(directory)
+    try:
+        result = catch_up(w, origin, log_url)
+    except WitnessError as exc:
+        _fail(f"refused ({exc.status}): {exc.message.strip()}", 1)
+    except OSError as exc:
+        _fail(f"cannot reach the log at {log_url}: {exc}")
+    finally:
+        w.close()
+    if result.cosignature is None:
+        typer.echo(f"{origin}: already at tree size {result.new_size}; nothing to cosign")
+    else:
+        typer.echo(f"{origin}: tree size {result.old_size} -> {result.new_size}, consistent; cosigned:\n{result.cosignature}", nl=False)
+
+
 @app.command("serve")
 def serve(
     directory: WitnessDir = DEFAULT_DIR,
