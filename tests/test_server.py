@@ -32,7 +32,7 @@ from glasslog.demo.run import run_demo
 from glasslog.ledger import Ledger
 from glasslog.registry import ClaimedMetrics, ModelCard, dump_model, fingerprint_frame
 from glasslog.server import create_app
-from glasslog.server.app import MAX_BODY_BYTES
+from glasslog.server.middleware import MAX_BODY_BYTES
 
 ROOT = Path(__file__).resolve().parents[1]
 OPENAPI_FILE = ROOT / "docs" / "openapi.json"
@@ -310,7 +310,7 @@ def _published_report(w, url: str) -> dict:
     return {"url": url}
 
 
-# The web pages (glasslog.server.web): HTML for everyone; a credential header is ignored there (the console sends its
+# The web pages (glasslog.server.routes.pages): HTML for everyone; a credential header is ignored there (the console sends its
 # key to /v1 itself). tests/test_web.py tests what they show.
 WEB_PAGES = {
     ("GET", "/"): (_static("/"), _all(200, False)),
@@ -326,19 +326,19 @@ WEB_PAGES = {
 }
 MATRIX.update(WEB_PAGES)
 MATRIX[("POST", "/v1/replay")] = (_static("/v1/replay", json={"deployment": DEP_PUB}), _write({"supervisor": 200}))
-# The monitors (glasslog.server.monitor_routes; tests/test_monitors.py tests what they find).
+# The monitors (glasslog.server.routes.monitors; tests/test_monitors.py tests what they find).
 MATRIX[("GET", "/v1/findings")] = (_static("/v1/findings"), _all(200))
 MATRIX[("POST", "/v1/monitors/run")] = (_static("/v1/monitors/run", json={"monitors": ["anomalies"], "record": False}),
                                         _write({"supervisor": 200, "researcher": 200, "operator": 200}))
 
 
-OVERSIGHT_ROUTES = "glasslog.server.oversight_routes"  # flags, ratings, triage: their matrix is in tests/test_oversight_flags.py
+OVERSIGHT_ROUTES = ("glasslog.server.routes.flags", "glasslog.server.routes.triage")  # flags, ratings, triage: their matrix is in tests/test_oversight_flags.py
 
 
 def app_routes(app) -> set[tuple[str, str]]:
     out = set()
     for r in app.routes:
-        if getattr(getattr(r, "endpoint", None), "__module__", None) == OVERSIGHT_ROUTES:
+        if getattr(getattr(r, "endpoint", None), "__module__", None) in OVERSIGHT_ROUTES:
             continue
         for m in getattr(r, "methods", None) or ():
             if m != "HEAD":
@@ -898,7 +898,7 @@ def test_credentials_must_match_exactly(base):
 
 
 def test_model_uploads_have_their_own_limit(fresh, monkeypatch):
-    import glasslog.server.app as server_app
+    import glasslog.server.middleware as server_app
 
     c, op = fresh.client, fresh.h("operator")
     artifact, card = fresh.unregistered
@@ -1077,7 +1077,7 @@ def test_null_outcomes_and_string_booleans_are_refused(fresh):
 
 
 def test_anonymous_weight_downloads_are_rate_limited(fresh):
-    from glasslog.server.app import ANONYMOUS_DOWNLOADS_PER_HOUR
+    from glasslog.server.deps import ANONYMOUS_DOWNLOADS_PER_HOUR
 
     c, fp = fresh.client, fresh.models["public"]
     before = log_size(fresh.dir)

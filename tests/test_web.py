@@ -755,9 +755,9 @@ def test_ratings_from_the_page_update_the_flag(page, world):
 
 
 def test_flag_rate_limit_is_shown(browser, world, tmp_path, monkeypatch):
-    from glasslog.server import oversight_routes
+    from glasslog.server import deps
 
-    monkeypatch.setattr(oversight_routes, "FLAGS_PER_HOUR", 1)
+    monkeypatch.setattr(deps, "FLAGS_PER_HOUR", 1)
     d = tmp_path / "log"
     shutil.copytree(world.dir, d)
     server = Server(create_app(d))

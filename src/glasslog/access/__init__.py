@@ -10,9 +10,11 @@ from .policy import (
     input_view,
     may_download_weights,
     may_read_decision,
+    weights_download_entry,
 )
 
 __all__ = [
     "PUBLIC", "ApiKey", "AuthError", "KeyStore", "Principal", "new_receipt_token", "store_receipt_tokens",
     "DISCLOSURE_ORDER", "KEY_ROLES", "ROLES", "decision_view", "effective_principal", "input_view", "may_download_weights", "may_read_decision",
+    "weights_download_entry",
 ]

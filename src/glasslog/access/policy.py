@@ -54,6 +54,7 @@ __all__ = [
     "receipt_opens_private_values",
     "may_read_flag_text",
     "may_download_weights",
+    "weights_download_entry",
     "may_read_decision",
     "effective_principal",
     "decision_view",
@@ -87,6 +88,12 @@ def may_download_weights(role: str, disclosure_policy: str) -> bool:
     if disclosure_policy not in _WEIGHTS:
         raise ValueError(f"unknown disclosure policy {disclosure_policy!r}")
     return role in _WEIGHTS[disclosure_policy]
+
+
+def weights_download_entry(model: str, role: str, key_id: str | None, time: str) -> dict[str, Any]:
+    """The ``access`` entry logging a download of ``model``'s weights by ``role`` (``key_id`` None: anonymous)."""
+    return {"type": "access", "v": 1, "action": "weights-download", "model": model, "role": role,
+            "key_id": key_id or "anonymous", "time": time}
 
 
 def sees_every_deployment(role: str) -> bool:

@@ -6,11 +6,12 @@ from .sdk import (
     ModelNotActiveError,
     open_log,
     receipt,
+    receipts_at,
     receipts_for_subject,
     record_outcome,
     record_outcomes,
     wrap,
 )
 
-__all__ = ["CapturedModel", "InputError", "ModelNotActiveError", "open_log", "receipt", "receipts_for_subject",
+__all__ = ["CapturedModel", "InputError", "ModelNotActiveError", "open_log", "receipt", "receipts_at", "receipts_for_subject",
            "record_outcome", "record_outcomes", "wrap"]

@@ -28,10 +28,12 @@ from ..ledger import Ledger
 from ..ledger.commitments import check_commitment
 from ..registry import ArtifactError, Registry, RegistryError
 
-__all__ = ["DEFAULT_TOLERANCE", "ReplayReport", "replay"]
+__all__ = ["DEFAULT_TOLERANCE", "REPLAY_CHECK", "ReplayReport", "replay", "replay_verdict", "replay_finding"]
 
 DEFAULT_TOLERANCE = 1e-9
 """Largest absolute difference accepted between a logged and a recomputed probability."""
+REPLAY_CHECK = "replay.weights"
+"""The ``check`` name of the findings recording replays (``replay_finding``)."""
 
 
 @dataclass
@@ -196,6 +198,59 @@ def replay(
     report.total = total
     report.ok = report.mismatch_count == 0 and not report.commitment_failures and not report.errors and not report.missing
     return report
+
+
+def replay_verdict(report: ReplayReport) -> tuple[str, str]:
+    """The verdict and severity of a replay, as a finding states them.
+
+    Returns:
+        ``("alert", "critical")`` when outputs differ or commitments fail, ``("alert", "high")`` when values
+        are missing or a model could not be loaded, ``("insufficient-data", "info")`` when nothing could be
+        checked, else ``("ok", "info")``.
+    """
+    if report.mismatch_count or report.commitment_failures:
+        return "alert", "critical"
+    if report.missing or report.errors:
+        return "alert", "high"
+    if report.checked == 0:
+        return "insufficient-data", "info"
+    return "ok", "info"
+
+
+def _finite(x: float) -> float | None:
+    return x if math.isfinite(x) else None
+
+
+def replay_finding(report: ReplayReport, model: str | None, deployment: str | None, time: str,
+                   by_role: str = "supervisor") -> dict:
+    """The ``finding`` entry recording a replay: counts and mismatched indexes, never inputs or outputs.
+
+    Args:
+        report: what ``replay`` found.
+        model, deployment: what was replayed (None: all).
+        time: RFC 3339 UTC time of the entry.
+        by_role: who ran it.
+
+    Returns:
+        The entry as a JSON object (source ``audit``, check ``REPLAY_CHECK``, verdict and severity from
+        ``replay_verdict``), for ``Ledger.append``.
+    """
+    verdict, severity = replay_verdict(report)
+    entry = {"type": "finding", "v": 1, "time": time, "source": "audit", "check": REPLAY_CHECK, "statistic": "mismatches",
+             "value": report.mismatch_count, "threshold": 0, "verdict": verdict, "severity": severity, "by_role": by_role,
+             "window": {"decisions": report.total},
+             "evidence": {"checked": report.checked, "matched": report.matched, "erased": report.erased,
+                          "mismatch_count": report.mismatch_count,
+                          "mismatched_indexes": [m["index"] for m in report.mismatches[:20]],
+                          "commitment_failures": [f["index"] for f in report.commitment_failures[:20]],
+                          "missing": [m["index"] for m in report.missing[:20]],
+                          "max_abs_diff": _finite(report.max_abs_diff), "tolerance": report.tolerance,
+                          "errors": [e[:300] for e in report.errors[:5]]}}
+    if model is not None:
+        entry["model"] = model
+    if deployment is not None:
+        entry["deployment"] = deployment
+    return entry
 
 
 def _plain(value):
