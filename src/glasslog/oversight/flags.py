@@ -39,7 +39,7 @@ Abuse limits:
   (``OwnFlagError``); a rater's later rating of a flag replaces their earlier one,
   and a rating equal to the rater's current one appends nothing;
 - rate limits per key or client address are the server's
-  (``glasslog.server.oversight_routes``).
+  (``glasslog.server.routes.flags``).
 
 Who sees a flag's text: everyone, for flags about a model and about decisions
 of public-service deployments (flags are public reports; the text is limited
