@@ -15,7 +15,7 @@ registered weights needs replay (``glasslog verify replay``).
 """
 
 from .genai import GenAIRecord, map_span
-from .ingestor import IngestResult, Ingestor
+from .ingestor import Ingestor, IngestResult
 from .otlp import OtlpError, decode_request
 
 __all__ = ["Ingestor", "IngestResult", "GenAIRecord", "map_span", "OtlpError", "decode_request"]
