@@ -16,7 +16,7 @@ import typer
 
 from ..storage import STORE_ENV, is_url
 from ..witness import cli as witness_cli
-from . import audit, demo, flags, keys, log, migrate, models, monitor, scenarios, serve, verify, witnesses
+from . import audit, demo, flags, gateway, keys, log, migrate, models, monitor, scenarios, serve, verify, witnesses
 from .common import fail
 
 __all__ = ["app", "main"]
@@ -39,7 +39,8 @@ def _root(
         os.environ[STORE_ENV] = store  # every command (and serve's worker processes) opens the log through it
 
 
-for command in (log.init, demo.demo, log.checkpoint, log.entry, log.receipt, serve.serve, migrate.migrate):
+for command in (log.init, demo.demo, log.checkpoint, log.entry, log.receipt, serve.serve, gateway.gateway,
+                migrate.migrate):
     app.command()(command)
 app.add_typer(log.prove_app, name="prove")
 app.add_typer(verify.verify_app, name="verify")

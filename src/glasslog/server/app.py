@@ -34,7 +34,7 @@ from ..ledger import Ledger
 from . import middleware, problems
 from .cosigning import attach_cosigning
 from .deps import ServerState
-from .routes import API_ROUTERS, pages
+from .routes import API_ROUTERS, otlp, pages
 
 __all__ = ["create_app", "app_from_env"]
 
@@ -69,6 +69,7 @@ def create_app(data_dir: str | Path, store: str | None = None) -> FastAPI:
     # tests read the routes from that list.
     for router in API_ROUTERS:
         app.router.routes.extend(router.routes)
+    app.router.routes.extend(otlp.router.routes)  # OTLP/HTTP receiver (glasslog.ingest): POST /v1/traces, /v1/logs
     app.mount("/static", pages.static_files(), name="static")
     app.router.routes.extend(pages.router.routes)
     attach_cosigning(app, data_dir, store)  # witnesses' cosignatures, beside the write path (cosigning.py)
