@@ -502,6 +502,18 @@ def _generate(gen_lm, tok, prompts: list[str], batch: int, sampling: dict):
     return ids, outs, coms
 
 
+def _fails(r: GenerationResult, th: Thresholds) -> bool:
+    """Would a result gathered with loose thresholds fail under ``th``? (chunk statistics and token checks)"""
+    if r.status == "failed":  # the loose run only fails on token checks or malformed commitments
+        return True
+    if any(c["exp_mismatches"] > th.exp_mismatches or c["mant_err_mean"] > th.mant_err_mean
+           or c["mant_err_median"] > th.mant_err_median for c in r.chunks):
+        return True
+    if r.greedy and r.max_logit_gap > th.logit_gap:
+        return True
+    return r.logprob_z is not None and r.logprob_z < th.logprob_z
+
+
 def _replay_all(lm, tok, ids, outs, coms, sampling, th, batch=1):
     fw = forward(lm, [a + b for a, b in zip(ids, outs)], batch=batch, pad_id=tok.pad_token_id or 0)
     return [check_generation(h, lg, len(a), b, c, sampling, th) for (h, lg), a, b, c in zip(fw, ids, outs, coms)]
@@ -543,7 +555,29 @@ def calibrate(ledger: Ledger | None, fingerprint: str | None, model_dir: str | o
                 honest["fit"].append(res[:half])
                 honest["held-out"].append(res[half:])
     fit = _chunk_stats([r for rs in honest["fit"] for r in rs])
-    th = Thresholds(exp_mismatches=int(fit["exp_mismatches"]) + 1, mant_err_mean=float(fit["mant_err_mean"]) + 1.0,
+    # perturbed copies replay the honest generations' commitments (statistics first, verdicts once thresholds are set)
+    copies = {"layer-noise-1%": perturbed_copy(model_dir, work / "noise-1", scale=0.01, seed=seed + 1),
+              "layer-noise-0.3%": perturbed_copy(model_dir, work / "noise-03", scale=0.003, seed=seed + 2)}
+    cfg = json.loads((Path(model_dir) / "config.json").read_text())
+    meta = cfg.get("glasslog_test_model")
+    if meta:
+        copies["other-seed"] = build_causal_lm(work / "other-seed", seed=int(meta["seed"]) + 1000, size=meta["size"])
+    perturbed_runs: dict[str, list[GenerationResult]] = {}
+    for name, path in copies.items():
+        plm, _ = load_causal_lm(path)
+        res = []
+        for sampling, ids, outs, coms in runs[:1] + runs[3:4]:  # batch-8 greedy and sampled runs
+            res += _replay_all(plm, tok, ids, outs, coms, sampling, _LOOSE)
+        perturbed_runs[name] = res
+        del plm
+    # the mean mantissa error carries the fine signal: its threshold sits halfway between the largest honest value
+    # and the 5th percentile of the perturbed copies' (per generation, largest chunk), at least one step (1/k) above
+    # the honest maximum; exponent mismatches and the median (integer steps) get one step of margin
+    trial_means = [max((c["mant_err_mean"] for c in r.chunks), default=0.0) for rs in perturbed_runs.values() for r in rs]
+    q = float(np.percentile(trial_means, 5)) if trial_means else math.inf
+    h = float(fit["mant_err_mean"])
+    mean_t = h + max((q - h) / 2, 1.0 / toploc.TOPK) if q < math.inf else h + 1.0
+    th = Thresholds(exp_mismatches=int(fit["exp_mismatches"]) + 1, mant_err_mean=round(mean_t, 6),
                     mant_err_median=float(fit["mant_err_median"]) + 1.0,
                     logit_gap=max(2 * float(fit["logit_gap"]), 1e-4),
                     logprob_z=min(float(fit["logprob_z"]) - 2.0, -6.0), calibrated=True)
@@ -554,22 +588,11 @@ def calibrate(ledger: Ledger | None, fingerprint: str | None, model_dir: str | o
         for replay_batch in (1, 4):
             rechecked += _replay_all(lm, tok, ids[half:], outs[half:], coms[half:], sampling, th, replay_batch)
     false_alarms = sum(r.status == "failed" for r in rechecked)
-    # perturbed copies replay the honest generations' commitments
     perturbed = {}
-    copies = {"layer-noise-1%": perturbed_copy(model_dir, work / "noise-1", scale=0.01, seed=seed + 1),
-              "layer-noise-0.3%": perturbed_copy(model_dir, work / "noise-03", scale=0.003, seed=seed + 2)}
-    cfg = json.loads((Path(model_dir) / "config.json").read_text())
-    meta = cfg.get("glasslog_test_model")
-    if meta:
-        copies["other-seed"] = build_causal_lm(work / "other-seed", seed=int(meta["seed"]) + 1000, size=meta["size"])
-    for name, path in copies.items():
-        plm, _ = load_causal_lm(path)
-        res = []
-        for sampling, ids, outs, coms in runs[:1] + runs[3:4]:  # batch-8 greedy and sampled runs
-            res += _replay_all(plm, tok, ids, outs, coms, sampling, th)
-        perturbed[name] = {"trials": len(res), "detected": sum(r.status == "failed" for r in res),
-                           "min_chunk_exp_mismatches": min(max((c["exp_mismatches"] for c in r.chunks), default=0) for r in res)}
-        del plm
+    for name, res in perturbed_runs.items():
+        detected = sum(_fails(r, th) for r in res)
+        perturbed[name] = {"trials": len(res), "detected": detected,
+                           "min_mant_err_mean": min(max((c["mant_err_mean"] for c in r.chunks), default=0.0) for r in res)}
     torch.set_grad_enabled(True)
     evidence = {
         "thresholds": {k: v for k, v in th.to_dict().items() if k != "calibrated"},
@@ -577,7 +600,7 @@ def calibrate(ledger: Ledger | None, fingerprint: str | None, model_dir: str | o
         "false_alarm_rate": false_alarms / max(len(rechecked), 1),
         "false_alarms": false_alarms, "held_out_trials": len(rechecked),
         "honest_fit_trials": sum(len(rs) for rs in honest["fit"]), "held_out_max": _chunk_stats(held),
-        "perturbed": perturbed,
+        "perturbed": perturbed, "perturbed_mant_err_mean_p5": q,
         "detection_rate": sum(p["detected"] for p in perturbed.values()) / max(sum(p["trials"] for p in perturbed.values()), 1),
         "batch_shapes": {"generate": [8, 3, 1], "replay": [1, 4]}, "prompts": len(texts),
         "max_new_tokens": max_new_tokens, "topk": toploc.TOPK, "chunk": toploc.CHUNK,
