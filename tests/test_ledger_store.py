@@ -999,3 +999,34 @@ def test_a_log_of_the_first_release_is_migrated_on_open(tmp_path):
     assert (reopened.root(), reopened.size) == (root, size)
     names = {r[0] for r in reopened.store.connection.execute("SELECT name FROM sqlite_master")}
     assert "private_values_first_release" not in names and "private_values_lookup" not in names
+
+
+def test_data_dir_database_and_receipts_are_private_from_creation(tmp_path, monkeypatch):
+    import glasslog.storage.sqlite.store as sqlite_store
+    from glasslog.capture import receipt as make_receipt
+
+    monkeypatch.setattr(os, "umask", os.umask)  # restored after the test
+    old = os.umask(0o022)  # the usual default: files 0644, directories 0755 unless created otherwise
+    try:
+        lg = Ledger.create(tmp_path / "d", ORIGIN)
+        lg.append([decision(0)])
+        for name in ("log.db", "log.db-wal"):
+            path = tmp_path / "d" / name
+            if path.exists():
+                assert stat.S_IMODE(path.stat().st_mode) == 0o600, name
+        assert stat.S_IMODE((tmp_path / "d").stat().st_mode) == 0o700
+        assert stat.S_IMODE((tmp_path / "d" / "artifacts").stat().st_mode) == 0o700
+        r = make_receipt(lg, 0)
+        r.save(tmp_path / "r.json")
+        assert stat.S_IMODE((tmp_path / "r.json").stat().st_mode) == 0o600
+        (tmp_path / "old.json").write_text("{}")  # an existing 0644 file is made private when a receipt overwrites it
+        r.save(tmp_path / "old.json")
+        assert stat.S_IMODE((tmp_path / "old.json").stat().st_mode) == 0o600
+        lg.close()
+    finally:
+        os.umask(old)
+    os.chmod(tmp_path / "d" / "log.db", 0o644)
+    with pytest.raises(LedgerError, match="mode 0644.*chmod 600"):
+        Ledger.open(tmp_path / "d")
+    monkeypatch.setenv(sqlite_store.ALLOW_SHARED_ENV, "1")
+    Ledger.open(tmp_path / "d").close()

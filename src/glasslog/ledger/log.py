@@ -258,8 +258,10 @@ class Ledger:
         key_path = data_dir / "log.key"
         if key_path.exists() or (store is None and (data_dir / "log.db").exists()):
             raise LedgerError(f"{data_dir} already holds a log; open it instead of creating it")
-        data_dir.mkdir(parents=True, exist_ok=True)
-        (data_dir / "artifacts").mkdir(exist_ok=True)
+        # The data directory holds the signer key, the database (inputs, subject ids, salts, flag texts) and
+        # artifacts: private from the moment it exists.
+        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        (data_dir / "artifacts").mkdir(mode=0o700, exist_ok=True)
         signer = generate_signer(origin)
         verifier_key = str(signer.verifier())
         meta = {"origin": origin, "verifier_key": verifier_key, "lookup_key": secrets.token_hex(32),

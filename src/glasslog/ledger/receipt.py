@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,8 +86,17 @@ class Receipt:
         return json.dumps(self.to_dict(), indent=2) + "\n"
 
     def save(self, path: str | Path) -> None:
-        """Write the receipt as a JSON file."""
-        Path(path).write_text(self.to_json(), encoding="utf-8")
+        """Write the receipt as a JSON file, readable by its owner only (mode 0600) from the moment it is created:
+        a receipt may carry the subject's inputs and identifier.
+
+        Raises:
+            OSError: the file cannot be written.
+        """
+        path = Path(path)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # an existing file keeps its old mode under O_CREAT
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(self.to_json())
 
     @classmethod
     def from_dict(cls, d: dict) -> Receipt:

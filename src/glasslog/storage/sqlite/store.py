@@ -18,7 +18,9 @@ synced to disk; if it raises, nothing of it is in the file.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import stat
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,9 +37,12 @@ from ..base import (
     TransactionAborted,
 )
 
-__all__ = ["SqliteStore", "DB_NAME", "is_log_database"]
+__all__ = ["SqliteStore", "DB_NAME", "ALLOW_SHARED_ENV", "is_log_database"]
 
 DB_NAME = "log.db"
+
+ALLOW_SHARED_ENV = "GLASSLOG_ALLOW_SHARED_DB"
+"""Set to ``1`` to open a database file that others can read (refused by default)."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -342,6 +347,8 @@ class SqliteStore:
         """
         if db_path.exists():
             raise StorageError(f"{db_path} exists already")
+        # Created 0600 before SQLite opens it; SQLite gives its -wal and -shm files the database file's mode.
+        os.close(os.open(db_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         conn = _connect(db_path)
         conn.executescript(_SCHEMA)
         with conn:
@@ -359,6 +366,11 @@ class SqliteStore:
         why = is_log_database(db_path)
         if why is not None:
             raise StorageError(why)
+        mode = stat.S_IMODE(db_path.stat().st_mode)
+        if mode & (stat.S_IRWXG | stat.S_IRWXO) and os.environ.get(ALLOW_SHARED_ENV) != "1":
+            raise StorageError(
+                f"{db_path} has mode {mode:04o}: it holds inputs, subject ids, salts and flag texts, so it must be readable"
+                f" by its owner only (chmod 600 {db_path}); set {ALLOW_SHARED_ENV}=1 to open it anyway")
         conn = _connect(db_path)
         try:
             _migrate(conn)
