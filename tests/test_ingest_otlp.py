@@ -1,0 +1,354 @@
+"""OTLP/HTTP ingestion end to end: the OpenTelemetry Python SDK, with its OTLP/HTTP exporters (protobuf and JSON),
+instruments a small application that calls the test causal LM and exports into a running ``glasslog serve``; the
+generations appear on the log, their receipts verify and their commitments open. Bad input on the same server."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import httpx
+import pytest
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest, ExportLogsServiceResponse
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest, ExportTraceServiceResponse
+
+from glasslog.ledger import Ledger
+
+from .ingest_support import MODEL_NAME, build_test_model, glasslog_command, make_log, need_llm_stack, process
+
+PUBLIC, PRIVATE = "acme.example/assistant", "acme.example/private-assistant"
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    need_llm_stack()
+    root = tmp_path_factory.mktemp("otlp")
+    tl = make_log(root / "log", build_test_model(root), {PUBLIC: "public-service", PRIVATE: "private"})
+    with process([*glasslog_command(), "serve", "--data-dir", str(tl.data_dir)], "/checkpoint", root / "serve.log") as base:
+        yield base, tl
+
+
+class App:
+    """A small LLM application: the test model through transformers, traced with the OpenTelemetry SDK (GenAI
+    semantic conventions, content capture on), exported by an OTLP/HTTP exporter."""
+
+    def __init__(self, model_dir, exporter, service: str):
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+        from glasslog.demo.testmodels import load_causal_lm
+
+        self.lm, self.tok = load_causal_lm(model_dir)
+        self.provider = TracerProvider(resource=Resource.create({"service.name": service}))
+        self.provider.add_span_processor(BatchSpanProcessor(exporter))
+        self.tracer = self.provider.get_tracer("test-app")
+
+    def chat(self, text: str, max_new_tokens: int = 12, evaluation: tuple[str, str] | None = None):
+        import torch
+
+        messages = [{"role": "user", "content": text}]
+        with self.tracer.start_as_current_span(f"chat {MODEL_NAME}") as span:
+            ids = self.tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+            with torch.inference_mode():
+                out = self.lm.generate(**ids, max_new_tokens=max_new_tokens, do_sample=False)
+            new = out[0, ids["input_ids"].shape[1]:]
+            answer = self.tok.decode(new, skip_special_tokens=True)
+            span.set_attributes({
+                "gen_ai.operation.name": "chat", "gen_ai.provider.name": "transformers",
+                "gen_ai.request.model": MODEL_NAME, "gen_ai.response.model": MODEL_NAME,
+                "gen_ai.request.max_tokens": max_new_tokens, "gen_ai.request.temperature": 0.0,
+                "gen_ai.request.seed": 7, "gen_ai.usage.input_tokens": int(ids["input_ids"].shape[1]),
+                "gen_ai.usage.output_tokens": int(new.shape[0]), "gen_ai.response.finish_reasons": ["length"],
+                "gen_ai.conversation.id": "conv-1",
+                "gen_ai.input.messages": json.dumps([{"role": "user", "parts": [{"type": "text", "content": text}]}]),
+                "gen_ai.output.messages": json.dumps([{"role": "assistant", "finish_reason": "length",
+                                                       "parts": [{"type": "text", "content": answer}]}])})
+            if evaluation:
+                span.add_event("gen_ai.evaluation.result", {"gen_ai.evaluation.name": evaluation[0],
+                                                            "gen_ai.evaluation.score.label": evaluation[1],
+                                                            "gen_ai.evaluation.score.value": 0.2,
+                                                            "gen_ai.evaluation.explanation": "checked by the app"})
+            ctx = span.get_span_context()
+        return answer, f"{ctx.trace_id:032x}", f"{ctx.span_id:016x}"
+
+    def flush(self):
+        assert self.provider.force_flush(30_000)
+
+    def close(self):
+        self.provider.shutdown()
+
+
+def _exporter(kind: str, base: str, key: str):
+    headers = {"Authorization": f"Bearer {key}"}
+    if kind == "protobuf":
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    else:
+        from opentelemetry.exporter.otlp.json.http.trace_exporter import OTLPSpanExporter
+    return OTLPSpanExporter(endpoint=base + "/v1/traces", headers=headers)
+
+
+def _generations(tl, span_id: str) -> list[tuple[int, dict]]:
+    with Ledger.open(tl.data_dir) as lg:
+        return [(i, e) for i, e in lg.entries_of_type("generation") if e.get("span", {}).get("span_id") == span_id]
+
+
+@pytest.mark.parametrize("encoding", ["protobuf", "json"])
+def test_sdk_exports_generations_that_verify(served, encoding):
+    from glasslog import capture
+    from glasslog.verify.receipts import verify_receipt
+
+    base, tl = served
+    app = App(tl.model_dir, _exporter(encoding, base, tl.keys[PUBLIC]), "assistant-web")
+    papp = App(tl.model_dir, _exporter(encoding, base, tl.keys[PRIVATE]), "assistant-internal")
+    try:
+        answer, trace_id, span_id = app.chat(f"Hello from {encoding}")
+        panswer, _, pspan_id = papp.chat(f"Private hello from {encoding}")
+        app.flush()
+        papp.flush()
+    finally:
+        app.close()
+        papp.close()
+    [(index, entry)] = _generations(tl, span_id)
+    assert entry["source"] == "otlp" and entry["deployment"] == PUBLIC and entry["model"] == tl.fingerprint
+    assert entry["output"] == answer and entry["operation"] == "chat" and entry["span"]["trace_id"] == trace_id
+    assert entry["tokens"]["output"] > 0 and entry["sampling"]["seed"] == 7 and entry["conversation"] == "conv-1"
+    assert entry["provider"] == "transformers" and entry["finish_reasons"] == ["length"] and entry["service"] == "assistant-web"
+    assert entry["captured"] == {"input": True, "output": True} and "activations" not in entry
+    with Ledger.open(tl.data_dir) as lg:
+        rc = capture.receipt(lg, index)
+        report = verify_receipt(rc, lg.verifier_key)
+        assert report.ok, report.to_dict()
+        assert json.loads(rc.private["prompt"][1]) == {"messages": [{"role": "user", "content": f"Hello from {encoding}"}]}
+        [(pindex, pentry)] = _generations(tl, pspan_id)
+        assert pentry["deployment"] == PRIVATE and "output" not in pentry and pentry["output_commitment"].startswith("sha256:")
+        prc = capture.receipt(lg, pindex)
+        assert verify_receipt(prc, lg.verifier_key).ok
+        opened = json.loads(prc.private["output"][1])
+        assert opened["messages"][0]["content"] == panswer
+
+
+def test_evaluation_events_become_findings_linked_to_the_generation(served):
+    base, tl = served
+    app = App(tl.model_dir, _exporter("protobuf", base, tl.keys[PUBLIC]), "assistant-web")
+    try:
+        _, _, span_id = app.chat("Is this relevant?", evaluation=("relevance", "irrelevant"))
+        _, _, ok_span = app.chat("And this?", evaluation=("relevance", "relevant"))
+        app.flush()
+    finally:
+        app.close()
+    [(index, _)] = _generations(tl, span_id)
+    [(ok_index, _)] = _generations(tl, ok_span)
+    with Ledger.open(tl.data_dir) as lg:
+        findings = {e["evidence"]["generation"]: e for _, e in lg.entries_of_type("finding")
+                    if e["source"] == "application"}
+    assert findings[index]["verdict"] == "alert" and findings[index]["check"] == "evaluation/relevance"
+    assert findings[index]["model"] == tl.fingerprint and findings[index]["value"] == 0.2
+    assert findings[ok_index]["verdict"] == "ok"
+    # the explanation is committed, not published
+    assert findings[index]["evidence"]["explanation"].startswith("sha256:")
+
+
+def _span(trace: str, span: str, attrs: dict, name: str = "chat") -> dict:
+    return {"traceId": trace, "spanId": span, "name": name, "kind": 3, "startTimeUnixNano": "1700000000000000000",
+            "endTimeUnixNano": "1700000001000000000",
+            "attributes": [{"key": k, "value": {"intValue": str(v)} if isinstance(v, int) else {"stringValue": v}}
+                           for k, v in attrs.items()]}
+
+
+def _request(spans: list[dict], service: str = "svc", extra_resource: dict | None = None) -> dict:
+    res = [{"key": "service.name", "value": {"stringValue": service}}]
+    res += [{"key": k, "value": {"stringValue": v}} for k, v in (extra_resource or {}).items()]
+    return {"resourceSpans": [{"resource": {"attributes": res}, "scopeSpans": [{"scope": {"name": "t"}, "spans": spans}]}]}
+
+
+CHAT = {"gen_ai.operation.name": "chat", "gen_ai.request.model": MODEL_NAME}
+
+
+def _post(base, key, body, ctype="application/json", **headers):
+    data = json.dumps(body).encode() if isinstance(body, dict) else body
+    return httpx.post(base + "/v1/traces", content=data, timeout=30,
+                      headers={"content-type": ctype, **({"authorization": f"Bearer {key}"} if key else {}), **headers})
+
+
+def _size(tl) -> int:
+    with Ledger.open(tl.data_dir) as lg:
+        return lg.size
+
+
+def _status(content: bytes) -> tuple[int, str]:
+    """Decode a google.rpc.Status (fields 1 code and 2 message) by hand."""
+    code, pos, message = 0, 0, ""
+    while pos < len(content):
+        tag = content[pos]
+        pos += 1
+        if tag == 0x08:
+            shift = 0
+            while True:
+                b = content[pos]
+                pos += 1
+                code |= (b & 0x7F) << shift
+                shift += 7
+                if not b & 0x80:
+                    break
+        elif tag == 0x12:
+            length, shift = 0, 0
+            while True:
+                b = content[pos]
+                pos += 1
+                length |= (b & 0x7F) << shift
+                shift += 7
+                if not b & 0x80:
+                    break
+            message = content[pos:pos + length].decode()
+            pos += length
+        else:
+            break
+    return code, message
+
+
+def test_malformed_protobuf_wrong_type_and_oversized(served):
+    base, tl = served
+    key = tl.keys[PUBLIC]
+    before = _size(tl)
+    r = _post(base, key, b"\x0a\xff\xff\xff\x0f\x01", "application/x-protobuf")
+    assert r.status_code == 400 and r.headers["content-type"].startswith("application/x-protobuf")
+    code, message = _status(r.content)
+    assert code == 3 and "not a valid protobuf" in message
+    r = _post(base, key, b"{not json", "application/json")
+    assert r.status_code == 400 and "not valid JSON" in r.json()["message"]
+    r = _post(base, key, _request([]), "text/plain")
+    assert r.status_code == 415
+    r = _post(base, key, b"x" * (4 * 1024 * 1024 + 1), "application/x-protobuf")
+    assert r.status_code == 413
+    bomb = gzip.compress(b"\x00" * (40 * 1024 * 1024))
+    r = _post(base, key, bomb, "application/x-protobuf", **{"content-encoding": "gzip"})
+    assert r.status_code == 413 and "decompressed" in _status(r.content)[1]
+    r = _post(base, key, b"\x1f\x8b garbage", "application/x-protobuf", **{"content-encoding": "gzip"})
+    assert r.status_code == 400
+    r = _post(base, key, _request([]), "application/json", **{"content-encoding": "br"})
+    assert r.status_code == 415
+    assert _size(tl) == before
+
+
+def test_credentials(served):
+    base, tl = served
+    body = _request([_span("a" * 32, "b" * 16, CHAT)])
+    assert _post(base, None, body).status_code == 401
+    assert _post(base, "glk_000000000000_" + "A" * 43, body).status_code == 401
+    r = _post(base, tl.keys["developer"], body)
+    assert r.status_code == 403 and "operator" in r.json()["message"]
+
+
+def test_missing_attributes_unknown_operations_and_other_spans(served):
+    base, tl = served
+    before = _size(tl)
+    spans = [_span("1" * 32, "1" * 16, {"gen_ai.operation.name": "chat"}),            # no model: rejected
+             _span("1" * 32, "2" * 16, {"gen_ai.request.model": MODEL_NAME}),          # no operation: rejected
+             _span("1" * 32, "3" * 16, {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "a"}),  # skipped
+             _span("1" * 32, "4" * 16, {"gen_ai.operation.name": "summon_demons", "gen_ai.request.model": "m"}),  # skipped
+             _span("1" * 32, "5" * 16, {"http.request.method": "GET"}, "GET /"),       # not GenAI: skipped
+             _span("0" * 32, "6" * 16, CHAT)]                                           # no trace id: rejected
+    r = _post(base, tl.keys[PUBLIC], _request(spans))
+    assert r.status_code == 200
+    ps = r.json()["partialSuccess"]
+    assert int(ps["rejectedSpans"]) == 3
+    msg = ps["errorMessage"]
+    assert "gen_ai.request.model is missing" in msg and "gen_ai.operation.name is missing" in msg and "trace id" in msg
+    assert "invoke_agent: 1" in msg and "summon_demons: 1" in msg and "non-GenAI spans: 1" in msg
+    assert _size(tl) == before  # unknown operations are not logged, and not refused
+
+
+def test_duplicate_span_ids_are_logged_once(served):
+    base, tl = served
+    spans = [_span("c" * 32, "d" * 16, CHAT), _span("c" * 32, "d" * 16, CHAT)]  # twice in one request
+    r = _post(base, tl.keys[PUBLIC], _request(spans))
+    assert r.status_code == 200 and r.headers["x-glasslog-logged"] == "1"
+    size = _size(tl)
+    proto = ExportTraceServiceRequest()
+    from google.protobuf import json_format
+
+    from glasslog.ingest.otlp import _fix_ids
+
+    body = _request([_span("c" * 32, "d" * 16, CHAT)])
+    _fix_ids(body)
+    json_format.ParseDict(body, proto)
+    r = _post(base, tl.keys[PUBLIC], proto.SerializeToString(), "application/x-protobuf")  # again, as protobuf
+    assert r.status_code == 200 and r.headers["x-glasslog-logged"] == "0"
+    resp = ExportTraceServiceResponse()
+    resp.ParseFromString(r.content)
+    assert resp.partial_success.rejected_spans == 0 and "already logged" in resp.partial_success.error_message
+    assert _size(tl) == size
+    # the same ids in another deployment are another span
+    r = _post(base, tl.keys[PRIVATE], _request([_span("c" * 32, "d" * 16, CHAT)]))
+    assert r.headers["x-glasslog-logged"] == "1"
+
+
+def test_base64_ids_and_identity_from_the_resource(served):
+    import base64
+
+    base, tl = served
+    trace, span = base64.b64encode(bytes(range(1, 17))).decode(), base64.b64encode(bytes(range(1, 9))).decode()
+    body = _request([_span(trace, span, CHAT)], service=PRIVATE)
+    r = _post(base, tl.keys["operator"], body)  # an unbound operator key: the deployment is service.name
+    assert r.status_code == 200 and r.headers["x-glasslog-logged"] == "1"
+    [(_, entry)] = _generations(tl, bytes(range(1, 9)).hex())
+    assert entry["deployment"] == PRIVATE and entry["span"]["trace_id"] == bytes(range(1, 17)).hex()
+    r = _post(base, tl.keys["operator"], _request([_span("e" * 32, "f" * 16, CHAT)], service="nobody.example/x"))
+    assert int(r.json()["partialSuccess"]["rejectedSpans"]) == 1 and "not declared" in r.json()["partialSuccess"]["errorMessage"]
+    r = _post(base, tl.keys[PUBLIC], _request([_span("e" * 32, "f" * 16, CHAT)],
+                                              extra_resource={"glasslog.deployment": PRIVATE}))
+    assert "bound to deployment" in r.json()["partialSuccess"]["errorMessage"]
+
+
+def test_unregistered_model_is_logged_as_such_with_a_finding(served):
+    base, tl = served
+    attrs = {"gen_ai.operation.name": "chat", "gen_ai.system": "openai", "gen_ai.request.model": "gpt-unregistered",
+             "gen_ai.usage.prompt_tokens": 3, "gen_ai.usage.completion_tokens": 2,
+             "gen_ai.prompt.0.role": "user", "gen_ai.prompt.0.content": "hi",
+             "gen_ai.completion.0.role": "assistant", "gen_ai.completion.0.content": "hello"}
+    r = _post(base, tl.keys[PUBLIC], _request([_span("9" * 32, "8" * 16, attrs), _span("9" * 32, "7" * 16, attrs)]))
+    assert r.headers["x-glasslog-logged"] == "2" and r.headers["x-glasslog-findings"] == "1"
+    [(index, entry)] = _generations(tl, "8" * 16)
+    assert "model" not in entry and entry["reported_model"] == {"request": "gpt-unregistered"}
+    assert entry["provider"] == "openai" and entry["tokens"] == {"prompt": 3, "output": 2} and entry["output"] == "hello"
+    with Ledger.open(tl.data_dir) as lg:
+        [finding] = [e for _, e in lg.entries_of_type("finding") if e["check"] == "unregistered-model"
+                     and e["evidence"]["reported_model"] == "gpt-unregistered"]
+    assert finding["evidence"]["generation"] == index and finding["verdict"] == "alert"
+
+
+def test_evaluation_log_records_link_to_their_span(served):
+    base, tl = served
+    _post(base, tl.keys[PUBLIC], _request([_span("4" * 32, "5" * 16, CHAT)]))
+    [(index, _)] = _generations(tl, "5" * 16)
+    req = ExportLogsServiceRequest()
+    rl = req.resource_logs.add()
+    rl.resource.attributes.add(key="service.name").value.string_value = "svc"
+    rec = rl.scope_logs.add().log_records.add()
+    rec.event_name = "gen_ai.evaluation.result"
+    rec.trace_id, rec.span_id = bytes.fromhex("4" * 32), bytes.fromhex("5" * 16)
+    rec.time_unix_nano = 1700000002000000000
+    for k, v in (("gen_ai.evaluation.name", "toxicity"), ("gen_ai.evaluation.score.label", "toxic")):
+        rec.attributes.add(key=k).value.string_value = v
+    other = rl.scope_logs[0].log_records.add()
+    other.body.string_value = "an ordinary log line"
+    body = req.SerializeToString()
+    for attempt in range(2):  # the second delivery is a duplicate
+        r = httpx.post(base + "/v1/logs", content=body, timeout=30,
+                       headers={"content-type": "application/x-protobuf", "authorization": f"Bearer {tl.keys[PUBLIC]}"})
+        assert r.status_code == 200
+        resp = ExportLogsServiceResponse()
+        resp.ParseFromString(r.content)
+        assert resp.partial_success.rejected_log_records == 0
+        assert r.headers["x-glasslog-findings"] == ("1" if attempt == 0 else "0")
+    with Ledger.open(tl.data_dir) as lg:
+        found = [e for _, e in lg.entries_of_type("finding") if e["check"] == "evaluation/toxicity"]
+    assert len(found) == 1 and found[0]["evidence"]["generation"] == index and found[0]["verdict"] == "alert"
+
+
+def test_gzip_json_body(served):
+    base, tl = served
+    body = gzip.compress(json.dumps(_request([_span("6" * 32, "6" * 16, CHAT)])).encode())
+    r = _post(base, tl.keys[PUBLIC], body, "application/json", **{"content-encoding": "gzip"})
+    assert r.status_code == 200 and r.headers["x-glasslog-logged"] == "1"
