@@ -12,14 +12,14 @@
 2. The server (``glasslog serve``, 1 worker, the demo log of bench/server.py)
    is loaded with ``POST /v1/decisions`` (batches of 100 decisions with
    client-supplied outputs, N concurrent clients, bench/server.py's load
-   generator) three times in the same run: without a witness, with one
-   witness attached (added with a ``witness`` entry; the server's background
-   thread sends each new checkpoint to it), and without again (the witness
-   removed). Reported: decisions acknowledged per second, latency, how many
+   generator) in one run, alternating: without a witness, with one witness
+   attached (added with a ``witness`` entry; the server's background thread
+   sends each new checkpoint to it), without again (the witness removed), and
+   so on (``--rounds``). Reported: decisions acknowledged per second, latency, how many
    checkpoints the witness cosigned during the run and how far behind the
    newest cosigned checkpoint was at its end.
 
-    .venv/bin/python bench/witness.py                       # about a minute
+    .venv/bin/python bench/witness.py                       # about two minutes
     .venv/bin/python bench/witness.py --checkpoints 3000 --duration 10 --json bench/results/witness.json
 """
 
@@ -143,7 +143,7 @@ def witness_rate(work: Path, checkpoints: int, logs: int) -> dict:
             "p50_ms": 1000 * statistics.median(lat), "p99_ms": 1000 * pct(lat, 0.99)}
 
 
-def server_runs(work: Path, duration: float, warmup: float, clients: int) -> list[dict]:
+def server_runs(work: Path, duration: float, warmup: float, clients: int, rounds: int = 2) -> list[dict]:
     import server as sb
     from witness_support import WitnessProcess
 
@@ -166,12 +166,15 @@ def server_runs(work: Path, duration: float, warmup: float, clients: int) -> lis
     runs = []
     try:
         srv.wait_ready()
-        for label in ("no witness", "1 witness", "no witness (removed)"):
+        attached = False
+        for label in ["no witness"] + ["1 witness", "no witness"] * rounds:  # alternated: the machine's load drifts
             with Ledger.open(data) as lg:
                 if label == "1 witness":
                     lg.append([witness_entry("add", witness.url, wkey)])
-                elif label.startswith("no witness (removed)"):
+                    attached = True
+                elif attached:
                     lg.append([witness_entry("remove", witness.url, wkey)])
+                    attached = False
                 start_size = lg.signed_size()
                 start_cosigned = lg.store.witness_sizes().get(wkey)
             if label == "1 witness":  # let the thread see the witness and catch up before timing
@@ -210,11 +213,12 @@ def main() -> int:
     ap.add_argument("--duration", type=float, default=5, help="seconds timed per server run (default 5)")
     ap.add_argument("--warmup", type=float, default=1, help="untimed seconds before each server run (default 1)")
     ap.add_argument("--clients", type=int, default=8, help="concurrent clients of the server (default 8)")
+    ap.add_argument("--rounds", type=int, default=2, help="server runs with a witness, each between two without (default 2)")
     ap.add_argument("--skip-server", action="store_true", help="only the witness's own rate")
     ap.add_argument("--json", metavar="PATH", help="write results as JSON")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="glasslog-bench-witness-", dir=os.environ.get("TMPDIR")))
-    out: dict = {"cores": os.cpu_count()}
+    out: dict = {"cores": os.cpu_count(), "load_at_start": os.getloadavg()[0]}
     try:
         out["witness"] = [witness_rate(work, args.checkpoints, 1), witness_rate(work, args.checkpoints, 4)]
         print("one witness, loopback, add-checkpoint (+10 entries each, consistency proof, Ed25519 cosignature/v1, "
@@ -223,7 +227,7 @@ def main() -> int:
             print(f"  {r['logs']} log(s) at once: {r['checkpoints']} checkpoints in {r['seconds']:.2f} s = "
                   f"{r['cosigned_per_s']:.0f} cosigned/s  (latency p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms)")
         if not args.skip_server:
-            out["server"] = server_runs(work, args.duration, args.warmup, args.clients)
+            out["server"] = server_runs(work, args.duration, args.warmup, args.clients, args.rounds)
             print(f"server (1 worker), POST /v1/decisions, batches of 100, {args.clients} clients, {args.duration:g} s each,"
                   " same run:")
             for r in out["server"]:
@@ -234,6 +238,10 @@ def main() -> int:
                              f" at its end, {r['cosigned_size_2s_later']} two seconds later")
                 print(f"  {r['run']:22s} {r['decisions_per_s']:8.0f} decisions/s  (p50 {r['p50_ms']:.1f} ms, p99"
                       f" {r['p99_ms']:.1f} ms){extra}")
+            for label in ("no witness", "1 witness"):
+                rates = [r["decisions_per_s"] for r in out["server"] if r["run"] == label]
+                print(f"  median {label:15s} {statistics.median(rates):8.0f} decisions/s over {len(rates)} runs")
+            print(f"  1-minute load average at the end: {os.getloadavg()[0]:.2f}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     if args.json:
