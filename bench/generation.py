@@ -96,13 +96,13 @@ def main() -> None:
             input_ids[i, width - len(p):] = torch.tensor(p)
             mask[i, width - len(p):] = 1
 
-        def plain():
+        def plain(lm=lm, input_ids=input_ids, mask=mask, tok=tok, width=width):
             with torch.inference_mode():
                 o = lm.generate(input_ids=input_ids, attention_mask=mask, max_new_tokens=args.tokens, do_sample=False,
                                 pad_token_id=tok.pad_token_id, temperature=None, top_k=None, top_p=None)
             return int((o[:, width:] != tok.pad_token_id).sum())
 
-        def captured():
+        def captured(gen=gen, prompts=prompts):
             res = gen.generate(prompts, max_new_tokens=args.tokens)
             return sum(len(r.tokens) for r in res)
 

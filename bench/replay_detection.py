@@ -52,8 +52,8 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
 
-    from glasslog.verify import generation_replay as gr
     from glasslog.demo.testmodels import build_causal_lm, load_causal_lm
+    from glasslog.verify import generation_replay as gr
 
     transformers.utils.logging.disable_progress_bar()
     transformers.utils.logging.set_verbosity_error()
@@ -93,7 +93,7 @@ def main() -> None:
     for s, m in noisy.items():
         cases[f"noise on layer 2 weights ({s:.1%} of std)"] = (gen(m, prompts, greedy), greedy)
     # a changed prompt token: generate from an altered prompt, log the original
-    altered, positions = [], []
+    altered = []
     for p in prompts:
         i = rng.randrange(len(p))
         ch = rng.choice([c for c in "abcdefghijklmnopqrstuvwxyz" if c != p[i]])

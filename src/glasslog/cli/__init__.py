@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 
 from ..storage import STORE_ENV, is_url
+from ..watermark import cli as watermark_cli
 from ..witness import cli as witness_cli
 from . import audit, demo, flags, gateway, keys, log, migrate, models, monitor, scenarios, serve, verify, witnesses
 from .common import fail
@@ -52,6 +53,7 @@ app.add_typer(flags.triage_app, name="triage")
 app.add_typer(audit.app, name="audit")
 app.add_typer(monitor.monitor_app, name="monitor")
 app.add_typer(witness_cli.app, name="witness")
+app.add_typer(watermark_cli.app, name="watermark")
 app.add_typer(witnesses.witnesses_app, name="witnesses")
 
 

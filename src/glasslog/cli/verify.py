@@ -259,12 +259,16 @@ def verify_replay_cmd(
     model: Annotated[str | None, typer.Option(help="Only this model fingerprint.")] = None,
     deployment: Annotated[str | None, typer.Option(help="Only this deployment.")] = None,
     tolerance: Annotated[float, typer.Option(help="Absolute tolerance for probabilities.")] = 1e-9,
+    model_dir: Annotated[Path | None, typer.Option("--model-dir", help="Model directory for replaying generations"
+                                                   " (default: the registry's stored copy).")] = None,
     json_out: JsonOut = False,
 ) -> None:
-    """Recompute logged decisions from stored inputs with the registered weights."""
+    """Recompute logged decisions from stored inputs with the registered weights; replay logged generations
+    (activation commitments within the model's calibrated tolerances, token checks)."""
     from ..verify import replay
 
     ledger = _open(data_dir)
+    gen_report = None
     try:
         if model:
             model = Registry(ledger).get(model).fingerprint
@@ -272,10 +276,19 @@ def verify_replay_cmd(
             task = bar.add_task("replaying decisions", total=None)
             report = replay(ledger, model=model, deployment=deployment, tolerance=tolerance,
                             progress=lambda d, t: bar.update(task, completed=d, total=t))
+            if next(iter(ledger.entries_of_type("generation")), None) is not None:
+                from ..verify.generation_replay import replay_generations
+
+                gtask = bar.add_task("replaying generations", total=None)
+                gen_report = replay_generations(ledger, model=model, deployment=deployment, model_dir=model_dir,
+                                                progress=lambda d, t: bar.update(gtask, completed=d, total=t))
     except _INPUT_ERRORS as exc:
         _fail(str(exc))
+    ok = report.ok and (gen_report is None or gen_report.ok)
     if json_out:
-        _print_json(report.to_dict())
+        _print_json({**report.to_dict(), **({"generations": gen_report.to_dict()} if gen_report is not None else {})})
+    elif gen_report is not None and report.total == 0:
+        _print_generations(gen_report)
     else:
         colour = "[bold green]Replay verified[/]" if report.ok else "[bold red]Replay FAILED[/]"
         unchecked = report.total - report.checked - report.erased
@@ -291,6 +304,25 @@ def verify_replay_cmd(
             out.print(f"  - entry {f['index']}: the private value of '{f['field']}' is missing and no erasure was recorded")
         for e in report.errors:
             out.print(f"  - {e}", highlight=False)
-    raise typer.Exit(EXIT_OK if report.ok else EXIT_FAILED)
+        if gen_report is not None:
+            _print_generations(gen_report)
+    raise typer.Exit(EXIT_OK if ok else EXIT_FAILED)
+
+
+def _print_generations(r) -> None:
+    colour = "[bold green]Generation replay verified[/]" if r.ok else "[bold red]Generation replay FAILED[/]"
+    uncalibrated = [fp for fp, c in r.calibrated.items() if not c]
+    out.print(f"{colour}: of {r.total} generations, {r.exact} reproduced exactly, {r.within_tolerance} within the model's"
+              f" calibrated tolerance, {r.failed} failed, {r.unchecked} could not be checked.", highlight=False)
+    if uncalibrated:
+        out.print("  [yellow]warning:[/] no replay calibration on the record for " + ", ".join(fp[:19] + "..." for fp in
+                  uncalibrated) + ": the published Llama-3.1-8B thresholds were used, which let small perturbations pass",
+                  highlight=False)
+    for g in [g for g in r.results if g.status in ("failed", "unchecked")][:10]:
+        where = (f" (first failing token {g.first_failing_token})" if g.first_failing_token is not None else
+                 f" (first failing chunk {g.first_failing_chunk})" if g.first_failing_chunk is not None else "")
+        out.print(f"  - entry {g.index}: {g.status}{where}: {g.reason}", highlight=False)
+    for e in r.errors:
+        out.print(f"  - {e}", highlight=False)
 
 

@@ -26,7 +26,7 @@ import os
 import string
 from pathlib import Path
 
-__all__ = ["SIZES", "CHAT_TEMPLATE", "build_causal_lm", "build_tokenizer", "load_causal_lm"]
+__all__ = ["SIZES", "CHAT_TEMPLATE", "build_causal_lm", "build_tokenizer", "load_causal_lm", "load_tokenizer"]
 
 SIZES = {
     "small": {"hidden_size": 128, "num_hidden_layers": 4, "num_attention_heads": 4, "num_key_value_heads": 4,
@@ -101,8 +101,10 @@ def build_causal_lm(path: str | os.PathLike, *, seed: int = 0, size: str = "smal
     finally:
         torch.random.set_rng_state(previous)
     model.eval()
+    # A random model would sample its special tokens (</s> among them) about once per 100 steps; suppressing them in
+    # the registered generation config keeps outputs at their requested length. Replay applies the same suppression.
     model.generation_config = GenerationConfig(bos_token_id=vocab["<s>"], eos_token_id=vocab["</s>"],
-                                               pad_token_id=vocab["<pad>"])
+                                               pad_token_id=vocab["<pad>"], suppress_tokens=[vocab[t] for t in SPECIALS])
     model.save_pretrained(out, safe_serialization=True)
     tok = build_tokenizer()
     tok.save_pretrained(out)
@@ -132,3 +134,10 @@ def load_causal_lm(path: str | os.PathLike, dtype=None):
     model.eval()
     tok = AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=False)
     return model, tok
+
+
+def load_tokenizer(path: str | os.PathLike):
+    """The tokenizer of a model directory, offline."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=False)

@@ -177,12 +177,13 @@ def _sampling_logprobs(logits, sampling: dict):
 
 def check_generation(hidden, logits, prompt_tokens: int, output: Sequence[int], commitments: Sequence[bytes],
                      sampling: dict, thresholds: Thresholds, *, index: int = -1, green: Callable[[int], Any] | None = None,
-                     delta: float = 0.0) -> GenerationResult:
+                     delta: float = 0.0, suppress: Sequence[int] = ()) -> GenerationResult:
     """Check one generation given its recomputed last hidden state and logits (prompt + output positions).
 
     Args:
         green: previous token -> boolean green mask (V,) of the deployment's watermark, when it has one;
             the logged logits had ``delta`` added there.
+        suppress: token ids the registered generation config suppresses (``suppress_tokens``).
     """
     import torch
 
@@ -210,7 +211,9 @@ def check_generation(hidden, logits, prompt_tokens: int, output: Sequence[int], 
             return result
     exact = all(c.exact for c in checks)
     if n:
-        step_logits = logits[prompt_tokens - 1: prompt_tokens - 1 + n].float()
+        step_logits = logits[prompt_tokens - 1: prompt_tokens - 1 + n].float().clone()
+        if suppress:
+            step_logits[:, list(suppress)] = -math.inf
         if green is not None and delta:
             # the token before output token i is the last prompt token (i = 0, passed as -1) or output token i - 1
             prev = [-1] + [int(t) for t in output[:-1]]
@@ -401,7 +404,8 @@ def replay_generations(ledger: Ledger, *, indexes: Sequence[int] | None = None, 
                     return wmk.green_mask(wm.key, lp if p == -1 else p, vocab, wm.gamma)
                 delta = wm.delta
             commits = [toploc.from_b64(c) if _well_formed(c) else c for c in e["activations"]["commitments"]]
-            r = check_generation(hidden, logits, len(ids), toks, commits, e["sampling"], th, index=i, green=green, delta=delta)
+            r = check_generation(hidden, logits, len(ids), toks, commits, e["sampling"], th, index=i, green=green, delta=delta,
+                                 suppress=suppressed(lm))
             report.results.append(r)
             report.checked += 1
             if r.status == "exact":
@@ -516,7 +520,13 @@ def _fails(r: GenerationResult, th: Thresholds) -> bool:
 
 def _replay_all(lm, tok, ids, outs, coms, sampling, th, batch=1):
     fw = forward(lm, [a + b for a, b in zip(ids, outs)], batch=batch, pad_id=tok.pad_token_id or 0)
-    return [check_generation(h, lg, len(a), b, c, sampling, th) for (h, lg), a, b, c in zip(fw, ids, outs, coms)]
+    return [check_generation(h, lg, len(a), b, c, sampling, th, suppress=suppressed(lm))
+            for (h, lg), a, b, c in zip(fw, ids, outs, coms)]
+
+
+def suppressed(lm) -> list[int]:
+    """Token ids the model's registered generation config suppresses while decoding."""
+    return [int(t) for t in (getattr(getattr(lm, "generation_config", None), "suppress_tokens", None) or [])]
 
 
 def calibrate(ledger: Ledger | None, fingerprint: str | None, model_dir: str | os.PathLike, *, work_dir: str | os.PathLike,

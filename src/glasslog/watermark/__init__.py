@@ -48,7 +48,7 @@ from ..ledger import Ledger, PrivateValue, commit, utc_now
 from ..ledger.commitments import check_commitment
 
 __all__ = ["SCHEME", "WatermarkError", "NoWatermarkError", "Watermark", "Detection", "declare", "reveal",
-           "declaration", "active_watermark", "detect", "detect_tokens", "log_binom_sf", "green_mask"]
+           "declaration", "active_watermark", "require", "check_reveal", "detect", "detect_tokens", "log_binom_sf", "green_mask"]
 
 SCHEME = "kirchenbauer"
 KEY_KIND = "watermark-key"
@@ -294,12 +294,11 @@ def detect_tokens(wm: Watermark, token_ids: list[int], alpha: float = 1e-3) -> D
                      lp < math.log(alpha), len(token_ids))
 
 
-def detect(ledger: Ledger, deployment: str, text: str, tokenizer, alpha: float = 1e-3) -> Detection:
-    """Test ``text`` for ``deployment``'s watermark, tokenized with ``tokenizer`` (the deployed model's).
+def require(ledger: Ledger, deployment: str) -> Watermark:
+    """The deployment's watermark with its key.
 
     Raises:
-        NoWatermarkError: the deployment declared no watermark, or its key is unavailable here.
-        WatermarkError: the text has fewer than two tokens.
+        NoWatermarkError: unknown deployment, no watermark declared, or its key unavailable here.
     """
     wm = active_watermark(ledger, deployment)
     if wm is None:
@@ -308,6 +307,17 @@ def detect(ledger: Ledger, deployment: str, text: str, tokenizer, alpha: float =
         if Deployments(ledger).find(deployment) is None:
             raise NoWatermarkError(f"unknown deployment {deployment!r}")
         raise NoWatermarkError(f"deployment {deployment!r} declared no watermark: there is nothing to detect")
+    return wm
+
+
+def detect(ledger: Ledger, deployment: str, text: str, tokenizer, alpha: float = 1e-3) -> Detection:
+    """Test ``text`` for ``deployment``'s watermark, tokenized with ``tokenizer`` (the deployed model's).
+
+    Raises:
+        NoWatermarkError: the deployment declared no watermark, or its key is unavailable here.
+        WatermarkError: the text has fewer than two tokens.
+    """
+    wm = require(ledger, deployment)
     if not isinstance(text, str):
         raise WatermarkError("text must be a string")
     ids = list(tokenizer(text, add_special_tokens=False)["input_ids"])

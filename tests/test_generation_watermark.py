@@ -1,0 +1,127 @@
+"""Watermarks: declaration with a key commitment, detection with exact p-values, reveal, replay of watermarked output,
+the CLI (detect, verify replay over generations) and bad input."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+torch = pytest.importorskip("torch", reason="the llm extra (torch, transformers, safetensors, model-signing) is not installed")
+pytest.importorskip("transformers", reason="the llm extra is not installed")
+pytest.importorskip("model_signing", reason="the llm extra is not installed")
+from scipy.stats import binom  # noqa: E402
+from typer.testing import CliRunner  # noqa: E402
+
+from glasslog import watermark as wmk  # noqa: E402
+from glasslog.capture import open_log  # noqa: E402
+from glasslog.capture.generator import wrap_generator  # noqa: E402
+from glasslog.cli import app  # noqa: E402
+from glasslog.demo.generative import register_model_dir  # noqa: E402
+from glasslog.demo.testmodels import build_causal_lm  # noqa: E402
+from glasslog.registry import Deployments  # noqa: E402
+from glasslog.verify import generation_replay as gr  # noqa: E402
+
+torch.set_num_threads(1)
+
+
+@pytest.mark.parametrize("n,k,p", [(200, 60, 0.25), (200, 70, 0.25), (100, 40, 0.25), (300, 100, 0.25), (50, 30, 0.5),
+                                   (1000, 270, 0.25)])
+def test_binomial_tail_is_exact_at_moderate_z(n, k, p):
+    ours = math.exp(wmk.log_binom_sf(k, n, p))
+    ref = float(binom.sf(k - 1, n, p))
+    assert ours == pytest.approx(ref, rel=1e-9)
+
+
+def test_binomial_tail_is_finite_and_nonzero_far_beyond_z_15():
+    for n, k in ((200, 150), (200, 200), (400, 300), (2000, 1500)):
+        z = (k - 0.25 * n) / math.sqrt(n * 0.25 * 0.75)
+        assert z > 15
+        lp = wmk.log_binom_sf(k, n, 0.25)
+        assert math.isfinite(lp)
+        if lp > -700:
+            assert 0 < math.exp(lp) < 1e-40
+    # 200 of 200 green: exactly 0.25**200
+    assert wmk.log_binom_sf(200, 200, 0.25) == pytest.approx(200 * math.log(0.25), rel=1e-12)
+    # far below float range the log stays exact (2000 of 2000: 0.25**2000 = 10**-1204.1)
+    assert wmk.log_binom_sf(2000, 2000, 0.25) / math.log(10) == pytest.approx(-1204.12, abs=0.01)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return build_causal_lm(tmp_path_factory.mktemp("lm") / "seed0", seed=0)
+
+
+@pytest.fixture()
+def marked(tmp_path, model_dir):
+    data = tmp_path / "data"
+    log = open_log(data, create=True, origin="test.example/watermarks")
+    fp = register_model_dir(log, model_dir, name="test-lm", version="1")
+    Deployments(log).declare("t/marked", "private", "watermarked")
+    wm = wmk.declare(log, "t/marked", gamma=0.25, delta=2.0)
+    gen = wrap_generator(log, fp, "t/marked", model_dir=model_dir)
+    return log, fp, wm, gen, data
+
+
+def test_declared_watermark_is_committed_detected_and_revealed(marked, model_dir):
+    log, fp, wm, gen, _ = marked
+    decl = json.loads(log.entry(wm.declared_index))
+    assert decl["type"] == "watermark" and decl["key_commitment"] == wm.key_commitment
+    assert wm.key.hex() not in log.entry(wm.declared_index).decode()  # only the commitment is on the log
+    res = gen.generate(["Please draft a reply to", "Explain the outcome:"], max_new_tokens=200, do_sample=True,
+                       temperature=1.0, seed=11)
+    assert json.loads(log.entry(res[0].index))["watermark"] == wm.key_commitment
+    for r in res:
+        d = wmk.detect(log, "t/marked", r.text, gen.tokenizer)
+        assert d.detected and d.p_value < 1e-3 and d.key_commitment == wm.key_commitment
+        assert d.p_value == pytest.approx(float(binom.sf(d.green - 1, d.scored, 0.25)), rel=1e-9)
+    # text the deployment did not write: no detection
+    plain = wrap_generator(log, fp, "t/plain", model_dir=model_dir, visibility="public-service")
+    other = plain.generate(["Please draft a reply to"], max_new_tokens=200, do_sample=True, temperature=1.0, seed=11)
+    assert not wmk.detect(log, "t/marked", other[0].text, gen.tokenizer).detected
+    # the replay recomputes the biased logits with the key and verifies the watermarked samples
+    report = gr.replay_generations(log, model_dir=model_dir)
+    assert report.ok and report.failed == 0, report.to_dict()
+    # reveal: key, configuration and salt in the clear, checked against the declaration by anyone
+    idx = wmk.reveal(log, "t/marked")
+    rev = json.loads(log.entry(idx))
+    assert wmk.check_reveal(rev) and rev["secret"]["key"] == wm.key.hex()
+    with pytest.raises(wmk.ConflictError if hasattr(wmk, "ConflictError") else Exception):
+        wmk.reveal(log, "t/marked")
+
+
+def test_detect_on_a_deployment_without_a_watermark_is_refused(marked, model_dir):
+    log, fp, wm, gen, data = marked
+    wrap_generator(log, fp, "t/none", model_dir=model_dir)
+    with pytest.raises(wmk.NoWatermarkError, match="declared no watermark"):
+        wmk.detect(log, "t/none", "some text", gen.tokenizer)
+    with pytest.raises(wmk.NoWatermarkError, match="unknown deployment"):
+        wmk.detect(log, "t/nowhere", "some text", gen.tokenizer)
+    r = CliRunner().invoke(app, ["watermark", "detect", "--deployment", "t/none", "--text", "abc", "-d", str(data)])
+    assert r.exit_code == 2 and "declared no watermark" in r.output
+    with pytest.raises(wmk.WatermarkError, match="fewer than two tokens"):
+        wmk.detect(log, "t/marked", "a", gen.tokenizer)
+    size = log.size
+    with pytest.raises(Exception, match="one per deployment"):
+        wmk.declare(log, "t/marked")
+    assert log.size == size
+
+
+def test_cli_detect_and_verify_replay(marked, model_dir):
+    log, fp, wm, gen, data = marked
+    res = gen.generate(["Please draft a reply to"], max_new_tokens=200, do_sample=True, temperature=1.0, seed=5)
+    runner = CliRunner()
+    r = runner.invoke(app, ["watermark", "detect", "--deployment", "t/marked", "--text", res[0].text,
+                            "--model-dir", str(model_dir), "-d", str(data), "--json"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output)
+    assert d["detected"] and d["key_commitment"] == wm.key_commitment and d["scored"] > 50 and 0 < d["p_value"] < 1e-3
+    r = runner.invoke(app, ["verify", "replay", "-d", str(data), "--model-dir", str(model_dir), "--json"])
+    assert r.exit_code == 0, r.output
+    rep = json.loads(r.output)
+    assert rep["generations"]["ok"] and rep["generations"]["checked"] == 1
+    r = runner.invoke(app, ["verify", "replay", "-d", str(data), "--model-dir", str(model_dir)])
+    assert r.exit_code == 0 and "Generation replay verified" in r.output and "calibration" in r.output
