@@ -311,7 +311,7 @@ class Gateway:
                     nxt = asyncio.ensure_future(chunks.__anext__())
                     stop = asyncio.ensure_future(disconnected.wait())
                     done, _ = await asyncio.wait({nxt, stop}, return_when=asyncio.FIRST_COMPLETED)
-                    if nxt not in done:
+                    if nxt not in done or disconnected.is_set():
                         nxt.cancel()
                         incomplete = "client-disconnected"
                         break
