@@ -187,6 +187,10 @@ class Triage:
         self._refresh()
         return self._action_log
 
+    def states(self) -> dict[int, str]:
+        """The state of each item acted on, ``{item: state}`` (an item never acted on is ``open``)."""
+        return {item: self._state(history)[0] for item, history in self._actions().items()}
+
     @staticmethod
     def _state(history: list[dict]) -> tuple[str, str | None]:
         state, assignee = "open", None

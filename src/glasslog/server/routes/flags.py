@@ -44,7 +44,6 @@ from ...oversight.flags import (
     key_identity,
     subject_identity,
 )
-from ...oversight.triage import Triage
 from .. import deps
 from ..deps import RateLimit, ServerState, State, Supervisor, Who, api_router, uint
 from ..problems import READ, WRITE, Problem, errors, forbidden, invalid, not_found, unauthorized
@@ -169,13 +168,6 @@ def _limited(limit: RateLimit, ident: str, what: str, per_hour: int) -> None:
                       f" try again in {_duration(wait)}", kind="rate-limited", headers={"Retry-After": str(wait)})
 
 
-def _triage_states(triage: Triage) -> dict[int, str]:
-    states: dict[int, str] = {}
-    for item, history in triage._actions().items():
-        states[item] = triage._state(history)[0]
-    return states
-
-
 def _view(flags: Flags, s: FlagSummary, index: int, who: Principal, ident: str, states: dict[int, str]) -> dict:
     fl = flags.get(index)
     own = flags.is_reporter(index, ident) if fl.reporter is not None else False
@@ -206,7 +198,7 @@ def _one(index: int, who: Principal, request: Request, s: ServerState) -> dict:
         summary = c.flags.summary(index)
     except UnknownFlagError as exc:
         raise not_found(exc.detail) from None
-    return _view(c.flags, summary, index, who, _identity(who, request), _triage_states(c.triage))
+    return _view(c.flags, summary, index, who, _identity(who, request), c.triage.states())
 
 
 # ------------------------------------------------------------ routes
@@ -274,7 +266,7 @@ def list_flags(who: Who, request: Request, s: State,
     chosen = [x for x in summaries if (model is None or x.flag.model == model) and (d is None or x.flag.decision == d)
               and (category is None or x.flag.category == category) and (status is None or x.score.status == status)]
     ident = _identity(who, request)
-    states = _triage_states(c.triage)
+    states = c.triage.states()
     page = chosen[offset : offset + limit]
     return {"flags": [_view(flags, x, x.flag.index, who, ident, states) for x in page], "total": len(chosen),
             "next_offset": offset + limit if offset + limit < len(chosen) else None,
