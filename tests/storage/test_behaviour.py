@@ -478,6 +478,8 @@ def test_copy_log_to_another_store(store_kind, tmp_path):
 
     for k in range(30):
         lg.append([decision(100 + k)], within=with_token)
+    span = bytes(range(24))
+    lg.append([decision(200)], within=lambda tx, first: tx.put_ingested([("otel", span, first)]))
     lg.erase_private(rows[1]["subject"][0], "asked", entry_index=rows[1]["index"])
     lg.store.secret("pseudonym", b"k" * 32)
 
@@ -486,9 +488,9 @@ def test_copy_log_to_another_store(store_kind, tmp_path):
     target = create_store(None, tmp_path / "copy", meta)  # a SQLite file, from either back end
     summary = copy_log(lg, target)
     assert {k: summary[k] for k in ("entries", "checkpoints", "private_values", "erased_private_values", "api_keys",
-                                    "receipt_tokens", "secrets")} == {
+                                    "receipt_tokens", "secrets", "ingested")} == {
         "entries": lg.size, "checkpoints": len(list(lg.checkpoints())), "private_values": 8, "erased_private_values": 1,
-        "api_keys": 2, "receipt_tokens": 30, "secrets": 1}
+        "api_keys": 2, "receipt_tokens": 30, "secrets": 1, "ingested": 1}
     copy = Ledger(lg.data_dir, target)
     assert copy.root() == lg.root() and summary["root"] == lg.root().hex()
     assert list(copy.checkpoints()) == list(lg.checkpoints())
@@ -504,6 +506,8 @@ def test_copy_log_to_another_store(store_kind, tmp_path):
                                                                           for t in receipts]
     assert target.api_key(revoked.key_id).revoked_at == lg.store.api_key(revoked.key_id).revoked_at
     assert target.secret("pseudonym", b"other") == b"k" * 32
+    assert list(target.ingested_rows()) == list(lg.store.ingested_rows()) == [("otel", span, lg.size - 1)]
+    assert target.ingested("otel", [span]) == {span: lg.size - 1}
     assert audit_log(copy).ok
     # the copy appends where the source would have: same signer key, same tree
     copy.append([decision(999)])

@@ -384,6 +384,9 @@ class LogStore(Protocol):
     def receipt_tokens(self) -> Iterator[tuple[int, bytes]]:
         """``(entry index, token hash)`` of every stored receipt token hash, in index order."""
 
+    def ingested_rows(self) -> Iterator[tuple[str, bytes, int]]:
+        """``(deployment, key, entry index)`` of every ingested-telemetry key (``WriteTx.put_ingested``), by entry index."""
+
     def secrets(self) -> dict[str, bytes]:
         """Every per-log secret, by name."""
 

@@ -6,7 +6,8 @@ type), the stored hashes (recomputed from the entries with the write step
 ``merkle.integrate``, and the recomputed root checked against the signed one
 before the checkpoint is stored), the signed note itself (byte for byte),
 the private values of those entries (erased ones stay erased: commitment and
-erasure record, no salt or value) and their receipt token hashes. Then the
+erasure record, no salt or value), their receipt token hashes and ingested
+telemetry keys. Then the
 API keys (revoked ones stay revoked) and the per-log secrets. The read model
 is not copied: it is derived, and rebuilt from the copy on first use.
 
@@ -53,18 +54,23 @@ def _refuse_unless_empty(source: Ledger, target: LogStore) -> None:
                               "create the target with the source's settings (glasslog.storage.migrate.migrate does)")
 
 
-def _tokens_below(tokens: Iterator[tuple[int, bytes]], pending: list, end: int) -> list[tuple[int, bytes]]:
-    """Receipt token rows with an index below ``end``, from an index-ordered iterator (one row of lookahead in ``pending``)."""
-    out = []
-    while True:
-        if not pending:
-            nxt = next(tokens, None)
-            if nxt is None:
+class _ByIndex:
+    """Rows of an iterator ordered by entry index, handed out range by range (one row of lookahead)."""
+
+    def __init__(self, rows: Iterator[tuple], index_of: Callable[[tuple], int]):
+        self._rows, self._index_of, self._next = rows, index_of, None
+
+    def below(self, end: int) -> list[tuple]:
+        out = []
+        while True:
+            if self._next is None:
+                self._next = next(self._rows, None)
+                if self._next is None:
+                    return out
+            if self._index_of(self._next) >= end:
                 return out
-            pending.append(nxt)
-        if pending[0][0] >= end:
-            return out
-        out.append(tuple(pending.pop()))
+            out.append(tuple(self._next))
+            self._next = None
 
 
 def _copy_range(source: Ledger, tx: WriteTx, start: int, end: int, frontier: list, counts: dict) -> merkle.Integration | None:
@@ -106,7 +112,7 @@ def copy_log(source: Ledger, target_store: LogStore, progress: Progress | None =
     Returns:
         Counts: ``entries``, ``checkpoints``, ``private_values`` (kept),
         ``erased_private_values``, ``api_keys``, ``receipt_tokens``,
-        ``secrets``, ``legacy_receipt_tokens_not_copied`` (first-release
+        ``ingested`` (telemetry keys), ``secrets``, ``legacy_receipt_tokens_not_copied`` (first-release
         tokens, which only SQLite keeps), and ``root`` (hex) of the copy.
 
     Raises:
@@ -119,9 +125,9 @@ def copy_log(source: Ledger, target_store: LogStore, progress: Progress | None =
     _refuse_unless_empty(source, target_store)
     total = source.size
     counts = {"entries": 0, "checkpoints": 0, "private_values": 0, "erased_private_values": 0, "api_keys": 0,
-              "receipt_tokens": 0, "secrets": 0}
-    tokens = iter(source.store.receipt_tokens())
-    pending: list = []
+              "receipt_tokens": 0, "ingested": 0, "secrets": 0}
+    tokens = _ByIndex(iter(source.store.receipt_tokens()), lambda row: row[0])
+    ingested = _ByIndex(iter(source.store.ingested_rows()), lambda row: row[2])
     frontier: list = []
     n = 0
     signed: list[tuple[int, bytes]] = []
@@ -140,10 +146,14 @@ def copy_log(source: Ledger, target_store: LogStore, progress: Progress | None =
             if computed != root:
                 raise LedgerError(f"the source's entries 0..{size - 1} do not hash to its signed root at tree size {size}:"
                                   " it is damaged; run 'glasslog verify log' on it")
-            rows = _tokens_below(tokens, pending, size)
+            rows = tokens.below(size)
             if rows:
                 tx.put_receipt_tokens(rows)
                 counts["receipt_tokens"] += len(rows)
+            rows = ingested.below(size)
+            if rows:
+                tx.put_ingested(rows)
+                counts["ingested"] += len(rows)
             tx.put_checkpoint(size, root, note, created_at)
         n = size
         signed.append((size, root))
@@ -152,8 +162,8 @@ def copy_log(source: Ledger, target_store: LogStore, progress: Progress | None =
             progress("entries", n, total)
     if n != total:
         raise LedgerError(f"the source holds {total - n} entries beyond its latest checkpoint (tree size {n}): it is damaged")
-    if _tokens_below(tokens, pending, 1 << 62):
-        raise LedgerError("the source holds receipt tokens of entries it does not hold: it is damaged")
+    if tokens.below(1 << 62) or ingested.below(1 << 62):
+        raise LedgerError("the source holds receipt tokens or ingested keys of entries it does not hold: it is damaged")
     counts["entries"] = n
 
     keys = source.store.api_keys()

@@ -235,6 +235,22 @@ def _translate(exc: psycopg.Error, location: str, conn: psycopg.Connection | Non
     return StorageError(f"the log's database {location} failed: {detail}")
 
 
+def _int_array(values: Iterable[int]) -> str:
+    """A ``bigint[]`` parameter as its text literal: far cheaper to send than a list adapted element by element."""
+    return "{" + ",".join(str(int(v)) for v in values) + "}"
+
+
+def _partial_strip_ids(size: int) -> set[int]:
+    """Ids of the strips that are partial (still growing) in a tree of ``size`` leaves."""
+    out, level = set(), 0
+    while size >> level:
+        index = size >> level
+        if index % S.STRIP:
+            out.add(S.strip_id(level, index))
+        level += 1
+    return out
+
+
 def _in_chunks(items: Sequence, size: int = PAGE_ROWS) -> Iterator[list]:
     items = list(items)
     for k in range(0, len(items), size):
@@ -272,12 +288,16 @@ def _in_tx(method):
 class _Tx:
     """A write transaction holding the row lock on ``log_state`` (see the module docstring)."""
 
-    def __init__(self, store: PostgresStore, conn: psycopg.Connection, tree_size: int):
+    def __init__(self, store: PostgresStore, conn: psycopg.Connection, tree_size: int,
+                 tail: tuple[int, dict[int, bytes]] | None = None):
         self._store = store
         self._conn = conn
         self.tree_size = tree_size
         self._end = tree_size  # entries stored so far, this transaction's included
         self._signed: int | None = None  # tree size of the checkpoint this transaction stored
+        # The partial strips as this store's last batch left them (if nobody appended since): the next batch
+        # extends them without reading them back.
+        self._tail: tuple[int, dict[int, bytes]] | None = tail if tail is not None and tail[0] == tree_size else None
 
     @_in_tx
     def hashes(self, keys: Iterable[HashKey]) -> dict[HashKey, bytes]:
@@ -286,12 +306,12 @@ class _Tx:
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:
-        end = self._end
+        end, tail = self._end, self._tail
         try:
             with self._conn.transaction():  # nested: SAVEPOINT, and ROLLBACK TO it if the block raises
                 yield
         except BaseException as exc:
-            self._end = end
+            self._end, self._tail = end, tail
             if self._conn.info.transaction_status != TransactionStatus.INTRANS:  # broken, or ended by the server
                 raise TransactionAborted(f"the database ended the write transaction: {_one_line(exc)}") from exc
             if isinstance(exc, psycopg.Error):
@@ -311,7 +331,21 @@ class _Tx:
                   ((first_index + i, t, d) for i, (t, d) in enumerate(entries)))
             self._end = first_index + len(entries)
         if levels:
-            _upsert_strips(conn, S.strip_rows(levels, first, lambda ids: self._store._strips_on(conn, ids)))
+            base = first[0]  # the tree size the new hashes extend
+            known = self._tail[1] if self._tail is not None and self._tail[0] == base else {}
+
+            def existing(ids: list[int]) -> dict[int, bytes]:
+                found = {sid: known[sid] for sid in ids if sid in known}
+                missing = [sid for sid in ids if sid not in known]
+                if missing:
+                    found.update(self._store._strips_on(conn, missing))
+                return found
+
+            rows = S.strip_rows(levels, first, existing)
+            _upsert_strips(conn, rows)
+            size = base + len(levels[0])
+            strips = {**known, **dict(rows)}
+            self._tail = (size, {sid: strips[sid] for sid in _partial_strip_ids(size) if sid in strips})
         if private:
             _copy(conn, "private_values", ("entry_index", "kind", "commitment", "salt", "value", "lookup"),
                   ("int8", "text", "text", "bytea", "bytea", "bytea"),
@@ -469,7 +503,7 @@ class _ReadModel:
         out = {}
         for chunk in _in_chunks(indexes):
             rows = self._s._fetchall("SELECT idx, model, deployment, time, label, has_subject FROM decision_index "
-                                     "WHERE idx = ANY(%s::bigint[])", (chunk,))
+                                     "WHERE idx = ANY(%s::bigint[])", (_int_array(chunk),))
             out.update((i, DecisionRow(i, m, d, t, lab, bool(s))) for i, m, d, t, lab, s in rows)
         return out
 
@@ -499,6 +533,7 @@ class PostgresStore:
         self._pool = pool
         self._pid = os.getpid()
         self._cache = S.StripCache()
+        self._tail: tuple[int, dict[int, bytes]] | None = None  # (tree size, its partial strips) after our last batch
         self._closed = False
         self.read_model = _ReadModel(self)
 
@@ -600,10 +635,10 @@ class PostgresStore:
             self._pool.putconn(conn)
 
     def _fetchone(self, query: str, params: Sequence[Any] | None = None):
-        return self._read(lambda conn: conn.execute(query, params).fetchone())
+        return self._read(lambda conn: conn.execute(query, params, binary=True).fetchone())
 
     def _fetchall(self, query: str, params: Sequence[Any] | None = None) -> list[tuple]:
-        return self._read(lambda conn: conn.execute(query, params).fetchall())
+        return self._read(lambda conn: conn.execute(query, params, binary=True).fetchall())
 
     def meta(self) -> dict[str, str]:
         return dict(self._fetchall("SELECT key, value FROM meta"))
@@ -611,13 +646,15 @@ class PostgresStore:
     @contextmanager
     def write(self) -> Iterator[_Tx]:
         conn, stack, tree_size = self._begin_write()
+        tail, self._tail = self._tail, None  # trusted again only once this transaction commits
         try:
             with stack:  # commit (or roll back), then the connection goes back to the pool
-                tx = _Tx(self, conn, tree_size)
+                tx = _Tx(self, conn, tree_size, tail)
                 yield tx
                 tx._finish()
         except psycopg.Error as exc:  # from the commit
             raise _translate(exc, self.location, conn) from exc
+        self._tail = tx._tail if tx._tail is not None and tx._tail[0] == tx._end else None
 
     def _begin_write(self) -> tuple[psycopg.Connection, ExitStack, int]:
         """Begin a transaction and take the log's write lock; a pooled connection the server dropped is replaced once."""
@@ -684,7 +721,8 @@ class PostgresStore:
     def _strips_on(self, conn: psycopg.Connection, ids: Iterable[int]) -> dict[int, bytes]:
         found, wanted = self._cache.split(ids)
         if wanted:
-            for sid, strip in conn.execute("SELECT id, strip FROM hashes WHERE id = ANY(%s::bigint[])", (wanted,)):
+            for sid, strip in conn.execute("SELECT id, strip FROM hashes WHERE id = ANY(%s::bigint[])",
+                                           (_int_array(wanted),), binary=True):
                 found[sid] = strip
                 self._cache.offer(sid, strip)
         return found
@@ -742,7 +780,7 @@ class PostgresStore:
         out: dict[int, dict[str, tuple[str, bytes, bytes]]] = {}
         for part in _in_chunks(indexes):
             rows = self._fetchall("SELECT entry_index, kind, commitment, salt, value FROM private_values "
-                                  "WHERE erased_at IS NULL AND entry_index = ANY(%s::bigint[])", (part,))
+                                  "WHERE erased_at IS NULL AND entry_index = ANY(%s::bigint[])", (_int_array(part),))
             for idx, kind, commitment, salt, value in rows:
                 out.setdefault(idx, {})[kind] = (commitment, salt, value)
         return out
@@ -767,7 +805,7 @@ class PostgresStore:
         out: dict[int, set[str]] = {}
         for part in _in_chunks(indexes):
             rows = self._fetchall("SELECT entry_index, kind FROM private_values "
-                                  "WHERE erased_at IS NOT NULL AND entry_index = ANY(%s::bigint[])", (part,))
+                                  "WHERE erased_at IS NOT NULL AND entry_index = ANY(%s::bigint[])", (_int_array(part),))
             for idx, kind in rows:
                 out.setdefault(idx, set()).add(kind)
         return out
@@ -868,3 +906,16 @@ class PostgresStore:
 
     def secrets(self) -> dict[str, bytes]:
         return dict(self._fetchall("SELECT name, value FROM oversight_secret"))
+
+    def ingested_rows(self) -> Iterator[tuple[str, bytes, int]]:
+        if self._fetchone("SELECT to_regclass('ingested')")[0] is None:
+            return  # a log created before the table existed, with nothing ingested
+        after: tuple = (-1, "", b"")
+        while True:
+            rows = self._fetchall("SELECT entry_index, deployment, key FROM ingested WHERE (entry_index, deployment, key) > "
+                                  "(%s, %s, %s) ORDER BY entry_index, deployment, key LIMIT %s", (*after, PAGE_ROWS))
+            for idx, deployment, key in rows:
+                yield deployment, key, idx
+            if len(rows) < PAGE_ROWS:
+                return
+            after = rows[-1]

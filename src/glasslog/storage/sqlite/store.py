@@ -621,6 +621,9 @@ class SqliteStore:
     def secrets(self) -> dict[str, bytes]:
         return dict(self._db.execute("SELECT name, value FROM oversight_secret"))
 
+    def ingested_rows(self):
+        yield from self._db.execute("SELECT deployment, key, entry_index FROM ingested ORDER BY entry_index, deployment, key")
+
     # ------------------------------------------------------------ for this back end's own tools and tests
     @property
     def connection(self) -> sqlite3.Connection:
