@@ -443,12 +443,12 @@ def test_report_formats(tmp_path):
 
 
 def test_markdown_to_html_tables_and_escaping():
-    from glasslog.audit.report import _md, markdown_to_html
+    from glasslog.markdown import cell, markdown_to_html
 
-    lines = ["Top **features** <b>", "", f"| feature | {_md('mean |SHAP|')} |", "|---|---:|", f"| {_md('a|b')} | 0.5 |",
+    lines = ["Top **features** <b>", "", f"| feature | {cell('mean |SHAP|')} |", "|---|---:|", f"| {cell('a|b')} | 0.5 |",
              "- a note"]
     assert str(markdown_to_html(lines)) == (
-        "<p>Top <b>features</b> &lt;b&gt;</p>\n<table><tr><th>feature</th><th style=\"text-align:right\">mean |SHAP|</th></tr>"
+        "<p>Top <strong>features</strong> &lt;b&gt;</p>\n<table><tr><th>feature</th><th style=\"text-align:right\">mean |SHAP|</th></tr>"
         "<tr><td>a|b</td><td style=\"text-align:right\">0.5</td></tr></table>\n<ul><li>a note</li></ul>")
 
 

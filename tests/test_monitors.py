@@ -47,7 +47,7 @@ from glasslog.access import KeyStore
 from glasslog.cli import app
 from glasslog.datasets import credit_model, german_credit_features, load_german_credit, split
 from glasslog.ledger import Ledger, PrivateValue, commit
-from glasslog.oversight import stats
+from glasslog import stats
 from glasslog.cli.monitor import explain
 from glasslog.oversight.monitors import (
     MonitorConfig,

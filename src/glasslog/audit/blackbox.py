@@ -26,7 +26,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .findings import AuditInputError, Finding, clean_json, wilson_interval
+from ..findings import Finding, clean_json
+from ..stats import wilson_interval
+from .findings import AuditInputError
 
 __all__ = [
     "QueryCounter",

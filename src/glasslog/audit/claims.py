@@ -19,8 +19,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..findings import Finding, clean_json
 from ..ledger import Ledger
-from .findings import AuditInputError, Finding, clean_json, wilson_interval
+from ..stats import wilson_interval
+from .findings import AuditInputError
 from .group import binary_labels
 
 __all__ = ["COMPUTABLE", "ClaimCheck", "ClaimsAudit", "claimed_vs_realised", "claims_from_log", "output_rate_check"]
@@ -194,11 +196,11 @@ def claimed_vs_realised(
             skipped.append(metric)
             continue
         value = float(value)
-        claim_ci = wilson_interval(round(value * evaluation_size), evaluation_size, confidence) if (
+        claim_ci = wilson_interval(round(value * evaluation_size), evaluation_size, 1 - confidence) if (
             evaluation_size and metric in ("accuracy", "positive_rate")) else None
         realised = _metric(metric, y, p, s) if n else np.nan
         if metric == "accuracy" and n:
-            ci, method = wilson_interval(int((y == p).sum()), n, confidence), "Wilson score interval"
+            ci, method = wilson_interval(int((y == p).sum()), n, 1 - confidence), "Wilson score interval"
         elif n and draws is not None and np.isfinite(realised):
             vals = _boot_metric(metric, y[draws], p[draws], None if s is None else s[draws])
             vals = vals[np.isfinite(vals)]
@@ -291,7 +293,7 @@ def output_rate_check(claimed_rate: float | None, labels: Any, *, positive: Any 
     n = len(s)
     k = int(((s == positive) | (s.astype(str) == str(positive))).sum()) if n else 0
     rate = k / n if n else None
-    lo, hi = wilson_interval(k, n, confidence)
+    lo, hi = wilson_interval(k, n, 1 - confidence)
     evidence = {"positive": k, "n": n, "ci": [lo, hi], "claimed": claimed_rate}
     if claimed_rate is None or n < min_n:
         return Finding("claims.output_rate", "share of logged decisions that are positive", rate, claimed_rate,

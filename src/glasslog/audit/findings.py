@@ -1,7 +1,8 @@
 """Findings: what an audit check concluded, with its evidence and severity, and how it goes on the log.
 
 Every audit function in ``glasslog.audit`` returns a result object with a
-``findings`` list of :class:`Finding`. A finding becomes a ``finding`` entry
+``findings`` list of :class:`glasslog.findings.Finding` (the one finding type,
+shared with the monitors). A finding becomes a ``finding`` entry
 (``source`` = ``audit``) with :func:`record_findings`: all findings of one
 audit in one atomic append. A supervisor can then suspend the model citing a
 finding's entry index with :func:`suspend_from_finding` (one ``model`` status
@@ -10,16 +11,12 @@ entry through the registry, the kill switch).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
-
-import numpy as np
 
 from ..errors import BadInputError
+from ..findings import ACCESS_LEVELS, SEVERITY_ORDER, Finding, clean_json, worst_severity
 from ..ledger import Ledger, utc_now
-from ..ledger.entries import SEVERITIES, VERDICTS
+from ..ledger.entries import SEVERITIES
 from ..ledger.log import AppendResult
 
 __all__ = [
@@ -29,17 +26,9 @@ __all__ = [
     "SEVERITY_ORDER",
     "record_findings",
     "suspend_from_finding",
-    "wilson_interval",
     "clean_json",
     "severity_at_least",
 ]
-
-SEVERITY_ORDER = {s: i for i, s in enumerate(SEVERITIES)}
-"""``info`` < ``low`` < ``medium`` < ``high`` < ``critical``."""
-
-ACCESS_LEVELS = ("labelled-data", "outputs", "black-box", "logs", "white-box")
-"""What a check needed: a labelled data set; the outputs (and outcomes) on the
-log; query access to the prediction API; the logged inputs; the weights."""
 
 
 class AuditInputError(BadInputError):
@@ -49,22 +38,6 @@ class AuditInputError(BadInputError):
         self.field = field
         self.problem = problem
         super().__init__(f"{field}: {problem}")
-
-
-def clean_json(value: Any) -> Any:
-    """A JSON-ready copy: numpy scalars and arrays to Python, NaN and infinity to None, tuples to lists."""
-    if isinstance(value, dict):
-        return {str(k): clean_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [clean_json(v) for v in list(value)]
-    if isinstance(value, (np.bool_, bool)):
-        return bool(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, (np.floating, float)):
-        f = float(value)
-        return f if math.isfinite(f) else None
-    return value
 
 
 def severity_at_least(severity: str, floor: str) -> bool:
@@ -77,93 +50,6 @@ def severity_at_least(severity: str, floor: str) -> bool:
         if value not in SEVERITY_ORDER:
             raise AuditInputError(name, f"must be one of {', '.join(SEVERITIES)}, got {value!r}")
     return SEVERITY_ORDER[severity] >= SEVERITY_ORDER[floor]
-
-
-def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval for a proportion (Wilson 1927, JASA 22:209), as fractions.
-
-    Returns ``(0.0, 1.0)`` when ``n`` is 0.
-    """
-    from scipy.stats import norm
-
-    if n <= 0:
-        return (0.0, 1.0)
-    z = float(norm.ppf(0.5 + confidence / 2))
-    p = successes / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
-
-
-@dataclass
-class Finding:
-    """One conclusion of an audit check.
-
-    Attributes:
-        check: what was checked, dotted, e.g. ``group.false_positive_rate``, ``leakage.label_proxy``.
-        statistic: the measured quantity in words, e.g. ``min/max ratio of false positive rate by race``.
-        value: the statistic's value (a fraction, ratio or count), or None.
-        threshold: the value at which the check alerts, or None.
-        verdict: ``alert``, ``ok`` or ``insufficient-data``.
-        severity: ``info``, ``low``, ``medium``, ``high`` or ``critical``.
-        summary: one plain sentence a reader can act on.
-        access: what the check needed, one of ``ACCESS_LEVELS``.
-        evidence: JSON-ready numbers behind the statistic (intervals, counts, per-group values).
-        model: the audited model's fingerprint, when there is one.
-        deployment: the deployment audited, when the data came from the log.
-    """
-
-    check: str
-    statistic: str
-    value: float | None
-    threshold: float | None
-    verdict: str
-    severity: str
-    summary: str
-    access: str
-    evidence: dict = field(default_factory=dict)
-    model: str | None = None
-    deployment: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.verdict not in VERDICTS:
-            raise AuditInputError("verdict", f"must be one of {', '.join(VERDICTS)}, got {self.verdict!r}")
-        if self.severity not in SEVERITY_ORDER:
-            raise AuditInputError("severity", f"must be one of {', '.join(SEVERITIES)}, got {self.severity!r}")
-        if self.access not in ACCESS_LEVELS:
-            raise AuditInputError("access", f"must be one of {', '.join(ACCESS_LEVELS)}, got {self.access!r}")
-
-    @property
-    def alert(self) -> bool:
-        return self.verdict == "alert"
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict (NaN as null)."""
-        return clean_json(vars(self).copy())
-
-    def to_entry(self, by_role: str, time: str | None = None) -> dict[str, Any]:
-        """The ``finding`` entry (``source`` = ``audit``) for this finding.
-
-        ``evidence`` holds the summary, the access level and the evidence
-        numbers; the entry must stay under the 65,535-byte entry limit, so
-        evidence is kept to summaries, never row-level data.
-        """
-        entry: dict[str, Any] = {
-            "type": "finding", "v": 1, "time": time or utc_now(), "source": "audit", "check": self.check,
-            "statistic": self.statistic[:200], "verdict": self.verdict, "severity": self.severity, "by_role": by_role,
-            "evidence": clean_json({"summary": self.summary, "access": self.access, **self.evidence}),
-        }
-        value, threshold = clean_json(self.value), clean_json(self.threshold)
-        if value is not None:
-            entry["value"] = value
-        if threshold is not None:
-            entry["threshold"] = threshold
-        if self.model:
-            entry["model"] = self.model
-        if self.deployment:
-            entry["deployment"] = self.deployment
-        return entry
 
 
 def record_findings(ledger: Ledger, findings: Iterable[Finding], by_role: str, *, model: str | None = None,
@@ -194,7 +80,7 @@ def record_findings(ledger: Ledger, findings: Iterable[Finding], by_role: str, *
             f.model = model
         if deployment and not f.deployment:
             f.deployment = deployment
-        entries.append(f.to_entry(by_role, time))
+        entries.append(f.entry(by_role, time))
     if not entries:
         return None
     return ledger.append(entries)
@@ -246,5 +132,4 @@ def suspend_from_finding(ledger: Ledger, finding_index: int, *, reason: str | No
 
 def worst(findings: Sequence[Finding]) -> str:
     """The highest severity among alerting findings (``info`` when none alerts)."""
-    alerts = [f.severity for f in findings if f.alert]
-    return max(alerts, key=SEVERITY_ORDER.__getitem__) if alerts else "info"
+    return worst_severity(f.severity for f in findings if f.alert)

@@ -39,8 +39,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .findings import SEVERITY_ORDER as SEVERITY_RANK
-from .findings import AuditInputError, Finding, clean_json
+from ..findings import SEVERITY_ORDER as SEVERITY_RANK
+from ..findings import Finding, clean_json
+from .findings import AuditInputError
 
 __all__ = ["METRICS", "METRIC_LABELS", "GroupAudit", "group_error_rates", "group_audit_frame", "binary_labels"]
 

@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .findings import AuditInputError, Finding, clean_json
+from ..findings import Finding, clean_json
+from .findings import AuditInputError
 from .shortcut import association
 
 __all__ = ["LeakageAudit", "label_proxies", "train_test_duplicates", "batch_dependence", "logged_inconsistency", "leakage_audit"]

@@ -18,8 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from ..findings import SEVERITY_ORDER, Finding, clean_json
 from ..ledger import utc_now
-from .findings import SEVERITY_ORDER, Finding, clean_json
+from ..markdown import cell as _md
+from ..markdown import markdown_to_html
 
 __all__ = ["AuditReport", "Notes", "StageFindings", "build_report"]
 
@@ -165,76 +167,6 @@ SITE_COLUMNS = {"n": "rows", "base_rate": "base rate (share positive)", "accurac
 """Headings of the site table's columns (``SiteAudit.by_site``) in reports."""
 
 
-def _md(text: Any) -> str:
-    """Text for one Markdown table cell: ``|`` escaped as ``\\|``, newlines as spaces."""
-    return str(text).replace("|", "\\|").replace("\n", " ")
-
-
-def _cells(line: str) -> list[str]:
-    """Cells of one Markdown table row, split on unescaped ``|``; ``\\|`` becomes ``|``."""
-    import re
-
-    body = line.strip()
-    body = body[1:] if body.startswith("|") else body
-    body = body[:-1] if body.endswith("|") and not body.endswith("\\|") else body
-    return [c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", body)]
-
-
-def _inline(text: str) -> str:
-    """Escaped HTML of a Markdown text span: ``**bold**`` and ```code``` only (all the report's Markdown uses)."""
-    import re
-
-    from markupsafe import escape
-
-    out = str(escape(text))
-    out = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", out)
-    return re.sub(r"`(.+?)`", r"<code>\1</code>", out)
-
-
-def markdown_to_html(lines: list[str]) -> Any:
-    """HTML for the Markdown lines a report section is made of: pipe tables become ``<table>``s, ``- `` lines lists,
-    other lines paragraphs; all text is escaped. Returns ``markupsafe.Markup`` (safe for jinja2's autoescape).
-
-    Only the subset ``_section_markdown`` writes is understood: a table is a header row, a ``|---|`` separator row
-    (``---:`` right-aligns the column) and body rows, with ``|`` inside cells escaped as ``\\|``.
-    """
-    from markupsafe import Markup
-
-    html: list[str] = []
-    i = 0
-    while i < len(lines):
-        line = lines[i]
-        if line.startswith("|") and i + 1 < len(lines) and set(lines[i + 1].replace("|", "").replace(":", "").strip()) <= {"-"} \
-                and lines[i + 1].startswith("|"):
-            head, aligns = _cells(line), _cells(lines[i + 1])
-            right = [a.endswith(":") for a in aligns]
-            rows = []
-            i += 2
-            while i < len(lines) and lines[i].startswith("|"):
-                rows.append(_cells(lines[i]))
-                i += 1
-
-            def cell(tag: str, text: str, k: int, right: list[bool] = right) -> str:
-                style = ' style="text-align:right"' if k < len(right) and right[k] else ""
-                return f"<{tag}{style}>{_inline(text)}</{tag}>"
-
-            html.append("<table><tr>" + "".join(cell("th", h, k) for k, h in enumerate(head)) + "</tr>"
-                        + "".join("<tr>" + "".join(cell("td", c, k) for k, c in enumerate(r)) + "</tr>" for r in rows)
-                        + "</table>")
-            continue
-        if line.startswith("- "):
-            items = []
-            while i < len(lines) and lines[i].startswith("- "):
-                items.append(f"<li>{_inline(lines[i][2:])}</li>")
-                i += 1
-            html.append("<ul>" + "".join(items) + "</ul>")
-            continue
-        if line.strip():
-            html.append(f"<p>{_inline(line)}</p>")
-        i += 1
-    return Markup("\n".join(html))
-
-
 def _fmt(v: Any) -> str:
     if v is None or (isinstance(v, float) and not np.isfinite(v)):
         return ""
@@ -250,13 +182,13 @@ def _section_markdown(r: Any) -> list[str]:
         meaning = r.extra.get("positive_meaning")
         favourable = r.extra.get("favourable")
         rows += [f"Attribute **{r.attribute}**, {r.n} rows, reference group {r.reference} (the largest, or as given; fixed"
-                 f" before any rate is looked at); {r.confidence:.0%} intervals from {r.n_boot} bootstrap draws.",
+                 f" before any rate is looked at); {r.confidence:.0%} intervals from {r.n_boot} bootstrap draws.", "",
                  f"Positive = {r.positive}" + (f" ({meaning})" if meaning else "") + ": the selection rate is the share"
                  " predicted positive" + (f"; a higher selection rate is {favourable} for the people decided on"
-                                          if favourable else "") + ".",
+                                          if favourable else "") + ".", "",
                  (f"Left out of the ratios for having fewer than {r.min_group_size} rows: "
                   + ", ".join(f"{g} (n={int(r.by_group.loc[g, 'n'])})" for g in r.small_groups) + "."
-                  if r.small_groups else f"No group has fewer than {r.min_group_size} rows."),
+                  if r.small_groups else f"No group has fewer than {r.min_group_size} rows."), "",
                  SEVERITY_RULES, "",
                  "| group | n | TP | FP | TN | FN | selection rate | FPR | FNR | PPV | accuracy |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for g, row in r.by_group.iterrows():

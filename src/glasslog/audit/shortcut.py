@@ -39,7 +39,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .findings import AuditInputError, Finding, clean_json
+from ..findings import Finding, clean_json
+from .findings import AuditInputError
 
 __all__ = ["association", "association_ci", "distribution_shift", "ShortcutAudit", "shortcut_audit", "known_values",
            "training_spread", "dormant_features",

@@ -28,9 +28,10 @@ import pandas as pd
 from ..access.keys import Principal
 from ..access.policy import may_download_weights
 from ..errors import AccessError
+from ..findings import Finding, clean_json
 from ..ledger import Ledger
 from ..registry import ModelCard, RegisteredModel, Registry, fingerprint_frame
-from .findings import AuditInputError, Finding, clean_json
+from .findings import AuditInputError
 
 __all__ = [
     "WeightsAccessError",

@@ -213,9 +213,9 @@ def audit_compas(
     fail_on: FailOn = "high",
 ) -> None:
     """Group audit of the shipped ProPublica COMPAS data: Medium/High score as the high-risk prediction, by race and by sex."""
-    from ..datasets.compas import load_compas
     from ..audit.group import group_audit_frame
     from ..audit.report import build_report
+    from ..datasets.compas import load_compas
 
     _check_severity(fail_on, "--fail-on")
     _check_common(n_boot, seed)
@@ -400,7 +400,7 @@ def _already_recorded(ledger: Ledger, findings: list[Finding], role: str, model:
             on_log[key(e)] = i
     out = {}
     for f in findings:
-        entry = f.to_entry(role)
+        entry = f.entry(role)
         entry.setdefault("model", model)
         if deployment and "deployment" not in entry:
             entry["deployment"] = deployment
@@ -444,8 +444,8 @@ def audit_deceptive(
     Exit 1 when a finding alerts at --fail-on or worse, like the other audit commands: the demonstration's model is
     deceptive by design, so at the default (high) it exits 1; that is the audit working. Exit 2: bad usage.
     """
-    from ..scenarios.deceptive import run_deceptive_demo
     from ..audit.report import build_report
+    from ..scenarios.deceptive import run_deceptive_demo
 
     _check_severity(fail_on, "--fail-on")
     _check_common(seed=seed)

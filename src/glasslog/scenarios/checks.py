@@ -9,7 +9,6 @@ what those packages do not (yet) provide, and are documented with their source.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -167,14 +166,3 @@ def shortcut_from_flip_rates(rates: dict[str, float], threshold: float, name: st
     ranked = sorted(rates.items(), key=lambda kv: -kv[1])[:3]
     return Check(name, "flip rate", rates[top], threshold, rates[top] > threshold,
                  {"feature": top, "top": {k: round(v, 4) for k, v in ranked}})
-
-
-def wilson(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
-    """95 % Wilson score interval for a proportion (Wilson 1927)."""
-    if n == 0:
-        return (0.0, 1.0)
-    p = successes / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))

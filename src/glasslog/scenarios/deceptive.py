@@ -40,7 +40,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from .. import capture
 from ..audit.blackbox import QueryCounter, blackbox_audit

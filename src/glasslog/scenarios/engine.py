@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ..capture import ModelNotActiveError
+from ..findings import finding_entry
 from ..ledger import Ledger, utc_now
 from ..registry import ClaimedMetrics, Feature, ModelCard, Registry, fingerprint_frame
 from .checks import Check
@@ -217,12 +218,11 @@ class Oversight:
             self.run.suspended.append(fp)
 
     def _record(self, period: int, decisions: int, actor: Actor, method: str, check: Check, models: tuple[str, ...]) -> Alert:
-        entry = {"type": "finding", "v": 1, "time": utc_now(), "source": "audit" if method.endswith("box") else "monitor",
-                 "check": method, "model": models[0], "statistic": check.statistic, "threshold": float(check.threshold),
-                 "verdict": "alert", "severity": "high", "by_role": actor.role,
-                 "evidence": _jsonable(check.evidence | {"models": list(models), "period": period})}
-        if check.value is not None:
-            entry["value"] = float(check.value)
+        entry = finding_entry(source="audit" if method.endswith("box") else "monitor", check=method,
+                              statistic=check.statistic, verdict="alert", severity="high", by_role=actor.role,
+                              time=utc_now(), value=None if check.value is None else float(check.value),
+                              threshold=float(check.threshold), model=models[0],
+                              evidence=_jsonable(check.evidence | {"models": list(models), "period": period}))
         index = self.ledger.append([entry]).indexes[0]
         alert = Alert(period, decisions, actor.role, method, models, check, index)
         self.run.alerts.append(alert)

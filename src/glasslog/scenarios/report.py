@@ -17,6 +17,7 @@ from typing import Any
 
 from jinja2 import Environment
 
+from ..markdown import markdown_to_html
 from .regimes import REGIME_LABELS, REGIMES, roles_with_weights
 from .runner import LabResult, ScenarioResult, offrecord_share
 
@@ -160,7 +161,7 @@ def _overturned_by(sr: ScenarioResult, res: LabResult | None) -> list[str]:
 
 def _method_evidence(sr: ScenarioResult) -> list[str]:
     """For each check that raised false alarms: how often on clean control runs vs problem runs, pooled over regimes."""
-    from .checks import wilson
+    from ..stats import wilson_interval as wilson
 
     r = sr.regimes
     out = []
@@ -534,64 +535,19 @@ th{background:#f3f3f3}img{max-width:100%}code{background:#f3f3f3;padding:0 .2em}
 """
 
 
-def _md_to_html(md: str) -> str:
-    """A small Markdown-to-HTML conversion for the constructs this report uses (headings, tables, lists, paragraphs)."""
-    import html as h
-    import re
-
-    def inline(s: str) -> str:
-        s = h.escape(s)
-        s = re.sub(r"`([^`]+)`", r"<code>\1</code>", s)
-        s = re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", s)
-        s = re.sub(r"\*([^*]+)\*", r"<em>\1</em>", s)
-        return s
-
-    out, lines, i = [], md.split("\n"), 0
-    while i < len(lines):
-        line = lines[i]
-        if line.startswith("#"):
-            level = len(line) - len(line.lstrip("#"))
-            out.append(f"<h{level}>{inline(line[level:].strip())}</h{level}>")
-        elif line.startswith("| "):
-            rows = []
-            while i < len(lines) and lines[i].startswith("|"):
-                rows.append(lines[i])
-                i += 1
-            cells = [[c.strip() for c in r.strip("|").split(" | ")] for r in rows if not r.startswith("|---")]
-            t = "<table><tr>" + "".join(f"<th>{inline(c)}</th>" for c in cells[0]) + "</tr>"
-            t += "".join("<tr>" + "".join(f"<td>{inline(c)}</td>" for c in r) + "</tr>" for r in cells[1:]) + "</table>"
-            out.append(t)
-            continue
-        elif line.startswith("- "):
-            items = []
-            while i < len(lines) and lines[i].startswith("- "):
-                items.append(f"<li>{inline(lines[i][2:])}</li>")
-                i += 1
-            out.append("<ul>" + "".join(items) + "</ul>")
-            continue
-        elif line.strip():
-            para = [line]
-            while i + 1 < len(lines) and lines[i + 1].strip() and not lines[i + 1].startswith(("#", "|", "- ")):
-                i += 1
-                para.append(lines[i])
-            out.append(f"<p>{inline(' '.join(para))}</p>")
-        i += 1
-    return "\n".join(out)
-
-
 def render_html(res: LabResult, markdown: str | None = None) -> str:
     """The report as one self-contained HTML page: the Markdown's content with the plots embedded after each results table."""
     md = markdown if markdown is not None else render_markdown(res)
     plots = _plots(res)
     blocks: list[dict] = []
     sections = md.split("\n## ")
-    blocks.append({"kind": "html", "text": _md_to_html(sections[0])})
+    blocks.append({"kind": "html", "text": markdown_to_html(sections[0])})
     anchors = ("### Which check raised the alerts", "### Insights")  # results plot after the results table, gaming after its table
     for sec in sections[1:]:
         sr = next((x for x in res.scenarios if sec.startswith("Scenario") and f"`{x.scenario.id}`" in sec.split("\n", 2)[2][:200]),
                   None)
         if sr is None:
-            blocks.append({"kind": "html", "text": _md_to_html("## " + sec)})
+            blocks.append({"kind": "html", "text": markdown_to_html("## " + sec)})
             continue
         sid = sr.scenario.id
         alts = [f"{sid}: bar charts by regime of the share of problem runs detected (95 % Wilson intervals), mean harm"
@@ -603,10 +559,10 @@ def render_html(res: LabResult, markdown: str | None = None) -> str:
             cut = rest.find("\n" + anchors[min(k, 1)])
             if cut < 0:
                 cut = len(rest)
-            blocks.append({"kind": "html", "text": _md_to_html(head + rest[:cut])})
+            blocks.append({"kind": "html", "text": markdown_to_html(head + rest[:cut])})
             blocks.append({"kind": "img", "text": png, "alt": alts[min(k, 1)]})
             rest, head = rest[cut + 1:], ""
-        blocks.append({"kind": "html", "text": _md_to_html(head + rest)})
+        blocks.append({"kind": "html", "text": markdown_to_html(head + rest)})
     return Environment(autoescape=False).from_string(_HTML).render(blocks=blocks)
 
 

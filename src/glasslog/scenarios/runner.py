@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from .checks import wilson
+from ..stats import wilson_interval as wilson
 from .regimes import REGIMES, roles_with_weights
 from .schema import Scenario, load_scenario, scenario_ids
 from .worlds import WorldRun, run_world

@@ -12,12 +12,13 @@ registry ``MONITORS`` over each (deployment, model) pair:
 
 Every monitor keeps one contract (``common.Monitor``); the settings are in
 ``config``, the run and its recording in ``run``, the statistics in
-``glasslog.oversight.stats``. How each monitor decides, with its sources, is
+``glasslog.stats``. How each monitor decides, with its sources, is
 in ``docs/monitors.md``.
 """
 
+from ...findings import Finding
 from .anomalies import check_anomalies
-from .common import FOUR_FIFTHS, Finding, Monitor, RunContext
+from .common import FOUR_FIFTHS, Monitor, RunContext
 from .config import MonitorConfig, MonitorConfigError, check_settings
 from .disparity import check_disparity
 from .drift import check_drift, compare_feature, compare_frames, flag_drift

@@ -11,8 +11,9 @@ from datetime import datetime, timezone
 import numpy as np
 from scipy import stats as _st
 
+from ...findings import Finding
 from ..views import DeploymentData
-from .common import Finding, Monitor, _iso, _span
+from .common import Monitor, iso, span
 from .common import finding as _finding
 from .config import MonitorConfig
 
@@ -23,7 +24,7 @@ def check_anomalies(view: DeploymentData, cfg: MonitorConfig, now: datetime) -> 
     """Gaps, bursts, out-of-order and future timestamps among a deployment's decisions (``docs/monitors.md``)."""
     t = view.time
     ok = ~np.isnat(t)
-    window = {"current": _span(view, np.arange(view.n))}
+    window = {"current": span(view, np.arange(view.n))}
     us = t[ok].astype(np.int64)  # microseconds since the epoch
     idx = view.index[ok]
     common = {"decisions": view.n, "unparsable_times": int((~ok).sum()), "alpha": cfg.alpha}
@@ -47,7 +48,7 @@ def check_anomalies(view: DeploymentData, cfg: MonitorConfig, now: datetime) -> 
     now_us = int(np.datetime64(now.astimezone(timezone.utc).replace(tzinfo=None), "us").astype(np.int64))
     future = np.nonzero(us > now_us + int(cfg.future_tolerance * 1e6))[0]
     ev = {**common, "future": len(future), "first_future": [int(i) for i in idx[future][:20]],
-          "latest": _iso(np.datetime64(int(us.max()), "us")) if len(us) else None, "run_time": _iso(np.datetime64(now_us, "us")),
+          "latest": iso(np.datetime64(int(us.max()), "us")) if len(us) else None, "run_time": iso(np.datetime64(now_us, "us")),
           "tolerance_seconds": cfg.future_tolerance,
           "max_ahead_seconds": float((us.max() - now_us) / 1e6) if len(future) else 0.0}
     out.append(_finding(view, "anomaly.future", "future_timestamps", len(future), 0, "alert" if len(future) else "ok",
@@ -74,14 +75,14 @@ def check_anomalies(view: DeploymentData, cfg: MonitorConfig, now: datetime) -> 
     longest = int(np.argmax(intervals))
     gaps = np.nonzero(intervals > gap_limit)[0]
     ev = {**common, "batches": len(events), "median_interval_seconds": median, "rule": rule,
-          "gaps": [{"after": _iso(np.datetime64(int(events[g]), "us")), "before": _iso(np.datetime64(int(events[g + 1]), "us")),
+          "gaps": [{"after": iso(np.datetime64(int(events[g]), "us")), "before": iso(np.datetime64(int(events[g + 1]), "us")),
                     "seconds": float(intervals[g])} for g in gaps[np.argsort(-intervals[gaps])][:20]]}
     out.append(_finding(view, "anomaly.gap", "longest_gap_seconds", float(intervals[longest]), gap_limit,
                         "alert" if len(gaps) else "ok", "medium" if len(gaps) else "info", window, ev))
 
     width = cfg.burst_seconds or 10 * median
-    span = (events[-1] - events[0]) / 1e6
-    n_bins = int(span // width) + 1
+    duration = (events[-1] - events[0]) / 1e6
+    n_bins = int(duration // width) + 1
     if n_bins < 10:
         out.append(_finding(view, "anomaly.burst", "poisson_tail_p", None, None, "insufficient-data", "info", window,
                             {**common, "bin_seconds": width, "reason": f"{n_bins} bins of {width:g} s; needs 10"}))
@@ -95,11 +96,11 @@ def check_anomalies(view: DeploymentData, cfg: MonitorConfig, now: datetime) -> 
     limit = cfg.alpha / n_bins
     bursts = np.nonzero(_st.poisson.sf(batch_counts - 1, mu) < limit)[0]
     ev = {**common, "bin_seconds": width, "bins": n_bins, "expected_batches_per_bin": mu,
-          "largest_bin": {"start": _iso(np.datetime64(int(events[0] + top * width * 1e6), "us")),
+          "largest_bin": {"start": iso(np.datetime64(int(events[0] + top * width * 1e6), "us")),
                           "batches": int(batch_counts[top]), "decisions": int(decision_counts[top])},
           "decisions_per_bin_median": float(np.median(decision_counts)), "bursts": len(bursts),
           "rule": "Poisson batches per bin: upper tail probability < alpha / bins",
-          "burst_bins": [{"start": _iso(np.datetime64(int(events[0] + b * width * 1e6), "us")), "batches": int(batch_counts[b]),
+          "burst_bins": [{"start": iso(np.datetime64(int(events[0] + b * width * 1e6), "us")), "batches": int(batch_counts[b]),
                           "decisions": int(decision_counts[b])} for b in bursts[:20]]}
     out.append(_finding(view, "anomaly.burst", "poisson_tail_p", tail, limit, "alert" if len(bursts) else "ok",
                         "medium" if len(bursts) else "info", window, ev))

@@ -12,9 +12,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .. import stats
+from ... import stats
+from ...findings import Finding
 from ..views import DeploymentData
-from .common import FOUR_FIFTHS, Finding, Monitor, _binary, _category_key, _span
+from .common import FOUR_FIFTHS, Monitor, category_key, is_binary, span
 from .common import finding as _finding
 from .config import MonitorConfig
 
@@ -51,7 +52,7 @@ def _group_labels(values: np.ndarray, kind: str, spec: dict | None) -> tuple[np.
     try:
         value_codes, uniques = pd.factorize(np.asarray(values, dtype=object), use_na_sentinel=True)
     except TypeError:  # unhashable values
-        value_codes, uniques = pd.factorize(pd.Series(values, dtype=object).map(_category_key), use_na_sentinel=True)
+        value_codes, uniques = pd.factorize(pd.Series(values, dtype=object).map(category_key), use_na_sentinel=True)
     if spec is not None and "map" in spec:
         mapping = {str(k): str(v) for k, v in spec["map"].items()}
         labels = [mapping.get(str(u)) for u in uniques]
@@ -112,12 +113,12 @@ def check_disparity(view: DeploymentData, cfg: MonitorConfig) -> tuple[list[Find
         why = ("the card does not give researchers protected attributes (researcher_access_protected is false)"
                if view.role == "researcher" else f"role {view.role} does not see inputs")
         return [], why
-    if not _binary(view):
+    if not is_binary(view):
         return [], f"disparity checks need a binary classifier; the card lists {len(view.classes)} classes"
     favourable = _favourable(view, cfg)
     ok_rows = view.input_available & ~pd.isna(view.label)
     selected = (view.label == favourable)
-    window = {"current": _span(view, np.arange(view.n))}
+    window = {"current": span(view, np.arange(view.n))}
     out: list[Finding] = []
     for f in visible:
         codes, group_names, how = _group_labels(view.inputs[f.name].to_numpy(), f.type, cfg.groups.get(f.name))

@@ -8,9 +8,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .. import stats
+from ... import stats
+from ...findings import Finding, worst_severity
 from ..views import DeploymentData
-from .common import Finding, Monitor, _category_key, _span, _worst
+from .common import Monitor, category_key, span
 from .common import finding as _finding
 from .config import MonitorConfig
 
@@ -175,7 +176,7 @@ def _compare_codes(ref: np.ndarray, cur: np.ndarray) -> stats.CategoricalCompari
     try:
         codes, uniques = pd.factorize(both, use_na_sentinel=True)  # None and NaN are missing
     except TypeError:  # unhashable values (lists, objects): compare their text
-        codes, uniques = pd.factorize(pd.Series(both, dtype=object).map(_category_key), use_na_sentinel=True)
+        codes, uniques = pd.factorize(pd.Series(both, dtype=object).map(category_key), use_na_sentinel=True)
     k = len(uniques)
     codes = np.where(codes < 0, k, codes)  # missing -> its own category
     labels = [str(u) for u in uniques] + ["(missing)"]
@@ -195,7 +196,7 @@ def _drift_finding(view: DeploymentData, check: str, results: dict[str, dict], c
                 "drifted": drifted, "psi_max": max((r["psi"] for r in results.values()), default=0.0),
                 "features" if check == "drift.inputs" else "outputs": results}
     verdict = "alert" if drifted else "ok"
-    severity = _worst(results[n]["severity"] for n in drifted) if drifted else "info"
+    severity = worst_severity(results[n]["severity"] for n in drifted) if drifted else "info"
     return _finding(view, check, "bonferroni_p_min", p_min, alpha, verdict, severity, window, evidence)
 
 
@@ -205,7 +206,7 @@ def check_drift(view: DeploymentData, cfg: MonitorConfig, ref_view: DeploymentDa
     if not view.sees_outputs and not view.sees_inputs:
         return [], f"role {view.role} sees neither outputs nor inputs of this {view.visibility} deployment"
     rv, ref_rows, cur_rows, how = _windows(view, ref_view, cfg)
-    window = {"reference": _span(rv, ref_rows) | {"rule": how}, "current": _span(view, cur_rows)}
+    window = {"reference": span(rv, ref_rows) | {"rule": how}, "current": span(view, cur_rows)}
     if len(ref_rows) < cfg.min_size or len(cur_rows) < cfg.min_size:
         ev = {"reason": f"reference has {len(ref_rows)} and current {len(cur_rows)} decisions; each needs {cfg.min_size}"}
         out = []

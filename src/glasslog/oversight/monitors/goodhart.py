@@ -10,9 +10,10 @@ from typing import Any
 import numpy as np
 from scipy import stats as _st
 
-from .. import stats
+from ... import stats
+from ...findings import Finding
 from ..views import DeploymentData
-from .common import Finding, Monitor, _iso, _span
+from .common import Monitor, iso, span
 from .common import finding as _finding
 from .config import MonitorConfig
 
@@ -43,14 +44,14 @@ def check_goodhart(view: DeploymentData, cfg: MonitorConfig) -> tuple[list[Findi
             if start is not None:
                 mask &= times > start if m.start is None else times >= start
             n = int(mask.sum())
-            periods.append({"report_index": m.index, "start": _iso(start) if start is not None else None, "end": _iso(end),
+            periods.append({"report_index": m.index, "start": iso(start) if start is not None else None, "end": iso(end),
                             "proxy": m.value, "decisions_with_outcome": n, "correct": int(correct[mask].sum())})
             prev_end = end
         usable = [p for p in periods if p["decisions_with_outcome"] >= 10]
         for p in usable:
             p["accuracy"] = p["correct"] / p["decisions_with_outcome"]
         better = reports[-1].better
-        window = {"current": _span(view, np.arange(view.n)),
+        window = {"current": span(view, np.arange(view.n)),
                   "reports": {"first_index": reports[0].index, "last_index": reports[-1].index, "count": len(reports)}}
         ev: dict[str, Any] = {"proxy": name, "better": better, "alpha": cfg.alpha, "periods": periods,
                               "method": "Kendall tau of the proxy over periods (one-sided) and Cochran-Armitage trend of "

@@ -10,9 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from .. import stats
+from ... import stats
+from ...findings import Finding
 from ..views import DeploymentData
-from .common import Finding, Monitor, _binary, _span
+from .common import Monitor, is_binary, span
 from .common import finding as _finding
 from .config import MonitorConfig
 
@@ -27,11 +28,11 @@ def check_performance(view: DeploymentData, cfg: MonitorConfig) -> tuple[list[Fi
     """
     if not view.sees_outputs:
         return [], f"role {view.role} does not see the outputs of this {view.visibility} deployment"
-    if not _binary(view):
+    if not is_binary(view):
         return [], f"performance checks need a binary classifier; the card lists {len(view.classes)} classes"
     y, pred, score = view.outcome, view.predicted, view.score
     has = ~np.isnan(y) & ~np.isnan(pred)
-    window = {"current": _span(view, np.arange(view.n))}
+    window = {"current": span(view, np.arange(view.n))}
     claims = dict(view.card.claimed.metrics) if view.card is not None else {}
     n_eval = view.card.claimed.evaluation_size if view.card is not None else None
     scored = has & np.isfinite(score)

@@ -7,11 +7,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from ...findings import Finding
 from ...ledger import Ledger
 from ...ledger.entries import MAX_ENTRY_BYTES, canonical_json
 from ...ledger.log import AppendResult
 from ..views import MONITOR_ROLES, DeploymentData, MonitorViewError, load_views
-from .common import Finding, RunContext
+from .common import RunContext
 from .config import MonitorConfig, MonitorConfigError, check_settings
 from .registry import MONITORS
 
