@@ -230,6 +230,7 @@ class Ledger:
         self._lookup_key = bytes.fromhex(meta["lookup_key"])
         self._signer: Signer | None = None
         self._frontier: tuple[int, list[tuple[int, bytes]]] | None = None
+        self._size_floor = 0  # a size the log is known to have reached: it only grows (spares a read per proof)
         self.group: GroupCommit | None = None
         """If set, ``append`` joins concurrent appends of other threads into one transaction (see ``GroupCommit``)."""
 
@@ -344,7 +345,10 @@ class Ledger:
     @property
     def size(self) -> int:
         """Tree size: number of entries in the log."""
-        return self.store.size()
+        n = self.store.size()
+        if n > self._size_floor:
+            self._size_floor = n
+        return n
 
     def signed_size(self) -> int:
         """Tree size of the latest signed checkpoint."""
@@ -391,6 +395,8 @@ class Ledger:
         yield from self.store.entries_of_types(list(kinds), start, end)
 
     def _check_size(self, tree_size: int | None) -> int:
+        if tree_size is not None and 0 <= tree_size <= self._size_floor:
+            return tree_size  # within a size the log has reached, so within it now: no read (one round trip on a server)
         size = self.size
         if tree_size is None:
             return size
@@ -675,6 +681,7 @@ class Ledger:
                     batch.error = exc
             raise
         self._frontier = (step.tree_size, step.frontier)
+        self._size_floor = max(self._size_floor, step.tree_size)
         for batch in placed:
             batch.result = AppendResult(batch.first_index, step.tree_size, note, len(batch.entries))
 
