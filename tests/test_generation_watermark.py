@@ -125,3 +125,27 @@ def test_cli_detect_and_verify_replay(marked, model_dir):
     assert rep["generations"]["ok"] and rep["generations"]["checked"] == 1
     r = runner.invoke(app, ["verify", "replay", "-d", str(data), "--model-dir", str(model_dir)])
     assert r.exit_code == 0 and "Generation replay verified" in r.output and "calibration" in r.output
+
+
+def test_run_generative_demo_appends_and_summarises(tmp_path, monkeypatch):
+    from functools import partial
+
+    from glasslog.demo.generative import TEST_MODEL_NOTE, run_generative
+
+    monkeypatch.setattr(gr, "calibrate", partial(gr.calibrate, prompts=6, max_new_tokens=33))  # a smaller calibration
+
+    log = open_log(tmp_path / "data", create=True, origin="test.example/demo")
+    said = []
+    s = run_generative(log, tmp_path / "data", seed=0, progress=said.append)
+    assert "TEST MODEL" in said[0] and "your own model directory" in said[0]
+    assert s["test_model"]["note"] == TEST_MODEL_NOTE.format(seed=0)
+    assert s["calibration"]["false_alarms"] == 0 and s["calibration"]["detection_rate"] == 1.0
+    assert s["replay"]["ok"] and s["replay"]["checked"] == 5 and s["replay"]["failed"] == 0
+    assert not s["tampered_replay"]["ok"] and s["tampered_replay"]["failed"] == 1
+    assert all(d["detected"] for d in s["watermark"]["watermarked"])
+    assert not s["watermark"]["not_watermarked"]["detected"]
+    size = log.size
+    s2 = run_generative(log, tmp_path / "data", seed=0)  # re-running appends; the calibration on the record is reused
+    assert log.size > size and s2["test_model"]["fingerprint"] == s["test_model"]["fingerprint"]
+    assert s2["calibration"] == s["calibration"] and s2["replay"]["ok"]
+    assert min(g["index"] for g in s2["generations"]) >= size

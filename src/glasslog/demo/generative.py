@@ -25,8 +25,9 @@ TEST_MODEL_NOTE = (
     " weights (seed {seed}) and a character-level tokenizer, so its outputs are gibberish. Point the same commands at"
     " your own model directory (safetensors weights, config.json, tokenizer files, chat template, e.g. one written by"
     " save_pretrained): register it with `glasslog models register DIR --card card.json`, then wrap it with"
-    " glasslog.capture.wrap_generator(log, fingerprint, deployment, model_dir=DIR) and check it with"
-    " `glasslog verify replay --model-dir DIR`."
+    " glasslog.capture.wrap_generator(log, fingerprint, deployment, model_dir=DIR), check it with"
+    " `glasslog verify replay --model-dir DIR` and test texts with"
+    " `glasslog watermark detect --deployment NAME --model-dir DIR --text ...`."
 )
 
 
@@ -91,6 +92,7 @@ def run_generative(ledger: Ledger, data_dir: str | os.PathLike, seed: int = 0,
     from .testmodels import build_causal_lm
 
     say = progress or (lambda msg: None)
+    say(TEST_MODEL_NOTE.format(seed=seed))
     root = Path(data_dir) / "models"
     say(f"building the test causal LM (seed {seed})")
     model_dir = build_causal_lm(root / f"test-causal-lm-seed{seed}", seed=seed)
