@@ -150,6 +150,9 @@ def _first(attrs: dict, *names: str) -> Any:
 
 def _indexed(attrs: dict, prefix: str) -> dict[int, dict[str, Any]]:
     """``prefix.N.rest`` attributes as ``{N: {rest: value}}`` (OpenLLMetry and OpenInference flatten lists this way)."""
+    first = prefix + ".0."
+    if not any(k.startswith(first) for k in attrs):
+        return {}  # lists are flattened from index 0: no item 0, no list (most spans carry none of these families)
     out: dict[int, dict[str, Any]] = {}
     plen = len(prefix) + 1
     for k, v in attrs.items():

@@ -318,9 +318,13 @@ class Ingestor:
         private: list[PrivateValue] = []
         placed: list[tuple[_Pending, RegisteredModel | None]] = []
         visibility: dict[str, str] = {}
+        resolved: dict[tuple, RegisteredModel | None] = {}
         for p in items:
             rec = p.record
-            model = self.models.resolve(rec.request_model, rec.response_model, fingerprint=rec.fingerprint)
+            names = (rec.request_model, rec.response_model, rec.fingerprint)
+            if names not in resolved:
+                resolved[names] = self.models.resolve(rec.request_model, rec.response_model, fingerprint=rec.fingerprint)
+            model = resolved[names]
             if p.deployment not in visibility:
                 visibility[p.deployment] = self.deployments.get(p.deployment).visibility
             pos = len(entries)
@@ -509,7 +513,7 @@ class Ingestor:
 def _short(value: str | None, limit: int = 200) -> str | None:
     if value is None:
         return None
-    value = "".join(c for c in value if c.isprintable())[:limit]
+    value = value[:limit] if value.isprintable() else "".join(c for c in value if c.isprintable())[:limit]
     return value or None
 
 
