@@ -72,6 +72,16 @@ def _inverses() -> np.ndarray:
     return _INV
 
 
+def _polymul_pairs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Products of polynomial pairs (ascending coefficients, shape (..., L) each) mod PRIME, as one batched
+    product with b's Toeplitz matrix: out[n] = sum_i a[i] b[n - i]."""
+    L = a.shape[-1]
+    idx = np.arange(2 * L - 1)[None, :] - np.arange(L)[:, None]        # (L, 2L-1): n - i
+    valid = (idx >= 0) & (idx < L)
+    toeplitz = np.take(b, np.clip(idx, 0, L - 1), axis=-1) * valid       # (..., L, 2L-1)
+    return np.einsum("...i,...in->...n", a, toeplitz) % PRIME
+
+
 def _master(x: np.ndarray) -> np.ndarray:
     """Coefficients (ascending, length k+1) of prod_i (X - x_i), for each row of x (B, k), by a product tree."""
     B, k = x.shape
@@ -81,13 +91,9 @@ def _master(x: np.ndarray) -> np.ndarray:
     polys[:, :k, 0] = (-x) % PRIME
     polys[:, :k, 1] = 1
     polys[:, k:, 0] = 1
-    while polys.shape[1] > 1:
-        left, right = polys[:, 0::2], polys[:, 1::2]
-        L = left.shape[-1]
-        out = np.zeros(left.shape[:-1] + (2 * L - 1,), dtype=np.int64)
-        for j in range(L):  # L doubles each level: 2, 3, 5, ... summed work is O(k log k) rows
-            out[..., j:j + L] += left * right[..., j:j + 1]
-        polys = out % PRIME
+    while polys.shape[1] > 1:  # log2(k) levels; a level's products are exact in int64 (< L * 2**32)
+        prod = _polymul_pairs(polys[:, 0::2], polys[:, 1::2])            # (B, n/2, 2L-1)
+        polys = np.concatenate([prod, np.zeros(prod.shape[:-1] + (1,), dtype=np.int64)], axis=-1)  # keep lengths even
     return polys[:, 0, : k + 1]
 
 
