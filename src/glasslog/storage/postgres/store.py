@@ -207,6 +207,36 @@ def close_pools() -> None:
 atexit.register(close_pools)
 
 
+# ------------------------------------------------------------------ cached strips
+SHARED_CACHED_LEVEL = 3
+"""Full strips from this level up are cached, once per log per process (at most ``strips.CACHE_ROWS``, 16 MiB):
+the whole tree above the bottom three levels up to ~2M entries, so a proof reads about three strips."""
+
+
+class _SharedStripCache(S.StripCache):
+    """Full strips of one log, shared by the process's stores of it: a full strip never changes, and a dict's
+    get and set are atomic under the GIL, so threads share it without a lock."""
+
+    def offer(self, sid: int, strip) -> None:
+        if (sid >> S.LEVEL_SHIFT) >= SHARED_CACHED_LEVEL and len(self._rows) < S.CACHE_ROWS \
+                and isinstance(strip, bytes) and len(strip) == S.STRIP_BYTES:
+            self._rows[sid] = strip
+
+
+_caches: dict[tuple[int, str, str], _SharedStripCache] = {}
+
+
+def _cache_for(url: str, meta: dict[str, str]) -> _SharedStripCache:
+    """The process's strip cache of the log at ``url`` (named by its verifier key and creation time too, so that
+    another log later created at the same URL never sees this one's strips)."""
+    key = (os.getpid(), url, f"{meta.get('verifier_key')} {meta.get('created_at')}")
+    with _pools_lock:
+        cache = _caches.get(key)
+        if cache is None:
+            cache = _caches[key] = _SharedStripCache()
+        return cache
+
+
 # ------------------------------------------------------------------ errors
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
@@ -532,7 +562,7 @@ class PostgresStore:
         self.location = redact(url)
         self._pool = pool
         self._pid = os.getpid()
-        self._cache = S.StripCache()
+        self._cache: S.StripCache = S.StripCache()  # replaced by the log's shared cache once the log is known
         self._tail: tuple[int, dict[int, bytes]] | None = None  # (tree size, its partial strips) after our last batch
         self._closed = False
         self.read_model = _ReadModel(self)
@@ -567,6 +597,7 @@ class PostgresStore:
                 conn.execute("INSERT INTO index_state (id, upto) VALUES (1, 0)")
 
         store._write_once(run)
+        store._cache = _cache_for(url, meta)
         return store
 
     @classmethod
@@ -581,6 +612,7 @@ class PostgresStore:
         why = store._read(_why_not_a_log)
         if why is not None:
             raise StorageError(f"{store.location} {why}")
+        store._cache = _cache_for(url, store.meta())
         return store
 
     def close(self) -> None:
