@@ -149,3 +149,30 @@ def test_run_generative_demo_appends_and_summarises(tmp_path, monkeypatch):
     assert log.size > size and s2["test_model"]["fingerprint"] == s["test_model"]["fingerprint"]
     assert s2["calibration"] == s["calibration"] and s2["replay"]["ok"]
     assert min(g["index"] for g in s2["generations"]) >= size
+
+
+def test_http_watermark_detect_for_supervisors(marked, model_dir):
+    from fastapi.testclient import TestClient
+
+    from glasslog.access.keys import KeyStore
+    from glasslog.server.app import create_app
+
+    log, fp, wm, gen, data = marked
+    res = gen.generate(["Please draft a reply to"], max_new_tokens=200, do_sample=True, temperature=1.0, seed=5)
+    wrap_generator(log, fp, "t/none", model_dir=model_dir)
+    keys = KeyStore(log)
+    _, sup = keys.create("supervisor", "sup")
+    _, res_key = keys.create("researcher", "res")
+    client = TestClient(create_app(data))
+    h = {"Authorization": f"Bearer {sup}"}
+    r = client.post("/v1/watermark/detect", json={"deployment": "t/marked", "text": res[0].text}, headers=h)
+    assert r.status_code == 200, r.text
+    d = r.json()
+    assert d["detected"] and d["key_commitment"] == wm.key_commitment and 0 < d["p_value"] < 1e-3 and d["tokens"] == 200
+    r = client.post("/v1/watermark/detect", json={"deployment": "t/none", "text": "abc"}, headers=h)
+    assert r.status_code == 404 and "declared no watermark" in r.json()["detail"]
+    r = client.post("/v1/watermark/detect", json={"deployment": "t/marked", "text": "a"}, headers=h)
+    assert r.status_code == 422
+    r = client.post("/v1/watermark/detect", json={"deployment": "t/marked", "text": res[0].text},
+                    headers={"Authorization": f"Bearer {res_key}"})
+    assert r.status_code == 403

@@ -326,6 +326,10 @@ WEB_PAGES = {
 }
 MATRIX.update(WEB_PAGES)
 MATRIX[("POST", "/v1/replay")] = (_static("/v1/replay", json={"deployment": DEP_PUB}), _write({"supervisor": 200}))
+# Watermark detection (glasslog.server.routes.watermark; tests/test_generation_watermark.py tests what it finds):
+# supervisors only; this world's deployment declared no watermark, hence 404.
+MATRIX[("POST", "/v1/watermark/detect")] = (_static("/v1/watermark/detect", json={"deployment": DEP_PUB, "text": "abc"}),
+                                            _write({"supervisor": 404}))
 # The monitors (glasslog.server.routes.monitors; tests/test_monitors.py tests what they find).
 MATRIX[("GET", "/v1/findings")] = (_static("/v1/findings"), _all(200))
 MATRIX[("POST", "/v1/monitors/run")] = (_static("/v1/monitors/run", json={"monitors": ["anomalies"], "record": False}),
@@ -357,7 +361,7 @@ def test_matrix_covers_every_route(base):
     routes = app_routes(base.client.app)
     table = set(MATRIX)
     assert table == routes, f"routes without a policy row: {sorted(routes - table)}; stale rows: {sorted(table - routes)}"
-    assert len(routes) == 27 + len(WEB_PAGES)
+    assert len(routes) == 28 + len(WEB_PAGES)
     for _, expected in MATRIX.values():
         assert set(expected) == set(ROLES)
 

@@ -12,6 +12,7 @@
 | ``triage`` | ``/v1/triage...``: the supervisors' queue |
 | ``replay`` | ``/v1/replay``: replay verification against the registered weights |
 | ``monitors`` | ``/v1/monitors/run``, ``/v1/findings`` |
+| ``watermark`` | ``/v1/watermark/detect``: watermark detection (supervisor) |
 | ``pages`` | ``/``, ``/models/...``, ``/decisions...``, ``/flags``, ``/findings``, ``/reports...``, ``/receipt``, ``/console``: the web register (HTML) |
 
 A route module imports from ``glasslog.server.deps`` (state, caller, checks),
@@ -19,9 +20,10 @@ A route module imports from ``glasslog.server.deps`` (state, caller, checks),
 domain packages, never from ``app`` or from another route module.
 """
 
-from . import decisions, deployments, flags, keys, log, models, monitors, pages, replay, tiles, triage
+from . import decisions, deployments, flags, keys, log, models, monitors, pages, replay, tiles, triage, watermark
 
 __all__ = ["API_ROUTERS", "pages"]
 
-API_ROUTERS = [m.router for m in (tiles, log, models, deployments, decisions, keys, flags, triage, replay, monitors)]
+API_ROUTERS = [m.router for m in (tiles, log, models, deployments, decisions, keys, flags, triage, replay, monitors,
+                                   watermark)]
 """The routers of the API, in the order they are matched (the web pages' router comes after them)."""
