@@ -238,6 +238,16 @@ def test_credentials(served):
     assert _post(base, "glk_000000000000_" + "A" * 43, body).status_code == 401
     r = _post(base, tl.keys["developer"], body)
     assert r.status_code == 403 and "operator" in r.json()["message"]
+    # a key bound to a deployment is for its telemetry only: every other operator route refuses it
+    bound = {"authorization": f"Bearer {tl.keys[PUBLIC]}"}
+    r = httpx.get(base + "/v1/keys", headers=bound)
+    assert r.status_code == 403 and "bound to deployment" in r.json()["detail"]
+    unbound = {"authorization": f"Bearer {tl.keys['operator']}"}
+    r = httpx.post(base + "/v1/keys", headers=unbound, json={"role": "operator", "name": "another app",
+                                                             "deployments": [PRIVATE]})
+    assert r.status_code == 201 and r.json()["deployments"] == [PRIVATE]
+    r = httpx.post(base + "/v1/keys", headers=unbound, json={"role": "operator", "name": "x", "deployments": [PUBLIC, PRIVATE]})
+    assert r.status_code == 422
 
 
 def test_missing_attributes_unknown_operations_and_other_spans(served):

@@ -166,7 +166,21 @@ def any_value(v) -> Any:
 
 def attributes(kvs) -> dict[str, Any]:
     """Repeated ``KeyValue`` as a dict (a repeated key: the last one)."""
-    return {kv.key: any_value(kv.value) for kv in kvs}
+    out: dict[str, Any] = {}
+    for kv in kvs:  # the scalar kinds inline: this runs for every attribute of every span
+        v = kv.value
+        kind = v.WhichOneof("value")
+        if kind == "string_value":
+            out[kv.key] = v.string_value
+        elif kind == "int_value":
+            out[kv.key] = v.int_value
+        elif kind == "double_value":
+            out[kv.key] = v.double_value
+        elif kind == "bool_value":
+            out[kv.key] = v.bool_value
+        else:
+            out[kv.key] = any_value(v)
+    return out
 
 
 @dataclass
@@ -190,7 +204,7 @@ def iter_spans(request: ExportTraceServiceRequest) -> Iterator[SpanView]:
         resource = attributes(rs.resource.attributes)
         for ss in rs.scope_spans:
             for sp in ss.spans:
-                events = [(ev.name, attributes(ev.attributes)) for ev in sp.events]
+                events = [(ev.name, attributes(ev.attributes)) for ev in sp.events] if sp.events else []
                 yield SpanView(resource, r, bytes(sp.trace_id), bytes(sp.span_id), sp.name, sp.start_time_unix_nano,
                                sp.end_time_unix_nano, attributes(sp.attributes), events)
 

@@ -228,7 +228,11 @@ async def principal(request: Request,
     if scheme.lower() != "bearer" or not token.strip():
         raise AuthError("Authorization must be 'Bearer <API key or receipt token>'")
     s = state_of(request)
-    return await run_in_threadpool(lambda: s.ctx().keys.authenticate(token.strip()))
+    who = await run_in_threadpool(lambda: s.ctx().keys.authenticate(token.strip()))
+    if who.role == "operator" and who.deployments:  # an ingestion key, kept in an application's exporter settings
+        raise forbidden(f"this operator key is bound to deployment {who.deployments[0]!r}: it sends that deployment's"
+                        " telemetry (POST /v1/traces, /v1/logs) and nothing else; use an unbound operator key")
+    return who
 
 
 Who = Annotated[Principal, Depends(principal)]

@@ -41,9 +41,12 @@ def create_key(body: KeyRequest, who: Operator, s: State) -> dict:
         raise forbidden("supervisor keys are issued only at the log's host (glasslog keys create --role supervisor),"
                         " never through the operator's API; every issue is a public key entry on the log")
     c = s.ctx()
+    if body.role == "operator" and len(body.deployments) > 1:
+        raise invalid("deployments", "an operator key is bound to at most one deployment (the one its telemetry is logged in)")
     for k, name in enumerate(body.deployments):
-        if body.role != "developer":
-            raise invalid("deployments", "only developer keys are granted specific deployments")
+        if body.role not in ("developer", "operator"):
+            raise invalid("deployments", "only developer keys (deployments they read) and operator keys (the one"
+                                         " deployment they send telemetry for) name deployments")
         if c.deployments.find(name) is None:
             raise invalid(f"deployments[{k}]", f"unknown deployment {name!r}: declare it first")
         if name in body.deployments[:k]:
