@@ -95,6 +95,24 @@ def test_inclusion_and_consistency_proofs_verify(store_kind):
             verify_consistency(m, n, roots[m], roots[n], lg.consistency_proof(m, n))
 
 
+def test_proofs_while_the_log_grows(store_kind, open_ledger):
+    """A reader's cached hashes (PostgreSQL keeps the tree's right edge in memory) never stand in for newer ones."""
+    writer, reader = store_kind, open_ledger()
+    rng = random.Random(3)
+    leaves: list[bytes] = []
+    for _ in range(60):
+        batch = [canonical_json(decision(len(leaves) + k)) for k in range(rng.choice([1, 2, 5, 17, 40]))]
+        writer.append(batch)
+        leaves += [leaf_hash(e) for e in batch]
+        n = len(leaves)
+        root = root_from_leaf_hashes(leaves)
+        assert reader.root(n) == root
+        for i in {0, n - 1, n // 2, rng.randrange(n)}:
+            verify_inclusion(i, n, leaves[i], reader.inclusion_proof(i, n), root)
+        m = rng.randint(0, n)
+        verify_consistency(m, n, root_from_leaf_hashes(leaves[:m]), root, reader.consistency_proof(m, n))
+
+
 def test_tiles_and_stored_hashes(store_kind):
     lg = store_kind
     while lg.size < 600:

@@ -210,17 +210,53 @@ atexit.register(close_pools)
 # ------------------------------------------------------------------ cached strips
 SHARED_CACHED_LEVEL = 3
 """Full strips from this level up are cached, once per log per process (at most ``strips.CACHE_ROWS``, 16 MiB):
-the whole tree above the bottom three levels up to ~2M entries, so a proof reads about three strips."""
+the whole tree above the bottom three levels up to ~2M entries."""
 
 
-class _SharedStripCache(S.StripCache):
-    """Full strips of one log, shared by the process's stores of it: a full strip never changes, and a dict's
-    get and set are atomic under the GIL, so threads share it without a lock."""
+class _SharedStripCache:
+    """Stored hashes of one log kept in memory, shared by the process's stores of it (a dict's get and set are
+    atomic under the GIL, so threads share it without a lock).
+
+    - full strips from ``SHARED_CACHED_LEVEL`` up: they never change;
+    - the latest partial strip of each level (the tree's right edge, which every proof against a recent tree
+      size needs): a strip only ever grows, so a cached one answers for the hashes it holds, and is read again
+      when a hash beyond it is wanted.
+
+    So a proof reads about three strips (levels 0 to 2 of its own path).
+    """
+
+    def __init__(self) -> None:
+        self._full: dict[int, bytes] = {}
+        self._edge: dict[int, tuple[int, bytes]] = {}  # level -> (strip id, its bytes when last read)
+
+    def lookup(self, need: dict[int, int]) -> tuple[dict[int, bytes], list[int]]:
+        """``(cached strips, ids to read)`` for ``{strip id: bytes needed from its start}``."""
+        found, missing = {}, []
+        full, edge = self._full, self._edge
+        for sid, length in need.items():
+            hit = full.get(sid)
+            if hit is None:
+                e = edge.get(sid >> S.LEVEL_SHIFT)
+                if e is not None and e[0] == sid and len(e[1]) >= length:
+                    hit = e[1]
+            if hit is None:
+                missing.append(sid)
+            else:
+                found[sid] = hit
+        return found, missing
 
     def offer(self, sid: int, strip) -> None:
-        if (sid >> S.LEVEL_SHIFT) >= SHARED_CACHED_LEVEL and len(self._rows) < S.CACHE_ROWS \
-                and isinstance(strip, bytes) and len(strip) == S.STRIP_BYTES:
-            self._rows[sid] = strip
+        """Keep a strip just read, if it is one this cache keeps."""
+        if not isinstance(strip, bytes):
+            return
+        level = sid >> S.LEVEL_SHIFT
+        if len(strip) == S.STRIP_BYTES:
+            if level >= SHARED_CACHED_LEVEL and len(self._full) < S.CACHE_ROWS:
+                self._full[sid] = strip
+        else:
+            e = self._edge.get(level)
+            if e is None or sid > e[0] or (sid == e[0] and len(strip) > len(e[1])):
+                self._edge[level] = (sid, strip)
 
 
 _caches: dict[tuple[int, str, str], _SharedStripCache] = {}
@@ -332,7 +368,7 @@ class _Tx:
     @_in_tx
     def hashes(self, keys: Iterable[HashKey]) -> dict[HashKey, bytes]:
         keys = list(keys)
-        return S.hashes_from_strips(keys, self._store._strips_on(self._conn, (S.strip_id(lv, i) for lv, i in keys)))
+        return S.hashes_from_strips(keys, self._store._strips_on(self._conn, keys))
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:
@@ -368,7 +404,7 @@ class _Tx:
                 found = {sid: known[sid] for sid in ids if sid in known}
                 missing = [sid for sid in ids if sid not in known]
                 if missing:
-                    found.update(self._store._strips_on(conn, missing))
+                    found.update(self._store._strips_on(conn, ids=missing))  # as stored: never a cached copy
                 return found
 
             rows = S.strip_rows(levels, first, existing)
@@ -562,7 +598,7 @@ class PostgresStore:
         self.location = redact(url)
         self._pool = pool
         self._pid = os.getpid()
-        self._cache: S.StripCache = S.StripCache()  # replaced by the log's shared cache once the log is known
+        self._cache = _SharedStripCache()  # replaced by the log's shared cache once the log is known
         self._tail: tuple[int, dict[int, bytes]] | None = None  # (tree size, its partial strips) after our last batch
         self._closed = False
         self.read_model = _ReadModel(self)
@@ -750,19 +786,31 @@ class PostgresStore:
             "SELECT idx, type, data FROM entries WHERE type = ANY(%s) AND idx >= %s AND idx < %s ORDER BY idx LIMIT %s",
             (types,), start, end)
 
-    def _strips_on(self, conn: psycopg.Connection, ids: Iterable[int]) -> dict[int, bytes]:
-        found, wanted = self._cache.split(ids)
+    def _strips_on(self, conn: psycopg.Connection, keys: Iterable[HashKey] | None = None,
+                   ids: Iterable[int] | None = None) -> dict[int, bytes]:
+        """The strips holding the hashes at ``keys`` (through the cache), or the strips ``ids`` as stored now."""
+        if keys is not None:
+            need: dict[int, int] = {}
+            for level, index in keys:
+                sid = S.strip_id(level, index)
+                length = (index % S.STRIP + 1) * 32
+                if need.get(sid, 0) < length:
+                    need[sid] = length
+            found, wanted = self._cache.lookup(need)
+        else:
+            found, wanted = {}, list(ids or ())
         if wanted:
-            for sid, strip in conn.execute("SELECT id, strip FROM hashes WHERE id = ANY(%s::bigint[])",
-                                           (_int_array(wanted),), binary=True):
+            rows = conn.execute("SELECT id, strip FROM hashes WHERE id = ANY(%s::bigint[])", (_int_array(wanted),),
+                                binary=True).fetchall()
+            offer = self._cache.offer
+            for sid, strip in rows:
                 found[sid] = strip
-                self._cache.offer(sid, strip)
+                offer(sid, strip)
         return found
 
     def hashes(self, keys: Iterable[HashKey]) -> dict[HashKey, bytes]:
         keys = list(keys)
-        ids = [S.strip_id(level, index) for level, index in keys]
-        return S.hashes_from_strips(keys, self._read(lambda conn: self._strips_on(conn, ids)))
+        return S.hashes_from_strips(keys, self._read(lambda conn: self._strips_on(conn, keys)))
 
     def stored_hashes(self, level: int, start: int, end: int):
         if end <= start:
