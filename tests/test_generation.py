@@ -69,6 +69,18 @@ def test_vectorised_interpolation_equals_the_reference_arithmetic():
         assert (toploc.evaluate(ours, np.array(x)) == np.array(y) % toploc.PRIME).all()
 
 
+def test_master_polynomial_is_exact():
+    # the product tree uses float64 (Toeplitz products, FFT for long factors): check it against exact integers
+    rng = random.Random(9)
+    for k in (1, 5, 64, 128, 128, 128):
+        x = rng.sample(range(toploc.PRIME), k)
+        exact = [1]
+        for xi in x:  # multiply by (X - xi)
+            exact = [((exact[j - 1] if j else 0) - xi * (exact[j] if j < len(exact) else 0)) % toploc.PRIME
+                     for j in range(len(exact) + 1)]
+        assert list(toploc._master(np.array([x]))[0]) == exact
+
+
 def test_commitment_bytes_match_the_reference_readme_vector():
     # PrimeIntellect-ai/toploc README: build_proofs_base64(..., decode_batching_size=3, topk=4) -> first proof.
     # Its polynomial takes, on 0..79, values of magnitude in (2, 3.5) exactly at 35, 63, 70 and 79 (the
