@@ -322,3 +322,13 @@ def test_render_prompt_uses_the_chat_template(model_dir):
     _, tok = load_causal_lm(model_dir)
     ids = render_prompt(tok, {"messages": [{"role": "user", "content": "Hi"}]})
     assert tok.decode(ids) == "<|user|>\nHi\n<|assistant|>\n"
+
+
+def test_decoding_options_of_the_model_config_do_not_leak_into_logged_generations(model_dir):
+    # a model directory's generation_config.json may set e.g. a repetition penalty that transformers would apply
+    # silently; capture turns such options off, so replay (logged parameters only) reproduces the output
+    lm, tok = load_causal_lm(model_dir)
+    lm.generation_config.repetition_penalty = 3.0
+    lm.generation_config.no_repeat_ngram_size = 2
+    (ids, outs, coms) = gr._generate(lm, tok, TEXTS, 4, GREEDY)
+    assert all(r.status == "exact" for r in _failed(lm, tok, ids, outs, coms, GREEDY))

@@ -135,6 +135,15 @@ class Generation:
     commitments: list[bytes] = field(repr=False, default_factory=list)
 
 
+NEUTRAL_DECODING = {name: None for name in (
+    "repetition_penalty", "no_repeat_ngram_size", "encoder_repetition_penalty", "encoder_no_repeat_ngram_size",
+    "bad_words_ids", "min_length", "min_new_tokens", "forced_bos_token_id", "forced_eos_token_id",
+    "exponential_decay_length_penalty", "begin_suppress_tokens", "sequence_bias", "guidance_scale", "typical_p",
+    "epsilon_cutoff", "eta_cutoff", "min_p", "top_h", "watermarking_config", "renormalize_logits")} | {"num_beams": 1}
+"""Decoding options a model directory's ``generation_config.json`` may set (and ``transformers`` would apply
+silently) turned off, so that the logged sampling parameters, the registered config's ``suppress_tokens`` and the
+deployment's watermark are the whole decoding, as replay recomputes it."""
+
 SAMPLING_KEYS = ("max_new_tokens", "do_sample", "temperature", "top_k", "top_p", "seed")
 
 
@@ -224,7 +233,8 @@ class CapturedGenerator:
             input_ids[i, width - len(p):] = torch.tensor(p)
             mask[i, width - len(p):] = 1
         kwargs: dict[str, Any] = {"max_new_tokens": params["max_new_tokens"], "do_sample": params["do_sample"],
-                                  "pad_token_id": pad, "output_hidden_states": True, "return_dict_in_generate": True}
+                                  "pad_token_id": pad, "output_hidden_states": True, "return_dict_in_generate": True,
+                                  **NEUTRAL_DECODING}
         if params["do_sample"]:
             kwargs.update(temperature=params["temperature"], top_k=params["top_k"] if params["top_k"] is not None else 0,
                           top_p=params["top_p"] if params["top_p"] is not None else 1.0)
