@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,12 +109,17 @@ class SentenceEncoder:
         max_length: the longest text accepted, in tokens (special tokens included).
         pooling: ``mean`` or ``cls``; normalize: L2-normalised embeddings.
         dim: embedding width.
+        cache_size: distinct texts whose embeddings are kept in memory (0: none).
+            Repeated texts (charge descriptions, product names ...) are then
+            embedded once per process; nothing is kept on disk.
     """
 
-    def __init__(self, path: str | os.PathLike, context_length: int | None = None):
+    def __init__(self, path: str | os.PathLike, context_length: int | None = None, cache_size: int = 20_000):
         torch, transformers = _torch()
         self.path = Path(path)
         self._torch = torch
+        self.cache_size = cache_size
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self.tokenizer = transformers.AutoTokenizer.from_pretrained(str(self.path), local_files_only=True)
         self.model = transformers.AutoModel.from_pretrained(str(self.path), local_files_only=True, use_safetensors=True,
                                                             dtype=torch.float32)
@@ -155,23 +161,39 @@ class SentenceEncoder:
                                  " input is what the model saw")
         return ids
 
-    def embed(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+    def clear_cache(self) -> None:
+        """Forget the embeddings kept in memory."""
+        self._cache.clear()
+
+    def embed(self, texts: Sequence[str], batch_size: int = 64, *, use_cache: bool = True) -> np.ndarray:
         """Embeddings of ``texts``, float32 (rows, dim), in the order given.
 
-        Each distinct text is embedded once; texts are batched by length
-        (less padding); see ``ENCODER_TOLERANCE`` for how much batching moves
-        the result.
+        Each distinct text is embedded once (and, with ``use_cache``, once
+        per process while it stays among the ``cache_size`` most recent);
+        texts are batched by length (less padding); see ``ENCODER_TOLERANCE``
+        for how much batching moves the result.
 
         Raises:
             InputError: as ``token_ids``; or no texts.
         """
         if len(texts) == 0:
             raise InputError("no texts given")
+        texts = list(texts)
         self.token_ids(texts)  # refuse bad or over-long texts before any work
         unique = list(dict.fromkeys(texts))
-        if len(unique) < len(texts):  # each distinct text is embedded once
-            position = {t: k for k, t in enumerate(unique)}
-            return self.embed(unique, batch_size)[[position[t] for t in texts]]
+        cache = self._cache if use_cache and self.cache_size > 0 else {}
+        todo = [t for t in unique if t not in cache]
+        fresh = dict(zip(todo, self._embed(todo, batch_size))) if todo else {}
+        rows = {t: (fresh[t] if t in fresh else cache[t]) for t in unique}
+        if cache is self._cache:
+            for t in unique:
+                self._cache[t] = rows[t]
+                self._cache.move_to_end(t)
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        return np.stack([rows[t] for t in texts])
+
+    def _embed(self, texts: list[str], batch_size: int) -> np.ndarray:
         torch = self._torch
         ids = self.token_ids(texts)
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
@@ -471,14 +493,11 @@ class EncoderHeadReplayer:
         self.estimator = registry.load(self.head.fingerprint, trusted)
         self.classes_ = getattr(self.estimator, "classes_", None)
         self._text = _text_feature(self.head)
-        self._cache: tuple[tuple[str, ...], np.ndarray] | None = None
 
     def _X(self, frame: pd.DataFrame) -> pd.DataFrame:
-        texts = tuple(str(t) for t in frame[self._text].tolist())
-        if self._cache is None or self._cache[0] != texts:  # predict and predict_proba on the same rows embed once
-            self._cache = (texts, self.encoder.embed(list(texts)))
+        embeddings = self.encoder.embed([str(t) for t in frame[self._text].tolist()])  # each distinct text once
         tabular = frame.drop(columns=[self._text]).reset_index(drop=True)
-        return head_frame(self._cache[1], tabular if tabular.shape[1] else None)
+        return head_frame(embeddings, tabular if tabular.shape[1] else None)
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         arr = self.predict_proba(frame)

@@ -17,12 +17,26 @@ from .common import progress_bar as _progress
 
 
 def demo(
+    which: Annotated[str, typer.Argument(metavar="[credit|llm]", help="credit (default): a credit-scoring deployment on"
+                                         " German Credit. llm: a downstream developer adapts a foundation model"
+                                         " (all-MiniLM-L6-v2) on COMPAS text, then a generative test model (needs"
+                                         " the llm extra).")] = "credit",
     data_dir: DataDir = DEFAULT_DIR,
-    origin: Annotated[str, typer.Option(help="Origin if the log is created now.")] = "bank.example/credit-decisions",
+    origin: Annotated[str | None, typer.Option(help="Origin if the log is created now (default:"
+                                               " bank.example/credit-decisions; llm: agency.example/pretrial-decisions).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the data split and the model.")] = 0,
+    no_generative: Annotated[bool, typer.Option("--no-generative", help="llm: skip the generative half.")] = False,
     json_out: JsonOut = False,
 ) -> None:
-    """Run a credit-scoring deployment on the German Credit data and verify it."""
+    """Run a deployment end to end and verify it: credit scoring (default) or a foundation-model adaptation (llm)."""
+    if which == "llm":
+        from .demo_llm import demo_llm
+
+        demo_llm(data_dir, origin, seed, not no_generative, json_out)
+        return
+    if which != "credit":
+        _fail(f"unknown demo {which!r}: choose credit or llm")
+    origin = origin or "bank.example/credit-decisions"
     from ..demo.run import run_demo
 
     try:
