@@ -14,6 +14,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ..errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, GlasslogError
@@ -40,7 +41,7 @@ err = Console(stderr=True)
 
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     """Print ``error: message`` to standard error and exit with ``code`` (default 2, bad usage or input)."""
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False)  # messages may hold [brackets], e.g. 'glasslog[llm]'
     raise typer.Exit(code)
 
 
