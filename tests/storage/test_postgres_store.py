@@ -144,6 +144,39 @@ def test_a_held_write_lock_times_out_as_unavailable_and_leaves_nothing(short_wai
     lg.close()
 
 
+def test_a_refused_write_swallowed_inside_the_batch_commits_nothing(pg_url, tmp_path):
+    """PostgreSQL ends the transaction at a refused statement: a batch that swallows the error fails as a whole
+    (never a partial commit); one that wraps the write in a savepoint goes on."""
+    from glasslog.access.keys import new_receipt_token, store_receipt_tokens
+    from glasslog.storage import StorageConflict
+
+    lg = Ledger.create(tmp_path / "log", ORIGIN, store=pg_url)
+    lg.append([decision(0)], within=lambda tx, first: store_receipt_tokens(tx, [new_receipt_token(first)]))
+    before = observe(lg)
+
+    def swallow(tx, first):
+        try:
+            store_receipt_tokens(tx, [new_receipt_token(0)])  # entry 0 has a token already
+        except StorageConflict:
+            pass
+
+    with pytest.raises(StorageError):
+        lg.append([decision(1)], within=swallow)
+    assert observe(lg) == before
+
+    def in_savepoint(tx, first):
+        try:
+            with tx.savepoint():
+                store_receipt_tokens(tx, [new_receipt_token(0)])
+        except StorageConflict:
+            store_receipt_tokens(tx, [new_receipt_token(first)])
+
+    assert lg.append([decision(1)], within=in_savepoint).first_index == 1
+    assert lg.store.receipt_token_hash(1) is not None
+    assert lg.root() == merkle.root_from_leaf_hashes(leaves_of(lg))
+    lg.close()
+
+
 def test_entries_without_their_checkpoint_are_refused(pg_url, tmp_path):
     lg = Ledger.create(tmp_path / "log", ORIGIN, store=pg_url)
     before = observe(lg)

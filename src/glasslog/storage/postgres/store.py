@@ -16,7 +16,17 @@ and ``bigint`` for indexes, plus two coordination rows:
 
 Connections come from one ``psycopg_pool.ConnectionPool`` per URL per process
 (``_pool_for``), in autocommit mode: a read is one statement on a connection
-borrowed for that statement, a write is one ``conn.transaction()``. A
+borrowed for that statement; a write is one transaction on one connection,
+begun together with its locking read in one round trip (``BEGIN; SELECT ...
+FOR UPDATE``) and committed at the end of the block, its batch's stored
+hashes sent in one round trip with the checkpoint (a pipeline), so a batch
+costs the plain table's three round trips (begin, COPY, commit) plus the
+checkpoint's; ``WriteTx.savepoint`` is a nested ``conn.transaction()``. A
+statement PostgreSQL refuses ends the whole transaction (unlike SQLite,
+which undoes just that statement): code inside a batch that wants to go on
+after a refused write wraps it in ``tx.savepoint()``; one that swallows the
+error and carries on gets a ``StorageError`` at the end, never a partial
+commit. A
 ``PostgresStore`` holds no connection between calls, so a server's many
 worker threads, each with its own store, share a few connections. Long reads
 (``entries``, ``stored_hashes``, ...) are paged by key, one statement per
@@ -49,7 +59,7 @@ import json
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any, TypeVar
 
 import psycopg
@@ -317,6 +327,15 @@ def _partial_strip_ids(size: int) -> set[int]:
     return out
 
 
+def _rollback(conn: psycopg.Connection) -> None:
+    """End a write transaction without storing it (nothing to do on a broken connection: the server ends it)."""
+    if not conn.closed and conn.info.transaction_status in (TransactionStatus.INTRANS, TransactionStatus.INERROR):
+        try:
+            conn.execute("ROLLBACK")
+        except psycopg.Error:
+            pass
+
+
 def _in_chunks(items: Sequence, size: int = PAGE_ROWS) -> Iterator[list]:
     items = list(items)
     for k in range(0, len(items), size):
@@ -361,6 +380,7 @@ class _Tx:
         self.tree_size = tree_size
         self._end = tree_size  # entries stored so far, this transaction's included
         self._signed: int | None = None  # tree size of the checkpoint this transaction stored
+        self._pending: dict[int, bytes] = {}  # strips to upsert, sent with the checkpoint (one round trip fewer)
         # The partial strips as this store's last batch left them (if nobody appended since): the next batch
         # extends them without reading them back.
         self._tail: tuple[int, dict[int, bytes]] | None = tail if tail is not None and tail[0] == tree_size else None
@@ -368,16 +388,28 @@ class _Tx:
     @_in_tx
     def hashes(self, keys: Iterable[HashKey]) -> dict[HashKey, bytes]:
         keys = list(keys)
+        self._flush()
         return S.hashes_from_strips(keys, self._store._strips_on(self._conn, keys))
+
+    def _flush(self) -> None:
+        """Upsert the strips written so far (done with the checkpoint's statement when there is one)."""
+        if self._pending:
+            _upsert_strips(self._conn, list(self._pending.items()))
+            self._pending = {}
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:
+        try:
+            self._flush()  # what was written before belongs to the enclosing transaction
+        except psycopg.Error as exc:
+            raise _translate(exc, self._store.location, self._conn) from exc
         end, tail = self._end, self._tail
         try:
             with self._conn.transaction():  # nested: SAVEPOINT, and ROLLBACK TO it if the block raises
                 yield
+                self._flush()
         except BaseException as exc:
-            self._end, self._tail = end, tail
+            self._end, self._tail, self._pending = end, tail, {}
             if self._conn.info.transaction_status != TransactionStatus.INTRANS:  # broken, or ended by the server
                 raise TransactionAborted(f"the database ended the write transaction: {_one_line(exc)}") from exc
             if isinstance(exc, psycopg.Error):
@@ -400,15 +432,17 @@ class _Tx:
             base = first[0]  # the tree size the new hashes extend
             known = self._tail[1] if self._tail is not None and self._tail[0] == base else {}
 
+            pending = self._pending
+
             def existing(ids: list[int]) -> dict[int, bytes]:
-                found = {sid: known[sid] for sid in ids if sid in known}
-                missing = [sid for sid in ids if sid not in known]
+                found = {sid: pending.get(sid) or known[sid] for sid in ids if sid in pending or sid in known}
+                missing = [sid for sid in ids if sid not in found]
                 if missing:
                     found.update(self._store._strips_on(conn, ids=missing))  # as stored: never a cached copy
                 return found
 
             rows = S.strip_rows(levels, first, existing)
-            _upsert_strips(conn, rows)
+            pending.update(rows)
             size = base + len(levels[0])
             strips = {**known, **dict(rows)}
             self._tail = (size, {sid: strips[sid] for sid in _partial_strip_ids(size) if sid in strips})
@@ -421,11 +455,17 @@ class _Tx:
     def put_checkpoint(self, tree_size: int, root: bytes, note: str, created_at: str) -> None:
         if tree_size != self._end:
             raise StorageConflict(f"a checkpoint at tree size {tree_size} does not cover the log, which ends at {self._end}")
-        # The compare-and-swap and the insert in one statement: the checkpoint is stored only if log_state moved.
-        cur = self._conn.execute(
-            "WITH moved AS (UPDATE log_state SET tree_size = %s, root = %s WHERE id = 1 AND tree_size = %s RETURNING 1) "
-            "INSERT INTO checkpoints (tree_size, root, note, created_at) SELECT %s, %s, %s, %s FROM moved",
-            (tree_size, root, self.tree_size, tree_size, root, note, created_at))
+        # The compare-and-swap and the insert in one statement: the checkpoint is stored only if log_state moved;
+        # sent in one round trip with the batch's strips.
+        conn, pending = self._conn, self._pending
+        with conn.pipeline() if pending else nullcontext():
+            if pending:
+                _upsert_strips(conn, list(pending.items()))
+            cur = conn.execute(
+                "WITH moved AS (UPDATE log_state SET tree_size = %s, root = %s WHERE id = 1 AND tree_size = %s RETURNING 1) "
+                "INSERT INTO checkpoints (tree_size, root, note, created_at) SELECT %s, %s, %s, %s FROM moved",
+                (tree_size, root, self.tree_size, tree_size, root, note, created_at))
+        self._pending = {}
         if cur.rowcount != 1:
             raise StorageConflict(f"the latest checkpoint moved from tree size {self.tree_size} during the batch")
         self._signed = tree_size
@@ -472,6 +512,7 @@ class _Tx:
                     None if at else p.lookup, at, reason) for p, at, reason in rows))
 
     def _finish(self) -> None:
+        self._flush()
         if self._end != self.tree_size and self._signed != self._end:
             raise StorageError(f"entries {self.tree_size}..{self._end - 1} were stored without a checkpoint covering them;"
                                " a batch is committed with its signed checkpoint")
@@ -713,31 +754,41 @@ class PostgresStore:
 
     @contextmanager
     def write(self) -> Iterator[_Tx]:
-        conn, stack, tree_size = self._begin_write()
+        conn, tree_size = self._begin_write()
         tail, self._tail = self._tail, None  # trusted again only once this transaction commits
         try:
-            with stack:  # commit (or roll back), then the connection goes back to the pool
-                tx = _Tx(self, conn, tree_size, tail)
+            tx = _Tx(self, conn, tree_size, tail)
+            try:
                 yield tx
                 tx._finish()
+                if conn.info.transaction_status != TransactionStatus.INTRANS:  # a refused statement was swallowed
+                    raise StorageError(f"the write transaction on {self.location} failed part way and was not committed")
+            except BaseException:
+                _rollback(conn)
+                raise
+            conn.execute("COMMIT")
         except psycopg.Error as exc:  # from the commit
+            _rollback(conn)
             raise _translate(exc, self.location, conn) from exc
+        finally:
+            self._pool.putconn(conn)
         self._tail = tx._tail if tx._tail is not None and tx._tail[0] == tx._end else None
 
-    def _begin_write(self) -> tuple[psycopg.Connection, ExitStack, int]:
-        """Begin a transaction and take the log's write lock; a pooled connection the server dropped is replaced once."""
+    def _begin_write(self) -> tuple[psycopg.Connection, int]:
+        """Begin a transaction and take the log's write lock, in one round trip (BEGIN and the locking read
+        sent together); a pooled connection the server dropped is replaced once."""
         for attempt in (0, 1):
             conn = self._getconn()
-            stack = ExitStack()
-            stack.callback(self._pool.putconn, conn)
             try:
-                stack.enter_context(conn.transaction())
-                row = conn.execute("SELECT tree_size FROM log_state WHERE id = 1 FOR UPDATE").fetchone()
+                cur = conn.execute("BEGIN; SELECT tree_size FROM log_state WHERE id = 1 FOR UPDATE")
+                cur.nextset()
+                row = cur.fetchone()
                 if row is None:
                     raise StorageError(f"{self.location} has no log_state row: the database is damaged")
-                return conn, stack, row[0]
+                return conn, row[0]
             except BaseException as exc:
-                stack.__exit__(type(exc), exc, exc.__traceback__)  # roll back, give the connection back
+                _rollback(conn)
+                self._pool.putconn(conn)
                 if not isinstance(exc, psycopg.Error):
                     raise
                 err = _translate(exc, self.location, conn)
