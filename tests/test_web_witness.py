@@ -67,15 +67,32 @@ def setup(tmp_path_factory):
         for w in (w1, w2):
             lg.store.put_cosignature(size, str(w.verifier()), w.cosign(body), utc_now())
         rc = make_receipt(lg, 7)
+        mine, other = decision_receipts(lg)
     assert rc.checkpoint.count("\u2014 ") == 3
     server = Server(create_app(d))
     with playwright_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
                                     args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
-        yield {"dir": d, "url": server.url, "browser": browser, "receipt": rc, "w1": w1, "w2": w2,
+        yield {"dir": d, "url": server.url, "browser": browser, "receipt": rc, "w1": w1, "w2": w2, "mine": mine, "other": other,
                "key": (d / "log.vkey").read_text().strip()}
         browser.close()
     server.stop()
+
+
+def decision_receipts(lg: Ledger) -> tuple[Receipt, Receipt]:
+    """Two decisions about two applicants (subject commitments opened by their receipts)."""
+    from glasslog.ledger import PrivateValue
+    from glasslog.ledger.commitments import commit
+
+    entries, private = [], []
+    for i, who in enumerate(("applicant-0042", "applicant-0043")):
+        subject, salt, value = commit(who)
+        inp, isalt, ivalue = commit({"income": 1000 + i})
+        entries.append({"type": "decision", "v": 1, "model": "sha256:" + "ab" * 32, "deployment": "agency.example/risk",
+                        "time": utc_now(), "input": inp, "subject": subject, "output": {"label": i}})
+        private += [PrivateValue(i, "subject", subject, salt, value), PrivateValue(i, "input", inp, isalt, ivalue)]
+    res = lg.append(entries, private)
+    return make_receipt(lg, res.first_index), make_receipt(lg, res.first_index + 1)
 
 
 def wait_js(page, expression: str, timeout: float = 15.0) -> None:
@@ -86,7 +103,8 @@ def wait_js(page, expression: str, timeout: float = 15.0) -> None:
         time.sleep(0.05)
 
 
-def check_in_page(page, receipt: Receipt, keys: list[str], minimum: str) -> tuple[str, list[dict], list[dict]]:
+def check_in_page(page, receipt: Receipt, keys: list[str], minimum: str, subject: str = "") -> tuple[str, list[dict], list[dict]]:
+    page.fill("#subject-id", subject)
     page.fill("#witness-keys", "\n".join(keys))
     page.fill("#min-witnesses", minimum)
     page.fill("#receipt-text", receipt.to_json())
@@ -142,5 +160,30 @@ def test_witness_policy_in_the_browser_matches_the_python_verifier(setup):
             assert "witnesses" not in [c["name"] for c in got]
         if label == "malformed key":
             assert got[-1]["name"] == "witnesses" and got[-1]["detail"].startswith("witness policy: witness verifier key")
+    context.close()
+    assert not errors, errors
+
+
+def test_subject_check_in_the_browser_matches_the_python_verifier(setup):
+    """One applicant cannot be handed another applicant's valid receipt: --subject / the page's id field refuse it."""
+    context = setup["browser"].new_context(base_url=setup["url"])
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto("/receipt")
+    page.wait_for_selector("body[data-ready]")
+    key = setup["key"]
+    for label, receipt, subject, ok in (("mine", setup["mine"], "applicant-0042", True),
+                                        ("someone else's", setup["other"], "applicant-0042", False),
+                                        ("no id given", setup["other"], "", True),
+                                        ("no subject in the entry", setup["receipt"], "applicant-0042", False)):
+        verdict, got, _ = check_in_page(page, receipt, [], "", subject)
+        want = [vars(c) for c in verify_receipt(receipt, key, subject=subject or None).checks]
+        assert got == want, label
+        assert verdict.startswith("Receipt verified" if ok else "Receipt NOT valid: subject failed"), (label, verdict)
+        if label == "mine":
+            assert page.inner_text("#decision-subject") == "This decision is about applicant-0042 \u2014 the id you gave."
+        if label == "no id given":
+            assert "This decision is about applicant-0043 (give your id" in page.inner_text("#decision-subject")
     context.close()
     assert not errors, errors

@@ -306,3 +306,34 @@ def test_witness_catches_up_from_the_tiles(tmp_path, log_dir):
         server.stop()
     assert w.store.state(ORIGIN).tree_size == 905
     w.close()
+
+
+def test_verify_receipt_subject_says_whose_decision_it_is(tmp_path, log_dir):
+    """One applicant cannot be handed another applicant's valid receipt."""
+    from glasslog.ledger import PrivateValue
+    from glasslog.ledger.commitments import commit
+
+    entries, private = [], []
+    for i, who in enumerate(("applicant-0042", "applicant-0043")):
+        subject, salt, value = commit(who)
+        inp, isalt, ivalue = commit({"income": 1000 + i})
+        entries.append({"type": "decision", "v": 1, "model": "sha256:" + "ab" * 32, "deployment": "bank.example/d",
+                        "time": utc_now(), "input": inp, "subject": subject, "output": {"label": i}})
+        private += [PrivateValue(i, "subject", subject, salt, value), PrivateValue(i, "input", inp, isalt, ivalue)]
+    with Ledger.open(log_dir) as lg:
+        first = lg.append(entries, private).first_index
+    vkey = (log_dir / "log.vkey").read_text().strip()
+    paths = []
+    for i in (first, first + 1, 2):
+        p = tmp_path / f"r{i}.json"
+        assert runner.invoke(cli, ["receipt", str(i), "-o", str(p), "-d", str(log_dir)]).exit_code == 0
+        paths.append(p)
+    mine, other, no_subject = paths
+    r = runner.invoke(cli, ["verify", "receipt", str(mine), "--key", vkey, "--subject", "applicant-0042", "-d", str(tmp_path)])
+    assert r.exit_code == 0 and "the decision is about 'applicant-0042'" in text(r) and "whose decision: applicant-0042" in text(r)
+    r = runner.invoke(cli, ["verify", "receipt", str(other), "--key", vkey, "--subject", "applicant-0042", "-d", str(tmp_path)])
+    assert r.exit_code == 1 and "not about 'applicant-0042'" in text(r)
+    r = runner.invoke(cli, ["verify", "receipt", str(other), "--key", vkey, "-d", str(tmp_path)])
+    assert r.exit_code == 0 and "whose decision: applicant-0043 (give --subject YOUR-ID" in text(r)
+    r = runner.invoke(cli, ["verify", "receipt", str(no_subject), "--key", vkey, "--subject", "x", "-d", str(tmp_path)])
+    assert r.exit_code == 1 and "names no subject" in text(r)

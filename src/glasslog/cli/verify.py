@@ -77,8 +77,11 @@ def verify_receipt_cmd(
     json_out: JsonOut = False,
     witness_key: WitnessKeys = None,
     min_witnesses: MinWitnesses = None,
+    subject: Annotated[str | None, typer.Option("--subject", help="Your own id (e.g. an application number): the decision "
+                                                                   "must be about it.")] = None,
 ) -> None:
-    """Verify a receipt offline: checkpoint signature, witnesses' cosignatures, inclusion proof, entry hash, commitments."""
+    """Verify a receipt offline: checkpoint signature, witnesses' cosignatures, inclusion proof, entry hash, commitments,
+    and with --subject that the decision is about you."""
     from ..verify import verify_receipt
 
     vkey = _verifier_key(key, key_file, data_dir)
@@ -87,7 +90,7 @@ def verify_receipt_cmd(
         r = Receipt.load(file)
     except ReceiptFormatError as exc:
         _fail(str(exc))
-    report = verify_receipt(r, vkey, witness_keys, needed)
+    report = verify_receipt(r, vkey, witness_keys, needed, subject)
     if json_out:
         _print_json(report.to_dict())
     else:
@@ -96,6 +99,13 @@ def verify_receipt_cmd(
         if report.ok and report.entry:
             e = report.entry
             out.print(f"[bold green]Receipt verified[/]: entry {r.index} ({e['type']}) is in log {r.origin} at tree size {r.tree_size}.")
+            if "subject" in r.private:
+                try:
+                    about = json.loads(r.private["subject"][1])
+                except ValueError:
+                    about = r.private["subject"][1].decode("utf-8", "replace")
+                checked = " (checked: --subject)" if subject is not None else " (give --subject YOUR-ID to check it is yours)"
+                out.print(f"  [bold]whose decision: {about}[/]{checked}", highlight=False)
             if e["type"] == "decision":
                 if "output" in e:
                     shown = json.dumps(e["output"])

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from ..ledger import merkle
 from ..ledger.commitments import COMMITMENT_FIELDS, check_commitment
 from ..ledger.cosignature import CosignatureVerifier, verify_cosigned
-from ..ledger.entries import Entry, EntryError
+from ..ledger.entries import Entry, EntryError, canonical_json
 from ..ledger.note import NoteError, Verifier, open_checkpoint
 from ..ledger.receipt import Receipt
 
@@ -49,7 +49,8 @@ class ReceiptReport:
 
 
 def verify_receipt(receipt: Receipt, verifier_key: str | Verifier,
-                   witness_keys: Sequence[str | CosignatureVerifier] = (), min_witnesses: int = 0) -> ReceiptReport:
+                   witness_keys: Sequence[str | CosignatureVerifier] = (), min_witnesses: int = 0,
+                   subject: str | None = None) -> ReceiptReport:
     """Verify a receipt offline.
 
     Checks, in order: the verifier key parses; the checkpoint is signed by
@@ -67,6 +68,9 @@ def verify_receipt(receipt: Receipt, verifier_key: str | Verifier,
         min_witnesses: how many of them must have cosigned it (C2SP
             tlog-cosignature): a checkpoint shown only to this person (a split
             view) has no cosignature from an honest witness.
+        subject: the id of the person the decision should be about; the
+            entry's subject commitment must open to it with the receipt's
+            salt (so one applicant cannot be handed another's valid receipt).
 
     Returns:
         A report; ``ok`` is False if any check failed. Never raises for a
@@ -124,5 +128,23 @@ def verify_receipt(receipt: Receipt, verifier_key: str | Verifier,
         else:
             add(Check(f"{kind} commitment", False, f"the {kind} value in the receipt does not match the logged commitment"))
             all_ok = False
+    if subject is not None:
+        check = _subject_check(report.entry, receipt.private.get("subject"), subject)
+        add(check)
+        all_ok = all_ok and check.ok
     report.ok = all_ok
     return report
+
+
+def _subject_check(entry: dict, opening: tuple[bytes, bytes] | None, subject: str) -> Check:
+    """Whose decision it is: the entry's subject commitment must open, with the receipt's salt, to ``subject``."""
+    commitment = entry.get("subject")
+    if not isinstance(commitment, str):
+        return Check("subject", False, "the entry names no subject, so it is not a decision about you")
+    if opening is None:
+        return Check("subject", False, "the receipt does not open the entry's subject commitment, so it cannot show whose"
+                                       " decision it is")
+    salt, value = opening
+    if value != canonical_json(subject) or not check_commitment(commitment, salt, value):
+        return Check("subject", False, f"the decision is not about {subject!r}: its subject commitment opens to another id")
+    return Check("subject", True, f"the decision is about {subject!r}: its subject commitment opens to that id")

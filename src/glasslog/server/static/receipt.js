@@ -149,6 +149,12 @@
     const who = card ? `the model \u201c${card.name} ${card.version}\u201d of ${card.provider}` : `model ${e.model}`;
     const output = "output" in e ? e.output : report.private.output;
     const parts = [`On ${when}, ${who} made a decision in ${e.deployment} (entry ${report.index} of the log).`];
+    const about = $("decision-subject");
+    if (about) {
+      about.hidden = report.private.subject === undefined;
+      about.textContent = about.hidden ? "" : `This decision is about ${String(report.private.subject)}` +
+        (report.checks.some((c) => c.name === "subject" && c.ok) ? " \u2014 the id you gave." : " (give your id above to check it is yours).");
+    }
     const words = outputWords(output, card);
     parts.push(words || "Its output is private: the receipt does not open it.");
     $("plain").textContent = parts.join(" ");
@@ -188,7 +194,8 @@
     const witnessKeys = ($("witness-keys") ? $("witness-keys").value : "").split("\n").map((k) => k.trim()).filter((k) => k);
     const minText = $("min-witnesses") ? $("min-witnesses").value.trim() : "";
     const minWitnesses = minText === "" ? (witnessKeys.length ? 1 : 0) : Number(minText);
-    const report = await window.GlasslogVerify.verifyReceipt(text, $("verifier-key").value, witnessKeys, minWitnesses);
+    const subject = $("subject-id") ? $("subject-id").value.trim() : "";
+    const report = await window.GlasslogVerify.verifyReceipt(text, $("verifier-key").value, witnessKeys, minWitnesses, subject);
     if (report.unavailable) {
       showUnavailable(report.unavailable);
       window.glasslogLastReport = report;

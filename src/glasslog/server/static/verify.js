@@ -509,18 +509,33 @@
 
   /* verify_receipt: returns {ok, checks: [{name, ok, detail}], entry, index, tree_size}; never throws for a bad receipt.
    * Where this browser cannot run the check, {ok: false, unavailable: <why>, checks: []}: no check failed. */
-  async function verifyReceipt(receiptInput, verifierKey, witnessKeys, minWitnesses) {
+  /* _subject_check: the entry's subject commitment must open, with the receipt's salt, to the id given. */
+  async function subjectCheck(entry, opening, subject) {
+    const commitment = entry.subject;
+    if (typeof commitment !== "string") return { name: "subject", ok: false, detail: "the entry names no subject, so it is not a decision about you" };
+    if (!opening) {
+      return { name: "subject", ok: false, detail: "the receipt does not open the entry's subject commitment, so it cannot show whose decision it is" };
+    }
+    const wanted = utf8.encode(canonicalJSON(subject));
+    if (!equalBytes(opening.value, wanted) || !(await checkCommitment(commitment, opening.salt, opening.value))) {
+      return { name: "subject", ok: false, detail: `the decision is not about ${repr(subject)}: its subject commitment opens to another id` };
+    }
+    return { name: "subject", ok: true, detail: `the decision is about ${repr(subject)}: its subject commitment opens to that id` };
+  }
+
+  async function verifyReceipt(receiptInput, verifierKey, witnessKeys, minWitnesses, subject) {
     const why = unavailable();
     if (why !== null) return { ok: false, unavailable: why, checks: [], entry: null, index: null, tree_size: null, private: {} };
     try {
-      return await runChecks(receiptInput, verifierKey, witnessKeys || [], minWitnesses || 0);
+      return await runChecks(receiptInput, verifierKey, witnessKeys || [], minWitnesses || 0,
+                             subject === undefined || subject === "" ? null : subject);
     } catch (e) {
       if (!(e instanceof UnavailableError)) throw e;
       return { ok: false, unavailable: e.message, checks: [], entry: null, index: null, tree_size: null, private: {} };
     }
   }
 
-  async function runChecks(receiptInput, verifierKey, witnessKeys, minWitnesses) {
+  async function runChecks(receiptInput, verifierKey, witnessKeys, minWitnesses, subject) {
     const report = { ok: false, checks: [], entry: null, index: null, tree_size: null, private: {}, witnesses: [] };
     const add = (name, ok, detail) => report.checks.push({ name, ok, detail });
     let receipt;
@@ -603,6 +618,11 @@
         add(`${kind} commitment`, false, `the ${kind} value in the receipt does not match the logged commitment`);
         allOk = false;
       }
+    }
+    if (subject !== null) {
+      const c = await subjectCheck(report.entry, receipt.private.subject, subject);
+      add(c.name, c.ok, c.detail);
+      allOk = allOk && c.ok;
     }
     report.ok = allOk;
     return report;
