@@ -23,10 +23,23 @@ def serve(
              "HTTPS reverse proxy in front of the server. Default: trust none, so per-address limits count the "
              "connecting address and a client cannot choose its own.")] = None,
     openapi: Annotated[Path | None, typer.Option("--write-openapi", help="Write the OpenAPI spec to this file and exit.")] = None,
+    commit_window_ms: Annotated[float | None, typer.Option(
+        "--commit-window-ms", min=0, max=1000,
+        help="Group commit: milliseconds the first of several concurrent appends waits for others before committing "
+             "them in one transaction (default 0: whatever queued while the last commit synced).")] = None,
+    commit_max_entries: Annotated[int | None, typer.Option(
+        "--commit-max-entries", min=1, help="Group commit: most entries in one transaction (default 5000).")] = None,
 ) -> None:
     """Serve the log over HTTP: C2SP tiles for verifiers and the JSON API (FastAPI + uvicorn)."""
-    from ..server import create_app
+    import os
 
+    from ..server import create_app
+    from ..server.deps import COMMIT_MAX_ENV, COMMIT_WINDOW_ENV
+
+    if commit_window_ms is not None:  # through the environment, so that every worker process gets them
+        os.environ[COMMIT_WINDOW_ENV] = str(commit_window_ms)
+    if commit_max_entries is not None:
+        os.environ[COMMIT_MAX_ENV] = str(commit_max_entries)
     try:
         application = create_app(data_dir)
     except LedgerError as exc:
@@ -51,7 +64,6 @@ def serve(
     proxy = ({"proxy_headers": True, "forwarded_allow_ips": forwarded_allow_ips} if forwarded_allow_ips
              else {"proxy_headers": False})
     if workers > 1:
-        import os
 
         os.environ[DATA_DIR_ENV] = str(data_dir)
         uvicorn.run("glasslog.server.app:app_from_env", host=host, port=port, workers=workers, factory=True,

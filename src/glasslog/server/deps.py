@@ -14,9 +14,13 @@
 Concurrency: each thread has its own connection to the log (``Context``).
 The verifier endpoints and proofs run on the event loop (a few indexed reads;
 no hop to a worker thread); everything else runs in worker threads. Decision
-batches are serialised by a lock in each process (``ServerState.append_lock``,
-so waiting batches queue in order instead of polling SQLite's busy handler)
-and across processes by SQLite's write lock. Each append is one transaction,
+batches arriving together in one process are group-committed
+(``ServerState.group_commit``, a ``glasslog.ledger.GroupCommit`` every
+thread's ledger shares: one transaction, one sync and one signed checkpoint
+for all of them, each request answered once its own entries are durable);
+across processes, appends are serialised by the back end's write lock. The
+low-volume writes (flags, triage, monitors) also hold ``append_lock``, so that
+their read-then-append checks run one at a time. Each append is one transaction,
 so a shutdown (uvicorn finishes in-flight requests on SIGINT/SIGTERM) never
 leaves a half-written batch. Since a ``Context`` belongs to a thread, routes
 take the ``ServerState`` and call ``s.ctx()`` in the thread they run in (a
@@ -28,6 +32,7 @@ Rate limits and caches are in memory, per app (so per server process).
 
 import collections
 import math
+import os
 import re
 import threading
 import time
@@ -40,7 +45,7 @@ from starlette.concurrency import run_in_threadpool
 
 from .. import capture
 from ..access import PUBLIC, AuthError, KeyStore, Principal
-from ..ledger import Ledger
+from ..ledger import GroupCommit, Ledger
 from ..oversight.flags import Flags
 from ..oversight.triage import Triage
 from ..registry import Deployment, Deployments, RegisteredModel, Registry, RegistryError
@@ -49,7 +54,7 @@ from .middleware import StrictJSONRoute
 from .problems import forbidden, invalid, not_found, short, unauthorized
 from .schemas import PATTERN_PROBLEMS, UINT
 
-__all__ = ["Context", "ServerState", "State", "Who", "CHECK_CREDENTIALS", "Operator", "Supervisor", "require", "requires",
+__all__ = ["Context", "ServerState", "State", "state_of", "Who", "CHECK_CREDENTIALS", "Operator", "Supervisor", "require", "requires",
            "strict_query", "api_router", "uint", "model_or_404", "deployment_or_404", "RateLimit", "BytesCache",
            "ANONYMOUS_DOWNLOADS_PER_HOUR", "FLAGS_PER_HOUR", "RATINGS_PER_HOUR", "BUNDLE_CACHE_BYTES"]
 
@@ -167,13 +172,34 @@ class BytesCache:
 
 
 # -------------------------------------------------------------- the app's state
+COMMIT_WINDOW_ENV = "GLASSLOG_COMMIT_WINDOW_MS"
+COMMIT_MAX_ENV = "GLASSLOG_COMMIT_MAX_ENTRIES"
+
+
+def _env_number(name: str, default: float) -> float:
+    """A non-negative number from the environment (``glasslog serve`` sets these from its options)."""
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"${name} must be a number, got {raw!r}") from None
+    if not value >= 0:
+        raise ValueError(f"${name} must not be negative, got {raw!r}")
+    return value
+
+
 class ServerState:
     """What one app shares across its threads (``app.state.glasslog``).
 
     Attributes:
         data_dir: the log's data directory.
         store: the log's database URL, or None for the data directory's SQLite file.
-        append_lock: serialises appends in this process (hold it around ``ledger.append``).
+        append_lock: serialises the low-volume read-then-append routes in this process.
+        group_commit: gathers concurrent appends of this process's threads into one transaction
+            (window ``$GLASSLOG_COMMIT_WINDOW_MS``, default 0: whatever queued during the last commit;
+            at most ``$GLASSLOG_COMMIT_MAX_ENTRIES`` entries, default 5,000).
         anonymous_downloads, flag_limit, rating_limit: rate limits (``*_PER_HOUR``, read when the app is built).
         bundle_cache: gzip-compressed entry bundles.
     """
@@ -181,6 +207,8 @@ class ServerState:
     def __init__(self, data_dir: Path, store: str | None = None):
         self.data_dir, self.store = data_dir, store
         self.append_lock = threading.Lock()
+        self.group_commit = GroupCommit(window=_env_number(COMMIT_WINDOW_ENV, 0.0) / 1000,
+                                        max_entries=int(_env_number(COMMIT_MAX_ENV, 5000)))
         self.anonymous_downloads = RateLimit(ANONYMOUS_DOWNLOADS_PER_HOUR, 3600.0)
         self.flag_limit = RateLimit(FLAGS_PER_HOUR, 3600.0)
         self.rating_limit = RateLimit(RATINGS_PER_HOUR, 3600.0)
@@ -194,6 +222,7 @@ class ServerState:
         c = getattr(self._local, "ctx", None)
         if c is None:
             c = self._local.ctx = Context(self.data_dir, self.store)
+            c.ledger.group = self.group_commit
         return c
 
     def shared(self, name: str, make: Callable[[], Any]) -> Any:
@@ -205,6 +234,7 @@ class ServerState:
 
 
 def state_of(request: Request) -> ServerState:
+    """The app's ``ServerState``, for code that has the request but not the ``State`` dependency."""
     return request.app.state.glasslog
 
 

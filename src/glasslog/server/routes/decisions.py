@@ -317,14 +317,13 @@ def append_decisions(body: DecisionBatch, who: Operator, s: State) -> dict:
         tokens[:] = [new_receipt_token(first + pos) if sid else None for pos, sid in enumerate(subject_ids)]
         store_receipt_tokens(tx, [t for t in tokens if t])
 
-    try:
-        with s.append_lock:
-            if with_output:
-                result = wrapped.log_outputs([r.input for r in body.rows], [r.output for r in body.rows], subject_ids, within)
-            else:
-                decide = wrapped.predict if body.method == "predict" else wrapped.predict_proba
-                decide(frame, subject_ids, within=within)
-                result = wrapped.last_batch
+    try:  # no lock: concurrent batches are group-committed (ServerState.group_commit)
+        if with_output:
+            result = wrapped.log_outputs([r.input for r in body.rows], [r.output for r in body.rows], subject_ids, within)
+        else:
+            decide = wrapped.predict if body.method == "predict" else wrapped.predict_proba
+            decide(frame, subject_ids, within=within)
+            result = wrapped.last_batch
     except (capture.InputError, EntryError) as exc:
         row = re.search(r"row (\d+)", str(exc))
         raise invalid(f"rows[{row.group(1)}]" if row else "rows", str(exc)) from None
