@@ -446,3 +446,42 @@ def test_cli_models_register_directory_and_skops(tmp_path):
     assert fingerprint_bytes(skops_file.read_bytes())[:40] in result.stdout.replace("\n", "")
     result = runner.invoke(app, ["models", "list", "-d", str(data_dir), "--json"])
     assert [m["card"]["name"] for m in json.loads(result.stdout)] == ["tiny model", "scorecard"]
+
+
+def test_http_download_of_a_directory_is_a_logged_tar_and_refused_when_tampered(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from glasslog.server import create_app
+
+    data_dir = tmp_path / "log"
+    lg = Ledger.create(data_dir, "provider.example/models")
+    model = make_model_dir(tmp_path / "m")
+    private, public = ec_keypair(tmp_path)
+    sign_dir(model, private)
+    record = Registry(lg).register(model, make_card(disclosure_policy="public"), public_key=public)
+    size = lg.size
+    lg.close()
+    client = TestClient(create_app(data_dir))
+    r = client.get(f"/v1/models/{record.fingerprint}/artifact")
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "application/x-tar"
+    assert r.headers["content-disposition"] == f'attachment; filename="{record.fingerprint[7:23]}.tar"'
+    assert r.headers["x-glasslog-fingerprint"] == record.fingerprint
+    with tarfile.open(fileobj=io.BytesIO(r.content)) as tar:
+        names = sorted(m.name.split("/", 1)[1] for m in tar.getmembers())
+    assert names == sorted(set(record.artifact["files"]) | {"model.sig"})
+    lg = Ledger.open(data_dir)
+    try:
+        assert lg.size == size + 1
+        assert json.loads(lg.entry(size))["action"] == "weights-download"
+        stored = Registry(lg).artifact_path(record.fingerprint)
+    finally:
+        lg.close()
+    flip_byte(stored / "config.json", 2)
+    r = client.get(f"/v1/models/{record.fingerprint}/artifact")
+    assert r.status_code == 503 and "config.json" in r.json()["detail"] and "refusing" in r.json()["detail"]
+    lg = Ledger.open(data_dir)
+    try:
+        assert lg.size == size + 1  # a refused download is not logged as one
+    finally:
+        lg.close()
