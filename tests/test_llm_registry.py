@@ -485,3 +485,16 @@ def test_http_download_of_a_directory_is_a_logged_tar_and_refused_when_tampered(
         assert lg.size == size + 1  # a refused download is not logged as one
     finally:
         lg.close()
+
+
+def test_decision_schema_checks_the_foundation_field():
+    from glasslog.ledger import Entry, EntryError
+
+    entry = {"type": "decision", "v": 1, "model": "sha256:" + "a" * 64, "foundation": "sha256:" + "b" * 64,
+             "deployment": "d", "time": "2026-11-29T08:00:00Z", "input": "sha256:" + "c" * 64, "output": {"label": 1},
+             "runtime": {"torch": "2.13.0"}}
+    assert Entry.from_object(entry).object()["foundation"] == "sha256:" + "b" * 64
+    with pytest.raises(EntryError, match="foundation"):
+        Entry.from_object({**entry, "foundation": "minilm"})
+    with pytest.raises(EntryError, match="runtime"):
+        Entry.from_object({**entry, "runtime": "torch 2.13"})

@@ -1,5 +1,6 @@
 """The SDK: wrap a model so predictions are logged and receipted; record outcomes later."""
 
+from .encoder import CapturedEncoderClassifier, wrap_encoder_classifier
 from .generator import CapturedGenerator, Generation, wrap_generator
 from .sdk import (
     CapturedModel,
@@ -14,5 +15,5 @@ from .sdk import (
     wrap,
 )
 
-__all__ = ["CapturedGenerator", "Generation", "wrap_generator", "CapturedModel", "InputError", "ModelNotActiveError", "open_log", "receipt", "receipts_at", "receipts_for_subject",
+__all__ = ["CapturedEncoderClassifier", "wrap_encoder_classifier", "CapturedGenerator", "Generation", "wrap_generator", "CapturedModel", "InputError", "ModelNotActiveError", "open_log", "receipt", "receipts_at", "receipts_for_subject",
            "record_outcome", "record_outcomes", "wrap"]

@@ -243,12 +243,16 @@ def _one_of(obj: dict, public: str, committed: str) -> None:
 
 
 def _check_decision(obj: dict) -> None:
+    """A model's decision; ``foundation`` (optional) names the foundation model a head was built on (encoder path)."""
     _digest(obj, "model")
+    _digest(obj, "foundation", optional=True)
     _name(obj, "deployment")
     _time(obj)
     _digest(obj, "input")
     _digest(obj, "subject", optional=True)
     _one_of(obj, "output", "output_commitment")
+    if "runtime" in obj:
+        _require(obj, "runtime", dict)
 
 
 def _check_outcome(obj: dict) -> None:
