@@ -17,6 +17,7 @@ Target (issue 14): at most 5 ms added at p50.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import statistics
 import subprocess
@@ -29,6 +30,7 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "bench"))
 
 
 def pct(values: list[float], q: float) -> float:
@@ -80,6 +82,9 @@ def main() -> int:
                 for _ in range(10):  # warm up both paths
                     cd.post(upstream + "/v1/chat/completions", json=body)
                     cg.post(gateway + "/v1/chat/completions", json=body)
+                from otlp import server_cpu
+
+                cpu0, load0 = server_cpu(procs[1].pid), os.getloadavg()[0]
                 for _ in range(args.pairs):
                     order = [("d", cd, upstream), ("g", cg, gateway)]
                     rng.shuffle(order)
@@ -94,6 +99,7 @@ def main() -> int:
                     direct_t.append(took["d"] * 1000)
                     gw_t.append(took["g"] * 1000)
                     diffs.append((took["g"] - took["d"]) * 1000)
+                cpu = server_cpu(procs[1].pid) - cpu0
         finally:
             for p in procs:
                 p.terminate()
@@ -108,6 +114,8 @@ def main() -> int:
     print(f"added  : p50 of pair differences {pct(diffs, 50):6.2f} ms, p99 {pct(diffs, 99):6.2f} ms;"
           f" difference of p50s {added:6.2f} ms; mean {statistics.mean(diffs):6.2f} ms"
           f" (target <= 5 ms at p50: {'met' if pct(diffs, 50) <= 5 else 'MISSED'})")
+    print(f"machine load average (1 min) at the start: {load0:.2f} on {os.cpu_count()} cores; gateway CPU (user+system)"
+          f" per request: {cpu / args.pairs * 1000:.2f} ms")
     print(f"gateway responses with an entry index: {indexed}/{args.pairs}; glasslog verify log: exit {v.returncode}")
     return 0 if indexed == args.pairs and v.returncode == 0 else 1
 

@@ -90,6 +90,28 @@ def batch(rng: random.Random, n: int = 512) -> bytes:
     return req.SerializeToString()
 
 
+def server_cpu(pid: int) -> float:
+    """CPU seconds (user + system) used so far by a process and its children (the uvicorn workers), from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    pids = [pid]
+    try:
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                if int(fields[1]) == pid:  # ppid
+                    pids.append(int(entry.name))
+        for p in pids:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+    except OSError:
+        return 0.0
+    return total
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batches", type=int, default=40)
@@ -145,12 +167,15 @@ def main() -> int:
                             results.append((r.status_code, r.headers.get("x-glasslog-logged", "")))
 
             threads = [threading.Thread(target=client) for _ in range(args.clients)]
+            cpu0 = server_cpu(proc.pid)
+            load0 = os.getloadavg()[0]
             t0 = time.perf_counter()
             for t in threads:
                 t.start()
             for t in threads:
                 t.join()
             elapsed = time.perf_counter() - t0
+            cpu = server_cpu(proc.pid) - cpu0
         finally:
             proc.terminate()
             proc.wait(30)
@@ -163,6 +188,10 @@ def main() -> int:
                             str(data_dir / "log.vkey")], capture_output=True, text=True)
         rate = spans / elapsed
         print(f"OTLP/HTTP protobuf, batches of 512 spans, {args.clients} clients, glasslog serve --workers {args.workers}")
+        print(f"machine load average (1 min) at the start: {load0:.2f} on {os.cpu_count()} cores")
+        if cpu > 0:
+            print(f"server CPU (user+system, all worker processes): {cpu:.2f} s = {cpu / spans * 1e6:.0f} us per span;"
+                  f" {spans / cpu * args.workers:,.0f} spans/s if the {args.workers} workers had a core each to themselves")
         print(f"spans: {spans:,} in {elapsed:.2f} s = {rate:,.0f} spans/s (target >= 5,000: {'met' if rate >= 5000 else 'MISSED'})")
         print(f"responses all 200 with 512 logged: {ok}; generation entries on the log: {generations:,} (expected {spans:,})")
         print(f"glasslog verify log: exit {v.returncode}: {(v.stdout + v.stderr).strip().splitlines()[-1] if (v.stdout + v.stderr).strip() else ''}")

@@ -43,8 +43,8 @@ instead (``OpenAI(base_url="http://gateway:8300/v1")``). The gateway:
 The gateway sees what went over the wire, not what ran upstream: the entry
 names the model the upstream reported, and binding it to the registered
 weights needs replay. It is a plain ASGI app (no framework on the hot path)
-over one ``httpx.AsyncClient`` with keep-alive; appends run in one writer
-thread with its own connection to the log.
+over one ``httpx.AsyncClient`` with keep-alive; appends run in a few writer
+threads, each with its own connection to the log, joined by group commit.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ import httpx
 from ..access import AuthError, KeyStore, new_receipt_token, store_receipt_tokens
 from ..capture.generator import reported_generation
 from ..errors import GlasslogError
-from ..ledger import Entry, Ledger, PrivateValue, commit, utc_now
+from ..ledger import Entry, GroupCommit, Ledger, PrivateValue, commit, utc_now
 from ..registry import Deployments, Registry
 from .ingestor import ModelResolver
 
@@ -130,10 +130,14 @@ class Gateway:
                              " (POST /v1/deployments, or glasslog.registry.Deployments)")
         self.visibility = deployment.visibility
         self.models = ModelResolver(Registry(self._reader), config.aliases)
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="glasslog-gateway-writer")
+        # a few writer threads, each with its own connection to the log, whose concurrent appends share one
+        # transaction, one sync and one signed checkpoint (group commit)
+        self._writer = ThreadPoolExecutor(max_workers=4, thread_name_prefix="glasslog-gateway-writer")
+        self._group = GroupCommit(window=0.0)
         self._writer_local = threading.local()
         self._client: httpx.AsyncClient | None = None
         self._raised: set[str] = set()
+        self._raised_lock = threading.Lock()
         self.pending: set[asyncio.Future] = set()
 
     # ------------------------------------------------------------------ ASGI
@@ -375,6 +379,7 @@ class Gateway:
         lg = getattr(self._writer_local, "ledger", None)
         if lg is None:
             lg = self._writer_local.ledger = Ledger.open(self.config.data_dir, self.config.store)
+            lg.group = self._group
         return lg
 
     def _append(self, request: dict, completion: dict, outputs, model, operation: str, subject: str | None,
@@ -421,9 +426,10 @@ class Gateway:
 
     def _unregistered_finding(self, ledger: Ledger, name: Any, index: int) -> None:
         name = str(name)[:200]
-        if name in self._raised:
-            return
-        self._raised.add(name)
+        with self._raised_lock:
+            if name in self._raised:
+                return
+            self._raised.add(name)
         ledger.append([{"type": "finding", "v": 1, "time": utc_now(), "source": "monitor", "check": "unregistered-model",
                         "deployment": self.config.deployment, "statistic": "count", "verdict": "alert",
                         "severity": "medium", "by_role": "monitor",
