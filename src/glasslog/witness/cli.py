@@ -132,5 +132,6 @@ def serve(
     uvicorn.run(application, host=host, port=port, log_level="warning", timeout_graceful_shutdown=10)
 
 
-def main() -> None:  # pragma: no cover - console entry point
-    app(prog_name="glasslog witness")
+def main() -> None:  # pragma: no cover - console entry point (glasslog-witness, python -m glasslog.witness)
+    name = Path(sys.argv[0]).name
+    app(prog_name="python -m glasslog.witness" if name == "__main__.py" else name)
