@@ -59,6 +59,9 @@ class ModelOut(Open):
                                              "metrics, disclosure policy)")
     history: list[StatusChangeOut] = Field(description="status changes with their reasons, oldest first")
     weights_downloads: dict[str, int] = Field(description="logged weight downloads by role")
+    artifact: dict[str, Any] | None = Field(None, description="model directories only: the OMS root digest and hashing "
+                                            "configuration, every file's SHA-256, the tokenizer and chat-template digests, the "
+                                            "context length and the verified publisher signature (signer identity)")
     entry_index: int | None = Field(None, description="after a status change: the index of its entry")
 
 
