@@ -131,7 +131,7 @@ def main() -> int:
                                  "--workers", str(args.workers)], stdout=log, stderr=subprocess.STDOUT)
         base = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 60
+            deadline = time.monotonic() + 240  # two workers importing the stack on a busy machine
             while True:
                 try:
                     httpx.get(base + "/checkpoint", timeout=1)
