@@ -68,12 +68,19 @@ def setup(tmp_path_factory):
             lg.store.put_cosignature(size, str(w.verifier()), w.cosign(body), utc_now())
         rc = make_receipt(lg, 7)
         mine, other = decision_receipts(lg)
+        lg.append([{"type": "deployment", "v": 1, "deployment": f"later{i}", "visibility": "public-service",
+                    "description": "test", "time": utc_now()} for i in range(30)])
+        from glasslog.ledger.witnesses import refresh_receipt
+
+        later = lg.checkpoint()
+        lg.store.put_cosignature(lg.signed_size(), str(w1.verifier()), w1.cosign(later[: later.index("\n\n") + 1]), utc_now())
+        refreshed = refresh_receipt(lg, rc)
     assert rc.checkpoint.count("\u2014 ") == 3
     server = Server(create_app(d))
     with playwright_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
                                     args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
-        yield {"dir": d, "url": server.url, "browser": browser, "receipt": rc, "w1": w1, "w2": w2, "mine": mine, "other": other,
+        yield {"dir": d, "url": server.url, "browser": browser, "receipt": rc, "w1": w1, "w2": w2, "mine": mine, "other": other, "refreshed": refreshed,
                "key": (d / "log.vkey").read_text().strip()}
         browser.close()
     server.stop()
@@ -185,5 +192,27 @@ def test_subject_check_in_the_browser_matches_the_python_verifier(setup):
             assert page.inner_text("#decision-subject") == "This decision is about applicant-0042 \u2014 the id you gave."
         if label == "no id given":
             assert "This decision is about applicant-0043 (give your id" in page.inner_text("#decision-subject")
+    context.close()
+    assert not errors, errors
+
+
+def test_refreshed_receipt_in_the_browser_matches_the_python_verifier(setup):
+    context = setup["browser"].new_context(base_url=setup["url"])
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto("/receipt")
+    page.wait_for_selector("body[data-ready]")
+    rc, key = setup["refreshed"], setup["key"]
+    assert rc.previous is not None and rc.tree_size > 14
+    d = rc.to_dict()
+    d["previous"]["consistency_proof"] = d["previous"]["consistency_proof"][:-1]  # a hash missing
+    short = Receipt.from_dict(d)
+    for label, receipt, ok in (("refreshed", rc, True), ("proof short", short, False)):
+        verdict, got, _ = check_in_page(page, receipt, [], "")
+        want = [vars(c) for c in verify_receipt(receipt, key).checks]
+        assert got == want, label
+        assert "earlier checkpoint" in [c["name"] for c in got]
+        assert verdict.startswith("Receipt verified" if ok else "Receipt NOT valid: earlier checkpoint failed"), (label, verdict)
     context.close()
     assert not errors, errors

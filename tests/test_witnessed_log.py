@@ -12,6 +12,8 @@ its receipts fail the policy.
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import shutil
 import sqlite3
@@ -337,3 +339,40 @@ def test_verify_receipt_subject_says_whose_decision_it_is(tmp_path, log_dir):
     assert r.exit_code == 0 and "whose decision: applicant-0043 (give --subject YOUR-ID" in text(r)
     r = runner.invoke(cli, ["verify", "receipt", str(no_subject), "--key", vkey, "--subject", "x", "-d", str(tmp_path)])
     assert r.exit_code == 1 and "names no subject" in text(r)
+
+
+def test_receipt_refreshed_to_a_newer_cosigned_checkpoint_with_a_consistency_proof(tmp_path, log_dir):
+    from glasslog.ledger.receipt import Receipt
+
+    vkey = (log_dir / "log.vkey").read_text().strip()
+    old = tmp_path / "old.json"
+    assert runner.invoke(cli, ["receipt", "3", "-o", str(old), "-d", str(log_dir)]).exit_code == 0
+    w = Cosigner.generate("witness.test/refresh")
+    with Ledger.open(log_dir) as lg:
+        lg.append(deployments(5, 40))
+        note = lg.checkpoint()
+        lg.store.put_cosignature(lg.signed_size(), str(w.verifier()), w.cosign(note[: note.index("\n\n") + 1]), utc_now())
+    new = tmp_path / "new.json"
+    r = runner.invoke(cli, ["receipt", "--refresh", str(old), "-o", str(new), "-d", str(log_dir)])
+    assert r.exit_code == 0 and "at tree size 40 (was 5)" in text(r), r.output
+    rc = Receipt.load(new)
+    assert rc.tree_size == 40 and rc.previous is not None and rc.previous[0] == Receipt.load(old).checkpoint
+    assert Receipt.from_json(rc.to_json()) == rc
+    r = runner.invoke(cli, ["verify", "receipt", str(new), "--key", vkey, "--witness-key", str(w.verifier()),
+                            "-d", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    assert "the log at tree size 40 extends the receipt's earlier checkpoint at tree size 5" in text(r)
+    # a consistency proof that does not link the two checkpoints is refused
+    d = rc.to_dict()
+    d["previous"]["consistency_proof"][0] = base64.b64encode(bytes(32)).decode()
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(d))
+    r = runner.invoke(cli, ["verify", "receipt", str(bad), "--key", vkey, "-d", str(tmp_path)])
+    assert r.exit_code == 1 and "earlier checkpoint" in text(r)
+    # a log that rewrote the entry cannot refresh the receipt
+    con = sqlite3.connect(log_dir / "log.db")
+    con.execute("UPDATE entries SET data = CAST(REPLACE(CAST(data AS TEXT), 'd3', 'x3') AS BLOB) WHERE idx = 3")
+    con.commit()
+    con.close()
+    r = runner.invoke(cli, ["receipt", "--refresh", str(old), "-d", str(log_dir)])
+    assert r.exit_code == 2 and "other bytes at entry 3" in text(r)

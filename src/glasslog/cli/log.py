@@ -88,10 +88,37 @@ def receipt(
     subject: Annotated[str | None, typer.Option(help="Every receipt for this subject id instead.")] = None,
     output: Annotated[Path | None, typer.Option("--out", "-o", help="Write to this file (or directory for --subject).")] = None,
     data_dir: DataDir = DEFAULT_DIR,
+    refresh: Annotated[Path | None, typer.Option(
+        "--refresh", help="A receipt you hold: the same receipt against the newest cosigned checkpoint, with the consistency "
+                          "proof from its old checkpoint.")] = None,
 ) -> None:
-    """Export a receipt: entry, index, signed checkpoint, inclusion proof."""
+    """Export a receipt: entry, index, signed checkpoint (with the witnesses' cosignatures), inclusion proof."""
     from .. import capture
 
+    if refresh is not None:
+        if index is not None or subject is not None:
+            _fail("--refresh takes a receipt file instead of an INDEX or --subject")
+        from ..ledger.receipt import Receipt, ReceiptFormatError
+        from ..ledger.witnesses import refresh_receipt
+
+        try:
+            old = Receipt.load(refresh)
+        except ReceiptFormatError as exc:
+            _fail(str(exc))
+        ledger = _open(data_dir)
+        try:
+            new = refresh_receipt(ledger, old)
+        except _INPUT_ERRORS as exc:
+            _fail(str(exc))
+        if output is None:
+            _print_json(new.to_dict())
+            return
+        try:
+            new.save(output)
+        except OSError as exc:
+            _fail(f"cannot write the receipt to {output}: {exc.strerror or exc}")
+        out.print(f"wrote the receipt for entry {new.index} at tree size {new.tree_size} (was {old.tree_size}) to {output}")
+        return
     if (index is None) == (subject is None):
         _fail("give either an entry INDEX or --subject ID")
     ledger = _open(data_dir)

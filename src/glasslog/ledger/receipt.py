@@ -12,7 +12,13 @@ standard base64::
     {"format": "glasslog-receipt/v1", "origin": "...", "index": 17,
      "entry": "<b64 entry bytes>", "tree_size": 1000,
      "checkpoint": "<signed note text>", "inclusion_proof": ["<b64>", ...],
-     "private": {"input": {"salt": "<b64>", "value": "<b64 canonical JSON>"}, ...}}
+     "private": {"input": {"salt": "<b64>", "value": "<b64 canonical JSON>"}, ...},
+     "previous": {"checkpoint": "<signed note>", "consistency_proof": ["<b64>", ...]}}
+
+``previous`` is optional: a receipt refreshed to a newer (cosigned)
+checkpoint keeps the checkpoint it had before and the consistency proof from
+it to the new one, so whoever checks it also sees that the log only grew in
+between (``glasslog.ledger.witnesses.refresh_receipt``).
 """
 
 from __future__ import annotations
@@ -57,6 +63,8 @@ class Receipt:
         checkpoint: the signed checkpoint note.
         inclusion_proof: audit path, 32-byte hashes, leaf to root.
         private: kind -> (salt, value bytes) openings of the entry's commitments.
+        previous: for a refreshed receipt, ``(earlier signed checkpoint, consistency
+            proof from its tree size to tree_size)``; else None.
     """
 
     origin: str
@@ -66,6 +74,7 @@ class Receipt:
     checkpoint: str
     inclusion_proof: tuple[bytes, ...]
     private: dict[str, tuple[bytes, bytes]] = field(default_factory=dict)
+    previous: tuple[str, tuple[bytes, ...]] | None = None
 
     def to_dict(self) -> dict:
         d = {
@@ -80,6 +89,9 @@ class Receipt:
         if self.private:
             d["private"] = {k: {"salt": base64.b64encode(s).decode(), "value": base64.b64encode(v).decode()}
                             for k, (s, v) in sorted(self.private.items())}
+        if self.previous is not None:
+            d["previous"] = {"checkpoint": self.previous[0],
+                             "consistency_proof": [base64.b64encode(p).decode() for p in self.previous[1]]}
         return d
 
     def to_json(self) -> str:
@@ -121,11 +133,20 @@ class Receipt:
             if not isinstance(opening, dict):
                 raise ReceiptFormatError(f"receipt field 'private.{kind}' must be an object with salt and value")
             private[kind] = (_b64(opening.get("salt"), f"private.{kind}.salt"), _b64(opening.get("value"), f"private.{kind}.value"))
+        previous = None
+        if d.get("previous") is not None:
+            prev = d["previous"]
+            if (not isinstance(prev, dict) or not isinstance(prev.get("checkpoint"), str)
+                    or not isinstance(prev.get("consistency_proof"), list)):
+                raise ReceiptFormatError("receipt field 'previous' must be an object with 'checkpoint' (text) and"
+                                         " 'consistency_proof' (a list)")
+            previous = (prev["checkpoint"], tuple(_b64(p, f"previous.consistency_proof[{i}]")
+                                                  for i, p in enumerate(prev["consistency_proof"])))
         return cls(
             origin=d["origin"], index=d["index"], entry=_b64(d.get("entry"), "entry"), tree_size=d["tree_size"],
             checkpoint=d["checkpoint"],
             inclusion_proof=tuple(_b64(p, f"inclusion_proof[{i}]") for i, p in enumerate(d["inclusion_proof"])),
-            private=private,
+            private=private, previous=previous,
         )
 
     @classmethod

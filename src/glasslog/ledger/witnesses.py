@@ -21,8 +21,10 @@ from .note import NoteError
 
 if TYPE_CHECKING:
     from .log import Ledger
+    from .receipt import Receipt
 
-__all__ = ["WitnessConfig", "witness_entry", "active_witnesses", "cosigned_checkpoint", "receipt_checkpoint"]
+__all__ = ["WitnessConfig", "witness_entry", "active_witnesses", "cosigned_checkpoint", "receipt_checkpoint",
+           "refresh_receipt"]
 
 
 @dataclass(frozen=True)
@@ -115,3 +117,38 @@ def receipt_checkpoint(ledger: Ledger, index: int) -> str:
     if ledger.open_checkpoint(note).tree_size <= index:
         note = ledger.checkpoint_covering(index)
     return cosigned_checkpoint(ledger, ledger.open_checkpoint(note).tree_size)
+
+
+def refresh_receipt(ledger: Ledger, old: Receipt) -> Receipt:
+    """The same receipt against the log's newest cosigned checkpoint covering the entry, with a consistency proof.
+
+    The new receipt keeps the old one's private openings and carries, as
+    ``previous``, the old checkpoint and the consistency proof from it to the
+    new one: a verifier checks both checkpoints' signatures and that the log
+    only grew in between.
+
+    Raises:
+        LedgerError: the receipt is for another log, or the log no longer holds its entry at its index.
+        LookupError: no checkpoint covers the entry.
+        ValueError: the log is now smaller than the receipt's tree (it was rolled back).
+    """
+    from .errors import LedgerError
+    from .receipt import Receipt
+
+    if old.origin != ledger.origin:
+        raise LedgerError(f"the receipt is for log {old.origin!r}, not {ledger.origin!r}")
+    try:
+        held = ledger.entry(old.index)
+    except IndexError:
+        raise LedgerError(f"the log no longer holds entry {old.index}, which the receipt names") from None
+    if held != old.entry:
+        raise LedgerError(f"the log holds other bytes at entry {old.index} than the receipt: it was rewritten")
+    note = receipt_checkpoint(ledger, old.index)
+    size = ledger.open_checkpoint(note).tree_size
+    if size < old.tree_size:
+        raise ValueError(f"the log's newest checkpoint covers {size} entries, fewer than the receipt's {old.tree_size}:"
+                         " it was rolled back")
+    proof = ledger.consistency_proof(old.tree_size, size)
+    inclusion = ledger.inclusion_proof(old.index, size)
+    return Receipt(old.origin, old.index, old.entry, size, note, tuple(inclusion), dict(old.private),
+                   previous=(old.checkpoint, tuple(proof)))

@@ -117,6 +117,16 @@ def verify_receipt(receipt: Receipt, verifier_key: str | Verifier,
     except merkle.ProofError as exc:
         add(Check("inclusion proof", False, str(exc)))
         return report
+    if receipt.previous is not None:
+        prev_note, prev_proof = receipt.previous
+        try:
+            prev = open_checkpoint(prev_note, verifier, receipt.origin)
+            merkle.verify_consistency(prev.tree_size, cp.tree_size, prev.root_hash, cp.root_hash, list(prev_proof))
+        except (NoteError, merkle.ProofError) as exc:
+            add(Check("earlier checkpoint", False, f"the receipt's earlier checkpoint: {exc}"))
+            return report
+        add(Check("earlier checkpoint", True, f"the log at tree size {cp.tree_size} extends the receipt's earlier checkpoint"
+                                              f" at tree size {prev.tree_size} (consistency proof of {len(prev_proof)} hashes)"))
     all_ok = True
     for kind, (salt, value) in sorted(receipt.private.items()):
         commitment = report.entry.get(COMMITMENT_FIELDS.get(kind, kind))

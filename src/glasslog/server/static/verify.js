@@ -372,6 +372,51 @@
     return r;
   }
 
+  /* verify_consistency: RFC 9162 2.1.4.2 with C2SP merkle-tree's empty-tree and equal-size cases; sizes as BigInt. */
+  async function verifyConsistency(oldSize, newSize, oldRoot, newRoot, proof) {
+    const m = BigInt(oldSize), n = BigInt(newSize);
+    if (m < 0n || n < 0n) throw new VerifyError("tree sizes must not be negative");
+    if (m > n) throw new VerifyError(`old tree size ${m} is larger than new tree size ${n}`);
+    const emptyRoot = await sha256(new Uint8Array(0));
+    if (m === n) {
+      if (proof.length) throw new VerifyError(`consistency proof between equal tree sizes must be empty, got ${proof.length} hashes`);
+      if (m === 0n && (!equalBytes(oldRoot, emptyRoot) || !equalBytes(newRoot, emptyRoot))) {
+        throw new VerifyError("the root of the empty tree must be SHA-256 of the empty string");
+      }
+      if (!equalBytes(oldRoot, newRoot)) throw new VerifyError(`roots differ at equal tree size ${m}`);
+      return;
+    }
+    if (m === 0n) {
+      if (proof.length) throw new VerifyError(`consistency proof from the empty tree must be empty, got ${proof.length} hashes`);
+      if (!equalBytes(oldRoot, emptyRoot)) throw new VerifyError("the root of the empty tree must be SHA-256 of the empty string");
+      checkHash(newRoot, "new root hash");
+      return;
+    }
+    checkHash(oldRoot, "old root hash");
+    checkHash(newRoot, "new root hash");
+    if (!proof.length) throw new VerifyError(`consistency proof from tree size ${m} to ${n} must not be empty`);
+    proof.forEach((p, i) => checkHash(p, `consistency proof hash ${i}`));
+    const path = (m & (m - 1n)) === 0n ? [oldRoot, ...proof] : [...proof];
+    let fn = m - 1n, sn = n - 1n;
+    while ((fn & 1n) === 1n) { fn >>= 1n; sn >>= 1n; }
+    let fr = path[0], sr = path[0];
+    for (const c of path.slice(1)) {
+      if (sn === 0n) throw new VerifyError(`consistency proof has too many hashes (${proof.length}) for sizes ${m} -> ${n}`);
+      if ((fn & 1n) === 1n || fn === sn) {
+        fr = await nodeHash(c, fr);
+        sr = await nodeHash(c, sr);
+        while ((fn & 1n) === 0n && fn !== 0n) { fn >>= 1n; sn >>= 1n; }
+      } else {
+        sr = await nodeHash(sr, c);
+      }
+      fn >>= 1n;
+      sn >>= 1n;
+    }
+    if (sn !== 0n) throw new VerifyError(`consistency proof has too few hashes (${proof.length}) for sizes ${m} -> ${n}`);
+    if (!equalBytes(fr, oldRoot)) throw new VerifyError(`consistency proof does not match the old root of tree size ${m}`);
+    if (!equalBytes(sr, newRoot)) throw new VerifyError(`consistency proof does not match the new root of tree size ${n}`);
+  }
+
   async function verifyInclusion(index, treeSize, leaf, proof, root) {
     checkHash(root, "root hash");
     if (!equalBytes(await rootFromInclusionProof(index, treeSize, leaf, proof), root)) {
@@ -495,9 +540,18 @@
       }
       priv[kind] = { salt: receiptB64(opening.salt, `private.${kind}.salt`), value: receiptB64(opening.value, `private.${kind}.value`) };
     }
+    let previous = null;
+    if (d.previous !== undefined && d.previous !== null) {
+      const p = d.previous;
+      if (typeof p !== "object" || Array.isArray(p) || typeof p.checkpoint !== "string" || !Array.isArray(p.consistency_proof)) {
+        throw new VerifyError("receipt field 'previous' must be an object with 'checkpoint' (text) and 'consistency_proof' (a list)");
+      }
+      previous = { checkpoint: p.checkpoint,
+                   proof: p.consistency_proof.map((h, i) => receiptB64(h, `previous.consistency_proof[${i}]`)) };
+    }
     return {
       origin: d.origin, index: d.index, entry: receiptB64(d.entry, "entry"), treeSize: d.tree_size, checkpoint: d.checkpoint,
-      inclusionProof: d.inclusion_proof.map((p, i) => receiptB64(p, `inclusion_proof[${i}]`)), private: priv,
+      inclusionProof: d.inclusion_proof.map((p, i) => receiptB64(p, `inclusion_proof[${i}]`)), private: priv, previous,
     };
   }
 
@@ -604,6 +658,19 @@
       add("inclusion proof", false, e.message);
       return report;
     }
+    if (receipt.previous) {
+      let prev;
+      try {
+        prev = await openCheckpoint(receipt.previous.checkpoint, verifier, receipt.origin);
+        await verifyConsistency(prev.treeSize, cp.treeSize, prev.rootHash, cp.rootHash, receipt.previous.proof);
+      } catch (e) {
+        if (!(e instanceof VerifyError)) throw e;
+        add("earlier checkpoint", false, `the receipt's earlier checkpoint: ${e.message}`);
+        return report;
+      }
+      add("earlier checkpoint", true, `the log at tree size ${cp.treeSize} extends the receipt's earlier checkpoint at tree size ` +
+          `${prev.treeSize} (consistency proof of ${receipt.previous.proof.length} hashes)`);
+    }
     let allOk = true;
     for (const kind of Object.keys(receipt.private).sort()) {
       const { salt, value } = receipt.private[kind];
@@ -631,6 +698,6 @@
   window.GlasslogVerify = {
     VerifyError, UnavailableError, unavailable, RECEIPT_FORMAT, parseVerifierKey, openNote, parseCheckpoint, openCheckpoint, rootFromInclusionProof,
     verifyInclusion, leafHash, checkEntry, canonicalJSON, parseReceipt, checkCommitment, verifyReceipt, b64decode, b64encode, hex,
-    parseCosignatureKey, splitNote, verifyCosigned, cosignedSummary,
+    parseCosignatureKey, splitNote, verifyCosigned, cosignedSummary, verifyConsistency,
   };
 })();
