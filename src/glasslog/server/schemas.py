@@ -3,7 +3,10 @@ base models, the patterns of indexes, fingerprints and times (with the words
 an error uses for each), and the check that a value can go on the log.
 
 Each route module declares its own request and response models on these
-bases (``Strict`` for requests, ``Out`` and ``Open`` for responses).
+bases (``Strict`` for requests, ``Out`` and ``Open`` for responses). Request
+bodies are parsed strictly: unknown JSON fields and JSON values of the wrong
+type (a string for a number, a number for a boolean) are refused with 422,
+naming the field.
 """
 
 

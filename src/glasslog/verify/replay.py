@@ -217,10 +217,6 @@ def replay_verdict(report: ReplayReport) -> tuple[str, str]:
     return "ok", "info"
 
 
-def _finite(x: float) -> float | None:
-    return x if math.isfinite(x) else None
-
-
 def replay_finding(report: ReplayReport, model: str | None, deployment: str | None, time: str,
                    by_role: str = "supervisor") -> dict:
     """The ``finding`` entry recording a replay: counts and mismatched indexes, never inputs or outputs.
@@ -232,25 +228,22 @@ def replay_finding(report: ReplayReport, model: str | None, deployment: str | No
         by_role: who ran it.
 
     Returns:
-        The entry as a JSON object (source ``audit``, check ``REPLAY_CHECK``, verdict and severity from
-        ``replay_verdict``), for ``Ledger.append``.
+        The entry as a JSON object (``glasslog.findings.finding_entry``: source ``audit``, check
+        ``REPLAY_CHECK``, verdict and severity from ``replay_verdict``), for ``Ledger.append``.
     """
+    from ..findings import finding_entry
+
     verdict, severity = replay_verdict(report)
-    entry = {"type": "finding", "v": 1, "time": time, "source": "audit", "check": REPLAY_CHECK, "statistic": "mismatches",
-             "value": report.mismatch_count, "threshold": 0, "verdict": verdict, "severity": severity, "by_role": by_role,
-             "window": {"decisions": report.total},
-             "evidence": {"checked": report.checked, "matched": report.matched, "erased": report.erased,
-                          "mismatch_count": report.mismatch_count,
-                          "mismatched_indexes": [m["index"] for m in report.mismatches[:20]],
-                          "commitment_failures": [f["index"] for f in report.commitment_failures[:20]],
-                          "missing": [m["index"] for m in report.missing[:20]],
-                          "max_abs_diff": _finite(report.max_abs_diff), "tolerance": report.tolerance,
-                          "errors": [e[:300] for e in report.errors[:5]]}}
-    if model is not None:
-        entry["model"] = model
-    if deployment is not None:
-        entry["deployment"] = deployment
-    return entry
+    evidence = {"checked": report.checked, "matched": report.matched, "erased": report.erased,
+                "mismatch_count": report.mismatch_count,
+                "mismatched_indexes": [m["index"] for m in report.mismatches[:20]],
+                "commitment_failures": [f["index"] for f in report.commitment_failures[:20]],
+                "missing": [m["index"] for m in report.missing[:20]],
+                "max_abs_diff": report.max_abs_diff, "tolerance": report.tolerance,  # not finite: null
+                "errors": [e[:300] for e in report.errors[:5]]}
+    return finding_entry(source="audit", check=REPLAY_CHECK, statistic="mismatches", verdict=verdict, severity=severity,
+                         by_role=by_role, time=time, value=report.mismatch_count, threshold=0, model=model,
+                         deployment=deployment, window={"decisions": report.total}, evidence=evidence)
 
 
 def _plain(value):
