@@ -90,7 +90,7 @@ class TestLog:
 
 def make_log(root: Path, model_dir: Path, deployments: dict[str, str]) -> TestLog:
     """A log with the test model registered, ``deployments`` (name -> visibility) declared, an operator key bound to
-    each, an unbound operator key (``"operator"``) and a developer key (``"developer"``)."""
+    each, an unbound operator key (``"operator"``) and a developer, a researcher and a supervisor key."""
     from glasslog.access import KeyStore
     from glasslog.demo.generative import register_model_dir
     from glasslog.ledger import Ledger
@@ -105,6 +105,8 @@ def make_log(root: Path, model_dir: Path, deployments: dict[str, str]) -> TestLo
             keys[name] = KeyStore(lg).create("operator", f"app of {name}", [name])[1]
         keys["operator"] = KeyStore(lg).create("operator", "operations")[1]
         keys["developer"] = KeyStore(lg).create("developer", "a developer")[1]
+        keys["researcher"] = KeyStore(lg).create("researcher", "a research institute")[1]
+        keys["supervisor"] = KeyStore(lg).create("supervisor", "the supervisory authority")[1]
     finally:
         lg.close()
     return TestLog(root, model_dir, fp, keys)

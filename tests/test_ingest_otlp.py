@@ -236,8 +236,11 @@ def test_credentials(served):
     body = _request([_span("a" * 32, "b" * 16, CHAT)])
     assert _post(base, None, body).status_code == 401
     assert _post(base, "glk_000000000000_" + "A" * 43, body).status_code == 401
-    r = _post(base, tl.keys["developer"], body)
-    assert r.status_code == 403 and "operator" in r.json()["message"]
+    for role in ("developer", "researcher", "supervisor"):  # every role but the operator is refused, nothing logged
+        r = _post(base, tl.keys[role], body)
+        assert r.status_code == 403 and "operator" in r.json()["message"], role
+    r = _post(base, "grt_0_" + "A" * 43, body)  # a receipt token is not a key
+    assert r.status_code == 401
     # a key bound to a deployment is for its telemetry only: every other operator route refuses it
     bound = {"authorization": f"Bearer {tl.keys[PUBLIC]}"}
     r = httpx.get(base + "/v1/keys", headers=bound)
