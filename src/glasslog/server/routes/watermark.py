@@ -55,7 +55,7 @@ def detect(body: DetectRequest, who: Supervisor, s: State) -> dict:
         raise Problem(404, "Not Found", str(exc), kind="not-found") from None
     model = None
     for _, e in c.ledger.entries_of_type("generation"):
-        if e["deployment"] == body.deployment:
+        if e["deployment"] == body.deployment and e.get("model"):  # a reported generation may name no registered model
             model = e["model"]
             break
     if model is None:
