@@ -177,6 +177,23 @@ def test_a_refused_write_swallowed_inside_the_batch_commits_nothing(pg_url, tmp_
     lg.close()
 
 
+def test_a_missing_stored_hash_is_reported_as_damage(pg_url, tmp_path):
+    import psycopg
+
+    lg = Ledger.create(tmp_path / "log", ORIGIN, store=pg_url)
+    lg.append([decision(k) for k in range(100)])
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("DELETE FROM hashes WHERE id = 0")  # level 0, leaves 0..31
+    reader = Ledger.open(tmp_path / "log", store=pg_url)
+    with pytest.raises(StorageError, match=r"level 0, index \d+ is missing: the database is damaged"):
+        reader.inclusion_proof(5, 100)
+    with pytest.raises(LedgerError, match="missing"):
+        reader.leaf_hash(3)
+    assert len(reader.inclusion_proof(40, 100)) == 7  # the rest of the tree still answers
+    lg.close()
+    reader.close()
+
+
 def test_entries_without_their_checkpoint_are_refused(pg_url, tmp_path):
     lg = Ledger.create(tmp_path / "log", ORIGIN, store=pg_url)
     before = observe(lg)
@@ -204,6 +221,8 @@ def test_a_server_restart_is_survived(short_waits, pg_server, pg_url, tmp_path):
     finally:
         pg_server.start()  # crash recovery
     assert lg.size == 2  # stale pooled connections are replaced
+    with Ledger.open(tmp_path / "log", store=pg_url) as other:  # proofs read through a statement prepared anew
+        merkle.verify_inclusion(1, 2, other.leaf_hash(1), other.inclusion_proof(1, 2), other.root())
     assert lg.append([decision(2)]).first_index == 2
     assert lg.root() == merkle.root_from_leaf_hashes(leaves_of(lg))
     assert audit_log(lg).ok

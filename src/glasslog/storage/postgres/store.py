@@ -64,7 +64,7 @@ from typing import Any, TypeVar
 
 import psycopg
 from psycopg import errors as pgerrors
-from psycopg.pq import TransactionStatus
+from psycopg.pq import DiagnosticField, ExecStatus, TransactionStatus
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from .. import strips as S
@@ -325,6 +325,30 @@ def _partial_strip_ids(size: int) -> set[int]:
             out.add(S.strip_id(level, index))
         level += 1
     return out
+
+
+_STRIPS_NAME = b"glasslog_strips"
+_STRIPS_QUERY = b"SELECT id, strip FROM hashes WHERE id = ANY($1::bigint[])"
+
+
+def _read_strips(conn: psycopg.Connection, ids: Iterable[int]) -> list[tuple[int, bytes]]:
+    """``(id, strip)`` of stored strips, through libpq directly (a statement prepared on the connection, binary
+    results): the read behind every proof, at a third of the client time of the same query through a cursor.
+    For autocommit reads only (outside a transaction, a statement not yet prepared fails harmlessly)."""
+    pg = conn.pgconn
+    param = [_int_array(ids).encode()]
+    for attempt in (0, 1):
+        res = pg.exec_prepared(_STRIPS_NAME, param, result_format=1)
+        if res.status == ExecStatus.TUPLES_OK:
+            get = res.get_value
+            return [(int.from_bytes(get(k, 0), "big", signed=True), get(k, 1)) for k in range(res.ntuples)]
+        if attempt == 0 and res.error_field(DiagnosticField.SQLSTATE) == b"26000":  # not prepared on this connection
+            prepared = pg.prepare(_STRIPS_NAME, _STRIPS_QUERY)
+            if prepared.status != ExecStatus.COMMAND_OK:
+                raise pgerrors.error_from_result(prepared, encoding=conn.info.encoding)
+            continue
+        raise pgerrors.error_from_result(res, encoding=conn.info.encoding)
+    raise AssertionError("unreachable")
 
 
 def _rollback(conn: psycopg.Connection) -> None:
@@ -860,8 +884,38 @@ class PostgresStore:
         return found
 
     def hashes(self, keys: Iterable[HashKey]) -> dict[HashKey, bytes]:
-        keys = list(keys)
-        return S.hashes_from_strips(keys, self._read(lambda conn: self._strips_on(conn, keys)))
+        # The hot path of every proof: cached strips first, then one read of the rest (``_read_strips``).
+        out: dict[HashKey, bytes] = {}
+        missing: dict[int, list[tuple[HashKey, int]]] = {}
+        cache = self._cache
+        full, edge = cache._full, cache._edge
+        shift, width = S.LEVEL_SHIFT, S.STRIP
+        for key in keys:
+            level, index = key
+            sid = (level << shift) | (index // width)
+            offset = (index % width) * 32
+            strip = full.get(sid)
+            if strip is None:
+                e = edge.get(level)
+                if e is not None and e[0] == sid and len(e[1]) >= offset + 32:
+                    strip = e[1]
+            if strip is None:
+                missing.setdefault(sid, []).append((key, offset))
+            else:
+                out[key] = strip[offset : offset + 32]
+        if missing:
+            for sid, strip in self._read(lambda conn: _read_strips(conn, missing)):
+                cache.offer(sid, strip)
+                for key, offset in missing.pop(sid, ()):
+                    h = strip[offset : offset + 32]
+                    if len(h) != 32:
+                        missing[sid] = [(key, offset)]
+                        break
+                    out[key] = h
+            if missing:
+                level, index = next(iter(missing.values()))[0][0]
+                raise StorageError(f"stored hash at level {level}, index {index} is missing: the database is damaged")
+        return out
 
     def stored_hashes(self, level: int, start: int, end: int):
         if end <= start:
