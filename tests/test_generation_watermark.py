@@ -176,3 +176,15 @@ def test_http_watermark_detect_for_supervisors(marked, model_dir):
     r = client.post("/v1/watermark/detect", json={"deployment": "t/marked", "text": res[0].text},
                     headers={"Authorization": f"Bearer {res_key}"})
     assert r.status_code == 403
+
+
+def test_cli_verify_calibrate_puts_thresholds_on_the_record(marked, model_dir):
+    log, fp, wm, gen, data = marked
+    r = CliRunner().invoke(app, ["verify", "calibrate", fp[:19], "-d", str(data), "--model-dir", str(model_dir),
+                                 "--prompts", "4", "--tokens", "33", "--json"])
+    assert r.exit_code == 0, r.output
+    ev = json.loads(r.output)
+    assert ev["false_alarms"] == 0 and ev["detection_rate"] == 1.0
+    assert gr.calibration_for(log, fp) == ev
+    r = CliRunner().invoke(app, ["verify", "calibrate", "sha256:" + "0" * 64, "-d", str(data)])
+    assert r.exit_code == 2 and "unknown model" in r.output
