@@ -62,6 +62,15 @@ def models_show(
                   + f" on {c.claimed.evaluation_size} rows ({c.claimed.evaluation_fingerprint[:23]}...)"),
                  ("output", json.dumps(c.output))]:
         t.add_row(f"[bold]{k}[/]", str(v))
+    if m.is_directory:  # a model directory: what its OMS fingerprint covers, and who signed it
+        a = m.artifact
+        sig = a.get("signature")
+        for k, v in [("weights", f"model directory, OMS root digest (model_signing, {a['oms']['method']}, {a['oms']['hash_type']})"
+                                 f" over {len(a['files'])} files, {a['bytes']:,} bytes"),
+                     ("tokenizer", f"{a['tokenizer']} ({', '.join(a['tokenizer_files'])})"),
+                     ("chat template", str(a["chat_template"])), ("context length", str(a["context_length"])),
+                     ("publisher signature", f"{sig['signer']} ({sig['method']}, verified offline)" if sig else "none")]:
+            t.add_row(f"[bold]{k}[/]", v)
     out.print(t)
     f = Table(title="Features")
     for col in ("name", "type", "personal", "protected"):
