@@ -20,7 +20,9 @@ Detection tokenizes the text with the model's tokenizer, scores each distinct
 evidence), and reports the exact binomial tail ``P(X >= green)``,
 ``X ~ Binomial(scored, gamma)``, computed in log space here (``log_binom_sf``),
 never with a normal approximation: it stays finite and non-zero far beyond
-z = 15 (down to about 1e-300; ``log10_p`` goes further).
+z = 15 (down to about 1e-300; ``log10_p`` goes further). The tail is exact
+over the key's randomness: a text not written with the key is independent of
+it, so each distinct pair is green with probability exactly ``gamma``.
 
 What this does not do: it only marks text that the declaring deployment
 decoded with its key. It does not track outputs of open weights that someone
