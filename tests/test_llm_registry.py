@@ -498,3 +498,31 @@ def test_decision_schema_checks_the_foundation_field():
         Entry.from_object({**entry, "foundation": "minilm"})
     with pytest.raises(EntryError, match="runtime"):
         Entry.from_object({**entry, "runtime": "torch 2.13"})
+
+
+def test_whole_log_audit_flags_decisions_on_a_suspended_or_unknown_foundation(tmp_path, lg):
+    from sklearn.linear_model import LogisticRegression
+
+    from glasslog.ledger import utc_now
+    from glasslog.registry import dump_model
+    from glasslog.verify import audit_log
+
+    registry = Registry(lg)
+    foundation = registry.register(make_model_dir(tmp_path / "m"), make_card())
+    head = registry.register_artifact(dump_model(LogisticRegression().fit([[0.0], [1.0]], [0, 1])),
+                                      make_card(name="head", features=(Feature("text", "text"),), output={"classes": [0, 1]}))
+
+    def decision(fp):
+        return {"type": "decision", "v": 1, "model": head.fingerprint, "foundation": fp, "deployment": "d",
+                "time": utc_now(), "input": "sha256:" + "c" * 64, "output": {"label": 1}}
+
+    lg.append([decision(foundation.fingerprint)])
+    assert audit_log(lg).ok
+    registry.set_status(foundation.fingerprint, "suspended", "review")
+    bad = lg.append([decision(foundation.fingerprint)]).first_index  # written around the SDK, which refuses it
+    unknown = lg.append([decision("sha256:" + "9" * 64)]).first_index
+    report = audit_log(lg)
+    assert not report.ok and report.first_bad_index == bad
+    assert any(f"decision {bad} was made on foundation model {foundation.fingerprint[:19]}... while it was suspended" in p
+               for p in report.problems)
+    assert any(f"decision {unknown} names foundation model sha256:99999999999" in p for p in report.problems)

@@ -23,7 +23,7 @@ What it detects, and how it reports the first bad index:
   different root at its size);
 - an entry filed under another type than the one it holds (which would hide
   a decision or a status change from indexes), an entry stored as text,
-  and decisions by a model that was not active at that point of the log
+  and decisions by a model (or on a foundation model) that was not active at that point of the log
   (the kill switch bypassed).
 """
 
@@ -130,6 +130,14 @@ def audit_log(ledger: Ledger, *, check_entries: bool = True, progress: Callable[
                     flag(idx, f"decision {idx} names model {obj['model'][:19]}..., which is not registered before it")
                 elif status != "active":
                     flag(idx, f"decision {idx} was made by model {obj['model'][:19]}... while it was {status}")
+                if "foundation" in obj:  # a head on a foundation model: the foundation must have been active too
+                    base = statuses.get(obj["foundation"])
+                    if base is None:
+                        flag(idx, f"decision {idx} names foundation model {obj['foundation'][:19]}..., which is not"
+                                  " registered before it")
+                    elif base != "active":
+                        flag(idx, f"decision {idx} was made on foundation model {obj['foundation'][:19]}... while it"
+                                  f" was {base}")
         leaves.append(merkle.leaf_hash(data))
         expected += 1
         if progress and idx % 10000 == 0:
