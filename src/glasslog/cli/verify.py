@@ -269,6 +269,10 @@ def verify_replay_cmd(
     model: Annotated[str | None, typer.Option(help="Only this model fingerprint.")] = None,
     deployment: Annotated[str | None, typer.Option(help="Only this deployment.")] = None,
     tolerance: Annotated[float, typer.Option(help="Absolute tolerance for probabilities.")] = 1e-9,
+    encoder_tolerance: Annotated[float | None, typer.Option(
+        "--encoder-tolerance", help="Absolute tolerance for decisions of a head on a foundation encoder (default"
+                                    " glasslog.capture.encoder.ENCODER_TOLERANCE, 2e-6: transformer inference moves low bits"
+                                    " with batch shape).")] = None,
     model_dir: Annotated[Path | None, typer.Option("--model-dir", help="Model directory for replaying generations"
                                                    " (default: the registry's stored copy).")] = None,
     json_out: JsonOut = False,
@@ -285,6 +289,7 @@ def verify_replay_cmd(
         with _progress() as bar:
             task = bar.add_task("replaying decisions", total=None)
             report = replay(ledger, model=model, deployment=deployment, tolerance=tolerance,
+                            encoder_tolerance=encoder_tolerance,
                             progress=lambda d, t: bar.update(task, completed=d, total=t))
             if next(iter(ledger.entries_of_type("generation")), None) is not None:
                 from ..verify.generation_replay import replay_generations
@@ -303,7 +308,10 @@ def verify_replay_cmd(
         colour = "[bold green]Replay verified[/]" if report.ok else "[bold red]Replay FAILED[/]"
         unchecked = report.total - report.checked - report.erased
         out.print(f"{colour}: of {report.total} decisions, {report.matched} reproduced by the registered weights"
-                  f" (labels exact, probabilities within {report.tolerance:g}; max |diff| {report.max_abs_diff:.1e}),"
+                  f" (labels exact, probabilities within {report.tolerance:g}"
+                  + (f", {report.encoder_checked} on a foundation encoder within {report.encoder_tolerance:g}"
+                     if report.encoder_checked else "")
+                  + f"; max |diff| {report.max_abs_diff:.1e}),"
                   f" {report.mismatch_count} not reproduced, {unchecked} could not be checked,"
                   f" {report.erased} skipped because their private values were lawfully erased.")
         for m in report.mismatches[:10]:
