@@ -30,6 +30,8 @@ from glasslog.verify import generation_replay as gr  # noqa: E402
 from glasslog.verify import toploc  # noqa: E402
 from glasslog.verify.receipts import verify_receipt  # noqa: E402
 
+torch.set_num_threads(1)  # tiny models: one thread is faster, and two oversubscribe a shared 2-core machine badly
+
 # Fixed thresholds for the tamper tests (the calibrated ones are measured in test_calibration_* and bench/).
 STRICT = gr.Thresholds(exp_mismatches=1, mant_err_mean=0.1, mant_err_median=1.0, logit_gap=1e-4, logprob_z=-6.0)
 
