@@ -97,7 +97,7 @@ def _model_dir(ledger, deployment: str, given: Path | None) -> Path:
     from ..registry import Registry
 
     for _, e in ledger.entries_of_type("generation"):
-        if e["deployment"] == deployment:
+        if e["deployment"] == deployment and e.get("model") and e.get("source") is None:  # captured, not self-reported
             finder = getattr(Registry(ledger), "model_dir", None)
             if finder is not None:
                 return finder(e["model"])
