@@ -26,11 +26,15 @@ statement PostgreSQL refuses ends the whole transaction (unlike SQLite,
 which undoes just that statement): code inside a batch that wants to go on
 after a refused write wraps it in ``tx.savepoint()``; one that swallows the
 error and carries on gets a ``StorageError`` at the end, never a partial
-commit. A
-``PostgresStore`` holds no connection between calls, so a server's many
-worker threads, each with its own store, share a few connections. Long reads
-(``entries``, ``stored_hashes``, ...) are paged by key, one statement per
-page, so an abandoned iterator holds nothing.
+commit. A ``PostgresStore`` holds no connection between calls, so a server's
+many worker threads, each with its own store, share a few connections. Long
+reads (``entries``, ``stored_hashes``, ...) are paged by key, one statement
+per page, so an abandoned iterator holds nothing.
+
+Stored hashes: full strips from level 3 up and the latest partial strip of
+each level (the tree's right edge) are cached once per log per process
+(``_SharedStripCache``); a proof reads the rest, about three strips, in one
+statement prepared on the connection (``_read_strips``).
 
 Driver errors are translated: a unique (or other integrity) violation is a
 ``StorageConflict``; a lost connection, a lock or pool wait that timed out, a
