@@ -17,6 +17,7 @@ synced to disk; if it raises, nothing of it is in the file.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import sqlite3
@@ -336,6 +337,7 @@ class SqliteStore:
         self._db = conn
         self._cache = S.StripCache()
         self.read_model = _ReadModel(conn)
+        self._lock_fd: int | None = None
 
     # ----------------------------------------------------------------- set up
     @classmethod
@@ -382,22 +384,43 @@ class SqliteStore:
 
     def close(self) -> None:
         self._db.close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     def meta(self) -> dict[str, str]:
         return dict(self._db.execute("SELECT key, value FROM meta"))
 
     @contextmanager
     def write(self) -> Iterator[_Tx]:
-        db = self._db
-        with _errors():
-            db.execute("BEGIN IMMEDIATE")
+        # Writers of other processes queue on an advisory file lock first: the kernel wakes the next one the moment
+        # the lock is free, where SQLite's busy handler would poll with sleeps of up to 100 ms (measured: one-decision
+        # requests to two server processes fell to tens per second).
+        with self._process_lock():
+            db = self._db
+            with _errors():
+                db.execute("BEGIN IMMEDIATE")
+            try:
+                yield _Tx(self, self.size())
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:  # SQLite may have rolled back by itself (e.g. on a full disk)
+                    db.execute("ROLLBACK")
+                raise
+
+    @contextmanager
+    def _process_lock(self) -> Iterator[None]:
+        if self._lock_fd is None:
+            try:
+                self._lock_fd = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+            except OSError:  # a read-only directory: SQLite's own lock still serialises writers
+                yield
+                return
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
         try:
-            yield _Tx(self, self.size())
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:  # SQLite may have rolled back by itself (e.g. on a full disk)
-                db.execute("ROLLBACK")
-            raise
+            yield
+        finally:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
     # ------------------------------------------------------------ entries, hashes, checkpoints
     def size(self) -> int:
