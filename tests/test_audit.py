@@ -621,13 +621,15 @@ def test_deceptive_who_finds_it_and_when(deceptive):
     assert rows["white-box"]["when"] == "before deployment"
     assert rows["white-box"]["checks"] == ["shortcut.declared_irrelevant", "shortcut.unstable"]
     assert rows["black-box"]["when"] == "before deployment" and rows["black-box"]["queries"] == 2700
-    assert rows["black-box"]["checks"] == ["blackbox.audit_set.accuracy", "blackbox.audit_set.roc_auc",
-                                           "blackbox.counterfactual.irrelevant"]
+    # the claimed AUC (0.882 on 150 validation rows) against 0.798 on the developer's 150: consistent once the claim's own
+    # sampling error counts (claim minus realised -0.017 to 0.185); accuracy (0.853 vs 0.707) is not
+    assert rows["black-box"]["checks"] == ["blackbox.audit_set.accuracy", "blackbox.counterfactual.irrelevant"]
     assert rows["researchers"]["decisions_seen"] == 30 and rows["researchers"]["checks"] == ["shortcut.dormant"]
     assert rows["public"]["decisions_seen"] == 30 and rows["public"]["checks"] == ["claims.output_rate"]
-    assert rows["outcomes"]["outcomes_seen"] == 60 and rows["outcomes"]["checks"] == ["claims.accuracy"]
+    assert rows["outcomes"]["outcomes_seen"] == 90 and rows["outcomes"]["checks"] == ["claims.accuracy"]
     outcomes = [t for t in demo["timeline"] if t["stage"] == "outcomes"]
-    assert not outcomes[0]["outcome_alert"] and outcomes[1]["outcome_alert"]  # 30 outcomes are not enough, 60 are
+    # 60 outcomes are not enough (0.750 realised: the claim 0.853 was measured on 150 rows), 90 are (0.711)
+    assert not outcomes[1]["outcome_alert"] and outcomes[2]["outcome_alert"]
     with Ledger.open(d / "log") as ledger:
         first = rows["white-box"]["finding_indexes"][0]
         first_decision = next(i for i, _ in ledger.entries_of_type("decision"))

@@ -367,8 +367,9 @@ def test_disparity_by_age_and_sex_with_four_fifths_ratios(biased, credit):
     by_sex = _one(run, "disparity.selection_rate", "personal_status_and_sex")
     female = (X.personal_status_and_sex == "female : divorced/separated/married").to_numpy()
     assert by_sex.evidence["groups"]["female"]["n"] == 310 and by_sex.evidence["groups"]["male"]["n"] == 690
-    ratio = min(approved[female].mean(), approved[~female].mean()) / max(approved[female].mean(), approved[~female].mean())
-    assert by_sex.value == pytest.approx(ratio, rel=1e-5)
+    # the reference group is the largest (male, 690), fixed before looking: the ratio is female / male either way round
+    assert by_sex.evidence["reference_group"] == "male" and by_sex.evidence["comparisons_in_family"] == 3
+    assert by_sex.value == pytest.approx(approved[female].mean() / approved[~female].mean(), rel=1e-5)
     # 37 of the 1,000 applicants are not foreign workers: shown with min_cell 30, suppressed (not shown) with 40
     fw = _one(run, "disparity.selection_rate", "foreign_worker")
     not_foreign = (X.foreign_worker == "no").to_numpy()
@@ -657,12 +658,18 @@ def test_demo_card_states_the_favourable_label_so_no_false_selection_alert(tmp_p
         assert card.output["favourable"] == 0 and card.output["positive"] == 1  # 1 = bad credit risk
         run = run_monitors(lg, "supervisor", MonitorConfig(monitors=("disparity",)))
         by_sex = _one(run, "disparity.selection_rate", "personal_status_and_sex")
-        # approved = label 0: the female group's ratio to the best-treated group is 0.84 (not 1 = refused)
-        assert by_sex.evidence["favourable"] == 0 and by_sex.verdict == "ok" and by_sex.value == pytest.approx(0.84, abs=0.005)
+        # approved = label 0: the female group's selection rate is 1.19 times that of the reference group, the largest
+        # (male : single), inside the band 0.8-1.25 (not 1 = refused)
+        assert by_sex.evidence["favourable"] == 0 and by_sex.verdict == "ok" and by_sex.value == pytest.approx(1.19, abs=0.005)
+        assert by_sex.evidence["reference_group"] == "male : single"
         lo, hi = by_sex.evidence["groups"][by_sex.evidence["worst_group"]]["ratio_ci"]
         assert explain(by_sex.to_dict()) == (
-            f"lowest selection rate ratio 0.84 (male : single vs female : divorced/separated/married), Katz interval "
-            f"{lo:.3g}-{hi:.3g} (Bonferroni); alert below 0.8 when the interval lies below 1")
+            f"selection rate ratio 1.19 (female : divorced/separated/married vs reference male : single), interval "
+            f"{lo:.3g}-{hi:.3g} (Bonferroni over 6); alert outside 0.8-1.25 when the interval excludes 1")
+        # the false negative rate by sex alerted before (95 % interval, 1 comparison corrected); over the family of 6 it
+        # is outside the band but not significant
+        fnr = _one(run, "disparity.false_negative_rate", "personal_status_and_sex")
+        assert fnr.verdict == "insufficient-data" and fnr.severity == "low" and fnr.value == pytest.approx(1.536, abs=0.001)
         perf = run_monitors(lg, "supervisor", MonitorConfig(monitors=("performance",)))
         acc = _one(perf, "performance.accuracy").to_dict()
         ci, rng = acc["evidence"]["realised_ci"], acc["evidence"]["claim_consistent_range"]
@@ -672,7 +679,10 @@ def test_demo_card_states_the_favourable_label_so_no_false_selection_alert(tmp_p
         assert explain(gap.to_dict()) == "insufficient data: 10 distinct batch times; gap and burst checks need at least 21"
         flipped = _one(run_monitors(lg, "supervisor", MonitorConfig(monitors=("disparity",), favourable=1)),
                        "disparity.selection_rate", "personal_status_and_sex")
-        assert flipped.verdict == "alert" and flipped.evidence["favourable"] == 1
+        # label 1 as favourable: the female group's rate is 0.56 of the reference's, outside the band; with 96 and 160
+        # decisions and 6 comparisons in the family it is not significant (it alerted before, against 1 comparison)
+        assert flipped.verdict == "insufficient-data" and flipped.severity == "low" and flipped.evidence["favourable"] == 1
+        assert flipped.value == pytest.approx((1 - 80 / 96) / (1 - 112 / 160), rel=1e-4)
     with pytest.raises(CardError, match="output.favourable"):
         replace_output = dict(card.to_dict(), output={"classes": [0, 1], "positive": 1, "favourable": 7})
         ModelCard.from_dict(replace_output)

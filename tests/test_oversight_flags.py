@@ -24,7 +24,7 @@ from scipy import optimize
 
 from glasslog import capture
 from glasslog.access import KeyStore
-from glasslog.demo.german_credit import credit_model, german_credit_features, load_german_credit
+from glasslog.datasets import credit_model, german_credit_features, load_german_credit
 from glasslog.ledger import Ledger, merkle
 from glasslog.ledger.commitments import check_commitment
 from glasslog.oversight import bridging

@@ -304,6 +304,7 @@ def blackbox_audit(
     protected: Sequence[str] = (),
     irrelevant: Sequence[str] = (),
     claimed: dict[str, float] | None = None,
+    evaluation_size: int | None = None,
     positive: Any = 1,
     counterfactual_values: dict[str, Sequence] | None = None,
     flip_threshold: float = 0.02,
@@ -322,6 +323,7 @@ def blackbox_audit(
         protected: attributes that should not change a decision (sex, age ...).
         irrelevant: attributes the provider calls irrelevant or non-causal.
         claimed: claimed metrics to hold the audit-set performance against (e.g. ``card.claimed.metrics``).
+        evaluation_size: rows the claims were measured on (``card.claimed.evaluation_size``; their own sampling error).
         positive: the positive label of ``y``.
         counterfactual_values: attribute -> values to set it to (default as in ``counterfactual_flip_rate``).
             An attribute with one value in ``X`` and no values given is skipped with an
@@ -388,7 +390,8 @@ def blackbox_audit(
         by_test["labelled audit set"] = q.rows - before
         labels = np.where(scores >= q.threshold, positive, _other(y, positive))
         perf = claimed_vs_realised(claimed or {"accuracy": 0.0}, list(y), labels.tolist(), scores, positive=positive,
-                                   seed=seed, model=model, deployment=deployment, access="black-box")
+                                   evaluation_size=evaluation_size if claimed else None, seed=seed, model=model,
+                                   deployment=deployment, access="black-box")
         if claimed:
             for f in perf.findings:
                 f.check = "blackbox.audit_set." + f.check.split(".", 1)[1]

@@ -1,14 +1,18 @@
 """Claimed vs realised: hold the metrics on a model's card against the outcomes on the log.
 
 Each claimed metric that can be computed from predictions and outcomes is
-recomputed on the realised outcomes with an interval: accuracy with the
-Wilson score interval (Wilson 1927); ROC AUC, balanced accuracy, precision,
-recall, F1 and positive rate with a percentile bootstrap over rows (Efron &
-Tibshirani 1993). A higher-is-better claim above the whole realised interval
-is a finding, with severity by the shortfall (>= 0.10 high, >= 0.05 medium,
-else low); ``positive_rate`` (the share predicted positive) is checked both
-ways. The claim's own sampling interval (from the card's evaluation size)
-is reported beside it.
+recomputed on the realised outcomes and held against the claim by glasslog's
+one claimed-vs-realised computation (``glasslog.stats.claims``, shared with
+the performance monitor and the scenario lab): an interval for claim minus
+realised that counts the claim's own sampling error where the card gives its
+evaluation size (accuracy and positive rate: Newcombe's hybrid score
+interval; ROC AUC: DeLong plus Hanley-McNeil); balanced accuracy, precision,
+recall and F1 with a percentile bootstrap interval of the realised value
+(Efron & Tibshirani 1993), the claim taken as exact. A claim above the range
+consistent with the realised value alerts with severity by the shortfall
+(>= 0.10 high, >= 0.05 medium, else low); one below it (under-claimed) alerts
+low; ``positive_rate`` (the share predicted positive) is graded both ways.
+The claim's own Wilson interval (from the evaluation size) is reported beside it.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ import pandas as pd
 from ..findings import Finding, clean_json
 from ..ledger import Ledger
 from ..stats import wilson_interval
+from ..stats.claims import auc_claim, interval_claim, proportion_claim
+from ..stats.labels import positive_class
 from .findings import AuditInputError
 from .group import binary_labels
 
@@ -45,7 +51,8 @@ class ClaimCheck:
         n: rows with outcomes it was computed on.
         claim_ci: sampling interval of the claim itself, from the evaluation size (accuracy and rates only).
         shortfall: claimed - realised (positive: worse than claimed).
-        method: how the interval was computed.
+        method: how the interval of claim - realised was computed.
+        difference_ci: interval of claim - realised (``glasslog.stats.claims``).
     """
 
     metric: str
@@ -56,6 +63,7 @@ class ClaimCheck:
     claim_ci: tuple[float, float] | None = None
     shortfall: float | None = None
     method: str = ""
+    difference_ci: tuple[float, float] | None = None
 
     def to_dict(self) -> dict:
         return clean_json(vars(self).copy())
@@ -116,18 +124,12 @@ def _metric(name: str, y: np.ndarray, p: np.ndarray, s: np.ndarray | None) -> fl
     raise KeyError(name)
 
 
-def _boot_metric(name: str, y: np.ndarray, p: np.ndarray, s: np.ndarray | None) -> np.ndarray:
+def _boot_metric(name: str, y: np.ndarray, p: np.ndarray) -> np.ndarray:
     """``name`` on each bootstrap draw at once; arrays of shape (draws, n); NaN where undefined."""
-    from scipy.stats import rankdata
-
     y, p = y.astype(float), p.astype(float)
     tp, fp = (y * p).sum(1), ((1 - y) * p).sum(1)
     fn, tn = (y * (1 - p)).sum(1), ((1 - y) * (1 - p)).sum(1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        if name == "roc_auc":
-            ranks = rankdata(s, axis=1)  # midranks for ties: the Mann-Whitney form of the AUC
-            n1, n0 = y.sum(1), (1 - y).sum(1)
-            return ((ranks * y).sum(1) - n1 * (n1 + 1) / 2) / (n1 * n0)
         if name == "balanced_accuracy":
             return (tp / (tp + fn) + tn / (tn + fp)) / 2
         if name == "precision":
@@ -188,7 +190,7 @@ def claimed_vs_realised(
         if not np.isfinite(s).all():
             s = None  # a score missing for some rows: AUC is not computed rather than computed on a subset
     rng = np.random.default_rng(seed)
-    alpha = (1 - confidence) / 2
+    tail = (1 - confidence) / 2
     draws = rng.integers(0, n, size=(n_boot, n)) if n and n_boot else None
     checks, findings, skipped = [], [], []
     for metric, value in claimed.items():
@@ -199,46 +201,50 @@ def claimed_vs_realised(
         claim_ci = wilson_interval(round(value * evaluation_size), evaluation_size, 1 - confidence) if (
             evaluation_size and metric in ("accuracy", "positive_rate")) else None
         realised = _metric(metric, y, p, s) if n else np.nan
-        if metric == "accuracy" and n:
-            ci, method = wilson_interval(int((y == p).sum()), n, 1 - confidence), "Wilson score interval"
-        elif n and draws is not None and np.isfinite(realised):
-            vals = _boot_metric(metric, y[draws], p[draws], None if s is None else s[draws])
-            vals = vals[np.isfinite(vals)]
-            ci = (float(np.quantile(vals, alpha)), float(np.quantile(vals, 1 - alpha))) if len(vals) else None
-            method = f"percentile bootstrap, {n_boot} draws"
-        else:
-            ci, method = None, ""
+        cmp = None  # the one claimed-vs-realised computation (glasslog.stats.claims)
+        if n and np.isfinite(realised):
+            if metric in ("accuracy", "positive_rate"):
+                hits = int((y == p).sum()) if metric == "accuracy" else int(p.sum())
+                cmp = proportion_claim(value, hits, n, evaluation_size=evaluation_size, alpha=1 - confidence,
+                                       metric=metric, two_sided=metric in _TWO_SIDED)
+            elif metric == "roc_auc":
+                if min(int(y.sum()), int(n - y.sum())) >= 2:
+                    cmp = auc_claim(value, y, s, evaluation_size=evaluation_size, alpha=1 - confidence)
+            elif draws is not None:
+                vals = _boot_metric(metric, y[draws], p[draws])
+                vals = vals[np.isfinite(vals)]
+                if len(vals):
+                    cmp = interval_claim(metric, value, float(realised), (float(np.quantile(vals, tail)),
+                                         float(np.quantile(vals, 1 - tail))), n, f"percentile bootstrap, {n_boot} draws"
+                                         " (the claim taken as exact)", alpha=1 - confidence)
         ok_value = realised is not None and np.isfinite(realised)
+        ci = cmp.realised_ci if cmp is not None else None
         check = ClaimCheck(metric, value, float(realised) if ok_value else None, ci, n, claim_ci,
-                           value - float(realised) if ok_value else None, method)
+                           value - float(realised) if ok_value else None, cmp.method if cmp is not None else "",
+                           cmp.difference_ci if cmp is not None else None)
         checks.append(check)
         evidence = {"metric": metric, "claimed": value, "realised": check.realised, "ci": ci, "n": n, "claim_ci": claim_ci,
-                    "method": method, "evaluation_size": evaluation_size}
+                    "claim_minus_realised_ci": check.difference_ci, "method": check.method,
+                    "evaluation_size": evaluation_size}
         # positive_rate is the share of decisions predicted positive: it counts decisions, not outcomes.
         unit = "decisions" if metric == "positive_rate" else "outcomes"
-        if n < min_n or not ok_value or ci is None:
+        if n < min_n or cmp is None:
             findings.append(Finding(f"claims.{metric}", f"realised {metric} vs claimed", check.realised, value,
                                     "insufficient-data", "info",
                                     f"Only {n} {unit} (at least {min_n} needed), or {metric} undefined on them.",
                                     access, evidence, model, deployment))
             continue
-        lo, hi = ci
-        if metric in _TWO_SIDED:
-            outside = value < lo or value > hi
-            gap = abs(value - realised)
-        else:
-            outside = value > hi
-            gap = value - realised
-        if outside:
-            severity = "high" if gap >= 0.10 else "medium" if gap >= 0.05 else "low"
+        (lo, hi), (dlo, dhi) = cmp.realised_ci, cmp.difference_ci
+        if cmp.verdict == "alert":
+            evidence["direction"] = cmp.direction
             summary = (f"Claimed {metric} {value:.3f}; realised {realised:.3f} on {n} {unit} ({confidence:.0%} interval"
-                       f" {lo:.3f}-{hi:.3f}): the claim is outside the interval.")
-            findings.append(Finding(f"claims.{metric}", f"realised {metric} vs claimed", float(realised), value, "alert",
-                                    severity, summary, access, evidence, model, deployment))
+                       f" {lo:.3f}-{hi:.3f}; claim minus realised {dlo:.3f} to {dhi:.3f}): the claim is outside the range"
+                       f" consistent with the realised value ({cmp.direction}).")
         else:
-            findings.append(Finding(f"claims.{metric}", f"realised {metric} vs claimed", float(realised), value, "ok", "info",
-                                    f"Claimed {metric} {value:.3f} is within the realised interval {lo:.3f}-{hi:.3f}"
-                                    f" (realised {realised:.3f}, n={n}).", access, evidence, model, deployment))
+            summary = (f"Claimed {metric} {value:.3f} is consistent with the realised {realised:.3f} (n={n}; claim minus"
+                       f" realised {dlo:.3f} to {dhi:.3f}, {confidence:.0%}).")
+        findings.append(Finding(f"claims.{metric}", f"realised {metric} vs claimed", float(realised), value, cmp.verdict,
+                                cmp.severity, summary, access, evidence, model, deployment))
     return ClaimsAudit(checks, skipped, n, findings, confidence)
 
 
@@ -264,7 +270,7 @@ def claims_from_log(
     data = logged_decisions(ledger, model, deployment=deployment, principal=principal)
     rows = data.with_outcomes
     rows = rows[rows["label"].notna()]
-    positive = data.card.output.get("positive", 1) if isinstance(data.card.output, dict) else 1
+    _, positive = positive_class(data.card.output)
     score = rows["score"].to_numpy(dtype=float) if len(rows) and rows["score"].notna().all() else None
     result = claimed_vs_realised(dict(data.card.claimed.metrics), rows["outcome"].tolist(), rows["label"].tolist(), score,
                                  positive=positive, evaluation_size=data.card.claimed.evaluation_size, model=data.model,
@@ -275,18 +281,20 @@ def claims_from_log(
 
 
 def output_rate_check(claimed_rate: float | None, labels: Any, *, positive: Any = 1, confidence: float = 0.95,
-                      min_n: int = 30, model: str | None = None, deployment: str | None = None) -> Finding:
+                      min_n: int = 30, model: str | None = None, deployment: str | None = None,
+                      evaluation_size: int | None = None) -> Finding:
     """What the public can check with outputs alone: the share of decisions that are positive, against a claimed rate.
 
     Args:
         claimed_rate: the card's claimed ``positive_rate`` (share of the
             evaluation set predicted positive), or None when the card states none.
         labels: logged predicted labels, shape (n,).
+        evaluation_size: rows the claimed rate was measured on (the card's ``claimed.evaluation_size``).
 
     Returns:
-        ``claims.output_rate`` finding: alert when the claimed rate is outside the
-        Wilson interval of the logged rate; severity by the gap (>= 0.10 high,
-        >= 0.05 medium). It shows that the model behaves differently from its
+        ``claims.output_rate`` finding: alert when the claimed rate is outside the range consistent
+        with the logged rate (``glasslog.stats.claims``, both ways); severity by the gap (>= 0.10 high,
+        >= 0.05 medium, else low). It shows that the model behaves differently from its
         evaluation, not that it is wrong: that needs outcomes.
     """
     s = pd.Series(list(labels))
@@ -294,16 +302,18 @@ def output_rate_check(claimed_rate: float | None, labels: Any, *, positive: Any 
     k = int(((s == positive) | (s.astype(str) == str(positive))).sum()) if n else 0
     rate = k / n if n else None
     lo, hi = wilson_interval(k, n, 1 - confidence)
-    evidence = {"positive": k, "n": n, "ci": [lo, hi], "claimed": claimed_rate}
+    evidence = {"positive": k, "n": n, "ci": [lo, hi], "claimed": claimed_rate, "evaluation_size": evaluation_size}
     if claimed_rate is None or n < min_n:
         return Finding("claims.output_rate", "share of logged decisions that are positive", rate, claimed_rate,
                        "insufficient-data", "info",
                        "The card claims no positive rate." if claimed_rate is None else f"Only {n} decisions (need {min_n}).",
                        "outputs", evidence, model, deployment)
-    outside = claimed_rate < lo or claimed_rate > hi
-    gap = abs(claimed_rate - rate)
+    c = proportion_claim(claimed_rate, k, n, evaluation_size=evaluation_size, alpha=1 - confidence, metric="positive rate",
+                         two_sided=True)
+    evidence.update(claim_minus_realised_ci=list(c.difference_ci), method=c.method)
+    outside = c.verdict == "alert"
     return Finding("claims.output_rate", "share of logged decisions that are positive", rate, claimed_rate,
-                   "alert" if outside else "ok", ("high" if gap >= 0.10 else "medium" if gap >= 0.05 else "low") if outside else "info",
+                   c.verdict, c.severity,
                    f"{k} of {n} logged decisions are positive ({rate:.1%}, {confidence:.0%} interval {lo:.1%}-{hi:.1%}); the card"
                    f" claims {claimed_rate:.1%} on its evaluation set" + (": the model behaves unlike its evaluation." if outside else "."),
                    "outputs", evidence, model, deployment)

@@ -8,7 +8,9 @@ distribution as resampling the rows), and every metric and ratio is read off
 the same draws; the interval is the percentile interval (Efron & Tibshirani
 1993, ch. 13).
 
-Ratios and alerts. The reference group is fixed before any rate is looked at:
+Ratios and alerts follow glasslog's one group-comparison rule, shared with
+the disparity monitor (``glasslog.stats.groups``, with its measured
+false-alarm rate under the null). The reference group is fixed before any rate is looked at:
 the largest group, or ``reference``. Each other group with at least
 ``min_group_size`` rows is compared with it on selection rate, FPR, FNR and
 PPV (ratio = group / reference). Comparing the two extreme groups picked after
@@ -23,11 +25,12 @@ A comparison alerts when its ratio lies outside the four-fifths band
 29 CFR 1607.4(D): a rate under four fifths of another group's is evidence of
 adverse impact; 1.25 = 1 / 0.8 is the same tolerance the other way, as for
 error rates in Aequitas, Saleiro et al. 2018) and its adjusted interval
-excludes 1. Severity: ``high`` when the whole adjusted interval lies outside
-the band and the ratio outside [0.6, 1/0.6]; ``medium`` when the whole
-adjusted interval lies outside the band; ``low`` otherwise. One finding per
-metric reports the most severe, then most extreme, comparison; the evidence
-holds every comparison. Severities do not depend on ``n_boot`` beyond
+excludes 1; outside the band but not significant is ``insufficient-data``
+(severity ``low``). Severity of an alert: ``high`` when the whole adjusted
+interval lies outside the band and the ratio outside [0.6, 1/0.6]; ``medium``
+when the whole adjusted interval lies outside the band; ``low`` otherwise. One
+finding per metric reports an alerting comparison first, then the most severe,
+then most extreme; the evidence holds every comparison. Severities do not depend on ``n_boot`` beyond
 Monte-Carlo noise (at least ``MIN_BOOT`` draws are required).
 """
 
@@ -39,8 +42,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..findings import SEVERITY_ORDER as SEVERITY_RANK
 from ..findings import Finding, clean_json
+from ..stats.groups import GroupComparison, family_alpha, judge_ratio, reference_group, reported
 from .findings import AuditInputError
 
 __all__ = ["METRICS", "METRIC_LABELS", "GroupAudit", "group_error_rates", "group_audit_frame", "binary_labels"]
@@ -255,11 +258,10 @@ def group_error_rates(
     for i, col in enumerate(("tp", "fp", "tn", "fn")):
         table[col] = [counts[g][i] for g in names]
     table["n"] = table["n"].astype(int)
-    if reference is None:
-        reference = max(names, key=lambda g: (table.loc[g, "n"], g))
-    elif str(reference) not in names:
-        raise AuditInputError("reference", f"group {reference!r} does not occur in {name}; groups are {names}")
-    reference = str(reference)
+    try:  # the one group-comparison rule: the largest group unless one is given, fixed by size alone
+        reference = reference_group({g: int(table.loc[g, "n"]) for g in names}, None if reference is None else str(reference))
+    except KeyError:
+        raise AuditInputError("reference", f"group {reference!r} does not occur in {name}; groups are {names}") from None
 
     rng = np.random.default_rng(seed)
     alpha = (1 - confidence) / 2
@@ -300,7 +302,7 @@ def group_error_rates(
     # The family: every (group, metric) comparison with the reference, fixed by group sizes alone, before any rate is
     # looked at. Bonferroni: each comparison's interval at level 1 - (1 - confidence) / family.
     family = len(others) * len(_DISPARITY_METRICS)
-    adj_alpha = (1 - confidence) / max(family, 1) / 2
+    adj_alpha = family_alpha(1 - confidence, family) / 2
     band = (ratio_threshold, 1 / ratio_threshold)
     disparity: dict[str, dict] = {}
     findings: list[Finding] = []
@@ -349,22 +351,10 @@ def group_error_rates(
                 f" counting the group and the reference {reference}).",
                 access, {"attribute": name, "reference": reference, "comparisons": comparisons}, model, deployment))
             continue
-        # the comparison reported: the most extreme ratio (on the log scale) among those that alert, else among all
-        def verdict_of(c: dict) -> tuple[str, str]:
-            r, lo, hi = c["ratio"], c["lo"], c["hi"]
-            outside = r < band[0] or r > band[1]
-            significant = np.isfinite(lo) and np.isfinite(hi) and (hi < 1 or lo > 1)
-            if not (outside and significant):
-                return "ok", "info"
-            wholly_outside = hi < band[0] or lo > band[1]
-            if wholly_outside and (r < 0.6 or r > 1 / 0.6):
-                return "alert", "high"
-            return "alert", "medium" if wholly_outside else "low"
-
-        judged = {g: verdict_of(c) for g, c in measured.items()}
+        # the one group-comparison rule (glasslog.stats.groups): verdicts, and the comparison reported
+        judged = {g: judge_ratio(c["ratio"], c["lo"], c["hi"], ratio_threshold) for g, c in measured.items()}
         alerting = [g for g in measured if judged[g][0] == "alert"]
-        pool = alerting or list(measured)
-        worst_group = max(pool, key=lambda g: (SEVERITY_RANK[judged[g][1]], abs(np.log(max(measured[g]["ratio"], 1e-12)))))
+        worst_group = reported({g: GroupComparison(g, c["ratio"], c["lo"], c["hi"], *judged[g]) for g, c in measured.items()})
         c = measured[worst_group]
         ratio, lo, hi = c["ratio"], c["lo"], c["hi"]
         verdict, severity = judged[worst_group]
@@ -392,7 +382,10 @@ def group_error_rates(
             summary = (f"The {label} by {name} relative to {reference}: ratios "
                        + ", ".join(f"{g} {x['ratio']:.2f}" for g, x in measured.items())
                        + f"; none both outside {band[0]:g}-{band[1]:g} and with an adjusted interval excluding 1"
-                       f" (the most extreme, {worst_group}: {interval_text}).")
+                       f" (the most extreme, {worst_group}: {interval_text})"
+                       + (": outside the band, but not statistically significant (29 CFR 1607.4(D): such differences"
+                          " may not constitute adverse impact when based on small numbers)." if verdict == "insufficient-data"
+                          else "."))
         findings.append(Finding(f"group.{m}", stat, ratio, ratio_threshold, verdict, severity, summary, access, evidence,
                                 model, deployment))
     return GroupAudit(name, n, reference, table, ratios, disparity, small, findings, mf, n_boot, confidence, seed,

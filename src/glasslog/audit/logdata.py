@@ -24,6 +24,7 @@ from ..access.policy import ROLES, input_view, sees_outputs
 from ..ledger import Ledger
 from ..ledger.commitments import check_commitment
 from ..registry import Deployments, ModelCard, Registry
+from ..stats.labels import positive_class, positive_index
 from .findings import AuditInputError
 
 __all__ = ["LoggedData", "logged_decisions", "as_principal"]
@@ -133,9 +134,7 @@ def logged_decisions(
     if deployment is not None and deployments.find(deployment) is None:
         names = [d.name for d in deployments.list()]
         raise AuditInputError("deployment", f"{deployment!r} is not declared on this log; declared: {names[:10]}")
-    classes = card.output.get("classes") if isinstance(card.output, dict) else None
-    positive = card.output.get("positive", 1) if isinstance(card.output, dict) else 1
-    pos_idx = classes.index(positive) if isinstance(classes, list) and positive in classes else 1
+    pos_idx = positive_index(*positive_class(card.output))  # the one positive-class rule (glasslog.stats.labels)
 
     decisions = [(i, d) for i, d in ledger.entries_of_type("decision")
                  if d["model"] == fp and (deployment is None or d["deployment"] == deployment)]
@@ -167,7 +166,7 @@ def logged_decisions(
         if isinstance(output, dict):
             label = output.get("label", np.nan)
             proba = output.get("proba")
-            if isinstance(proba, list) and len(proba) > pos_idx:
+            if pos_idx is not None and isinstance(proba, list) and len(proba) > pos_idx:
                 score = float(proba[pos_idx])
         outcome, oidx, otime = np.nan, -1, None
         if i in outcomes:

@@ -156,8 +156,9 @@ def build_report(results: dict[str, Any] | list[tuple[str, Any]], *, title: str 
 SEVERITY_RULES = (
     "Severity rules: each group's rate over the reference group's, with a percentile-bootstrap interval"
     " Bonferroni-adjusted over (groups - 1) x 4 metrics; alert when the ratio is outside the four-fifths band 0.8-1.25"
-    " (US EEOC, 29 CFR 1607.4(D)) and the adjusted interval excludes 1; high when the whole interval is outside the band"
-    " and the ratio outside 0.6-1.67, medium when the whole interval is outside the band, low otherwise.")
+    " (US EEOC, 29 CFR 1607.4(D)) and the adjusted interval excludes 1 (outside the band but not significant: insufficient"
+    " data); high when the whole interval is outside the band and the ratio outside 0.6-1.67, medium when the whole"
+    " interval is outside the band, low otherwise (glasslog's one group-comparison rule, glasslog.stats.groups).")
 """The group audit's severity rules, printed in every report with a group section (see ``glasslog.audit.group``)."""
 
 

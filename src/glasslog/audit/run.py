@@ -30,6 +30,7 @@ import pandas as pd
 from ..access.keys import Principal
 from ..datasets.german_credit import german_credit_groups
 from ..ledger import Ledger
+from ..stats.labels import positive_class
 from .blackbox import QueryCounter, blackbox_audit
 from .claims import claimed_vs_realised, output_rate_check
 from .findings import AuditInputError
@@ -123,7 +124,7 @@ def _audit_logged_model(
     p = as_principal(principal)
     data = logged_decisions(ledger, model, deployment=deployment, principal=p)
     card, fp = data.card, data.model
-    positive = card.output.get("positive", 1) if isinstance(card.output, dict) else 1
+    _, positive = positive_class(card.output)
     notes: list[str] = [f"role {p.role}: {len(data.frame)} of {data.total} decisions visible"
                         f" ({data.hidden} hidden), {len(data.with_outcomes)} with outcomes;"
                         f" input features visible: {len(data.inputs.columns)} of {len(card.features)}"

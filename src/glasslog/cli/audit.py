@@ -29,6 +29,7 @@ from ..audit.findings import AuditInputError, Finding, record_findings, severity
 from ..ledger import DATA_DIR_ENV, EntryError, Ledger, LedgerError
 from ..ledger.entries import SEVERITIES
 from ..registry import ArtifactError, CardError, RegistryError
+from ..stats.labels import positive_class
 from .common import fail as _fail
 
 app = typer.Typer(help="Audits with and without the weights: error rates by group, shortcut features, leakage,"
@@ -274,7 +275,7 @@ def audit_site(
         if missing:
             _fail(f"{file} lacks the model's features {missing}")
         X = X[record.card.feature_names]
-        pos = record.card.output.get("positive", 1) if isinstance(record.card.output, dict) else 1
+        _, pos = positive_class(record.card.output)
         idx = list(estimator.classes_).index(pos) if pos in list(estimator.classes_) else -1
         query = lambda f: estimator.predict_proba(f)[:, idx]  # noqa: E731  (the prediction API: outputs only)
         context["model"] = record.fingerprint

@@ -26,9 +26,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from ..access.policy import MONITOR_ROLES
 from ..ledger import DATA_DIR_ENV, EntryError, KeyFileError, Ledger, LedgerError
 from ..oversight.monitors import MONITORS, MonitorConfig, MonitorConfigError, MonitorRun, list_findings, run_monitors
-from ..access.policy import MONITOR_ROLES
 from ..oversight.views import MonitorViewError
 from .common import fail as _fail
 
@@ -130,11 +130,12 @@ def explain(f: dict) -> str:
                 + (f"; drifted: {', '.join(drifted)}" if drifted else ""))
     if check.startswith("disparity."):
         metric = check.split(".", 1)[1].replace("_", " ")
-        worst, best = ev.get("worst_group"), ev.get("reference_group")
-        row = (ev.get("groups") or {}).get(worst) or {}
-        text = (f"lowest {metric} ratio {_g(value)} ({worst} vs {best}), Katz interval {_ci(row.get('ratio_ci'))} "
-                f"(Bonferroni); alert below {_g(threshold)} when the interval lies below 1")
-        return text + ("; below 0.8 but not significant" if ev.get("note") else "")
+        shown, ref = ev.get("worst_group"), ev.get("reference_group")
+        row = (ev.get("groups") or {}).get(shown) or {}
+        text = (f"{metric} ratio {_g(value)} ({shown} vs reference {ref}), interval {_ci(row.get('ratio_ci'))} "
+                f"(Bonferroni over {ev.get('comparisons_in_family')}); alert outside {_ci(ev.get('band'))} "
+                f"when the interval excludes 1")
+        return text + ("; outside the band but not significant" if ev.get("note") else "")
     if check == "goodhart":
         return f"intersection-union p-value {_g(value)} (alert below {_g(threshold)}); proxy {ev.get('proxy')}"
     if check == "anomaly.order":

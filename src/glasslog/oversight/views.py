@@ -44,6 +44,7 @@ from ..access.policy import sees_outputs as policy_sees_outputs
 from ..errors import BadInputError
 from ..ledger import Ledger
 from ..registry import Deployments, ModelCard, Registry
+from ..stats.labels import positive_class, positive_index
 
 __all__ = ["MONITOR_ROLES", "CHUNK", "MonitorViewError", "DeploymentData", "MetricReport", "load_views", "parse_times"]
 
@@ -110,7 +111,8 @@ class DeploymentData:
         withheld: features the role may not see.
         metrics: the deployer's ``metric`` entries for this deployment and model.
         classes: output classes (card's ``output.classes``, else as seen).
-        positive: the positive class (card's ``output.positive``, else 1).
+        positive: the positive class (``glasslog.stats.labels.positive_class``: the card's ``output.positive``,
+            else the second of two classes, else 1).
     """
 
     deployment: str
@@ -148,13 +150,6 @@ def parse_times(values: list[str]) -> np.ndarray:
         return np.array([], dtype="datetime64[us]")
     parsed = pd.to_datetime(pd.Series(values, dtype=object), format="ISO8601", utc=True, errors="coerce")
     return parsed.dt.tz_localize(None).to_numpy(dtype="datetime64[us]")
-
-
-def _positive_of(card: ModelCard | None) -> tuple[list, Any]:
-    output = card.output if card is not None and isinstance(card.output, dict) else {}
-    classes = list(output.get("classes") or [])
-    positive = output.get("positive", 1 if (not classes or 1 in classes) else classes[-1])
-    return classes, positive
 
 
 def _score_of(output: Any, pos: int | None) -> float:
@@ -309,8 +304,8 @@ def load_views(
     granted = tuple(granted)
     cards = {m.fingerprint: m.card for m in Registry(ledger).list()}
     declared = {d.name: d for d in Deployments(ledger).list()}
-    classes_of: dict[str, tuple[list, Any]] = {fp: _positive_of(card) for fp, card in cards.items()}
-    positions = {fp: (c.index(pos) if pos in c else None) for fp, (c, pos) in classes_of.items()}
+    classes_of: dict[str, tuple[list, Any]] = {fp: positive_class(card.output) for fp, card in cards.items()}
+    positions = {fp: positive_index(c, pos) for fp, (c, pos) in classes_of.items()}
 
     decisions = _Decisions()
     outcomes = _Outcomes()

@@ -10,7 +10,8 @@ the work where it exists, so the lab measures glasslog itself:
   own policy-checked download (``Actor.obtain_weights``);
 - black-box queries: ``glasslog.audit.blackbox.QueryCounter`` when present,
   else ``glasslog.scenarios.checks.QueryCounter``;
-- claims and group error rates: the tests in ``glasslog.scenarios.checks``.
+- claims: ``glasslog.stats.claims`` (the monitors' and audits' claimed-vs-realised computation);
+  group error rates: the test in ``glasslog.scenarios.checks``.
 
 It also builds the German Credit models of scenarios 3 and 4 (the shortcut
 model of ``glasslog.scenarios.deceptive`` and the downstream developer's data).
@@ -131,17 +132,19 @@ def performance_monitor(actor: Any, deployment: str, model: str, alpha: float) -
     return None
 
 
-def claims_check(rows: Sequence[int], view: Any, claimed: float, alpha: float, window: int | None = None) -> Check:
+def claims_check(rows: Sequence[int], view: Any, claimed: float, alpha: float, window: int | None = None,
+                 evaluation_size: int | None = None) -> Check:
     """Realised accuracy of the decisions ``rows`` (with outcomes, as the actor sees them) against the claim.
 
     Args:
         rows: decision indexes whose output and outcome the actor sees.
         view: the actor's ``ActorLog`` (``decisions``, ``outcomes``).
         claimed: the card's claimed accuracy.
+        evaluation_size: rows the claim was measured on (the card's ``claimed.evaluation_size``).
     """
     rows = list(rows)[-window:] if window else list(rows)
     correct = sum(1 for i in rows if _label(view.decisions[i]["output"]) == view.outcomes[i])
-    return realised_below_claimed(correct, len(rows), claimed, alpha)
+    return realised_below_claimed(correct, len(rows), claimed, alpha, evaluation_size=evaluation_size)
 
 
 def _label(output: Any) -> Any:

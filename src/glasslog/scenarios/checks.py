@@ -16,6 +16,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ..stats.claims import proportion_claim
+
 __all__ = [
     "Check",
     "realised_below_claimed",
@@ -48,23 +50,28 @@ class Check:
     evidence: dict = field(default_factory=dict)
 
 
-def realised_below_claimed(correct: int, n: int, claimed: float, alpha: float, min_n: int = 20) -> Check:
-    """One-sided exact binomial test that realised accuracy is below the claimed one.
+def realised_below_claimed(correct: int, n: int, claimed: float, alpha: float, min_n: int = 20,
+                           evaluation_size: int | None = None) -> Check:
+    """Realised accuracy below the claimed one, by glasslog's one claimed-vs-realised computation.
 
     Args:
         correct: decisions whose output matched the outcome.
         n: decisions with a known outcome.
         claimed: claimed accuracy (fraction).
-        alpha: significance level; alerts when the p-value is below it.
+        alpha: one-sided level: alerts when the (1 - 2 alpha) interval of claim - realised lies wholly above 0
+            (only over-claiming is the problem here).
         min_n: fewer outcomes than this give no verdict.
+        evaluation_size: rows the claim was measured on (its own sampling error counts; None: the claim is exact).
 
-    Source: exact binomial test (Clopper and Pearson 1934 family), ``scipy.stats.binomtest``.
+    Source: ``glasslog.stats.claims.proportion_claim`` (Newcombe 1998 hybrid score interval; the monitors and
+    audits use the same).
     """
+    ev = {"n": n, "correct": correct, "claimed": claimed, "evaluation_size": evaluation_size}
     if n < min_n:
-        return Check("realised-vs-claimed", "p-value", None, alpha, False, {"n": n, "correct": correct, "claimed": claimed})
-    p = float(stats.binomtest(correct, n, claimed, alternative="less").pvalue)
-    return Check("realised-vs-claimed", "p-value", p, alpha, p < alpha,
-                 {"n": n, "correct": correct, "realised": correct / n, "claimed": claimed})
+        return Check("realised-vs-claimed", "realised accuracy", None, claimed, False, ev)
+    c = proportion_claim(claimed, correct, n, evaluation_size=evaluation_size, alpha=2 * alpha)
+    return Check("realised-vs-claimed", "realised accuracy", c.realised, claimed, c.over_claimed,
+                 ev | {"realised": c.realised, "claim_minus_realised_ci": list(c.difference_ci), "alpha": alpha})
 
 
 def rate_increase(base_events: int, base_n: int, now_events: int, now_n: int, alpha: float, min_n: int = 20,

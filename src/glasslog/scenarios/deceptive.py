@@ -267,6 +267,7 @@ def _run_deceptive_demo(data_dir: str | Path, *, origin: str = DEFAULT_ORIGIN, s
         query = QueryCounter(lambda frame: weights.predict_proba(frame)[:, 1])  # the prediction API: outputs only
         black = blackbox_audit(query, Xdev, ydev, protected=["personal_status_and_sex", "age_in_years"],
                                irrelevant=[ARTEFACT], claimed={k: claimed[k] for k in ("accuracy", "roc_auc")},
+                               evaluation_size=len(d.validation),
                                counterfactual_values={ARTEFACT: [1, 2, 3]}, seed=seed, model=fp)
         black_alerts = _alerts(black.findings)
         rec = record_findings(ledger, [f for f in black.findings if f.alert], "developer", model=fp)
@@ -299,7 +300,8 @@ def _run_deceptive_demo(data_dir: str | Path, *, origin: str = DEFAULT_ORIGIN, s
             seen = len(indexes)
             public = logged_decisions(ledger, fp, deployment=deployment, principal="public")
             flags = sum(1 for _, f in ledger.entries_of_type("flag", record.registered_index) if f.get("model") == fp)
-            pub = output_rate_check(claimed["positive_rate"], public.frame["label"].tolist(), model=fp, deployment=deployment)
+            pub = output_rate_check(claimed["positive_rate"], public.frame["label"].tolist(), model=fp, deployment=deployment,
+                                    evaluation_size=len(d.validation))
             research = logged_decisions(ledger, fp, deployment=deployment, principal="researcher")
             completed = complete_from_weights(research.inputs, researcher_model, card)
             table, dormant = dormant_features(researcher_model, completed, model_fingerprint=fp, deployment_name=deployment)

@@ -1,4 +1,4 @@
-"""The four scenario worlds: each builds a real glasslog log and runs oversight on it.
+"""The four scenario worlds: each builds a real glasslog log and runs oversight on it (``run_world``).
 
 Every world takes a validated ``Scenario`` (its parameters), a regime, a seed
 and ``control`` (the same world without the problem, for false alarms). The
@@ -11,16 +11,17 @@ numbers): differences between regimes come from access alone.
 - ``bang``: a fleet of deployed models, some with a dormant trigger, under a
   correlated shock that cascades (synthetic cases).
 - ``deceptive``: a German Credit loan-default model that learned a shortcut
-  which holds on its evaluation set only (real data).
+  which holds on its evaluation set only (real data; ``credit_worlds``).
 - ``downstream``: a downstream developer adapting a German Credit model to its
-  own population, with or without the weights (real data).
+  own population, with or without the weights (real data; ``credit_worlds``).
+
+What the worlds share is in ``world_base``.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -28,99 +29,21 @@ import pandas as pd
 from sklearn.linear_model import LogisticRegression
 
 from .. import capture
-from ..ledger import Ledger
-from ..registry import Registry
 from . import adapters
-from .checks import Check, proxy_outcome_divergence, rate_increase, realised_below_claimed, shortcut_from_flip_rates
-from .engine import ACTOR_NAMES, Oversight, WorldRun, make_card
-from .regimes import Actor, make_actors
+from .checks import Check, proxy_outcome_divergence, rate_increase, realised_below_claimed
+from .credit_worlds import Deceptive, Downstream
+from .engine import WorldRun, make_card
+from .regimes import Actor
 from .schema import Scenario
+from .world_base import ActorLog, BaseWorld, now
 
 __all__ = ["WORLDS", "run_world", "ActorLog"]
-
-
-@dataclass
-class ActorLog:
-    """What one actor has read of the log so far (read incrementally through its principal).
-
-    Attributes:
-        decisions: decision index -> the actor's view of it (``Actor.read_decisions``).
-        outcomes: decision index -> outcome value, for the decisions whose output it sees.
-    """
-
-    decisions: dict[int, dict] = field(default_factory=dict)
-    outcomes: dict[int, Any] = field(default_factory=dict)
-    read_to: int = 0
-
-    def update(self, actor: Actor) -> ActorLog:
-        size = actor.ledger.size
-        if size == self.read_to:
-            return self
-        for view in actor.read_decisions(self.read_to):
-            self.decisions[view["index"]] = view
-        self.outcomes.update(actor.read_outcomes(self.decisions, self.read_to))
-        self.read_to = size
-        return self
-
-
-class _Base:
-    """Shared state of a world run: log, actors, oversight, per-actor reads."""
-
-    def __init__(self, scenario: Scenario, regime: str, seed: int, control: bool, workdir: str):
-        self.s = scenario
-        self.p = {p.name: p.value for p in scenario.parameters}
-        self.regime = regime
-        self.seed = seed
-        self.control = control
-        self.ledger = Ledger.create(workdir, f"scenario-lab.example/{scenario.id}")
-        self.registry = Registry(self.ledger)
-        self.run = WorldRun(scenario.id, regime, seed, control)
-        roles = {a.role: a.name for a in scenario.actors}
-        roles.setdefault("supervisor", ACTOR_NAMES["supervisor"])
-        self.actors = make_actors(self.ledger, roles, developer_deployments=tuple(self.developer_deployments()))
-        self.views: dict[str, ActorLog] = {r: ActorLog() for r in self.actors}
-        self.harm_by_decision: dict[int, float] = {}  # decision entry index -> harm units
-        self.problem_decisions: set[int] = set()
-
-    def developer_deployments(self) -> list[str]:
-        return []
-
-    def view(self, actor: Actor) -> ActorLog:
-        return self.views[actor.role].update(actor)
-
-    def rng(self, *stream: int) -> np.random.Generator:
-        """An independent random stream for (seed, stream...), the same in every regime."""
-        return np.random.default_rng([self.seed, *stream])
-
-    def oversight(self, detectors, problem_models: set[str]) -> Oversight:
-        return Oversight(self.ledger, self.s, self.actors, detectors, self.run, int(self.p["triage_delay_periods"]),
-                         problem_models)
-
-    def finish(self, ov: Oversight, onset_decisions: int | None) -> WorldRun:
-        ov.finish()
-        run = self.run
-        run.decisions = sum(1 for _ in self.ledger.entries_of_type("decision"))
-        run.harm_total = float(sum(self.harm_by_decision.values()))
-        if not self.control:
-            run.onset = onset_decisions
-            hits = [a for a in run.alerts if any(m in ov.problem_models for m in a.models)]
-            if hits:
-                first = hits[0]
-                run.detection = max(0, first.decisions - (onset_decisions or 0))
-                run.alerts_before_onset = sum(1 for a in hits if a.decisions < (onset_decisions or 0))
-                run.harm_before_detection = float(sum(h for i, h in self.harm_by_decision.items() if i < first.finding_index))
-            else:
-                run.harm_before_detection = run.harm_total
-        self.ledger.close()
-        return run
-
-
 # ---------------------------------------------------------------------------------------------- whimper
 _WHIMPER_FEATURES = ["severity", "prior_reports", "district_response_rate"]
 _RESPONSE_RATES = np.array([0.2, 0.4, 0.6, 0.8])
 
 
-class Whimper(_Base):
+class Whimper(BaseWorld):
     """Scenario 1: a public-service model that learns to game a survey proxy."""
 
     def cases(self, rng: np.random.Generator, n: int) -> tuple[pd.DataFrame, np.ndarray]:
@@ -208,9 +131,10 @@ class Whimper(_Base):
         v = self.view(actor)
         w = int(self.p["window_decisions"])
         recent = [i for i in sorted(v.outcomes) if "output" in v.decisions[i] and v.decisions[i]["model"] == self.current][-w:]
-        claimed = self.registry.get(self.current).card.claimed.metrics["accuracy"]
+        card = self.registry.get(self.current).card
         correct = sum(1 for i in recent if v.decisions[i]["output"]["label"] == v.outcomes[i])
-        return [(realised_below_claimed(correct, len(recent), claimed, float(self.p["alpha"])), (self.current,))]
+        return [(realised_below_claimed(correct, len(recent), card.claimed.metrics["accuracy"], float(self.p["alpha"]),
+                                        evaluation_size=card.claimed.evaluation_size), (self.current,))]
 
     def flags(self, actor: Actor, world: Any, t: int) -> list[tuple[Check, tuple[str, ...]]]:
         w = int(self.p["window_decisions"])
@@ -261,7 +185,7 @@ class Whimper(_Base):
                 weights = open_rate.index.to_numpy()
                 feel_safe = 1 - float(p["survey_open_case_weight"]) * open_rate.to_numpy()
                 survey = float(np.average(feel_safe, weights=weights) + self.rng(7, t).normal(0, float(p["survey_noise_sd"])))
-                self.ledger.append([{"type": "metric", "v": 1, "time": _now(), "model": self.current, "deployment": deployment,
+                self.ledger.append([{"type": "metric", "v": 1, "time": now(), "model": self.current, "deployment": deployment,
                                      "name": "citizens feel safe (quarterly survey)", "value": round(survey, 6),
                                      "window": {"period": t}}])
             due = [o for when, batch_o in pending_outcomes if when <= t for o in batch_o]
@@ -293,7 +217,7 @@ class Whimper(_Base):
 _BANG_FEATURES = ["load", "pressure", "temperature", "demand", "grid_event"]
 
 
-class Bang(_Base):
+class Bang(BaseWorld):
     """Scenario 2: many deployed models with dormant triggers, a correlated shock, a cascade."""
 
     def developer_deployments(self) -> list[str]:
@@ -418,209 +342,6 @@ class Bang(_Base):
     def label_noiseless(X: pd.DataFrame) -> np.ndarray:
         z = 1.2 * X["load"] - 0.8 * X["pressure"] + 0.5 * X["temperature"]
         return (z > 1.3).astype(int).to_numpy()
-
-
-# ---------------------------------------------------------------------------------------------- German Credit worlds
-class _Credit(_Base):
-    """Shared parts of the two German Credit worlds: logged deployment, outcomes with delay, realised-vs-claimed."""
-
-    deployment = "bank.example/credit-decisions"
-
-    def realised(self, actor: Actor, world: Any, t: int) -> list[tuple[Check, tuple[str, ...]]]:
-        fp = self.current
-        if t >= 0 and self.p.get("use_glasslog_monitors", True):
-            check = adapters.performance_monitor(actor, self.deployment, fp, float(self.p["alpha"]))
-            if check is not None:
-                return [(check, (fp,))]
-        v = self.view(actor)
-        rows = [i for i in sorted(v.outcomes) if v.decisions[i]["model"] == fp and "output" in v.decisions[i]]
-        claimed = self.registry.get(fp).card.claimed.metrics["accuracy"]
-        check = adapters.claims_check(rows, v, claimed, float(self.p["alpha"]))
-        return [(check, (fp,))]
-
-    def group_rates(self, actor: Actor, world: Any, t: int) -> list[tuple[Check, tuple[str, ...]]]:
-        v = self.view(actor)
-        fp = self.current
-        rows = [i for i in sorted(v.outcomes) if v.decisions[i]["model"] == fp and "output" in v.decisions[i]]
-        check = adapters.group_check(rows, v, float(self.p["alpha"]), float(self.p["group_gap_threshold"]))
-        return [(check, (fp,))] if check is not None else []
-
-    def log_period(self, ov: Oversight, model, X: pd.DataFrame, y: np.ndarray, t: int, pending: list) -> list[int] | None:
-        labels = ov.try_decide(lambda: model.predict_proba(X, subject_ids=[f"applicant-{self.seed}-{t}-{i}" for i in range(len(X))]))
-        if labels is None:
-            return None
-        idx = list(model.last_batch.indexes)
-        pred = np.asarray(labels).argmax(axis=1)
-        for i, pr, yy in zip(idx, pred, y):
-            self.harm_by_decision[i] = float(pr != yy)
-        pending.append((t + int(self.p["outcome_delay_periods"]), list(zip(idx, [int(v) for v in y]))))
-        return idx
-
-    def flush_outcomes(self, pending: list, t: int) -> list:
-        due = [o for when, b in pending if when <= t for o in b]
-        if due:
-            capture.record_outcomes(self.ledger, due)
-        return [(w, b) for w, b in pending if w > t]
-
-
-class Deceptive(_Credit):
-    """Scenario 3: the German Credit shortcut model, sold on its claimed accuracy."""
-
-    def shortcut_check(self, predict_proba, name: str) -> Check:
-        rates = adapters.flip_rates(predict_proba, self.audit_sample, self.rng(30))
-        return shortcut_from_flip_rates(rates, float(self.p["shortcut_flip_threshold"]), name)
-
-    def whitebox(self, actor: Actor, world: Any, t: int) -> list[tuple[Check, tuple[str, ...]]]:
-        fp = self.current
-        if ("w", actor.role, fp) in self.audited:  # each actor asks for the weights itself
-            return []
-        model = actor.obtain_weights(fp)
-        self.audited.add(("w", actor.role, fp))
-        check = adapters.whitebox_shortcut(model, self.audit_sample, self.rng(30), float(self.p["shortcut_flip_threshold"]))
-        return [(check, (fp,))]
-
-    def blackbox(self, actor: Actor, world: Any, t: int) -> list[tuple[Check, tuple[str, ...]]]:
-        fp = self.current
-        if ("b", actor.role, fp) in self.audited:
-            return []
-        self.audited.add(("b", actor.role, fp))
-        budget = int(self.p["audit_query_budget"])
-        n_features = self.audit_sample.shape[1]
-        rows = min(len(self.audit_sample), budget // (n_features + 1))
-        if rows < int(self.p["blackbox_min_rows"]):
-            return []  # the query budget does not allow a meaningful audit
-        check, queries = adapters.blackbox_shortcut(self.estimator.predict_proba, self.audit_sample.iloc[:rows], self.rng(30),
-                                                    float(self.p["shortcut_flip_threshold"]))
-        self.run.extra["blackbox_audit_queries"] = queries
-        return [(check, (fp,))]
-
-    def simulate(self) -> WorldRun:
-        p = self.p
-        data = adapters.shortcut_data(self.seed, control=self.control)
-        model = data.model
-        self.estimator = model
-        card = make_card("loan default", "1" + ("-control" if self.control else ""), data.X_train, data.X_eval,
-                         {"accuracy": data.claimed_accuracy}, self.regime, features=data.features,
-                         output={"classes": [0, 1], "positive": 1, "meaning": "1 = bad credit risk"},
-                         intended_use="consumer credit scoring (EU AI Act Annex III 5(b))")
-        self.current = self.registry.register(model, card).fingerprint
-        problem = set() if self.control else {self.current}
-        self.audited: set = set()
-        self.audit_sample = data.X_audit
-        ov = self.oversight({"realised-vs-claimed": self.realised, "group-error-rates": self.group_rates,
-                             "shortcut-whitebox": self.whitebox, "shortcut-blackbox": self.blackbox}, problem)
-        wrapped = capture.wrap(self.ledger, self.current, self.deployment, visibility="private",
-                               description="credit decisions")
-        per = int(p["decisions_per_period"])
-        pending: list = []
-        logged = 0
-        ov.step(-1, self, 0)  # audits at registration, before any decision
-        for t in range((len(data.X_deploy) + per - 1) // per):
-            X = data.X_deploy.iloc[t * per:(t + 1) * per]
-            y = data.y_deploy[t * per:(t + 1) * per]
-            if self.current in ov.suspended_at:
-                ov.try_decide(lambda X=X: wrapped.predict_proba(X))
-            else:
-                idx = self.log_period(ov, wrapped, X, y, t, pending)
-                logged += len(idx or [])
-            pending = self.flush_outcomes(pending, t)
-            ov.step(t, self, logged)
-        self.run.extra.update({"claimed_accuracy": data.claimed_accuracy, "realised_accuracy": data.realised_accuracy})
-        return self.finish(ov, 0)
-
-
-class Downstream(_Credit):
-    """Scenario 4: a downstream developer adapts a German Credit model to its own population."""
-
-    deployment = "fintech.example/young-applicants"
-
-    def developer_deployments(self) -> list[str]:
-        return [self.deployment]
-
-    def pilot(self, actor: Actor, world: Any, t: int) -> list[tuple[Check, tuple[str, ...]]]:
-        if self.piloted:
-            return []
-        model = actor.obtain_weights(self.base)  # the developer evaluates the weights on its own pilot sample
-        self.piloted = True
-        self.pilot_mode = "weights"
-        return [(self._pilot_check(model.predict_proba, "pilot-whitebox"), (self.base,))]
-
-    def pilot_queries(self, actor: Actor, world: Any, t: int) -> list[tuple[Check, tuple[str, ...]]]:
-        if self.piloted or self.pilot_tried_queries:
-            return []
-        self.pilot_tried_queries = True
-        if int(self.p["developer_query_budget"]) < len(self.data.X_pilot):
-            return []
-        self.piloted = True
-        self.pilot_mode = "queries"
-        return [(self._pilot_check(self.base_model.predict_proba, "pilot-blackbox"), (self.base,))]
-
-    def _pilot_check(self, predict_proba, name: str) -> Check:
-        pred = np.asarray(predict_proba(self.data.X_pilot)).argmax(axis=1)
-        correct = int(np.sum(pred == self.data.y_pilot))
-        c = realised_below_claimed(correct, len(pred), self.claimed, float(self.p["alpha"]))
-        return Check(name, c.statistic, c.value, c.threshold, c.alert, c.evidence)
-
-    def simulate(self) -> WorldRun:
-        p = self.p
-        self.data = data = adapters.downstream_data(self.seed, control=self.control, pilot=int(p["pilot_rows"]))
-        self.base_model = data.base_model
-        card = make_card("loan default (base)", "1" + ("-control" if self.control else ""), data.X_train, data.X_eval,
-                         {"accuracy": data.claimed_accuracy}, self.regime, features=data.features,
-                         output={"classes": [0, 1], "positive": 1, "meaning": "1 = bad credit risk"},
-                         intended_use="consumer credit scoring; base model for downstream adaptation")
-        self.base = self.current = self.registry.register(data.base_model, card).fingerprint
-        self.claimed = data.claimed_accuracy
-        problem = set() if self.control else {self.base}
-        self.piloted = False
-        self.pilot_tried_queries = False
-        self.pilot_mode = None
-        ov = self.oversight({"pilot-whitebox": self.pilot, "pilot-blackbox": self.pilot_queries,
-                             "realised-vs-claimed": self.realised, "group-error-rates": self.group_rates}, problem)
-        alerts = ov.step(-1, self, 0)  # the developer's pilot check, before deployment
-        adapted = None
-        if any(a.method == "pilot-whitebox" for a in alerts):
-            # With the weights the developer can adapt the model to its population: refit with its pilot rows up-weighted.
-            adapted_model = adapters.adapt(data, float(p["pilot_weight"]))
-            acc = float(np.mean(adapted_model.predict(data.X_pilot) == data.y_pilot))
-            card2 = make_card("loan default (adapted)", "1-young" + ("-control" if self.control else ""),
-                              pd.concat([data.X_train, data.X_pilot]), data.X_pilot, {"accuracy": acc}, self.regime,
-                              features=data.features, output={"classes": [0, 1], "positive": 1, "meaning": "1 = bad credit risk"},
-                              intended_use="consumer credit scoring for applicants under 30 (adapted by the developer)")
-            adapted = self.registry.register(adapted_model, card2).fingerprint
-            self.current = adapted
-        ov.apply_due(10**6)  # the pilot's finding: the base model is not deployed for this population
-        fp = self.current
-        per = int(p["decisions_per_period"])
-        pending: list = []
-        logged = 0
-        wrapped = None
-        for t in range((len(data.X_deploy) + per - 1) // per):
-            X = data.X_deploy.iloc[t * per:(t + 1) * per]
-            y = data.y_deploy[t * per:(t + 1) * per]
-            if fp in ov.suspended_at:
-                ov.try_decide(lambda fp=fp: capture.wrap(self.ledger, fp, self.deployment))
-            else:
-                if wrapped is None:
-                    wrapped = capture.wrap(self.ledger, fp, self.deployment, visibility="private",
-                                           description="credit decisions for young applicants")
-                idx = self.log_period(ov, wrapped, X, y, t, pending)
-                logged += len(idx or [])
-            pending = self.flush_outcomes(pending, t)
-            ov.step(t, self, logged)
-        self.run.extra.update({"claimed_accuracy": data.claimed_accuracy, "base_accuracy_on_population": data.base_accuracy,
-                               "adapted": adapted is not None, "pilot_mode": self.pilot_mode,
-                               "deployed_accuracy": (1 - self.run_harm_rate()) if self.harm_by_decision else None})
-        return self.finish(ov, 0)
-
-    def run_harm_rate(self) -> float:
-        return float(np.mean(list(self.harm_by_decision.values())))
-
-
-def _now() -> str:
-    from ..ledger import utc_now
-
-    return utc_now()
 
 
 WORLDS = {"whimper": Whimper, "bang": Bang, "deceptive-credit": Deceptive, "downstream-adaptation": Downstream}

@@ -1,8 +1,10 @@
 """glasslog.stats: the statistics monitors, audits and the scenario lab share, one home for each.
 
-- ``intervals``: Wilson (the one Wilson interval), Newcombe's difference, Katz's ratio, DeLong and Hanley-McNeil AUC.
+- ``intervals``: Wilson (the one Wilson interval), Newcombe's difference, the MOVER ratio, DeLong and Hanley-McNeil AUC.
 - ``testing``: Spiegelhalter's calibration test, Kolmogorov-Smirnov, chi-square homogeneity, Cochran-Armitage, Fisher.
 - ``shift``: population stability index, Jensen-Shannon distance, categorical comparisons.
+- ``groups``: the one rule for comparing groups' rates (reference group, family, four-fifths band), with its measured
+  false-alarm rate under the null.
 
 It sits beside ``glasslog.audit`` and ``glasslog.oversight`` rather than in either, because both use it and
 neither imports the other. Everything works on numpy arrays and returns plain floats, so the monitors stay
@@ -26,8 +28,11 @@ Sources:
   ROC curve. Radiology 143, 29-36 (standard error of a claimed AUC).
 - Spiegelhalter, D. J. (1986). Probabilistic prediction in patient management
   and clinical trials. Stat. Med. 5, 421-433 (calibration z test).
-- Katz, D., Baptista, J., Azen, S. P., Pike, M. C. (1978). Obtaining confidence
-  intervals for the risk ratio in cohort studies. Biometrics 34, 469-474.
+- Zou, G. Y., Donner, A. (2008). Construction of confidence limits about
+  effect measures: a general approach. Stat. Med. 27(10), 1693-1702
+  (MOVER: here the interval of a ratio of two proportions, on the log scale
+  with Wilson limits). Katz, D., Baptista, J., Azen, S. P., Pike, M. C.
+  (1978), Biometrics 34, 469-474, whose log interval it replaced.
 - Kolmogorov-Smirnov two-sample test as in ``scipy.stats.ks_2samp``
   (asymptotic distribution, Hodges 1958), Pearson chi-square test of
   homogeneity (``scipy.stats.chi2_contingency``), cells pooled until every
@@ -48,6 +53,7 @@ Sources:
   JASA 56, 52-64 (controls the family-wise error rate for any dependence).
 """
 
+from .groups import FOUR_FIFTHS, compare_groups, judge_ratio, reference_group
 from .intervals import (
     auc_delong,
     auc_hanley_mcneil_se,
@@ -69,6 +75,10 @@ from .shift import (
 from .testing import chi_square_homogeneity, cochran_armitage_trend, ks_test, spiegelhalter_z, unseen_share_test
 
 __all__ = [
+    "FOUR_FIFTHS",
+    "compare_groups",
+    "judge_ratio",
+    "reference_group",
     "z_two_sided",
     "wilson_interval",
     "newcombe_difference_interval",

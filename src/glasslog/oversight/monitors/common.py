@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ...findings import Finding
+from ...stats.groups import FOUR_FIFTHS
 from ..views import DeploymentData
 
 if TYPE_CHECKING:
@@ -29,8 +30,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Monitor", "RunContext", "FOUR_FIFTHS", "finding", "span", "iso", "is_binary", "category_key"]
 
-FOUR_FIFTHS = 0.8
-"""The four-fifths rule's ratio (29 CFR 1607.4(D))."""
 
 @dataclass(frozen=True)
 class RunContext:

@@ -5,7 +5,6 @@ Method: ``docs/monitors.md`` (disparity).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -14,6 +13,7 @@ import pandas as pd
 
 from ... import stats
 from ...findings import Finding
+from ...stats import groups as groups_rule
 from ..views import DeploymentData
 from .common import FOUR_FIFTHS, Monitor, category_key, is_binary, span
 from .common import finding as _finding
@@ -75,32 +75,28 @@ def _group_counter(codes: np.ndarray, names: list[str]) -> Callable[[np.ndarray]
     return count
 
 
-def _ratio_table(groups: list[str], hits: dict[str, int], totals: dict[str, int], higher_is_better: bool, a_each: float,
-                 a_ratio: float) -> tuple[dict, str | None]:
-    """Per group rate, Wilson interval, and ratio to the best-treated group with a Katz interval."""
-    rates = {g: hits[g] / totals[g] for g in groups if totals[g] > 0}
-    if not rates:
-        return {}, None
-    best = max(rates, key=rates.get) if higher_is_better else min(rates, key=rates.get)
+def _group_table(groups: list[str], hits: dict[str, int], totals: dict[str, int], reference: str,
+                 compared: dict[str, groups_rule.GroupComparison], a_each: float) -> dict:
+    """Per group: trials, rate and its Wilson interval; the ratio to the reference with its adjusted interval."""
     table = {}
     for g in groups:
-        if totals[g] == 0:
-            continue
-        row = {"n": totals[g], "rate": rates[g], "rate_ci": list(stats.wilson_interval(hits[g], totals[g], a_each))}
-        if g != best:
-            if higher_is_better:  # selection: group's rate / best rate
-                r, lo, hi = stats.rate_ratio_interval(hits[g], totals[g], hits[best], totals[best], a_ratio)
-            else:  # error rates: best (lowest) rate / group's rate
-                r, lo, hi = stats.rate_ratio_interval(hits[best], totals[best], hits[g], totals[g], a_ratio)
-            row.update(ratio=r if math.isfinite(r) else None, ratio_ci=[lo, hi if math.isfinite(hi) else None])
-        else:
+        row = {"n": totals[g], "rate": hits[g] / totals[g], "rate_ci": list(stats.wilson_interval(hits[g], totals[g], a_each))}
+        if g == reference:
             row.update(ratio=1.0, reference_group=True)
+        elif g in compared:
+            c = compared[g]
+            row.update(ratio=c.ratio, ratio_ci=[c.lo, c.hi], verdict=c.verdict, severity=c.severity)
         table[g] = row
-    return table, best
+    return table
+
+
+def _statistic(metric: str, attribute: str) -> str:
+    return f"{metric} ratio to the reference group ({attribute})"
 
 
 def check_disparity(view: DeploymentData, cfg: MonitorConfig) -> tuple[list[Finding], str | None]:
-    """Selection rates, false positive and false negative rates per protected group, with four-fifths ratios."""
+    """Selection rates, false positive and false negative rates per protected group, each against the reference group
+    by the one group-comparison rule (``glasslog.stats.groups``)."""
     if not view.sees_outputs:
         return [], f"role {view.role} does not see the outputs of this {view.visibility} deployment"
     if view.card is None:
@@ -129,13 +125,13 @@ def check_disparity(view: DeploymentData, cfg: MonitorConfig) -> tuple[list[Find
         names = [g for g in names_all if counts[g] >= cfg.min_cell]
         suppressed = len(names_all) - len(names)
         base = {"attribute": f.name, "grouping": how, "favourable": favourable, "groups_suppressed": suppressed,
-                "min_cell": cfg.min_cell, "alpha": cfg.alpha, "rule": "four-fifths (29 CFR 1607.4(D)): ratio < 0.8",
-                "ratio_interval": "Katz (1978) log interval, Bonferroni over the comparisons"}
+                "min_cell": cfg.min_cell, "alpha": cfg.alpha, "rule": groups_rule.RULE,
+                "ratio_interval": "MOVER (Zou & Donner 2008, Wilson limits, log scale), Bonferroni over the family"}
         y = view.outcome
-        metrics = [("disparity.selection_rate", "selection_rate", True, has_group, selected)]
+        metrics = [("disparity.selection_rate", "selection_rate", has_group, selected)]
         if favourable is None:  # which label is good for the person is not known: no selection-rate direction
             metrics = []
-            out.append(_finding(view, "disparity.selection_rate", f"min selection_rate ratio ({f.name})", None, FOUR_FIFTHS,
+            out.append(_finding(view, "disparity.selection_rate", _statistic("selection_rate", f.name), None, FOUR_FIFTHS,
                                 "insufficient-data", "info", window,
                                 {**base, "reason": "no favourable label: the card's output states no 'favourable' class "
                                                    "and none was given (--favourable / favourable); the selection-rate "
@@ -143,50 +139,48 @@ def check_disparity(view: DeploymentData, cfg: MonitorConfig) -> tuple[list[Find
         if y is not None:
             neg = has_group & (y == 0) & ~np.isnan(view.predicted)
             pos = has_group & (y == 1) & ~np.isnan(view.predicted)
-            metrics.append(("disparity.false_positive_rate", "false_positive_rate", False, neg, view.predicted == 1))
-            metrics.append(("disparity.false_negative_rate", "false_negative_rate", False, pos, view.predicted == 0))
-        for check, metric, higher_better, denom_mask, hit_mask in metrics:
-            all_totals = per_group(denom_mask)
-            totals = {g: all_totals[g] for g in names}
-            usable = [g for g in names if totals[g] >= cfg.min_cell]
-            statistic = f"min {metric} ratio ({f.name})"
-            if len(usable) < 2:
+            metrics.append(("disparity.false_positive_rate", "false_positive_rate", neg, view.predicted == 1))
+            metrics.append(("disparity.false_negative_rate", "false_negative_rate", pos, view.predicted == 0))
+        counts_of = {}
+        for _, metric, denom, hit in metrics:
+            all_hits, all_totals = per_group(denom & hit), per_group(denom)
+            counts_of[metric] = ({g: all_hits[g] for g in names}, {g: all_totals[g] for g in names})
+        result = groups_rule.compare_groups({g: counts[g] for g in names}, counts_of, alpha=cfg.alpha, min_size=cfg.min_cell)
+        for check, metric, _, _ in metrics:
+            statistic = _statistic(metric, f.name)
+            compared = result.metrics.get(metric)
+            if compared is None:
                 out.append(_finding(view, check, statistic, None, FOUR_FIFTHS, "insufficient-data", "info", window,
                                     {**base, "reason": f"fewer than two groups with {cfg.min_cell} or more decisions"
-                                                       + (" with outcomes" if metric != "selection_rate" else "")}))
+                                                       + (" with outcomes" if metric != "selection_rate" else "")
+                                                       + (", or the reference group has fewer" if result.reference else "")}))
                 continue
-            all_hits = per_group(denom_mask & hit_mask)
-            hits = {g: all_hits[g] for g in usable}
-            comparisons = len(usable) - 1
-            a_ratio = cfg.alpha / comparisons
-            table, best = _ratio_table(usable, hits, totals, higher_better, cfg.alpha, a_ratio)
-            ratios = {g: r["ratio"] for g, r in table.items() if r.get("ratio") is not None and g != best}
-            if not ratios:
+            hits, totals = counts_of[metric]
+            ref = result.reference
+            usable = [g for g in names if g == ref or g in compared]
+            table = _group_table(usable, hits, totals, ref, compared, cfg.alpha)
+            shown = groups_rule.reported(compared)
+            if shown is None:
                 out.append(_finding(view, check, statistic, None, FOUR_FIFTHS, "insufficient-data", "info", window,
-                                    {**base, "groups": table, "reason": "no finite ratio (zero rates)"}))
+                                    {**base, "groups": table, "reference_group": ref,
+                                     "reason": "no finite ratio (the reference group's rate is 0)"}))
                 continue
-            worst_group = min(ratios, key=ratios.get)
-            worst = ratios[worst_group]
-            significant = [g for g, r in table.items() if g != best and r.get("ratio") is not None
-                           and r["ratio"] < FOUR_FIFTHS and r["ratio_ci"][1] is not None and r["ratio_ci"][1] < 1]
-            below = [g for g, r in ratios.items() if r < FOUR_FIFTHS]
-            ev = {**base, "groups": table, "reference_group": best, "worst_group": worst_group,
-                  "below_four_fifths": below, "significant": significant}
-            if significant:
-                verdict, severity = "alert", ("high" if metric == "selection_rate" else "medium")
-                if metric == "selection_rate":
-                    ev["direction"] = (f"selection rate of {', '.join(significant)} is below four-fifths of that of "
-                                       f"{best}, significantly")
-                else:
-                    ev["direction"] = (f"{metric.replace('_', ' ')} of {', '.join(significant)} is above five-fourths of "
-                                       f"that of {best} (ratio below 0.8), significantly")
-            elif below:
-                verdict, severity = "insufficient-data", "low"
-                ev["note"] = ("ratio below 0.8 but not statistically significant: 29 CFR 1607.4(D) says such differences "
-                              "may not constitute adverse impact when based on small numbers")
-            else:
-                verdict, severity = "ok", "info"
-            out.append(_finding(view, check, statistic, worst, FOUR_FIFTHS, verdict, severity, window, ev))
+            c = compared[shown]
+            significant = [g for g, x in compared.items() if x.verdict == "alert"]
+            outside = [g for g, x in compared.items() if x.ratio is not None
+                       and not FOUR_FIFTHS <= x.ratio <= 1 / FOUR_FIFTHS]
+            ev = {**base, "groups": table, "reference_group": ref, "worst_group": shown, "comparisons_in_family": result.family,
+                  "alpha_per_comparison": result.alpha_each, "band": [FOUR_FIFTHS, 1 / FOUR_FIFTHS],
+                  "outside_band": outside, "significant": significant}
+            label = metric.replace("_", " ")
+            if c.verdict == "alert":
+                ev["direction"] = (f"{label} of {shown} is {c.ratio:.2f} times that of the reference group {ref}: outside "
+                                   f"{FOUR_FIFTHS:g}-{1 / FOUR_FIFTHS:g}, significantly"
+                                   + (f" ({len(significant)} of {len(compared)} groups)" if len(compared) > 1 else ""))
+            elif c.verdict == "insufficient-data":
+                ev["note"] = ("ratio outside 0.8-1.25 but not statistically significant: 29 CFR 1607.4(D) says such "
+                              "differences may not constitute adverse impact when based on small numbers")
+            out.append(_finding(view, check, statistic, c.ratio, FOUR_FIFTHS, c.verdict, c.severity, window, ev))
     return out, None
 
 

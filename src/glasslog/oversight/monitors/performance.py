@@ -5,13 +5,13 @@ Method: ``docs/monitors.md`` (performance).
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 
 from ... import stats
 from ...findings import Finding
+from ...stats.claims import ClaimComparison, auc_claim, proportion_claim
 from ..views import DeploymentData
 from .common import Monitor, is_binary, span
 from .common import finding as _finding
@@ -82,36 +82,21 @@ def _accuracy(view, y, pred, claim, n_eval, a, cfg, window, common) -> Finding:
     if n < cfg.min_outcomes:
         return _finding(view, "performance.accuracy", "accuracy", None, claim, "insufficient-data", "info", window,
                         {**common, "claimed": claim, "reason": f"{n} decisions with outcomes, fewer than {cfg.min_outcomes}"})
-    correct = int((pred == y).sum())
-    realised = correct / n
-    lo_r, hi_r = stats.wilson_interval(correct, n, a)
-    ev = {**common, "claimed": claim, "claim_evaluation_size": n_eval, "realised": realised, "realised_ci": [lo_r, hi_r],
-          "method": "Newcombe (1998) hybrid score interval for claimed minus realised accuracy at 1 - alpha_per_check"}
-    if n_eval:
-        k1 = int(round(claim * n_eval))
-        lo, hi = stats.newcombe_difference_interval(k1, n_eval, correct, n, a)
-    else:
-        lo, hi = claim - hi_r, claim - lo_r
-        ev["method"] = "Wilson interval of realised accuracy (no evaluation size on the card)"
-    ev["claim_minus_realised_ci"] = [lo, hi]
-    d = claim - realised
-    ev["claim_consistent_range"] = [realised - (hi - d), realised + (d - lo)]  # claims this interval would not reject
-    verdict, severity = _claim_verdict(lo, hi, "accuracy", ev)
-    return _finding(view, "performance.accuracy", "accuracy", realised, claim, verdict, severity, window, ev)
+    c = proportion_claim(claim, int((pred == y).sum()), n, evaluation_size=n_eval, alpha=a)
+    return _claim_finding(view, "performance.accuracy", c, n_eval, window, common, {})
 
 
-def _claim_verdict(lo: float, hi: float, metric: str, ev: dict) -> tuple[str, str]:
-    """Verdict and severity from the interval [lo, hi] of claim minus realised; notes the direction in ``ev``.
-
-    Over-claiming (the whole interval above 0) is high; under-claiming (below 0) is low.
-    """
-    if lo > 0:
-        ev["direction"] = f"realised {metric} is below the claim"
-        return "alert", "high"
-    if hi < 0:
-        ev["direction"] = f"realised {metric} is above the claim (under-claimed)"
-        return "alert", "low"
-    return "ok", "info"
+def _claim_finding(view, check: str, c: ClaimComparison, n_eval, window, common, extra: dict) -> Finding:
+    """The finding of one claimed-vs-realised comparison (``glasslog.stats.claims``, the one such computation)."""
+    ev = {**common, "claimed": c.claimed, "claim_evaluation_size": n_eval, "realised": c.realised,
+          "realised_ci": list(c.realised_ci), "claim_minus_realised_ci": list(c.difference_ci),
+          "claim_consistent_range": list(c.consistent_range), **extra, "method": c.method}
+    name = "ROC AUC" if c.metric == "roc_auc" else c.metric
+    if c.direction == "over-claimed":
+        ev["direction"] = f"realised {name} is below the claim"
+    elif c.direction == "under-claimed":
+        ev["direction"] = f"realised {name} is above the claim (under-claimed)"
+    return _finding(view, check, c.metric, c.realised, c.claimed, c.verdict, c.severity, window, ev)
 
 
 def _auc(view, y, score, claim, n_eval, a, cfg, window, common) -> Finding:
@@ -120,23 +105,11 @@ def _auc(view, y, score, claim, n_eval, a, cfg, window, common) -> Finding:
         return _finding(view, "performance.roc_auc", "roc_auc", None, claim, "insufficient-data", "info", window,
                         {**common, "claimed": claim, "reason": f"{n_pos} positive and {n_neg} negative outcomes with scores; "
                                                                 f"needs {cfg.min_outcomes} in all and 10 of each"})
-    auc, var = stats.auc_delong(y, score)
-    z = stats.z_two_sided(a)
-    prevalence = n_pos / len(y)
-    var_claim = 0.0
-    if n_eval:
-        var_claim = stats.auc_hanley_mcneil_se(claim, max(n_eval * prevalence, 1.0), max(n_eval * (1 - prevalence), 1.0)) ** 2
-    se = math.sqrt(var + var_claim)
-    diff = claim - auc
-    lo, hi = diff - z * se, diff + z * se
-    ev = {**common, "claimed": claim, "claim_evaluation_size": n_eval, "realised": auc,
-          "realised_ci": [max(0.0, auc - z * math.sqrt(var)), min(1.0, auc + z * math.sqrt(var))],
-          "claim_minus_realised_ci": [lo, hi], "claim_consistent_range": [auc - z * se, auc + z * se],
-          "z": diff / se if se > 0 else None, "positives": n_pos, "negatives": n_neg,
-          "method": "DeLong (1988) variance of the realised AUC plus Hanley-McNeil (1982) variance of the claim "
-                    "(its evaluation set assumed to have the realised prevalence)"}
-    verdict, severity = _claim_verdict(lo, hi, "ROC AUC", ev)
-    return _finding(view, "performance.roc_auc", "roc_auc", auc, claim, verdict, severity, window, ev)
+    c = auc_claim(claim, y, score, evaluation_size=n_eval, alpha=a)
+    lo, hi = c.difference_ci
+    se = (hi - lo) / (2 * stats.z_two_sided(a))
+    return _claim_finding(view, "performance.roc_auc", c, n_eval, window, common,
+                          {"z": (claim - c.realised) / se if se > 0 else None, "positives": n_pos, "negatives": n_neg})
 
 
 def _calibration(view, y, p, a, cfg, window, common) -> Finding:
