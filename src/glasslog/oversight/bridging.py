@@ -64,6 +64,8 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.linalg import svds
 from threadpoolctl import threadpool_limits
 
+from ..stats import wilson_interval
+
 __all__ = [
     "RATING_VALUES",
     "BridgingParams",
@@ -209,7 +211,7 @@ class ScoreBoard:
 def wilson_lower_bound(positive: float, n: int, z: float = 1.96) -> float | None:
     """Lower bound of the Wilson score interval for a proportion ``positive / n``.
 
-    Wilson, E. B. (1927), JASA 22:209-212. ``positive`` may be fractional
+    Wilson, E. B. (1927), JASA 22:209-212 (``glasslog.stats.wilson_interval``). ``positive`` may be fractional
     (a "somewhat" rating counts one half). Returns None when ``n`` is 0.
 
     Raises:
@@ -219,11 +221,7 @@ def wilson_lower_bound(positive: float, n: int, z: float = 1.96) -> float | None
         return None
     if not 0 <= positive <= n:
         raise ValueError(f"positive must be within 0..{n}, got {positive}")
-    p = positive / n
-    z2 = z * z
-    centre = p + z2 / (2 * n)
-    spread = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
-    return max(0.0, (centre - spread) / (1 + z2 / n))
+    return wilson_interval(positive, n, z=z)[0]
 
 
 def _loss_and_grad(theta: np.ndarray, u: np.ndarray, f: np.ndarray, y: np.ndarray, n_u: int, n_f: int,

@@ -23,18 +23,19 @@ def z_two_sided(alpha: float) -> float:
     return float(_st.norm.isf(alpha / 2))
 
 
-def wilson_interval(successes: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
+def wilson_interval(successes: float, n: int, alpha: float = 0.05, *, z: float | None = None) -> tuple[float, float]:
     """Two-sided (1 - alpha) Wilson score interval for a proportion (Wilson 1927): glasslog's one Wilson interval.
 
     Args:
-        successes, n: the count and the trials.
+        successes, n: the count and the trials (``successes`` may be fractional, e.g. a rating that counts half).
         alpha: 1 - coverage (0.05: the 95 % interval, z = 1.96).
+        z: the normal quantile itself, instead of ``alpha``.
 
     Returns ``(lower, upper)`` as fractions; ``(0.0, 1.0)`` when ``n`` is 0.
     """
     if n <= 0:
         return (0.0, 1.0)
-    z = z_two_sided(alpha)
+    z = z_two_sided(alpha) if z is None else z
     p = successes / n
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
