@@ -17,7 +17,7 @@ import typer
 from ..storage import STORE_ENV, is_url
 from ..watermark import cli as watermark_cli
 from ..witness import cli as witness_cli
-from . import audit, demo, flags, gateway, keys, log, migrate, models, monitor, scenarios, serve, verify, witnesses
+from . import audit, demo, deployments, flags, gateway, keys, log, migrate, models, monitor, scenarios, serve, verify, witnesses
 from .common import fail
 
 __all__ = ["app", "main"]
@@ -47,6 +47,7 @@ app.add_typer(log.prove_app, name="prove")
 app.add_typer(verify.verify_app, name="verify")
 app.add_typer(models.models_app, name="models")
 app.add_typer(keys.keys_app, name="keys")
+app.add_typer(deployments.deployments_app, name="deployments")
 app.add_typer(scenarios.scenarios_app, name="scenarios")
 app.add_typer(flags.flags_app, name="flags")
 app.add_typer(flags.triage_app, name="triage")
