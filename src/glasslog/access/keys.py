@@ -143,6 +143,11 @@ class KeyStore:
                              " send telemetry for) name deployments")
         if role == "operator" and len(deployments) > 1:
             raise ValueError("an operator key is bound to at most one deployment (the one its telemetry is logged in)")
+        if role == "operator" and deployments:
+            from ..registry import Deployments
+
+            if Deployments(self.ledger).find(deployments[0]) is None:
+                raise ValueError(f"unknown deployment {deployments[0]!r}: declare it first (glasslog deployments declare)")
         key_id = secrets.token_hex(6)
         secret = secrets.token_urlsafe(32)
         record = ApiKey(key_id, name.strip(), role, tuple(deployments), utc_now())
