@@ -30,6 +30,7 @@ import pandas as pd
 from ..access.keys import Principal
 from ..datasets.german_credit import german_credit_groups
 from ..ledger import Ledger
+from ..registry import Registry, UntrustedTypesError
 from ..stats.labels import positive_class
 from .blackbox import QueryCounter, blackbox_audit
 from .claims import claimed_vs_realised, output_rate_check
@@ -77,6 +78,8 @@ def audit_logged_model(
     label_column: str | None = None,
     seed: int = 0,
     n_boot: int = 1000,
+    trusted: Sequence[str] = (),
+    trust_recorded: bool = False,
 ) -> dict[str, Any]:
     """Run every audit the role's access allows on a registered model's logged deployment(s).
 
@@ -92,6 +95,9 @@ def audit_logged_model(
         label_column: the label column of ``training_data`` (default: the one column
             that is not a model feature).
         seed, n_boot: bootstrap settings.
+        trusted, trust_recorded: extra skops types to trust for loading the weights, and whether to trust
+            the ones recorded with the registration; without them a model that needs such types gets every
+            check that needs no weights, and a note saying which were skipped and why.
 
     Returns:
         name -> result object (``claims``, ``group_<attr>``, ``blackbox``, ``reliance``,
@@ -106,7 +112,8 @@ def audit_logged_model(
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(1):  # one BLAS/OpenMP thread: far faster on a busy machine, same results
-        return _audit_logged_model(ledger, model, deployment=deployment, principal=principal, groups=groups, training_data=training_data, label_column=label_column, seed=seed, n_boot=n_boot)
+        return _audit_logged_model(ledger, model, deployment=deployment, principal=principal, groups=groups, training_data=training_data, label_column=label_column, seed=seed, n_boot=n_boot,
+                                   trusted=trusted, trust_recorded=trust_recorded)
 
 
 def _audit_logged_model(
@@ -120,6 +127,8 @@ def _audit_logged_model(
     label_column: str | None = None,
     seed: int = 0,
     n_boot: int = 1000,
+    trusted: Sequence[str] = (),
+    trust_recorded: bool = False,
 ) -> dict[str, Any]:
     p = as_principal(principal)
     data = logged_decisions(ledger, model, deployment=deployment, principal=p)
@@ -167,7 +176,14 @@ def _audit_logged_model(
     inputs = data.inputs.dropna() if complete else data.inputs
     no_weights = None
     try:
-        weights, record = load_registered_model(ledger, fp, p)
+        recorded = Registry(ledger).get(fp).trusted if trust_recorded else ()
+        weights, record = load_registered_model(ledger, fp, p, (*trusted, *recorded))
+    except UntrustedTypesError as exc:
+        weights, record = None, None
+        no_weights = f"weights not loaded: skops types {exc.types} not trusted (--trust / --trust-recorded)"
+        notes.append(f"checks that need the weights skipped: the artifact needs skops types {exc.types} that were not"
+                     " trusted (review them, then pass --trust TYPE, or --trust-recorded for the types recorded with"
+                     " the registration)")
     except WeightsAccessError as exc:
         weights, record = None, None
         no_weights = f"no weights under the disclosure policy {card.disclosure_policy!r}"

@@ -6,6 +6,9 @@ from .sdk import (
     CapturedModel,
     InputError,
     ModelNotActiveError,
+    OutcomeConflictError,
+    OutcomeError,
+    correct_outcome,
     open_log,
     receipt,
     receipts_at,
@@ -16,4 +19,5 @@ from .sdk import (
 )
 
 __all__ = ["CapturedEncoderClassifier", "wrap_encoder_classifier", "CapturedGenerator", "Generation", "wrap_generator", "CapturedModel", "InputError", "ModelNotActiveError", "open_log", "receipt", "receipts_at", "receipts_for_subject",
-           "record_outcome", "record_outcomes", "wrap"]
+           "record_outcome", "record_outcomes", "correct_outcome",
+           "OutcomeError", "OutcomeConflictError", "wrap"]

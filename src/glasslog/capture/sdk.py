@@ -31,7 +31,7 @@ from ..ledger import Entry, EntryError, Ledger, LedgerError, PrivateValue, canon
 from ..ledger.commitments import fresh_salts
 from ..ledger.log import AppendResult, default_data_dir
 from ..ledger.receipt import Receipt
-from ..registry import Deployment, DeploymentError, Deployments, RegisteredModel, Registry
+from ..registry import Deployment, DeploymentError, Deployments, RegisteredModel, Registry, domain_problems
 from ..storage import WriteTx
 
 __all__ = [
@@ -42,6 +42,9 @@ __all__ = [
     "wrap",
     "record_outcome",
     "record_outcomes",
+    "correct_outcome",
+    "OutcomeError",
+    "OutcomeConflictError",
     "receipt",
     "receipts_at",
     "receipts_for_subject",
@@ -273,10 +276,25 @@ class CapturedModel:
             raise InputError("inputs have no rows")
         return out
 
+    def _out_of_domain(self, records: list[dict]) -> dict[int, list[str]]:
+        """Rows with values outside the card's stated feature domains: refused (``InputError`` naming every such
+        value, up to 20) under the card's ``input_policy`` ``refuse`` (the default), else ``{row: [features]}``."""
+        card = self.model.card
+        if not card.has_domains():
+            return {}
+        found = {pos: bad for pos, r in enumerate(records) if (bad := domain_problems(card, r))}
+        if found and (card.input_policy or "refuse") == "refuse":
+            problems = [f"input row {pos} feature {name}: {problem}" for pos, bad in found.items() for name, problem in bad]
+            more = f"; and {len(problems) - 20} more" if len(problems) > 20 else ""
+            raise InputError(f"{'; '.join(problems[:20])}{more} (the card's input policy is to refuse values outside "
+                             "the training data's domain)")
+        return {pos: [name for name, _ in bad] for pos, bad in found.items()}
+
     def _log(self, records: list[dict], outputs: list[Any], subject_ids: Sequence[Any] | None,
              within: Callable[[WriteTx, int], None] | None = None) -> None:
         if subject_ids is not None and len(subject_ids) != len(records):
             raise InputError(f"got {len(subject_ids)} subject ids for {len(records)} input rows")
+        out_of_domain = self._out_of_domain(records)
         now = utc_now()
         entries: list[Entry] = []
         private: list[PrivateValue] = []
@@ -295,6 +313,8 @@ class CapturedModel:
                 output_commitment, o_salt, o_bytes = commit(output, next(salts))
                 private.append(PrivateValue(pos, "output", output_commitment, o_salt, o_bytes))
                 entry["output_commitment"] = output_commitment
+            if out_of_domain.get(pos):
+                entry["out_of_domain"] = out_of_domain[pos]
             if subject_ids is not None and subject_ids[pos] is not None:
                 sid = subject_ids[pos]
                 if not isinstance(sid, str) or not sid:
@@ -403,18 +423,53 @@ def wrap(
     return CapturedModel(ledger, model, deployment, estimator, registry, declared.visibility)
 
 
-def record_outcomes(ledger: Ledger, outcomes: Sequence[tuple[int, Any]]) -> AppendResult:
+class OutcomeError(BadInputError):
+    """An outcome that is refused: not one of the card's classes, or a malformed correction.
+
+    ``row`` is its position in the batch and ``field`` the offending field (``outcome``, ``corrects``, ``reason``)."""
+
+    def __init__(self, row: int, field: str, message: str):
+        self.row, self.field = row, field
+        super().__init__(f"outcomes[{row}].{field}: {message}")
+
+
+class OutcomeConflictError(ConflictError):
+    """A second outcome for a decision that is not stated as a correction of the latest one."""
+
+    def __init__(self, row: int, message: str):
+        self.row, self.field = row, "corrects"
+        super().__init__(f"outcomes[{row}].corrects: {message}")
+
+
+def _in_classes(value: Any, classes: list) -> bool:
+    """``value`` is one of ``classes`` (same JSON type: ``1`` is not ``1.0`` nor ``true``)."""
+    return any(type(value) is type(c) and value == c for c in classes)
+
+
+def record_outcomes(ledger: Ledger, outcomes: Sequence[tuple[int, Any]] | Sequence[tuple[int, Any, int | None, str | None]]
+                    ) -> AppendResult:
     """Log observed outcomes of earlier decisions, in one batch.
 
     Args:
-        outcomes: ``(decision index, outcome)`` pairs; outcomes are JSON
+        outcomes: ``(decision index, outcome)`` pairs, or ``(decision index,
+            outcome, corrects, reason)`` for a correction; outcomes are JSON
             values (e.g. 1 = the loan defaulted).
+
+    The outcome must be one of the model card's ``output.classes`` (when the
+    card states them). A decision has one outcome; a second one is a
+    correction: it names the outcome entry it corrects (``corrects``, the
+    decision's latest outcome entry) and says why (``reason``). Every reader
+    (monitors, audits, the web register, replay) uses a decision's latest
+    outcome entry.
 
     For decisions of private deployments the outcome is logged as a
     commitment, with the value beside the log.
 
     Raises:
         ValueError: an index that is not a decision entry, or an empty list.
+        OutcomeError: an outcome not among the card's classes, or a correction
+            that names another entry or gives no reason.
+        OutcomeConflictError: a second outcome for a decision without ``corrects``.
         EntryError: an outcome that is not loggable (NaN ...).
     """
     if not outcomes:
@@ -422,7 +477,9 @@ def record_outcomes(ledger: Ledger, outcomes: Sequence[tuple[int, Any]]) -> Appe
     now = utc_now()
     entries: list[dict] = []
     private: list[PrivateValue] = []
-    for idx, outcome in outcomes:
+    rows = [(tuple(o) + (None, None))[:4] for o in outcomes]
+    decisions: list[dict] = []
+    for idx, outcome, _, _ in rows:
         if outcome is None:
             raise ValueError(f"outcome of decision {idx} is null: record an outcome once it is known")
         if not isinstance(idx, (int, np.integer)) or isinstance(idx, bool):
@@ -434,8 +491,54 @@ def record_outcomes(ledger: Ledger, outcomes: Sequence[tuple[int, Any]]) -> Appe
         decision = json.loads(data)
         if not isinstance(decision, dict) or decision.get("type") != "decision":
             raise ValueError(f"entry {idx} is not a decision; outcomes must refer to a decision")
-        entry = {"type": "outcome", "v": 1, "decision": int(idx), "time": now}
+        decisions.append(decision)
+    # The latest outcome entry of each decision named (on the log, then earlier in this batch).
+    wanted = {int(r[0]) for r in rows}
+    latest: dict[int, int] = {}
+    for oi, o in ledger.entries_of_type("outcome", min(wanted)):
+        if o.get("decision") in wanted:
+            latest[o["decision"]] = oi
+    registry = Registry(ledger)
+    classes_of: dict[str, list | None] = {}
+    in_batch: set[int] = set()
+    for k, ((idx, outcome, corrects, reason), decision) in enumerate(zip(rows, decisions)):
+        idx = int(idx)
         value = _native(outcome)
+        fp = decision.get("model")
+        if fp not in classes_of:
+            try:
+                out = registry.get(fp).card.output
+                classes_of[fp] = out.get("classes") if isinstance(out, dict) and isinstance(out.get("classes"), list) else None
+            except LookupError:
+                classes_of[fp] = None
+        classes = classes_of[fp]
+        if classes and not _in_classes(value, classes):
+            raise OutcomeError(k, "outcome", f"{value!r} is not one of the model card's classes {classes!r}")
+        if idx in in_batch:
+            raise OutcomeConflictError(k, f"decision {idx} has an outcome earlier in this batch; send a correction in a "
+                                          "later batch")
+        in_batch.add(idx)
+        previous = latest.get(idx)
+        if corrects is None:
+            if previous is not None:
+                raise OutcomeConflictError(k, f"decision {idx} already has an outcome (entry {previous}); a second "
+                                              f"outcome is a correction: give corrects={previous} and a reason")
+            if reason is not None:
+                raise OutcomeError(k, "reason", "a reason is given only with corrects (a correction)")
+        else:
+            if isinstance(corrects, bool) or not isinstance(corrects, (int, np.integer)):
+                raise OutcomeError(k, "corrects", f"must be the index of an outcome entry, got {corrects!r}")
+            if previous is None:
+                raise OutcomeError(k, "corrects", f"decision {idx} has no outcome to correct")
+            if int(corrects) != previous:
+                raise OutcomeError(k, "corrects", f"must name decision {idx}'s latest outcome entry {previous}, "
+                                                  f"got {int(corrects)}")
+            if not isinstance(reason, str) or not reason.strip():
+                raise OutcomeError(k, "reason", "a correction needs a reason (non-empty text)")
+        entry: dict[str, Any] = {"type": "outcome", "v": 1, "decision": idx, "time": now}
+        if corrects is not None:
+            entry["corrects"] = int(corrects)
+            entry["reason"] = reason
         if "output_commitment" in decision:  # a private deployment: the outcome is private too
             commitment, salt, value_bytes = commit(value)
             private.append(PrivateValue(len(entries), "outcome", commitment, salt, value_bytes))
@@ -449,6 +552,11 @@ def record_outcomes(ledger: Ledger, outcomes: Sequence[tuple[int, Any]]) -> Appe
 def record_outcome(ledger: Ledger, decision_index: int, outcome: Any) -> AppendResult:
     """Log the observed outcome of one decision (see ``record_outcomes``)."""
     return record_outcomes(ledger, [(decision_index, outcome)])
+
+
+def correct_outcome(ledger: Ledger, decision_index: int, outcome: Any, *, corrects: int, reason: str) -> AppendResult:
+    """Log a correction of a decision's outcome: ``corrects`` is its latest outcome entry (see ``record_outcomes``)."""
+    return record_outcomes(ledger, [(decision_index, outcome, corrects, reason)])
 
 
 def receipt(ledger: Ledger, index: int, *, include_private: bool = True) -> Receipt:

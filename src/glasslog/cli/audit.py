@@ -30,6 +30,7 @@ from ..ledger import DATA_DIR_ENV, EntryError, Ledger, LedgerError
 from ..ledger.entries import SEVERITIES
 from ..registry import ArtifactError, CardError, RegistryError
 from ..stats.labels import positive_class
+from .common import Trust, TrustRecorded
 from .common import fail as _fail
 
 app = typer.Typer(help="Audits with and without the weights: error rates by group, shortcut features, leakage,"
@@ -308,6 +309,8 @@ def audit_model(
     n_boot: NBoot = 1000,
     seed: Seed = 0,
     out_dir: OutDir = None,
+    trust: Trust = None,
+    trust_recorded: TrustRecorded = False,
     json_out: JsonOut = False,
     fail_on: FailOn = "high",
 ) -> None:
@@ -345,7 +348,8 @@ def audit_model(
         with _progress() as bar:
             task = bar.add_task("auditing", total=None)
             results = audit_logged_model(ledger, fingerprint, deployment=deployment, principal=role, groups=group or [],
-                                         training_data=train, label_column=label_column, seed=seed, n_boot=n_boot)
+                                         training_data=train, label_column=label_column, seed=seed, n_boot=n_boot,
+                                         trusted=tuple(trust or ()), trust_recorded=trust_recorded)
             bar.update(task, completed=1, total=1)
     except _ERRORS as exc:
         _fail(str(exc))

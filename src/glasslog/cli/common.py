@@ -20,13 +20,17 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from ..errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, GlasslogError
 from ..ledger import DATA_DIR_ENV, Ledger, LedgerError
 
-__all__ = ["EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "USER_ERRORS", "DataDir", "JsonOut", "DEFAULT_DIR", "out", "err",
+__all__ = ["EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "USER_ERRORS", "DataDir", "JsonOut", "Trust", "TrustRecorded", "DEFAULT_DIR", "out", "err",
            "fail", "open_ledger", "print_json", "progress_bar", "b64"]
 
 DataDir = Annotated[Path, typer.Option("--data-dir", "-d", envvar=DATA_DIR_ENV, show_default=True,
                                        help="Where the log lives (keys, artifacts; and its SQLite database unless --store "
                                             "names another).")]
 JsonOut = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+Trust = Annotated[list[str] | None, typer.Option("--trust", help="An extra skops type you reviewed and trust for loading"
+                                                 " registered weights (as skops names it); repeatable.")]
+TrustRecorded = Annotated[bool, typer.Option("--trust-recorded", help="Also trust the skops types recorded with each"
+                                             " model's registration (see glasslog models show).")]
 DEFAULT_DIR = Path("glasslog-data")
 
 USER_ERRORS = (GlasslogError, OSError, ValueError, LookupError)

@@ -71,6 +71,10 @@ def models_show(
                      ("chat template", str(a["chat_template"])), ("context length", str(a["context_length"])),
                      ("publisher signature", f"{sig['signer']} ({sig['method']}, verified offline)" if sig else "none")]:
             t.add_row(f"[bold]{k}[/]", v)
+    if m.trusted:  # the registrant trusted these; a verifier decides whether to (--trust-recorded)
+        t.add_row("[bold]trusted skops types[/]", ", ".join(m.trusted))
+    if c.has_domains():
+        t.add_row("[bold]input policy[/]", f"{c.input_policy or 'refuse'} values outside the features' stated domains")
     out.print(t)
     f = Table(title="Features")
     for col in ("name", "type", "personal", "protected"):

@@ -8,11 +8,11 @@ from typing import Annotated, Any
 
 import typer
 
-from ..errors import EXIT_FAILED, EXIT_OK
+from ..errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from ..ledger import NoteError
 from ..ledger.receipt import Receipt, ReceiptFormatError
 from ..registry import Registry
-from .common import DEFAULT_DIR, DataDir, JsonOut, err, out
+from .common import DEFAULT_DIR, DataDir, JsonOut, Trust, TrustRecorded, err, out
 from .common import USER_ERRORS as _INPUT_ERRORS
 from .common import b64 as _b64
 from .common import fail as _fail
@@ -275,10 +275,15 @@ def verify_replay_cmd(
                                     " with batch shape).")] = None,
     model_dir: Annotated[Path | None, typer.Option("--model-dir", help="Model directory for replaying generations"
                                                    " (default: the registry's stored copy).")] = None,
+    trust: Trust = None,
+    trust_recorded: TrustRecorded = False,
     json_out: JsonOut = False,
 ) -> None:
     """Recompute logged decisions from stored inputs with the registered weights; replay logged generations
-    (activation commitments within the model's calibrated tolerances, token checks)."""
+    (activation commitments within the model's calibrated tolerances, token checks).
+
+    Exit 0 all checked decisions reproduced, 1 some were not (or a value is missing or fails its commitment), 2 some
+    models could not be loaded without skops types you did not trust (--trust / --trust-recorded): not checked."""
     from ..verify import replay
 
     ledger = _open(data_dir)
@@ -289,7 +294,7 @@ def verify_replay_cmd(
         with _progress() as bar:
             task = bar.add_task("replaying decisions", total=None)
             report = replay(ledger, model=model, deployment=deployment, tolerance=tolerance,
-                            encoder_tolerance=encoder_tolerance,
+                            encoder_tolerance=encoder_tolerance, trusted=tuple(trust or ()), trust_recorded=trust_recorded,
                             progress=lambda d, t: bar.update(task, completed=d, total=t))
             if next(iter(ledger.entries_of_type("generation")), None) is not None:
                 from ..verify.generation_replay import replay_generations
@@ -300,12 +305,15 @@ def verify_replay_cmd(
     except _INPUT_ERRORS as exc:
         _fail(str(exc))
     ok = report.ok and (gen_report is None or gen_report.ok)
+    not_checked = ok and bool(report.not_checked)  # nothing failed, but some models could not be loaded: no verdict
     if json_out:
         _print_json({**report.to_dict(), **({"generations": gen_report.to_dict()} if gen_report is not None else {})})
     elif gen_report is not None and report.total == 0:
         _print_generations(gen_report)
     else:
         colour = "[bold green]Replay verified[/]" if report.ok else "[bold red]Replay FAILED[/]"
+        if not_checked:
+            colour = "[bold yellow]Replay incomplete[/]" if report.checked else "[bold yellow]Replay checked nothing[/]"
         unchecked = report.total - report.checked - report.erased
         out.print(f"{colour}: of {report.total} decisions, {report.matched} reproduced by the registered weights"
                   f" (labels exact, probabilities within {report.tolerance:g}"
@@ -322,9 +330,21 @@ def verify_replay_cmd(
             out.print(f"  - entry {f['index']}: the private value of '{f['field']}' is missing and no erasure was recorded")
         for e in report.errors:
             out.print(f"  - {e}", highlight=False)
+        for m in report.not_checked:
+            rec = (f"; the registration records {m['recorded']} (pass --trust-recorded to accept them)"
+                   if m["recorded"] else "")
+            out.print(f"  - model {m['model'][:19]}... not checked: it needs skops types {m['types']} you did not trust"
+                      f" (review them, then pass --trust TYPE){rec}", highlight=False)
+        if report.batch_dependent:
+            out.print(f"  [bold yellow]leakage signal:[/] {report.batch_dependent} decisions get another output when "
+                      "recomputed alone than in the batch they were logged in: the model's output for one row depends "
+                      "on the other rows of its batch")
+            for m in report.batch_dependent_examples[:5]:
+                out.print(f"  - entry {m['index']} (batch of {m['batch_size']}): in its batch {json.dumps(m['in_batch'])},"
+                          f" alone {json.dumps(m['alone'])}", highlight=False)
         if gen_report is not None:
             _print_generations(gen_report)
-    raise typer.Exit(EXIT_OK if ok else EXIT_FAILED)
+    raise typer.Exit(EXIT_USAGE if not_checked else EXIT_OK if ok else EXIT_FAILED)
 
 
 def _print_generations(r) -> None:

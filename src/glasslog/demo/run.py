@@ -24,7 +24,7 @@ from sklearn.metrics import accuracy_score, roc_auc_score
 
 from .. import capture
 from ..ledger import Ledger
-from ..registry import ClaimedMetrics, ModelCard, Registry, fingerprint_frame
+from ..registry import ClaimedMetrics, ModelCard, Registry, fingerprint_frame, with_domains
 from ..verify import audit_log, replay, verify_receipt
 from .german_credit import credit_model, german_credit_features, load_german_credit, split
 
@@ -116,7 +116,8 @@ def _run(ledger: Ledger, data_dir: Path, seed: int, batch_size: int, progress) -
             name=card_name, version=version, provider="Example Bank model risk team",
             intended_use="Consumer credit scoring: estimate the risk that an applicant's loan goes bad. "
                          "High-risk AI system (EU AI Act Annex III 5(b)); decisions reviewed by a credit officer.",
-            features=german_credit_features(X),
+            features=with_domains(german_credit_features(X), X.iloc[train]),  # categories and ranges seen in training
+            input_policy="flag",  # values outside them are scored, and the decision entry names the features
             output={"classes": [0, 1], "positive": 1, "favourable": 0, "meaning": "1 = bad credit risk, 0 = good",
                     "score": "proba[1], probability of bad credit risk"},
             training_data_fingerprint=training_fp,

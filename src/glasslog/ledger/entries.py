@@ -253,6 +253,10 @@ def _check_decision(obj: dict) -> None:
     _one_of(obj, "output", "output_commitment")
     if "runtime" in obj:
         _require(obj, "runtime", dict)
+    if "out_of_domain" in obj:  # features outside the card's stated domain, scored under its input policy 'flag'
+        names = _require(obj, "out_of_domain", list)
+        if not names or not all(isinstance(n, str) and n for n in names):
+            raise EntryError("must be a non-empty list of feature names", field="out_of_domain")
 
 
 def _check_outcome(obj: dict) -> None:
@@ -261,6 +265,13 @@ def _check_outcome(obj: dict) -> None:
         raise EntryError("must be a decision's index (>= 0)", field="decision")
     _one_of(obj, "outcome", "outcome_commitment")
     _time(obj)
+    if "corrects" in obj or "reason" in obj:  # a correction: the decision's latest outcome entry, and why
+        corrects = _require(obj, "corrects", int)
+        if not 0 <= corrects < _INT_LIMIT:
+            raise EntryError("must be an outcome entry's index (>= 0)", field="corrects")
+        reason = _require(obj, "reason", str)
+        if not reason.strip() or len(reason) > 1000:
+            raise EntryError("must be non-empty text of at most 1000 characters", field="reason")
 
 
 DEPLOYMENT_VISIBILITY = ("public-service", "private")

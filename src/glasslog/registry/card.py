@@ -26,7 +26,14 @@ __all__ = [
     "ModelCard",
     "fingerprint_bytes",
     "fingerprint_frame",
+    "INPUT_POLICIES",
+    "with_domains",
+    "domain_problems",
 ]
+
+INPUT_POLICIES = ("refuse", "flag")
+"""What happens to an input outside a feature's stated domain (categories, range): ``refuse`` the row (the
+default), or ``flag``: score and log it with the decision entry naming the features (``out_of_domain``)."""
 
 DISCLOSURE_LEVELS = ("closed", "supervisors", "researchers", "developers", "public")
 """Who may download the weights; each level includes the ones before it."""
@@ -74,6 +81,10 @@ class Feature:
         protected: a protected attribute (sex, age, nationality ...), used for
             group audits and withheld where the disclosure policy says so.
         description: plain-language meaning.
+        categories: for a categorical feature, the values the model knows
+            (e.g. the training data's, see ``with_domains``); None: not stated.
+        minimum, maximum: for a numeric feature, the range the model knows;
+            None: not stated. Inputs outside are handled per the card's ``input_policy``.
     """
 
     name: str
@@ -81,6 +92,13 @@ class Feature:
     personal: bool = False
     protected: bool = False
     description: str = ""
+    categories: tuple | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.categories, list):
+            object.__setattr__(self, "categories", tuple(self.categories))
 
 
 @dataclass(frozen=True)
@@ -129,6 +147,7 @@ class ModelCard:
     disclosure_policy: str = "closed"
     researcher_access_protected: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    input_policy: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("name", "version", "provider", "intended_use"):
@@ -148,7 +167,10 @@ class ModelCard:
                     raise CardError(f"features[{i}].{flag}", f"must be true or false, got {getattr(f, flag)!r}")
             if f.type not in FEATURE_TYPES:
                 raise CardError(f"features[{i}].type", f"must be one of {', '.join(FEATURE_TYPES)}, got {f.type!r}")
+            _check_domain(f, i)
             seen.add(f.name)
+        if self.input_policy is not None and self.input_policy not in INPUT_POLICIES:
+            raise CardError("input_policy", f"must be one of {', '.join(INPUT_POLICIES)}, got {self.input_policy!r}")
         if not isinstance(self.researcher_access_protected, bool):
             raise CardError("researcher_access_protected", f"must be true or false, got {self.researcher_access_protected!r}")
         if self.disclosure_policy not in DISCLOSURE_LEVELS:
@@ -179,8 +201,15 @@ class ModelCard:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict, as stored in the registration entry."""
         d = asdict(self)
-        d["features"] = [asdict(f) for f in self.features]
+        d["features"] = [{k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(f).items()
+                          if not (k in _DOMAIN_KEYS and v is None)} for f in self.features]
+        if self.input_policy is None:
+            del d["input_policy"]
         return d
+
+    def has_domains(self) -> bool:
+        """Some feature states its categories or range."""
+        return any(getattr(f, k) is not None for f in self.features for k in _DOMAIN_KEYS)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelCard:
@@ -200,8 +229,75 @@ class ModelCard:
                 disclosure_policy=d.get("disclosure_policy", "closed"),
                 researcher_access_protected=d.get("researcher_access_protected", False),
                 extra=dict(d.get("extra") or {}),
+                input_policy=d.get("input_policy"),
             )
         except KeyError as exc:
             raise CardError(str(exc.args[0]), "is required") from None
         except TypeError as exc:
             raise CardError("features", str(exc)) from None
+
+
+_DOMAIN_KEYS = ("categories", "minimum", "maximum")
+
+
+def _check_domain(f: Feature, i: int) -> None:
+    if f.categories is not None:
+        if f.type != "categorical":
+            raise CardError(f"features[{i}].categories", "only a categorical feature states categories")
+        if not f.categories or not all(isinstance(c, (str, int, bool)) and not isinstance(c, float) for c in f.categories):
+            raise CardError(f"features[{i}].categories", "must be a non-empty list of text, integers or booleans")
+    for key in ("minimum", "maximum"):
+        v = getattr(f, key)
+        if v is None:
+            continue
+        if f.type != "numeric":
+            raise CardError(f"features[{i}].{key}", "only a numeric feature states a range")
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise CardError(f"features[{i}].{key}", f"must be a finite number, got {v!r}")
+    if f.minimum is not None and f.maximum is not None and f.minimum > f.maximum:
+        raise CardError(f"features[{i}].minimum", f"{f.minimum!r} is above the maximum {f.maximum!r}")
+
+
+def with_domains(features: tuple[Feature, ...] | list[Feature], training: pd.DataFrame,
+                 max_categories: int = 1000) -> tuple[Feature, ...]:
+    """``features`` with each one's domain taken from the training data: a categorical feature's values (if at most
+    ``max_categories``), a numeric feature's minimum and maximum. Register the card with them (and an
+    ``input_policy``) so that inputs outside what the model was trained on are refused or flagged."""
+    from dataclasses import replace
+
+    out = []
+    for f in features:
+        col = training[f.name].dropna() if f.name in training.columns else None
+        if col is None or not len(col):
+            out.append(f)
+        elif f.type == "numeric":
+            out.append(replace(f, minimum=_plain(col.min()), maximum=_plain(col.max())))
+        elif f.type == "categorical":
+            values = sorted({_plain(v) for v in col.unique().tolist()}, key=lambda v: (type(v).__name__, v))
+            out.append(replace(f, categories=tuple(values)) if len(values) <= max_categories else f)
+        else:
+            out.append(f)
+    return tuple(out)
+
+
+def _plain(v: Any) -> Any:
+    """A numpy scalar as the Python value (ints stay ints)."""
+    return v.item() if hasattr(v, "item") else v
+
+
+def domain_problems(card: ModelCard, row: dict) -> list[tuple[str, str]]:
+    """``(feature, problem)`` for each value of ``row`` outside its feature's stated domain (missing values pass)."""
+    out = []
+    for f in card.features:
+        if f.name not in row:
+            continue
+        v = row[f.name]
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            continue
+        if f.categories is not None and not any(type(v) is type(c) and v == c for c in f.categories):
+            shown = ", ".join(repr(c) for c in f.categories[:20]) + (", ..." if len(f.categories) > 20 else "")
+            out.append((f.name, f"{v!r} is not one of the card's categories [{shown}]"))
+        elif isinstance(v, (int, float)) and not isinstance(v, bool):
+            if f.minimum is not None and v < f.minimum or f.maximum is not None and v > f.maximum:
+                out.append((f.name, f"{v!r} is outside the card's range [{f.minimum}, {f.maximum}]"))
+    return out

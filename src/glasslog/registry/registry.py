@@ -33,7 +33,7 @@ from ..ledger import Ledger, utc_now
 from ..ledger.log import AppendResult
 from .card import STATUSES, ModelCard, fingerprint_bytes
 
-__all__ = ["RegistryError", "ArtifactError", "RegisteredModel", "StatusChange", "Registry", "dump_model", "load_artifact"]
+__all__ = ["RegistryError", "ArtifactError", "UntrustedTypesError", "RegisteredModel", "StatusChange", "Registry", "dump_model", "load_artifact"]
 
 
 class RegistryError(BadInputError):
@@ -49,6 +49,18 @@ def dump_model(model: Any) -> bytes:
     import skops.io as sio  # imported on use: it loads scikit-learn, seconds the CLI need not wait
 
     return sio.dumps(model)
+
+
+class UntrustedTypesError(ArtifactError):
+    """The artifact needs skops types outside the trusted defaults that the caller did not trust (``types``).
+
+    Not a verification failure: nothing was checked; the caller may review the types and pass them."""
+
+    def __init__(self, types: Sequence[str]):
+        self.types = list(types)
+        super().__init__(f"artifact contains untrusted types {self.types}; glasslog loads only skops' trusted types"
+                         " unless the caller reviews and trusts them explicitly (trusted=[...], --trust TYPE, or"
+                         " --trust-recorded for the types recorded with the registration)")
 
 
 def load_artifact(data: bytes, fingerprint: str, trusted: Sequence[str] = ()) -> Any:
@@ -76,8 +88,7 @@ def load_artifact(data: bytes, fingerprint: str, trusted: Sequence[str] = ()) ->
         raise ArtifactError(f"artifact is not a readable skops file: {exc}") from None
     refused = [t for t in untrusted if t not in set(trusted)]
     if refused:
-        raise ArtifactError(f"artifact contains untrusted types {refused}; glasslog loads only skops' trusted types"
-                            " unless the caller reviews and trusts them explicitly (trusted=[...])")
+        raise UntrustedTypesError(refused)
     return sio.loads(data, trusted=list(untrusted) or None)
 
 
@@ -104,6 +115,8 @@ class RegisteredModel:
         artifact: for model directories, the registration's ``artifact`` record
             (OMS digest, per-file digests, tokenizer and chat template digests,
             verified signer); None for skops artifacts.
+        trusted: the extra skops types the registrant trusted (recorded with
+            the registration; a loader accepts them with ``trusted=record.trusted``).
     """
 
     fingerprint: str
@@ -111,6 +124,7 @@ class RegisteredModel:
     registered_index: int
     history: tuple[StatusChange, ...]
     artifact: dict[str, Any] | None = None
+    trusted: tuple[str, ...] = ()
 
     @property
     def status(self) -> str:
@@ -131,6 +145,8 @@ class RegisteredModel:
         }
         if self.artifact is not None:
             out["artifact"] = self.artifact
+        if self.trusted:
+            out["trusted"] = list(self.trusted)
         return out
 
 
@@ -158,11 +174,12 @@ class Registry:
             if obj["event"] == "register":
                 if fp not in models:  # a duplicate registration cannot be appended; ignore if ever present
                     history = (StatusChange(index, obj["time"], obj["status"], "registered"),)
-                    models[fp] = RegisteredModel(fp, ModelCard.from_dict(obj["card"]), index, history, obj.get("artifact"))
+                    models[fp] = RegisteredModel(fp, ModelCard.from_dict(obj["card"]), index, history, obj.get("artifact"),
+                                                 tuple(t for t in obj.get("trusted") or () if isinstance(t, str)))
             elif fp in models:
                 m = models[fp]
                 change = StatusChange(index, obj["time"], obj["status"], obj["reason"])
-                models[fp] = RegisteredModel(fp, m.card, m.registered_index, m.history + (change,), m.artifact)
+                models[fp] = RegisteredModel(fp, m.card, m.registered_index, m.history + (change,), m.artifact, m.trusted)
         self._cache = (size, models)
         return models
 
@@ -228,6 +245,9 @@ class Registry:
         fingerprint = fingerprint_bytes(artifact)
         self._check_new(fingerprint, card)
         load_artifact(artifact, fingerprint, trusted)  # refuse what nobody could load safely
+        import skops.io as sio
+
+        needed = sorted(set(sio.get_untrusted_types(data=artifact)))  # what a loader must trust: on the record
         path = self.artifact_path(fingerprint)
         created = not path.exists()
         if created:
@@ -235,7 +255,7 @@ class Registry:
             tmp.write_bytes(artifact)
             os.replace(tmp, path)
         entry = {"type": "model", "v": 1, "event": "register", "model": fingerprint, "card": card.to_dict(),
-                 "status": "active", "time": utc_now()}
+                 "status": "active", "time": utc_now(), **({"trusted": needed} if needed else {})}
         try:
             self.ledger.append([entry])
         except BaseException:

@@ -7,6 +7,13 @@ registered artifact (checked against its fingerprint), recomputes the
 output, and compares: labels must be equal exactly, probabilities within
 ``tolerance`` (absolute, default 1e-9; JSON round-trips floats exactly, so
 any larger difference means different weights, code or inputs).
+Each decision is recomputed in the batch it was logged in (the run of
+consecutive decision entries of one model and deployment with one time,
+which is how a batch is written), and, for batches of more than one row, also
+alone: a model whose output for a row changes with the rest of its batch
+(e.g. standardising with the batch's mean) lets one person's data move
+another's decision. That disagreement is reported as a leakage signal
+(``batch_dependent``), separately from mismatches against the log.
 Decisions whose inputs or outputs were erased (an erasure recorded beside the
 log) are counted, not failed; a private value missing without a recorded
 erasure, or one that does not open its commitment, is a failure naming the
@@ -26,7 +33,7 @@ import pandas as pd
 
 from ..ledger import Ledger
 from ..ledger.commitments import check_commitment
-from ..registry import ArtifactError, Registry, RegistryError
+from ..registry import ArtifactError, Registry, RegistryError, UntrustedTypesError
 
 __all__ = ["DEFAULT_TOLERANCE", "REPLAY_CHECK", "ReplayReport", "replay", "replay_verdict", "replay_finding"]
 
@@ -53,6 +60,13 @@ class ReplayReport:
         errors: models that could not be loaded, with the reason.
         encoder_checked: decisions that name a foundation encoder (recomputed
             as embeddings + head, compared within ``encoder_tolerance``).
+        batches: logged batches recomputed (each as one model call, as it was logged).
+        batch_dependent: decisions whose output recomputed alone differs from
+            the one recomputed in their logged batch: the leakage signal.
+        batch_dependent_examples: ``{"index", "in_batch", "alone", "batch_size"}`` (first 100).
+        not_checked: ``{"model", "types", "recorded"}`` of models not loaded because they need skops types
+            the caller did not trust (``recorded``: the types recorded with the registration). Their
+            decisions were not checked: that is not a failure (``ok`` is unaffected), but not a pass either.
     """
 
     ok: bool = True
@@ -69,6 +83,10 @@ class ReplayReport:
     errors: list[str] = field(default_factory=list)
     encoder_checked: int = 0
     encoder_tolerance: float | None = None
+    batches: int = 0
+    batch_dependent: int = 0
+    batch_dependent_examples: list[dict] = field(default_factory=list)
+    not_checked: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return vars(self).copy()
@@ -84,6 +102,8 @@ def replay(
     batch_size: int = 5000,
     progress: Callable[[int, int], None] | None = None,
     trusted: Sequence[str] = (),
+    alone: bool = True,
+    trust_recorded: bool = False,
 ) -> ReplayReport:
     """Replay logged decisions against the registered weights (see module docstring).
 
@@ -95,9 +115,11 @@ def replay(
         encoder_tolerance: absolute tolerance for decisions that name a
             foundation encoder (default ``glasslog.capture.encoder.ENCODER_TOLERANCE``:
             transformer inference moves low bits with batch shape).
-        batch_size: decisions recomputed per model call.
+        batch_size: decisions read per step (whole logged batches; each logged batch is one model call).
+        alone: also recompute each decision of a multi-row batch on its own (the batch-dependence check).
         progress: called as ``progress(done, total)``.
         trusted: extra skops types to trust (see ``glasslog.registry.load_artifact``).
+        trust_recorded: also trust the types recorded with each model's registration.
     """
     report = ReplayReport(tolerance=tolerance)
     registry = Registry(ledger)
@@ -112,8 +134,7 @@ def replay(
     total = len(decisions)
     loaded: dict[str, object] = {}
     done = 0
-    for start in range(0, total, batch_size):
-        chunk = decisions[start : start + batch_size]
+    for chunk in _chunks(decisions, batch_size):
         private = ledger.private_values_for([i for i, _ in chunk])
         by_model: dict[str, list[tuple[int, dict, dict]]] = {}
         erased = ledger.erased_for([i for i, _ in chunk])
@@ -142,17 +163,24 @@ def replay(
             if "output" in opened:  # private deployment: the logged output is beside the log
                 entry = {**entry, "output": opened["output"]}
             key = (entry["model"], entry["foundation"]) if "foundation" in entry else entry["model"]
-            by_model.setdefault(key, []).append((index, entry, opened["input"]))
+            by_model.setdefault(key, []).append((index, entry, opened["input"], _batch_key(entry)))
         for fp, rows in by_model.items():
             if fp not in loaded:
+                recorded: tuple[str, ...] = ()
                 try:
+                    recorded = registry.get(fp[0] if isinstance(fp, tuple) else fp).trusted
+                    trust = (*trusted, *recorded) if trust_recorded else tuple(trusted)
                     if isinstance(fp, tuple):  # a head on a foundation encoder: embeddings, then the head
                         from ..capture.encoder import EncoderHeadReplayer
 
-                        replayer = EncoderHeadReplayer(registry, fp[0], fp[1], trusted)
+                        replayer = EncoderHeadReplayer(registry, fp[0], fp[1], trust)
                         loaded[fp] = (replayer.head, replayer)
                     else:
-                        loaded[fp] = (registry.get(fp), registry.load(fp, trusted))
+                        loaded[fp] = (registry.get(fp), registry.load(fp, trust))
+                except UntrustedTypesError as exc:
+                    loaded[fp] = None
+                    report.not_checked.append({"model": fp if isinstance(fp, str) else fp[0], "types": exc.types,
+                                               "recorded": list(recorded)})
                 except (RegistryError, ArtifactError) as exc:
                     loaded[fp] = None
                     name = fp if isinstance(fp, str) else f"{fp[0]} on foundation {fp[1]}"
@@ -160,38 +188,38 @@ def replay(
             if loaded[fp] is None:
                 continue
             record, estimator = loaded[fp]
-            frame = pd.DataFrame([r[2] for r in rows], columns=record.card.feature_names)
-            for f in record.card.features:
-                if f.type == "numeric":
-                    frame[f.name] = pd.to_numeric(frame[f.name]).astype(float) if frame[f.name].isna().any() else pd.to_numeric(frame[f.name])
-            with_proba = [r for r in rows if "proba" in r[1]["output"]]
-            labels = np.asarray(estimator.predict(frame)).tolist()
-            probas = np.asarray(estimator.predict_proba(frame), dtype=float) if with_proba else None
-            classes = list(getattr(estimator, "classes_", []))
-            for pos, (index, entry, _) in enumerate(rows):
-                out = entry["output"]
-                report.checked += 1
-                report.encoder_checked += isinstance(fp, tuple)
-                if not isinstance(out, dict) or "label" not in out:
-                    out = {"label": out} if not isinstance(out, dict) else out
-                if "proba" in out and isinstance(out["proba"], list):
-                    recomputed_p = probas[pos].tolist()
-                    diff = max((abs(a - b) for a, b in zip(out["proba"], recomputed_p)), default=math.inf) \
-                        if len(out["proba"]) == len(recomputed_p) else math.inf
-                    report.max_abs_diff = max(report.max_abs_diff, diff)
-                    recomputed_label = classes[int(np.argmax(probas[pos]))] if classes else labels[pos]
-                    recomputed = {"label": _plain(recomputed_label), "proba": recomputed_p}
-                    same = diff <= (report.encoder_tolerance if isinstance(fp, tuple) else tolerance) \
-                        and _plain(recomputed_label) == out["label"]
-                else:
-                    recomputed = {"label": _plain(labels[pos])}
-                    same = recomputed["label"] == out.get("label")
-                if same:
-                    report.matched += 1
-                else:
-                    report.mismatch_count += 1
-                    if len(report.mismatches) < 100:
-                        report.mismatches.append({"index": index, "logged": out, "recomputed": recomputed})
+            tol = report.encoder_tolerance if isinstance(fp, tuple) else tolerance
+            for batch in _logged_batches(rows):
+                report.batches += 1
+                in_batch = _recompute(estimator, record, batch)
+                if alone and len(batch) > 1:
+                    for pos, row in enumerate(batch):
+                        by_itself = _recompute(estimator, record, [row])[0]
+                        if not _same(by_itself, in_batch[pos], tol):
+                            report.batch_dependent += 1
+                            if len(report.batch_dependent_examples) < 100:
+                                report.batch_dependent_examples.append(
+                                    {"index": row[0], "in_batch": in_batch[pos], "alone": by_itself, "batch_size": len(batch)})
+                for (index, entry, _, _), recomputed in zip(batch, in_batch):
+                    out = entry["output"]
+                    report.checked += 1
+                    report.encoder_checked += isinstance(fp, tuple)
+                    if not isinstance(out, dict) or "label" not in out:
+                        out = {"label": out} if not isinstance(out, dict) else out
+                    if "proba" in out and isinstance(out["proba"], list):
+                        diff = max((abs(a - b) for a, b in zip(out["proba"], recomputed["proba"])), default=math.inf) \
+                            if len(out["proba"]) == len(recomputed["proba"]) else math.inf
+                        report.max_abs_diff = max(report.max_abs_diff, diff)
+                        same = diff <= tol and recomputed["label"] == out["label"]
+                    else:
+                        recomputed = {"label": recomputed["label"]}
+                        same = recomputed["label"] == out.get("label")
+                    if same:
+                        report.matched += 1
+                    else:
+                        report.mismatch_count += 1
+                        if len(report.mismatches) < 100:
+                            report.mismatches.append({"index": index, "logged": out, "recomputed": recomputed})
         done += len(chunk)
         if progress:
             progress(done, total)
@@ -205,13 +233,15 @@ def replay_verdict(report: ReplayReport) -> tuple[str, str]:
 
     Returns:
         ``("alert", "critical")`` when outputs differ or commitments fail, ``("alert", "high")`` when values
-        are missing or a model could not be loaded, ``("insufficient-data", "info")`` when nothing could be
+        are missing, a model could not be loaded or outputs depend on the rest of their batch, ``("insufficient-data", "info")`` when nothing could be
         checked, else ``("ok", "info")``.
     """
     if report.mismatch_count or report.commitment_failures:
         return "alert", "critical"
-    if report.missing or report.errors:
+    if report.missing or report.errors or report.batch_dependent:
         return "alert", "high"
+    if report.not_checked:
+        return "insufficient-data", "info"
     if report.checked == 0:
         return "insufficient-data", "info"
     return "ok", "info"
@@ -239,11 +269,65 @@ def replay_finding(report: ReplayReport, model: str | None, deployment: str | No
                 "mismatched_indexes": [m["index"] for m in report.mismatches[:20]],
                 "commitment_failures": [f["index"] for f in report.commitment_failures[:20]],
                 "missing": [m["index"] for m in report.missing[:20]],
+                "batch_dependent": report.batch_dependent,
+                "not_checked": [{"model": m["model"], "types": m["types"][:10]} for m in report.not_checked[:5]],
+                "batch_dependent_indexes": [m["index"] for m in report.batch_dependent_examples[:20]],
                 "max_abs_diff": report.max_abs_diff, "tolerance": report.tolerance,  # not finite: null
                 "errors": [e[:300] for e in report.errors[:5]]}
     return finding_entry(source="audit", check=REPLAY_CHECK, statistic="mismatches", verdict=verdict, severity=severity,
                          by_role=by_role, time=time, value=report.mismatch_count, threshold=0, model=model,
                          deployment=deployment, window={"decisions": report.total}, evidence=evidence)
+
+
+def _batch_key(entry: dict) -> tuple:
+    """What one logged batch shares: model, foundation, deployment and time (``CapturedModel`` stamps a batch once)."""
+    return entry["model"], entry.get("foundation"), entry["deployment"], entry["time"]
+
+
+def _chunks(decisions: list, size: int):
+    """``decisions`` in steps of about ``size``, never splitting a logged batch (consecutive entries, one key)."""
+    start = 0
+    while start < len(decisions):
+        end = min(start + size, len(decisions))
+        while end < len(decisions) and decisions[end][0] == decisions[end - 1][0] + 1 \
+                and _batch_key(decisions[end][1]) == _batch_key(decisions[end - 1][1]):
+            end += 1
+        yield decisions[start:end]
+        start = end
+
+
+def _logged_batches(rows: list) -> list[list]:
+    """``rows`` (index, entry, input, key) split into the batches they were logged in."""
+    out: list[list] = []
+    for r in rows:
+        if out and r[3] == out[-1][-1][3] and r[0] == out[-1][-1][0] + 1:
+            out[-1].append(r)
+        else:
+            out.append([r])
+    return out
+
+
+def _recompute(estimator, record, rows: list) -> list[dict]:
+    """The model's outputs for ``rows`` in one call: ``{"label", "proba"}`` (proba when any row logged one)."""
+    frame = pd.DataFrame([r[2] for r in rows], columns=record.card.feature_names)
+    for f in record.card.features:
+        if f.type == "numeric":
+            frame[f.name] = pd.to_numeric(frame[f.name]).astype(float) if frame[f.name].isna().any() else pd.to_numeric(frame[f.name])
+    with_proba = any(isinstance(r[1]["output"], dict) and "proba" in r[1]["output"] for r in rows)
+    labels = np.asarray(estimator.predict(frame)).tolist()
+    if not with_proba:
+        return [{"label": _plain(v)} for v in labels]
+    probas = np.asarray(estimator.predict_proba(frame), dtype=float)
+    classes = list(getattr(estimator, "classes_", []))
+    return [{"label": _plain(classes[int(np.argmax(p))] if classes else labels[k]), "proba": p.tolist()}
+            for k, p in enumerate(probas)]
+
+
+def _same(a: dict, b: dict, tol: float) -> bool:
+    if a["label"] != b["label"]:
+        return False
+    pa, pb = a.get("proba"), b.get("proba")
+    return pa is None or pb is None or (len(pa) == len(pb) and all(abs(x - y) <= tol for x, y in zip(pa, pb)))
 
 
 def _plain(value):

@@ -26,7 +26,7 @@ from ... import capture
 from ...access import Principal, decision_view, effective_principal, may_read_decision, new_receipt_token, store_receipt_tokens
 from ...access.policy import opens_outcomes, readable_deployments, receipt_opens_private_values
 from ...ledger import EntryError
-from ...registry import ArtifactError, RegistryError
+from ...registry import ArtifactError, RegistryError, domain_problems
 from ..deps import Context, Operator, State, Who, api_router, model_or_404, uint
 from ..problems import READ, WRITE, Problem, errors, forbidden, invalid, not_found, short, unauthorized
 from ..schemas import FINGERPRINT, MAX_BATCH, SAFE_INT, TIME, UINT, Open, Out, Strict, UInt, loggable
@@ -54,7 +54,11 @@ class DecisionBatch(Strict):
 
 class OutcomeRow(Strict):
     decision: int = Field(ge=0, le=SAFE_INT, description="Index of the decision entry.")
-    outcome: Any = Field(description="The observed outcome (a JSON value, not null).")
+    outcome: Any = Field(description="The observed outcome: one of the model card's `output.classes` (when stated).")
+    corrects: int | None = Field(None, ge=0, le=SAFE_INT, description="A correction: the index of the decision's latest "
+                                 "outcome entry (a decision's second outcome is refused without it).")
+    reason: str | None = Field(None, min_length=1, max_length=1000, description="Why the outcome is corrected "
+                               "(required with `corrects`).")
 
 
 class OutcomeBatch(Strict):
@@ -67,6 +71,8 @@ class OutcomeOut(Out):
     time: str
     outcome: Any = None
     outcome_commitment: str | None = None
+    corrects: int | None = Field(None, description="the outcome entry this one corrects (the latest outcome counts)")
+    reason: str | None = None
 
 
 class DecisionOut(Out):
@@ -151,7 +157,7 @@ def _decision(i: int, who: Principal, c: Context) -> dict:
     outcomes = []
     for oi in c.index.outcomes_of(i):
         o = json.loads(c.ledger.entry(oi))
-        ov = {"index": oi, "time": o["time"]}
+        ov = {"index": oi, "time": o["time"], **{k: o[k] for k in ("corrects", "reason") if k in o}}
         if "outcome" in o:
             ov["outcome"] = o["outcome"]
         else:
@@ -253,30 +259,57 @@ def _value_problem(feature, value: Any) -> str | None:
     return None
 
 
+MAX_FIELD_ERRORS = 20
+"""A refused batch names up to this many bad fields (all of them, in row order, up to the limit)."""
+
+
 def _check_rows(body: DecisionBatch, card) -> bool:
-    """Refuse the batch (422 naming the row) if a row does not fit the card; True if the rows carry outputs."""
+    """Refuse the batch (422 naming every bad field, up to ``MAX_FIELD_ERRORS``) if rows do not fit the card;
+    True if the rows carry outputs. Values outside the card's stated domains are refused here under its input
+    policy ``refuse`` (under ``flag`` they are logged with the decision naming them)."""
     names = card.feature_names
     with_output = [r.output is not None for r in body.rows]
+    refuse_domain = card.has_domains() and (card.input_policy or "refuse") == "refuse"
+    found: list[dict] = []
+
+    def bad(field: str, problem: str) -> None:
+        found.append({"field": field, "problem": problem})
+
     for i, row in enumerate(body.rows):
+        if len(found) > MAX_FIELD_ERRORS:
+            break
         missing = [n for n in names if n not in row.input]
         extra = [k for k in row.input if k not in names]
         if missing or extra:
             detail = "; ".join(p for p in (f"missing features {missing}" if missing else "",
                                             f"unexpected features {extra}" if extra else "") if p)
-            raise invalid(f"rows[{i}].input", detail)
+            bad(f"rows[{i}].input", detail)
+            continue
+        typed = True
         for f in card.features:
             problem = _value_problem(f, row.input[f.name])
             if problem:
-                raise invalid(f"rows[{i}].input.{f.name}", problem)
+                bad(f"rows[{i}].input.{f.name}", problem)
+                typed = False
+        if typed and refuse_domain:
+            for name, problem in domain_problems(card, row.input):
+                bad(f"rows[{i}].input.{name}", f"{problem} (the card's input policy is to refuse it)")
         if row.subject_id is not None and (not row.subject_id.isprintable() or not row.subject_id.strip()):
-            raise invalid(f"rows[{i}].subject_id", "must be printable text")
+            bad(f"rows[{i}].subject_id", "must be printable text")
         if with_output[i] != with_output[0]:
-            raise invalid(f"rows[{i}].output", "give an output for every row or for none (then the server computes "
-                                               f"them); row 0 has {'one' if with_output[0] else 'none'}")
-        if with_output[i]:
+            bad(f"rows[{i}].output", "give an output for every row or for none (then the server computes "
+                                     f"them); row 0 has {'one' if with_output[0] else 'none'}")
+        elif with_output[i]:
             problem = loggable(row.output)
             if problem:
-                raise invalid(f"rows[{i}].output", f"cannot be logged: {problem}")
+                bad(f"rows[{i}].output", f"cannot be logged: {problem}")
+    if found:
+        shown = found[:MAX_FIELD_ERRORS]
+        more = len(found) - 1
+        detail = f"{shown[0]['field']}: {shown[0]['problem']}"
+        if more:
+            detail += f" (and {more}{'+' if len(found) > MAX_FIELD_ERRORS else ''} more: see errors)"
+        raise Problem(422, "Invalid request", detail, shown, kind="invalid")
     return with_output[0]
 
 
@@ -344,7 +377,7 @@ def append_decisions(body: DecisionBatch, who: Operator, s: State) -> dict:
 
 
 @router.post("/v1/outcomes", status_code=201, tags=["decisions"], summary="Record observed outcomes of decisions (operator)",
-             response_model=BatchAppended, responses=errors(*WRITE))
+             response_model=BatchAppended, responses=errors(*WRITE, 409))
 def append_outcomes(body: OutcomeBatch, who: Operator, s: State) -> dict:
     c = s.ctx()
     size = c.ledger.signed_size()
@@ -360,7 +393,11 @@ def append_outcomes(body: OutcomeBatch, who: Operator, s: State) -> dict:
         if problem:
             raise invalid(f"outcomes[{k}].outcome", f"cannot be logged: {problem}")
     try:
-        result = capture.record_outcomes(c.ledger, [(o.decision, o.outcome) for o in body.outcomes])
+        result = capture.record_outcomes(c.ledger, [(o.decision, o.outcome, o.corrects, o.reason) for o in body.outcomes])
+    except capture.OutcomeConflictError as exc:
+        raise invalid(f"outcomes[{exc.row}].{exc.field}", str(exc).split(": ", 1)[1], 409) from None
+    except capture.OutcomeError as exc:
+        raise invalid(f"outcomes[{exc.row}].{exc.field}", str(exc).split(": ", 1)[1]) from None
     except EntryError as exc:
         raise invalid(f"outcomes[{exc.index}]" if exc.index is not None else "outcomes", str(exc)) from None
     except ValueError as exc:

@@ -15,7 +15,7 @@ response, for the supervisor, has them.
 
 
 import math
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field
 
@@ -34,6 +34,10 @@ class ReplayRequest(Strict):
     model: str | None = Field(None, pattern=FINGERPRINT, description="only decisions of this model")
     deployment: str | None = Field(None, min_length=1, max_length=200, description="only decisions of this deployment")
     record: bool = Field(True, description="append the result to the log as a finding entry")
+    trusted: list[Annotated[str, Field(min_length=1, max_length=300)]] = Field(
+        default_factory=list, max_length=50, description="extra skops types the supervisor reviewed and trusts for loading "
+                                                         "the weights (as skops names them)")
+    trust_recorded: bool = Field(False, description="also trust the skops types recorded with each model's registration")
 
 
 class ReplayOut(Out):
@@ -52,6 +56,14 @@ class ReplayOut(Out):
     errors: list[str] = Field(description="models that could not be loaded")
     encoder_checked: int = Field(description="decisions naming a foundation encoder, recomputed as embeddings + head")
     encoder_tolerance: float | None = Field(description="absolute tolerance for those (null: none selected)")
+    batches: int = Field(0, description="logged batches recomputed, each as it was logged")
+    batch_dependent: int = Field(0, description="decisions whose output recomputed alone differs from the one recomputed in "
+                                               "their logged batch: the leakage signal")
+    batch_dependent_examples: list[dict[str, Any]] = Field(default_factory=list, description="first 100: index, in_batch, "
+                                                                                            "alone, batch_size")
+    not_checked: list[dict[str, Any]] = Field(default_factory=list, description="models not loaded because they need skops "
+                                              "types not trusted (model, types, recorded): their decisions were not checked,"
+                                              " which is not a failure")
     model: str | None
     deployment: str | None
     finding_index: int | None = Field(description="index of the finding entry recording the result (null if not recorded)")
@@ -64,7 +76,8 @@ def run_replay(body: ReplayRequest, who: Supervisor, s: State) -> dict:
     model = model_or_404(c, body.model).fingerprint if body.model is not None else None
     if body.deployment is not None:
         deployment_or_404(c, body.deployment)
-    report = replay(c.ledger, model=model, deployment=body.deployment)
+    report = replay(c.ledger, model=model, deployment=body.deployment, trusted=tuple(body.trusted),
+                    trust_recorded=body.trust_recorded)
     index = None
     if body.record:
         try:

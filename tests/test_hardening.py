@@ -1,0 +1,286 @@
+"""Issue 17, hardening: each case was accepted (or crashed) before and is refused or reported now."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from glasslog import capture
+from glasslog.access import KeyStore
+from glasslog.audit.logdata import logged_decisions
+from glasslog.demo.german_credit import credit_model, german_credit_features, load_german_credit, split
+from glasslog.ledger import Ledger
+from glasslog.oversight.views import load_views
+from glasslog.registry import ClaimedMetrics, ModelCard, Registry, fingerprint_frame
+from glasslog.server import create_app
+
+DEP = "bank.example/credit/hardening"
+
+
+@pytest.fixture(scope="module")
+def credit():
+    X, y = load_german_credit()
+    train, evaluation, deploy = split(len(X), 0)
+    model = credit_model(X, 0).fit(X.iloc[train], y.iloc[train])
+    return X, y, train, evaluation, deploy, model
+
+
+def make_card(X, train, evaluation, **changes) -> ModelCard:
+    fields = dict(
+        name="German Credit scorecard", version="hardening", provider="tests", intended_use="credit scoring tests",
+        features=german_credit_features(X), output={"classes": [0, 1], "positive": 1, "favourable": 0},
+        training_data_fingerprint=fingerprint_frame(X.iloc[train]),
+        claimed=ClaimedMetrics({"accuracy": 0.755}, fingerprint_frame(X.iloc[evaluation]), len(evaluation)),
+        disclosure_policy="researchers",
+    )
+    fields.update(changes)
+    return ModelCard(**fields)
+
+
+@pytest.fixture
+def deployed(tmp_path, credit):
+    X, y, train, evaluation, deploy, model = credit
+    d = tmp_path / "log"
+    lg = Ledger.create(d, "bank.example/credit-decisions")
+    record = Registry(lg).register(model, make_card(X, train, evaluation))
+    wrapped = capture.wrap(lg, record.fingerprint, DEP, visibility="public-service")
+    yield d, lg, record, wrapped
+    lg.close()
+
+
+# ------------------------------------------------------------------ outcomes
+def test_outcomes_must_be_one_of_the_cards_classes(deployed, credit):
+    d, lg, record, wrapped = deployed
+    X, *_ , deploy, _ = credit
+    wrapped.predict(X.iloc[deploy[:3]])
+    first = wrapped.last_batch.first_index
+    size = lg.size
+    for bad in (7, 1.0, True, "1", [1]):
+        with pytest.raises(capture.OutcomeError, match=r"outcomes\[0\]\.outcome: .*classes \[0, 1\]"):
+            capture.record_outcome(lg, first, bad)
+    with pytest.raises(capture.OutcomeError, match=r"outcomes\[1\]\.outcome"):
+        capture.record_outcomes(lg, [(first, 1), (first + 1, 7)])
+    assert lg.size == size
+    capture.record_outcomes(lg, [(first, np.int64(1)), (first + 1, 0)])
+
+    _, op = KeyStore(lg).create("operator", "tests")
+    c = TestClient(create_app(d))
+    r = c.post("/v1/outcomes", headers={"Authorization": f"Bearer {op}"},
+               json={"outcomes": [{"decision": first + 2, "outcome": 7}]})
+    assert r.status_code == 422, r.text
+    body = r.json()
+    assert body["errors"][0]["field"] == "outcomes[0].outcome" and "[0, 1]" in body["detail"], body
+
+
+def test_a_second_outcome_is_a_correction_and_every_reader_takes_the_latest(deployed, credit):
+    d, lg, record, wrapped = deployed
+    X, *_ , deploy, _ = credit
+    labels = wrapped.predict(X.iloc[deploy[:2]])
+    first = wrapped.last_batch.first_index
+    o1 = capture.record_outcomes(lg, [(first, int(labels[0])), (first + 1, int(labels[1]))]).first_index
+    size = lg.size
+    flipped = 1 - int(labels[0])
+    with pytest.raises(capture.OutcomeConflictError, match=f"corrects={o1}"):
+        capture.record_outcome(lg, first, flipped)
+    with pytest.raises(capture.OutcomeError, match="reason"):
+        capture.correct_outcome(lg, first, flipped, corrects=o1, reason=" ")
+    with pytest.raises(capture.OutcomeError, match="latest outcome entry"):
+        capture.correct_outcome(lg, first, flipped, corrects=o1 + 1, reason="typo")
+    with pytest.raises(capture.OutcomeConflictError, match="earlier in this batch"):
+        capture.record_outcomes(lg, [(first, flipped, o1, "typo"), (first, flipped, o1, "typo")])
+    assert lg.size == size
+
+    _, op = KeyStore(lg).create("operator", "tests")
+    c = TestClient(create_app(d))
+    h = {"Authorization": f"Bearer {op}"}
+    r = c.post("/v1/outcomes", headers=h, json={"outcomes": [{"decision": first, "outcome": flipped}]})
+    assert r.status_code == 409 and r.json()["errors"][0]["field"] == "outcomes[0].corrects", r.text
+    r = c.post("/v1/outcomes", headers=h, json={"outcomes": [{"decision": first, "outcome": flipped, "corrects": o1,
+                                                              "reason": "data entry error"}]})
+    assert r.status_code == 201, r.text
+    o2 = r.json()["first_index"]
+    e = json.loads(lg.entry(o2))
+    assert e["corrects"] == o1 and e["reason"] == "data entry error" and e["outcome"] == flipped
+    view = c.get(f"/v1/decisions/{first}", headers=h).json()
+    assert [(o["index"], o.get("corrects")) for o in view["outcomes"]] == [(o1, None), (o2, o1)]
+
+    # Every reader takes the correction: the audit's rows, the monitors' views, the web register.
+    audit = logged_decisions(lg, record.fingerprint)
+    assert audit.frame.loc[first, "outcome"] == flipped and audit.frame.loc[first, "outcome_index"] == o2
+    (v,) = load_views(lg, "supervisor")
+    pos = list(v.index).index(first)
+    assert v.outcome[pos] == float(flipped == 1)
+    from glasslog.server.web import RegisterStats
+
+    counts, _ = RegisterStats().refresh(c.app.state.glasslog.ctx()).snapshot()
+    (k,) = counts.values()
+    assert k.with_outcome == 2 and k.correct == 1  # the corrected decision now counts as wrong
+
+
+# ------------------------------------------------------------------ inputs against the card's feature domains
+def _domain_log(tmp_path, credit, policy):
+    from glasslog.registry import with_domains
+
+    X, y, train, evaluation, deploy, model = credit
+    d = tmp_path / f"log-{policy}"
+    lg = Ledger.create(d, "bank.example/credit-decisions")
+    card = make_card(X, train, evaluation, features=with_domains(german_credit_features(X), X.iloc[train]),
+                     input_policy=policy)
+    record = Registry(lg).register(model, card)
+    assert Registry(lg).get(record.fingerprint).card == card  # the domains survive the round trip through the log
+    wrapped = capture.wrap(lg, record.fingerprint, DEP, visibility="public-service")
+    return d, lg, record, wrapped
+
+
+def _odd_rows(X, deploy):
+    rows = X.iloc[deploy[:2]].copy()
+    rows.iloc[0, rows.columns.get_loc("purpose")] = "spaceship"
+    rows.iloc[1, rows.columns.get_loc("age_in_years")] = -400
+    return rows
+
+
+def test_inputs_outside_the_cards_domains_are_refused_by_default(tmp_path, credit):
+    X, *_, deploy, _ = credit
+    d, lg, record, wrapped = _domain_log(tmp_path, credit, None)
+    f = {x.name: x for x in record.card.features}
+    assert "spaceship" not in f["purpose"].categories and f["age_in_years"].minimum >= 18
+    size = lg.size
+    with pytest.raises(capture.InputError) as e:
+        wrapped.predict_proba(_odd_rows(X, deploy))
+    assert "row 0 feature purpose: 'spaceship'" in str(e.value) and "row 1 feature age_in_years: -400" in str(e.value)
+    assert lg.size == size
+
+    _, op = KeyStore(lg).create("operator", "tests")
+    c = TestClient(create_app(d))
+    body = [{"input": {k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()}} for r in
+            _odd_rows(X, deploy).to_dict("records")]
+    r = c.post("/v1/decisions", headers={"Authorization": f"Bearer {op}"},
+               json={"model": record.fingerprint, "deployment": DEP, "rows": body})
+    assert r.status_code == 422, r.text
+    assert [e["field"] for e in r.json()["errors"]] == ["rows[0].input.purpose", "rows[1].input.age_in_years"]
+    assert lg.size == size + 1  # the key entry only
+
+
+def test_inputs_outside_the_domains_are_flagged_under_the_flag_policy(tmp_path, credit):
+    X, *_, deploy, _ = credit
+    d, lg, record, wrapped = _domain_log(tmp_path, credit, "flag")
+    wrapped.predict_proba(_odd_rows(X, deploy))
+    first = wrapped.last_batch.first_index
+    assert json.loads(lg.entry(first))["out_of_domain"] == ["purpose"]
+    assert json.loads(lg.entry(first + 1))["out_of_domain"] == ["age_in_years"]
+    wrapped.predict_proba(X.iloc[deploy[2:3]].assign(credit_amount=1000))
+    assert "out_of_domain" not in json.loads(lg.entry(wrapped.last_batch.first_index))
+
+
+def test_a_card_domain_must_fit_the_feature_type(credit):
+    from dataclasses import replace
+
+    from glasslog.registry import CardError
+
+    X, y, train, evaluation, deploy, model = credit
+    feats = list(german_credit_features(X))
+    num = next(i for i, f in enumerate(feats) if f.type == "numeric")
+    with pytest.raises(CardError, match=r"features\[\d+\]\.categories"):
+        make_card(X, train, evaluation, features=tuple(feats[:num] + [replace(feats[num], categories=("a",))] + feats[num + 1:]))
+    with pytest.raises(CardError, match="input_policy"):
+        make_card(X, train, evaluation, input_policy="ignore")
+
+
+# ------------------------------------------------------------------ replay and batch composition
+def batch_standardise(X):
+    """Standardise with the batch's own mean and spread: the output for a row depends on the rest of the batch."""
+    X = np.asarray(X, dtype=float)
+    return (X - X.mean(axis=0)) / (X.std(axis=0) + 1.0)
+
+
+def _batch_model_log(tmp_path):
+    import skops.io as sio
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    from glasslog.registry import Feature, dump_model
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"a": rng.normal(size=400), "b": rng.normal(size=400)})
+    y = (X["a"] + X["b"] > 0).astype(int)
+    model = Pipeline([("z", FunctionTransformer(batch_standardise)), ("lr", LogisticRegression())]).fit(X, y)
+    trusted = sio.get_untrusted_types(data=dump_model(model))
+    card = ModelCard(name="batch mean", version="1", provider="tests", intended_use="tests",
+                     features=(Feature("a"), Feature("b")), output={"classes": [0, 1], "positive": 1},
+                     training_data_fingerprint=fingerprint_frame(X),
+                     claimed=ClaimedMetrics({"accuracy": 0.9}, fingerprint_frame(X), len(X)), disclosure_policy="supervisors")
+    lg = Ledger.create(tmp_path / "log", "bank.example/batch")
+    record = Registry(lg).register(model, card, trusted)
+    return lg, record, trusted, X
+
+
+def test_replay_recomputes_each_decision_in_its_logged_batch_and_reports_batch_dependence(tmp_path):
+    from glasslog.verify import replay
+
+    lg, record, trusted, X = _batch_model_log(tmp_path)
+    together = capture.wrap(lg, record.fingerprint, "bank.example/together", trusted=trusted)
+    together.predict_proba(X.iloc[:30] + 3.0)  # one batch, shifted: standardising moves every row
+    alone = capture.wrap(lg, record.fingerprint, "bank.example/alone", trusted=trusted)
+    for k in range(30, 40):
+        alone.predict_proba(X.iloc[k : k + 2])  # batches of two
+    r = replay(lg, trusted=trusted)
+    assert r.ok and r.checked == r.matched == 50 and r.mismatch_count == 0, r.mismatches[:2]
+    assert r.batches == 11
+    assert r.batch_dependent > 0 and r.batch_dependent_examples[0]["batch_size"] in (2, 30)
+    only = replay(lg, trusted=trusted, deployment="bank.example/alone")
+    assert only.ok and only.checked == 20
+    from glasslog.verify.replay import replay_verdict
+
+    assert replay_verdict(r) == ("alert", "high")
+
+
+# ------------------------------------------------------------------ trusted skops types
+def test_trusted_types_are_recorded_and_can_be_passed_everywhere_and_nothing_checked_is_not_a_failure(tmp_path):
+    from typer.testing import CliRunner
+
+    from glasslog.cli import app
+    from glasslog.verify import replay
+    from glasslog.verify.replay import replay_verdict
+
+    lg, record, trusted, X = _batch_model_log(tmp_path)
+    assert record.trusted == tuple(sorted(trusted)) and trusted
+    wrapped = capture.wrap(lg, record.fingerprint, "bank.example/one-by-one", trusted=trusted)
+    indexes = []
+    for k in range(40):
+        wrapped.predict_proba(X.iloc[k : k + 1])
+        indexes.append(wrapped.last_batch.first_index)
+    capture.record_outcomes(lg, [(i, int(X["a"].iloc[k] + X["b"].iloc[k] > 0)) for k, i in enumerate(indexes)])
+
+    r = replay(lg)
+    assert r.ok and r.checked == 0 and not r.errors and r.not_checked[0]["types"] == sorted(trusted)
+    assert replay_verdict(r) == ("insufficient-data", "info")
+    assert replay(lg, trust_recorded=True).checked == 40 and replay(lg, trusted=trusted).checked == 40
+
+    runner = CliRunner()
+    d = str(tmp_path / "log")
+    res = runner.invoke(app, ["verify", "replay", "-d", d])
+    assert res.exit_code == 2 and "FAILED" not in res.output and "--trust-recorded" in res.output, res.output
+    res = runner.invoke(app, ["verify", "replay", "-d", d, "--trust-recorded"])
+    assert res.exit_code == 0 and "Replay verified" in res.output, res.output
+    res = runner.invoke(app, ["verify", "replay", "-d", d, *sum((["--trust", t] for t in trusted), [])])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["audit", "model", "-d", d, "--json"])
+    assert res.exception is None or isinstance(res.exception, SystemExit), res.exception
+    assert "skops types" in res.output and "Traceback" not in res.output, res.output
+    res = runner.invoke(app, ["audit", "model", "-d", d, "--json", "--trust-recorded"])
+    assert "skops types" not in res.output, res.output
+
+    _, op = KeyStore(lg).create("supervisor", "tests")
+    c = TestClient(create_app(tmp_path / "log"))
+    h = {"Authorization": f"Bearer {op}"}
+    body = c.post("/v1/replay", headers=h, json={"record": False}).json()
+    assert body["checked"] == 0 and body["not_checked"] and body["ok"], body
+    body = c.post("/v1/replay", headers=h, json={"record": False, "trust_recorded": True}).json()
+    assert body["checked"] == 40 and not body["not_checked"], body
+    body = c.post("/v1/replay", headers=h, json={"record": False, "trusted": trusted}).json()
+    assert body["checked"] == 40, body
