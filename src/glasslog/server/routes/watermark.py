@@ -17,7 +17,7 @@ from pydantic import Field
 
 from ... import watermark as wmk
 from ..deps import State, Supervisor, api_router
-from ..problems import READ, Problem, errors, invalid
+from ..problems import WRITE, Problem, errors, invalid
 from ..schemas import Out, Strict
 
 __all__ = ["router"]
@@ -45,7 +45,7 @@ class DetectOut(Out):
     detected: bool
 
 
-@router.post("/v1/watermark/detect", tags=["verification"], response_model=DetectOut, responses=errors(*READ, 403, 404, 422),
+@router.post("/v1/watermark/detect", tags=["verification"], response_model=DetectOut, responses=errors(*WRITE, 404),
              summary="Test a text for a deployment's watermark (supervisor): exact p-value, tokens scored, key commitment")
 def detect(body: DetectRequest, who: Supervisor, s: State) -> dict:
     c = s.ctx()
