@@ -69,3 +69,25 @@ def pg_url(pg_server):
         pg_server.drop_database(name)
     except Exception:  # noqa: BLE001 - best effort: the whole data directory goes at the end of the session
         pass
+
+
+# ---------------------------------------------------------------- the slow tests
+# The README's command runs everything; `pytest -m "not slow"` is the quick run while working (about a third of the
+# time): it leaves out the tests that drive a real browser, build Go, start several server processes, run the
+# scenario lab or load transformer weights.
+SLOW_MODULES = {
+    "test_web", "test_web_witness", "test_go_interop", "test_tiles_http", "test_scenarios", "test_server_schemathesis",
+    "test_postgres_processes", "test_witness", "test_witnessed_log", "test_generation", "test_generation_watermark",
+    "test_llm_encoder", "test_llm_registry", "test_llm_demo", "test_gateway", "test_ingest_otlp",
+}
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: a real browser, Go, several processes, the scenario lab or model weights "
+                                       "(deselect with -m 'not slow')")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.module is not None and item.module.__name__.rsplit(".", 1)[-1] in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
