@@ -39,7 +39,8 @@ _AUDIT_FIELDS = ("check", "statistic", "value", "threshold", "verdict", "severit
 
 
 class FindingError(BadInputError):
-    """A finding with a field out of its vocabulary; ``field`` names it, ``problem`` says what is wrong."""
+    """Bad input naming one field: a finding with a field out of its vocabulary (and, as ``AuditInputError``, bad
+    input to an audit); ``field`` names it, ``problem`` says what is wrong."""
 
     def __init__(self, field: str, problem: str):
         self.field = field

@@ -13,8 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from ..errors import BadInputError
-from ..findings import ACCESS_LEVELS, SEVERITY_ORDER, Finding, clean_json, worst_severity
+from ..findings import ACCESS_LEVELS, SEVERITY_ORDER, Finding, FindingError, clean_json, worst_severity
 from ..ledger import Ledger, utc_now
 from ..ledger.entries import SEVERITIES
 from ..ledger.log import AppendResult
@@ -31,13 +30,8 @@ __all__ = [
 ]
 
 
-class AuditInputError(BadInputError):
-    """Bad input to an audit: ``field`` names the argument or column, the message says what is wrong."""
-
-    def __init__(self, field: str, problem: str):
-        self.field = field
-        self.problem = problem
-        super().__init__(f"{field}: {problem}")
+class AuditInputError(FindingError):
+    """Bad input to an audit: ``field`` names the argument or column, ``problem`` (and the message) what is wrong."""
 
 
 def severity_at_least(severity: str, floor: str) -> bool:
