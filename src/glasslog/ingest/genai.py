@@ -212,7 +212,15 @@ def _messages_from_semconv(value: Any) -> list[dict] | None:
     for m in value:
         if not isinstance(m, dict):
             raise MissingAttribute("a message in gen_ai.*.messages is not an object")
-        out.append(_message(m.get("role"), m.get("content"), m.get("parts"), finish_reason=m.get("finish_reason"),
+        parts = m.get("parts")
+        if type(parts) is list and m.get("content") is None and m.get("name") is None and all(
+                type(p) is dict and p.get("type") == "text" and type(p.get("content")) is str for p in parts):
+            msg = {"role": str(m.get("role") or "user"), "content": "".join(p["content"] for p in parts)}  # the usual case
+            if isinstance(m.get("finish_reason"), str) and m["finish_reason"]:
+                msg["finish_reason"] = m["finish_reason"]
+            out.append(msg)
+            continue
+        out.append(_message(m.get("role"), m.get("content"), parts, finish_reason=m.get("finish_reason"),
                             name=m.get("name")))
     return out
 
@@ -454,6 +462,8 @@ def evaluation_from(a: dict) -> Evaluation | None:
 
 
 def _openinference_evaluations(attrs: dict) -> list[Evaluation]:
+    if "evaluations.0.evaluation.name" not in attrs and "annotations.0.annotation.name" not in attrs:
+        return []  # item 0 names the first evaluation; none, no evaluations
     out = []
     for prefix, inner in (("evaluations", "evaluation"), ("annotations", "annotation")):
         for _, e in _indexed(attrs, prefix).items():

@@ -87,11 +87,20 @@ def span_key(trace_id: bytes, span_id: bytes) -> bytes:
     return trace_id + span_id
 
 
+_SECONDS: dict[int, str] = {}
+
+
 def nanos_to_time(ns: int) -> str | None:
     """Unix nanoseconds as an entry time (RFC 3339 UTC, microseconds), None for 0 or out of range."""
     if not ns or ns < 0 or ns > 253402300799 * 10**9:
         return None
-    return datetime.fromtimestamp(ns // 1000 / 1e6, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    seconds, micros = divmod(ns // 1000, 1_000_000)
+    prefix = _SECONDS.get(seconds)
+    if prefix is None:  # the spans of a batch mostly share their seconds
+        if len(_SECONDS) > 4096:
+            _SECONDS.clear()
+        prefix = _SECONDS[seconds] = datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{prefix}.{micros:06d}Z"
 
 
 def _valid_ids(trace_id: bytes, span_id: bytes) -> str | None:
