@@ -372,17 +372,20 @@ def map_span(attrs: dict, events: list[tuple[str, dict]], resource: dict) -> Gen
     return rec
 
 
-_SAMPLING = (("temperature", "temperature", _num), ("top_p", "top_p", _num), ("top_k", "top_k", _num),
-             ("max_tokens", "max_tokens", _int), ("seed", "seed", _int), ("frequency_penalty", "frequency_penalty", _num),
-             ("presence_penalty", "presence_penalty", _num), ("choice.count", "n", _int))
+_SAMPLING = tuple(("gen_ai.request." + name, key, conv) for name, key, conv in (
+    ("temperature", "temperature", _num), ("top_p", "top_p", _num), ("top_k", "top_k", _num),
+    ("max_tokens", "max_tokens", _int), ("seed", "seed", _int), ("frequency_penalty", "frequency_penalty", _num),
+    ("presence_penalty", "presence_penalty", _num), ("choice.count", "n", _int)))
 
 
 def _sampling(attrs: dict) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, key, conv in _SAMPLING:
-        v = conv(attrs.get("gen_ai.request." + name))
+        v = attrs.get(name)
         if v is not None:
-            out[key] = v
+            v = conv(v)
+            if v is not None:
+                out[key] = v
     stop = attrs.get("gen_ai.request.stop_sequences")
     if stop is not None:
         stop = _json(stop)

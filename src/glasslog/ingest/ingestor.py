@@ -361,7 +361,7 @@ class Ingestor:
             except EntryError as exc:
                 self._reject(result, f"span {p.span_id.hex()}: cannot be logged: {exc}")
                 continue
-            private.extend(PrivateValue(len(entries) - 1, v.kind, v.commitment, v.salt, v.value) for v in pv)
+            private.extend(pv)  # built with position = this entry's place in the batch
             placed.append((p, model))
         if not entries:
             return
