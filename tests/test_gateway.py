@@ -214,3 +214,32 @@ def test_upstream_down_and_malformed(model_dir, tmp_path):
     finally:
         broken.shutdown()
     assert MODEL_NAME  # the registered card's name resolves too (see test_ingest_otlp)
+
+
+def test_a_completion_the_log_cannot_take_is_withheld(upstream, model_dir, tmp_path, monkeypatch):
+    """If the append fails, the client gets an OpenAI-shaped 503 instead of an output that is not on the log."""
+    import asyncio
+
+    from glasslog.ingest.gateway import Gateway, GatewayConfig
+    from glasslog.storage import StorageUnavailable
+
+    need_llm_stack()
+    tl = make_log(tmp_path / "log", model_dir, {DEPLOYMENT: "public-service"})
+    gw = Gateway(GatewayConfig(tl.data_dir, upstream, DEPLOYMENT, aliases={str(model_dir): tl.fingerprint}))
+
+    def refuse(*args, **kwargs):
+        raise StorageUnavailable("the log's database is busy")
+
+    monkeypatch.setattr(gw, "_append", refuse)
+
+    async def call():
+        try:
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=gw), base_url="http://gateway", timeout=120) as c:
+                return await c.post("/v1/chat/completions", json={"model": str(model_dir), "max_tokens": 3,
+                                                                  "messages": [{"role": "user", "content": "x"}]})
+        finally:
+            await gw.aclose()
+
+    r = asyncio.run(call())
+    assert r.status_code == 503 and r.json()["error"]["code"] == "log_unavailable"
+    assert "withheld" in r.json()["error"]["message"] and "x-glasslog-index" not in r.headers

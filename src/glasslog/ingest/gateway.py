@@ -65,6 +65,7 @@ from ..capture.generator import reported_generation
 from ..errors import GlasslogError
 from ..ledger import Entry, GroupCommit, Ledger, PrivateValue, commit, utc_now
 from ..registry import Deployments, Registry
+from ..storage import StorageUnavailable
 from .ingestor import ModelResolver
 
 __all__ = ["Gateway", "GatewayConfig", "MAX_REQUEST_BYTES", "RECEIPT_COMMENT"]
@@ -159,6 +160,15 @@ class Gateway:
         except _Refused as r:
             status, body = _error(r.status, r.message, r.code, r.kind, r.param)
             return await _json(send, status, body)
+        except (GlasslogError, ValueError, OSError) as exc:  # the log refused or failed: the output is withheld
+            unavailable = isinstance(exc, StorageUnavailable)
+            status, body = _error(503 if unavailable else 500, f"the completion could not be put on the log, so it is"
+                                  f" withheld: {type(exc).__name__}: {exc}", "log_unavailable" if unavailable else "log_failed",
+                                  "server_error")
+            try:
+                return await _json(send, status, body)
+            except RuntimeError:
+                return  # a stream had started: the client sees it end without its receipt
 
     async def _lifespan(self, receive, send) -> None:
         while True:
