@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 
 import numpy as np
@@ -284,3 +285,127 @@ def test_trusted_types_are_recorded_and_can_be_passed_everywhere_and_nothing_che
     assert body["checked"] == 40 and not body["not_checked"], body
     body = c.post("/v1/replay", headers=h, json={"record": False, "trusted": trusted}).json()
     assert body["checked"] == 40, body
+
+
+# ------------------------------------------------------------------ proofs only against signed sizes
+def test_proofs_only_for_signed_sizes_and_checkpoints_by_size(deployed, credit):
+    from glasslog.ledger import merkle
+
+    d, lg, record, wrapped = deployed
+    X, *_, deploy, _ = credit
+    wrapped.predict(X.iloc[deploy[:5]])
+    first_size = lg.signed_size()
+    wrapped.predict(X.iloc[deploy[5:9]])
+    size = lg.signed_size()
+    c = TestClient(create_app(d))
+    for params, field in (({"index": "1", "tree_size": str(first_size - 1)}, "tree_size"),):
+        r = c.get("/v1/proofs/inclusion", params=params)
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == field and "signed" in r.json()["detail"], r.text
+    r = c.get("/v1/proofs/consistency", params={"old": str(first_size - 1)})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "old", r.text
+    r = c.get("/v1/proofs/consistency", params={"old": "0"})
+    assert r.status_code == 422 and "empty tree" in r.json()["detail"], r.text
+
+    r = c.get("/v1/proofs/inclusion", params={"index": "1", "tree_size": str(first_size)})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["checkpoint"] == lg.checkpoint(first_size) and f"\n{first_size}\n" in body["checkpoint"]
+    r = c.get("/v1/proofs/consistency", params={"old": str(first_size)}).json()
+    assert r["old_checkpoint"] == lg.checkpoint(first_size) and r["new_checkpoint"] == lg.checkpoint(size)
+    merkle.verify_consistency(first_size, size, base64.b64decode(r["old_root"]), base64.b64decode(r["new_root"]),
+                              [base64.b64decode(p) for p in r["proof"]])
+
+    r = c.get(f"/v1/checkpoints/{first_size}")
+    assert r.status_code == 200 and r.json() == {"tree_size": first_size, "checkpoint": lg.checkpoint(first_size)}
+    assert c.get(f"/v1/checkpoints/{first_size - 1}").status_code == 404
+    assert c.get(f"/v1/checkpoints/{size + 1}").status_code == 404
+
+
+# ------------------------------------------------------------------ broken signer keys: one line, exit 2
+@pytest.fixture(scope="module")
+def small_log(tmp_path_factory, credit):
+    X, y, train, evaluation, deploy, model = credit
+    d = tmp_path_factory.mktemp("keys") / "log"
+    lg = Ledger.create(d, "bank.example/credit-decisions")
+    record = Registry(lg).register(model, make_card(X, train, evaluation))
+    w = capture.wrap(lg, record.fingerprint, DEP, visibility="public-service")
+    w.predict_proba(X.iloc[deploy[:40]])
+    first = w.last_batch.first_index
+    capture.record_outcomes(lg, [(first + k, int(y.iloc[deploy[k]])) for k in range(40)])
+    lg.close()
+    other = tmp_path_factory.mktemp("keys") / "other"
+    Ledger.create(other, "elsewhere.example/log").close()
+    return d, other, record.fingerprint, first
+
+
+BROKEN_KEYS = ("0644", "foreign", "corrupt")
+
+
+def _break_key(d, other, case):
+    import os
+
+    key = d / "log.key"
+    if case == "0644":
+        os.chmod(key, 0o644)
+    elif case == "foreign":
+        key.write_bytes((other / "log.key").read_bytes())
+    else:
+        key.write_bytes(b"this is not a signer key\n")
+
+
+@pytest.mark.parametrize("case", BROKEN_KEYS)
+def test_every_command_with_a_broken_signer_key_fails_in_one_line(small_log, tmp_path, case):
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from glasslog.cli import app
+
+    src, other, fp, first = small_log
+    d = tmp_path / "log"
+    shutil.copytree(src, d)
+    _break_key(d, other, case)
+    writes = [
+        ["keys", "create", "--role", "operator", "--name", "x"],
+        ["flags", "add", "-c", "other", "--decision", str(first), "--text", "wrong"],
+        ["audit", "model", fp[:19], "--record", "--fail-on", "critical"],
+        ["audit", "model", fp[:19], "--suspend-on-severity", "info", "--fail-on", "critical"],
+        ["deployments", "declare", "bank.example/new", "--visibility", "private"],
+        ["models", "set-status", fp[:19], "suspended", "--reason", "tests"],
+        ["monitor", "run"],
+    ]
+    reads = [["verify", "log"], ["verify", "replay"], ["checkpoint"], ["models", "list"], ["flags", "list"],
+             ["triage", "list"], ["checkpoint", "--json"]]
+    runner = CliRunner()
+    for args in writes + reads:
+        r = runner.invoke(app, [*args, "-d", str(d)] if args[0] != "keys" else [*args, "--data-dir", str(d)])
+        text = r.output  # standard output and error, mixed
+        assert r.exception is None or isinstance(r.exception, SystemExit), (args, repr(r.exception))
+        assert "Traceback" not in text, (args, text)
+        if args in writes:
+            assert r.exit_code == 2, (args, r.exit_code, text)
+            assert "key" in text and text.count("error:") == 1, (args, text)
+        else:
+            assert r.exit_code in (0, 1), (args, r.exit_code, text)
+
+
+def test_a_private_value_stored_as_text_is_a_commitment_failure_not_a_traceback(small_log, tmp_path):
+    import shutil
+    import sqlite3
+
+    from typer.testing import CliRunner
+
+    from glasslog.cli import app
+
+    src, _, fp, first = small_log
+    d = tmp_path / "log"
+    shutil.copytree(src, d)
+    con = sqlite3.connect(d / "log.db")
+    con.execute("UPDATE private_values SET value = CAST(value AS TEXT) WHERE entry_index = ? AND kind = 'input'", (first,))
+    con.commit()
+    con.close()
+    for args in (["verify", "replay"], ["audit", "model", fp[:19]]):
+        r = CliRunner().invoke(app, [*args, "-d", str(d)])
+        assert r.exception is None or isinstance(r.exception, SystemExit), (args, repr(r.exception))
+    r = CliRunner().invoke(app, ["verify", "replay", "-d", str(d)])
+    assert r.exit_code == 1 and f"entry {first}: the stored value of 'input' does not open" in " ".join(r.output.split())

@@ -480,7 +480,9 @@ def test_replay_with_missing_numeric_inputs(tmp_path):
     assert json.loads(lg.private_values_for([2])[2]["input"][2]) == {"a": None, "b": float(X.b.iloc[0])}
     rep = replay(lg, trusted=[tree])
     assert rep.ok and rep.checked == 30
-    assert not replay(lg).ok  # without the explicit trust the model is not loaded
+    unloaded = replay(lg)  # without the explicit trust the model is not loaded: not checked, which is not a failure
+    assert unloaded.checked == 0 and unloaded.not_checked[0]["types"] == [tree] and not unloaded.errors
+    assert rec.trusted == (tree,) and replay(lg, trust_recorded=True).checked == 30
 
 
 def test_private_deployment_logs_commitments_only(tmp_path, credit):

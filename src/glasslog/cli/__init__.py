@@ -13,17 +13,32 @@ import os
 from typing import Annotated
 
 import typer
+from typer.core import TyperGroup
 
+from ..errors import GlasslogError
 from ..storage import STORE_ENV, is_url
 from ..watermark import cli as watermark_cli
 from ..witness import cli as witness_cli
 from . import audit, demo, deployments, flags, gateway, keys, log, migrate, models, monitor, scenarios, serve, verify, witnesses
-from .common import fail
+from .common import fail, fail_with
 
 __all__ = ["app", "main"]
 
+
+
+class _Glasslog(TyperGroup):
+    """The root command: a ``GlasslogError`` no command caught (e.g. an unusable signer key where a command writes)
+    is one line and its kind's exit code, never a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except GlasslogError as exc:
+            fail_with(exc)
+
+
 app = typer.Typer(help="glasslog: a verifiable, append-only log of a deployed model's decisions.", no_args_is_help=True,
-                  add_completion=False, pretty_exceptions_enable=False)
+                  add_completion=False, pretty_exceptions_enable=False, cls=_Glasslog)
 
 
 @app.callback()

@@ -61,7 +61,13 @@ def commit(value: Any, salt: bytes | None = None) -> tuple[str, bytes, bytes]:
 
 
 def check_commitment(commitment: str, salt: bytes, value_bytes: bytes) -> bool:
-    """True if ``salt`` and ``value_bytes`` open ``commitment`` (constant-time compare)."""
+    """True if ``salt`` and ``value_bytes`` open ``commitment`` (constant-time compare).
+
+    Anything but bytes (e.g. a value a tampered database returns as text) opens nothing."""
+    if not isinstance(salt, (bytes, bytearray, memoryview)) or not isinstance(value_bytes, (bytes, bytearray, memoryview)):
+        return False
+    if not isinstance(commitment, str):
+        return False
     try:
         expected = commitment_of(salt, value_bytes)
     except ValueError:
