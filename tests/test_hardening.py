@@ -409,3 +409,29 @@ def test_a_private_value_stored_as_text_is_a_commitment_failure_not_a_traceback(
         assert r.exception is None or isinstance(r.exception, SystemExit), (args, repr(r.exception))
     r = CliRunner().invoke(app, ["verify", "replay", "-d", str(d)])
     assert r.exit_code == 1 and f"entry {first}: the stored value of 'input' does not open" in " ".join(r.output.split())
+
+
+def test_audit_csv_that_measured_nothing_says_so_and_exits_1(tmp_path):
+    from typer.testing import CliRunner
+
+    from glasslog.cli import app
+
+    f = tmp_path / "tiny.csv"
+    f.write_text("y,p,g\n1,1,a\n0,1,a\n1,0,b\n0,0,b\n1,1,a\n0,0,b\n")
+    r = CliRunner().invoke(app, ["audit", "csv", str(f), "--label", "y", "--prediction", "p", "--group", "g", "--json"])
+    assert r.exit_code == 1, r.output
+    body = json.loads(r.stdout)
+    assert body["measured"] is False and "nothing could be measured" in body["unmeasured"]
+
+
+def test_an_operator_key_cannot_mint_unbound_operator_keys_over_http(deployed):
+    d, lg, record, wrapped = deployed
+    _, op = KeyStore(lg).create("operator", "tests")
+    c = TestClient(create_app(d))
+    h = {"Authorization": f"Bearer {op}"}
+    r = c.post("/v1/keys", headers=h, json={"role": "operator", "name": "a second operator"})
+    assert r.status_code == 403 and "host" in r.json()["detail"], r.text
+    r = c.post("/v1/keys", headers=h, json={"role": "operator", "name": "telemetry", "deployments": [DEP]})
+    assert r.status_code == 201, r.text
+    bound = {"Authorization": f"Bearer {r.json()['token']}"}
+    assert c.post("/v1/keys", headers=bound, json={"role": "researcher", "name": "x"}).status_code == 403

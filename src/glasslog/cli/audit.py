@@ -199,6 +199,12 @@ def audit_csv(
                                     reference=reference, n_boot=n_boot, seed=seed, min_group_size=min_group_size)
     except AuditInputError as exc:
         _fail(str(exc))
+    if not any(f.verdict != "insufficient-data" for r in results.values() for f in getattr(r, "findings", None) or []):
+        from ..audit.report import Notes
+
+        why = (f"nothing could be measured in {file.name}: no group of --min-group-size {min_group_size} rows or more"
+               " has the outcomes and predictions a rate needs")  # as audit model: say so, exit 1
+        results = {**results, "notes": Notes([why], unmeasured=why)}
     report = build_report(results, title=f"Group error-rate audit of {file.name}",
                           context={"data": str(file), "rows": len(frame), "label": label, "prediction": prediction,
                                    "positive": positive, "groups": ", ".join(group)})

@@ -1,5 +1,7 @@
 """API keys, issued and revoked by the operator (``glasslog.access.KeyStore``; every issue and revocation is a
-``key`` entry on the log). Supervisor keys are issued and revoked only at the log's host, never through this API."""
+``key`` entry on the log). Supervisor keys, and operator keys not bound to a deployment, are issued only at the log's
+host, never through this API (supervisor keys are revoked there too); over HTTP an operator issues deployment-bound
+operator keys (telemetry only), developer and researcher keys."""
 
 
 from typing import Annotated, Literal
@@ -43,6 +45,10 @@ def create_key(body: KeyRequest, who: Operator, s: State) -> dict:
     c = s.ctx()
     if body.role == "operator" and len(body.deployments) > 1:
         raise invalid("deployments", "an operator key is bound to at most one deployment (the one its telemetry is logged in)")
+    if body.role == "operator" and not body.deployments:
+        raise forbidden("unbound operator keys are issued only at the log's host (glasslog keys create --role operator);"
+                        " over HTTP an operator issues operator keys bound to one deployment (\"deployments\": [NAME]),"
+                        " which send that deployment's telemetry and nothing else")
     for k, name in enumerate(body.deployments):
         if body.role not in ("developer", "operator"):
             raise invalid("deployments", "only developer keys (deployments they read) and operator keys (the one"
