@@ -460,6 +460,20 @@ def test_api_keys_receipt_tokens_and_secrets(store_kind):
     assert list(lg.store.receipt_tokens())[0][0] == result.first_index
 
 
+def test_witness_cosignatures(store_kind):
+    s = store_kind.store
+    assert (s.cosignatures(3), s.witness_sizes(), s.latest_cosigned_size(0), s.cosigned_sizes()) == ([], {}, None, [])
+    s.put_cosignature(3, "w2+0000aaaa+key2", "— w2 sig-a", "2026-12-05T10:00:00Z")
+    s.put_cosignature(3, "w1+0000bbbb+key1", "— w1 sig-b", "2026-12-05T10:00:01Z")
+    s.put_cosignature(7, "w1+0000bbbb+key1", "— w1 sig-c", "2026-12-05T10:00:02Z")
+    s.put_cosignature(3, "w2+0000aaaa+key2", "— w2 sig-d", "2026-12-05T10:00:03Z")  # replaces the first
+    assert s.cosignatures(3) == [("w1+0000bbbb+key1", "— w1 sig-b", "2026-12-05T10:00:01Z"),
+                                 ("w2+0000aaaa+key2", "— w2 sig-d", "2026-12-05T10:00:03Z")]
+    assert s.witness_sizes() == {"w1+0000bbbb+key1": 7, "w2+0000aaaa+key2": 3}
+    assert (s.latest_cosigned_size(0), s.latest_cosigned_size(4), s.latest_cosigned_size(8)) == (7, 7, None)
+    assert s.cosigned_sizes() == [3, 7]
+
+
 # ------------------------------------------------------------------ opening and creating
 def test_create_refuses_a_store_holding_a_log_and_open_needs_one(store_kind, store_url, tmp_path):
     with pytest.raises(LedgerError, match="already holds a log"):
@@ -500,15 +514,16 @@ def test_copy_log_to_another_store(store_kind, tmp_path):
     lg.append([decision(200)], within=lambda tx, first: tx.put_ingested([("otel", span, first)]))
     lg.erase_private(rows[1]["subject"][0], "asked", entry_index=rows[1]["index"])
     lg.store.secret("pseudonym", b"k" * 32)
+    lg.store.put_cosignature(lg.size, "w1+0000bbbb+key1", "— w1 sig", "2026-12-05T10:00:00Z")
 
     meta = {k: v for k, v in lg.store.meta().items() if k != "index_upto"}
     (tmp_path / "copy").mkdir()
     target = create_store(None, tmp_path / "copy", meta)  # a SQLite file, from either back end
     summary = copy_log(lg, target)
     assert {k: summary[k] for k in ("entries", "checkpoints", "private_values", "erased_private_values", "api_keys",
-                                    "receipt_tokens", "secrets", "ingested")} == {
+                                    "receipt_tokens", "secrets", "ingested", "cosignatures")} == {
         "entries": lg.size, "checkpoints": len(list(lg.checkpoints())), "private_values": 8, "erased_private_values": 1,
-        "api_keys": 2, "receipt_tokens": 30, "secrets": 1, "ingested": 1}
+        "api_keys": 2, "receipt_tokens": 30, "secrets": 1, "ingested": 1, "cosignatures": 1}
     copy = Ledger(lg.data_dir, target)
     assert copy.root() == lg.root() and summary["root"] == lg.root().hex()
     assert list(copy.checkpoints()) == list(lg.checkpoints())
@@ -526,6 +541,7 @@ def test_copy_log_to_another_store(store_kind, tmp_path):
     assert target.secret("pseudonym", b"other") == b"k" * 32
     assert list(target.ingested_rows()) == list(lg.store.ingested_rows()) == [("otel", span, lg.size - 1)]
     assert target.ingested("otel", [span]) == {span: lg.size - 1}
+    assert target.cosignatures(lg.size) == [("w1+0000bbbb+key1", "— w1 sig", "2026-12-05T10:00:00Z")]
     assert audit_log(copy).ok
     # the copy appends where the source would have: same signer key, same tree
     copy.append([decision(999)])

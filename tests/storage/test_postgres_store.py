@@ -194,6 +194,24 @@ def test_a_missing_stored_hash_is_reported_as_damage(pg_url, tmp_path):
     reader.close()
 
 
+def test_side_tables_added_later_are_made_on_first_write(pg_url, tmp_path):
+    """A log created before the cosignatures and ingested tables existed reads them as empty and gets them on first write."""
+    import psycopg
+
+    lg = Ledger.create(tmp_path / "log", ORIGIN, store=pg_url)
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("DROP TABLE cosignatures")
+        conn.execute("DROP TABLE ingested")
+    lg = Ledger.open(tmp_path / "log", store=pg_url)
+    s = lg.store
+    assert (s.cosignatures(0), s.witness_sizes(), s.latest_cosigned_size(0), s.cosigned_sizes()) == ([], {}, None, [])
+    assert s.ingested("d", [b"k" * 24]) == {} and list(s.ingested_rows()) == []
+    s.put_cosignature(0, "w+00000000+k", "— w sig", "2026-12-05T10:00:00Z")
+    lg.append([decision(0)], within=lambda tx, first: tx.put_ingested([("d", b"k" * 24, first)]))
+    assert s.cosigned_sizes() == [0] and s.ingested("d", [b"k" * 24]) == {b"k" * 24: 0}
+    lg.close()
+
+
 def test_entries_without_their_checkpoint_are_refused(pg_url, tmp_path):
     lg = Ledger.create(tmp_path / "log", ORIGIN, store=pg_url)
     before = observe(lg)

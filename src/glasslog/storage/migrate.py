@@ -8,7 +8,8 @@ before the checkpoint is stored), the signed note itself (byte for byte),
 the private values of those entries (erased ones stay erased: commitment and
 erasure record, no salt or value), their receipt token hashes and ingested
 telemetry keys. Then the
-API keys (revoked ones stay revoked) and the per-log secrets. The read model
+API keys (revoked ones stay revoked), the per-log secrets and the witnesses'
+cosignatures. The read model
 is not copied: it is derived, and rebuilt from the copy on first use.
 
 Then it proves the copy: for every checkpoint of the source, the target's
@@ -112,7 +113,7 @@ def copy_log(source: Ledger, target_store: LogStore, progress: Progress | None =
     Returns:
         Counts: ``entries``, ``checkpoints``, ``private_values`` (kept),
         ``erased_private_values``, ``api_keys``, ``receipt_tokens``,
-        ``ingested`` (telemetry keys), ``secrets``, ``legacy_receipt_tokens_not_copied`` (first-release
+        ``ingested`` (telemetry keys), ``secrets``, ``cosignatures`` (witnesses'), ``legacy_receipt_tokens_not_copied`` (first-release
         tokens, which only SQLite keeps), and ``root`` (hex) of the copy.
 
     Raises:
@@ -178,6 +179,11 @@ def copy_log(source: Ledger, target_store: LogStore, progress: Progress | None =
         if target_store.secret(name, value) != value:
             raise LedgerError(f"{target_store.location} already held another secret {name!r}")
         counts["secrets"] += 1
+    counts["cosignatures"] = 0
+    for size in source.store.cosigned_sizes():
+        for witness, line, at in source.store.cosignatures(size):
+            target_store.put_cosignature(size, witness, line, at)
+            counts["cosignatures"] += 1
     counts["legacy_receipt_tokens_not_copied"] = _legacy_tokens(source, target_store)
 
     counts["root"] = _prove(source, target_store, signed, counts, progress).hex()
@@ -226,6 +232,9 @@ def _prove(source: Ledger, target_store: LogStore, signed: list[tuple[int, bytes
     if (kept, erased) != (counts["private_values"], counts["erased_private_values"]):
         raise LedgerError(f"the copy in {where} holds {kept} private values and {erased} erased ones, the source "
                           f"{counts['private_values']} and {counts['erased_private_values']}")
+    for size in source.store.cosigned_sizes():
+        if target_store.cosignatures(size) != source.store.cosignatures(size):
+            raise LedgerError(f"the copy in {where} holds other witness cosignatures at tree size {size} than the source")
     if len(target_store.api_keys()) != counts["api_keys"]:
         raise LedgerError(f"the copy in {where} holds another number of API keys than the source")
     if progress:

@@ -98,6 +98,10 @@ T = TypeVar("T")
 
 # Text columns that are compared or ordered use the C collation, so results
 # are ordered byte-wise as in SQLite whatever the database's default locale.
+_COSIGNATURES = ('CREATE TABLE IF NOT EXISTS cosignatures (tree_size bigint NOT NULL, witness text COLLATE "C" NOT NULL,'
+                 " line text NOT NULL, at text NOT NULL, PRIMARY KEY (tree_size, witness))")
+"""Witness cosignatures (``glasslog.server.cosigning``), one row per (tree size, witness); added after the first
+PostgreSQL release, so made on first write in a log created before it, and read as empty until then."""
 _INGESTED = ('CREATE TABLE IF NOT EXISTS ingested (deployment text COLLATE "C" NOT NULL, key bytea NOT NULL,'
              " entry_index bigint NOT NULL, PRIMARY KEY (deployment, key))")
 """Ingested telemetry keys (``glasslog.ingest``); added after the first PostgreSQL release, so made on first write
@@ -128,6 +132,7 @@ _SCHEMA = [
     "CREATE INDEX IF NOT EXISTS outcome_index_decision ON outcome_index (decision)",
     "CREATE TABLE IF NOT EXISTS leaf_index (leaf_hash bytea PRIMARY KEY, idx bigint NOT NULL)",
     _INGESTED,
+    _COSIGNATURES,
 ]
 _TABLES = ("meta", "log_state", "index_state", "entries", "hashes", "checkpoints", "private_values", "api_keys",
            "receipt_token_hashes", "oversight_secret", "decision_index", "outcome_index", "leaf_index")
@@ -954,6 +959,39 @@ class PostgresStore:
             if len(rows) < PAGE_ROWS:
                 return
             after = rows[-1][0]
+
+    # ------------------------------------------------------------ witness cosignatures (a side table)
+    def put_cosignature(self, tree_size: int, witness: str, line: str, at: str) -> None:
+        def run(conn: psycopg.Connection) -> None:
+            with conn.transaction():
+                conn.execute(_COSIGNATURES)  # a log created before the table existed (cheap: the table is there)
+                conn.execute("INSERT INTO cosignatures (tree_size, witness, line, at) VALUES (%s, %s, %s, %s) "
+                             "ON CONFLICT (tree_size, witness) DO UPDATE SET line = EXCLUDED.line, at = EXCLUDED.at",
+                             (tree_size, witness, line, at))
+
+        self._write_once(run)
+
+    def _cosignature_rows(self, query: str, params: Sequence[Any] = ()) -> list[tuple]:
+        try:
+            return self._fetchall(query, params)
+        except StorageError as exc:
+            if isinstance(exc.__cause__, pgerrors.UndefinedTable):
+                return []  # a log created before the table existed, with no cosignature yet
+            raise
+
+    def cosignatures(self, tree_size: int) -> list[tuple[str, str, str]]:
+        return [tuple(r) for r in self._cosignature_rows(
+            "SELECT witness, line, at FROM cosignatures WHERE tree_size = %s ORDER BY witness", (tree_size,))]
+
+    def witness_sizes(self) -> dict[str, int]:
+        return dict(self._cosignature_rows("SELECT witness, MAX(tree_size) FROM cosignatures GROUP BY witness"))
+
+    def latest_cosigned_size(self, min_size: int) -> int | None:
+        rows = self._cosignature_rows("SELECT MAX(tree_size) FROM cosignatures WHERE tree_size >= %s", (min_size,))
+        return rows[0][0] if rows else None
+
+    def cosigned_sizes(self) -> list[int]:
+        return [r[0] for r in self._cosignature_rows("SELECT DISTINCT tree_size FROM cosignatures ORDER BY tree_size")]
 
     # ------------------------------------------------------------ private values
     def private_value(self, commitment: str, entry_index: int | None):
