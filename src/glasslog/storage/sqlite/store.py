@@ -258,6 +258,10 @@ class _ReadModel:
                            [(d.idx, d.model, d.deployment, d.time, d.label, int(d.has_subject)) for d in decisions])
             db.executemany("INSERT OR IGNORE INTO outcome_index VALUES (?, ?)", outcomes)
             db.executemany("INSERT OR IGNORE INTO leaf_index VALUES (?, ?)", leaves)
+            # an output erased while these rows were being derived must not come back as a label
+            db.execute("UPDATE decision_index SET label = NULL WHERE idx >= ? AND idx < ? AND idx IN (SELECT entry_index "
+                       "FROM private_values WHERE kind = 'output' AND erased_at IS NOT NULL AND entry_index >= ? "
+                       "AND entry_index < ?)", (start, upto, start, upto))
             db.execute("INSERT INTO meta(key, value) VALUES ('index_upto', ?) "
                        "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (str(upto),))
             db.execute("COMMIT")
