@@ -435,3 +435,68 @@ def test_an_operator_key_cannot_mint_unbound_operator_keys_over_http(deployed):
     assert r.status_code == 201, r.text
     bound = {"Authorization": f"Bearer {r.json()['token']}"}
     assert c.post("/v1/keys", headers=bound, json={"role": "researcher", "name": "x"}).status_code == 403
+
+
+# ------------------------------------------------------------------ slow clients
+def test_glasslog_serve_cuts_off_slow_clients_and_serves_the_others(tmp_path):
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    d = tmp_path / "log"
+    Ledger.create(d, "bank.example/slow").close()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "GLASSLOG_DATA_DIR": str(d)}
+    proc = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "glasslog"), "serve", "-d", str(d), "--port",
+                             str(port), "--header-timeout", "1", "--body-timeout", "1"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                httpx.get(base + "/v1/log", timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        slow = []
+        for k in range(60):
+            c = socket.create_connection(("127.0.0.1", port))
+            if k % 2:  # half a head
+                c.sendall(b"GET /v1/log HTTP/1.1\r\nHost: x\r\n")
+            else:  # a whole head, then part of the body
+                c.sendall(b"POST /v1/outcomes HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                          b"Content-Length: 100\r\n\r\n{\"outc")
+            slow.append(c)
+        t0 = time.monotonic()
+        r = httpx.get(base + "/v1/log", timeout=5)  # served meanwhile
+        assert r.status_code == 200 and time.monotonic() - t0 < 2
+        deadline = time.monotonic() + 8
+        closed = 0
+        for c in slow:
+            c.settimeout(max(0.1, deadline - time.monotonic()))
+            try:
+                data = b""
+                while True:
+                    chunk = c.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+                closed += 1
+                assert data == b"" or data.startswith(b"HTTP/1.1 408"), data[:200]
+            except (TimeoutError, socket.timeout):
+                pass
+            except ConnectionResetError:
+                closed += 1
+            finally:
+                c.close()
+        assert closed == len(slow), f"{len(slow) - closed} slow connections still open after the deadlines"
+        assert httpx.get(base + "/v1/log", timeout=5).status_code == 200
+    finally:
+        proc.terminate()
+        proc.wait(10)

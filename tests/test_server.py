@@ -363,7 +363,7 @@ def test_matrix_covers_every_route(base):
     routes = app_routes(base.client.app)
     table = set(MATRIX)
     assert table == routes, f"routes without a policy row: {sorted(routes - table)}; stale rows: {sorted(table - routes)}"
-    assert len(routes) == 28 + len(WEB_PAGES)
+    assert len(routes) == 29 + len(WEB_PAGES)
     for _, expected in MATRIX.values():
         assert set(expected) == set(ROLES)
 

@@ -29,12 +29,22 @@ def serve(
              "them in one transaction (default 0: whatever queued while the last commit synced).")] = None,
     commit_max_entries: Annotated[int | None, typer.Option(
         "--commit-max-entries", min=1, help="Group commit: most entries in one transaction (default 5000).")] = None,
+    header_timeout: Annotated[float, typer.Option(
+        "--header-timeout", min=0.1, help="Seconds a connection may take to send a complete request head; a slower"
+                                          " client is disconnected.")] = 10.0,
+    body_timeout: Annotated[float, typer.Option(
+        "--body-timeout", min=0.1, help="Seconds a request may take to send its body (model uploads: ten times this);"
+                                        " a slower one is answered 408 and disconnected.")] = 30.0,
 ) -> None:
     """Serve the log over HTTP: C2SP tiles for verifiers and the JSON API (FastAPI + uvicorn)."""
     import os
 
     from ..server import create_app
     from ..server.deps import COMMIT_MAX_ENV, COMMIT_WINDOW_ENV
+    from ..server.timeouts import BODY_TIMEOUT_ENV, HEADER_TIMEOUT_ENV, head_protocol
+
+    os.environ[HEADER_TIMEOUT_ENV] = str(header_timeout)  # every worker process reads them
+    os.environ[BODY_TIMEOUT_ENV] = str(body_timeout)
 
     if commit_window_ms is not None:  # through the environment, so that every worker process gets them
         os.environ[COMMIT_WINDOW_ENV] = str(commit_window_ms)
@@ -67,8 +77,9 @@ def serve(
 
         os.environ[DATA_DIR_ENV] = str(data_dir)
         uvicorn.run("glasslog.server.app:app_from_env", host=host, port=port, workers=workers, factory=True,
-                    log_level="warning", timeout_graceful_shutdown=30, **proxy)
+                    log_level="warning", timeout_graceful_shutdown=30, http=head_protocol(), **proxy)
     else:
-        uvicorn.run(application, host=host, port=port, log_level="warning", timeout_graceful_shutdown=30, **proxy)
+        uvicorn.run(application, host=host, port=port, log_level="warning", timeout_graceful_shutdown=30,
+                    http=head_protocol(), **proxy)
 
 

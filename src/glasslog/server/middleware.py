@@ -20,6 +20,7 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .problems import problem_response, short
+from .timeouts import BodyTimeout
 
 __all__ = ["MAX_BODY_BYTES", "MAX_ARTIFACT_BYTES", "BodyLimit", "Compression", "StrictJSONRoute", "install"]
 
@@ -116,3 +117,4 @@ def install(app: FastAPI) -> None:
     app.router.route_class = StrictJSONRoute
     app.add_middleware(Compression)
     app.add_middleware(BodyLimit)
+    app.add_middleware(BodyTimeout)  # outermost: a body trickled in slower than its deadline is cut off (408)

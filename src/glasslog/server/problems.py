@@ -31,7 +31,7 @@ __all__ = ["Problem", "ProblemResponse", "problem_response", "forbidden", "not_f
            "errors", "READ", "WRITE", "install"]
 
 TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
-          409: "Conflict", 413: "Content Too Large", 415: "Unsupported Media Type", 422: "Invalid request",
+          408: "Request Timeout", 409: "Conflict", 413: "Content Too Large", 415: "Unsupported Media Type", 422: "Invalid request",
           500: "Internal Server Error", 503: "Log unavailable"}
 
 
