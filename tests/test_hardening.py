@@ -500,3 +500,76 @@ def test_glasslog_serve_cuts_off_slow_clients_and_serves_the_others(tmp_path):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+# ------------------------------------------------------------------ erasures are entries
+def test_erasures_are_entries_and_replay_accepts_only_those(small_log, tmp_path):
+    import shutil
+    import sqlite3
+
+    from glasslog.verify import replay
+
+    src, _, fp, first = small_log
+    d = tmp_path / "log"
+    shutil.copytree(src, d)
+    lg = Ledger.open(d)
+    commitment = json.loads(lg.entry(first))["input"]
+    size = lg.size
+    assert lg.erase_private(commitment, "GDPR Art. 17 request 2026-0042", entry_index=first)
+    e = json.loads(lg.entry(size))
+    assert e["type"] == "erasure" and e["commitment"] == commitment and e["kind"] == "input" and e["entry"] == first
+    assert e["reason"] == "GDPR Art. 17 request 2026-0042" and "value" not in e and "salt" not in e
+    assert not lg.erase_private(commitment, "again") and lg.size == size + 1  # nothing to erase: no entry
+    r = replay(lg)
+    assert r.ok and r.erased == 1 and not r.unlogged_erasures
+    lg.close()
+
+    con = sqlite3.connect(d / "log.db")  # an erasure made directly in the database, with no entry
+    con.execute("UPDATE private_values SET salt = NULL, value = NULL, erased_at = '2026-12-01T00:00:00Z', "
+                "erasure_reason = 'GDPR Art. 17' WHERE entry_index = ? AND kind = 'input'", (first + 1,))
+    con.commit()
+    con.close()
+    lg = Ledger.open(d)
+    r = replay(lg)
+    assert not r.ok and r.erased == 1 and r.unlogged_erasures == [{"index": first + 1, "field": "input"}]
+    lg.close()
+
+
+# ------------------------------------------------------------------ smaller things
+def test_entry_prints_its_leaf_hash_and_short_prefixes_are_too_short(small_log, tmp_path):
+    from typer.testing import CliRunner
+
+    from glasslog.cli import app
+    from glasslog.ledger import merkle
+    from glasslog.registry import RegistryError
+
+    src, _, fp, first = small_log
+    runner = CliRunner()
+    r = runner.invoke(app, ["entry", str(first), "-d", str(src)])
+    lg = Ledger.open(src)
+    assert r.exit_code == 0 and f"leaf hash: {base64.b64encode(merkle.leaf_hash(lg.entry(first))).decode()}" in r.output
+    with pytest.raises(RegistryError, match="too short"):
+        Registry(lg).get(fp[7:18])  # 11 hex digits
+    assert Registry(lg).get(fp[7:19]).fingerprint == fp
+    lg.close()
+    r = runner.invoke(app, ["models", "show", fp[7:15], "-d", str(src)])
+    assert r.exit_code == 2 and "too short" in r.output
+
+
+def test_out_refuses_to_create_missing_parent_directories(small_log, tmp_path):
+    from typer.testing import CliRunner
+
+    from glasslog.cli import app
+
+    src, _, fp, first = small_log
+    runner = CliRunner()
+    missing = tmp_path / "no" / "such" / "receipt.json"
+    r = runner.invoke(app, ["receipt", str(first), "-d", str(src), "--out", str(missing)])
+    assert r.exit_code == 2 and "does not exist" in r.output and not (tmp_path / "no").exists()
+    f = tmp_path / "tiny.csv"
+    f.write_text("y,p,g\n1,1,a\n0,1,a\n")
+    r = runner.invoke(app, ["audit", "csv", str(f), "--label", "y", "--prediction", "p", "--group", "g", "--out",
+                            str(tmp_path / "nope" / "report")])
+    assert r.exit_code == 2 and "does not exist" in r.output and not (tmp_path / "nope").exists()
+    r = runner.invoke(app, ["receipt", str(first), "-d", str(src), "--out", str(tmp_path / "receipt.json")])
+    assert r.exit_code == 0 and (tmp_path / "receipt.json").exists()

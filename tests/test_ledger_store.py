@@ -558,10 +558,15 @@ def test_private_values_found_opened_and_erased(ledger):
     assert ledger.erase_private(sub3[0], "GDPR Art. 17 request 2026-0042") is True
     assert ledger.find_private("subject", subject_key) == []
 
-    # the log itself is untouched: same entries, same checkpoints, every proof verifies
-    assert list(ledger.entries()) == entries_before
-    assert list(ledger.checkpoints()) == checkpoints_before
-    assert verify_everything(ledger) == roots_before
+    # the log keeps every entry and checkpoint, every proof verifies; each erasure is an entry after them
+    after = list(ledger.entries())
+    assert after[: len(entries_before)] == entries_before
+    erasures = [json.loads(data) for _, data in after[len(entries_before):]]
+    assert [(e["type"], e["commitment"], e["kind"]) for e in erasures] == [
+        ("erasure", sub1[0], "subject"), ("erasure", inp1[0], "input"), ("erasure", sub3[0], "subject")]
+    assert all("value" not in e and "salt" not in e for e in erasures)
+    assert list(ledger.checkpoints())[: len(checkpoints_before)] == checkpoints_before
+    assert verify_everything(ledger)[: len(roots_before)] == roots_before
     res = ledger.append([decision(5)])
     assert ledger.open_checkpoint(res.checkpoint).root_hash == recomputed_root(ledger, res.tree_size)
     verify_everything(ledger)

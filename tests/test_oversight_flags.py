@@ -396,13 +396,14 @@ def test_erasing_flag_text_keeps_the_log_verifying(fresh, lg):
     added = flags.add(category="privacy", by_role="subject", reporter=subject_identity(fresh.priv[0]), decision=fresh.priv[0],
                       text="My name, Jane Example, is printed on the public page.")
     idx = added.flag.index
-    entry_before, root_before = lg.entry(idx), lg.root()
+    entry_before, size_before, root_before = lg.entry(idx), lg.size, lg.root()
     assert flags.erase_text(idx, "personal data (moderation)") is True
     assert flags.erase_text(idx, "again") is False
     assert flags.text(idx) == ("erased", None)
     erased_at, reason = flags.erasure(idx)
     assert reason == "personal data (moderation)" and erased_at.endswith("Z")
-    assert lg.entry(idx) == entry_before and lg.root() == root_before
+    assert lg.entry(idx) == entry_before and lg.root(size_before) == root_before  # the erasure is an entry after it
+    assert json.loads(lg.entry(size_before))["type"] == "erasure" and lg.size == size_before + 1
     report = audit_log(lg)
     assert report.ok, report.to_dict()
     proof = lg.inclusion_proof(idx)

@@ -30,7 +30,7 @@ from ..ledger import DATA_DIR_ENV, EntryError, Ledger, LedgerError
 from ..ledger.entries import SEVERITIES
 from ..registry import ArtifactError, CardError, RegistryError
 from ..stats.labels import positive_class
-from .common import Trust, TrustRecorded
+from .common import Trust, TrustRecorded, check_out
 from .common import fail as _fail
 
 app = typer.Typer(help="Audits with and without the weights: error rates by group, shortcut features, leakage,"
@@ -98,6 +98,7 @@ def _progress() -> Progress:
 def _finish(report, out_dir: Path | None, json_out: bool, fail_on: str, extra_lines: list[str] = ()) -> NoReturn:
     paths = {}
     if out_dir is not None:
+        check_out(out_dir)
         try:
             paths = report.write(out_dir)
         except OSError as exc:

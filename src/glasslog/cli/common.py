@@ -21,7 +21,7 @@ from ..errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, GlasslogError
 from ..ledger import DATA_DIR_ENV, Ledger, LedgerError
 
 __all__ = ["EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "USER_ERRORS", "DataDir", "JsonOut", "Trust", "TrustRecorded", "DEFAULT_DIR", "out", "err",
-           "fail", "open_ledger", "print_json", "progress_bar", "b64"]
+           "fail", "check_out", "open_ledger", "print_json", "progress_bar", "b64"]
 
 DataDir = Annotated[Path, typer.Option("--data-dir", "-d", envvar=DATA_DIR_ENV, show_default=True,
                                        help="Where the log lives (keys, artifacts; and its SQLite database unless --store "
@@ -45,7 +45,8 @@ err = Console(stderr=True)
 
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     """Print ``error: message`` to standard error and exit with ``code`` (default 2, bad usage or input)."""
-    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False)  # messages may hold [brackets], e.g. 'glasslog[llm]'
+    # one line however long (a terminal wraps it; a pipe or log gets it whole); messages may hold [brackets]
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -54,6 +55,14 @@ def fail_with(exc: BaseException) -> NoReturn:
     if isinstance(exc, OSError) and not isinstance(exc, GlasslogError):
         fail(f"{exc.filename + ': ' if exc.filename else ''}{exc.strerror or exc}")
     fail(str(exc), getattr(exc, "exit_code", EXIT_USAGE))
+
+
+def check_out(path: Path, option: str = "--out") -> None:
+    """Refuse an output path whose parent directory does not exist: a typo must not silently create a directory tree
+    (glasslog creates at most the last directory of the path)."""
+    parent = Path(path).expanduser().absolute().parent
+    if not parent.is_dir():
+        fail(f"{option} {path}: the directory {parent} does not exist; create it first")
 
 
 def open_ledger(data_dir: Path) -> Ledger:

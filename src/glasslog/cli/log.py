@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from ..ledger import Ledger, LedgerError
-from .common import DEFAULT_DIR, DataDir, JsonOut, out
+from .common import DEFAULT_DIR, DataDir, JsonOut, check_out, out
 from .common import USER_ERRORS as _INPUT_ERRORS
 from .common import b64 as _b64
 from .common import fail as _fail
@@ -81,6 +81,7 @@ def entry(
         _print_json({"index": index, "leaf_hash": _b64(merkle.leaf_hash(data)), "entry": json.loads(data)})
     else:
         sys.stdout.write(data.decode("utf-8") + "\n")
+        sys.stdout.write(f"leaf hash: {_b64(merkle.leaf_hash(data))}\n")
 
 
 def receipt(
@@ -131,17 +132,17 @@ def receipt(
     if output is None:
         _print_json([r.to_dict() for r in receipts] if subject else receipts[0].to_dict())
         return
+    check_out(output)
     try:
         if subject:
             if output.exists() and not output.is_dir():
                 _fail(f"--out {output} is a file; with --subject give a directory for the receipts")
-            output.mkdir(parents=True, exist_ok=True)
+            output.mkdir(exist_ok=True)
             for r in receipts:
                 r.save(output / f"receipt-{r.index}.json")
             out.print(f"wrote {len(receipts)} receipts to {output}")
         else:
             target = output / f"receipt-{index}.json" if output.is_dir() else output
-            target.parent.mkdir(parents=True, exist_ok=True)
             receipts[0].save(target)
             out.print(f"wrote receipt for entry {index} to {target}")
     except OSError as exc:

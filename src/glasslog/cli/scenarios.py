@@ -18,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ..scenarios.schema import ScenarioError, load_scenario, scenario_ids
+from .common import check_out
 from .common import fail as _fail
 
 __all__ = ["scenarios_app"]
@@ -118,6 +119,7 @@ def run(
             _fail(f"--scenario: {exc}")
     if out_dir.exists() and not out_dir.is_dir():
         _fail(f"--out: {out_dir} exists and is not a directory")
+    check_out(out_dir)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -328,6 +328,9 @@ def verify_replay_cmd(
             out.print(f"  - entry {f['index']}: the stored value of '{f['field']}' does not open the logged commitment")
         for f in report.missing[:10]:
             out.print(f"  - entry {f['index']}: the private value of '{f['field']}' is missing and no erasure was recorded")
+        for f in report.unlogged_erasures[:10]:
+            out.print(f"  - entry {f['index']}: the private value of '{f['field']}' is marked erased beside the log, but no"
+                      " erasure entry on the log records it")
         for e in report.errors:
             out.print(f"  - {e}", highlight=False)
         for m in report.not_checked:

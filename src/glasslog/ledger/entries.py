@@ -6,7 +6,7 @@ and status changes (``model``), deployments (``deployment``), decisions
 API keys (``key``), flags and their ratings (``flag``, ``rating``), monitor and
 audit results (``finding``), supervisors' triage actions (``triage``) and
 metrics the deployer reports (``metric``), outputs of generative models
-(``generation``) and deployments' watermarks (``watermark``). An entry's bytes are the RFC 8785 (JSON Canonicalization
+(``generation``), deployments' watermarks (``watermark``) and erasures of private values (``erasure``). An entry's bytes are the RFC 8785 (JSON Canonicalization
 Scheme) serialisation of a JSON object, produced and checked with the
 ``rfc8785`` library, so the same record always has the same leaf hash.
 
@@ -611,6 +611,18 @@ def _check_watermark(obj: dict) -> None:
         _require(obj, "secret", dict)
 
 
+def _check_erasure(obj: dict) -> None:
+    """A private value erased beside the log (``Ledger.erase_private``): its commitment, kind, the entry holding it
+    (optional), when, and the public reason (the request it answers); never the value."""
+    _time(obj)
+    _digest(obj, "commitment")
+    _name(obj, "kind")
+    _index(obj, "entry", optional=True)
+    reason = _require(obj, "reason", str)
+    if not reason.strip() or len(reason) > 1000:
+        raise EntryError("must be non-empty text of at most 1000 characters", field="reason")
+
+
 ENTRY_TYPES = {
     "model": _check_model,
     "deployment": _check_deployment,
@@ -626,6 +638,7 @@ ENTRY_TYPES = {
     "metric": _check_metric,
     "generation": _check_generation,
     "watermark": _check_watermark,
+    "erasure": _check_erasure,
 }
 """Entry types known to this version, with their schema checks."""
 

@@ -747,9 +747,24 @@ class Ledger:
         ``entry_index``, the entry holding the commitment, makes finding it a
         keyed read instead of a scan.
 
+        The erasure is recorded as an ``erasure`` entry on the log first (the
+        commitment, the value's kind, the entry holding it, when, and the
+        reason, e.g. the request it answers; never the value), so that replay
+        and audits can tell a recorded erasure from a value deleted beside the
+        log. The reason is public.
+
         Raises:
             ValueError: no reason given.
+            KeyFileError: the signer key cannot be used (nothing is erased).
         """
-        if not reason:
+        if not reason or not reason.strip():
             raise ValueError("an erasure needs a reason")
-        return self.store.erase_private(commitment, entry_index, reason, utc_now())
+        found = self.store.private_value(commitment, entry_index)
+        if found is None:
+            return False
+        at = utc_now()
+        entry = {"type": "erasure", "v": 1, "time": at, "commitment": commitment, "kind": found[0], "reason": reason}
+        if entry_index is not None:
+            entry["entry"] = int(entry_index)
+        self.append([entry])
+        return self.store.erase_private(commitment, entry_index, reason, at)

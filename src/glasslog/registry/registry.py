@@ -197,7 +197,10 @@ class Registry:
         if fingerprint in models:
             return models[fingerprint]
         key = fingerprint if fingerprint.startswith("sha256:") else "sha256:" + fingerprint
-        matches = [m for fp, m in models.items() if fp.startswith(key)] if len(key) >= 19 else []
+        if len(key) < 19 and not any(fp == key for fp in models):
+            raise RegistryError(f"model prefix {fingerprint!r} is too short: give at least 12 hex digits of the fingerprint"
+                                " (glasslog models list)")
+        matches = [m for fp, m in models.items() if fp.startswith(key)]
         if len(matches) == 1:
             return matches[0]
         if len(matches) > 1:

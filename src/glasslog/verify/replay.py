@@ -14,8 +14,10 @@ alone: a model whose output for a row changes with the rest of its batch
 (e.g. standardising with the batch's mean) lets one person's data move
 another's decision. That disagreement is reported as a leakage signal
 (``batch_dependent``), separately from mismatches against the log.
-Decisions whose inputs or outputs were erased (an erasure recorded beside the
-log) are counted, not failed; a private value missing without a recorded
+Decisions whose inputs or outputs were erased are counted, not failed, when
+the erasure is on the log (an ``erasure`` entry naming the commitment); a
+value erased beside the log with no such entry is a failure
+(``unlogged_erasures``); a private value missing without a recorded
 erasure, or one that does not open its commitment, is a failure naming the
 entry field.
 """
@@ -64,6 +66,8 @@ class ReplayReport:
         batch_dependent: decisions whose output recomputed alone differs from
             the one recomputed in their logged batch: the leakage signal.
         batch_dependent_examples: ``{"index", "in_batch", "alone", "batch_size"}`` (first 100).
+        unlogged_erasures: ``{"index", "field"}`` of values marked erased beside the log with no ``erasure``
+            entry on the log for their commitment (a deletion passed off as an erasure).
         not_checked: ``{"model", "types", "recorded"}`` of models not loaded because they need skops types
             the caller did not trust (``recorded``: the types recorded with the registration). Their
             decisions were not checked: that is not a failure (``ok`` is unaffected), but not a pass either.
@@ -87,6 +91,7 @@ class ReplayReport:
     batch_dependent: int = 0
     batch_dependent_examples: list[dict] = field(default_factory=list)
     not_checked: list[dict] = field(default_factory=list)
+    unlogged_erasures: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return vars(self).copy()
@@ -132,6 +137,7 @@ def replay(
         encoder_tolerance = ENCODER_TOLERANCE
     report.encoder_tolerance = encoder_tolerance
     total = len(decisions)
+    logged_erasures = {e.get("commitment") for _, e in ledger.entries_of_type("erasure")}
     loaded: dict[str, object] = {}
     done = 0
     for chunk in _chunks(decisions, batch_size):
@@ -146,8 +152,10 @@ def replay(
                     continue
                 opening = private.get(index, {}).get(kind)
                 if opening is None:
-                    if kind in erased.get(index, set()):
+                    if kind in erased.get(index, set()) and entry[field_name] in logged_erasures:
                         report.erased += 1
+                    elif kind in erased.get(index, set()):  # marked erased beside the log, but not on it
+                        report.unlogged_erasures.append({"index": index, "field": field_name})
                     else:  # no recorded erasure: the value beside the log went missing
                         report.missing.append({"index": index, "field": field_name})
                     skip = True
@@ -224,7 +232,8 @@ def replay(
         if progress:
             progress(done, total)
     report.total = total
-    report.ok = report.mismatch_count == 0 and not report.commitment_failures and not report.errors and not report.missing
+    report.ok = report.mismatch_count == 0 and not report.commitment_failures and not report.errors and not report.missing \
+        and not report.unlogged_erasures
     return report
 
 
@@ -236,7 +245,7 @@ def replay_verdict(report: ReplayReport) -> tuple[str, str]:
         are missing, a model could not be loaded or outputs depend on the rest of their batch, ``("insufficient-data", "info")`` when nothing could be
         checked, else ``("ok", "info")``.
     """
-    if report.mismatch_count or report.commitment_failures:
+    if report.mismatch_count or report.commitment_failures or report.unlogged_erasures:
         return "alert", "critical"
     if report.missing or report.errors or report.batch_dependent:
         return "alert", "high"
@@ -269,6 +278,7 @@ def replay_finding(report: ReplayReport, model: str | None, deployment: str | No
                 "mismatched_indexes": [m["index"] for m in report.mismatches[:20]],
                 "commitment_failures": [f["index"] for f in report.commitment_failures[:20]],
                 "missing": [m["index"] for m in report.missing[:20]],
+                "unlogged_erasures": [m["index"] for m in report.unlogged_erasures[:20]],
                 "batch_dependent": report.batch_dependent,
                 "not_checked": [{"model": m["model"], "types": m["types"][:10]} for m in report.not_checked[:5]],
                 "batch_dependent_indexes": [m["index"] for m in report.batch_dependent_examples[:20]],

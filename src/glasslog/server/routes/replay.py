@@ -61,6 +61,8 @@ class ReplayOut(Out):
                                                "their logged batch: the leakage signal")
     batch_dependent_examples: list[dict[str, Any]] = Field(default_factory=list, description="first 100: index, in_batch, "
                                                                                             "alone, batch_size")
+    unlogged_erasures: list[dict[str, Any]] = Field(default_factory=list, description="index and field of values marked "
+                                                    "erased beside the log with no erasure entry on the log")
     not_checked: list[dict[str, Any]] = Field(default_factory=list, description="models not loaded because they need skops "
                                               "types not trusted (model, types, recorded): their decisions were not checked,"
                                               " which is not a failure")
