@@ -116,7 +116,8 @@ def test_checkpoint_entry_and_proofs_verify(demo_dir):
     (["prove", "consistency", "700"], "larger"),
     (["prove", "inclusion", "5", "--tree-size", "9999"], "outside"),
     (["checkpoint", "--tree-size", "7"], "no signed checkpoint"),
-    (["models", "show", "sha256:0000"], "unknown model"),
+    (["models", "show", "sha256:000000000000"], "unknown model"),
+    (["models", "show", "sha256:0000"], "too short"),
     (["entry", "abc"], "Usage"),
 ])
 def test_bad_usage_exits_2(demo_dir, args, message):
@@ -167,6 +168,9 @@ def test_receipt_export(demo_dir, tmp_path):
     assert run("verify", "receipt", files[0], "--data-dir", d).exit_code == 0
     assert run("receipt", "--subject", "nobody", "--data-dir", d).exit_code == 2
     assert run("receipt", "--data-dir", d).exit_code == 2
+    r = run("receipt", "5", "--out", tmp_path / "new" / "deeper" / "r.json", "--data-dir", d)
+    assert r.exit_code == 2 and "does not exist" in r.output and not (tmp_path / "new").exists()  # no silent mkdir -p
+    (tmp_path / "new" / "deeper").mkdir(parents=True)
     r = run("receipt", "5", "--out", tmp_path / "new" / "deeper" / "r.json", "--data-dir", d)
     assert r.exit_code == 0 and (tmp_path / "new" / "deeper" / "r.json").is_file()
     r = run("receipt", "5", "--out", tmp_path / "mine", "--data-dir", d)

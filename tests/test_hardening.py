@@ -573,3 +573,66 @@ def test_out_refuses_to_create_missing_parent_directories(small_log, tmp_path):
     assert r.exit_code == 2 and "does not exist" in r.output and not (tmp_path / "nope").exists()
     r = runner.invoke(app, ["receipt", str(first), "-d", str(src), "--out", str(tmp_path / "receipt.json")])
     assert r.exit_code == 0 and (tmp_path / "receipt.json").exists()
+
+
+def test_help_shows_no_type_for_flags_and_piped_tables_are_plain(small_log, monkeypatch):
+    from typer.testing import CliRunner
+
+    from glasslog.cli import app
+
+    monkeypatch.delenv("COLUMNS", raising=False)
+    src, _, fp, first = small_log
+    runner = CliRunner()
+    for args in (["--help"], ["flags", "add", "--help"], ["verify", "replay", "--help"], ["audit", "model", "--help"]):
+        r = runner.invoke(app, args)
+        assert r.exit_code == 0 and "<bool>" not in r.output, (args, r.output)
+    r = runner.invoke(app, ["models", "list", "-d", str(src)])
+    assert r.exit_code == 0, r.output
+    row = next(line for line in r.output.splitlines() if line.startswith(fp[:20]))
+    assert "German Credit scorecard" in row and "active" in row and "researchers" in row  # one line per row
+    assert not any(ch in r.output for ch in "│┃━─┏"), r.output
+
+
+def test_monitor_every_does_not_append_identical_findings(small_log, tmp_path):
+    import os
+    import shutil
+    import signal
+    import threading
+
+    from typer.testing import CliRunner
+
+    from glasslog.cli import app
+
+    src, _, fp, first = small_log
+    d = tmp_path / "log"
+    shutil.copytree(src, d)
+    timer = threading.Timer(6.0, lambda: os.kill(os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        r = CliRunner().invoke(app, ["monitor", "run", "-d", str(d), "--every", "1", "--reference-size", "10"])
+    finally:
+        timer.cancel()
+    assert r.exception is None or isinstance(r.exception, SystemExit), repr(r.exception)
+    assert "not recorded again" in r.output, r.output
+    lg = Ledger.open(d)
+    times = [e["time"] for _, e in lg.entries_of_type("finding")]
+    lg.close()
+    assert times and len(set(times)) == 1, f"{len(set(times))} runs recorded findings"  # only the first run
+
+
+def test_compas_leads_with_black_and_white_defendants_and_names_the_harmed_group():
+    from typer.testing import CliRunner
+
+    from glasslog.cli import app
+
+    r = CliRunner().invoke(app, ["audit", "compas", "--n-boot", "200", "--json"])
+    assert r.exit_code in (0, 1), r.output
+    findings = [f for s in json.loads(r.stdout)["sections"] for f in s.get("findings", [])]
+    first = findings[0]
+    assert first["summary"].startswith("The selection rate of African-American is") and "reference group Caucasian" in first["summary"]
+    by_check = {f["check"]: f for f in findings[:4]}
+    fnr, fpr = by_check["group.false_negative_rate"], by_check["group.false_positive_rate"]
+    # 1 = Medium/High risk is unfavourable: Black defendants are wrongly flagged more often (FPR) and wrongly spared
+    # less often (FNR): the harmed group both times
+    assert fpr["evidence"]["harmed_group"] == "African-American" and fnr["evidence"]["harmed_group"] == "African-American"
+    assert "the group harmed by this false negative rate gap is African-American" in fnr["summary"]

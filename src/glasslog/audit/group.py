@@ -188,6 +188,7 @@ def group_error_rates(
     model: str | None = None,
     deployment: str | None = None,
     access: str = "labelled-data",
+    lead: str | None = None,
 ) -> GroupAudit:
     """Error rates by group with bootstrap intervals and between-group ratios (see module docstring).
 
@@ -197,6 +198,8 @@ def group_error_rates(
         sensitive: group of each row, shape (n,) (a Series names the attribute).
         positive: the positive outcome / prediction value (e.g. 1 = reoffended, 1 = bad credit risk).
         attribute: the attribute's name (default: the Series name, else ``group``).
+        lead: a group whose comparison with the reference each finding reports when it has the same verdict as the
+            most extreme one (e.g. African-American against Caucasian, the comparison ProPublica made).
         reference: group whose metrics are the denominators of ``ratios`` and of the alerting
             comparisons (default: the largest group, chosen by size alone).
         n_boot: bootstrap draws, at least ``MIN_BOOT`` (200).
@@ -355,6 +358,8 @@ def group_error_rates(
         judged = {g: judge_ratio(c["ratio"], c["lo"], c["hi"], ratio_threshold) for g, c in measured.items()}
         alerting = [g for g in measured if judged[g][0] == "alert"]
         worst_group = reported({g: GroupComparison(g, c["ratio"], c["lo"], c["hi"], *judged[g]) for g, c in measured.items()})
+        if lead in measured and judged[lead] == judged[worst_group]:
+            worst_group = lead  # the comparison the caller leads with, when it is as much an alert (or not) as the worst
         c = measured[worst_group]
         ratio, lo, hi = c["ratio"], c["lo"], c["hi"]
         verdict, severity = judged[worst_group]
@@ -429,3 +434,36 @@ def group_audit_frame(
                 raise
             raise AuditInputError(column, exc.problem) from None
     return out
+
+
+_HARMED_BY_HIGH = {  # metric -> (a higher value harms the group when the positive prediction is unfavourable, ... favourable)
+    "selection_rate": (True, False),        # more often predicted positive: bad if positive is unfavourable
+    "false_positive_rate": (True, False),   # wrongly predicted positive
+    "false_negative_rate": (False, True),   # wrongly predicted negative: bad if positive is favourable (wrongly denied)
+}
+
+
+def name_the_harmed(audit: GroupAudit, positive_is_favourable: bool) -> GroupAudit:
+    """Say in each alerting selection-rate, FPR and FNR finding which group is harmed, given whether the positive
+    prediction is favourable for the person (e.g. 1 = high risk: unfavourable). Adds ``harmed_group`` to the evidence."""
+    for f in audit.findings:
+        m = f.check.removeprefix("group.")
+        if m not in _HARMED_BY_HIGH or f.verdict != "alert" or f.value is None:
+            continue
+        d = audit.disparity.get(m) or {}
+        group, reference = d.get("group"), d.get("reference")
+        if group is None:
+            continue
+        higher, lower = (group, reference) if f.value > 1 else (reference, group)
+        harmed = higher if _HARMED_BY_HIGH[m][positive_is_favourable] else lower
+        label = METRIC_LABELS.get(m, m)
+        why = {("selection_rate", False): "given the unfavourable prediction more often",
+               ("selection_rate", True): "given the favourable prediction less often",
+               ("false_positive_rate", False): "wrongly given the unfavourable prediction more often",
+               ("false_positive_rate", True): "wrongly given the favourable prediction less often",
+               ("false_negative_rate", True): "wrongly denied the favourable prediction more often",
+               ("false_negative_rate", False): "wrongly spared the unfavourable prediction less often"}[(m, positive_is_favourable)]
+        f.summary += (f" The positive prediction is {'favourable' if positive_is_favourable else 'unfavourable'} for"
+                      f" the person, so the group harmed by this {label} gap is {harmed} ({why}).")
+        f.evidence["harmed_group"] = harmed
+    return audit

@@ -35,7 +35,7 @@ from ..stats.labels import positive_class
 from .blackbox import QueryCounter, blackbox_audit
 from .claims import claimed_vs_realised, output_rate_check
 from .findings import AuditInputError
-from .group import group_error_rates
+from .group import group_error_rates, name_the_harmed
 from .leakage import batch_dependence, label_proxies, logged_inconsistency, train_test_duplicates
 from .logdata import as_principal, logged_decisions
 from .report import Notes
@@ -171,6 +171,8 @@ def _audit_logged_model(
                                                              attribute=attr, positive=positive, seed=seed, n_boot=n_boot,
                                                              model=fp, deployment=deployment, access="logs")
                 results[f"group_{attr}"].extra.update(_positive_meaning(card))
+                if isinstance(card.output, dict) and "favourable" in card.output:
+                    name_the_harmed(results[f"group_{attr}"], card.output["favourable"] == positive)
 
     complete = data.inputs.shape[1] == len(card.features) and len(data.inputs) > 0
     inputs = data.inputs.dropna() if complete else data.inputs

@@ -13,7 +13,7 @@ import os
 from typing import Annotated
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperGroup, TyperOption
 
 from ..errors import GlasslogError
 from ..storage import STORE_ENV, is_url
@@ -24,6 +24,23 @@ from .common import fail, fail_with
 
 __all__ = ["app", "main"]
 
+
+
+def _flag_type(display_type_rich):
+    """typer 0.29 labels every option with its annotation's type, flags included ('--help <bool>', '--json <bool>'):
+    a flag takes no value, so it gets no type label (as click and earlier typer versions print it)."""
+
+    def wrapped(self, ctx):
+        if getattr(self, "is_flag", False) and not getattr(self, "count", False):
+            return None
+        return display_type_rich(self, ctx)
+
+    wrapped.__glasslog__ = True
+    return wrapped
+
+
+if not getattr(TyperOption.display_type_rich, "__glasslog__", False):
+    TyperOption.display_type_rich = _flag_type(TyperOption.display_type_rich)
 
 
 class _Glasslog(TyperGroup):

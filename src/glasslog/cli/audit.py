@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -30,14 +29,14 @@ from ..ledger import DATA_DIR_ENV, EntryError, Ledger, LedgerError
 from ..ledger.entries import SEVERITIES
 from ..registry import ArtifactError, CardError, RegistryError
 from ..stats.labels import positive_class
-from .common import Trust, TrustRecorded, check_out
+from .common import PlainWhenPiped, Trust, TrustRecorded, check_out
 from .common import fail as _fail
 
 app = typer.Typer(help="Audits with and without the weights: error rates by group, shortcut features, leakage,"
                        " claimed vs realised accuracy.", no_args_is_help=True)
 
-out = Console()
-err = Console(stderr=True)
+out = PlainWhenPiped()
+err = PlainWhenPiped(stderr=True)
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 _ERRORS = (AuditInputError, LedgerError, RegistryError, ArtifactError, CardError, EntryError, ValueError, OSError, LookupError)
 
@@ -230,12 +229,18 @@ def audit_compas(
     _check_common(n_boot, seed)
     df = load_compas(filtered=not unfiltered)
     try:
-        results = group_audit_frame(df, "two_year_recid", "high_risk", ["race", "sex"], n_boot=n_boot, seed=seed)
+        # Black defendants against white ones first: the comparison ProPublica reported ("Machine Bias", 2016)
+        results = {**group_audit_frame(df, "two_year_recid", "high_risk", ["race"], n_boot=n_boot, seed=seed,
+                                       reference="Caucasian", lead="African-American"),
+                   **group_audit_frame(df, "two_year_recid", "high_risk", ["sex"], n_boot=n_boot, seed=seed)}
     except AuditInputError as exc:
         _fail(str(exc))
+    from ..audit.group import name_the_harmed
+
     for audit in results.values():
         audit.extra.update(positive_meaning="1 = COMPAS score Medium or High (predicted) / re-offended within two years"
                                             " (outcome)", favourable="unfavourable")
+        name_the_harmed(audit, positive_is_favourable=False)
     report = build_report(results, title="COMPAS two-year recidivism: error rates by race and sex",
                           context={"data": "ProPublica compas-scores-two-years.csv (shipped; see audit/data/README.md)",
                                    "rows": len(df), "filters": "none" if unfiltered else "ProPublica's standard filters",

@@ -21,7 +21,7 @@ from ..errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, GlasslogError
 from ..ledger import DATA_DIR_ENV, Ledger, LedgerError
 
 __all__ = ["EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "USER_ERRORS", "DataDir", "JsonOut", "Trust", "TrustRecorded", "DEFAULT_DIR", "out", "err",
-           "fail", "check_out", "open_ledger", "print_json", "progress_bar", "b64"]
+           "fail", "check_out", "open_ledger", "PlainWhenPiped", "plain_table", "print_json", "progress_bar", "b64"]
 
 DataDir = Annotated[Path, typer.Option("--data-dir", "-d", envvar=DATA_DIR_ENV, show_default=True,
                                        help="Where the log lives (keys, artifacts; and its SQLite database unless --store "
@@ -39,8 +39,52 @@ USER_ERRORS = (GlasslogError, OSError, ValueError, LookupError)
 ``GlasslogError`` is the rule; ``ValueError`` and ``LookupError`` stay because
 libraries under the domain code (pandas, scikit-learn, skops) refuse bad input with them."""
 
-out = Console()
-err = Console(stderr=True)
+class PlainWhenPiped(Console):
+    """A Rich console whose tables, when the output is not a terminal (a pipe, a file) and ``$COLUMNS`` is not set,
+    are printed in a plain layout: one line per row, columns aligned with spaces, no box and no wrapping (at Rich's
+    default 80 columns wide tables were folded into unreadable cells)."""
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:
+        import os
+
+        from rich.table import Table
+
+        if not self.is_terminal and "COLUMNS" not in os.environ and any(isinstance(o, Table) for o in objects):
+            for o in objects:
+                if isinstance(o, Table):
+                    super().print(plain_table(o), soft_wrap=True, highlight=False)
+                else:
+                    super().print(o, **kwargs)
+            return
+        super().print(*objects, **kwargs)
+
+
+def plain_table(table) -> Any:
+    """``table`` as plain text: its title, a header line and one line per row, columns padded to their widest cell."""
+    from rich.text import Text
+
+    def text(cell: Any) -> str:
+        if isinstance(cell, Text):
+            return cell.plain
+        if isinstance(cell, str):
+            return Text.from_markup(cell).plain
+        return str(cell)
+
+    cols = table.columns
+    header = [text(c.header) for c in cols]
+    rows = [[text(c) for c in col._cells] for col in cols]
+    n = max((len(r) for r in rows), default=0)
+    cells = [[rows[j][i] if i < len(rows[j]) else "" for j in range(len(cols))] for i in range(n)]
+    lines = [*([header] if table.show_header else []), *cells]
+    widths = [max((len(line[j].replace("\n", " ")) for line in lines), default=0) for j in range(len(cols))]
+    out = [text(table.title)] if table.title else []
+    for line in lines:
+        out.append("  ".join(c.replace("\n", " ").ljust(w) for c, w in zip(line, widths)).rstrip())
+    return Text("\n".join(out))
+
+
+out = PlainWhenPiped()
+err = PlainWhenPiped(stderr=True)
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:

@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from ..ledger import DATA_DIR_ENV
 from ..ledger.entries import FLAG_CATEGORIES, RATINGS
 from ..oversight.flags import FlagError, Flags, FlagSummary, host_identity
 from ..oversight.triage import STATES, Triage, TriageError, TriageItem
+from .common import PlainWhenPiped
 from .common import fail as _fail
 from .common import open_ledger as _open
 from .common import print_json as _print_json
@@ -32,8 +32,8 @@ __all__ = ["flags_app", "triage_app"]
 flags_app = typer.Typer(help="Flags about decisions and models, their ratings and ranking (bridging model).", no_args_is_help=True)
 triage_app = typer.Typer(help="The supervisors' triage queue of flags and findings.", no_args_is_help=True)
 
-out = Console()
-err = Console(stderr=True)
+out = PlainWhenPiped()
+err = PlainWhenPiped(stderr=True)
 
 DataDir = Annotated[Path, typer.Option("--data-dir", "-d", envvar=DATA_DIR_ENV, help="Where the log lives.", show_default=True)]
 JsonOut = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]

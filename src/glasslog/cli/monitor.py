@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -30,14 +29,15 @@ from ..access.policy import MONITOR_ROLES
 from ..ledger import DATA_DIR_ENV, EntryError, KeyFileError, Ledger, LedgerError
 from ..oversight.monitors import MONITORS, MonitorConfig, MonitorConfigError, MonitorRun, list_findings, run_monitors
 from ..oversight.views import MonitorViewError
+from .common import PlainWhenPiped
 from .common import fail as _fail
 
 __all__ = ["monitor_app", "explain"]
 
 monitor_app = typer.Typer(help="Monitors: checker programs over the log (performance, drift, disparity, Goodhart, anomalies).",
                           no_args_is_help=True)
-out = Console()
-err = Console(stderr=True)
+out = PlainWhenPiped()
+err = PlainWhenPiped(stderr=True)
 
 DataDir = Annotated[Path, typer.Option("--data-dir", "-d", envvar=DATA_DIR_ENV, help="Where the log lives.", show_default=True)]
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -182,8 +182,24 @@ def _print_run(run: MonitorRun, recorded: range | None) -> None:
         out.print("[dim]nothing recorded (--dry-run)[/]")
 
 
+def _signature(run: MonitorRun, alerts_only: bool) -> str:
+    """What a run found, without its time (the entry's, and the run's own wherever evidence repeats it, e.g.
+    ``run_time``): two runs over an unchanged log give the same signature."""
+
+    def scrub(v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: scrub(x) for k, x in v.items() if k not in ("time", "run_time") and x != run.time}
+        if isinstance(v, list):
+            return [scrub(x) for x in v]
+        return v
+
+    return json.dumps([scrub(e) for e in run.entries(only_alerts=alerts_only)], sort_keys=True, default=str)
+
+
 def _once(data_dir: Path, role: str, cfg: MonitorConfig, deployments: list[str] | None, granted: list[str], dry_run: bool,
-          alerts_only: bool, quiet: bool) -> tuple[MonitorRun, range | None]:
+          alerts_only: bool, quiet: bool, last: str | None = None) -> tuple[MonitorRun, range | None, str]:
+    """One run; its findings are recorded unless ``dry_run`` or they are the same as ``last`` (the previous run's
+    signature, with ``--every``): an unchanged log gets no identical findings again."""
     try:
         ledger = Ledger.open(data_dir)
     except LedgerError as exc:
@@ -201,10 +217,13 @@ def _once(data_dir: Path, role: str, cfg: MonitorConfig, deployments: list[str] 
 
             run = run_monitors(ledger, role, cfg, deployments=deployments, granted=granted, progress=report)
         recorded = None
-        if not dry_run:
+        signature = _signature(run, alerts_only)
+        if not dry_run and signature != last:
             result = run.record(ledger, only_alerts=alerts_only)
             recorded = result.indexes if result is not None else range(0)
-        return run, recorded
+        elif not dry_run:
+            recorded = range(0)
+        return run, recorded, signature
     except (MonitorViewError, MonitorConfigError, EntryError, KeyFileError, LedgerError) as exc:
         _fail(str(exc))
     finally:
@@ -241,7 +260,7 @@ def run_cmd(
     cfg = _config(alpha, monitors, reference_size, reference_deployment, window, favourable, groups, min_psi, gap_seconds,
                   burst_seconds)
     if every is None:
-        run, recorded = _once(data_dir, role, cfg, deployment, granted or [], dry_run, alerts_only, json_out)
+        run, recorded, _ = _once(data_dir, role, cfg, deployment, granted or [], dry_run, alerts_only, json_out)
         if json_out:
             sys.stdout.write(json.dumps({**run.to_dict(), "recorded": list(recorded) if recorded is not None else None}) + "\n")
         else:
@@ -257,9 +276,12 @@ def run_cmd(
 
     previous = {s: signal.signal(s, ask_stop) for s in (signal.SIGINT, signal.SIGTERM)}
     runs = alerted = 0
+    last: str | None = None
     try:
         while not stop.is_set():
-            run, recorded = _once(data_dir, role, cfg, deployment, granted or [], dry_run, alerts_only, json_out)
+            run, recorded, signature = _once(data_dir, role, cfg, deployment, granted or [], dry_run, alerts_only, json_out,
+                                             last)
+            unchanged, last = signature == last, signature
             runs += 1
             alerted += bool(run.alerts)
             if json_out:
@@ -267,6 +289,8 @@ def run_cmd(
                 sys.stdout.flush()
             else:
                 _print_run(run, recorded)
+                if unchanged and not dry_run:
+                    out.print("[dim]the same findings as the last run: not recorded again[/]")
                 out.print(f"[dim]next run in {every:g} s (Ctrl-C to stop)[/]")
             stop.wait(every)
     finally:

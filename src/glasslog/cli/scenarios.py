@@ -13,20 +13,19 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ..scenarios.schema import ScenarioError, load_scenario, scenario_ids
-from .common import check_out
+from .common import PlainWhenPiped, check_out
 from .common import fail as _fail
 
 __all__ = ["scenarios_app"]
 
 scenarios_app = typer.Typer(help="The scenario lab: AI-risk scenarios under each access regime, measured with glasslog.",
                             no_args_is_help=True)
-out = Console()
-err = Console(stderr=True)
+out = PlainWhenPiped()
+err = PlainWhenPiped(stderr=True)
 
 MAX_REPS = 200
 """At about 1.5 s per world run (2 busy cores) and 40 world runs per repetition of all four scenarios, 200
