@@ -361,6 +361,10 @@ def test_disparity_by_age_and_sex_with_four_fifths_ratios(biased, credit):
     assert fpr.evidence["groups"]["< 25"]["rate"] == pytest.approx(flagged[young & good].mean(), rel=1e-5)
     assert fpr.evidence["groups"][">= 25"]["rate"] == pytest.approx(flagged[~young & good].mean(), rel=1e-5)
     assert fpr.verdict == "alert"
+    # 0 (good risk) is favourable: the young are approved less often and wrongly flagged more often: harmed both times
+    assert sel.evidence["harmed_group"] == "< 25" and "harmed is < 25" in sel.evidence["direction"]
+    young_fpr_higher = fpr.evidence["groups"]["< 25"]["rate"] > fpr.evidence["groups"][">= 25"]["rate"]
+    assert fpr.evidence["harmed_group"] == ("< 25" if young_fpr_higher else ">= 25")
     fnr = _one(run, "disparity.false_negative_rate", "age_in_years")
     bad = (y == 1).to_numpy()
     assert fnr.evidence["groups"]["< 25"]["rate"] == pytest.approx(approved[young & bad].mean(), rel=1e-5)

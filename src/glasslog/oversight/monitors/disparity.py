@@ -14,6 +14,7 @@ import pandas as pd
 from ... import stats
 from ...findings import Finding
 from ...stats import groups as groups_rule
+from ...stats.labels import positive_class
 from ..views import DeploymentData
 from .common import FOUR_FIFTHS, Monitor, category_key, is_binary, span
 from .common import finding as _finding
@@ -177,11 +178,33 @@ def check_disparity(view: DeploymentData, cfg: MonitorConfig) -> tuple[list[Find
                 ev["direction"] = (f"{label} of {shown} is {c.ratio:.2f} times that of the reference group {ref}: outside "
                                    f"{FOUR_FIFTHS:g}-{1 / FOUR_FIFTHS:g}, significantly"
                                    + (f" ({len(significant)} of {len(compared)} groups)" if len(compared) > 1 else ""))
+                harmed = _harmed(metric, shown, ref, c.ratio, favourable, view)
+                if harmed is not None:
+                    ev["harmed_group"], why = harmed
+                    ev["direction"] += f"; the group harmed is {harmed[0]} ({why})"
             elif c.verdict == "insufficient-data":
                 ev["note"] = ("ratio outside 0.8-1.25 but not statistically significant: 29 CFR 1607.4(D) says such "
                               "differences may not constitute adverse impact when based on small numbers")
             out.append(_finding(view, check, statistic, c.ratio, FOUR_FIFTHS, c.verdict, c.severity, window, ev))
     return out, None
+
+
+def _harmed(metric: str, group: str, ref: str, ratio: float, favourable: Any, view: DeploymentData) -> tuple[str, str] | None:
+    """The group a significant rate gap harms and why, given the favourable label (None when it is not known)."""
+    if favourable is None or ratio is None:
+        return None
+    higher, lower = (group, ref) if ratio > 1 else (ref, group)
+    if metric == "selection_rate":  # the rate of the favourable label
+        return lower, f"given the favourable label {favourable!r} less often"
+    _, positive = positive_class(view.card.output if view.card is not None else None)
+    favoured = favourable == positive
+    if metric == "false_positive_rate":
+        return (lower, f"wrongly given the favourable label {favourable!r} less often") if favoured else \
+            (higher, f"wrongly denied the favourable label {favourable!r} more often")
+    if metric == "false_negative_rate":
+        return (higher, f"wrongly denied the favourable label {favourable!r} more often") if favoured else \
+            (lower, f"wrongly given the favourable label {favourable!r} less often")
+    return None
 
 
 MONITOR = Monitor("disparity", "selection and error rates per protected group against the four-fifths rule",
