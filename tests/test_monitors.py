@@ -302,8 +302,9 @@ def test_delayed_and_missing_outcomes(tmp_path, credit):
     assert {f.verdict for f in run.findings} == {"insufficient-data"}
     assert _one(run, "performance.accuracy").evidence["with_outcome"] == 0
     # outcomes arrive for the first 40 only; the latest outcome of a decision counts
-    capture.record_outcomes(lg, [(i, 1 - int(y.iloc[r])) for i, r in zip(idx[:40], deploy[:40])])
-    capture.record_outcomes(lg, [(i, int(y.iloc[r])) for i, r in zip(idx[:40], deploy[:40])])
+    wrong = capture.record_outcomes(lg, [(i, 1 - int(y.iloc[r])) for i, r in zip(idx[:40], deploy[:40])]).first_index
+    capture.record_outcomes(lg, [(i, int(y.iloc[r]), wrong + k, "entered the wrong way round")  # corrections
+                                 for k, (i, r) in enumerate(zip(idx[:40], deploy[:40]))])
     run = run_monitors(lg, "supervisor", MonitorConfig(monitors=("performance",)))
     acc = _one(run, "performance.accuracy")
     expected = accuracy_score(y.iloc[deploy[:40]], model.predict(X.iloc[deploy[:40]]))
