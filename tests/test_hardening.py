@@ -636,3 +636,23 @@ def test_compas_leads_with_black_and_white_defendants_and_names_the_harmed_group
     # less often (FNR): the harmed group both times
     assert fpr["evidence"]["harmed_group"] == "African-American" and fnr["evidence"]["harmed_group"] == "African-American"
     assert "the group harmed by this false negative rate gap is African-American" in fnr["summary"]
+
+
+def test_a_malformed_stored_verifier_key_is_one_line_and_exit_2(small_log, tmp_path):
+    import shutil
+    import sqlite3
+
+    from typer.testing import CliRunner
+
+    from glasslog.cli import app
+
+    src, _, fp, first = small_log
+    d = tmp_path / "log"
+    shutil.copytree(src, d)
+    con = sqlite3.connect(d / "log.db")
+    con.execute("UPDATE meta SET value = 'bank.example/credit-decisions+zz+!!' WHERE key = 'verifier_key'")
+    con.commit()
+    con.close()
+    for args in (["verify", "log"], ["verify", "replay"], ["checkpoint"], ["monitor", "run"]):
+        r = CliRunner().invoke(app, [*args, "-d", str(d)])
+        assert r.exit_code == 2 and "Traceback" not in r.output and r.output.count("error:") == 1, (args, r.output)
