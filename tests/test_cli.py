@@ -169,10 +169,8 @@ def test_receipt_export(demo_dir, tmp_path):
     assert run("receipt", "--subject", "nobody", "--data-dir", d).exit_code == 2
     assert run("receipt", "--data-dir", d).exit_code == 2
     r = run("receipt", "5", "--out", tmp_path / "new" / "deeper" / "r.json", "--data-dir", d)
-    assert r.exit_code == 2 and "does not exist" in r.output and not (tmp_path / "new").exists()  # no silent mkdir -p
-    (tmp_path / "new" / "deeper").mkdir(parents=True)
-    r = run("receipt", "5", "--out", tmp_path / "new" / "deeper" / "r.json", "--data-dir", d)
     assert r.exit_code == 0 and (tmp_path / "new" / "deeper" / "r.json").is_file()
+    assert "created the missing directory" in r.output  # not silently
     r = run("receipt", "5", "--out", tmp_path / "mine", "--data-dir", d)
     assert r.exit_code == 0 and (tmp_path / "mine" / "receipt-5.json").is_file()
     r = run("receipt", "--subject", "applicant-0001", "--out", tmp_path / "new" / "deeper" / "r.json", "--data-dir", d)

@@ -556,7 +556,7 @@ def test_entry_prints_its_leaf_hash_and_short_prefixes_are_too_short(small_log, 
     assert r.exit_code == 2 and "too short" in r.output
 
 
-def test_out_refuses_to_create_missing_parent_directories(small_log, tmp_path):
+def test_out_says_when_it_creates_missing_directories(small_log, tmp_path):
     from typer.testing import CliRunner
 
     from glasslog.cli import app
@@ -565,14 +565,18 @@ def test_out_refuses_to_create_missing_parent_directories(small_log, tmp_path):
     runner = CliRunner()
     missing = tmp_path / "no" / "such" / "receipt.json"
     r = runner.invoke(app, ["receipt", str(first), "-d", str(src), "--out", str(missing)])
-    assert r.exit_code == 2 and "does not exist" in r.output and not (tmp_path / "no").exists()
+    assert r.exit_code == 0 and missing.is_file()
+    assert f"created the missing directory {tmp_path / 'no' / 'such'}" in r.output
     f = tmp_path / "tiny.csv"
     f.write_text("y,p,g\n1,1,a\n0,1,a\n")
     r = runner.invoke(app, ["audit", "csv", str(f), "--label", "y", "--prediction", "p", "--group", "g", "--out",
                             str(tmp_path / "nope" / "report")])
-    assert r.exit_code == 2 and "does not exist" in r.output and not (tmp_path / "nope").exists()
+    assert "created the missing directory" in r.output and (tmp_path / "nope" / "report" / "report.json").is_file()
     r = runner.invoke(app, ["receipt", str(first), "-d", str(src), "--out", str(tmp_path / "receipt.json")])
-    assert r.exit_code == 0 and (tmp_path / "receipt.json").exists()
+    assert r.exit_code == 0 and (tmp_path / "receipt.json").exists() and "created" not in r.output
+    (tmp_path / "afile").write_text("x")
+    r = runner.invoke(app, ["receipt", str(first), "-d", str(src), "--out", str(tmp_path / "afile" / "r.json")])
+    assert r.exit_code == 2 and "not a directory" in r.output
 
 
 def test_help_shows_no_type_for_flags_and_piped_tables_are_plain(small_log, monkeypatch):

@@ -102,11 +102,18 @@ def fail_with(exc: BaseException) -> NoReturn:
 
 
 def check_out(path: Path, option: str = "--out") -> None:
-    """Refuse an output path whose parent directory does not exist: a typo must not silently create a directory tree
-    (glasslog creates at most the last directory of the path)."""
+    """Create the missing parent directories of an output path and say so on standard error: a typo must not
+    silently create a directory tree. A parent that exists as a file is refused (exit 2)."""
     parent = Path(path).expanduser().absolute().parent
-    if not parent.is_dir():
-        fail(f"{option} {path}: the directory {parent} does not exist; create it first")
+    if parent.is_dir():
+        return
+    if parent.exists():
+        fail(f"{option} {path}: {parent} is not a directory")
+    try:
+        parent.mkdir(parents=True)
+    except OSError as exc:
+        fail(f"{option} {path}: cannot create the directory {parent}: {exc.strerror or exc}")
+    err.print(f"note: {option}: created the missing directory {parent}", highlight=False, soft_wrap=True)
 
 
 def open_ledger(data_dir: Path) -> Ledger:
