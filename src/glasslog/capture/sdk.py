@@ -386,11 +386,15 @@ def wrap(
     *,
     visibility: str | None = None,
     description: str = "",
+    estimator: Any = None,
 ) -> CapturedModel:
     """Wrap a registered model for logged predictions in ``deployment``.
 
     The estimator is loaded from the registered artifact after checking it
     against the fingerprint, so logged decisions come from exactly those weights.
+    ``estimator`` passes one already loaded that way (``Registry.load``), e.g.
+    shared by a server's threads: loading a skops artifact per thread costs more
+    than the decisions (measured: half of a one-decision request's CPU).
     ``trusted`` names extra skops types the caller trusts (see
     ``glasslog.registry.load_artifact``).
 
@@ -413,7 +417,8 @@ def wrap(
         last = model.history[-1]
         raise ModelNotActiveError(f"model {model.card.name} {model.card.version} is {model.status} since entry {last.index}"
                                   f" ({last.reason}); its decisions are refused")
-    estimator = registry.load(model.fingerprint, trusted)
+    if estimator is None:
+        estimator = registry.load(model.fingerprint, trusted)
     deployments = Deployments(ledger)
     declared: Deployment | None = deployments.find(deployment)
     if declared is None:

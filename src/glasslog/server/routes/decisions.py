@@ -336,7 +336,9 @@ def append_decisions(body: DecisionBatch, who: Operator, s: State) -> dict:
     key = (m.fingerprint, d.name)
     if key not in c.wrapped:
         try:
-            c.wrapped[key] = capture.wrap(c.ledger, m.fingerprint, d.name)
+            # one loaded estimator per process, shared by the threads (read-only: predict and predict_proba)
+            estimator = s.shared(f"estimator:{m.fingerprint}", lambda: c.registry.load(m.fingerprint))
+            c.wrapped[key] = capture.wrap(c.ledger, m.fingerprint, d.name, estimator=estimator)
         except (ArtifactError, RegistryError) as exc:
             raise Problem(409, "Conflict", str(exc), kind="artifact") from None
     wrapped = c.wrapped[key]
