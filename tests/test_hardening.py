@@ -231,7 +231,7 @@ def test_replay_recomputes_each_decision_in_its_logged_batch_and_reports_batch_d
         alone.predict_proba(X.iloc[k : k + 2])  # batches of two
     r = replay(lg, trusted=trusted)
     assert r.ok and r.checked == r.matched == 50 and r.mismatch_count == 0, r.mismatches[:2]
-    assert r.batches == 11
+    assert r.batches == 11 and r.alone_checked == 10 + 10 * 2  # up to 10 of the batch of 30, both of each pair
     assert r.batch_dependent > 0 and r.batch_dependent_examples[0]["batch_size"] in (2, 30)
     only = replay(lg, trusted=trusted, deployment="bank.example/alone")
     assert only.ok and only.checked == 20

@@ -9,8 +9,9 @@ output, and compares: labels must be equal exactly, probabilities within
 any larger difference means different weights, code or inputs).
 Each decision is recomputed in the batch it was logged in (the run of
 consecutive decision entries of one model and deployment with one time,
-which is how a batch is written), and, for batches of more than one row, also
-alone: a model whose output for a row changes with the rest of its batch
+which is how a batch is written), and, for batches of more than one row, up
+to ``alone_per_batch`` of its decisions (spread over it) also alone: a model
+whose output for a row changes with the rest of its batch
 (e.g. standardising with the batch's mean) lets one person's data move
 another's decision. That disagreement is reported as a leakage signal
 (``batch_dependent``), separately from mismatches against the log.
@@ -63,6 +64,7 @@ class ReplayReport:
         encoder_checked: decisions that name a foundation encoder (recomputed
             as embeddings + head, compared within ``encoder_tolerance``).
         batches: logged batches recomputed (each as one model call, as it was logged).
+        alone_checked: decisions of multi-row batches recomputed alone.
         batch_dependent: decisions whose output recomputed alone differs from
             the one recomputed in their logged batch: the leakage signal.
         batch_dependent_examples: ``{"index", "in_batch", "alone", "batch_size"}`` (first 100).
@@ -88,6 +90,7 @@ class ReplayReport:
     encoder_checked: int = 0
     encoder_tolerance: float | None = None
     batches: int = 0
+    alone_checked: int = 0
     batch_dependent: int = 0
     batch_dependent_examples: list[dict] = field(default_factory=list)
     not_checked: list[dict] = field(default_factory=list)
@@ -109,6 +112,7 @@ def replay(
     trusted: Sequence[str] = (),
     alone: bool = True,
     trust_recorded: bool = False,
+    alone_per_batch: int = 10,
 ) -> ReplayReport:
     """Replay logged decisions against the registered weights (see module docstring).
 
@@ -121,7 +125,10 @@ def replay(
             foundation encoder (default ``glasslog.capture.encoder.ENCODER_TOLERANCE``:
             transformer inference moves low bits with batch shape).
         batch_size: decisions read per step (whole logged batches; each logged batch is one model call).
-        alone: also recompute each decision of a multi-row batch on its own (the batch-dependence check).
+        alone: also recompute decisions of multi-row batches on their own (the batch-dependence check).
+        alone_per_batch: how many decisions of each batch are recomputed alone (spread over the batch, first and
+            last included; 0 or less: all). A model whose output depends on its batch changes most rows, so a
+            few per batch find it without one model call per decision.
         progress: called as ``progress(done, total)``.
         trusted: extra skops types to trust (see ``glasslog.registry.load_artifact``).
         trust_recorded: also trust the types recorded with each model's registration.
@@ -201,7 +208,10 @@ def replay(
                 report.batches += 1
                 in_batch = _recompute(estimator, record, batch)
                 if alone and len(batch) > 1:
-                    for pos, row in enumerate(batch):
+                    picks = _spread(len(batch), alone_per_batch)
+                    report.alone_checked += len(picks)
+                    for pos in picks:
+                        row = batch[pos]
                         by_itself = _recompute(estimator, record, [row])[0]
                         if not _same(by_itself, in_batch[pos], tol):
                             report.batch_dependent += 1
@@ -304,6 +314,15 @@ def _chunks(decisions: list, size: int):
             end += 1
         yield decisions[start:end]
         start = end
+
+
+def _spread(n: int, k: int) -> list[int]:
+    """``k`` positions spread evenly over ``range(n)``, first and last included (all of them when ``k`` <= 0 or >= n)."""
+    if k <= 0 or k >= n:
+        return list(range(n))
+    if k == 1:
+        return [0]
+    return sorted({round(i * (n - 1) / (k - 1)) for i in range(k)})
 
 
 def _logged_batches(rows: list) -> list[list]:

@@ -57,6 +57,7 @@ class ReplayOut(Out):
     encoder_checked: int = Field(description="decisions naming a foundation encoder, recomputed as embeddings + head")
     encoder_tolerance: float | None = Field(description="absolute tolerance for those (null: none selected)")
     batches: int = Field(0, description="logged batches recomputed, each as it was logged")
+    alone_checked: int = Field(0, description="decisions of multi-row batches also recomputed alone (up to 10 per batch)")
     batch_dependent: int = Field(0, description="decisions whose output recomputed alone differs from the one recomputed in "
                                                "their logged batch: the leakage signal")
     batch_dependent_examples: list[dict[str, Any]] = Field(default_factory=list, description="first 100: index, in_batch, "
