@@ -1035,3 +1035,35 @@ def test_data_dir_database_and_receipts_are_private_from_creation(tmp_path, monk
         Ledger.open(tmp_path / "d")
     monkeypatch.setenv(sqlite_store.ALLOW_SHARED_ENV, "1")
     Ledger.open(tmp_path / "d").close()
+
+
+def test_whole_log_audit_of_a_log_being_written_reports_nothing(tmp_path):
+    """The audit of a live log (another writer appending throughout) must not take growth for tampering."""
+    import threading
+
+    from glasslog.verify import audit_log
+
+    Ledger.create(tmp_path / "live", ORIGIN).close()
+    stop = threading.Event()
+
+    def writer():
+        with Ledger.open(tmp_path / "live") as w:
+            i = 0
+            while not stop.is_set():
+                w.append([decision(i + k) for k in range(37)])
+                i += 37
+
+    with Ledger.open(tmp_path / "live") as lg:
+        lg.append([decision(k) for k in range(500)])
+        th = threading.Thread(target=writer)
+        th.start()
+        try:
+            while lg.size <= 500:  # the writer is under way
+                time.sleep(0.001)
+            reports = [audit_log(lg, check_entries=False) for _ in range(5)]  # the test entries name no registered model
+            grown = lg.size
+        finally:
+            stop.set()
+            th.join()
+        assert [r.problems for r in reports] == [[]] * 5
+        assert all(r.ok for r in reports) and reports[0].tree_size > 500 and grown > reports[0].tree_size

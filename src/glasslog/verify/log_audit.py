@@ -96,6 +96,10 @@ def audit_log(ledger: Ledger, *, check_entries: bool = True, progress: Callable[
         elif len(problems) == 50:
             problems.append("... further problems not listed")
 
+    # A live log keeps growing while it is audited: the checkpoints are read first, then the size, so that every
+    # checkpoint read signs entries that exist (each batch stores its entries and checkpoint in one transaction);
+    # entries and hashes appended later are left out, and told apart from deleted ones by the log's size now.
+    checkpoints = list(ledger.checkpoints())
     size = ledger.size
     report = LogAuditReport(ok=False, tree_size=size, checkpoints=0, key_source="database" if verifier is None else "given")
     if verifier is not None and str(verifier) != ledger.verifier_key:
@@ -159,6 +163,8 @@ def audit_log(ledger: Ledger, *, check_entries: bool = True, progress: Callable[
                                        f" {present << level}..{(end << level) - 1}) are missing: the database is damaged")
             present = index + 1
             if index >= len(hashes):
+                if ledger.size > (index << level):  # appended since the audit began, not left behind by a deletion
+                    break
                 flag(max(index << level, size), f"stored hash at level {level}, index {index} (entries {index << level}.."
                                                 f"{((index + 1) << level) - 1}) has no entry behind it: entries from"
                                                 f" {max(index << level, size)} on were deleted")
@@ -191,7 +197,6 @@ def audit_log(ledger: Ledger, *, check_entries: bool = True, progress: Callable[
     previous = None  # (size, root) of the last checkpoint that verified
     beyond = False  # a signed checkpoint covers more entries than are stored
     last_good_size = 0
-    checkpoints = list(ledger.checkpoints())
     for n, (tree_size, stored_root, note, _created) in enumerate(checkpoints):
         report.checkpoints += 1
         try:
@@ -222,7 +227,7 @@ def audit_log(ledger: Ledger, *, check_entries: bool = True, progress: Callable[
         previous = (cp.tree_size, cp.root_hash)
         if progress and n % 1000 == 0:
             progress("checkpoints", n, len(checkpoints))
-    held = {n for n, *_ in checkpoints}
+    held = {n for n, *_ in ledger.checkpoints()}  # read now: a checkpoint cosigned since the audit began is held too
     cosigned_sizes = getattr(ledger.store, "cosigned_sizes", None)
     for n in (cosigned_sizes() if cosigned_sizes else []):
         if n not in held:
@@ -241,7 +246,7 @@ def audit_log(ledger: Ledger, *, check_entries: bool = True, progress: Callable[
                  exact=False)
     if previous is None:
         problems.append("the log has no valid signed checkpoint")
-    elif previous[0] < size and not beyond:
+    elif previous[0] < size and not beyond and not any(n >= size for n, *_ in ledger.checkpoints()):
         flag(previous[0], f"entries {previous[0]}..{size - 1} are not covered by any signed checkpoint")
 
     report.first_bad_index = min(bad) if bad else (min(suspect) if suspect else None)
