@@ -511,7 +511,7 @@ def test_copy_log_to_another_store(store_kind, tmp_path):
     for k in range(30):
         lg.append([decision(100 + k)], within=with_token)
     span = bytes(range(24))
-    lg.append([decision(200)], within=lambda tx, first: tx.put_ingested([("otel", span, first)]))
+    otel_index = lg.append([decision(200)], within=lambda tx, first: tx.put_ingested([("otel", span, first)])).first_index
     lg.erase_private(rows[1]["subject"][0], "asked", entry_index=rows[1]["index"])
     lg.store.secret("pseudonym", b"k" * 32)
     lg.store.put_cosignature(lg.size, "w1+0000bbbb+key1", "— w1 sig", "2026-12-05T10:00:00Z")
@@ -539,8 +539,8 @@ def test_copy_log_to_another_store(store_kind, tmp_path):
                                                                           for t in receipts]
     assert target.api_key(revoked.key_id).revoked_at == lg.store.api_key(revoked.key_id).revoked_at
     assert target.secret("pseudonym", b"other") == b"k" * 32
-    assert list(target.ingested_rows()) == list(lg.store.ingested_rows()) == [("otel", span, lg.size - 1)]
-    assert target.ingested("otel", [span]) == {span: lg.size - 1}
+    assert list(target.ingested_rows()) == list(lg.store.ingested_rows()) == [("otel", span, otel_index)]
+    assert target.ingested("otel", [span]) == {span: otel_index}
     assert target.cosignatures(lg.size) == [("w1+0000bbbb+key1", "— w1 sig", "2026-12-05T10:00:00Z")]
     assert audit_log(copy).ok
     # the copy appends where the source would have: same signer key, same tree

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from glasslog.ledger import Ledger, canonical_json
+from glasslog.ledger import LedgerError, Ledger, canonical_json
 from glasslog.ledger.merkle import leaf_hash, root_from_leaf_hashes
 from glasslog.verify import audit_log
 
@@ -330,8 +330,14 @@ def test_migrate_a_sqlite_demo_log_to_postgres(pg_url, tmp_path, monkeypatch):
         old_private = old.private_values_for(decisions)
         old_root = old.root()
 
+    with Ledger.open(data_dir) as old:
+        old_entries = len(list(old.entries()))
     result = migrate(str(data_dir), pg_url, data_dir)
-    assert result["entries"] == len(list(Ledger.open(data_dir).entries())) and result["root"] == old_root.hex()
+    assert result["entries"] == old_entries and result["root"] == old_root.hex()
+    # the old SQLite file is retired: nothing can append to it any more (two logs growing under one key would fork)
+    assert result["source_retired_as"].endswith("log.db.migrated") and not (data_dir / "log.db").exists()
+    with pytest.raises(LedgerError, match="moved to PostgreSQL at postgresql://"):
+        Ledger.open(data_dir)
     assert result["checkpoints"] == len(old_checkpoints) and result["erased_private_values"] == 1
     assert "@" in result["to"] and result["api_keys"] == 1
 
@@ -355,5 +361,5 @@ def test_migrate_a_sqlite_demo_log_to_postgres(pg_url, tmp_path, monkeypatch):
         assert audit_log(new).ok
         new.append([json.loads(new.entry(decisions[0]))])  # the copy goes on with the same signer key
         assert new.root() == root_from_leaf_hashes([leaf_hash(d) for _, d in new.entries()])
-    with pytest.raises(Exception, match="already holds"):
+    with pytest.raises(Exception, match="moved to PostgreSQL"):
         migrate(str(data_dir), pg_url, data_dir)

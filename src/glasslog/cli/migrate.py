@@ -36,5 +36,8 @@ def migrate(
         return
     out.print(f"copied {describe(source)} to {describe(target)}: "
               + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in summary.items() if isinstance(v, int)))
+    if summary.get("source_retired_as"):
+        out.print(f"the old SQLite file is retired as {summary['source_retired_as']} (read-only), so nothing can append to "
+                  "the old log any more; commands on this data directory now say where its log went", highlight=False)
     out.print(f"every checkpoint's root is the same in both ([green]verified[/]); serve it with: "
               f"glasslog --store '{describe(target)}' serve --data-dir {keys_dir}", highlight=False)

@@ -34,7 +34,7 @@ from .base import (
 )
 
 __all__ = [
-    "open_store", "create_store", "is_url", "describe", "STORE_ENV",
+    "open_store", "create_store", "is_url", "describe", "STORE_ENV", "record_location", "where_recorded", "LOCATION_FILE",
     "LogStore", "WriteTx", "ReadModel", "PrivateRow", "ApiKeyRow", "DecisionRow",
     "StorageError", "StorageUnavailable", "StorageConflict",
 ]
@@ -86,10 +86,35 @@ def open_store(store: str | None, data_dir: Path) -> LogStore:
         return PostgresStore.open(url)
     from .sqlite.store import DB_NAME, SqliteStore
 
+    data_dir = Path(data_dir)
+    elsewhere = where_recorded(data_dir)
+    if elsewhere is not None and not (data_dir / DB_NAME).exists():
+        raise LedgerError(f"the log of {data_dir} is not a SQLite file here: {elsewhere}; give --store with that database's"
+                          f" URL (glasslog --store URL ...) or set ${STORE_ENV}")
     try:
-        return SqliteStore.open(Path(data_dir) / DB_NAME)
+        return SqliteStore.open(data_dir / DB_NAME)
     except StorageError as exc:
         raise LedgerError(f"no log at {data_dir} ({exc}); create one with 'glasslog init'") from None
+
+
+LOCATION_FILE = "store"
+"""File in a data directory saying where its log's database is, when it is not the SQLite file beside it (no password)."""
+
+
+def record_location(data_dir: Path, text: str) -> None:
+    """Write ``data_dir/store``: where the log of this data directory lives (``describe``d, so without a password)."""
+    path = Path(data_dir) / LOCATION_FILE
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text.strip() + "\n")
+
+
+def where_recorded(data_dir: Path) -> str | None:
+    """What ``record_location`` wrote for ``data_dir``, or None."""
+    try:
+        return (Path(data_dir) / LOCATION_FILE).read_text(encoding="utf-8").strip() or None
+    except OSError:
+        return None
 
 
 def create_store(store: str | None, data_dir: Path, meta: dict[str, str]) -> LogStore:
@@ -102,7 +127,9 @@ def create_store(store: str | None, data_dir: Path, meta: dict[str, str]) -> Log
     if url is not None:
         from .postgres.store import PostgresStore
 
-        return PostgresStore.create(url, meta)
+        created = PostgresStore.create(url, meta)
+        record_location(data_dir, f"its log is in PostgreSQL at {describe(url)}")
+        return created
     from .sqlite.store import DB_NAME, SqliteStore
 
     try:

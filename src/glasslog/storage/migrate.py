@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..ledger import Ledger, LedgerError, merkle
-from . import create_store, describe, is_url
+from . import create_store, describe, is_url, record_location, where_recorded
 from .base import LogStore, StorageError
 
 if TYPE_CHECKING:
@@ -252,7 +252,8 @@ def _open_source(location: str, data_dir: Path) -> Ledger:
     try:
         return Ledger(directory, SqliteStore.open(directory / DB_NAME))
     except StorageError as exc:
-        raise LedgerError(f"no log at {directory} ({exc})") from None
+        elsewhere = where_recorded(directory)
+        raise LedgerError(f"no log at {directory} ({exc})" + (f": {elsewhere}" if elsewhere else "")) from None
 
 
 def migrate(from_location: str | os.PathLike, to_url: str, data_dir: str | os.PathLike, progress: Progress | None = None) -> dict:
@@ -286,4 +287,25 @@ def migrate(from_location: str | os.PathLike, to_url: str, data_dir: str | os.Pa
             target.close()
     finally:
         source.close()
-    return {"from": describe(from_location), "to": describe(to_url), **summary}
+    retired = None
+    if not is_url(from_location):
+        retired = _retire_sqlite(Path(from_location), to_url)
+    return {"from": describe(from_location), "to": describe(to_url), **summary,
+            **({"source_retired_as": str(retired)} if retired else {})}
+
+
+def _retire_sqlite(data_dir: Path, to_url: str) -> Path:
+    """Move the copied SQLite file aside (``log.db.migrated``) so that no command can append to the old log any more:
+    two logs signed with one key that both grow would be a fork. The data directory then says where its log went."""
+    from .sqlite.store import DB_NAME
+
+    db = data_dir / DB_NAME
+    target = db.with_name(DB_NAME + ".migrated")
+    for suffix in ("", "-wal", "-shm"):
+        src = Path(str(db) + suffix)
+        if src.exists():
+            os.replace(src, Path(str(target) + suffix))
+    record_location(data_dir, f"its log was moved to PostgreSQL at {describe(to_url)} by glasslog migrate "
+                              f"(the old SQLite file is {target.name}, kept read-only)")
+    os.chmod(target, 0o400)
+    return target
