@@ -15,7 +15,6 @@ Re-running appends a new deployment (``<origin>/deployment-<k>``) to the same lo
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,23 +24,13 @@ from sklearn.metrics import accuracy_score, roc_auc_score
 from .. import capture
 from ..ledger import Ledger
 from ..registry import ClaimedMetrics, ModelCard, Registry, fingerprint_frame, with_domains
+from ..stats import wilson_interval
 from ..verify import audit_log, replay, verify_receipt
 from .german_credit import credit_model, german_credit_features, load_german_credit, split
 
 __all__ = ["DemoSummary", "run_demo", "DEFAULT_ORIGIN"]
 
 DEFAULT_ORIGIN = "bank.example/credit-decisions"
-
-
-def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
-    """95 % Wilson score interval for a proportion (Wilson 1927); fractions."""
-    if n == 0:
-        return (0.0, 1.0)
-    p = successes / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
 
 
 @dataclass

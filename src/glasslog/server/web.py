@@ -12,13 +12,14 @@ every deployment, labels and realised accuracy for public-service ones.
 from __future__ import annotations
 
 import json
-import math
 import re
 import threading
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
+
+from ..stats import wilson_interval
 
 __all__ = ["RegisterStats", "time_series", "list_reports", "wilson_interval", "PAGE_SIZE", "SECURITY_HEADERS", "REPORT_KINDS",
            "REPORT_HEADERS", "REPORT_NAME", "DISCLOSURE_TEXT", "short_fp", "nice_time", "label_text", "output_summary"]
@@ -34,25 +35,6 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 """Headers sent with every page: no inline script or style, no third-party requests, no framing."""
-
-
-def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
-    """95 % Wilson score interval for a proportion (E. B. Wilson, JASA 22, 1927).
-
-    Args:
-        successes: number of successes (correct decisions), ``0 <= successes <= n``.
-        n: number of trials (decisions with an outcome).
-
-    Returns:
-        ``(low, high)`` as fractions; ``(0.0, 1.0)`` when ``n == 0``.
-    """
-    if n == 0:
-        return (0.0, 1.0)
-    p = successes / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
 
 
 # ------------------------------------------------------------------ aggregates
