@@ -1031,7 +1031,7 @@ def test_data_dir_database_and_receipts_are_private_from_creation(tmp_path, monk
     finally:
         os.umask(old)
     os.chmod(tmp_path / "d" / "log.db", 0o644)
-    with pytest.raises(LedgerError, match="mode 0644.*chmod 600"):
+    with pytest.raises(LedgerError, match="^[^(]*log.db has mode 0644.*chmod 600"):
         Ledger.open(tmp_path / "d")
     monkeypatch.setenv(sqlite_store.ALLOW_SHARED_ENV, "1")
     Ledger.open(tmp_path / "d").close()

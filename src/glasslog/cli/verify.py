@@ -49,7 +49,8 @@ WitnessKeys = Annotated[list[str] | None, typer.Option(
     "--witness-key", help="A witness's cosignature/v1 verifier key (name+keyhash+base64) that you trust; repeatable.")]
 MinWitnesses = Annotated[int | None, typer.Option(
     "--min-witnesses", min=0, help="How many of the --witness-key witnesses must have cosigned the checkpoint "
-                                   "(default 1 when witness keys are given, else 0).")]
+                                   "(default: a majority of the keys given, else 0). At most half lets a forked copy "
+                                   "pass with a witness that met the log through the fork.")]
 
 
 def _witness_policy(witness_keys: list[str] | None, min_witnesses: int | None) -> tuple[list[str], int]:
@@ -62,9 +63,14 @@ def _witness_policy(witness_keys: list[str] | None, min_witnesses: int | None) -
             keys.append(str(CosignatureVerifier.parse(k)))
         except NoteError as exc:
             _fail(f"malformed --witness-key {k!r}: {exc}")
-    n = (1 if keys else 0) if min_witnesses is None else min_witnesses
+    # A majority: two copies of a log shown to different people cannot both get it from honest witnesses, even if
+    # some witness first met the log through a forked copy (it cosigns the first history it sees).
+    n = len(keys) // 2 + 1 if min_witnesses is None and keys else (min_witnesses or 0)
     if n > len(keys):
         _fail(f"--min-witnesses {n} needs at least {n} --witness-key options, got {len(keys)}")
+    if keys and n <= len(keys) // 2:
+        err.print(f"[yellow]warning:[/] --min-witnesses {n} of {len(keys)} keys is not a majority: a forked copy of the log"
+                  " could pass with witnesses that met the log through the fork", highlight=False)
     return keys, n
 
 

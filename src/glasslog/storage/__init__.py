@@ -94,6 +94,8 @@ def open_store(store: str | None, data_dir: Path) -> LogStore:
     try:
         return SqliteStore.open(data_dir / DB_NAME)
     except StorageError as exc:
+        if (data_dir / DB_NAME).is_file() and "has mode" in str(exc):  # a log, but readable by others: say only that
+            raise LedgerError(str(exc)) from None
         raise LedgerError(f"no log at {data_dir} ({exc}); create one with 'glasslog init'") from None
 
 
