@@ -75,6 +75,15 @@ def test_outcomes_must_be_one_of_the_cards_classes(deployed, credit):
     assert r.status_code == 422, r.text
     body = r.json()
     assert body["errors"][0]["field"] == "outcomes[0].outcome" and "[0, 1]" in body["detail"], body
+    # every bad field of a batch is named (up to 20), not only the first
+    before = lg.size
+    r = c.post("/v1/outcomes", headers={"Authorization": f"Bearer {op}"},
+               json={"outcomes": [{"decision": 99999, "outcome": 1}, {"decision": first + 2, "outcome": None},
+                                  {"decision": 0, "outcome": 1}]})
+    assert r.status_code == 422, r.text
+    assert [e["field"] for e in r.json()["errors"]] == ["outcomes[0].decision", "outcomes[1].outcome",
+                                                         "outcomes[2].decision"], r.text
+    assert lg.size == before
 
 
 def test_a_second_outcome_is_a_correction_and_every_reader_takes_the_latest(deployed, credit):

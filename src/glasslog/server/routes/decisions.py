@@ -383,17 +383,27 @@ def append_decisions(body: DecisionBatch, who: Operator, s: State) -> dict:
 def append_outcomes(body: OutcomeBatch, who: Operator, s: State) -> dict:
     c = s.ctx()
     size = c.ledger.signed_size()
+    bad: list[dict] = []  # every bad field, up to 20, as for decision batches
     for k, o in enumerate(body.outcomes):
         if o.decision >= size:
-            raise invalid(f"outcomes[{k}].decision", f"no entry {o.decision} in the log (size {size})")
-        kind = json.loads(c.ledger.entry(o.decision)).get("type")
-        if kind != "decision":
-            raise invalid(f"outcomes[{k}].decision", f"entry {o.decision} is a {kind} entry, not a decision")
+            bad.append({"field": f"outcomes[{k}].decision", "problem": f"no entry {o.decision} in the log (size {size})"})
+        else:
+            kind = json.loads(c.ledger.entry(o.decision)).get("type")
+            if kind != "decision":
+                bad.append({"field": f"outcomes[{k}].decision",
+                               "problem": f"entry {o.decision} is a {kind} entry, not a decision"})
         if o.outcome is None:
-            raise invalid(f"outcomes[{k}].outcome", "must not be null: record an outcome once it is known")
-        problem = loggable(o.outcome)
-        if problem:
-            raise invalid(f"outcomes[{k}].outcome", f"cannot be logged: {problem}")
+            bad.append({"field": f"outcomes[{k}].outcome", "problem": "must not be null: record an outcome once it is known"})
+        else:
+            problem = loggable(o.outcome)
+            if problem:
+                bad.append({"field": f"outcomes[{k}].outcome", "problem": f"cannot be logged: {problem}"})
+        if len(bad) >= 20:
+            break
+    if bad:
+        first = bad[0]
+        more = f" (and {len(bad) - 1} more: see errors)" if len(bad) > 1 else ""
+        raise Problem(422, "Invalid request", f"{first['field']}: {first['problem']}{more}", bad, kind="invalid")
     try:
         result = capture.record_outcomes(c.ledger, [(o.decision, o.outcome, o.corrects, o.reason) for o in body.outcomes])
     except capture.OutcomeConflictError as exc:
