@@ -1,20 +1,66 @@
 """Group commit: concurrent appends of one process's threads in one transaction, one sync and one checkpoint.
 
 ``GroupCommit`` gathers the batches that ``glasslog.ledger.Ledger.append`` hands it (``_Batch``: validated entries,
-their leaf hashes, private values and the ``within`` callback) and commits them with ``Ledger.commit_group``.
+their leaf hashes, private values and the ``within`` callback) and commits them with ``commit_batches``.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from . import merkle
 
 if TYPE_CHECKING:
     from .entries import Entry
-    from .log import AppendResult, Ledger, PrivateValue
+    from .log import Ledger
 
-__all__ = ["GroupCommit"]
+__all__ = ["GroupCommit", "commit_batches", "AppendResult", "PrivateValue"]
+
+
+@dataclass(frozen=True)
+class PrivateValue:
+    """A private value committed to by an entry of the batch being appended.
+
+    Attributes:
+        batch_position: position (0-based) of the entry in the batch.
+        kind: what it is, e.g. ``input`` or ``subject``.
+        commitment: the commitment string the entry holds.
+        salt: the 32-byte salt.
+        value: the value's canonical JSON bytes.
+    """
+
+    batch_position: int
+    kind: str
+    commitment: str
+    salt: bytes
+    value: bytes
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    """What ``Ledger.append`` committed.
+
+    Attributes:
+        first_index: index of the batch's first entry.
+        tree_size: tree size of ``checkpoint`` (after the batch, and after the
+            other batches committed with it in a group commit).
+        checkpoint: the signed checkpoint note covering the batch.
+        count: entries in the batch (None: up to ``tree_size``).
+    """
+
+    first_index: int
+    tree_size: int
+    checkpoint: str
+    count: int | None = None
+
+    @property
+    def indexes(self) -> range:
+        """The indexes this batch was given (``count`` of them: a group commit's checkpoint may cover more)."""
+        return range(self.first_index, self.first_index + self.count if self.count is not None else self.tree_size)
 
 
 class _Batch:
@@ -42,7 +88,7 @@ class GroupCommit:
 
     The first caller to arrive becomes the leader: it waits up to ``window``
     seconds (or until ``max_entries`` are pending) for others, commits them
-    all with its own ``Ledger`` (``Ledger.commit_group``), wakes each caller
+    all with its own ``Ledger`` (``commit_batches``), wakes each caller
     with its own result, and goes on committing whatever arrived meanwhile
     before it returns. Callers block until their batch is durable. A batch
     that fails its own checks fails alone. The same design as Tessera's and
@@ -89,7 +135,7 @@ class GroupCommit:
                         self._leading = False
                         break
                 try:
-                    ledger.commit_group(group)
+                    commit_batches(ledger, group)
                 except BaseException:
                     pass  # every batch of the group carries the error
                 finally:
@@ -104,3 +150,56 @@ class GroupCommit:
                 b.done.set()
             raise
         return batch.outcome()
+
+
+def commit_batches(ledger: Ledger, batches: Sequence[_Batch]) -> None:
+    """Commit prepared batches in one write transaction with one signed checkpoint.
+
+    Each batch is written inside its own savepoint: if its ``within``
+    callback or its rows fail, that batch alone is rolled back and gets
+    the error; the others are committed. Every batch gets its result (or
+    error) set; if the transaction itself fails, every batch gets that error.
+    """
+    from ..storage.base import PrivateRow, TransactionAborted  # run-time only: storage imports this package
+    from .log import LOOKUP_KINDS  # run-time only: log imports this module
+
+    signer = ledger.signer()
+    try:
+        with ledger.store.write() as tx:
+            start = n = tx.tree_size
+            frontier = ledger._frontier_hashes(tx, n)
+            leaves: list[bytes] = []
+            placed: list[_Batch] = []
+            for batch in batches:
+                rows = [PrivateRow(n + pv.batch_position, pv.kind, pv.commitment, pv.salt, pv.value,
+                                   ledger._lookup(pv.kind, pv.value) if pv.kind in LOOKUP_KINDS else None)
+                        for pv in batch.private_values]
+                try:
+                    with tx.savepoint():
+                        tx.write_batch(n, [(e.type, e.data) for e in batch.entries], [], [], rows)
+                        if batch.within is not None:
+                            batch.within(tx, n)
+                except TransactionAborted:
+                    raise
+                except Exception as exc:  # this batch alone fails; BaseException (Ctrl-C) aborts the group
+                    batch.error = exc
+                    continue
+                batch.first_index = n
+                n += len(batch.entries)
+                leaves.extend(batch.leaf_hashes)
+                placed.append(batch)
+            if not leaves:
+                return
+            step = merkle.integrate(start, frontier, leaves)
+            tx.write_batch(step.tree_size, [], step.levels, step.first, [])
+            note = ledger._put_checkpoint(tx, step.tree_size, step.root, signer)
+    except BaseException as exc:
+        ledger._frontier = None
+        for batch in batches:
+            if batch.error is None:
+                batch.error = exc
+        raise
+    ledger._frontier = (step.tree_size, step.frontier)
+    ledger._size_floor = max(ledger._size_floor, step.tree_size)
+    for batch in placed:
+        batch.result = AppendResult(batch.first_index, step.tree_size, note, len(batch.entries))

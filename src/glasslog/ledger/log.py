@@ -30,7 +30,6 @@ import os
 import secrets
 import stat
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,7 +37,7 @@ from . import merkle
 from .commitments import check_commitment
 from .entries import Entry, EntryError, utc_now
 from .errors import KeyFileError, LedgerError
-from .group_commit import GroupCommit, _Batch
+from .group_commit import AppendResult, GroupCommit, PrivateValue, _Batch, commit_batches
 from .note import Checkpoint, NoteError, Signer, Verifier, generate_signer, open_checkpoint, sign_note
 from .tiles import TILE_HEIGHT, TILE_WIDTH, encode_entry_bundle
 
@@ -67,48 +66,6 @@ LOOKUP_KINDS = frozenset({"subject"})
 def default_data_dir() -> Path:
     """``$GLASSLOG_DATA_DIR`` if set, else ``./glasslog-data``."""
     return Path(os.environ.get(DATA_DIR_ENV) or "glasslog-data")
-
-
-@dataclass(frozen=True)
-class PrivateValue:
-    """A private value committed to by an entry of the batch being appended.
-
-    Attributes:
-        batch_position: position (0-based) of the entry in the batch.
-        kind: what it is, e.g. ``input`` or ``subject``.
-        commitment: the commitment string the entry holds.
-        salt: the 32-byte salt.
-        value: the value's canonical JSON bytes.
-    """
-
-    batch_position: int
-    kind: str
-    commitment: str
-    salt: bytes
-    value: bytes
-
-
-@dataclass(frozen=True)
-class AppendResult:
-    """What ``Ledger.append`` committed.
-
-    Attributes:
-        first_index: index of the batch's first entry.
-        tree_size: tree size of ``checkpoint`` (after the batch, and after the
-            other batches committed with it in a group commit).
-        checkpoint: the signed checkpoint note covering the batch.
-        count: entries in the batch (None: up to ``tree_size``).
-    """
-
-    first_index: int
-    tree_size: int
-    checkpoint: str
-    count: int | None = None
-
-    @property
-    def indexes(self) -> range:
-        """The indexes this batch was given (``count`` of them: a group commit's checkpoint may cover more)."""
-        return range(self.first_index, self.first_index + self.count if self.count is not None else self.tree_size)
 
 
 class Ledger:
@@ -521,7 +478,7 @@ class Ledger:
         request = self._prepare(entries, private_values, within)
         if self.group is not None:
             return self.group.submit(self, request)
-        self.commit_group([request])
+        commit_batches(self, [request])
         return request.outcome()
 
     def _prepare(self, entries, private_values, within) -> _Batch:
@@ -543,57 +500,6 @@ class Ledger:
         self.signer()  # fail before joining a group, not inside it
         sha256 = hashlib.sha256
         return _Batch(validated, [sha256(b"\x00" + e.data).digest() for e in validated], list(private_values), within)
-
-    def commit_group(self, batches: Sequence[_Batch]) -> None:
-        """Commit prepared batches in one write transaction with one signed checkpoint.
-
-        Each batch is written inside its own savepoint: if its ``within``
-        callback or its rows fail, that batch alone is rolled back and gets
-        the error; the others are committed. Every batch gets its result (or
-        error) set; if the transaction itself fails, every batch gets that error.
-        """
-        from ..storage.base import PrivateRow, TransactionAborted  # run-time only: storage imports this package
-
-        signer = self.signer()
-        try:
-            with self.store.write() as tx:
-                start = n = tx.tree_size
-                frontier = self._frontier_hashes(tx, n)
-                leaves: list[bytes] = []
-                placed: list[_Batch] = []
-                for batch in batches:
-                    rows = [PrivateRow(n + pv.batch_position, pv.kind, pv.commitment, pv.salt, pv.value,
-                                       self._lookup(pv.kind, pv.value) if pv.kind in LOOKUP_KINDS else None)
-                            for pv in batch.private_values]
-                    try:
-                        with tx.savepoint():
-                            tx.write_batch(n, [(e.type, e.data) for e in batch.entries], [], [], rows)
-                            if batch.within is not None:
-                                batch.within(tx, n)
-                    except TransactionAborted:
-                        raise
-                    except Exception as exc:  # this batch alone fails; BaseException (Ctrl-C) aborts the group
-                        batch.error = exc
-                        continue
-                    batch.first_index = n
-                    n += len(batch.entries)
-                    leaves.extend(batch.leaf_hashes)
-                    placed.append(batch)
-                if not leaves:
-                    return
-                step = merkle.integrate(start, frontier, leaves)
-                tx.write_batch(step.tree_size, [], step.levels, step.first, [])
-                note = self._put_checkpoint(tx, step.tree_size, step.root, signer)
-        except BaseException as exc:
-            self._frontier = None
-            for batch in batches:
-                if batch.error is None:
-                    batch.error = exc
-            raise
-        self._frontier = (step.tree_size, step.frontier)
-        self._size_floor = max(self._size_floor, step.tree_size)
-        for batch in placed:
-            batch.result = AppendResult(batch.first_index, step.tree_size, note, len(batch.entries))
 
     def _put_checkpoint(self, tx: WriteTx, tree_size: int, root: bytes, signer: Signer) -> str:
         note = sign_note(Checkpoint(self.origin, tree_size, root).text(), signer)
