@@ -2,6 +2,7 @@
 
 from .encoder import CapturedEncoderClassifier, wrap_encoder_classifier
 from .generator import CapturedGenerator, Generation, wrap_generator
+from .receipts import receipt, receipts_at, receipts_for_subject
 from .sdk import (
     CapturedModel,
     InputError,
@@ -10,9 +11,6 @@ from .sdk import (
     OutcomeError,
     correct_outcome,
     open_log,
-    receipt,
-    receipts_at,
-    receipts_for_subject,
     record_outcome,
     record_outcomes,
     wrap,
