@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ..audit.findings import AuditInputError, Finding, record_findings, severity_at_least, suspend_from_finding
@@ -31,6 +30,8 @@ from ..registry import ArtifactError, CardError, RegistryError
 from ..stats.labels import positive_class
 from .common import PlainWhenPiped, Trust, TrustRecorded, check_out
 from .common import fail as _fail
+from .common import progress_bar as _progress
+from .common import stage_progress as _stage_progress
 
 app = typer.Typer(help="Audits with and without the weights: error rates by group, shortcut features, leakage,"
                        " claimed vs realised accuracy.", no_args_is_help=True)
@@ -87,11 +88,6 @@ def _check_publish(out_dir: Path | None, role: str, publish: bool) -> None:
         _fail(f"--out {out_dir} is in {data_dir / 'reports'}, which the web register serves publicly at /reports: this"
               f" report is written with role {role}'s access, so the group figures, outcomes and inputs of a private"
               " deployment would become public. Give --publish to publish it anyway, or write it elsewhere.")
-
-
-def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=err, transient=True)
 
 
 def _finish(report, out_dir: Path | None, json_out: bool, fail_on: str, extra_lines: list[str] = ()) -> NoReturn:
@@ -467,14 +463,7 @@ def audit_deceptive(
     _check_severity(fail_on, "--fail-on")
     _check_common(seed=seed)
     try:
-        with _progress() as bar:
-            tasks: dict[str, Any] = {}
-
-            def progress(stage: str, done: int, total: int) -> None:
-                if stage not in tasks:
-                    tasks[stage] = bar.add_task(stage, total=total)
-                bar.update(tasks[stage], completed=done, total=total)
-
+        with _stage_progress() as progress:
             demo = run_deceptive_demo(data_dir, seed=seed, suspend=not no_suspend, progress=progress)
     except _ERRORS as exc:
         _fail(str(exc))

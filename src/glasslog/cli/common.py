@@ -9,6 +9,8 @@ from __future__ import annotations
 import base64
 import json
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -21,7 +23,7 @@ from ..errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, GlasslogError
 from ..ledger import DATA_DIR_ENV, Ledger, LedgerError
 
 __all__ = ["EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "USER_ERRORS", "DataDir", "JsonOut", "Trust", "TrustRecorded", "DEFAULT_DIR", "out", "err",
-           "fail", "check_out", "open_ledger", "PlainWhenPiped", "plain_table", "print_json", "progress_bar", "b64"]
+           "fail", "check_out", "open_ledger", "PlainWhenPiped", "plain_table", "print_json", "progress_bar", "stage_progress", "verdict_mark", "b64"]
 
 DataDir = Annotated[Path, typer.Option("--data-dir", "-d", envvar=DATA_DIR_ENV, show_default=True,
                                        help="Where the log lives (keys, artifacts; and its SQLite database unless --store "
@@ -133,6 +135,31 @@ def progress_bar() -> Progress:
     """A transient Rich progress bar on standard error (description, bar, done/total, elapsed)."""
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                     console=err, transient=True)
+
+
+@contextmanager
+def stage_progress(quiet: bool = False) -> Iterator[Callable[[str, int, int], None]]:
+    """A transient progress bar per stage, and the ``progress(stage, done, total)`` callback domain functions take.
+
+    The domain reports stages by name (e.g. "scoring applicants", 30, 300); each new name gets its own bar.
+    ``quiet`` hides the bars (the callback still works).
+    """
+    bar = progress_bar()
+    bar.disable = quiet
+    tasks: dict[str, Any] = {}
+
+    def report(stage: str, done: int, total: int) -> None:
+        if stage not in tasks:
+            tasks[stage] = bar.add_task(stage, total=total)
+        bar.update(tasks[stage], completed=done, total=total)
+
+    with bar:
+        yield report
+
+
+def verdict_mark(ok: bool) -> str:
+    """Rich markup for a check's outcome in a summary table: green "verified" or bold red "FAILED"."""
+    return "[green]verified[/]" if ok else "[bold red]FAILED[/]"
 
 
 def b64(b: bytes) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -13,7 +13,8 @@ from .common import DEFAULT_DIR, DataDir, JsonOut, out
 from .common import USER_ERRORS as _INPUT_ERRORS
 from .common import fail as _fail
 from .common import print_json as _print_json
-from .common import progress_bar as _progress
+from .common import stage_progress as _stage_progress
+from .common import verdict_mark as _mark
 
 
 def demo(
@@ -40,14 +41,7 @@ def demo(
     from ..demo.run import run_demo
 
     try:
-        with _progress() as bar:
-            tasks: dict[str, Any] = {}
-
-            def progress(stage: str, done: int, total: int) -> None:
-                if stage not in tasks:
-                    tasks[stage] = bar.add_task(stage, total=total)
-                bar.update(tasks[stage], completed=done, total=total)
-
+        with _stage_progress() as progress:
             summary = run_demo(data_dir, origin=origin, seed=seed, progress=progress)
     except _INPUT_ERRORS as exc:
         _fail(str(exc))
@@ -56,10 +50,6 @@ def demo(
     else:
         _print_demo(summary)
     raise typer.Exit(EXIT_OK if summary.ok else EXIT_FAILED)
-
-
-def _mark(ok: bool) -> str:
-    return "[green]verified[/]" if ok else "[bold red]FAILED[/]"
 
 
 def _print_demo(s) -> None:

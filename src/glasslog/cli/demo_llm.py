@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import typer
 from rich.table import Table
@@ -13,7 +12,8 @@ from .common import USER_ERRORS as _INPUT_ERRORS
 from .common import fail as _fail
 from .common import out
 from .common import print_json as _print_json
-from .common import progress_bar as _progress
+from .common import stage_progress as _stage_progress
+from .common import verdict_mark as _mark
 
 __all__ = ["demo_llm"]
 
@@ -23,14 +23,7 @@ def demo_llm(data_dir: Path, origin: str | None, seed: int, generative: bool, js
     from ..demo.llm import DEFAULT_ORIGIN, run_llm_demo
 
     try:
-        with _progress() as bar:
-            tasks: dict[str, Any] = {}
-
-            def progress(stage: str, done: int, total: int) -> None:
-                if stage not in tasks:
-                    tasks[stage] = bar.add_task(stage, total=total)
-                bar.update(tasks[stage], completed=done, total=total)
-
+        with _stage_progress() as progress:
             summary = run_llm_demo(data_dir, origin=origin or DEFAULT_ORIGIN, seed=seed, generative=generative,
                                    progress=progress)
     except (*_INPUT_ERRORS, RuntimeError) as exc:
@@ -40,10 +33,6 @@ def demo_llm(data_dir: Path, origin: str | None, seed: int, generative: bool, js
     else:
         _print(summary)
     raise typer.Exit(EXIT_OK if summary.ok else EXIT_FAILED)
-
-
-def _mark(ok: bool) -> str:
-    return "[green]verified[/]" if ok else "[bold red]FAILED[/]"
 
 
 def _print(s) -> None:
