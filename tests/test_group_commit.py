@@ -130,7 +130,7 @@ def test_one_decision_per_request_over_http_is_group_committed(tmp_path):
     try:
         from glasslog.datasets import load_german_credit
     except ImportError:  # before the datasets package
-        from glasslog.demo.german_credit import load_german_credit
+        from glasslog.datasets.german_credit import load_german_credit
 
     data = tmp_path / "log"
     summary = run_demo(data)

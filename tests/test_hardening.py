@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from glasslog import capture
 from glasslog.access import KeyStore
 from glasslog.audit.logdata import logged_decisions
-from glasslog.demo.german_credit import credit_model, german_credit_features, load_german_credit, split
+from glasslog.datasets.german_credit import credit_model, german_credit_features, load_german_credit, split
 from glasslog.ledger import Ledger
 from glasslog.oversight.views import load_views
 from glasslog.registry import ClaimedMetrics, ModelCard, Registry, fingerprint_frame

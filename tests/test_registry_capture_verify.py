@@ -11,7 +11,7 @@ import pytest
 from sklearn.preprocessing import FunctionTransformer
 
 from glasslog import capture
-from glasslog.demo.german_credit import credit_model, german_credit_features, load_german_credit, split
+from glasslog.datasets.german_credit import credit_model, german_credit_features, load_german_credit, split
 from glasslog.ledger import Ledger, merkle
 from glasslog.ledger.commitments import commit
 from glasslog.ledger.receipt import Receipt, ReceiptFormatError

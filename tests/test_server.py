@@ -27,7 +27,7 @@ from fastapi.testclient import TestClient
 
 from glasslog import capture
 from glasslog.access import AuthError, KeyStore
-from glasslog.demo.german_credit import credit_model, german_credit_features, load_german_credit
+from glasslog.datasets.german_credit import credit_model, german_credit_features, load_german_credit
 from glasslog.demo.run import run_demo
 from glasslog.ledger import Ledger
 from glasslog.registry import ClaimedMetrics, ModelCard, dump_model, fingerprint_frame

@@ -40,7 +40,7 @@ from schemathesis.checks import (  # the built-in checks load lazily by name
 
 from glasslog import capture
 from glasslog.access import KeyStore
-from glasslog.demo.german_credit import load_german_credit
+from glasslog.datasets.german_credit import load_german_credit
 from glasslog.demo.run import run_demo
 from glasslog.ledger import Ledger
 from glasslog.server import create_app

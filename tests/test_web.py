@@ -42,7 +42,7 @@ from glasslog import capture
 from glasslog.access import KeyStore
 from glasslog.audit.report import build_report
 from glasslog.audit.run import audit_logged_model
-from glasslog.demo.german_credit import german_credit_features, load_german_credit
+from glasslog.datasets.german_credit import german_credit_features, load_german_credit
 from glasslog.demo.run import run_demo, wilson_interval
 from glasslog.ledger import Ledger
 from glasslog.ledger.note import generate_signer

@@ -227,7 +227,7 @@ def _demo_on(store_url: str | None, data_dir: Path, monkeypatch):
 
 def test_sdk_and_http_writers_together(pg_url, tmp_path, monkeypatch):
     from glasslog.access import KeyStore
-    from glasslog.demo.german_credit import load_german_credit
+    from glasslog.datasets.german_credit import load_german_credit
     from glasslog.registry import Registry
 
     data_dir = tmp_path / "log"

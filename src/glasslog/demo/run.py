@@ -26,7 +26,7 @@ from ..ledger import Ledger
 from ..registry import ClaimedMetrics, ModelCard, Registry, fingerprint_frame, with_domains
 from ..stats import wilson_interval
 from ..verify import audit_log, replay, verify_receipt
-from .german_credit import credit_model, german_credit_features, load_german_credit, split
+from ..datasets.german_credit import credit_model, german_credit_features, load_german_credit, split
 
 __all__ = ["DemoSummary", "run_demo", "DEFAULT_ORIGIN"]
 
