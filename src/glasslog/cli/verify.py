@@ -207,6 +207,15 @@ def verify_log_cmd(
                              "the log must extend it, so a rollback, a truncation or a lost write-ahead file shows.")] = None,
     witness_key: WitnessKeys = None,
     min_witnesses: MinWitnesses = None,
+    resume: Annotated[bool, typer.Option(
+        "--resume", help="Resume from the checkpoint this verifier verified before (kept in --state-file): check the "
+                         "consistency proof to the newest checkpoint and re-hash only the entries added since; the "
+                         "first run, or one without a state file, audits the whole log and keeps the state. Old entries' "
+                         "bodies are NOT re-read: an edit to an entry verified before is found only without --resume.")] = False,
+    state_file: Annotated[Path | None, typer.Option(
+        "--state-file", help="Where --resume keeps what was verified (tree size, root hash, frontier, checkpoint; mode "
+                             "0600). Default: $XDG_STATE_HOME/glasslog/verified/<origin>.json "
+                             "(~/.local/state when unset).")] = None,
 ) -> None:
     """Recompute every hash, check every checkpoint and their consistency.
 
@@ -214,19 +223,26 @@ def verify_log_cmd(
     --key-file; without one, with the key stored in the database being
     checked, which whoever rewrote the database could have replaced (a
     warning says so).
+
+    With --resume, only what the log added since the last verification is
+    checked: the log must still hold the verified checkpoint with the same
+    root, every new entry is re-hashed into the verified tree's frontier and
+    must give each newer checkpoint's root, and the log's consistency proof
+    to its newest checkpoint must verify. The bodies of entries verified
+    before are not re-read (the trade-off every witness and monitor makes:
+    the kept root commits to them); run without --resume now and then to
+    re-read everything.
     """
     from ..ledger.cosignature import verify_cosigned
     from ..ledger.note import Verifier, open_checkpoint
     from ..verify import audit_log
+    from ..verify.resume import VerifierState, default_state_path, resume_audit, state_after_audit
 
     verifier = None
     if key or key_file:
         verifier = Verifier.parse(_verifier_key(key, key_file, data_dir))
-    else:
-        err.print("[yellow]warning:[/] no --key or --key-file: checking the checkpoints with the verifier key stored in "
-                  "the database being checked, so a database rewritten and re-signed with another key would pass. Pass the "
-                  "log's key from a copy published independently (e.g. log.vkey as the operator published it).",
-                  highlight=False)
+    if state_file is not None:
+        resume = True
     witness_keys, needed = _witness_policy(witness_key, min_witnesses)
     kept = None
     if checkpoint is not None:
@@ -245,6 +261,19 @@ def verify_log_cmd(
     elif witness_keys or needed:
         _fail("--witness-key / --min-witnesses apply to a --checkpoint you kept")
     ledger = _open(data_dir)
+    state = None
+    path = None
+    if resume:
+        path = state_file if state_file is not None else default_state_path(ledger.origin)
+        try:
+            state = VerifierState.load(path)
+        except _INPUT_ERRORS as exc:
+            _fail(str(exc))
+    if verifier is None and (state is None or state.key_source != "given"):
+        err.print("[yellow]warning:[/] no --key or --key-file: checking the checkpoints with the verifier key stored in "
+                  "the database being checked, so a database rewritten and re-signed with another key would pass. Pass the "
+                  "log's key from a copy published independently (e.g. log.vkey as the operator published it).",
+                  highlight=False)
     with _progress() as bar:
         tasks: dict[str, Any] = {}
 
@@ -253,20 +282,50 @@ def verify_log_cmd(
                 tasks[stage] = bar.add_task(stage, total=total)
             bar.update(tasks[stage], completed=done, total=total)
 
-        report = audit_log(ledger, progress=progress, verifier=verifier, kept=kept)
+        if state is not None:
+            try:
+                report, new_state = resume_audit(ledger, state, verifier=verifier, progress=progress, kept=kept)
+            except _INPUT_ERRORS as exc:
+                _fail(str(exc))
+        else:
+            report = audit_log(ledger, progress=progress, verifier=verifier, kept=kept)
+            new_state = state_after_audit(ledger, report, verifier) if resume else None
+    if new_state is not None and path is not None:
+        try:
+            new_state.save(path)
+        except OSError as exc:
+            _fail(f"the log verified, but the state could not be kept in {path}: {exc}")
     if json_out:
-        _print_json(report.to_dict())
+        _print_json({**report.to_dict(), **({"state_file": str(path)} if path is not None else {})})
     elif report.ok:
         trust = ("with the verifier key given" if report.key_source == "given"
                  else "with the verifier key stored in the database itself (not checked independently)")
-        out.print(f"[bold green]Log verified[/]: {report.tree_size} entries rehashed, {report.checkpoints} signed checkpoints"
-                  f" checked {trust} and consistent" + (f"; it extends the kept checkpoint at tree size {kept.tree_size}"
-                                                       if kept is not None else "") + ".")
+        if report.resumed_from is not None:
+            what = (f"resumed from the checkpoint verified before at tree size {report.resumed_from}:"
+                    f" {report.tree_size - report.resumed_from} new entries rehashed, {report.checkpoints} signed checkpoints"
+                    f" from it on checked {trust} and consistent (entries before {report.resumed_from} not re-read)")
+        else:
+            what = (f"{report.tree_size} entries rehashed, {report.checkpoints} signed checkpoints checked {trust} and"
+                    " consistent")
+        out.print(f"[bold green]Log verified[/]: {what}" + (f"; it extends the kept checkpoint at tree size {kept.tree_size}"
+                                                            if kept is not None else "") + ".", highlight=False)
+        if new_state is not None:
+            out.print(f"  verified tree size {new_state.tree_size} kept in {path} for --resume", highlight=False)
     else:
-        out.print(f"[bold red]Log verification FAILED[/]: first bad index {report.first_bad_index}")
+        out.print(f"[bold red]Log verification FAILED[/]: {_where(report)}", highlight=False)
         for p in report.problems:
             out.print(f"  - {p}", highlight=False)
     raise typer.Exit(EXIT_OK if report.ok else EXIT_FAILED)
+
+
+def _where(report) -> str:
+    """Where a failed audit went wrong: the first bad index and/or the checkpoint (never 'None')."""
+    parts = []
+    if report.first_bad_index is not None:
+        parts.append(f"first bad index {report.first_bad_index}")
+    if report.bad_checkpoint is not None:
+        parts.append(f"checkpoint at tree size {report.bad_checkpoint}")
+    return ", ".join(parts) if parts else "see below"
 
 
 @verify_app.command("replay")

@@ -32,11 +32,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..ledger import Ledger, merkle
-from ..ledger.entries import Entry, EntryError
+from ..ledger import EntryError, Ledger, merkle
+from ..ledger.entries import Entry
 from ..ledger.note import Checkpoint, NoteError, Verifier, open_checkpoint
 
-__all__ = ["LogAuditReport", "audit_log"]
+__all__ = ["LogAuditReport", "audit_log", "audit_entry"]
 
 
 @dataclass
@@ -53,6 +53,10 @@ class LogAuditReport:
             database) or ``database`` (with the key the database itself holds).
         missing_checkpoints: tree sizes of checkpoints that witnesses cosigned
             but the log no longer holds.
+        resumed_from: with ``resume_audit``, the tree size verified before
+            (entries below it were not re-read); None for a whole-log audit.
+        bad_checkpoint: tree size of the first checkpoint found bad or missing
+            when no entry index can be named, else None.
     """
 
     ok: bool
@@ -62,6 +66,8 @@ class LogAuditReport:
     problems: list[str] = field(default_factory=list)
     key_source: str = "database"
     missing_checkpoints: list[int] = field(default_factory=list)
+    resumed_from: int | None = None
+    bad_checkpoint: int | None = None
 
     def to_dict(self) -> dict:
         return vars(self).copy()
@@ -117,31 +123,8 @@ def audit_log(ledger: Ledger, *, check_entries: bool = True, progress: Callable[
         if not isinstance(data, bytes):
             flag(idx, f"entry {idx} is stored as {type(data).__name__}, not bytes: the database was edited")
             data = data.encode("utf-8") if isinstance(data, str) else bytes(str(data), "utf-8")
-        obj = None
         if check_entries:
-            try:
-                obj = Entry.from_bytes(data).object()
-            except EntryError as exc:
-                flag(idx, f"entry {idx} is malformed: {exc}")
-        if obj is not None:
-            if obj.get("type") != stored_type:
-                flag(idx, f"entry {idx} is a {obj.get('type')} entry but is filed as {stored_type!r}: the type column was edited")
-            if obj["type"] == "model":
-                statuses[obj["model"]] = obj["status"]
-            elif obj["type"] == "decision":
-                status = statuses.get(obj["model"])
-                if status is None:
-                    flag(idx, f"decision {idx} names model {obj['model'][:19]}..., which is not registered before it")
-                elif status != "active":
-                    flag(idx, f"decision {idx} was made by model {obj['model'][:19]}... while it was {status}")
-                if "foundation" in obj:  # a head on a foundation model: the foundation must have been active too
-                    base = statuses.get(obj["foundation"])
-                    if base is None:
-                        flag(idx, f"decision {idx} names foundation model {obj['foundation'][:19]}..., which is not"
-                                  " registered before it")
-                    elif base != "active":
-                        flag(idx, f"decision {idx} was made on foundation model {obj['foundation'][:19]}... while it"
-                                  f" was {base}")
+            audit_entry(idx, stored_type, data, statuses, flag)
         leaves.append(merkle.leaf_hash(data))
         expected += 1
         if progress and idx % 10000 == 0:
@@ -253,3 +236,40 @@ def audit_log(ledger: Ledger, *, check_entries: bool = True, progress: Callable[
     report.problems = problems
     report.ok = not problems
     return report
+
+
+def audit_entry(idx: int, stored_type: str, data: bytes, statuses: dict[str, str],
+                flag: Callable[[int, str], None]) -> None:
+    """Check one entry's body: canonical JSON of a known type, filed under its own type, and a decision made by
+    (and on a foundation model) that was active at that point of the log.
+
+    Args:
+        idx: the entry's index.
+        stored_type: the type column it is filed under.
+        data: its bytes.
+        statuses: model fingerprint -> status as of ``idx``; updated by model entries.
+        flag: called as ``flag(index, message)`` for each problem.
+    """
+    try:
+        obj = Entry.from_bytes(data).object()
+    except EntryError as exc:
+        flag(idx, f"entry {idx} is malformed: {exc}")
+        return
+    if obj.get("type") != stored_type:
+        flag(idx, f"entry {idx} is a {obj.get('type')} entry but is filed as {stored_type!r}: the type column was edited")
+    if obj["type"] == "model":
+        statuses[obj["model"]] = obj["status"]
+    elif obj["type"] == "decision":
+        status = statuses.get(obj["model"])
+        if status is None:
+            flag(idx, f"decision {idx} names model {obj['model'][:19]}..., which is not registered before it")
+        elif status != "active":
+            flag(idx, f"decision {idx} was made by model {obj['model'][:19]}... while it was {status}")
+        if "foundation" in obj:  # a head on a foundation model: the foundation must have been active too
+            base = statuses.get(obj["foundation"])
+            if base is None:
+                flag(idx, f"decision {idx} names foundation model {obj['foundation'][:19]}..., which is not"
+                          " registered before it")
+            elif base != "active":
+                flag(idx, f"decision {idx} was made on foundation model {obj['foundation'][:19]}... while it"
+                          f" was {base}")
