@@ -25,7 +25,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +33,7 @@ import pytest
 
 from glasslog.ledger import Ledger
 
-from .goenv import go_env, xmod_dir
+from .goenv import build_go_program
 
 GO_SRC = Path(__file__).resolve().parent / "go" / "glasslogcheck"
 DEFAULT_XMOD = Path("/usr/share/gocode/src/golang.org/x/mod")
@@ -61,60 +60,10 @@ def flip_b64(value: str, byte: int = 0, bit: int = 0) -> str:
 # ------------------------------------------------------------------ building
 
 
-_xmod_dir = xmod_dir
-_go_env = go_env
-
-
-def _build_module_mode(go: str, xmod: Path, tmp: Path) -> subprocess.CompletedProcess:
-    """Module mode: a go.mod whose replace directive points at the local x/mod source."""
-    src = tmp / "module-src"
-    src.mkdir()
-    shutil.copy(GO_SRC / "main.go", src / "main.go")
-    (src / "go.mod").write_text(
-        "module glasslog.example/glasslogcheck\n\ngo 1.17\n\n"
-        "require golang.org/x/mod v0.7.0\n\n"
-        f"replace golang.org/x/mod => {xmod}\n"
-    )
-    env = _go_env(tmp, {"GO111MODULE": "on", "GOFLAGS": "-mod=mod", "GOPATH": str(tmp / "gopath")})
-    return subprocess.run([go, "build", "-o", str(tmp / "glasslogcheck"), "."], cwd=src, env=env,
-                          capture_output=True, text=True, timeout=600)
-
-
-def _build_gopath_mode(go: str, xmod: Path, tmp: Path) -> subprocess.CompletedProcess:
-    """GOPATH mode: works when x/mod sits at <GOPATH>/src/golang.org/x/mod (Debian's layout)."""
-    if xmod.parts[-4:] != ("src", "golang.org", "x", "mod"):
-        return subprocess.CompletedProcess([], 1, "", f"{xmod} is not laid out as <GOPATH>/src/golang.org/x/mod")
-    gopath = xmod.parents[3]
-    src = tmp / "gopath-src"
-    src.mkdir()
-    shutil.copy(GO_SRC / "main.go", src / "main.go")
-    env = _go_env(tmp, {"GO111MODULE": "off", "GOPATH": str(gopath)})
-    return subprocess.run([go, "build", "-o", str(tmp / "glasslogcheck"), "."], cwd=src, env=env,
-                          capture_output=True, text=True, timeout=600)
-
-
 @pytest.fixture(scope="session")
 def go_checker(tmp_path_factory) -> Path:
     """Build glasslogcheck once per session; skip when Go or x/mod is absent."""
-    go = shutil.which("go")
-    if go is None:
-        pytest.skip("Go toolchain not found on PATH ('go'); install it with .ci/go-deps.sh "
-                    "(Debian packages golang-go and golang-golang-x-mod-dev)")
-    xmod = _xmod_dir()
-    for rel in ("go.mod", "sumdb/note/note.go", "sumdb/tlog/tlog.go", "sumdb/tlog/tile.go"):
-        if not (xmod / rel).is_file():
-            pytest.skip(f"golang.org/x/mod source not found at {xmod} (missing {rel}); install Debian's "
-                        "golang-golang-x-mod-dev (.ci/go-deps.sh) or set GLASSLOG_XMOD_DIR")
-    tmp = tmp_path_factory.mktemp("go-build")
-    errors = []
-    for name, build in (("module mode", _build_module_mode), ("GOPATH mode", _build_gopath_mode)):
-        attempt = tmp / name.split()[0].lower()
-        attempt.mkdir()
-        proc = build(go, xmod, attempt)
-        if proc.returncode == 0 and (attempt / "glasslogcheck").is_file():
-            return attempt / "glasslogcheck"
-        errors.append(f"--- {name} (exit {proc.returncode}):\n{proc.stdout}{proc.stderr}")
-    pytest.fail("could not build tests/go/glasslogcheck offline against " + str(xmod) + "\n" + "\n".join(errors))
+    return build_go_program(GO_SRC, tmp_path_factory.mktemp("go-build"))
 
 
 # ---------------------------------------------------------------- the log
