@@ -88,7 +88,7 @@ class TestLog:
     keys: dict[str, str]
 
 
-def make_log(root: Path, model_dir: Path, deployments: dict[str, str]) -> TestLog:
+def make_log(root: Path, model_dir: Path, deployments: dict[str, str | tuple[str, str]]) -> TestLog:
     """A log with the test model registered, ``deployments`` (name -> visibility) declared, an operator key bound to
     each, an unbound operator key (``"operator"``) and a developer, a researcher and a supervisor key."""
     from glasslog.access import KeyStore
@@ -100,8 +100,9 @@ def make_log(root: Path, model_dir: Path, deployments: dict[str, str]) -> TestLo
     try:
         fp = register_model_dir(lg, model_dir, name=MODEL_NAME, version=MODEL_VERSION)
         keys = {}
-        for name, visibility in deployments.items():
-            Deployments(lg).declare(name, visibility, f"test deployment {name}")
+        for name, visibility in deployments.items():  # a visibility, or (visibility, embeddings setting)
+            visibility, embeddings = (visibility, "skip") if isinstance(visibility, str) else visibility
+            Deployments(lg).declare(name, visibility, f"test deployment {name}", embeddings)
             keys[name] = KeyStore(lg).create("operator", f"app of {name}", [name])[1]
         keys["operator"] = KeyStore(lg).create("operator", "operations")[1]
         keys["developer"] = KeyStore(lg).create("developer", "a developer")[1]

@@ -365,3 +365,69 @@ def test_gzip_json_body(served):
     body = gzip.compress(json.dumps(_request([_span("6" * 32, "6" * 16, CHAT)])).encode())
     r = _post(base, tl.keys[PUBLIC], body, "application/json", **{"content-encoding": "gzip"})
     assert r.status_code == 200 and r.headers["x-glasslog-logged"] == "1"
+
+
+def _attr(k, v):
+    if isinstance(v, bool):
+        return {"key": k, "value": {"boolValue": v}}
+    if isinstance(v, int):
+        return {"key": k, "value": {"intValue": str(v)}}
+    return {"key": k, "value": {"stringValue": v}}
+
+
+def _embedding_span(trace: str, span: str, attrs: dict) -> dict:
+    sp = _span(trace, span, {}, "embeddings")
+    sp["attributes"] = [_attr(k, v) for k, v in attrs.items()]
+    return sp
+
+
+def test_embeddings_are_decisions_where_the_deployment_declares_it(served):
+    from glasslog import capture
+    from glasslog.verify.receipts import verify_receipt
+
+    base, tl = served
+    op = {"authorization": f"Bearer {tl.keys['operator']}"}
+    r = httpx.post(base + "/v1/deployments", headers=op, json={"name": "acme.example/search", "visibility": "private",
+                                                                "embeddings": "decision", "description": "retrieval"})
+    assert r.status_code == 201 and r.json()["embeddings"] == "decision"
+    r = httpx.post(base + "/v1/deployments", headers=op, json={"name": "acme.example/search", "visibility": "private"})
+    assert r.status_code == 409 and "embeddings" in r.json()["detail"]  # fixed at declaration
+    semconv = {"gen_ai.operation.name": "embeddings", "gen_ai.request.model": MODEL_NAME, "gen_ai.provider.name": "local",
+               "gen_ai.embeddings.dimension.count": 64, "gen_ai.usage.input_tokens": 5}
+    openinference = {"openinference.span.kind": "EMBEDDING", "embedding.model_name": MODEL_NAME,
+                     "embedding.embeddings.0.embedding.text": "first document",
+                     "embedding.embeddings.1.embedding.text": "second document"}
+    unregistered = {**semconv, "gen_ai.request.model": "text-embedding-unregistered"}
+    spans = [_embedding_span("a1" * 16, "01" * 8, semconv), _embedding_span("a1" * 16, "02" * 8, openinference),
+             _embedding_span("a1" * 16, "03" * 8, unregistered), _embedding_span("a1" * 16, "01" * 8, semconv)]
+    before = _size(tl)
+    r = _post(base, tl.keys["operator"], _request(spans, service="acme.example/search"))
+    assert r.status_code == 200 and r.headers["x-glasslog-logged"] == "2"
+    ps = r.json()["partialSuccess"]
+    assert int(ps["rejectedSpans"]) == 1 and "text-embedding-unregistered" in ps["errorMessage"]
+    assert "is not registered" in ps["errorMessage"] and "already logged" in ps["errorMessage"]
+    with Ledger.open(tl.data_dir) as lg:
+        assert lg.size == before + 2
+        decisions = {e["span"]["span_id"]: (i, e) for i, e in lg.entries_of_type("decision") if e.get("source") == "otlp"}
+        i1, d1 = decisions["01" * 8]
+        assert d1["model"] == tl.fingerprint and d1["operation"] == "embeddings" and d1["deployment"] == "acme.example/search"
+        assert d1["captured"] == {"input": False} and d1["tokens"] == {"input": 5} and "output" not in d1
+        rc = capture.receipt(lg, i1)
+        assert verify_receipt(rc, lg.verifier_key).ok
+        assert json.loads(rc.private["output"][1]) == {"embeddings": None, "dimensions": 64}
+        i2, d2 = decisions["02" * 8]
+        assert d2["captured"] == {"input": True} and d2["reported_model"] == {"request": MODEL_NAME, "response": MODEL_NAME}
+        rc2 = capture.receipt(lg, i2)
+        assert verify_receipt(rc2, lg.verifier_key).ok
+        assert json.loads(rc2.private["input"][1]) == {"texts": ["first document", "second document"]}
+        assert json.loads(rc2.private["output"][1]) == {"embeddings": 2, "dimensions": None}
+    # the same span again: logged once
+    r = _post(base, tl.keys["operator"], _request(spans[:1], service="acme.example/search"))
+    assert r.headers["x-glasslog-logged"] == "0" and "already logged" in r.json()["partialSuccess"]["errorMessage"]
+    # a deployment that did not declare it: not logged, not refused, and the response says how to opt in
+    size = _size(tl)
+    r = _post(base, tl.keys[PUBLIC], _request([_embedding_span("a2" * 16, "04" * 8, semconv)]))
+    ps = r.json()["partialSuccess"]
+    assert r.status_code == 200 and r.headers["x-glasslog-logged"] == "0" and int(ps.get("rejectedSpans", 0)) == 0
+    assert "embeddings: 1" in ps["errorMessage"] and "--embeddings decision" in ps["errorMessage"]
+    assert _size(tl) == size

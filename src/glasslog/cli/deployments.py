@@ -22,6 +22,9 @@ def declare(
     visibility: Annotated[str, typer.Option(help="public-service (outputs public) or private (outputs committed; the "
                                                  "public sees counts).")],
     description: Annotated[str, typer.Option(help="What the deployment is, in plain words.")] = "",
+    embeddings: Annotated[str, typer.Option(help="What its applications' reported embeddings operations (OTLP spans) "
+                                                 "become: skip (not logged) or decision (decision entries naming the "
+                                                 "registered embedding model). Fixed at declaration.")] = "skip",
     data_dir: DataDir = DEFAULT_DIR,
     json_out: JsonOut = False,
 ) -> None:
@@ -31,13 +34,14 @@ def declare(
 
     ledger = _open(data_dir)
     try:
-        d = Deployments(ledger).declare(name, visibility, description)
+        d = Deployments(ledger).declare(name, visibility, description, embeddings)
     except GlasslogError as exc:
         _fail(str(exc))
     if json_out:
         _print_json(d.to_dict())
         return
-    out.print(f"deployment {d.name} ({d.visibility}), declared at entry {d.declared_index}")
+    extra = ", embeddings logged as decisions" if d.embeddings == "decision" else ""
+    out.print(f"deployment {d.name} ({d.visibility}{extra}), declared at entry {d.declared_index}")
 
 
 @deployments_app.command("list")

@@ -25,7 +25,8 @@ instrumentations leave it out unless told to record it (e.g.
 has no input or output, and the log says so.
 
 Operations: ``chat``, ``text_completion`` and ``generate_content`` are
-generations; ``embeddings`` are recognised; anything else (``invoke_agent``,
+generations; ``embeddings`` are mapped by ``map_embeddings`` (logged as
+decisions where the deployment declares it); anything else (``invoke_agent``,
 ``execute_tool``, an unknown name, an OpenInference ``CHAIN`` or ``TOOL``
 span) is not a generation. Spans with no GenAI or OpenInference attribute at
 all are not GenAI spans.
@@ -39,7 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = ["GENERATION_OPERATIONS", "GenAIRecord", "Evaluation", "NotGenAI", "classify", "map_span", "evaluation_from",
-           "MissingAttribute"]
+           "MissingAttribute", "EmbeddingsRecord", "map_embeddings"]
 
 GENERATION_OPERATIONS = ("chat", "text_completion", "generate_content")
 """``gen_ai.operation.name`` values logged as ``generation`` entries."""
@@ -475,3 +476,68 @@ def _openinference_evaluations(attrs: dict) -> list[Evaluation]:
                 out.append(Evaluation(name=name[:200], score=_num(e.get(f"{inner}.score")), label=_str(e.get(f"{inner}.label")),
                                       explanation=_str(e.get(f"{inner}.explanation")), convention="openinference"))
     return out
+
+
+@dataclass
+class EmbeddingsRecord:
+    """One reported ``embeddings`` operation (logged as a decision where the deployment declares it)."""
+
+    convention: str
+    request_model: str | None = None
+    response_model: str | None = None
+    provider: str | None = None
+    fingerprint: str | None = None
+    input_tokens: int | None = None
+    dimensions: int | None = None
+    encoding_formats: list[str] | None = None
+    texts: list[str] | None = None
+    count: int | None = None
+
+
+def map_embeddings(attrs: dict, resource: dict) -> EmbeddingsRecord:
+    """Map an ``embeddings`` span (``gen_ai.operation.name`` = ``embeddings``, OpenLLMetry's ``llm.request.type`` =
+    ``embedding`` or an OpenInference ``EMBEDDING`` span) to a record. The input texts are there only where the
+    application captured them (OpenInference ``embedding.embeddings.N.embedding.text``; ``gen_ai.input.messages``;
+    ``input.value``); vectors are never read (only their number and dimension).
+
+    Raises:
+        NotGenAI: not an embeddings span.
+        MissingAttribute: no model named, or malformed input messages.
+    """
+    operation, convention = classify(attrs)
+    if operation != "embeddings":
+        raise NotGenAI(f"operation {operation!r} is not embeddings", operation)
+    rec = EmbeddingsRecord(convention)
+    rec.request_model = _str(_first(attrs, "gen_ai.request.model", "embedding.model_name", "llm.model_name"))
+    rec.response_model = _str(_first(attrs, "gen_ai.response.model", "embedding.model_name", "llm.model_name"))
+    if rec.request_model is None and rec.response_model is None:
+        raise MissingAttribute("gen_ai.request.model is missing (no requested or response model is named)")
+    rec.provider = _str(_first(attrs, "gen_ai.provider.name", "gen_ai.system", "llm.provider", "llm.system"))
+    rec.fingerprint = _str(_first(attrs, "glasslog.model.fingerprint")) or _str(resource.get("glasslog.model.fingerprint"))
+    rec.input_tokens = _int(_first(attrs, "gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens", "llm.token_count.prompt"))
+    rec.dimensions = _int(attrs.get("gen_ai.embeddings.dimension.count"))
+    formats = _json(attrs.get("gen_ai.request.encoding_formats"))
+    if formats is not None:
+        rec.encoding_formats = [str(f)[:50] for f in formats][:10] if isinstance(formats, list) else [str(formats)[:50]]
+    items = _indexed(attrs, "embedding.embeddings")
+    if items:
+        texts = [m.get("embedding.text") for m in items.values()]
+        rec.texts = [_str(t) or "" for t in texts] if any(t is not None for t in texts) else None
+        vectors = [m.get("embedding.vector") for m in items.values()]
+        rec.count = len(items)
+        first = next((v for v in vectors if isinstance(v, list)), None)
+        if rec.dimensions is None and first is not None:
+            rec.dimensions = len(first)
+    if rec.texts is None:
+        messages = _messages_from_semconv(attrs.get("gen_ai.input.messages"))
+        if messages is not None:
+            rec.texts = [m["content"] if isinstance(m.get("content"), str) else json.dumps(m, sort_keys=True)
+                         for m in messages]
+        elif attrs.get("input.value") is not None:
+            value = _json(attrs["input.value"]) if attrs.get("input.mime_type") == "application/json" else attrs["input.value"]
+            if isinstance(value, dict) and "input" in value:
+                value = value["input"]
+            rec.texts = [str(v) for v in value] if isinstance(value, list) else [_str(value) or ""]
+    if rec.count is None and rec.texts is not None:
+        rec.count = len(rec.texts)
+    return rec

@@ -62,9 +62,11 @@ from ..capture.generator import reported_generation
 from ..errors import AccessError
 from ..ledger import Entry, EntryError, Ledger, PrivateValue, commit, utc_now
 from ..ledger.commitments import fresh_salts
+from ..records import finding_entry
 from ..registry import Deployments, RegisteredModel, Registry
 from ..storage import StorageConflict
 from . import genai
+from .embeddings import append_embeddings
 from .otlp import iter_log_records, iter_spans
 
 __all__ = ["Ingestor", "IngestResult", "FAILING_LABELS", "PASSING_LABELS", "ModelResolver", "deployment_for",
@@ -180,6 +182,7 @@ class IngestResult:
     skipped: dict[str, int] = field(default_factory=dict)
     findings: list[int] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    hints: set[str] = field(default_factory=set)
 
     def message(self) -> str:
         """The ``partial_success.error_message``: rejections first, then what was skipped (empty if neither)."""
@@ -192,6 +195,7 @@ class IngestResult:
             parts.append("not logged (not generations): " + ", ".join(f"{k}: {v}" for k, v in sorted(self.skipped.items())))
         if self.duplicates:
             parts.append(f"{self.duplicates} already logged (duplicate span ids)")
+        parts.extend(sorted(self.hints))
         return ". ".join(parts)
 
     def to_dict(self) -> dict:
@@ -240,12 +244,18 @@ class Ingestor:
             raise AccessError(f"role {principal.role} may not send telemetry; it needs an operator key")
         result = IngestResult()
         pending: list[_Pending] = []
+        embeddings: list[_Pending] = []
         resource_deployments: dict[int, tuple[str | None, str | None]] = {}
         for sv in iter_spans(request):
             where = f"span {sv.span_id.hex() or '?'} ({sv.name or 'unnamed'})"
             try:
                 record = genai.map_span(sv.attrs, sv.events, sv.resource)
             except genai.NotGenAI as exc:
+                if exc.operation == "embeddings":
+                    if sv.resource_index not in resource_deployments:
+                        resource_deployments[sv.resource_index] = self._deployment(principal, sv.resource)
+                    if self._embeddings(sv, resource_deployments[sv.resource_index], embeddings, result):
+                        continue
                 key = exc.operation or "non-GenAI spans"
                 result.skipped[key] = result.skipped.get(key, 0) + 1
                 continue
@@ -267,7 +277,30 @@ class Ingestor:
                                     service if isinstance(service, str) else None, sv.trace_id, sv.span_id,
                                     sv.start, sv.end))
         self._log_generations(pending, result)
+        self._log_generations(embeddings, result, lambda items, res: append_embeddings(self, items, res))
         return result
+
+    def _embeddings(self, sv, deployment: tuple[str | None, str | None], out: list[_Pending], result: IngestResult) -> bool:
+        """Queue an embeddings span as a decision if its deployment declares ``embeddings: decision`` (True if it was
+        queued or rejected; False: skip it, not logged)."""
+        name, problem = deployment
+        if name is None or self.deployments.get(name).embeddings != "decision":
+            result.hints.add(f"embeddings are not logged in deployment {name!r}: declare one with --embeddings decision"
+                             " to log them as decisions" if name else "embeddings are logged only in a declared deployment")
+            return False
+        where = f"span {sv.span_id.hex() or '?'} ({sv.name or 'unnamed'})"
+        bad = _valid_ids(sv.trace_id, sv.span_id)
+        try:
+            if bad:
+                raise genai.MissingAttribute(bad)
+            record = genai.map_embeddings(sv.attrs, sv.resource)
+        except genai.MissingAttribute as exc:
+            self._reject(result, f"{where}: {exc}")
+            return True
+        service = sv.resource.get("service.name")
+        out.append(_Pending(name, span_key(sv.trace_id, sv.span_id), record, service if isinstance(service, str) else None,
+                            sv.trace_id, sv.span_id, sv.start, sv.end))
+        return True
 
     def _deployment(self, principal: Principal, resource: dict) -> tuple[str | None, str | None]:
         try:
@@ -284,9 +317,10 @@ class Ingestor:
         result.rejected += 1
         result.problems.append(problem)
 
-    def _log_generations(self, pending: list[_Pending], result: IngestResult) -> None:
+    def _log_generations(self, pending: list[_Pending], result: IngestResult, append=None) -> None:
         if not pending:
             return
+        append = append or self._append_generations
         unique: dict[tuple[str, bytes], _Pending] = {}
         for p in pending:
             if (p.deployment, p.key) in unique:
@@ -298,7 +332,7 @@ class Ingestor:
             if not fresh:
                 return
             try:
-                self._append_generations(fresh, result)
+                append(fresh, result)
                 return
             except StorageConflict:
                 if attempt:  # a concurrent request logged some of them meanwhile, twice over: give up on this batch
@@ -346,17 +380,17 @@ class Ingestor:
                 span["start"] = start
             if end:
                 span["end"] = end
-            entry, pv = reported_generation(
-                source="otlp", deployment=p.deployment, visibility=visibility[p.deployment], operation=rec.operation,
-                model=model.fingerprint if model else None,
-                reported_model={k: v[:200] for k, v in (("request", rec.request_model), ("response", rec.response_model))
-                                if v},
-                prompt=rec.prompt, output=rec.output, time=now, position=pos, salts=salts[2 * pos: 2 * pos + 2],
-                tokens=tokens, sampling=rec.sampling or None, provider=_short(rec.provider),
-                response_id=_short(rec.response_id, 500), finish_reasons=rec.finish_reasons,
-                conversation=_short(rec.conversation, 500), span=span, service=_short(p.service),
-                convention=rec.convention)
             try:
+                entry, pv = reported_generation(
+                    source="otlp", deployment=p.deployment, visibility=visibility[p.deployment], operation=rec.operation,
+                    model=model.fingerprint if model else None,
+                    reported_model={k: v[:200] for k, v in (("request", rec.request_model), ("response", rec.response_model))
+                                    if v},
+                    prompt=rec.prompt, output=rec.output, time=now, position=pos, salts=salts[2 * pos: 2 * pos + 2],
+                    tokens=tokens, sampling=rec.sampling or None, provider=_short(rec.provider),
+                    response_id=_short(rec.response_id, 500), finish_reasons=rec.finish_reasons,
+                    conversation=_short(rec.conversation, 500), span=span, service=_short(p.service),
+                    convention=rec.convention)
                 entries.append(Entry.from_object(entry))
             except EntryError as exc:
                 self._reject(result, f"span {p.span_id.hex()}: cannot be logged: {exc}")
@@ -528,13 +562,8 @@ def _short(value: str | None, limit: int = 200) -> str | None:
 
 def _finding(now: str, check: str, deployment: str, model: str | None, source: str, by_role: str, verdict: str,
              severity: str, evidence: dict, statistic: str = "count", value: float | None = None) -> dict:
-    obj = {"type": "finding", "v": 1, "time": now, "source": source, "check": check, "deployment": deployment,
-           "statistic": statistic, "verdict": verdict, "severity": severity, "by_role": by_role, "evidence": evidence}
-    if model is not None:
-        obj["model"] = model
-    if value is not None:
-        obj["value"] = value
-    return obj
+    return finding_entry(time=now, source=source, check=check, deployment=deployment, statistic=statistic,
+                         verdict=verdict, severity=severity, by_role=by_role, evidence=evidence, model=model, value=value)
 
 
 def _verdict(ev: genai.Evaluation) -> tuple[str, str]:

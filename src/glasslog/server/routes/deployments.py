@@ -23,6 +23,9 @@ class DeploymentRequest(Strict):
     name: str = Field(min_length=1, max_length=200)
     visibility: Literal["public-service", "private"]
     description: str = Field("", max_length=2000)
+    embeddings: Literal["skip", "decision"] = Field(
+        "skip", description="what the deployment's reported embeddings operations (OTLP GenAI spans) become: not logged,"
+                            " or decision entries naming the registered embedding model; fixed at declaration")
 
 
 class DeploymentOut(Open):
@@ -30,6 +33,7 @@ class DeploymentOut(Open):
     visibility: Literal["public-service", "private"]
     description: str
     declared_index: int
+    embeddings: Literal["skip", "decision"] = "skip"
 
 
 class StatsOut(Out):
@@ -57,7 +61,7 @@ def declare_deployment(body: DeploymentRequest, who: Operator, s: State) -> dict
     if not body.description.isprintable():
         raise invalid("description", "must be printable text")
     try:
-        return s.ctx().deployments.declare(body.name, body.visibility, body.description).to_dict()
+        return s.ctx().deployments.declare(body.name, body.visibility, body.description, body.embeddings).to_dict()
     except DeploymentError as exc:
         raise Problem(409, "Conflict", str(exc), kind="conflict") from None
     except EntryError as exc:
