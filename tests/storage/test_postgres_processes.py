@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from glasslog.ledger import LedgerError, Ledger, canonical_json
+from glasslog.ledger import Ledger, LedgerError, canonical_json
 from glasslog.ledger.merkle import leaf_hash, root_from_leaf_hashes
 from glasslog.verify import audit_log
 

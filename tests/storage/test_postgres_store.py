@@ -11,6 +11,7 @@ import pytest
 
 from glasslog.ledger import Ledger, LedgerError, canonical_json, merkle
 from glasslog.storage import StorageError, StorageUnavailable
+from glasslog.storage.postgres import pool as pgpool
 from glasslog.storage.postgres import store as pgstore
 from glasslog.storage.postgres.url import redact
 from glasslog.verify import audit_log
@@ -23,7 +24,7 @@ ORIGIN = "test.example/postgres"
 @pytest.fixture
 def short_waits(monkeypatch):
     """Waits of 2 s instead of 30 (pools made after this use them: each test's database has a new URL)."""
-    monkeypatch.setattr(pgstore, "WAIT_SECONDS", 2.0)
+    monkeypatch.setattr(pgpool, "WAIT_SECONDS", 2.0)  # the pools, lock timeout and store all read it there
 
 
 def test_redact_removes_the_password_and_nothing_else():

@@ -22,21 +22,20 @@ import json
 import os
 import sqlite3
 import stat
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from .. import strips as S
 from ..base import (
     ApiKeyRow,
-    DecisionRow,
     HashKey,
-    PrivateRow,
     StorageConflict,
     StorageError,
-    StorageUnavailable,
     TransactionAborted,
 )
+from ..readmodel import SqlReadModel
+from .side import _errors, _in_chunks, _SideTables
 
 __all__ = ["SqliteStore", "DB_NAME", "ALLOW_SHARED_ENV", "is_log_database"]
 
@@ -137,25 +136,6 @@ def is_log_database(db_path: Path) -> str | None:
     return None if found else f"{db_path.name} holds no glasslog log"
 
 
-def _in_chunks(ids: Sequence, size: int = 500) -> Iterator[list]:
-    ids = list(ids)
-    for k in range(0, len(ids), size):
-        yield ids[k : k + size]
-
-
-@contextmanager
-def _errors() -> Iterator[None]:
-    """Translate the driver's errors into the storage interface's."""
-    try:
-        yield
-    except sqlite3.IntegrityError as exc:
-        raise StorageConflict(f"the database refused a write: {exc}") from exc
-    except sqlite3.OperationalError as exc:
-        if "locked" in str(exc) or "busy" in str(exc):
-            raise StorageUnavailable(f"the log's database is busy: {exc}") from exc
-        raise
-
-
 class _Tx:
     """A write transaction on SQLite (``BEGIN IMMEDIATE``: SQLite's one write lock)."""
 
@@ -236,8 +216,8 @@ class _Tx:
                   None if at else p.lookup, at, reason) for p, at, reason in rows])
 
 
-class _ReadModel:
-    """The search index tables in the log's SQLite file."""
+class _ReadModel(SqlReadModel):
+    """The search index tables in the log's SQLite file (reads shared with PostgreSQL: ``storage.readmodel``)."""
 
     def __init__(self, db: sqlite3.Connection):
         self._db = db
@@ -271,68 +251,16 @@ class _ReadModel:
             raise
         return True
 
-    def index_of_leaf(self, leaf_hash: bytes) -> int | None:
-        row = self._db.execute("SELECT idx FROM leaf_index WHERE leaf_hash = ?", (leaf_hash,)).fetchone()
-        return None if row is None else row[0]
+    def _all(self, query: str, params) -> list[tuple]:
+        return self._db.execute(query, params).fetchall()
 
-    def search(self, *, model, deployments, since, until, label, after, limit) -> list[int]:
-        where, params = ["idx > ?"], [after]
-        if model:
-            where.append("model = ?")
-            params.append(model)
-        if deployments is not None:
-            if not deployments:
-                return []
-            where.append(f"deployment IN ({','.join('?' * len(deployments))})")
-            params.extend(deployments)
-        if since:
-            where.append("time >= ?")
-            params.append(since)
-        if until:
-            where.append("time < ?")
-            params.append(until)
-        if label is not None:
-            where.append("label = ?")
-            params.append(label)
-        q = f"SELECT idx FROM decision_index WHERE {' AND '.join(where)} ORDER BY idx LIMIT ?"
-        return [r[0] for r in self._db.execute(q, [*params, limit])]
+    def _in_ints(self, column: str, values) -> tuple[str, list]:
+        return f"{column} IN ({','.join('?' * len(values))})", list(values)
 
-    def outcomes_of(self, decision: int) -> list[int]:
-        return [r[0] for r in self._db.execute("SELECT idx FROM outcome_index WHERE decision = ? ORDER BY idx", (decision,))]
-
-    def deployment_stats(self, deployment: str):
-        db = self._db
-        n, with_subject, first, last = db.execute(
-            "SELECT COUNT(*), COALESCE(SUM(has_subject), 0), MIN(time), MAX(time) FROM decision_index WHERE deployment = ?",
-            (deployment,)).fetchone()
-        outcomes = db.execute(
-            "SELECT COUNT(*) FROM outcome_index o JOIN decision_index d ON d.idx = o.decision WHERE d.deployment = ?",
-            (deployment,)).fetchone()[0]
-        per_day = dict(db.execute(
-            "SELECT substr(time, 1, 10), COUNT(*) FROM decision_index WHERE deployment = ? GROUP BY 1 ORDER BY 1",
-            (deployment,)))
-        return n, with_subject, outcomes, first, last, per_day
-
-    def label_counts(self, deployment: str) -> dict[str, int]:
-        return dict(self._db.execute(
-            "SELECT COALESCE(label, 'null'), COUNT(*) FROM decision_index WHERE deployment = ? GROUP BY 1 ORDER BY 1",
-            (deployment,)))
-
-    def decisions_between(self, start: int, end: int) -> list[DecisionRow]:
-        rows = self._db.execute("SELECT idx, model, deployment, time, label, has_subject FROM decision_index "
-                                "WHERE idx >= ? AND idx < ? ORDER BY idx", (start, end))
-        return [DecisionRow(i, m, d, t, lab, bool(s)) for i, m, d, t, lab, s in rows]
-
-    def decisions_at(self, indexes: Sequence[int]) -> dict[int, DecisionRow]:
-        out = {}
-        for chunk in _in_chunks(indexes):
-            q = (f"SELECT idx, model, deployment, time, label, has_subject FROM decision_index "
-                 f"WHERE idx IN ({','.join('?' * len(chunk))})")
-            out.update((i, DecisionRow(i, m, d, t, lab, bool(s))) for i, m, d, t, lab, s in self._db.execute(q, chunk))
-        return out
+    _in_texts = _in_ints
 
 
-class SqliteStore:
+class SqliteStore(_SideTables):
     """A log's storage in one SQLite file. Not thread-safe: one instance per thread (or one thread at a time)."""
 
     def __init__(self, db_path: Path, conn: sqlite3.Connection):
@@ -495,32 +423,6 @@ class SqliteStore:
     def checkpoints(self):
         yield from self._db.execute("SELECT tree_size, root, note, created_at FROM checkpoints ORDER BY tree_size")
 
-    # ----------------------------------------------------------- witness cosignatures
-    def put_cosignature(self, tree_size: int, witness: str, line: str, at: str) -> None:
-        db = self._db
-        with _errors():
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                db.execute("INSERT OR REPLACE INTO cosignatures (tree_size, witness, line, at) VALUES (?, ?, ?, ?)",
-                           (tree_size, witness, line, at))
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-
-    def cosignatures(self, tree_size: int) -> list[tuple[str, str, str]]:
-        return [tuple(r) for r in self._db.execute(
-            "SELECT witness, line, at FROM cosignatures WHERE tree_size = ? ORDER BY witness", (tree_size,))]
-
-    def witness_sizes(self) -> dict[str, int]:
-        return dict(self._db.execute("SELECT witness, MAX(tree_size) FROM cosignatures GROUP BY witness").fetchall())
-
-    def latest_cosigned_size(self, min_size: int) -> int | None:
-        return self._db.execute("SELECT MAX(tree_size) FROM cosignatures WHERE tree_size >= ?", (min_size,)).fetchone()[0]
-
-    def cosigned_sizes(self) -> list[int]:
-        return [r[0] for r in self._db.execute("SELECT DISTINCT tree_size FROM cosignatures ORDER BY tree_size")]
-
     # ------------------------------------------------------------ private values
     def private_value(self, commitment: str, entry_index: int | None):
         where, params = "commitment = ? AND erased_at IS NULL", [commitment]
@@ -596,60 +498,6 @@ class SqliteStore:
         if row is not None:
             db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
         return row is not None
-
-    # ------------------------------------------------------------ side tables
-    def api_keys(self) -> list[ApiKeyRow]:
-        rows = self._db.execute("SELECT key_id, name, role, secret_hash, deployments, created_at, revoked_at "
-                                "FROM api_keys ORDER BY created_at, key_id")
-        return [ApiKeyRow(k, n, r, h, tuple(json.loads(d)), c, rv) for k, n, r, h, d, c, rv in rows]
-
-    def api_key(self, key_id: str) -> ApiKeyRow | None:
-        row = self._db.execute("SELECT key_id, name, role, secret_hash, deployments, created_at, revoked_at "
-                               "FROM api_keys WHERE key_id = ?", (key_id,)).fetchone()
-        if row is None:
-            return None
-        k, n, r, h, d, c, rv = row
-        return ApiKeyRow(k, n, r, h, tuple(json.loads(d)), c, rv)
-
-    def receipt_token_hash(self, entry_index: int) -> bytes | None:
-        row = self._db.execute("SELECT token_hash FROM receipt_token_hashes WHERE entry_index = ?", (entry_index,)).fetchone()
-        return None if row is None else row[0]
-
-    def ingested(self, deployment: str, keys) -> dict[bytes, int]:
-        out: dict[bytes, int] = {}
-        for chunk in _in_chunks(keys):
-            q = f"SELECT key, entry_index FROM ingested WHERE deployment = ? AND key IN ({','.join('?' * len(chunk))})"
-            out.update(self._db.execute(q, [deployment, *chunk]))
-        return out
-
-    def legacy_receipt_token(self, token_hash: bytes) -> int | None:
-        has = self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'receipt_tokens'").fetchone()
-        if not has:
-            return None
-        row = self._db.execute("SELECT entry_index FROM receipt_tokens WHERE token_hash = ?", (token_hash,)).fetchone()
-        return None if row is None else row[0]
-
-    def secret(self, name: str, new_value: bytes) -> bytes:
-        db = self._db
-        db.execute("INSERT OR IGNORE INTO oversight_secret(name, value) VALUES (?, ?)", (name, new_value))
-        return db.execute("SELECT value FROM oversight_secret WHERE name = ?", (name,)).fetchone()[0]
-
-    # ------------------------------------------------------------ for copying a log (glasslog.storage.migrate)
-    def private_rows(self, start: int, end: int):
-        rows = self._db.execute("SELECT entry_index, kind, commitment, salt, value, lookup, erased_at, erasure_reason "
-                                "FROM private_values WHERE entry_index >= ? AND entry_index < ? ORDER BY entry_index, kind",
-                                (start, end))
-        for idx, kind, commitment, salt, value, lookup, at, reason in rows:
-            yield PrivateRow(idx, kind, commitment, salt, value, lookup), at, reason
-
-    def receipt_tokens(self):
-        yield from self._db.execute("SELECT entry_index, token_hash FROM receipt_token_hashes ORDER BY entry_index")
-
-    def secrets(self) -> dict[str, bytes]:
-        return dict(self._db.execute("SELECT name, value FROM oversight_secret"))
-
-    def ingested_rows(self):
-        yield from self._db.execute("SELECT deployment, key, entry_index FROM ingested ORDER BY entry_index, deployment, key")
 
     # ------------------------------------------------------------ for this back end's own tools and tests
     @property
