@@ -343,16 +343,36 @@ def verify_replay_cmd(
     trust: Trust = None,
     trust_recorded: TrustRecorded = False,
     json_out: JsonOut = False,
+    key: Annotated[str | None, typer.Option("--key", help="The log's verifier key, from a copy published independently "
+                                                          "of the database being checked.")] = None,
+    key_file: Annotated[Path | None, typer.Option("--key-file", help="File holding that verifier key.")] = None,
 ) -> None:
     """Recompute logged decisions from stored inputs with the registered weights; replay logged generations
     (activation commitments within the model's calibrated tolerances, token checks).
 
-    Exit 0 all checked decisions reproduced, 1 some were not (or a value is missing or fails its commitment), 2 some
-    models could not be loaded without skops types you did not trust (--trust / --trust-recorded): not checked."""
-    from ..verify import replay
+    First, every decision and generation is checked to be in the tree the log's newest checkpoint signs, with the
+    verifier key given by --key or --key-file (without one, the key stored in the database being checked, which
+    whoever rewrote the database could have replaced: a warning says so).
 
+    Exit 0 all checked decisions reproduced, 1 some were not (or a value is missing or fails its commitment, or an
+    entry is not the one the log signed), 2 some models could not be loaded without skops types you did not trust
+    (--trust / --trust-recorded): not checked."""
+    from ..ledger.note import Verifier
+    from ..verify import replay
+    from ..verify.anchor import signed_entries
+
+    verifier = Verifier.parse(_verifier_key(key, key_file, data_dir)) if key or key_file else None
+    if verifier is None:
+        err.print("[yellow]warning:[/] no --key or --key-file: checking that the replayed decisions are the ones the log"
+                  " signed with the verifier key stored in the database being checked, so a database rewritten and"
+                  " re-signed with another key would pass. Pass the log's key from a copy published independently.",
+                  highlight=False)
     ledger = _open(data_dir)
     gen_report = None
+    with _progress() as bar:
+        task = bar.add_task("checking entries against the signed checkpoint", total=None)
+        anchor = signed_entries(ledger, ("decision", "generation"), verifier,
+                                progress=lambda d, t: bar.update(task, completed=d, total=t))
     try:
         if model:
             model = Registry(ledger).get(model).fingerprint
@@ -369,11 +389,25 @@ def verify_replay_cmd(
                                                 progress=lambda d, t: bar.update(gtask, completed=d, total=t))
     except _INPUT_ERRORS as exc:
         _fail(str(exc))
-    ok = report.ok and (gen_report is None or gen_report.ok)
+    ok = report.ok and (gen_report is None or gen_report.ok) and anchor.ok
     not_checked = ok and bool(report.not_checked)  # nothing failed, but some models could not be loaded: no verdict
     if json_out:
-        _print_json({**report.to_dict(), **({"generations": gen_report.to_dict()} if gen_report is not None else {})})
-    elif gen_report is not None and report.total == 0:
+        _print_json({**report.to_dict(), **({"generations": gen_report.to_dict()} if gen_report is not None else {}),
+                     "signed": anchor.to_dict()})
+        raise typer.Exit(EXIT_USAGE if not_checked else EXIT_OK if ok else EXIT_FAILED)
+    trust = ("with the verifier key given" if anchor.key_source == "given"
+             else "with the verifier key stored in the database itself (not checked independently)")
+    if anchor.ok:
+        out.print(f"{anchor.checked} decisions and generations are in the tree the checkpoint at tree size"
+                  f" {anchor.tree_size} signs (checked {trust})"
+                  + (f"; {anchor.uncovered} appended since are not signed yet and were replayed unanchored"
+                     if anchor.uncovered else "") + ".", highlight=False)
+    else:
+        where = f" (first bad index {anchor.first_bad_index})" if anchor.first_bad_index is not None else ""
+        out.print(f"[bold red]Not the log's signed entries[/]{where}, checked {trust}:", highlight=False)
+        for p in anchor.problems:
+            out.print(f"  - {p}", highlight=False)
+    if gen_report is not None and report.total == 0:
         _print_generations(gen_report)
     else:
         colour = "[bold green]Replay verified[/]" if report.ok else "[bold red]Replay FAILED[/]"
