@@ -16,6 +16,14 @@ def load_vector(name: str):
     return json.loads((VECTORS / name).read_text())
 
 
+@pytest.fixture(scope="module")
+def credit():
+    """German Credit and the fitted scorecard: ``(X, y, train, evaluation, deploy, model)`` (credit_support.credit_world)."""
+    from .credit_support import credit_world
+
+    return credit_world(0)
+
+
 @pytest.fixture
 def vectors_dir() -> Path:
     return VECTORS

@@ -13,33 +13,20 @@ from fastapi.testclient import TestClient
 from glasslog import capture
 from glasslog.access import KeyStore
 from glasslog.audit.logdata import logged_decisions
-from glasslog.datasets.german_credit import credit_model, german_credit_features, load_german_credit, split
+from glasslog.datasets.german_credit import german_credit_features
 from glasslog.ledger import Ledger
 from glasslog.oversight.views import load_views
 from glasslog.registry import ClaimedMetrics, ModelCard, Registry, fingerprint_frame
 from glasslog.server import create_app
 
+from .credit_support import credit_card
+
 DEP = "bank.example/credit/hardening"
 
 
-@pytest.fixture(scope="module")
-def credit():
-    X, y = load_german_credit()
-    train, evaluation, deploy = split(len(X), 0)
-    model = credit_model(X, 0).fit(X.iloc[train], y.iloc[train])
-    return X, y, train, evaluation, deploy, model
-
-
 def make_card(X, train, evaluation, **changes) -> ModelCard:
-    fields = dict(
-        name="German Credit scorecard", version="hardening", provider="tests", intended_use="credit scoring tests",
-        features=german_credit_features(X), output={"classes": [0, 1], "positive": 1, "favourable": 0},
-        training_data_fingerprint=fingerprint_frame(X.iloc[train]),
-        claimed=ClaimedMetrics({"accuracy": 0.755}, fingerprint_frame(X.iloc[evaluation]), len(evaluation)),
-        disclosure_policy="researchers",
-    )
-    fields.update(changes)
-    return ModelCard(**fields)
+    return credit_card(X, train, evaluation, version="hardening",
+                       **{"output": {"classes": [0, 1], "positive": 1, "favourable": 0}, **changes})
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import pytest
 from sklearn.preprocessing import FunctionTransformer
 
 from glasslog import capture
-from glasslog.datasets.german_credit import credit_model, german_credit_features, load_german_credit, split
+from glasslog.datasets.german_credit import german_credit_features
 from glasslog.ledger import Ledger, merkle
 from glasslog.ledger.commitments import commit
 from glasslog.ledger.receipt import Receipt, ReceiptFormatError
@@ -28,29 +28,15 @@ from glasslog.registry import (
 )
 from glasslog.verify import audit_log, replay, verify_receipt
 
+from .credit_support import credit_card
+
 
 def snapshot(lg: Ledger) -> list[str]:
     return list(lg.store.connection.iterdump())
 
 
-@pytest.fixture(scope="module")
-def credit():
-    X, y = load_german_credit()
-    train, evaluation, deploy = split(len(X), 0)
-    model = credit_model(X, 0).fit(X.iloc[train], y.iloc[train])
-    return X, y, train, evaluation, deploy, model
-
-
-def make_card(X, y, train, evaluation, **changes):
-    fields = dict(
-        name="German Credit scorecard", version="test", provider="tests", intended_use="credit scoring tests",
-        features=german_credit_features(X), output={"classes": [0, 1], "positive": 1},
-        training_data_fingerprint=fingerprint_frame(X.iloc[train]),
-        claimed=ClaimedMetrics({"accuracy": 0.755}, fingerprint_frame(X.iloc[evaluation]), len(evaluation)),
-        disclosure_policy="researchers",
-    )
-    fields.update(changes)
-    return ModelCard(**fields)
+def make_card(X, y, train, evaluation, **changes) -> ModelCard:
+    return credit_card(X, train, evaluation, **changes)
 
 
 @pytest.fixture
