@@ -9,6 +9,7 @@ import json
 
 import httpx
 import pytest
+from google.rpc.status_pb2 import Status
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest, ExportLogsServiceResponse
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest, ExportTraceServiceResponse
 
@@ -218,23 +219,49 @@ def test_malformed_protobuf_wrong_type_and_oversized(served):
     r = _post(base, key, b"{not json", "application/json")
     assert r.status_code == 400 and "not valid JSON" in r.json()["message"]
     r = _post(base, key, _request([]), "text/plain")
-    assert r.status_code == 415
-    r = _post(base, key, b"x" * (4 * 1024 * 1024 + 1), "application/x-protobuf")
-    assert r.status_code == 413
+    assert r.status_code == 415 and r.headers["content-type"] == "application/x-protobuf"
+    assert "application/x-protobuf" in _status(r.content)[1]
+    big = b"x" * (20 * 1024 * 1024 + 1)  # over the specification's recommended 20 MiB
+    r = _post(base, key, big, "application/x-protobuf")  # declared Content-Length: refused before it is read
+    assert r.status_code == 413 and r.headers["content-type"] == "application/x-protobuf"
+    status = Status()
+    status.ParseFromString(r.content)  # a google.rpc.Status, decoded by googleapis' own message
+    assert status.code == 8 and "limit is 20971520" in status.message
+    r = _post(base, key, big, "application/json")  # in the request's encoding
+    assert r.status_code == 413 and r.headers["content-type"] == "application/json" and r.json()["code"] == 8
+
+    def chunks():
+        for _ in range(21):
+            yield b"\x00" * (1024 * 1024)
+
+    r = httpx.post(base + "/v1/traces", content=chunks(), timeout=30,  # streamed, no Content-Length
+                   headers={"content-type": "application/x-protobuf", "authorization": f"Bearer {key}"})
+    assert r.status_code == 413 and r.headers["content-type"] == "application/x-protobuf"
+    status.ParseFromString(r.content)
+    assert "over the limit" in status.message
+    # a body of 5 MiB (over the old 4 MiB limit, within 20 MiB) is read: 512 spans with their content fit
+    spans = [_span("b0" * 16, f"{k + 1:016x}", {**CHAT, "gen_ai.input.messages": "[]", "pad": "p" * 10_000})
+             for k in range(512)]
+    r = _post(base, key, _request(spans))
+    assert r.status_code == 200 and len(r.request.content) > 5_000_000 and r.headers["x-glasslog-logged"] == "512"
     bomb = gzip.compress(b"\x00" * (40 * 1024 * 1024))
     r = _post(base, key, bomb, "application/x-protobuf", **{"content-encoding": "gzip"})
     assert r.status_code == 413 and "decompressed" in _status(r.content)[1]
     r = _post(base, key, b"\x1f\x8b garbage", "application/x-protobuf", **{"content-encoding": "gzip"})
     assert r.status_code == 400
     r = _post(base, key, _request([]), "application/json", **{"content-encoding": "br"})
-    assert r.status_code == 415
-    assert _size(tl) == before
+    assert r.status_code == 415 and r.json()["code"] == 3 and "gzip" in r.json()["message"]
+    assert _size(tl) == before + 512
 
 
 def test_credentials(served):
     base, tl = served
     body = _request([_span("a" * 32, "b" * 16, CHAT)])
-    assert _post(base, None, body).status_code == 401
+    r = _post(base, None, body)
+    assert r.status_code == 401 and r.headers["content-type"] == "application/json" and r.json()["code"] == 16
+    r = _post(base, None, b"", "application/x-protobuf")
+    assert r.status_code == 401 and r.headers["content-type"] == "application/x-protobuf"
+    assert _status(r.content) == (16, "send an operator API key: Authorization: Bearer glk_...")
     assert _post(base, "glk_000000000000_" + "A" * 43, body).status_code == 401
     for role in ("developer", "researcher", "supervisor"):  # every role but the operator is refused, nothing logged
         r = _post(base, tl.keys[role], body)

@@ -14,8 +14,10 @@
 - Errors carry the HTTP status the OTLP specification asks for (400 bad data,
   413 too large, 415 unsupported media type or encoding) and are answered
   with a ``google.rpc.Status`` in the request's own encoding
-  (``status_body``); successes with the export response, whose
-  ``partial_success`` counts the rejected items and explains them.
+  (``status_body``, ``Content-Type`` that of the request: protobuf unless it
+  names JSON); successes with the export response, whose
+  ``partial_success`` counts the rejected items and explains them. Retryable
+  (the specification's 429, 502, 503, 504) only when retrying can help.
 """
 
 from __future__ import annotations
@@ -35,12 +37,16 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest, ExportTraceServiceResponse
 
 __all__ = ["MAX_BODY_BYTES", "MAX_DECODED_BYTES", "OtlpError", "PROTOBUF", "JSON", "decode_request", "attributes",
-           "any_value", "iter_spans", "iter_log_records", "export_response", "status_body", "media_type"]
+           "any_value", "iter_spans", "iter_log_records", "export_response", "status_body", "media_type",
+           "response_format"]
 
-MAX_BODY_BYTES = 4 * 1024 * 1024
-"""Largest request body accepted as sent (compressed or not), in bytes."""
-MAX_DECODED_BYTES = 32 * 1024 * 1024
-"""Largest request body after gzip decompression, in bytes (a small gzip body can expand a thousandfold)."""
+MAX_BODY_BYTES = 20 * 1024 * 1024
+"""Largest request body accepted as sent (compressed or not), in bytes: the OTLP specification's recommended default
+(20 MiB). An SDK exporter does not split a batch the server refuses with 413, and must not retry it, so a lower limit
+would drop whole batches of 512 spans that carry message content."""
+MAX_DECODED_BYTES = 20 * 1024 * 1024
+"""Largest request body after gzip decompression, in bytes (the specification limits it "including after
+decompression"; a small gzip body can expand a thousandfold)."""
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -251,6 +257,12 @@ def export_response(signal: str, rejected: int, message: str, fmt: str) -> bytes
     return resp.SerializeToString()
 
 
+def response_format(content_type: str | None) -> str:
+    """The encoding of an answer to a request with this ``Content-Type``: JSON if it names JSON, else protobuf (also
+    for an unsupported type, so that an OTLP client can decode the refusal)."""
+    return JSON if "json" in (content_type or "").lower() else PROTOBUF
+
+
 def _varint(n: int) -> bytes:
     out = bytearray()
     while True:
@@ -263,7 +275,8 @@ def _varint(n: int) -> bytes:
             return bytes(out)
 
 
-_GRPC_CODES = {400: 3, 401: 16, 403: 7, 404: 5, 409: 6, 413: 8, 415: 3, 422: 3, 429: 8, 500: 13, 502: 14, 503: 14}
+_GRPC_CODES = {400: 3, 401: 16, 403: 7, 404: 5, 408: 4, 409: 6, 413: 8, 415: 3, 422: 3, 429: 8, 500: 13, 502: 14,
+               503: 14, 504: 4}
 
 
 def status_body(http_status: int, message: str, fmt: str) -> bytes:
