@@ -1,7 +1,8 @@
 """What every request passes through: body size limits, gzip, and strict JSON.
 
-Bodies over ``MAX_BODY_BYTES`` (model uploads: ``MAX_ARTIFACT_BYTES``) are
-refused with 413, whether or not they declare a ``Content-Length``
+Bodies over ``MAX_BODY_BYTES`` (model uploads: ``MAX_ARTIFACT_BYTES``; OTLP
+exports: ``glasslog.ingest.otlp.MAX_BODY_BYTES``, answered as OTLP/HTTP asks)
+are refused with 413, whether or not they declare a ``Content-Length``
 (``BodyLimit``). Responses of 1 KiB or more are gzip-compressed for clients
 that accept it, except tiles (``Compression``). JSON bodies are parsed by
 ``StrictJSONRoute``, the route class of every route: an object that repeats
@@ -19,6 +20,7 @@ from fastapi.responses import Response
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ..ingest.otlp import MAX_BODY_BYTES as OTLP_MAX_BODY_BYTES
 from .problems import problem_response, short
 from .timeouts import BodyTimeout
 
@@ -57,15 +59,20 @@ class BodyLimit:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        limit = MAX_ARTIFACT_BYTES if scope["path"] == "/v1/models" else MAX_BODY_BYTES
+        otlp = scope["path"] in ("/v1/traces", "/v1/logs")  # OTLP/HTTP clients read a google.rpc.Status, not problem+json
+        limit = MAX_ARTIFACT_BYTES if scope["path"] == "/v1/models" else OTLP_MAX_BODY_BYTES if otlp else MAX_BODY_BYTES
         for name, value in scope["headers"]:
             if name == b"content-length":
                 if not re.fullmatch(rb"[0-9]{1,19}", value):
-                    return await problem_response(400, "Bad Request", "Content-Length must be a decimal number",
-                                                  kind="invalid")(scope, receive, send)
+                    detail = "Content-Length must be a decimal number"
+                    refusal = (otlp_refusal(400, detail, _content_type(scope)) if otlp else
+                               problem_response(400, "Bad Request", detail, kind="invalid"))
+                    return await refusal(scope, receive, send)
                 if int(value) > limit:
-                    return await problem_response(413, "Content Too Large", f"request body is {int(value)} bytes; "
-                                                  f"the limit is {limit}", kind="too-large")(scope, receive, send)
+                    detail = f"request body is {int(value)} bytes; the limit is {limit}"
+                    refusal = (otlp_refusal(413, detail, _content_type(scope)) if otlp else
+                               problem_response(413, "Content Too Large", detail, kind="too-large"))
+                    return await refusal(scope, receive, send)
         received = 0
 
         async def limited():
@@ -110,6 +117,16 @@ class StrictJSONRoute(APIRoute):
             return await handle(StrictJSONRequest(request.scope, request.receive))
 
         return strict_handler
+
+
+def _content_type(scope) -> str:
+    return next((v.decode("latin-1") for k, v in scope["headers"] if k == b"content-type"), "")
+
+
+def otlp_refusal(status: int, detail: str, content_type: str):
+    from .routes.otlp import otlp_refusal as refusal  # the routes import this module
+
+    return refusal(status, detail, content_type)
 
 
 def install(app: FastAPI) -> None:
