@@ -8,7 +8,8 @@ import random
 import pytest
 import rfc8785
 
-from glasslog.ledger.entries import Entry, EntryError
+from glasslog.ledger.entries import Entry
+from glasslog.records import EntryError
 
 BASE = {"type": "decision", "v": 1, "model": "sha256:" + "a" * 64, "deployment": "d", "time": "2026-11-29T08:00:00Z",
         "input": "sha256:" + "b" * 64}

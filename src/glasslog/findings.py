@@ -1,9 +1,9 @@
-"""Findings: what a monitor, an audit or a scenario actor concluded, and the one way a ``finding`` entry is built.
+"""Findings: what a monitor, an audit or a scenario actor concluded, and their ``finding`` entries.
 
 ``Finding`` is the one result type of ``glasslog.oversight.monitors`` and
-``glasslog.audit``; ``finding_entry`` builds every ``finding`` entry (the
-monitors', the audits' and the scenario lab's), so the entry's shape has one
-home. The ledger checks the entry's schema (``glasslog.ledger.entries``); a
+``glasslog.audit``; ``finding_entry`` makes computed figures (numpy values,
+NaN) JSON-ready and builds the entry with ``glasslog.records.finding_entry``,
+the one builder of ``finding`` entries, which also checks its schema; a
 finding is public, so its evidence holds aggregates only.
 
 It sits beside ``glasslog.audit`` and ``glasslog.oversight`` rather than in
@@ -20,8 +20,9 @@ from typing import Any
 
 import numpy as np
 
+from . import records
 from .errors import BadInputError
-from .ledger.entries import FINDING_SOURCES, SEVERITIES, VERDICTS
+from .records import FINDING_SOURCES, SEVERITIES, VERDICTS
 
 __all__ = ["ACCESS_LEVELS", "Finding", "FindingError", "SEVERITY_ORDER", "clean_json", "finding_entry", "worst_severity"]
 
@@ -78,10 +79,11 @@ def worst_severity(severities: Iterable[str], default: str = "info") -> str:
 def finding_entry(*, source: str, check: str, statistic: str, verdict: str, severity: str, by_role: str, time: str,
                   value: Any = None, threshold: Any = None, model: str | None = None, deployment: str | None = None,
                   window: dict | None = None, evidence: dict | None = None, digits: int | None = None) -> dict[str, Any]:
-    """The ``finding`` entry (a JSON object for ``Ledger.append``): the one place its fields are laid out.
+    """The ``finding`` entry (a JSON object for ``Ledger.append``) of computed figures, built by
+    ``glasslog.records.finding_entry`` once they are JSON-ready.
 
     Args:
-        source: ``monitor``, ``audit`` or ``application`` (``glasslog.ledger.entries.FINDING_SOURCES``).
+        source: ``monitor``, ``audit`` or ``application`` (``glasslog.records.FINDING_SOURCES``).
         check, statistic, verdict, severity: as on ``Finding`` (the statistic is cut to 200 characters).
         by_role: who ran the check.
         time: RFC 3339 UTC time of the run.
@@ -90,22 +92,16 @@ def finding_entry(*, source: str, check: str, statistic: str, verdict: str, seve
         window: the decisions looked at (monitors).
         evidence: aggregates behind the verdict (never row-level data: the entry must stay under the entry limit).
         digits: significant digits of the floats (None: as computed).
+
+    Raises:
+        EntryError: a field fails the schema (named).
     """
-    entry: dict[str, Any] = {"type": "finding", "v": 1, "time": time, "source": source, "check": check,
-                             "statistic": statistic[:200], "verdict": verdict, "severity": severity, "by_role": by_role}
-    for key, figure in (("value", value), ("threshold", threshold)):
-        cleaned = clean_json(figure, digits)
-        if cleaned is not None:
-            entry[key] = cleaned
-    if model:
-        entry["model"] = model
-    if deployment:
-        entry["deployment"] = deployment
-    if window is not None:
-        entry["window"] = clean_json(window, digits)
-    if evidence is not None:
-        entry["evidence"] = clean_json(evidence, digits)
-    return entry
+    return records.finding_entry(
+        time=time, source=source, check=check, statistic=statistic[:200], verdict=verdict, severity=severity,
+        by_role=by_role, value=clean_json(value, digits), threshold=clean_json(threshold, digits),
+        model=model or None, deployment=deployment or None,
+        window=None if window is None else clean_json(window, digits),
+        evidence=None if evidence is None else clean_json(evidence, digits))
 
 
 @dataclass

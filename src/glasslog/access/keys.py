@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 from ..errors import AccessError
 from ..ledger import Ledger, utc_now
+from ..records import key_entry
 from ..storage import ApiKeyRow, WriteTx
 from .policy import KEY_ROLES
 
@@ -156,8 +157,8 @@ class KeyStore:
 
         # The issue is on the log, in the same transaction as the key: who holds
         # which role (a supervisor key above all) is public and cannot be back-dated.
-        self.ledger.append([{"type": "key", "v": 1, "event": "issue", "key_id": key_id, "role": role, "name": record.name,
-                             "time": record.created_at}], within=insert)
+        self.ledger.append([key_entry(event="issue", key_id=key_id, role=role, name=record.name, time=record.created_at)],
+                           within=insert)
         return record, f"glk_{key_id}_{secret}"
 
     def list(self) -> list[ApiKey]:
@@ -179,8 +180,8 @@ class KeyStore:
             if not tx.revoke_api_key(key_id, now):
                 raise LookupError(f"no active key with id {key_id!r}")
 
-        self.ledger.append([{"type": "key", "v": 1, "event": "revoke", "key_id": key_id, "role": current.role,
-                             "name": current.name, "time": now}], within=update)
+        self.ledger.append([key_entry(event="revoke", key_id=key_id, role=current.role, name=current.name, time=now)],
+                           within=update)
         return next(k for k in self.list() if k.key_id == key_id)
 
     def authenticate(self, token: str) -> Principal:

@@ -32,6 +32,14 @@ A flag's text is readable by supervisors and operators, by its reporter, and
 by everyone when the flag is about a model (not a decision) or about a
 decision of a public-service deployment.
 
+Generations (a generative model's outputs) follow the same rules as decisions
+(``may_read_decision``, ``effective_principal``; ``generation_view``): the
+output text for public-service deployments and for the roles that read the
+deployment (a private deployment's output opened for all but the public); the
+prompt and the subject id opened for the subject, supervisors and the
+operator only (a prompt may hold anything); researchers and developers see
+the prompt's commitment.
+
 This module is the one place that answers these questions; the server,
 monitors, audits and flags ask it (``tests/test_access_policy.py`` checks every
 role x visibility x disclosure level).
@@ -41,6 +49,8 @@ from __future__ import annotations
 
 import json
 from typing import Any
+
+from ..records import access_entry
 
 __all__ = [
     "ROLES",
@@ -59,6 +69,7 @@ __all__ = [
     "effective_principal",
     "decision_view",
     "input_view",
+    "generation_view",
 ]
 
 ROLES = ("public", "subject", "developer", "researcher", "supervisor", "operator")
@@ -92,8 +103,7 @@ def may_download_weights(role: str, disclosure_policy: str) -> bool:
 
 def weights_download_entry(model: str, role: str, key_id: str | None, time: str) -> dict[str, Any]:
     """The ``access`` entry logging a download of ``model``'s weights by ``role`` (``key_id`` None: anonymous)."""
-    return {"type": "access", "v": 1, "action": "weights-download", "model": model, "role": role,
-            "key_id": key_id or "anonymous", "time": time}
+    return access_entry(action="weights-download", model=model, role=role, key_id=key_id or "anonymous", time=time)
 
 
 def sees_every_deployment(role: str) -> bool:
@@ -235,4 +245,52 @@ def decision_view(principal, index: int, entry: dict, private: dict[str, tuple[s
         view["input_values"] = None  # erased
     if role in _ALL_PRIVATE_VALUES and "subject" in private:
         view["subject_id"] = json.loads(private["subject"][2])
+    return view
+
+
+_GENERATION_FIELDS = ("source", "operation", "reported_model", "captured", "tokens", "sampling", "runtime", "watermark",
+                      "prompt", "subject", "output_commitment", "provider", "response_id", "finish_reasons",
+                      "incomplete")
+
+
+def generation_view(principal, index: int, entry: dict, private: dict[str, tuple[str, bytes, bytes]]) -> dict[str, Any]:
+    """The fields of generation ``index`` that ``principal`` may see (ask ``may_read_decision`` first).
+
+    Args:
+        principal: who is reading (``glasslog.access.Principal``), after ``effective_principal``.
+        entry: the ``generation`` entry as logged.
+        private: kind -> (commitment, salt, value bytes) of its private values (``prompt``, ``output``, ``subject``).
+
+    Returns:
+        ``index``, ``model`` (None for a reported generation of an unregistered model), ``deployment``, ``time``,
+        the logged metadata (token counts, sampling, runtime, commitments), ``activation_commitments`` (their
+        number), and as allowed: ``output`` (text), ``output_tokens``, ``prompt_value`` (``{"text"}`` or
+        ``{"messages"}``), ``subject_id``.
+    """
+    role = principal.role
+    view: dict[str, Any] = {"index": index, "model": entry.get("model"), "deployment": entry["deployment"],
+                            "time": entry["time"]}
+    for key in _GENERATION_FIELDS:
+        if key in entry:
+            view[key] = entry[key]
+    view["activation_commitments"] = len((entry.get("activations") or {}).get("commitments") or [])
+    if "output" in entry:
+        view["output"] = entry["output"]
+        if "output_tokens" in entry:
+            view["output_tokens"] = entry["output_tokens"]
+    elif opens_outcomes(role) and "output" in private:  # as for decisions: opened for all but the public
+        opened = json.loads(private["output"][2])
+        if isinstance(opened, dict) and "text" in opened:
+            view["output"] = opened["text"]
+            if "tokens" in opened:
+                view["output_tokens"] = opened["tokens"]
+        elif isinstance(opened, dict) and isinstance(opened.get("messages"), list):
+            texts = [m.get("content") if isinstance(m, dict) and isinstance(m.get("content"), str) else ""
+                     for m in opened["messages"]]
+            view["output"] = texts[0] if len(texts) == 1 else texts
+    if role in _ALL_PRIVATE_VALUES:
+        if "prompt" in private:
+            view["prompt_value"] = json.loads(private["prompt"][2])
+        if "subject" in private:
+            view["subject_id"] = json.loads(private["subject"][2])
     return view

@@ -15,8 +15,8 @@ from collections.abc import Iterable, Sequence
 
 from ..findings import ACCESS_LEVELS, SEVERITY_ORDER, Finding, FindingError, clean_json, worst_severity
 from ..ledger import Ledger, utc_now
-from ..ledger.entries import SEVERITIES
 from ..ledger.log import AppendResult
+from ..records import SEVERITIES
 
 __all__ = [
     "ACCESS_LEVELS",

@@ -46,6 +46,7 @@ import pandas as pd
 from ..ledger import Entry, EntryError, Ledger, PrivateValue, commit, utc_now
 from ..ledger.commitments import fresh_salts
 from ..ledger.log import AppendResult
+from ..records import ABSENT, decision_entry
 from ..registry import ArtifactError, Deployment, DeploymentError, Deployments, RegisteredModel, Registry
 from .sdk import InputError, ModelNotActiveError, _native, _output_value, _records
 
@@ -386,23 +387,23 @@ class CapturedEncoderClassifier:
             except EntryError as exc:
                 raise InputError(f"input row {pos} cannot be logged: {exc}") from None
             private.append(PrivateValue(pos, "input", input_commitment, salt, value_bytes))
-            entry = {"type": "decision", "v": 1, "model": self.head.fingerprint, "foundation": self.foundation.fingerprint,
-                     "deployment": self.deployment, "time": now, "input": input_commitment, "runtime": runtime}
+            public, output_commitment, subject_commitment = ABSENT, None, None
             if self.visibility == "public-service":
-                entry["output"] = output
+                public = output
             else:
                 output_commitment, o_salt, o_bytes = commit(output, next(salts))
                 private.append(PrivateValue(pos, "output", output_commitment, o_salt, o_bytes))
-                entry["output_commitment"] = output_commitment
             if subject_ids is not None and subject_ids[pos] is not None:
                 sid = subject_ids[pos]
                 if not isinstance(sid, str) or not sid:
                     raise InputError(f"subject id for row {pos} must be a non-empty string, got {sid!r}")
                 subject_commitment, s_salt, s_bytes = commit(sid, next(salts))
                 private.append(PrivateValue(pos, "subject", subject_commitment, s_salt, s_bytes))
-                entry["subject"] = subject_commitment
             try:
-                entries.append(Entry.from_object(entry))
+                entries.append(Entry.from_object(decision_entry(
+                    model=self.head.fingerprint, foundation=self.foundation.fingerprint, deployment=self.deployment,
+                    time=now, input=input_commitment, runtime=runtime, output=public,
+                    output_commitment=output_commitment, subject=subject_commitment)))
             except EntryError as exc:
                 raise InputError(f"decision for row {pos} cannot be logged: {exc}") from None
         self._check_active()  # a suspension that landed while computing still refuses the batch

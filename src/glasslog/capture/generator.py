@@ -36,6 +36,7 @@ from typing import Any
 from ..ledger import Entry, EntryError, Ledger, PrivateValue, commit, utc_now
 from ..ledger.commitments import fresh_salts
 from ..ledger.log import AppendResult
+from ..records import ACTIVATION_SCHEME, generation_entry, reported_generation_entry
 from ..registry import Deployment, DeploymentError, Deployments, RegisteredModel, Registry
 from ..verify import toploc
 from .sdk import InputError, ModelNotActiveError
@@ -323,29 +324,23 @@ class CapturedGenerator:
         for pos, (value, p, o, text, cs) in enumerate(zip(values, ids, outputs, texts, commitments)):
             prompt_c, salt, vbytes = commit(value, next(salts))
             private.append(PrivateValue(pos, "prompt", prompt_c, salt, vbytes))
-            entry: dict[str, Any] = {
-                "type": "generation", "v": 1, "model": self.model.fingerprint, "deployment": self.deployment,
-                "time": now, "prompt": prompt_c, "tokens": {"prompt": len(p), "output": len(o)},
-                "sampling": params, "runtime": runtime,
-                "activations": {"scheme": "toploc", "topk": toploc.TOPK, "chunk": toploc.CHUNK,
-                                "positions": "prompt, then output tokens but the last",
-                                "commitments": [toploc.to_b64(c) for c in cs]},
-            }
-            if self.visibility == "public-service":
-                entry["output"] = text
-                entry["output_tokens"] = o
-            else:
+            public = self.visibility == "public-service"
+            oc = sc = None
+            if not public:
                 oc, osalt, obytes = commit({"text": text, "tokens": o}, next(salts))
                 private.append(PrivateValue(pos, "output", oc, osalt, obytes))
-                entry["output_commitment"] = oc
             if subject_ids is not None and subject_ids[pos] is not None:
                 sc, ssalt, sbytes = commit(subject_ids[pos], next(salts))
                 private.append(PrivateValue(pos, "subject", sc, ssalt, sbytes))
-                entry["subject"] = sc
-            if self.watermark is not None:
-                entry["watermark"] = self.watermark.key_commitment
             try:
-                entries.append(Entry.from_object(entry))
+                entries.append(Entry.from_object(generation_entry(
+                    model=self.model.fingerprint, deployment=self.deployment, time=now, prompt=prompt_c,
+                    tokens={"prompt": len(p), "output": len(o)}, sampling=params, runtime=runtime,
+                    activations={"scheme": ACTIVATION_SCHEME, "topk": toploc.TOPK, "chunk": toploc.CHUNK,
+                                 "positions": "prompt, then output tokens but the last",
+                                 "commitments": [toploc.to_b64(c) for c in cs]},
+                    output=text if public else None, output_tokens=o if public else None, output_commitment=oc,
+                    subject=sc, watermark=self.watermark.key_commitment if self.watermark is not None else None)))
             except EntryError as exc:
                 raise InputError(f"generation for prompt {pos} cannot be logged: {exc}") from None
         self._check_active()  # a suspension that landed while generating still refuses the batch
@@ -419,8 +414,8 @@ def wrap_generator(ledger: Ledger, fingerprint: str, deployment: str, *, model_d
 
 def reported_generation(*, source: str, deployment: str, visibility: str, operation: str, model: str | None,
                         reported_model: dict, prompt: dict | None = None, output: list[dict] | None = None,
-                        time: str | None = None, position: int = 0, salts: Sequence[bytes] | None = None,
-                        **fields: Any) -> tuple[dict, list[PrivateValue]]:
+                        subject: str | None = None, time: str | None = None, position: int = 0,
+                        salts: Sequence[bytes] | None = None, **fields: Any) -> tuple[dict, list[PrivateValue]]:
     """A ``generation`` entry for an output glasslog did not produce itself, and its private values.
 
     ``source`` is ``otlp`` (an application's OpenTelemetry span) or ``gateway`` (seen on the wire by the
@@ -435,34 +430,39 @@ def reported_generation(*, source: str, deployment: str, visibility: str, operat
         reported_model: ``{"request": name, "response": name}`` as reported.
         prompt: the prompt's private value, ``{"text": ...}`` or ``{"messages": [...]}``, or None if not captured.
         output: the output messages (``{"role", "content"}``, one per choice) or None if not captured.
+        subject: the subject's identifier (committed, kind ``subject``, with a fresh salt), or None.
         position: the entry's position in its batch (for the private values).
         salts: two fresh salts (``fresh_salts``), drawn here if not given.
-        **fields: the optional fields of the schema (``tokens``, ``sampling``, ``provider``, ``response_id``,
-            ``finish_reasons``, ``conversation``, ``span``, ``incomplete``, ...); None values are left out.
+        **fields: the optional fields of ``glasslog.records.reported_generation_entry`` (``tokens``, ``sampling``,
+            ``provider``, ``response_id``, ``finish_reasons``, ``conversation``, ``span``, ``incomplete``, ...); None
+            values are left out.
 
     Returns:
-        ``(entry object, private values)``; validate with ``Entry.from_object`` (``Ledger.append`` does).
+        ``(entry object, private values)``, the entry validated.
+
+    Raises:
+        EntryError: a field fails the schema (named).
     """
     if output is not None and not output:
         output = None  # no choices came back: nothing to log as the output
     salt = iter(salts if salts is not None else fresh_salts(2))
-    entry: dict[str, Any] = {"type": "generation", "v": 1, "source": source, "deployment": deployment,
-                             "time": time or utc_now(), "operation": operation, "reported_model": reported_model,
-                             "captured": {"input": prompt is not None, "output": output is not None}}
-    if model is not None:
-        entry["model"] = model
     private: list[PrivateValue] = []
+    prompt_c = output_c = public = subject_c = None
     if prompt is not None:
-        c, s, v = commit(prompt, next(salt))
-        private.append(PrivateValue(position, "prompt", c, s, v))
-        entry["prompt"] = c
+        prompt_c, s, v = commit(prompt, next(salt))
+        private.append(PrivateValue(position, "prompt", prompt_c, s, v))
     if output is not None:
         if visibility == "public-service":
             texts = [m.get("content") if isinstance(m.get("content"), str) else "" for m in output]
-            entry["output"] = texts[0] if len(texts) == 1 else texts
+            public = texts[0] if len(texts) == 1 else texts
         else:
-            c, s, v = commit({"messages": output}, next(salt))
-            private.append(PrivateValue(position, "output", c, s, v))
-            entry["output_commitment"] = c
-    entry.update((k, v) for k, v in fields.items() if v is not None)
+            output_c, s, v = commit({"messages": output}, next(salt))
+            private.append(PrivateValue(position, "output", output_c, s, v))
+    if subject is not None:
+        subject_c, s, v = commit(subject)
+        private.append(PrivateValue(position, "subject", subject_c, s, v))
+    entry = reported_generation_entry(
+        source=source, deployment=deployment, time=time or utc_now(), operation=operation,
+        reported_model=reported_model, captured={"input": prompt is not None, "output": output is not None},
+        model=model, prompt=prompt_c, output=public, output_commitment=output_c, subject=subject_c, **fields)
     return entry, private

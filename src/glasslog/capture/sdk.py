@@ -30,6 +30,7 @@ from ..errors import BadInputError, ConflictError
 from ..ledger import Entry, EntryError, Ledger, LedgerError, PrivateValue, canonical_json, commit, utc_now
 from ..ledger.commitments import fresh_salts
 from ..ledger.log import AppendResult, default_data_dir
+from ..records import ABSENT, decision_entry, outcome_entry
 from ..registry import Deployment, DeploymentError, Deployments, RegisteredModel, Registry, domain_problems
 from ..storage import WriteTx
 
@@ -301,25 +302,23 @@ class CapturedModel:
             except EntryError as exc:
                 raise InputError(f"input row {pos} cannot be logged: {exc}") from None
             private.append(PrivateValue(pos, "input", input_commitment, salt, value_bytes))
-            entry = {"type": "decision", "v": 1, "model": self.model.fingerprint, "deployment": self.deployment,
-                     "time": now, "input": input_commitment}
+            public, output_commitment, subject_commitment = ABSENT, None, None
             if self.visibility == "public-service":
-                entry["output"] = output
+                public = output
             else:
                 output_commitment, o_salt, o_bytes = commit(output, next(salts))
                 private.append(PrivateValue(pos, "output", output_commitment, o_salt, o_bytes))
-                entry["output_commitment"] = output_commitment
-            if out_of_domain.get(pos):
-                entry["out_of_domain"] = out_of_domain[pos]
             if subject_ids is not None and subject_ids[pos] is not None:
                 sid = subject_ids[pos]
                 if not isinstance(sid, str) or not sid:
                     raise InputError(f"subject id for row {pos} must be a non-empty string, got {sid!r}")
                 subject_commitment, s_salt, s_bytes = commit(sid, next(salts))
                 private.append(PrivateValue(pos, "subject", subject_commitment, s_salt, s_bytes))
-                entry["subject"] = subject_commitment
             try:
-                entries.append(Entry.from_object(entry))
+                entries.append(Entry.from_object(decision_entry(
+                    model=self.model.fingerprint, deployment=self.deployment, time=now, input=input_commitment,
+                    output=public, output_commitment=output_commitment, subject=subject_commitment,
+                    out_of_domain=out_of_domain.get(pos) or None)))
             except EntryError as exc:
                 raise InputError(f"decision for row {pos} cannot be logged: {exc}") from None
         self.last_batch = self.ledger.append(entries, private, within)
@@ -536,17 +535,17 @@ def record_outcomes(ledger: Ledger, outcomes: Sequence[tuple[int, Any]] | Sequen
                                                   f"got {int(corrects)}")
             if not isinstance(reason, str) or not reason.strip():
                 raise OutcomeError(k, "reason", "a correction needs a reason (non-empty text)")
-        entry: dict[str, Any] = {"type": "outcome", "v": 1, "decision": idx, "time": now}
-        if corrects is not None:
-            entry["corrects"] = int(corrects)
-            entry["reason"] = reason
+        public, commitment = ABSENT, None
         if "output_commitment" in decision:  # a private deployment: the outcome is private too
             commitment, salt, value_bytes = commit(value)
             private.append(PrivateValue(len(entries), "outcome", commitment, salt, value_bytes))
-            entry["outcome_commitment"] = commitment
         else:
-            entry["outcome"] = value
-        entries.append(entry)
+            public = value
+        try:
+            entries.append(outcome_entry(decision=idx, time=now, outcome=public, outcome_commitment=commitment,
+                                         corrects=None if corrects is None else int(corrects), reason=reason))
+        except EntryError as exc:  # named as the ledger names a bad entry of a batch
+            raise EntryError(exc.detail, field=exc.field, index=len(entries)) from None
     return ledger.append(entries, private)
 
 

@@ -25,7 +25,7 @@ from rich.table import Table
 
 from ..audit.findings import AuditInputError, Finding, record_findings, severity_at_least, suspend_from_finding
 from ..ledger import DATA_DIR_ENV, EntryError, Ledger, LedgerError
-from ..ledger.entries import SEVERITIES
+from ..records import SEVERITIES
 from ..registry import ArtifactError, CardError, RegistryError
 from ..stats.labels import positive_class
 from .common import PlainWhenPiped, Trust, TrustRecorded, check_out

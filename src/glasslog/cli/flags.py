@@ -19,9 +19,9 @@ import typer
 from rich.table import Table
 
 from ..ledger import DATA_DIR_ENV
-from ..ledger.entries import FLAG_CATEGORIES, RATINGS
 from ..oversight.flags import FlagError, Flags, FlagSummary, host_identity
 from ..oversight.triage import STATES, Triage, TriageError, TriageItem
+from ..records import FLAG_CATEGORIES, RATINGS
 from .common import PlainWhenPiped
 from .common import fail as _fail
 from .common import open_ledger as _open

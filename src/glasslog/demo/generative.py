@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..ledger import Ledger, utc_now
+from ..records import model_entry
 from ..registry import Registry, RegistryError
 
 __all__ = ["run_generative", "register_model_dir", "TEST_MODEL_NOTE"]
@@ -72,8 +73,7 @@ def register_model_dir(ledger: Ledger, model_dir: str | os.PathLike, *, name: st
             return method(Path(model_dir), ModelCard.from_dict(card)).fingerprint
         except TypeError:
             pass
-    ledger.append([{"type": "model", "v": 1, "event": "register", "model": fp, "card": card, "status": "active",
-                    "time": utc_now()}])
+    ledger.append([model_entry(event="register", model=fp, card=card, status="active", time=utc_now())])
     return fp
 
 

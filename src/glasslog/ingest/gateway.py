@@ -63,7 +63,8 @@ import httpx
 from ..access import AuthError, KeyStore, new_receipt_token, store_receipt_tokens
 from ..capture.generator import reported_generation
 from ..errors import GlasslogError
-from ..ledger import Entry, GroupCommit, Ledger, PrivateValue, commit, utc_now
+from ..ledger import Entry, GroupCommit, Ledger, utc_now
+from ..records import finding_entry
 from ..registry import Deployments, Registry
 from ..storage import StorageUnavailable
 from .ingestor import ModelResolver
@@ -413,16 +414,10 @@ class Gateway:
             source="gateway", deployment=self.config.deployment, visibility=self.visibility, operation=operation,
             model=model.fingerprint if model else None,
             reported_model={k: v[:200] for k, v in (("request", request.get("model")), ("response", completion.get("model")))
-                            if isinstance(v, str) and v},
-            prompt=prompt, output=outputs, tokens=tokens, sampling=sampling or None,
+                            if isinstance(v, str) and v} or {"request": "unknown"},
+            prompt=prompt, output=outputs, subject=subject or None, tokens=tokens, sampling=sampling or None,
             provider=self.config.provider, response_id=_text(completion.get("id"), 500), finish_reasons=reasons or None,
             incomplete=incomplete, upstream=self.upstream[:200])
-        if subject:
-            c, s, v = commit(subject)
-            private.append(PrivateValue(0, "subject", c, s, v))
-            entry["subject"] = c
-        if entry.get("reported_model") == {}:
-            entry["reported_model"] = {"request": "unknown"}
         tokens_out: list[str] = []
 
         def within(tx, first: int) -> None:
@@ -440,12 +435,13 @@ class Gateway:
             if name in self._raised:
                 return
             self._raised.add(name)
-        ledger.append([{"type": "finding", "v": 1, "time": utc_now(), "source": "monitor", "check": "unregistered-model",
-                        "deployment": self.config.deployment, "statistic": "count", "verdict": "alert",
-                        "severity": "medium", "by_role": "monitor",
-                        "evidence": {"reported_model": name, "generation": index, "source": "gateway",
-                                     "note": "the gateway forwarded requests for a model that is not registered on this"
-                                             " log (--allow-unregistered); they are logged without a model fingerprint"}}])
+        ledger.append([finding_entry(time=utc_now(), source="monitor", check="unregistered-model",
+                                     deployment=self.config.deployment, statistic="count", verdict="alert",
+                                     severity="medium", by_role="monitor",
+                                     evidence={"reported_model": name, "generation": index, "source": "gateway",
+                                               "note": "the gateway forwarded requests for a model that is not registered"
+                                                       " on this log (--allow-unregistered); they are logged without a"
+                                                       " model fingerprint"})])
 
     # ------------------------------------------------------------------ receipts
     async def _receipt(self, scope, send) -> None:

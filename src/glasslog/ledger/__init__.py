@@ -2,8 +2,9 @@
 C2SP signed checkpoints, canonical JSON entries and private-value commitments.
 """
 
+from ..records import SCHEMA_VERSION, EntryError, utc_now
 from .commitments import check_commitment, commit, commitment_of
-from .entries import SCHEMA_VERSION, Entry, EntryError, canonical_json, utc_now
+from .entries import Entry, canonical_json
 from .errors import KeyFileError, LedgerError
 from .log import DATA_DIR_ENV, AppendResult, GroupCommit, Ledger, PrivateValue, default_data_dir
 from .merkle import EMPTY_ROOT, ProofError, leaf_hash, node_hash, verify_consistency, verify_inclusion

@@ -49,7 +49,7 @@ def commit(value: Any, salt: bytes | None = None) -> tuple[str, bytes, bytes]:
         the latter two to be kept beside the log.
 
     Raises:
-        glasslog.ledger.entries.EntryError: the value is not representable
+        glasslog.records.EntryError: the value is not representable
             as canonical JSON (NaN, infinity, non-string keys ...).
     """
     value_bytes = canonical_json(value)

@@ -33,9 +33,10 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..records import EntryError, erasure_entry, utc_now
 from . import merkle
 from .commitments import check_commitment
-from .entries import Entry, EntryError, utc_now
+from .entries import Entry
 from .errors import KeyFileError, LedgerError
 from .group_commit import AppendResult, GroupCommit, PrivateValue, _Batch, commit_batches
 from .note import Checkpoint, NoteError, Signer, Verifier, generate_signer, open_checkpoint, sign_note
@@ -579,8 +580,7 @@ class Ledger:
         if found is None:
             return False
         at = utc_now()
-        entry = {"type": "erasure", "v": 1, "time": at, "commitment": commitment, "kind": found[0], "reason": reason}
-        if entry_index is not None:
-            entry["entry"] = int(entry_index)
+        entry = erasure_entry(time=at, commitment=commitment, kind=found[0], reason=reason,
+                              entry=None if entry_index is None else int(entry_index))
         self.append([entry])
         return self.store.erase_private(commitment, entry_index, reason, at)

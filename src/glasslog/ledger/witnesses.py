@@ -15,8 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from .. import records
+from ..records import utc_now
 from .cosignature import CosignatureVerifier, add_signature_lines
-from .entries import utc_now
 from .note import NoteError
 
 if TYPE_CHECKING:
@@ -57,7 +58,7 @@ def witness_entry(event: str, url: str, key: str) -> dict:
     url = url.strip().rstrip("/")
     if not url.startswith(("http://", "https://")):
         raise ValueError(f"witness URL {url!r} must start with http:// or https://")
-    return {"type": "witness", "v": 1, "event": event, "url": url, "key": str(verifier), "time": utc_now()}
+    return records.witness_entry(event=event, url=url, key=str(verifier), time=utc_now())
 
 
 def active_witnesses(ledger: Ledger) -> list[WitnessConfig]:

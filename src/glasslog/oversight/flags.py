@@ -2,7 +2,7 @@
 
 A **flag** is a report about a decision or a model: "wrong outcome", "right
 answer for the wrong reasons", "unfair", "harmful", "privacy" or "other"
-(``glasslog.ledger.entries.FLAG_CATEGORIES``). The subject of a decision flags
+(``glasslog.records.FLAG_CATEGORIES``). The subject of a decision flags
 it with their receipt token; anyone flags a model or a decision of a
 public-service deployment; developers, researchers, supervisors and the
 operator flag with their keys. A **rating** is someone else's view of a flag:
@@ -57,14 +57,13 @@ import hmac
 import json
 import secrets
 from dataclasses import dataclass, field
-from typing import Any
 
 from ..access.policy import may_read_flag_text
 from ..errors import BadInputError, ConflictError
 from ..ledger import EntryError, Ledger, utc_now
 from ..ledger.commitments import commit
-from ..ledger.entries import FLAG_CATEGORIES, FLAG_ROLES, RATINGS
 from ..ledger.log import PrivateValue
+from ..records import FLAG_CATEGORIES, FLAG_ROLES, RATINGS, flag_entry, rating_entry
 from ..registry import Deployments, Registry, RegistryError
 from ..storage import WriteTx
 from .bridging import BridgingParams, FlagScore, ScoreBoard, score_flags
@@ -454,15 +453,16 @@ class Flags:
         existing = self._refresh().by_target.get(target, {}).get(who)
         if existing is not None:
             raise DuplicateFlagError(self._duplicate_message(existing, decision), existing)
-        obj: dict[str, Any] = {"type": "flag", "v": 1, "time": utc_now(), "category": category, "by_role": by_role,
-                               "model": model, "reporter": who}
-        if decision is not None:
-            obj["decision"] = decision
         private: list[PrivateValue] = []
+        commitment = None
         if text is not None:
             commitment, salt, value = commit(text)
-            obj["text"] = commitment
             private.append(PrivateValue(0, FLAG_TEXT_KIND, commitment, salt, value))
+        try:
+            obj = flag_entry(time=utc_now(), category=category, by_role=by_role, model=model, reporter=who,
+                             decision=decision, text=commitment)
+        except EntryError as exc:
+            raise FlagError(exc.detail, exc.field) from None
 
         def unique(tx: WriteTx, first: int) -> None:
             # Inside the append's transaction (serialised across processes): no flag by this
@@ -515,7 +515,7 @@ class Flags:
         if previous is not None and previous.rating == rating:
             size = self.ledger.signed_size()
             return RatingAdded(previous, None, size, self.ledger.checkpoint(), unchanged=True)
-        obj = {"type": "rating", "v": 1, "time": utc_now(), "flag": primary, "rating": rating, "rater": who}
+        obj = rating_entry(time=utc_now(), flag=primary, rating=rating, rater=who)
         result = self.ledger.append([obj])
         self._refresh()
         return RatingAdded(Rating(result.first_index, obj["time"], primary, rating, who),

@@ -52,7 +52,7 @@ from typing import Any
 
 from ..errors import BadInputError, ConflictError
 from ..ledger import EntryError, Ledger, utc_now
-from ..ledger.entries import SEVERITIES, TRIAGE_ACTIONS
+from ..records import SEVERITIES, TRIAGE_ACTIONS, triage_entry
 from ..registry import Registry, RegistryError
 from ..storage import WriteTx
 from .bridging import CONFIRMED, NEEDS_MORE_RATINGS
@@ -339,19 +339,19 @@ class Triage:
             raise TriageConflict(f"item {it.item} is {it.state}; {action} applies to items that are "
                                  f"{' or '.join(_ALLOWED[action])}", "action")
         size = self.ledger.size
-        entry: dict[str, Any] = {"type": "triage", "v": 1, "time": utc_now(), "item": it.item, "action": action,
-                                 "reason": reason, "key_id": key_id}
-        if assignee is not None:
-            entry["assignee"] = assignee
-        batch: list[dict] = [entry]
-        if action == "escalate":
-            if it.model is None:
-                raise TriageError(f"item {it.item} names no model to suspend", "item")
-            why = f"escalated from triage item {it.item} ({it.kind} {it.summary}): {reason} (by {key_id})"
-            try:
-                batch.append(self.registry.status_entry(it.model, "suspended", why))
-            except RegistryError as exc:
-                raise TriageConflict(str(exc), "item") from None
+        try:
+            batch: list[dict] = [triage_entry(time=utc_now(), item=it.item, action=action, reason=reason, key_id=key_id,
+                                              assignee=assignee)]
+            if action == "escalate":
+                if it.model is None:
+                    raise TriageError(f"item {it.item} names no model to suspend", "item")
+                why = f"escalated from triage item {it.item} ({it.kind} {it.summary}): {reason} (by {key_id})"
+                try:
+                    batch.append(self.registry.status_entry(it.model, "suspended", why))
+                except RegistryError as exc:
+                    raise TriageConflict(str(exc), "item") from None
+        except EntryError as exc:
+            raise TriageError(exc.detail, exc.field) from None
 
         def unchanged(tx: WriteTx, first: int) -> None:
             # Inside the transaction: nobody acted on the item or changed the model's status since we looked.

@@ -31,6 +31,7 @@ from typing import Any
 from ..errors import BadInputError
 from ..ledger import Ledger, utc_now
 from ..ledger.log import AppendResult
+from ..records import model_entry
 from .card import STATUSES, ModelCard, fingerprint_bytes
 
 __all__ = ["RegistryError", "ArtifactError", "UntrustedTypesError", "RegisteredModel", "StatusChange", "Registry", "dump_model", "load_artifact"]
@@ -257,8 +258,8 @@ class Registry:
             tmp = path.with_suffix(".tmp")
             tmp.write_bytes(artifact)
             os.replace(tmp, path)
-        entry = {"type": "model", "v": 1, "event": "register", "model": fingerprint, "card": card.to_dict(),
-                 "status": "active", "time": utc_now(), **({"trusted": needed} if needed else {})}
+        entry = model_entry(event="register", model=fingerprint, card=card.to_dict(), status="active", time=utc_now(),
+                            trusted=needed or None)
         try:
             self.ledger.append([entry])
         except BaseException:
@@ -316,8 +317,8 @@ class Registry:
             oms.copy_directory(root, dest, manifest.files, sig)
         try:
             oms.check_against_record(dest, manifest.to_entry())  # the copy is what was hashed
-            entry = {"type": "model", "v": 1, "event": "register", "model": manifest.fingerprint, "card": card.to_dict(),
-                     "status": "active", "time": utc_now(), "artifact": manifest.to_entry()}
+            entry = model_entry(event="register", model=manifest.fingerprint, card=card.to_dict(), status="active",
+                                time=utc_now(), artifact=manifest.to_entry())
             self.ledger.append([entry])
         except BaseException:
             if created:
@@ -429,5 +430,4 @@ class Registry:
             raise RegistryError(f"model {m.fingerprint} is withdrawn; withdrawal is final")
         if m.status == status:
             raise RegistryError(f"model {m.fingerprint} is already {status}")
-        return {"type": "model", "v": 1, "event": "status", "model": m.fingerprint, "status": status,
-                "reason": reason.strip(), "time": utc_now()}
+        return model_entry(event="status", model=m.fingerprint, status=status, reason=reason.strip(), time=utc_now())

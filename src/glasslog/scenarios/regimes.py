@@ -41,7 +41,7 @@ from typing import Any
 
 from ..access import KeyStore
 from ..access.keys import PUBLIC, Principal
-from ..access.policy import DISCLOSURE_ORDER, decision_view, may_download_weights, may_read_decision
+from ..access.policy import DISCLOSURE_ORDER, decision_view, may_download_weights, may_read_decision, weights_download_entry
 from ..ledger import Ledger, utc_now
 from ..registry import Deployments, Registry, load_artifact
 from ..registry.card import fingerprint_bytes
@@ -176,8 +176,7 @@ class Actor:
                 estimator, _ = load_registered_model(self.ledger, m.fingerprint, self.principal)
             except WeightsAccessError as exc:  # pragma: no cover - the check above already refused
                 raise WeightsRefused(str(exc)) from None
-        self.ledger.append([{"type": "access", "v": 1, "action": "weights-download", "model": m.fingerprint,
-                             "role": self.role, "key_id": self.principal.key_id or "anonymous", "time": utc_now()}])
+        self.ledger.append([weights_download_entry(m.fingerprint, self.role, self.principal.key_id, utc_now())])
         self._estimators[fingerprint] = estimator
         self.downloads.append(m.fingerprint)
         self.grants += 1

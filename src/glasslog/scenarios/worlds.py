@@ -29,6 +29,7 @@ import pandas as pd
 from sklearn.linear_model import LogisticRegression
 
 from .. import capture
+from ..records import metric_entry
 from . import adapters
 from .checks import Check, proxy_outcome_divergence, rate_increase, realised_below_claimed
 from .credit_worlds import Deceptive, Downstream
@@ -185,9 +186,9 @@ class Whimper(BaseWorld):
                 weights = open_rate.index.to_numpy()
                 feel_safe = 1 - float(p["survey_open_case_weight"]) * open_rate.to_numpy()
                 survey = float(np.average(feel_safe, weights=weights) + self.rng(7, t).normal(0, float(p["survey_noise_sd"])))
-                self.ledger.append([{"type": "metric", "v": 1, "time": now(), "model": self.current, "deployment": deployment,
-                                     "name": "citizens feel safe (quarterly survey)", "value": round(survey, 6),
-                                     "window": {"period": t}}])
+                self.ledger.append([metric_entry(time=now(), model=self.current, deployment=deployment,
+                                                 name="citizens feel safe (quarterly survey)", value=round(survey, 6),
+                                                 window={"period": t})])
             due = [o for when, batch_o in pending_outcomes if when <= t for o in batch_o]
             pending_outcomes = [(w, b) for w, b in pending_outcomes if w > t]
             if due:

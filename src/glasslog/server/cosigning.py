@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..ledger import Ledger
-from ..ledger.entries import utc_now
 from ..ledger.witnesses import active_witnesses
+from ..records import utc_now
 from ..witness.client import Conflict, WitnessClient, WitnessRefused, WitnessUnreachable
 
 __all__ = ["CosigningThread", "WitnessStatus", "attach_cosigning", "INTERVAL", "MAX_BACKOFF"]

@@ -49,6 +49,7 @@ import numpy as np
 
 from ..ledger import Ledger, utc_now
 from ..ledger.commitments import check_commitment
+from ..records import finding_entry
 from . import toploc
 
 __all__ = ["Thresholds", "TOPLOC_PAPER", "GenerationResult", "GenerationReplayReport", "forward", "check_generation",
@@ -616,9 +617,9 @@ def calibrate(ledger: Ledger | None, fingerprint: str | None, model_dir: str | o
         "max_new_tokens": max_new_tokens, "topk": toploc.TOPK, "chunk": toploc.CHUNK,
     }
     if log and ledger is not None and fingerprint is not None:
-        ledger.append([{"type": "finding", "v": 1, "time": utc_now(), "source": "audit", "check": "replay-calibration",
-                        "model": fingerprint, "statistic": "false-alarm rate on held-out honest reruns",
-                        "value": evidence["false_alarm_rate"], "verdict": "ok" if false_alarms == 0 else "alert",
-                        "severity": "info" if false_alarms == 0 else "medium", "by_role": "supervisor",
-                        "evidence": evidence}])
+        ledger.append([finding_entry(time=utc_now(), source="audit", check="replay-calibration", model=fingerprint,
+                                     statistic="false-alarm rate on held-out honest reruns",
+                                     value=evidence["false_alarm_rate"], verdict="ok" if false_alarms == 0 else "alert",
+                                     severity="info" if false_alarms == 0 else "medium", by_role="supervisor",
+                                     evidence=evidence)])
     return evidence

@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 from ..ledger import merkle
 from ..ledger.commitments import COMMITMENT_FIELDS, check_commitment
 from ..ledger.cosignature import CosignatureVerifier, verify_cosigned
-from ..ledger.entries import Entry, EntryError, canonical_json
+from ..ledger.entries import Entry, canonical_json
 from ..ledger.note import NoteError, Verifier, open_checkpoint
 from ..ledger.receipt import Receipt
+from ..records import EntryError
 
 __all__ = ["Check", "ReceiptReport", "verify_receipt"]
 

@@ -48,6 +48,7 @@ import numpy as np
 from ..errors import BadInputError, ConflictError, NotFoundError
 from ..ledger import Ledger, PrivateValue, commit, utc_now
 from ..ledger.commitments import check_commitment
+from ..records import watermark_entry
 
 __all__ = ["SCHEME", "WatermarkError", "NoWatermarkError", "Watermark", "Detection", "declare", "reveal",
            "declaration", "active_watermark", "require", "check_reveal", "detect", "detect_tokens", "log_binom_sf", "green_mask"]
@@ -145,8 +146,7 @@ def declare(ledger: Ledger, deployment: str, *, gamma: float = 0.25, delta: floa
     wm = Watermark(deployment, key, float(gamma), float(delta), "", -1)
     secret = wm.secret()
     c, salt, value = commit(secret)
-    entry = {"type": "watermark", "v": 1, "event": "declare", "deployment": deployment, "scheme": SCHEME,
-             "key_commitment": c, "time": utc_now()}
+    entry = watermark_entry(event="declare", deployment=deployment, scheme=SCHEME, key_commitment=c, time=utc_now())
     result = ledger.append([entry], [PrivateValue(0, KEY_KIND, c, salt, value)])
     return Watermark(deployment, key, float(gamma), float(delta), c, result.first_index)
 
@@ -210,9 +210,9 @@ def reveal(ledger: Ledger, deployment: str) -> int:
     if opening is None:
         raise NoWatermarkError(f"the watermark key of {deployment!r} is not held beside this log")
     commitment, salt, value = opening
-    entry = {"type": "watermark", "v": 1, "event": "reveal", "deployment": deployment, "scheme": obj["scheme"],
-             "key_commitment": commitment, "declaration": index, "salt": base64.b64encode(salt).decode(),
-             "secret": json.loads(value), "time": utc_now()}
+    entry = watermark_entry(event="reveal", deployment=deployment, scheme=obj["scheme"], key_commitment=commitment,
+                            declaration=index, salt=base64.b64encode(salt).decode(), secret=json.loads(value),
+                            time=utc_now())
     return ledger.append([entry]).first_index
 
 

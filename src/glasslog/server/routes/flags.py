@@ -30,7 +30,6 @@ from fastapi import Query, Request, Response
 from pydantic import Field
 
 from ...access import Principal, may_read_decision
-from ...ledger.entries import FLAG_CATEGORIES, RATINGS
 from ...oversight.bridging import CONFIRMED, NEEDS_MORE_RATINGS, NOT_HELPFUL
 from ...oversight.flags import (
     MAX_TEXT_CHARS,
@@ -44,6 +43,7 @@ from ...oversight.flags import (
     key_identity,
     subject_identity,
 )
+from ...records import FLAG_CATEGORIES, RATINGS
 from .. import deps
 from ..deps import RateLimit, ServerState, State, Supervisor, Who, api_router, uint
 from ..problems import READ, WRITE, Problem, errors, forbidden, invalid, not_found, unauthorized

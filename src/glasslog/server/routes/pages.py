@@ -51,8 +51,8 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from ...access import PUBLIC, decision_view
 from ...ledger import merkle
-from ...ledger.entries import FLAG_CATEGORIES, RATINGS
 from ...oversight.flags import MAX_TEXT_CHARS, address_identity
+from ...records import FLAG_CATEGORIES, RATINGS
 from ...registry import RegistryError
 from .. import charts
 from ..deps import ServerState, State, api_router, state_of

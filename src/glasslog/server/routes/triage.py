@@ -12,8 +12,8 @@ from typing import Annotated, Literal
 from fastapi import Query
 from pydantic import Field
 
-from ...ledger.entries import TRIAGE_ACTIONS
 from ...oversight.triage import STATES, Triage, TriageConflict, TriageError, TriageItem, UnknownItem
+from ...records import TRIAGE_ACTIONS
 from ..deps import State, Supervisor, api_router, uint
 from ..problems import READ, WRITE, Problem, errors, invalid, not_found
 from ..schemas import SAFE_INT, Out, Strict, TriageState, UInt

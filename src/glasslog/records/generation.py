@@ -1,14 +1,16 @@
-"""Schemas of generative-model outputs: ``generation`` entries (captured by glasslog, with TOPLOC activation
-commitments) and generations reported by applications (OTLP spans, the gateway).
-
-Part of ``entries``' schema checks, in a module of its own; ``entries`` registers ``_check_generation``.
-"""
+"""Generative-model entries: ``generation`` entries captured by glasslog (with TOPLOC activation commitments),
+generations reported by applications (OTLP spans, the gateway), and deployments' watermarks; each with its one
+builder and its schema check."""
 
 from __future__ import annotations
 
 import re
+from typing import Any
 
-from .entries import EntryError, _choice, _digest, _index, _name, _one_of, _require, _time
+from ._base import EntryError, _choice, _digest, _index, _name, _one_of, _require, _time, stamp
+
+__all__ = ["ACTIVATION_SCHEME", "REPORTED_SOURCES", "REPORTED_OPERATIONS", "WATERMARK_EVENTS", "generation_entry",
+           "reported_generation_entry", "watermark_entry"]
 
 ACTIVATION_SCHEME = "toploc"
 _TOPLOC_PRIME = 65497
@@ -92,6 +94,32 @@ def _check_generation(obj: dict) -> None:
     _activation_commitments(obj, counts["output"])
 
 
+def generation_entry(*, model: str, deployment: str, time: str, prompt: str, tokens: dict, sampling: dict,
+                     runtime: dict, activations: dict, output: str | None = None, output_tokens: list[int] | None = None,
+                     output_commitment: str | None = None, subject: str | None = None,
+                     watermark: str | None = None) -> dict[str, Any]:
+    """The ``generation`` entry of an output glasslog generated itself.
+
+    Args:
+        model: the fingerprint; prompt, subject: commitments; watermark: the deployment's watermark key commitment.
+        tokens: ``{"prompt": n, "output": n}`` token counts.
+        output, output_tokens: the text and its token ids (public-service), or
+        output_commitment: their commitment (private).
+        sampling: the sampling parameters (``do_sample``, ``seed``...); runtime: ``torch``, ``transformers``,
+            ``dtype``...
+        activations: TOPLOC commitments: ``scheme`` (``ACTIVATION_SCHEME``), ``topk``, ``chunk``, ``commitments``
+            (base64, one for the prompt and one per ``chunk`` output tokens).
+
+    Raises:
+        EntryError: a field fails the schema (named).
+    """
+    return stamp("generation", _check_generation, {
+        "model": model, "deployment": deployment, "time": time, "prompt": prompt, "tokens": tokens,
+        "sampling": sampling, "runtime": runtime, "activations": activations, "output": output,
+        "output_tokens": output_tokens, "output_commitment": output_commitment, "subject": subject,
+        "watermark": watermark})
+
+
 REPORTED_SOURCES = ("otlp", "gateway")
 """Where a self-reported generation came from: an application's OTLP span, or the OpenAI-compatible gateway."""
 REPORTED_OPERATIONS = ("chat", "text_completion", "generate_content")
@@ -169,6 +197,37 @@ def _check_reported_generation(obj: dict) -> None:
                 raise EntryError(f"must be {digits} lowercase hex digits", field=f"span.{key}")
 
 
+def reported_generation_entry(*, source: str, deployment: str, time: str, operation: str, reported_model: dict,
+                              captured: dict, model: str | None = None, prompt: str | None = None,
+                              subject: str | None = None, output: str | list[str] | None = None,
+                              output_commitment: str | None = None, tokens: dict | None = None,
+                              sampling: dict | None = None, provider: str | None = None,
+                              response_id: str | None = None, finish_reasons: list[str] | None = None,
+                              conversation: str | None = None, span: dict | None = None, incomplete: str | None = None,
+                              service: str | None = None, convention: str | None = None,
+                              upstream: str | None = None) -> dict[str, Any]:
+    """The ``generation`` entry of a generation glasslog did not run (``source``: ``otlp`` or ``gateway``).
+
+    Args:
+        reported_model: ``{"request": name, "response": name}`` as reported (at least one).
+        captured: ``{"input": bool, "output": bool}``: whether the content reached glasslog.
+        model: the registered model the name resolved to (None: unregistered).
+        prompt, subject, output_commitment: commitments; output: the text (a list for several choices).
+        tokens, sampling, provider, response_id, finish_reasons, conversation, span, incomplete, service, convention,
+            upstream: as reported; None values are left out.
+
+    Raises:
+        EntryError: a field fails the schema (named).
+    """
+    return stamp("generation", _check_reported_generation, {
+        "source": source, "deployment": deployment, "time": time, "operation": operation,
+        "reported_model": reported_model, "captured": captured, "model": model, "prompt": prompt, "subject": subject,
+        "output": output, "output_commitment": output_commitment, "tokens": tokens, "sampling": sampling,
+        "provider": provider, "response_id": response_id, "finish_reasons": finish_reasons,
+        "conversation": conversation, "span": span, "incomplete": incomplete, "service": service,
+        "convention": convention, "upstream": upstream})
+
+
 WATERMARK_EVENTS = ("declare", "reveal")
 
 
@@ -184,3 +243,17 @@ def _check_watermark(obj: dict) -> None:
         _index(obj, "declaration")
         _require(obj, "salt", str)
         _require(obj, "secret", dict)
+
+
+def watermark_entry(*, event: str, deployment: str, scheme: str, key_commitment: str, time: str,
+                    declaration: int | None = None, salt: str | None = None,
+                    secret: dict | None = None) -> dict[str, Any]:
+    """The ``watermark`` entry: ``declare`` (scheme and key commitment) or ``reveal`` (also the ``declaration``'s
+    index, the base64 ``salt`` and the ``secret`` key and configuration, which open the commitment).
+
+    Raises:
+        EntryError: a field fails the schema (named).
+    """
+    return stamp("watermark", _check_watermark, {
+        "event": event, "deployment": deployment, "scheme": scheme, "key_commitment": key_commitment,
+        "declaration": declaration, "salt": salt, "secret": secret, "time": time})
