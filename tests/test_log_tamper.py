@@ -80,10 +80,28 @@ def test_untouched_log_verifies(base):
     (["DELETE FROM checkpoints WHERE tree_size = 400"], 360, "entries 360..399 are not covered"),
 ])
 def test_tamper_reported_at_the_right_index(base, tmp_path, sql, first_bad, says):
-    r = audit(tampered(base, tmp_path, *sql))
+    d = tampered(base, tmp_path, *sql)
+    r = audit(d)
     assert not r.ok
     assert r.first_bad_index == first_bad, r.problems
     assert any(says in p for p in r.problems), r.problems
+    res = runner.invoke(cli, ["verify", "log", "-d", str(d), "--key-file", str(base / "log.vkey")])
+    text = " ".join(res.output.split())
+    assert res.exit_code == 1 and f"FAILED: first bad index {first_bad}" in text and "None" not in text
+
+
+@pytest.mark.parametrize("sql, checkpoint, says", [
+    (["UPDATE checkpoints SET root = zeroblob(32) WHERE tree_size = 160"], 160, "checkpoint row at tree size 160"),
+    (["UPDATE checkpoints SET note = replace(note, char(10) || '200' || char(10), char(10) || '201' || char(10))"
+      " WHERE tree_size = 200"], 200, "checkpoint at tree size 200"),
+])
+def test_checkpoint_tamper_names_the_checkpoint(base, tmp_path, sql, checkpoint, says):
+    d = tampered(base, tmp_path, *sql)
+    r = audit(d)
+    assert not r.ok and r.bad_checkpoint == checkpoint and any(says in p for p in r.problems), r.problems
+    res = runner.invoke(cli, ["verify", "log", "-d", str(d), "--key-file", str(base / "log.vkey")])
+    text = " ".join(res.output.split())
+    assert res.exit_code == 1 and f"checkpoint at tree size {checkpoint}" in text and "None" not in text
 
 
 def test_removed_middle_checkpoint_named_through_the_cosignatures(base, tmp_path):
@@ -97,7 +115,7 @@ def test_removed_middle_checkpoint_named_through_the_cosignatures(base, tmp_path
     con.commit()
     con.close()
     r = audit(d)
-    assert not r.ok and r.missing_checkpoints == [200]
+    assert not r.ok and r.missing_checkpoints == [200] and r.bad_checkpoint == 200
     assert any("tree size 200" in p and "removed" in p for p in r.problems)
 
 
@@ -148,3 +166,161 @@ def test_key_comes_from_outside_the_database(base, tmp_path):
     # the genuine log passes with the given key and says so
     res = runner.invoke(cli, ["verify", "log", "-d", str(base), "--key", vkey])
     assert res.exit_code == 0 and "with the verifier key given" in " ".join(res.output.split())
+
+
+# ---------------------------------------------------------------- against a checkpoint kept outside the log
+def _kept_log(tmp_path, n_batches=10):
+    d = tmp_path / "live"
+    with Ledger.create(d, "bank.example/kept") as lg:
+        for k in range(n_batches):
+            lg.append(deployments(40 * k, 40 * k + 40))
+    return d, (d / "log.vkey").read_text().strip()
+
+
+def _verify(d, vkey, *extra):
+    res = runner.invoke(cli, ["verify", "log", "-d", str(d), "--key", vkey, *extra])
+    return res.exit_code, " ".join(res.output.split())
+
+
+def test_truncated_log_passes_alone_and_fails_against_the_witnessed_checkpoint(tmp_path):
+    """Entries, hashes, checkpoints and cosignatures beyond 320 deleted consistently: alone the log looks whole."""
+    from glasslog.storage.strips import LEVEL_SHIFT, STRIP
+
+    d, vkey = _kept_log(tmp_path)
+    (tmp_path / "kept.note").write_text(Ledger.open(d).checkpoint())  # what GET /checkpoint served at 400 entries
+    con = sqlite3.connect(d / "log.db")
+    n = 320
+    con.execute("DELETE FROM entries WHERE idx >= ?", (n,))
+    con.execute("DELETE FROM checkpoints WHERE tree_size > ?", (n,))
+    con.execute("DELETE FROM cosignatures WHERE tree_size > ?", (n,))
+    for sid, strip in con.execute("SELECT id, strip FROM hashes").fetchall():
+        level, start = sid >> LEVEL_SHIFT, (sid & ((1 << LEVEL_SHIFT) - 1)) * STRIP
+        keep = max(0, min(STRIP, (n >> level) - start))
+        if keep == 0:
+            con.execute("DELETE FROM hashes WHERE id = ?", (sid,))
+        else:
+            con.execute("UPDATE hashes SET strip = ? WHERE id = ?", (bytes(strip)[: 32 * keep], sid))
+    con.commit()
+    con.close()
+    assert _verify(d, vkey)[0] == 0
+    code, text = _verify(d, vkey, "--checkpoint", str(tmp_path / "kept.note"))
+    assert code == 1 and "first bad index 320, checkpoint at tree size 400" in text
+    assert "the kept checkpoint has 400 entries but the log holds 320" in text
+
+
+def test_log_whose_write_ahead_file_was_lost_fails_against_the_witnessed_checkpoint(tmp_path):
+    """The database file copied while the last appends were still only in log.db-wal (never checkpointed into it)."""
+    d, vkey = _kept_log(tmp_path, 5)
+    lost = tmp_path / "lost"
+    lg = Ledger.open(d)
+    try:
+        lg.append(deployments(200, 240))
+        lg.append(deployments(240, 280))
+        kept = lg.checkpoint()
+        assert (d / "log.db-wal").stat().st_size > 0
+        shutil.copytree(d, lost, ignore=shutil.ignore_patterns("log.db-wal", "log.db-shm"))
+    finally:
+        lg.close()
+    (tmp_path / "kept.note").write_text(kept)
+    with Ledger.open(lost) as copy:
+        assert copy.size < 280
+        held = copy.size
+    assert _verify(lost, vkey)[0] == 0
+    code, text = _verify(lost, vkey, "--checkpoint", str(tmp_path / "kept.note"))
+    assert code == 1 and f"first bad index {held}, checkpoint at tree size 280" in text and "write-ahead" in text
+
+
+def test_rolled_back_copy_fails_against_the_witness_state_on_this_machine(tmp_path):
+    """The witness runs beside the log: the checkpoint it last cosigned (its own witness.db) is the kept one."""
+    from glasslog.witness.client import format_request
+    from glasslog.witness.core import Witness
+
+    d, vkey = _kept_log(tmp_path, 6)
+    snapshot = tmp_path / "snapshot"
+    shutil.copytree(d, snapshot)
+    w = Witness.init(tmp_path / "witness", "witness.example/w1")
+    try:
+        w.add_log("bank.example/kept", vkey)
+        with Ledger.open(d) as lg:
+            w.add_checkpoint(format_request(0, [], lg.checkpoint()))
+            lg.append(deployments(240, 300))
+            w.add_checkpoint(format_request(240, lg.consistency_proof(240, 300), lg.checkpoint()))
+    finally:
+        w.close()
+    assert _verify(d, vkey, "--witness-dir", str(tmp_path / "witness"))[0] == 0
+    assert _verify(snapshot, vkey)[0] == 0
+    code, text = _verify(snapshot, vkey, "--witness-dir", str(tmp_path / "witness"))
+    assert code == 1 and "first bad index 240, checkpoint at tree size 300" in text and "rolled back" in text
+
+
+def test_deleted_checkpoint_with_its_cosignature_row_fails_against_a_receipt(tmp_path):
+    """The middle checkpoint and its cosignature row both deleted: nothing left in the database names it, so alone the
+    log passes; a receipt (or saved GET /checkpoint) that carries it makes the audit fail, naming it."""
+    import json
+
+    d, vkey = _kept_log(tmp_path)
+    with Ledger.open(d) as lg:
+        lg.store.put_cosignature(200, "witness.example/w1+00000000+BAAA", "\u2014 witness.example/w1 AAAA\n", utc_now())
+        # a receipt handed out when the log had 200 entries carries the checkpoint at 200
+        receipt = {"origin": "bank.example/kept", "index": 150, "tree_size": 200, "checkpoint": lg.checkpoint(200),
+                   "inclusion_proof": [], "entry": ""}
+    (tmp_path / "receipt.json").write_text(json.dumps(receipt))
+    con = sqlite3.connect(d / "log.db")
+    con.execute("DELETE FROM checkpoints WHERE tree_size = 200")
+    con.execute("DELETE FROM cosignatures WHERE tree_size = 200")
+    con.commit()
+    con.close()
+    assert _verify(d, vkey)[0] == 0  # nothing signed in the database refers to the removed checkpoint
+    code, text = _verify(d, vkey, "--checkpoint", str(tmp_path / "receipt.json"))
+    assert code == 1 and "Log verification FAILED: checkpoint at tree size 200" in text
+    assert "the kept checkpoint at tree size 200 is no longer in the log" in text and "None" not in text
+
+
+def test_kept_checkpoint_of_another_history_names_the_checkpoint_not_none(tmp_path):
+    d, vkey = _kept_log(tmp_path, 3)
+    fork = tmp_path / "fork"
+    shutil.copytree(d, fork)
+    with Ledger.open(fork) as lg:
+        lg.append(deployments(900, 940))
+        note = lg.checkpoint()
+    with Ledger.open(d) as lg:
+        lg.append(deployments(120, 200))
+    (tmp_path / "fork.note").write_text(note)
+    code, text = _verify(d, vkey, "--checkpoint", str(tmp_path / "fork.note"))
+    assert code == 1 and "FAILED: checkpoint at tree size 160" in text and "not the one the kept checkpoint signed" in text
+    assert "None" not in text
+
+
+def test_kept_checkpoint_from_a_url(tmp_path):
+    """--checkpoint URL: e.g. the live server's GET /checkpoint while a restored copy is checked."""
+    import http.server
+    import threading
+
+    d, vkey = _kept_log(tmp_path, 4)
+    snapshot = tmp_path / "snapshot"
+    shutil.copytree(d, snapshot)
+    with Ledger.open(d) as lg:
+        lg.append(deployments(160, 200))
+        body = lg.checkpoint().encode()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; charset=utf-8")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{srv.server_address[1]}/checkpoint"
+        code, text = _verify(snapshot, vkey, "--checkpoint", url)
+        assert code == 1 and "checkpoint at tree size 200" in text and "holds 160" in text
+        assert _verify(d, vkey, "--checkpoint", url)[0] == 0
+    finally:
+        srv.shutdown()
+    code, text = _verify(d, vkey, "--checkpoint", url)  # nothing serves it any more: exit 2, one line
+    assert code == 2 and "cannot fetch the checkpoint" in text

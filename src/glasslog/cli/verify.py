@@ -202,9 +202,14 @@ def verify_log_cmd(
     key: Annotated[str | None, typer.Option("--key", help="The log's verifier key, from a copy published independently "
                                                           "of the database being checked.")] = None,
     key_file: Annotated[Path | None, typer.Option("--key-file", help="File holding that verifier key.")] = None,
-    checkpoint: Annotated[Path | None, typer.Option(
-        "--checkpoint", help="A checkpoint kept outside the log (e.g. a witnessed one from a receipt or GET /checkpoint): "
-                             "the log must extend it, so a rollback, a truncation or a lost write-ahead file shows.")] = None,
+    checkpoint: Annotated[list[str] | None, typer.Option(
+        "--checkpoint", help="A checkpoint kept outside the log: a file holding a (cosigned) checkpoint note saved from "
+                             "GET /checkpoint, a receipt file, or an http(s) URL serving one. The log must extend it and "
+                             "still hold it, so a rollback, a truncation, a lost write-ahead file or a removed checkpoint "
+                             "shows. Repeatable.")] = None,
+    witness_dir: Annotated[Path | None, typer.Option(
+        "--witness-dir", help="The directory of a glasslog witness running on this machine: the checkpoint it last "
+                              "cosigned for this log is used as a kept checkpoint.")] = None,
     witness_key: WitnessKeys = None,
     min_witnesses: MinWitnesses = None,
     resume: Annotated[bool, typer.Option(
@@ -236,6 +241,7 @@ def verify_log_cmd(
     from ..ledger.cosignature import verify_cosigned
     from ..ledger.note import Verifier, open_checkpoint
     from ..verify import audit_log
+    from ..verify.kept import read_kept, witness_state_note
     from ..verify.resume import VerifierState, default_state_path, resume_audit, state_after_audit
 
     verifier = None
@@ -244,23 +250,37 @@ def verify_log_cmd(
     if state_file is not None:
         resume = True
     witness_keys, needed = _witness_policy(witness_key, min_witnesses)
-    kept = None
-    if checkpoint is not None:
-        if verifier is None:
-            _fail("--checkpoint needs --key or --key-file: the kept checkpoint must be checked with a key from outside the log")
+    kept = []
+    if (checkpoint or witness_dir is not None) and verifier is None:
+        _fail("--checkpoint and --witness-dir need --key or --key-file: a kept checkpoint must be checked with a key from"
+              " outside the log")
+    for source in checkpoint or []:
         try:
-            note = checkpoint.read_text(encoding="utf-8")
-            kept = open_checkpoint(note, verifier)
-        except (OSError, UnicodeDecodeError, NoteError) as exc:
-            _fail(f"cannot use the kept checkpoint {checkpoint}: {exc}")
+            note = read_kept(source)
+            cp = open_checkpoint(note, verifier)
+        except (*_INPUT_ERRORS, NoteError) as exc:
+            _fail(f"cannot use the kept checkpoint {source}: {exc}")
         if witness_keys or needed:
             policy = verify_cosigned(note, verifier, witness_keys, needed)
             if not policy.ok:
-                _fail(f"the kept checkpoint does not meet the witness policy: {policy.summary()}", EXIT_FAILED)
-            err.print(f"kept checkpoint at tree size {kept.tree_size}: {policy.summary()}", highlight=False)
-    elif witness_keys or needed:
+                _fail(f"the kept checkpoint {source} does not meet the witness policy: {policy.summary()}", EXIT_FAILED)
+            err.print(f"kept checkpoint at tree size {cp.tree_size}: {policy.summary()}", highlight=False)
+        kept.append(cp)
+    if not checkpoint and (witness_keys or needed):
         _fail("--witness-key / --min-witnesses apply to a --checkpoint you kept")
     ledger = _open(data_dir)
+    if witness_dir is not None:
+        try:
+            note = witness_state_note(witness_dir, ledger.origin)
+            if note is None:
+                err.print(f"[yellow]warning:[/] the witness in {witness_dir} has cosigned nothing for {ledger.origin}",
+                          highlight=False)
+            else:
+                cp = open_checkpoint(note, verifier)
+                err.print(f"the witness in {witness_dir} last cosigned tree size {cp.tree_size}", highlight=False)
+                kept.append(cp)
+        except (*_INPUT_ERRORS, NoteError) as exc:
+            _fail(f"cannot use the witness state in {witness_dir}: {exc}")
     state = None
     path = None
     if resume:
@@ -307,8 +327,9 @@ def verify_log_cmd(
         else:
             what = (f"{report.tree_size} entries rehashed, {report.checkpoints} signed checkpoints checked {trust} and"
                     " consistent")
-        out.print(f"[bold green]Log verified[/]: {what}" + (f"; it extends the kept checkpoint at tree size {kept.tree_size}"
-                                                            if kept is not None else "") + ".", highlight=False)
+        sizes = ", ".join(str(k.tree_size) for k in kept)
+        out.print(f"[bold green]Log verified[/]: {what}" + (f"; it extends and holds the kept checkpoint at tree size"
+                                                            f" {sizes}" if kept else "") + ".", highlight=False)
         if new_state is not None:
             out.print(f"  verified tree size {new_state.tree_size} kept in {path} for --resume", highlight=False)
     else:

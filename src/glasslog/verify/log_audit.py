@@ -29,7 +29,7 @@ What it detects, and how it reports the first bad index:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from ..ledger import EntryError, Ledger, merkle
@@ -74,7 +74,7 @@ class LogAuditReport:
 
 
 def audit_log(ledger: Ledger, *, check_entries: bool = True, progress: Callable[[str, int, int], None] | None = None,
-              verifier: Verifier | None = None, kept: Checkpoint | None = None) -> LogAuditReport:
+              verifier: Verifier | None = None, kept: Checkpoint | Sequence[Checkpoint] | None = None) -> LogAuditReport:
     """Audit the whole log (see module docstring).
 
     Args:
@@ -85,8 +85,9 @@ def audit_log(ledger: Ledger, *, check_entries: bool = True, progress: Callable[
         verifier: the log's verifier key from a copy published independently
             of the database; None trusts the key the database holds (which
             whoever can rewrite the database can replace).
-        kept: a checkpoint kept outside the log (already verified by the
-            caller, e.g. with a witness policy); the log must extend it.
+        kept: checkpoints kept outside the log (already verified by the
+            caller, e.g. with a witness policy); the log must extend and hold
+            each.
 
     Returns:
         The report; memory use is about 100 bytes per entry.
@@ -177,6 +178,7 @@ def audit_log(ledger: Ledger, *, check_entries: bool = True, progress: Callable[
         parts = merkle.root_plan(n)
         return merkle.subtree_hash_from(parts, get(parts))
 
+    bad_checkpoints: list[int] = []  # tree sizes of checkpoints found bad, missing or not matched
     previous = None  # (size, root) of the last checkpoint that verified
     beyond = False  # a signed checkpoint covers more entries than are stored
     last_good_size = 0
@@ -186,18 +188,21 @@ def audit_log(ledger: Ledger, *, check_entries: bool = True, progress: Callable[
             cp = open_checkpoint(note, key, ledger.origin)
         except NoteError as exc:
             problems.append(f"checkpoint at tree size {tree_size}: {exc}")
-            bad.append(tree_size - 1 if tree_size else 0)
+            bad_checkpoints.append(tree_size)
             continue
         if cp.tree_size != tree_size or cp.root_hash != stored_root:
             problems.append(f"checkpoint row at tree size {tree_size} does not match its signed note (size {cp.tree_size})")
+            bad_checkpoints.append(tree_size)
         if cp.tree_size > size:
             flag(size, f"signed checkpoint covers {cp.tree_size} entries but only {size} are stored: entries were truncated")
+            bad_checkpoints.append(cp.tree_size)
             beyond = True
             continue
         if root_at(cp.tree_size) != cp.root_hash:
             lo = last_good_size
             flag(lo, f"entries in [{lo}, {cp.tree_size}) differ from what the checkpoint at tree size {cp.tree_size} signed",
                  exact=False)
+            bad_checkpoints.append(cp.tree_size)
         else:
             last_good_size = cp.tree_size
         if previous is not None and previous[0] > 0:  # the empty tree is a prefix of every tree: nothing to prove
@@ -207,6 +212,7 @@ def audit_log(ledger: Ledger, *, check_entries: bool = True, progress: Callable[
                 merkle.verify_consistency(old_size, cp.tree_size, old_root, cp.root_hash, proof)
             except (merkle.ProofError, IndexError) as exc:
                 problems.append(f"checkpoints at tree sizes {old_size} and {cp.tree_size} are not consistent: {exc}")
+                bad_checkpoints.append(cp.tree_size)
         previous = (cp.tree_size, cp.root_hash)
         if progress and n % 1000 == 0:
             progress("checkpoints", n, len(checkpoints))
@@ -215,24 +221,34 @@ def audit_log(ledger: Ledger, *, check_entries: bool = True, progress: Callable[
     for n in (cosigned_sizes() if cosigned_sizes else []):
         if n not in held:
             report.missing_checkpoints.append(n)
+            bad_checkpoints.append(n)
             problems.append(f"the checkpoint at tree size {n}, which witnesses cosigned, is no longer in the log: it was removed")
             if n > size:
                 flag(size, f"witnesses cosigned tree size {n} but the log holds {size} entries: it was rolled back or truncated")
-    if kept is not None:
+    for kept in [] if kept is None else [kept] if isinstance(kept, Checkpoint) else kept:
         if kept.origin != ledger.origin:
             problems.append(f"the kept checkpoint is for log {kept.origin!r}, not {ledger.origin!r}")
+            bad_checkpoints.append(kept.tree_size)
         elif kept.tree_size > size:
             flag(size, f"the kept checkpoint has {kept.tree_size} entries but the log holds {size}: it was rolled back,"
                        " truncated or lost its write-ahead file")
+            bad_checkpoints.append(kept.tree_size)
         elif root_at(kept.tree_size) != kept.root_hash:
-            flag(0, f"the log's tree at size {kept.tree_size} is not the one the kept checkpoint signed: a fork or a rewrite",
-                 exact=False)
+            problems.append(f"the log's tree at size {kept.tree_size} is not the one the kept checkpoint signed: a fork or"
+                            " a rewrite")
+            bad_checkpoints.append(kept.tree_size)
+        elif kept.tree_size > 0 and kept.tree_size not in held:
+            problems.append(f"the kept checkpoint at tree size {kept.tree_size} is no longer in the log (its entries"
+                            " are): it was removed")
+            report.missing_checkpoints.append(kept.tree_size)
+            bad_checkpoints.append(kept.tree_size)
     if previous is None:
-        problems.append("the log has no valid signed checkpoint")
+        flag(0, "the log has no valid signed checkpoint")
     elif previous[0] < size and not beyond and not any(n >= size for n, *_ in ledger.checkpoints()):
         flag(previous[0], f"entries {previous[0]}..{size - 1} are not covered by any signed checkpoint")
 
     report.first_bad_index = min(bad) if bad else (min(suspect) if suspect else None)
+    report.bad_checkpoint = min(bad_checkpoints) if bad_checkpoints else None
     report.problems = problems
     report.ok = not problems
     return report

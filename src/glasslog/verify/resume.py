@@ -40,7 +40,7 @@ import base64
 import json
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -192,7 +192,7 @@ def state_after_audit(ledger: Ledger, report: LogAuditReport, verifier: Verifier
 
 def resume_audit(ledger: Ledger, state: VerifierState, *, verifier: Verifier | None = None, check_entries: bool = True,
                  progress: Callable[[str, int, int], None] | None = None,
-                 kept: Checkpoint | None = None) -> tuple[LogAuditReport, VerifierState | None]:
+                 kept: Checkpoint | Sequence[Checkpoint] | None = None) -> tuple[LogAuditReport, VerifierState | None]:
     """Audit only what the log added since ``state`` (see module docstring).
 
     Args:
@@ -201,7 +201,7 @@ def resume_audit(ledger: Ledger, state: VerifierState, *, verifier: Verifier | N
         verifier: the log's verifier key given now; None uses the state's (a copy kept outside the database).
         check_entries: also check each new entry's body (as ``audit_log``).
         progress: called as ``progress(stage, done, total)``.
-        kept: a checkpoint kept outside the log (already verified by the caller); the log must extend it.
+        kept: checkpoints kept outside the log (already verified by the caller); the log must extend each.
 
     Returns:
         ``(report, new state)``; the new state is None unless the report is ok.
@@ -235,6 +235,9 @@ def resume_audit(ledger: Ledger, state: VerifierState, *, verifier: Verifier | N
         problems.append(f"the database names the verifier key {ledger.verifier_key}, not the key verified before ({key}):"
                         " the database was re-keyed or is another log")
 
+    def mark(n: int) -> None:  # a checkpoint found bad or missing; the report names the smallest
+        report.bad_checkpoint = n if report.bad_checkpoint is None else min(report.bad_checkpoint, n)
+
     def finish() -> tuple[LogAuditReport, VerifierState | None]:
         report.first_bad_index = min(bad) if bad else (min(suspect) if suspect else None)
         report.problems = problems
@@ -245,7 +248,7 @@ def resume_audit(ledger: Ledger, state: VerifierState, *, verifier: Verifier | N
     if size < n0:
         flag(size, f"the log holds {size} entries, fewer than the {n0} verified before (checkpoint at tree size {n0},"
                    f" verified {state.verified_at}): it was rolled back, truncated or lost its write-ahead file")
-        report.bad_checkpoint = n0
+        mark(n0)
         return finish()
     # Every checkpoint from the verified one on: signature, then its size as a boundary to compare roots at.
     signed: dict[int, bytes] = {}
@@ -257,11 +260,11 @@ def resume_audit(ledger: Ledger, state: VerifierState, *, verifier: Verifier | N
         except NoteError as exc:
             problems.append(f"checkpoint at tree size {n}: {exc}")
             bad.append(max(n - 1, 0))
-            report.bad_checkpoint = report.bad_checkpoint or n
+            mark(n)
             continue
         if cp.tree_size != n:
             problems.append(f"checkpoint row at tree size {n} does not match its signed note (size {cp.tree_size})")
-            report.bad_checkpoint = report.bad_checkpoint or n
+            mark(n)
             continue
         if n > size:
             flag(size, f"signed checkpoint covers {n} entries but only {size} are stored: entries were truncated")
@@ -269,15 +272,15 @@ def resume_audit(ledger: Ledger, state: VerifierState, *, verifier: Verifier | N
         signed[n] = cp.root_hash
         notes[n] = note
     if n0 not in signed:
-        report.bad_checkpoint = n0
+        mark(n0)
         problems.append(f"the checkpoint at tree size {n0}, verified before ({state.verified_at}), is no longer in the"
-                        " log: it was removed")
+                        " log: it was removed, or the log was forked or rewritten")
     elif signed[n0] != state.root:
-        report.bad_checkpoint = n0
-        flag(0, f"the log's checkpoint at tree size {n0} signs another root than the one verified before: the log was"
-                " forked or rewritten", exact=False)
-    boundaries = sorted(set(signed) - {n0} | ({kept.tree_size} if kept is not None and n0 < kept.tree_size <= size
-                                               else set()))
+        mark(n0)
+        problems.append(f"the log's checkpoint at tree size {n0} signs another root than the one verified before: the"
+                        " log was forked or rewritten")
+    kepts = [] if kept is None else [kept] if isinstance(kept, Checkpoint) else list(kept)
+    boundaries = sorted(set(signed) - {n0} | {k.tree_size for k in kepts if n0 < k.tree_size <= size})
     # Re-hash the new entries, compare with the stored leaf hashes, integrate into the kept frontier.
     statuses: dict[str, str] = dict(state.models)  # as of n0, kept in the state: the old entries are not read again
     frontier = list(state.frontier)
@@ -325,29 +328,34 @@ def resume_audit(ledger: Ledger, state: VerifierState, *, verifier: Verifier | N
         if cut in signed and root != signed[cut]:
             flag(last_good, f"entries in [{last_good}, {cut}) differ from what the checkpoint at tree size {cut} signed",
                  exact=False)
-            report.bad_checkpoint = report.bad_checkpoint or cut
+            mark(cut)
         elif cut in signed:
             last_good = cut
-    if kept is not None:
+    for kept in kepts:
         if kept.origin != ledger.origin:
             problems.append(f"the kept checkpoint is for log {kept.origin!r}, not {ledger.origin!r}")
         elif kept.tree_size > size:
             flag(size, f"the kept checkpoint has {kept.tree_size} entries but the log holds {size}: it was rolled back,"
                        " truncated or lost its write-ahead file")
-            report.bad_checkpoint = report.bad_checkpoint or kept.tree_size
+            mark(kept.tree_size)
         elif kept.tree_size >= n0:
             if roots.get(kept.tree_size) != kept.root_hash:
-                flag(n0, f"the log's tree at size {kept.tree_size} is not the one the kept checkpoint signed: a fork or"
-                         " a rewrite", exact=False)
-                report.bad_checkpoint = report.bad_checkpoint or kept.tree_size
+                problems.append(f"the log's tree at size {kept.tree_size} is not the one the kept checkpoint signed: a"
+                                " fork or a rewrite")
+                mark(kept.tree_size)
+            elif kept.tree_size not in signed:
+                problems.append(f"the kept checkpoint at tree size {kept.tree_size} is no longer in the log (its entries"
+                                " are): it was removed")
+                report.missing_checkpoints.append(kept.tree_size)
+                mark(kept.tree_size)
         elif kept.tree_size > 0:
             try:
                 proof = ledger.consistency_proof(kept.tree_size, n0)
                 merkle.verify_consistency(kept.tree_size, n0, kept.root_hash, state.root, proof)
             except (merkle.ProofError, ValueError, LookupError) as exc:
-                flag(0, f"the kept checkpoint at tree size {kept.tree_size} is not consistent with the one verified"
-                        f" before at {n0}: {exc}", exact=False)
-                report.bad_checkpoint = report.bad_checkpoint or kept.tree_size
+                problems.append(f"the kept checkpoint at tree size {kept.tree_size} is not consistent with the one"
+                                f" verified before at {n0}: {exc}")
+                mark(kept.tree_size)
     newest = max(signed) if signed else None
     if newest is not None and newest > n0 and n0 in signed:
         try:  # the proof the log serves to witnesses and receipt holders, from what is stored
@@ -356,14 +364,14 @@ def resume_audit(ledger: Ledger, state: VerifierState, *, verifier: Verifier | N
         except (merkle.ProofError, ValueError, LookupError) as exc:
             problems.append(f"the log's consistency proof from the checkpoint verified before (tree size {n0}) to its"
                             f" newest (tree size {newest}) fails: {exc}")
-            report.bad_checkpoint = report.bad_checkpoint or newest
+            mark(newest)
     cosigned_sizes = getattr(ledger.store, "cosigned_sizes", None)
     if cosigned_sizes:
         held = {n for n, _ in checkpoints} | {n for n, *_ in ledger.checkpoints() if n > size}
         for n in cosigned_sizes():
             if n >= n0 and n not in held:
                 report.missing_checkpoints.append(n)
-                report.bad_checkpoint = report.bad_checkpoint or n
+                mark(n)
                 problems.append(f"the checkpoint at tree size {n}, which witnesses cosigned, is no longer in the log: it"
                                 " was removed")
     if (newest or 0) < size:
