@@ -139,17 +139,31 @@ def _check_reported_generation(obj: dict) -> None:
     or runtime: binding it to the weights needs replay. ``model`` is the registered model the reported name resolved
     to, absent for an unregistered one; ``reported_model`` keeps the names as reported. ``captured`` says whether the
     input and output content reached glasslog: the prompt is committed (``prompt``) and the output is in the clear
-    (public-service) or committed (private) only where it did."""
+    (public-service) or committed (private) only where it did.
+
+    ``part: "content"`` marks content that arrived apart from its operation (OTLP log records linked to a span by its
+    trace and span id): it names its ``span``, and its operation's entry (``generation``, an index) when that was
+    already on the log; ``operation`` and ``reported_model`` only where the records carrying it named them. An
+    operation's entry may name its first content part logged before it (``content``, an index)."""
     _choice(obj, "source", REPORTED_SOURCES)
     _digest(obj, "model", optional=True)
     _name(obj, "deployment")
     _time(obj)
-    _choice(obj, "operation", REPORTED_OPERATIONS)
-    reported = _require(obj, "reported_model", dict)
-    for key in ("request", "response"):
-        _optional_text(reported, key)
-    if reported.get("request") is None and reported.get("response") is None:
-        raise EntryError("must name the requested or the response model", field="reported_model")
+    part = obj.get("part")
+    if part is not None and part != "content":
+        raise EntryError(f"must be 'content' or absent, got {part!r}", field="part")
+    _choice(obj, "operation", REPORTED_OPERATIONS, optional=part is not None)
+    if part is None or obj.get("reported_model") is not None:
+        reported = _require(obj, "reported_model", dict)
+        for key in ("request", "response"):
+            _optional_text(reported, key)
+        if reported.get("request") is None and reported.get("response") is None:
+            raise EntryError("must name the requested or the response model", field="reported_model")
+    if part is None:
+        _index(obj, "content", optional=True)
+    else:
+        _require(obj, "span", dict)
+        _index(obj, "generation", optional=True)
     captured = _require(obj, "captured", dict)
     for key in ("input", "output"):
         if not isinstance(captured.get(key), bool):
@@ -197,15 +211,17 @@ def _check_reported_generation(obj: dict) -> None:
                 raise EntryError(f"must be {digits} lowercase hex digits", field=f"span.{key}")
 
 
-def reported_generation_entry(*, source: str, deployment: str, time: str, operation: str, reported_model: dict,
-                              captured: dict, model: str | None = None, prompt: str | None = None,
+def reported_generation_entry(*, source: str, deployment: str, time: str, operation: str | None,
+                              reported_model: dict | None, captured: dict, model: str | None = None,
+                              prompt: str | None = None,
                               subject: str | None = None, output: str | list[str] | None = None,
                               output_commitment: str | None = None, tokens: dict | None = None,
                               sampling: dict | None = None, provider: str | None = None,
                               response_id: str | None = None, finish_reasons: list[str] | None = None,
                               conversation: str | None = None, span: dict | None = None, incomplete: str | None = None,
                               service: str | None = None, convention: str | None = None,
-                              upstream: str | None = None) -> dict[str, Any]:
+                              upstream: str | None = None, part: str | None = None, generation: int | None = None,
+                              content: int | None = None) -> dict[str, Any]:
     """The ``generation`` entry of a generation glasslog did not run (``source``: ``otlp`` or ``gateway``).
 
     Args:
@@ -215,6 +231,9 @@ def reported_generation_entry(*, source: str, deployment: str, time: str, operat
         prompt, subject, output_commitment: commitments; output: the text (a list for several choices).
         tokens, sampling, provider, response_id, finish_reasons, conversation, span, incomplete, service, convention,
             upstream: as reported; None values are left out.
+        part: ``"content"`` for content that arrived apart from its operation (``operation`` and ``reported_model``
+            may then be None; ``span`` is required); generation: that operation's entry, when known;
+        content: on an operation's entry, its content part logged before it.
 
     Raises:
         EntryError: a field fails the schema (named).
@@ -225,7 +244,7 @@ def reported_generation_entry(*, source: str, deployment: str, time: str, operat
         "output": output, "output_commitment": output_commitment, "tokens": tokens, "sampling": sampling,
         "provider": provider, "response_id": response_id, "finish_reasons": finish_reasons,
         "conversation": conversation, "span": span, "incomplete": incomplete, "service": service,
-        "convention": convention, "upstream": upstream})
+        "convention": convention, "upstream": upstream, "part": part, "generation": generation, "content": content})
 
 
 WATERMARK_EVENTS = ("declare", "reveal")
