@@ -24,9 +24,10 @@ from typing import TYPE_CHECKING, Any
 
 from ..ledger import Entry, EntryError, PrivateValue, commit, utc_now
 from ..ledger.commitments import fresh_salts
+from ..records import ABSENT, reported_decision_entry
 
 if TYPE_CHECKING:
-    from .ingestor import IngestResult, Ingestor, _Pending
+    from .ingestor import Ingestor, IngestResult, _Pending
 
 __all__ = ["append_embeddings", "embeddings_entry"]
 
@@ -54,24 +55,21 @@ def embeddings_entry(p: _Pending, fingerprint: str, visibility: str, now: str, p
     value = {"texts": rec.texts} if captured else {"captured": False, "span": span}
     c_in, s_in, v_in = commit(value, salts[0])
     private = [PrivateValue(position, "input", c_in, s_in, v_in)]
-    entry: dict[str, Any] = {"type": "decision", "v": 1, "model": fingerprint, "deployment": p.deployment, "time": now,
-                             "input": c_in, "source": "otlp", "operation": "embeddings", "captured": {"input": captured},
-                             "reported_model": {k: v[:200] for k, v in (("request", rec.request_model),
-                                                                        ("response", rec.response_model)) if v},
-                             "span": span, "convention": rec.convention}
     output = {"embeddings": rec.count, "dimensions": rec.dimensions}
+    public, c_out = ABSENT, None
     if visibility == "public-service":
-        entry["output"] = output
+        public = output
     else:
         c_out, s_out, v_out = commit(output, salts[1])
         private.append(PrivateValue(position, "output", c_out, s_out, v_out))
-        entry["output_commitment"] = c_out
-    for key, v in (("provider", _short(rec.provider)), ("service", _short(p.service)),
-                   ("encoding_formats", rec.encoding_formats)):
-        if v:
-            entry[key] = v
-    if rec.input_tokens is not None:
-        entry["tokens"] = {"input": rec.input_tokens}
+    entry = reported_decision_entry(
+        model=fingerprint, deployment=p.deployment, time=now, input=c_in, source="otlp", operation="embeddings",
+        captured={"input": captured},
+        reported_model={k: v[:200] for k, v in (("request", rec.request_model), ("response", rec.response_model)) if v},
+        span=span, convention=rec.convention, output=public, output_commitment=c_out,
+        provider=_short(rec.provider) or None, service=_short(p.service) or None,
+        encoding_formats=rec.encoding_formats or None,
+        tokens=None if rec.input_tokens is None else {"input": rec.input_tokens})
     return entry, private
 
 
@@ -98,9 +96,9 @@ def append_embeddings(ing: Ingestor, items: list[_Pending], result: IngestResult
                                 "embeddings decision names a registered model (glasslog models register)")
             continue
         pos = len(entries)
-        obj, pv = embeddings_entry(p, model.fingerprint, ing.deployments.get(p.deployment).visibility, now, pos,
-                                   salts[2 * pos: 2 * pos + 2])
         try:
+            obj, pv = embeddings_entry(p, model.fingerprint, ing.deployments.get(p.deployment).visibility, now, pos,
+                                       salts[2 * pos: 2 * pos + 2])
             entries.append(Entry.from_object(obj))
         except EntryError as exc:
             ing._reject(result, f"{where}: cannot be logged: {exc}")

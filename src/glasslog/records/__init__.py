@@ -5,7 +5,7 @@ calls ``check_entry`` for the type schema of every entry it accepts (the ledger 
 size limit, ``Entry``). One module per family:
 
 - ``registry``: ``model``, ``deployment``, ``access``, ``key``, ``witness``;
-- ``decisions``: ``decision``, ``outcome``, ``erasure``;
+- ``decisions``: ``decision`` (made by a registered model, or reported), ``outcome``, ``erasure``;
 - ``oversight``: ``flag``, ``rating``, ``finding``, ``triage``, ``metric``;
 - ``generation``: ``generation`` (captured or reported), ``watermark``.
 
@@ -21,7 +21,15 @@ from collections.abc import Callable
 from typing import Any
 
 from ._base import ABSENT, INT_LIMIT, SCHEMA_VERSION, EntryError, _finite, _require, parse_time, utc_now
-from .decisions import _check_decision, _check_erasure, _check_outcome, decision_entry, erasure_entry, outcome_entry
+from .decisions import (
+    _check_decision,
+    _check_erasure,
+    _check_outcome,
+    decision_entry,
+    erasure_entry,
+    outcome_entry,
+    reported_decision_entry,
+)
 from .generation import (
     ACTIVATION_SCHEME,
     REPORTED_OPERATIONS,
@@ -74,7 +82,7 @@ from .registry import (
 __all__ = [
     "SCHEMA_VERSION", "INT_LIMIT", "ENTRY_TYPES", "ABSENT", "EntryError", "check_entry", "utc_now", "parse_time",
     "model_entry", "deployment_entry", "access_entry", "key_entry", "witness_entry",
-    "decision_entry", "outcome_entry", "erasure_entry",
+    "decision_entry", "reported_decision_entry", "outcome_entry", "erasure_entry",
     "flag_entry", "rating_entry", "finding_entry", "triage_entry", "metric_entry",
     "generation_entry", "reported_generation_entry", "watermark_entry",
     "MODEL_STATUSES", "DEPLOYMENT_VISIBILITY", "DEPLOYMENT_EMBEDDINGS", "ACCESS_ACTIONS", "KEY_EVENTS", "WITNESS_EVENTS",

@@ -7,7 +7,7 @@ from typing import Any
 
 from ._base import ABSENT, INT_LIMIT, EntryError, _digest, _index, _name, _one_of, _reason, _require, _time, stamp
 
-__all__ = ["decision_entry", "outcome_entry", "erasure_entry"]
+__all__ = ["decision_entry", "reported_decision_entry", "outcome_entry", "erasure_entry"]
 
 
 def _check_decision(obj: dict) -> None:
@@ -47,6 +47,31 @@ def decision_entry(*, model: str, deployment: str, time: str, input: str, output
         "model": model, "foundation": foundation, "deployment": deployment, "time": time, "input": input,
         "subject": subject, "output_commitment": output_commitment, "runtime": runtime,
         "out_of_domain": out_of_domain}, {"output": output})
+
+
+def reported_decision_entry(*, model: str, deployment: str, time: str, input: str, source: str, operation: str,
+                            captured: dict, reported_model: dict, output: Any = ABSENT,
+                            output_commitment: str | None = None, span: dict | None = None,
+                            convention: str | None = None, provider: str | None = None, service: str | None = None,
+                            encoding_formats: list[str] | None = None, tokens: dict | None = None) -> dict[str, Any]:
+    """The ``decision`` entry of an operation an application reported (``glasslog.ingest.embeddings``: an OTLP
+    ``embeddings`` span), checked as any decision; the reported fields are kept as given (None left out).
+
+    Args:
+        input: the commitment to the input (the texts, or what is known when they were not captured).
+        source, operation: e.g. ``otlp``, ``embeddings``; captured: ``{"input": bool}``.
+        reported_model: ``{"request": name, "response": name}`` as reported.
+        output / output_commitment: as for ``decision_entry``.
+        span, convention, provider, service, encoding_formats, tokens: as reported.
+
+    Raises:
+        EntryError: a field fails the schema (named).
+    """
+    return stamp("decision", _check_decision, {
+        "model": model, "deployment": deployment, "time": time, "input": input, "source": source,
+        "operation": operation, "captured": captured, "reported_model": reported_model, "span": span,
+        "convention": convention, "output_commitment": output_commitment, "provider": provider, "service": service,
+        "encoding_formats": encoding_formats, "tokens": tokens}, {"output": output})
 
 
 def _check_outcome(obj: dict) -> None:
