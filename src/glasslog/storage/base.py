@@ -25,7 +25,7 @@ Guarantees every back end gives:
   it fails unless the tree grows from the size the transaction started at,
   so two writers can never sign two different trees of the same size;
 - erasing a private value erases every copy of it the back end keeps (the
-  read model's labels included).
+  read model's labels and the columnar copy included).
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from typing import Protocol, runtime_checkable
 
 from ..errors import ConflictError
 from ..ledger.errors import LedgerError
+from .columnar import ColumnStore
 
 __all__ = [
     "StorageError",
@@ -50,6 +51,7 @@ __all__ = [
     "ReadModel",
     "LogStore",
     "HashKey",
+    "ColumnStore",
 ]
 
 HashKey = tuple[int, int]
@@ -262,6 +264,10 @@ class LogStore(Protocol):
     """Where the store is, for messages (a path or a URL without its password)."""
 
     read_model: ReadModel
+
+    columnar: ColumnStore
+    """The columnar copy monitors and audits read (``glasslog.storage.columnar``): decoded inputs, outputs and
+    outcomes per deployment in chunks of arrays, built on first use from where it stopped, scrubbed by erasure."""
 
     def meta(self) -> dict[str, str]:
         """The log's settings: ``origin``, ``verifier_key``, ``lookup_key`` (hex), ``created_at``."""

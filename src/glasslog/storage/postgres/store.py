@@ -74,6 +74,8 @@ from ..base import (
 )
 from ..readmodel import SqlReadModel
 from . import pool as _pool
+from .columnar import SCHEMA as _COLUMNAR_SCHEMA
+from .columnar import ColumnStore, scrub_in_tx
 from .pool import (
     _CREATE_LOCK,
     _SCHEMA,
@@ -178,6 +180,7 @@ class PostgresStore(_SideTables):
         self._tail: tuple[int, dict[int, bytes]] | None = None  # (tree size, its partial strips) after our last batch
         self._closed = False
         self.read_model = _ReadModel(self)
+        self.columnar = ColumnStore(self)
 
     # ----------------------------------------------------------------- set up
     @classmethod
@@ -201,7 +204,7 @@ class PostgresStore(_SideTables):
                     if conn.execute("SELECT to_regclass(%s)", (table,)).fetchone()[0] is not None and \
                             conn.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone() is not None:
                         raise StorageError(f"{store.location} holds part of a glasslog log (rows in {table}, no origin)")
-                for stmt in _SCHEMA:
+                for stmt in _SCHEMA + _COLUMNAR_SCHEMA:
                     conn.execute(stmt)
                 with conn.cursor() as cur:
                     cur.executemany("INSERT INTO meta (key, value) VALUES (%s, %s)", list(meta.items()))
@@ -517,7 +520,8 @@ class PostgresStore(_SideTables):
         return [r[0] for r in rows]
 
     def erase_private(self, commitment: str, entry_index: int | None, reason: str, at: str) -> bool:
-        """Erase a value, its salt and its lookup hash, and the read model's label opened from it, in one transaction."""
+        """Erase a value, its salt and its lookup hash, the read model's label opened from it and its columnar copy, in
+        one transaction."""
         where, params = "commitment = %s AND erased_at IS NULL", [commitment]
         if entry_index is not None:
             where, params = "entry_index = %s AND " + where, [entry_index, commitment]
@@ -532,6 +536,7 @@ class PostgresStore(_SideTables):
                              "erasure_reason = %s WHERE entry_index = %s AND kind = %s", (at, reason, row[0], row[1]))
                 if row[1] == "output":  # the read model's label was opened from this value
                     conn.execute("UPDATE decision_index SET label = NULL WHERE idx = %s", (row[0],))
+                scrub_in_tx(conn, row[0], row[1])  # and the columnar copy (storage.columnar)
                 return True
 
         return self._write_once(run)

@@ -35,6 +35,8 @@ from ..base import (
     TransactionAborted,
 )
 from ..readmodel import SqlReadModel
+from .columnar import SCHEMA as _COLUMNAR_SCHEMA
+from .columnar import ColumnStore, scrub_in_tx
 from .side import _errors, _in_chunks, _SideTables
 
 __all__ = ["SqliteStore", "DB_NAME", "ALLOW_SHARED_ENV", "is_log_database"]
@@ -269,6 +271,7 @@ class SqliteStore(_SideTables):
         self._db = conn
         self._cache = S.StripCache()
         self.read_model = _ReadModel(conn)
+        self.columnar = ColumnStore(conn)
         self._lock_fd: int | None = None
 
     # ----------------------------------------------------------------- set up
@@ -284,7 +287,7 @@ class SqliteStore(_SideTables):
         # Created 0600 before SQLite opens it; SQLite gives its -wal and -shm files the database file's mode.
         os.close(os.open(db_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         conn = _connect(db_path)
-        conn.executescript(_SCHEMA)
+        conn.executescript(_SCHEMA + _COLUMNAR_SCHEMA)
         with conn:
             conn.execute("BEGIN IMMEDIATE")
             conn.executemany("INSERT INTO meta(key, value) VALUES (?, ?)", list(meta.items()))
@@ -308,7 +311,7 @@ class SqliteStore(_SideTables):
         conn = _connect(db_path)
         try:
             _migrate(conn)
-            conn.executescript(_SCHEMA)
+            conn.executescript(_SCHEMA + _COLUMNAR_SCHEMA)
             return cls(db_path, conn)
         except BaseException:
             conn.close()
@@ -468,7 +471,7 @@ class SqliteStore(_SideTables):
         return [r[0] for r in rows]
 
     def erase_private(self, commitment: str, entry_index: int | None, reason: str, at: str) -> bool:
-        """Erase a value, its salt and its lookup hash, and the read model's label opened from it.
+        """Erase a value, its salt and its lookup hash, the read model's label opened from it and its columnar copy.
 
         The old bytes are overwritten with zeros in the database file
         (``secure_delete``), and the write-ahead log, which still holds the
@@ -490,6 +493,7 @@ class SqliteStore(_SideTables):
                            "erasure_reason = ? WHERE entry_index = ? AND kind = ?", (at, reason, row[0], row[1]))
                 if row[1] == "output":  # the read model's label was opened from this value
                     db.execute("UPDATE decision_index SET label = NULL WHERE idx = ?", (row[0],))
+                scrub_in_tx(db, row[0], row[1])  # and the columnar copy (storage.columnar)
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:
