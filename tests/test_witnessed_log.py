@@ -376,3 +376,74 @@ def test_receipt_refreshed_to_a_newer_cosigned_checkpoint_with_a_consistency_pro
     con.close()
     r = runner.invoke(cli, ["receipt", "--refresh", str(old), "-d", str(log_dir)])
     assert r.exit_code == 2 and "other bytes at entry 3" in text(r)
+
+
+def test_refusals_are_listed_and_counted_not_repeated(tmp_path, log_dir, witness_proc):
+    """A forked copy keeps asking: `witnesses list` shows each refusal (status, why, when, how often); neither the
+    log's record nor the witness's evidence grows a row per retry."""
+    wkey = follow(witness_proc, log_dir)
+    with Ledger.open(log_dir) as lg:
+        lg.append([witness_entry("add", witness_proc.url, wkey)])
+    fork_dir = tmp_path / "fork"
+    shutil.copytree(log_dir, fork_dir)
+    with Ledger.open(log_dir) as lg:
+        lg.append(deployments(100, 110, "honest"))
+    with Ledger.open(fork_dir) as lg:
+        lg.append(deployments(100, 120, "forged"))
+    honest, forked = CosigningThread(log_dir), CosigningThread(fork_dir)
+    assert honest.run_once()[wkey].ok
+    for _ in range(6):
+        forked.status.get(wkey) and setattr(forked.status[wkey], "retry_at", 0)
+        assert not forked.run_once()[wkey].ok
+    for t in (honest, forked):
+        t._close_ledger()
+    r = runner.invoke(cli, ["witnesses", "list", "-d", str(fork_dir), "--json"])
+    [row] = json.loads(r.output)["witnesses"]
+    assert r.exit_code == 0 and row["ok"] is False and row["refusals"], row
+    assert sum(f["count"] for f in row["refusals"]) == 6 and len(row["refusals"]) <= 2, row["refusals"]
+    assert all(f["status"] in (409, 422) and f["first_at"] <= f["last_at"] for f in row["refusals"])
+    r = runner.invoke(cli, ["witnesses", "list", "-d", str(fork_dir)])
+    assert r.exit_code == 0 and "failing since" in text(r) and "times," in text(r), text(r)
+    assert ("answered 422" in text(r)) or ("answered 409" in text(r))
+    w = Witness(witness_proc.dir)
+    try:
+        evidence = w.store.evidence(ORIGIN)
+    finally:
+        w.close()
+    assert len(evidence) <= 2 and sum(e["count"] for e in evidence) >= 5, evidence
+    # the honest log's record shows no refusal
+    r = runner.invoke(cli, ["witnesses", "list", "-d", str(log_dir), "--json"])
+    [row] = json.loads(r.output)["witnesses"]
+    assert row["ok"] is True and row["refusals"] == [] and row["cosigned_tree_size"] == 16
+
+
+def test_witness_started_late_is_caught_up_on_a_schedule(tmp_path, log_dir):
+    """The witness is down while the log grows; once it starts, the cosigning loop's retries (with backoff) bring it
+    up to date without another append."""
+    d = tmp_path / "witness"
+    Witness.init(d, "witness.test/late").close()
+    proc = WitnessProcess(d)
+    port = free_port()
+    wkey = follow(proc, log_dir)
+    with Ledger.open(log_dir) as lg:
+        lg.append([witness_entry("add", f"http://127.0.0.1:{port}", wkey)])
+    t = CosigningThread(log_dir, interval=0.05, max_backoff=1.0)
+    t.start()
+    try:
+        with Ledger.open(log_dir) as lg:
+            for k in range(3):
+                lg.append(deployments(10 * k + 10, 10 * k + 20))
+            size = lg.size
+        wait_for(lambda: (st := t.status.get(wkey)) is not None and st.refusals and st.refusals[-1]["count"] >= 2)
+        assert not t.status[wkey].ok and t.status[wkey].refusals[-1]["status"] == "unreachable"
+        proc.start(port)  # no append from here on
+        wait_for(lambda: t.status[wkey].ok and t.status[wkey].tree_size == size, timeout=15)
+    finally:
+        t.stop()
+        proc.stop()
+    with Ledger.open(log_dir) as lg:
+        assert verify_cosigned(cosigned_checkpoint(lg), lg.verifier_key, [wkey], 1).ok
+    r = runner.invoke(cli, ["witnesses", "list", "-d", str(log_dir), "--json"])
+    [row] = json.loads(r.output)["witnesses"]
+    assert row["ok"] is True and row["cosigned_tree_size"] == size
+    assert row["refusals"][-1]["status"] == "unreachable" and row["refusals"][-1]["count"] >= 2  # kept as history

@@ -85,8 +85,8 @@ class WitnessProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> WitnessProcess:
-        self.port = free_port()
+    def start(self, port: int | None = None) -> WitnessProcess:
+        self.port = port or free_port()
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.proc = subprocess.Popen([sys.executable, "-m", "glasslog.witness", "serve", "--dir", str(self.dir),
                                       "--port", str(self.port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)

@@ -16,7 +16,7 @@ import typer
 
 from ..ledger.cosignature import CosignatureVerifier
 from ..ledger.note import NoteError
-from ..ledger.witnesses import active_witnesses, witness_entry
+from ..ledger.witnesses import active_witnesses, read_witness_status, witness_entry
 from .common import DEFAULT_DIR, USER_ERRORS, DataDir, JsonOut, fail, fail_with, open_ledger, out, print_json
 
 __all__ = ["witnesses_app"]
@@ -85,13 +85,19 @@ def witnesses_remove(
 
 @witnesses_app.command("list")
 def witnesses_list(data_dir: DataDir = DEFAULT_DIR, json_out: JsonOut = False) -> None:
-    """The active witnesses, with the largest tree size each has cosigned."""
+    """The active witnesses, with the largest tree size each has cosigned, and every refusal each gave (status, why,
+    first and last time, how often), as the server's cosigning thread recorded them."""
     ledger = open_ledger(data_dir)
     active = active_witnesses(ledger)
     sizes = ledger.store.witness_sizes()
     signed = ledger.signed_size()
-    rows = [{"name": w.name, "url": w.url, "key": w.key, "added_at": w.added_at, "cosigned_tree_size": sizes.get(w.key)}
-            for w in active]
+    status = read_witness_status(data_dir)
+    rows = []
+    for w in active:
+        st = status.get(w.key, {})
+        rows.append({"name": w.name, "url": w.url, "key": w.key, "added_at": w.added_at,
+                     "cosigned_tree_size": sizes.get(w.key), "ok": st.get("ok"), "last_answer_at": st.get("at"),
+                     "error": st.get("error"), "refusals": st.get("refusals") or []})
     if json_out:
         print_json({"tree_size": signed, "witnesses": rows})
         return
@@ -101,4 +107,10 @@ def witnesses_list(data_dir: DataDir = DEFAULT_DIR, json_out: JsonOut = False) -
     for r in rows:
         seen = r["cosigned_tree_size"]
         state = "not cosigned yet" if seen is None else f"cosigned up to tree size {seen} of {signed}"
+        if r["ok"] is False:
+            state += f"; [bold red]failing[/] since {r['last_answer_at']}: {r['error']}"
         out.print(f"{r['name']}  {r['url']}  {state}\n  key {r['key']}  (added by entry {r['added_at']})", highlight=False)
+        for f in r["refusals"]:
+            what = "unreachable" if f["status"] == "unreachable" else f"answered {f['status']}"
+            times = f"{f['count']} times, {f['first_at']} .. {f['last_at']}" if f["count"] > 1 else f"at {f['first_at']}"
+            out.print(f"  [yellow]{what}[/] ({times}): {f['reason']}", highlight=False)

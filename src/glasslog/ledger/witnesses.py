@@ -12,7 +12,10 @@ signatures, which clients that do not know the witnesses read as before.
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import records
@@ -25,7 +28,8 @@ if TYPE_CHECKING:
     from .receipt import Receipt
 
 __all__ = ["WitnessConfig", "witness_entry", "active_witnesses", "cosigned_checkpoint", "receipt_checkpoint",
-           "refresh_receipt"]
+           "refresh_receipt", "WITNESS_STATUS_FILE", "read_witness_status", "write_witness_status", "note_refusal",
+           "MAX_REFUSALS"]
 
 
 @dataclass(frozen=True)
@@ -50,7 +54,8 @@ def witness_entry(event: str, url: str, key: str) -> dict:
 
     Raises:
         NoteError: the key is not a cosignature/v1 verifier key.
-        ValueError: the URL is not http(s) or the event is unknown.
+        ValueError: the URL is not http(s) or the event is unknown (``EntryError``, a ``ValueError``: the entry's
+            schema refuses it, e.g. a URL with spaces).
     """
     verifier = CosignatureVerifier.parse(key)
     if event not in ("add", "remove"):
@@ -153,3 +158,50 @@ def refresh_receipt(ledger: Ledger, old: Receipt) -> Receipt:
     inclusion = ledger.inclusion_proof(old.index, size)
     return Receipt(old.origin, old.index, old.entry, size, note, tuple(inclusion), dict(old.private),
                    previous=(old.checkpoint, tuple(proof)))
+
+
+# ---------------------------------------------------------------- what the witnesses last answered
+WITNESS_STATUS_FILE = "witness-status.json"
+"""In the log's data directory: per witness (by verifier key) what it last answered and the refusals it gave."""
+MAX_REFUSALS = 20
+"""Distinct refusals kept per witness (the oldest dropped beyond); a repeated one is counted on its record."""
+
+
+def read_witness_status(data_dir: str | os.PathLike) -> dict[str, dict]:
+    """The cosigning thread's record of each witness, by verifier key (empty if none was written yet).
+
+    Each record: ``url``, ``tree_size`` (largest size it cosigned), ``ok`` (its last answer was a cosignature),
+    ``at`` (last answer), ``error`` (the last failure, while not ok), ``refusals``: distinct refusals, each
+    ``{"status": HTTP status or "unreachable", "reason", "first_at", "last_at", "count"}``, oldest first.
+    A damaged file reads as empty (it is a record, not a source of trust).
+    """
+    try:
+        data = json.loads((Path(data_dir) / WITNESS_STATUS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {k: v for k, v in data.items() if isinstance(v, dict)} if isinstance(data, dict) else {}
+
+
+def write_witness_status(data_dir: str | os.PathLike, status: dict[str, dict]) -> None:
+    """Write the record atomically (a temporary file renamed over it), mode 0600."""
+    path = Path(data_dir) / WITNESS_STATUS_FILE
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(status, f, indent=1, sort_keys=True)
+    os.replace(tmp, path)
+
+
+def note_refusal(refusals: list[dict], status: int | str, reason: str, at: str) -> list[dict]:
+    """``refusals`` with one more: counted on the record with the same status and reason, else appended (at most
+    ``MAX_REFUSALS``, the oldest dropped). Returns the new list."""
+    out = [dict(r) for r in refusals]
+    for r in out:
+        if r.get("status") == status and r.get("reason") == reason:
+            r["count"] = int(r.get("count", 1)) + 1
+            r["last_at"] = at
+            out.remove(r)
+            out.append(r)  # most recent last
+            return out
+    out.append({"status": status, "reason": reason, "first_at": at, "last_at": at, "count": 1})
+    return out[-MAX_REFUSALS:]

@@ -9,6 +9,12 @@ down is retried with a growing pause (up to ``MAX_BACKOFF`` seconds). Appends
 never wait for any of this: a batch is acknowledged when it is on disk, and
 its cosignatures follow.
 
+What each witness last answered, and every distinct refusal (409, 403, 422,
+..., or unreachable) with when it was first and last given and how often, is
+kept in ``<data-dir>/witness-status.json`` (``glasslog witnesses list``
+shows it): a refusal is evidence, so it is never hidden, but a witness
+refusing the same thing on every retry adds to a count, not a row.
+
 One thread per data directory: with several worker processes, the one that
 holds ``<data-dir>/cosigning.lock`` does the work, and another takes over if
 it exits.
@@ -23,11 +29,11 @@ import logging
 import os
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..ledger import Ledger
-from ..ledger.witnesses import active_witnesses
+from ..ledger.witnesses import active_witnesses, note_refusal, read_witness_status, write_witness_status
 from ..records import utc_now
 from ..witness.client import Conflict, WitnessClient, WitnessRefused, WitnessUnreachable
 
@@ -55,6 +61,12 @@ class WitnessStatus:
     at: str | None = None
     retry_at: float = 0.0
     backoff: float = 0.5
+    refusals: list = field(default_factory=list)
+
+    def record(self) -> dict:
+        """What ``witness-status.json`` keeps of it."""
+        return {"url": self.url, "tree_size": self.tree_size, "ok": self.ok, "at": self.at, "error": self.error,
+                "refusals": self.refusals}
 
 
 class CosigningThread:
@@ -66,10 +78,15 @@ class CosigningThread:
         interval: seconds between looks at the latest checkpoint.
     """
 
-    def __init__(self, data_dir: str | Path, store: str | None = None, interval: float = INTERVAL):
+    def __init__(self, data_dir: str | Path, store: str | None = None, interval: float = INTERVAL,
+                 max_backoff: float = MAX_BACKOFF):
         self.data_dir = Path(data_dir)
         self.store = store
         self.interval = interval
+        self.max_backoff = max_backoff
+        self._record: dict[str, dict] | None = None  # witness-status.json as read at start
+        self._dirty = False
+        self._saved_at = 0.0
         self.status: dict[str, WitnessStatus] = {}
         self._clients: dict[str, WitnessClient] = {}
         self._stop = threading.Event()
@@ -117,6 +134,8 @@ class CosigningThread:
                 self._wake.wait(self.interval)
                 self._wake.clear()
         finally:
+            if self._dirty:
+                self.save_status()
             self._close_ledger()
             for c in self._clients.values():
                 c.close()
@@ -168,7 +187,10 @@ class CosigningThread:
         for w in self._witnesses:
             st = self.status.get(w.key)
             if st is None or st.url != w.url:
+                if self._record is None:
+                    self._record = read_witness_status(self.data_dir)
                 st = self.status[w.key] = WitnessStatus(w.url, w.key, self._known.get(w.key, 0))
+                st.refusals = list(self._record.get(w.key, {}).get("refusals") or [])
                 if w.key in self._clients:
                     self._clients.pop(w.key).close()
             if st.ok and st.tree_size == size:
@@ -176,7 +198,17 @@ class CosigningThread:
             if time.monotonic() < st.retry_at:
                 continue
             self._submit(lg, w, st, note, size)
+        if self._dirty and time.monotonic() - self._saved_at >= 1.0:
+            self.save_status()
         return self.status
+
+    def save_status(self) -> None:
+        """Write ``witness-status.json`` now (refusals are written as they happen, cosignatures at most once a second)."""
+        try:
+            write_witness_status(self.data_dir, {k: st.record() for k, st in self.status.items()})
+        except OSError as exc:
+            log.warning("cannot write %s: %s", self.data_dir / "witness-status.json", exc)
+        self._dirty, self._saved_at = False, time.monotonic()
 
     def _client(self, url: str, key: str) -> WitnessClient:
         c = self._clients.get(key)
@@ -194,29 +226,35 @@ class CosigningThread:
             except Conflict as c:
                 if c.size > size:
                     self._failed(st, f"the witness has cosigned tree size {c.size}, larger than the log's {size}:"
-                                     " the log was rolled back or forked")
+                                     " the log was rolled back or forked", 409)
                     return
                 if c.size == old:  # same size, another root: the witness saw a different tree
-                    self._failed(st, f"the witness cosigned a different tree at size {old}")
+                    self._failed(st, f"the witness cosigned a different tree at size {old}", 409)
                     return
                 old = c.size  # re-prove from the witness's size
                 continue
-            except (WitnessRefused, WitnessUnreachable, ValueError) as exc:
-                self._failed(st, str(exc))
+            except WitnessRefused as exc:
+                self._failed(st, str(exc), exc.status)
+                return
+            except (WitnessUnreachable, ValueError) as exc:
+                self._failed(st, str(exc), "unreachable" if isinstance(exc, WitnessUnreachable) else "error")
                 return
             for line in lines[:1]:
                 lg.store.put_cosignature(size, w.key, line, utc_now())
             st.tree_size, st.ok, st.error, st.at, st.backoff, st.retry_at = size, True, None, utc_now(), 0.5, 0.0
             self._known[w.key] = size
+            self._dirty = True
             return
-        self._failed(st, "the witness kept answering 409")
+        self._failed(st, "the witness kept answering 409", 409)
 
-    def _failed(self, st: WitnessStatus, why: str) -> None:
+    def _failed(self, st: WitnessStatus, why: str, code: int | str) -> None:
         if st.error != why:
             log.warning("witness %s: %s", st.url, why)
         st.ok, st.error, st.at = False, why, utc_now()
+        st.refusals = note_refusal(st.refusals, code, why, st.at)
         st.retry_at = time.monotonic() + st.backoff
-        st.backoff = min(st.backoff * 2, MAX_BACKOFF)
+        st.backoff = min(st.backoff * 2, self.max_backoff)
+        self.save_status()
 
 
 def attach_cosigning(app, data_dir: str | Path, store: str | None = None) -> CosigningThread | None:

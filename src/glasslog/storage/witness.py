@@ -18,8 +18,10 @@ Tables::
     meta(key, value)                       name, verifier key, created_at
     logs(origin, verifier_key, added_at)   the logs followed; one or more keys per origin
     state(origin, tree_size, root, note, updated_at)   latest cosigned checkpoint per origin
-    evidence(id, origin, at, reason, old_size, note)   validly signed requests that were refused
-                                           (possible proof of log misbehaviour), capped per origin
+    evidence(id, origin, at, reason, old_size, note, count, last_at)
+                                           validly signed requests that were refused (possible proof of
+                                           log misbehaviour), capped per origin; the same refusal again
+                                           (same reason, old size and note) counts on its row
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ CREATE TABLE IF NOT EXISTS evidence (
     note TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS evidence_by_origin ON evidence(origin, id);
 """
+_EVIDENCE_COLUMNS = (("count", "INTEGER NOT NULL DEFAULT 1"), ("last_at", "TEXT"))
 
 
 def _now() -> str:
@@ -84,6 +87,10 @@ class WitnessStore:
         with self._tx(conn):
             for stmt in filter(None, (s.strip() for s in _SCHEMA.split(";"))):
                 conn.execute(stmt)
+            have = {row[1] for row in conn.execute("PRAGMA table_info(evidence)")}
+            for name, decl in _EVIDENCE_COLUMNS:  # a witness.db made before refusals were counted
+                if name not in have:
+                    conn.execute(f"ALTER TABLE evidence ADD COLUMN {name} {decl}")
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -188,21 +195,34 @@ class WitnessStore:
 
     # ------------------------------------------------------------------ evidence
     def record_evidence(self, origin: str, reason: str, old_size: int, note: str) -> None:
-        """Keep a validly signed request that was refused (it may prove the log misbehaved)."""
+        """Keep a validly signed request that was refused (it may prove the log misbehaved).
+
+        The same refusal again (same origin, reason, old size and note: a log
+        retrying) is counted on the existing row (``count``, ``last_at``)
+        instead of adding one: the evidence is kept, its repetition is not.
+        """
         conn = self._conn()
+        now = _now()
         with self._tx(conn):
-            conn.execute("INSERT INTO evidence (origin, at, reason, old_size, note) VALUES (?, ?, ?, ?, ?)",
-                         (origin, _now(), reason, old_size, note))
+            row = conn.execute("SELECT id FROM evidence WHERE origin = ? AND reason = ? AND old_size = ? AND note = ?",
+                               (origin, reason, old_size, note)).fetchone()
+            if row is not None:
+                conn.execute("UPDATE evidence SET count = count + 1, last_at = ? WHERE id = ?", (now, row[0]))
+                return
+            conn.execute("INSERT INTO evidence (origin, at, reason, old_size, note, count, last_at)"
+                         " VALUES (?, ?, ?, ?, ?, 1, ?)", (origin, now, reason, old_size, note, now))
             conn.execute("DELETE FROM evidence WHERE origin = ? AND id NOT IN "
                          "(SELECT id FROM evidence WHERE origin = ? ORDER BY id DESC LIMIT ?)",
                          (origin, origin, EVIDENCE_PER_ORIGIN))
 
     def evidence(self, origin: str | None = None) -> list[dict]:
-        """Refused, validly signed requests, oldest first."""
-        sql = "SELECT origin, at, reason, old_size, note FROM evidence"
+        """Refused, validly signed requests, oldest first: ``origin``, ``at`` (first time), ``reason``,
+        ``old_size``, ``note``, ``count`` (times refused) and ``last_at`` (last time)."""
+        sql = "SELECT origin, at, reason, old_size, note, count, coalesce(last_at, at) FROM evidence"
         args: tuple = ()
         if origin is not None:
             sql += " WHERE origin = ?"
             args = (origin,)
         rows = self._conn().execute(sql + " ORDER BY id", args).fetchall()
-        return [{"origin": o, "at": a, "reason": r, "old_size": s, "note": n} for o, a, r, s, n in rows]
+        return [{"origin": o, "at": a, "reason": r, "old_size": s, "note": n, "count": c, "last_at": la}
+                for o, a, r, s, n, c, la in rows]

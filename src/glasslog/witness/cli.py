@@ -73,10 +73,11 @@ def add_log(
 
 @app.command("logs")
 def logs(directory: WitnessDir = DEFAULT_DIR) -> None:
-    """List the logs this witness follows and the size it last cosigned for each."""
+    """List the logs this witness follows, the size it last cosigned for each, and the last refusals kept as evidence."""
     w = _open(directory)
     try:
         rows = w.store.logs()
+        evidence = w.store.evidence()
     finally:
         w.close()
     typer.echo(f"witness {w.verifier_key}")
@@ -85,6 +86,9 @@ def logs(directory: WitnessDir = DEFAULT_DIR) -> None:
     for origin, key, state in rows:
         seen = f"last cosigned tree size {state.tree_size} at {state.updated_at}" if state else "nothing cosigned yet"
         typer.echo(f"  {origin}  {key}  {seen}")
+        for e in [e for e in evidence if e["origin"] == origin][-5:]:
+            times = f"{e['count']} times, {e['at']} .. {e['last_at']}" if e["count"] > 1 else f"at {e['at']}"
+            typer.echo(f"    refused a validly signed checkpoint from old size {e['old_size']} ({times}): {e['reason']}")
 
 
 @app.command("catch-up")
