@@ -96,7 +96,7 @@ def test_ids_hex_or_base64_and_gzip():
     assert list(iter_spans(msg))[0].trace_id == t
     for body, ctype, enc, status in ((b"\xff", "application/x-protobuf", None, 400), (b"[1]", "application/json", None, 400),
                                      (b"{}", "text/plain", None, 415), (b"{}", "application/json", "zstd", 415),
-                                     (b"x" * (4 * 1024 * 1024 + 1), "application/json", None, 413)):
+                                     (b"x" * (20 * 1024 * 1024 + 1), "application/json", None, 413)):
         with pytest.raises(OtlpError) as exc:
             decode_request(body, ctype, enc, "traces")
         assert exc.value.status == status

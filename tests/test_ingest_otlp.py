@@ -458,3 +458,162 @@ def test_embeddings_are_decisions_where_the_deployment_declares_it(served):
     assert r.status_code == 200 and r.headers["x-glasslog-logged"] == "0" and int(ps.get("rejectedSpans", 0)) == 0
     assert "embeddings: 1" in ps["errorMessage"] and "--embeddings decision" in ps["errorMessage"]
     assert _size(tl) == size
+
+
+class ContentApp(App):
+    """The small application with its content sent apart, as log records on /v1/logs (the GenAI conventions' events),
+    exported by the SDK's OTLP/HTTP log exporter; the span carries no content."""
+
+    def __init__(self, model_dir, base: str, key: str, service: str):
+        from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+        from opentelemetry.sdk._logs import LoggerProvider
+        from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+        from opentelemetry.sdk.resources import Resource
+
+        super().__init__(model_dir, _exporter("protobuf", base, key), service)
+        self.logs = LoggerProvider(resource=Resource.create({"service.name": service}))
+        self.logs.add_log_record_processor(BatchLogRecordProcessor(
+            OTLPLogExporter(endpoint=base + "/v1/logs", headers={"Authorization": f"Bearer {key}"})))
+        self.logger = self.logs.get_logger("test-app")
+
+    def chat(self, text: str, style: str, max_new_tokens: int = 8):
+        """``style``: ``events`` (gen_ai.user.message + gen_ai.choice) or ``details`` (one operation details event)."""
+        import torch
+
+        messages = [{"role": "user", "content": text}]
+        with self.tracer.start_as_current_span(f"chat {MODEL_NAME}") as span:
+            ids = self.tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+            with torch.inference_mode():
+                out = self.lm.generate(**ids, max_new_tokens=max_new_tokens, do_sample=False)
+            answer = self.tok.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
+            attrs = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "transformers",
+                     "gen_ai.request.model": MODEL_NAME, "gen_ai.response.finish_reasons": ["length"]}
+            span.set_attributes(attrs)
+            if style == "events":
+                self.logger.emit(event_name="gen_ai.user.message", body={"content": text},
+                                 attributes={"gen_ai.provider.name": "transformers"})
+                self.logger.emit(event_name="gen_ai.choice", attributes={"gen_ai.provider.name": "transformers"},
+                                 body={"index": 0, "finish_reason": "length",
+                                       "message": {"role": "assistant", "content": answer}})
+            else:
+                self.logger.emit(event_name="gen_ai.client.inference.operation.details", attributes={
+                    **attrs, "gen_ai.input.messages": json.dumps([{"role": "user", "parts": [{"type": "text", "content": text}]}]),
+                    "gen_ai.output.messages": json.dumps([{"role": "assistant", "finish_reason": "length",
+                                                           "parts": [{"type": "text", "content": answer}]}])})
+            ctx = span.get_span_context()
+        return answer, f"{ctx.span_id:016x}"
+
+    def flush_logs(self):
+        assert self.logs.force_flush(30_000)
+
+    def close(self):
+        super().close()
+        self.logs.shutdown()
+
+
+def _entries_of_span(tl, span_id: str) -> list[tuple[int, dict]]:
+    with Ledger.open(tl.data_dir) as lg:
+        return [(i, e) for i, e in lg.entries_of_type("generation") if e.get("span", {}).get("span_id") == span_id]
+
+
+def _opened(tl, index: int) -> dict:
+    from glasslog import capture
+    from glasslog.verify.receipts import verify_receipt
+
+    with Ledger.open(tl.data_dir) as lg:
+        rc = capture.receipt(lg, index)
+        assert verify_receipt(rc, lg.verifier_key).ok
+        return {kind: json.loads(value) for kind, (_, value) in rc.private.items()}
+
+
+def test_content_log_records_attach_to_their_generation_whichever_comes_first(served):
+    base, tl = served
+    app = ContentApp(tl.model_dir, base, tl.keys[PUBLIC], "assistant-web")
+    try:
+        # 1. message events (which name no model) before the span: a content part, then the span's entry naming it
+        answer, span1 = app.chat("Logs first, please", "events")
+        app.flush_logs()
+        [(c1, part)] = _entries_of_span(tl, span1)
+        assert part["part"] == "content" and "generation" not in part and "model" not in part
+        assert part["captured"] == {"input": True, "output": True} and part["output"] == answer
+        assert _opened(tl, c1)["prompt"] == {"messages": [{"role": "user", "content": "Logs first, please"}]}
+        app.flush()
+        [(_, part_again), (g1, op)] = _entries_of_span(tl, span1)
+        assert part_again == part and op["content"] == c1 and "part" not in op
+        assert op["model"] == tl.fingerprint and op["captured"] == {"input": False, "output": False}
+        # 2. the span first, then the operation details event: the details' content, naming the span's entry
+        answer2, span2 = app.chat("Span first, please", "details")
+        app.flush()
+        app.flush_logs()
+        [(g2, op2), (c2, part2)] = _entries_of_span(tl, span2)
+        assert op2["captured"] == {"input": False, "output": False} and "content" not in op2
+        assert part2["part"] == "content" and part2["generation"] == g2 and part2["model"] == tl.fingerprint
+        assert part2["operation"] == "chat" and part2["reported_model"] == {"request": MODEL_NAME}
+        assert part2["output"] == answer2 and _opened(tl, c2)["prompt"]["messages"][0]["content"] == "Span first, please"
+        # 3. the details event first: it is the operation's entry (content included); the span is a duplicate
+        size = _size(tl)
+        _, span3 = app.chat("Details first, please", "details")
+        app.flush_logs()
+        app.flush()
+        [(g3, op3)] = _entries_of_span(tl, span3)
+        assert op3["captured"] == {"input": True, "output": True} and _size(tl) == size + 1
+    finally:
+        app.close()
+
+
+def _log_request(records: list[tuple[str, bytes, bytes, dict]], service: str = "svc") -> bytes:
+    """An ExportLogsServiceRequest of (event name, trace id, span id, body) records, built with opentelemetry-proto."""
+    req = ExportLogsServiceRequest()
+    rl = req.resource_logs.add()
+    rl.resource.attributes.add(key="service.name").value.string_value = service
+    sl = rl.scope_logs.add()
+    for k, (name, trace, span, body) in enumerate(records):
+        rec = sl.log_records.add()
+        rec.event_name, rec.trace_id, rec.span_id = name, trace, span
+        rec.time_unix_nano = 1700000000000000000 + k
+        for key, value in body.items():
+            if isinstance(value, dict):
+                kv = rec.body.kvlist_value.values.add(key=key)
+                for k2, v2 in value.items():
+                    kv.value.kvlist_value.values.add(key=k2).value.string_value = v2
+            elif isinstance(value, int):
+                rec.body.kvlist_value.values.add(key=key).value.int_value = value
+            else:
+                rec.body.kvlist_value.values.add(key=key).value.string_value = value
+    return req.SerializeToString()
+
+
+def _post_logs(base, key, body: bytes) -> httpx.Response:
+    return httpx.post(base + "/v1/logs", content=body, timeout=30,
+                      headers={"content-type": "application/x-protobuf", "authorization": f"Bearer {key}"})
+
+
+def test_content_split_over_exports_is_logged_once_and_only_what_is_missing(served):
+    base, tl = served
+    key = tl.keys[PRIVATE]
+    trace, span = bytes.fromhex("c1" * 16), bytes.fromhex("c2" * 8)
+    with_input = {**CHAT, "gen_ai.input.messages": json.dumps([{"role": "user", "parts": [{"type": "text", "content": "hi"}]}])}
+    r = _post(base, key, _request([_span(trace.hex(), span.hex(), with_input)]))  # the span: input captured, no output
+    assert r.headers["x-glasslog-logged"] == "1"
+    [(g, op)] = _entries_of_span(tl, span.hex())
+    user = ("gen_ai.user.message", trace, span, {"content": "hi"})
+    choice = ("gen_ai.choice", trace, span, {"index": 0, "finish_reason": "stop",
+                                              "message": {"role": "assistant", "content": "hello there"}})
+    r = _post_logs(base, key, _log_request([user]))  # the input again: the entry holds it already
+    assert r.status_code == 200 and r.headers["x-glasslog-logged"] == "0"
+    assert "already logged" in ExportLogsServiceResponse.FromString(r.content).partial_success.error_message
+    size = _size(tl)
+    body = _log_request([user, choice])
+    r = _post_logs(base, key, body)  # the output, in a later export: a content part with the output only
+    assert r.status_code == 200 and r.headers["x-glasslog-logged"] == "1" and _size(tl) == size + 1
+    [(_, _), (c, part)] = _entries_of_span(tl, span.hex())
+    assert part["generation"] == g and part["captured"] == {"input": False, "output": True}
+    assert "output" not in part and part["output_commitment"].startswith("sha256:")  # a private deployment
+    assert _opened(tl, c)["output"] == {"messages": [{"role": "assistant", "content": "hello there",
+                                                      "finish_reason": "stop"}]}
+    r = _post_logs(base, key, body)  # the same export again: nothing new
+    assert r.headers["x-glasslog-logged"] == "0" and _size(tl) == size + 1
+    # content without a valid span id is refused (it could never be joined to its generation)
+    r = _post_logs(base, key, _log_request([("gen_ai.user.message", trace, bytes(8), {"content": "orphan"})]))
+    resp = ExportLogsServiceResponse.FromString(r.content)
+    assert resp.partial_success.rejected_log_records == 1 and "span id" in resp.partial_success.error_message

@@ -25,11 +25,12 @@ from typing import TYPE_CHECKING, Any
 from ..ledger import Entry, EntryError, PrivateValue, commit, utc_now
 from ..ledger.commitments import fresh_salts
 from ..records import ABSENT, reported_decision_entry
+from . import genai
 
 if TYPE_CHECKING:
     from .ingestor import Ingestor, IngestResult, _Pending
 
-__all__ = ["append_embeddings", "embeddings_entry"]
+__all__ = ["append_embeddings", "embeddings_entry", "queue_embeddings"]
 
 
 def embeddings_entry(p: _Pending, fingerprint: str, visibility: str, now: str, position: int,
@@ -128,3 +129,33 @@ def append_embeddings(ing: Ingestor, items: list[_Pending], result: IngestResult
     if findings:
         with ing.lock:
             result.findings.extend(ing.ledger.append(findings).indexes)
+
+
+def queue_embeddings(ing: Ingestor, sv, deployment: tuple[str | None, str | None], out: list[_Pending],
+                     result: IngestResult) -> bool:
+    """Queue an embeddings span (``glasslog.ingest.otlp.SpanView``) as a decision if its deployment (``(name,
+    problem)``) declares ``embeddings: decision``.
+
+    Returns:
+        True if it was queued or rejected; False: skip it (not logged; the response says how to opt in).
+    """
+    from .ingestor import _Pending, _valid_ids, span_key
+
+    name, _ = deployment
+    if name is None or ing.deployments.get(name).embeddings != "decision":
+        result.hints.add(f"embeddings are not logged in deployment {name!r}: declare one with --embeddings decision"
+                         " to log them as decisions" if name else "embeddings are logged only in a declared deployment")
+        return False
+    where = f"span {sv.span_id.hex() or '?'} ({sv.name or 'unnamed'})"
+    bad = _valid_ids(sv.trace_id, sv.span_id)
+    try:
+        if bad:
+            raise genai.MissingAttribute(bad)
+        record = genai.map_embeddings(sv.attrs, sv.resource)
+    except genai.MissingAttribute as exc:
+        ing._reject(result, f"{where}: {exc}")
+        return True
+    service = sv.resource.get("service.name")
+    out.append(_Pending(name, span_key(sv.trace_id, sv.span_id), record, service if isinstance(service, str) else None,
+                        sv.trace_id, sv.span_id, sv.start, sv.end))
+    return True

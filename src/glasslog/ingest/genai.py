@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = ["GENERATION_OPERATIONS", "GenAIRecord", "Evaluation", "NotGenAI", "classify", "map_span", "evaluation_from",
-           "MissingAttribute", "EmbeddingsRecord", "map_embeddings"]
+           "MissingAttribute", "EmbeddingsRecord", "map_embeddings", "CONTENT_EVENTS", "content_from_events"]
 
 GENERATION_OPERATIONS = ("chat", "text_completion", "generate_content")
 """``gen_ai.operation.name`` values logged as ``generation`` entries."""
@@ -541,3 +541,19 @@ def map_embeddings(attrs: dict, resource: dict) -> EmbeddingsRecord:
     if rec.count is None and rec.texts is not None:
         rec.count = len(rec.texts)
     return rec
+
+
+CONTENT_EVENTS = frozenset({*_LEGACY_EVENTS, "gen_ai.choice", "gen_ai.content.prompt", "gen_ai.content.completion"})
+"""Events (span events or log records) that carry a GenAI operation's input or output messages in the conventions
+before ``gen_ai.client.inference.operation.details``."""
+
+
+def content_from_events(events: list[tuple[str, dict]]) -> tuple[dict | None, list[dict] | None]:
+    """``(prompt, output)`` from content events as ``(name, attributes and body)``: the prompt as
+    ``{"messages": [...]}`` and the output messages, each None where no event carried it.
+
+    Raises:
+        MissingAttribute: an event's text is over ``MAX_TEXT``.
+    """
+    inputs, outputs = _legacy_event_messages(events)
+    return ({"messages": inputs} if inputs else None), outputs

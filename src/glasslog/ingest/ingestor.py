@@ -21,9 +21,12 @@ What is logged. Spans whose operation is a generation (``chat``,
 ``text_completion``, ``generate_content``) become ``generation`` entries with
 ``source: "otlp"`` (``glasslog.capture.generator.reported_generation``): the
 prompt committed, the output public or committed by the deployment's
-visibility, content only where the application captured it. Other spans
-(HTTP, database, agent and tool spans, embeddings, unknown operation names)
-are not logged and not refused: an application exports all its spans to one
+visibility, content only where the application captured it; content sent
+apart as log records is attached whichever arrives first
+(``glasslog.ingest.content``). Embeddings spans become ``decision`` entries
+where the deployment declares it (``glasslog.ingest.embeddings``). Other spans
+(HTTP, database, agent and tool spans, embeddings elsewhere, unknown operation
+names) are not logged and not refused: an application exports all its spans to one
 endpoint, and refusing some would make its exporter retry. The response says
 how many were skipped and why. A GenAI span that cannot be logged (no model
 named, no valid ids, malformed messages, no deployment) is rejected, counted
@@ -50,7 +53,6 @@ Binding a generation to the weights needs replay.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 from dataclasses import dataclass, field
@@ -66,7 +68,8 @@ from ..records import finding_entry
 from ..registry import Deployments, RegisteredModel, Registry
 from ..storage import StorageConflict
 from . import genai
-from .embeddings import append_embeddings
+from .content import ContentGroup, late_span_content, log_content, record_key
+from .embeddings import append_embeddings, queue_embeddings
 from .otlp import iter_log_records, iter_spans
 
 __all__ = ["Ingestor", "IngestResult", "FAILING_LABELS", "PASSING_LABELS", "ModelResolver", "deployment_for",
@@ -213,6 +216,7 @@ class _Pending:
     span_id: bytes
     start: int
     end: int
+    content: int | None = None  # the span's first content part, logged before it (glasslog.ingest.content)
 
 
 class Ingestor:
@@ -254,7 +258,7 @@ class Ingestor:
                 if exc.operation == "embeddings":
                     if sv.resource_index not in resource_deployments:
                         resource_deployments[sv.resource_index] = self._deployment(principal, sv.resource)
-                    if self._embeddings(sv, resource_deployments[sv.resource_index], embeddings, result):
+                    if queue_embeddings(self, sv, resource_deployments[sv.resource_index], embeddings, result):
                         continue
                 key = exc.operation or "non-GenAI spans"
                 result.skipped[key] = result.skipped.get(key, 0) + 1
@@ -279,28 +283,6 @@ class Ingestor:
         self._log_generations(pending, result)
         self._log_generations(embeddings, result, lambda items, res: append_embeddings(self, items, res))
         return result
-
-    def _embeddings(self, sv, deployment: tuple[str | None, str | None], out: list[_Pending], result: IngestResult) -> bool:
-        """Queue an embeddings span as a decision if its deployment declares ``embeddings: decision`` (True if it was
-        queued or rejected; False: skip it, not logged)."""
-        name, problem = deployment
-        if name is None or self.deployments.get(name).embeddings != "decision":
-            result.hints.add(f"embeddings are not logged in deployment {name!r}: declare one with --embeddings decision"
-                             " to log them as decisions" if name else "embeddings are logged only in a declared deployment")
-            return False
-        where = f"span {sv.span_id.hex() or '?'} ({sv.name or 'unnamed'})"
-        bad = _valid_ids(sv.trace_id, sv.span_id)
-        try:
-            if bad:
-                raise genai.MissingAttribute(bad)
-            record = genai.map_embeddings(sv.attrs, sv.resource)
-        except genai.MissingAttribute as exc:
-            self._reject(result, f"{where}: {exc}")
-            return True
-        service = sv.resource.get("service.name")
-        out.append(_Pending(name, span_key(sv.trace_id, sv.span_id), record, service if isinstance(service, str) else None,
-                            sv.trace_id, sv.span_id, sv.start, sv.end))
-        return True
 
     def _deployment(self, principal: Principal, resource: dict) -> tuple[str | None, str | None]:
         try:
@@ -328,7 +310,9 @@ class Ingestor:
             else:
                 unique[(p.deployment, p.key)] = p
         for attempt in (0, 1):
-            fresh = self._not_yet_ingested(list(unique.values()), result if attempt == 0 else None)
+            fresh, late = self._not_yet_ingested(list(unique.values()), result if attempt == 0 else None)
+            if late:  # logged already, but this report carries content the logged entry lacks
+                late_span_content(self, late, result)
             if not fresh:
                 return
             try:
@@ -339,20 +323,24 @@ class Ingestor:
                     raise
                 unique = {(p.deployment, p.key): p for p in fresh}
 
-    def _not_yet_ingested(self, items: list[_Pending], result: IngestResult | None) -> list[_Pending]:
+    def _not_yet_ingested(self, items: list[_Pending], result: IngestResult | None):
+        """``(not yet logged, [(logged, its index)])``; the fresh ones learn their content part logged before them."""
         by_dep: dict[str, list[_Pending]] = {}
         for p in items:
             by_dep.setdefault(p.deployment, []).append(p)
-        fresh = []
+        fresh, late = [], []
         for dep, ps in by_dep.items():
-            known = self.ledger.store.ingested(dep, [p.key for p in ps])
+            known = self.ledger.store.ingested(dep, [p.key for p in ps] + [b"content" + p.key for p in ps])
             for p in ps:
                 if p.key in known:
                     if result is not None:
                         result.duplicates += 1
+                        if getattr(p.record, "prompt", None) is not None or getattr(p.record, "output", None):
+                            late.append((p, known[p.key]))
                 else:
+                    p.content = known.get(b"content" + p.key)
                     fresh.append(p)
-        return fresh
+        return fresh, late
 
     def _append_generations(self, items: list[_Pending], result: IngestResult) -> None:
         now = utc_now()
@@ -390,7 +378,7 @@ class Ingestor:
                     tokens=tokens, sampling=rec.sampling or None, provider=_short(rec.provider),
                     response_id=_short(rec.response_id, 500), finish_reasons=rec.finish_reasons,
                     conversation=_short(rec.conversation, 500), span=span, service=_short(p.service),
-                    convention=rec.convention)
+                    convention=rec.convention, content=p.content)
                 entries.append(Entry.from_object(entry))
             except EntryError as exc:
                 self._reject(result, f"span {p.span_id.hex()}: cannot be logged: {exc}")
@@ -459,8 +447,9 @@ class Ingestor:
     # ------------------------------------------------------------------ logs
     def ingest_logs(self, request, principal: Principal) -> IngestResult:
         """Log what an ``ExportLogsServiceRequest`` carries for oversight: ``gen_ai.evaluation.result`` events as
-        findings linked to their generation, and ``gen_ai.client.inference.operation.details`` events as generations
-        (keyed like their span). Other log records are not logged (counted as skipped).
+        findings linked to their generation; ``gen_ai.client.inference.operation.details`` events and the older
+        per-message events (``genai.CONTENT_EVENTS``) as their span's generation or its content, whichever arrives first
+        (``glasslog.ingest.content``). Other log records are not logged (counted as skipped).
 
         Raises:
             AccessError: the caller is not an operator.
@@ -470,9 +459,10 @@ class Ingestor:
         result = IngestResult()
         resource_deployments: dict[int, tuple[str | None, str | None]] = {}
         evaluations: list[tuple[str, bytes, genai.Evaluation, bytes, bytes]] = []
-        generations: list[_Pending] = []
+        groups: dict[tuple[str, bytes], ContentGroup] = {}
         for lv in iter_log_records(request):
-            if lv.event_name not in ("gen_ai.evaluation.result", DETAILS_EVENT):
+            content = lv.event_name == DETAILS_EVENT or lv.event_name in genai.CONTENT_EVENTS
+            if not content and lv.event_name != "gen_ai.evaluation.result":
                 key = lv.event_name or "log records without an event name"
                 result.skipped[key] = result.skipped.get(key, 0) + 1
                 continue
@@ -487,31 +477,26 @@ class Ingestor:
             if isinstance(lv.body, dict):
                 for k, v in lv.body.items():
                     attrs.setdefault(k, v)
-            if lv.event_name == DETAILS_EVENT:
+            if content:
                 bad = _valid_ids(lv.trace_id, lv.span_id)
-                try:
-                    if bad:
-                        raise genai.MissingAttribute(bad)
-                    record = genai.map_span(attrs, [], lv.resource)
-                except genai.NotGenAI as exc:
-                    result.skipped[exc.operation or DETAILS_EVENT] = result.skipped.get(exc.operation or DETAILS_EVENT, 0) + 1
+                if bad:
+                    self._reject(result, f"{where}: {bad} (content is logged with its span)")
                     continue
-                except genai.MissingAttribute as exc:
-                    self._reject(result, f"{where}: {exc}")
-                    continue
-                service = lv.resource.get("service.name")
-                generations.append(_Pending(deployment, span_key(lv.trace_id, lv.span_id), record,
-                                            service if isinstance(service, str) else None, lv.trace_id, lv.span_id,
-                                            lv.time, lv.time))
+                group = groups.get((deployment, span_key(lv.trace_id, lv.span_id)))
+                if group is None:
+                    group = groups[(deployment, span_key(lv.trace_id, lv.span_id))] = ContentGroup(
+                        deployment, lv.trace_id, lv.span_id, lv.resource)
+                if lv.event_name == DETAILS_EVENT:
+                    group.details.append((record_key(lv, attrs), attrs, lv.time))
+                else:
+                    group.events.append((record_key(lv, attrs), lv.event_name, attrs))
                 continue
             ev = genai.evaluation_from(attrs)
             if ev is None:
                 self._reject(result, f"{where}: gen_ai.evaluation.name is missing")
                 continue
-            key = hashlib.sha256(json.dumps([lv.trace_id.hex(), lv.span_id.hex(), lv.time, lv.event_name,
-                                             genai._plain(attrs)], sort_keys=True, default=str).encode()).digest()
-            evaluations.append((deployment, key, ev, lv.trace_id, lv.span_id))
-        self._log_generations(generations, result)
+            evaluations.append((deployment, record_key(lv, attrs), ev, lv.trace_id, lv.span_id))
+        log_content(self, list(groups.values()), result)
         self._log_evaluations(evaluations, result)
         return result
 
