@@ -447,3 +447,28 @@ def test_witness_started_late_is_caught_up_on_a_schedule(tmp_path, log_dir):
     [row] = json.loads(r.output)["witnesses"]
     assert row["ok"] is True and row["cosigned_tree_size"] == size
     assert row["refusals"][-1]["status"] == "unreachable" and row["refusals"][-1]["count"] >= 2  # kept as history
+
+
+def test_witnesses_sync_catches_up_a_log_written_without_the_server(tmp_path, log_dir):
+    """A log appended by the SDK or CLI has no cosigning thread: `glasslog witnesses sync` does the round."""
+    d = tmp_path / "witness"
+    Witness.init(d, "witness.test/sync").close()
+    proc = WitnessProcess(d)
+    port = free_port()
+    wkey = follow(proc, log_dir)
+    with Ledger.open(log_dir) as lg:
+        lg.append([witness_entry("add", f"http://127.0.0.1:{port}", wkey)])
+        lg.append(deployments(10, 30))
+        size = lg.size
+    r = runner.invoke(cli, ["witnesses", "sync", "-d", str(log_dir), "--timeout", "1"])
+    assert r.exit_code == 1 and f"behind at 0 of {size}" in text(r) and "unreachable" in text(r), text(r)
+    proc.start(port)
+    try:
+        r = runner.invoke(cli, ["witnesses", "sync", "-d", str(log_dir), "--timeout", "10"])
+        assert r.exit_code == 0 and f"cosigned tree size {size}" in text(r), text(r)
+    finally:
+        proc.stop()
+    with Ledger.open(log_dir) as lg:
+        assert verify_cosigned(cosigned_checkpoint(lg), lg.verifier_key, [wkey], 1).ok
+    r = runner.invoke(cli, ["witnesses", "list", "-d", str(log_dir)])
+    assert "unreachable" in text(r) and f"cosigned up to tree size {size} of {size}" in text(r)

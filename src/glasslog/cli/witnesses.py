@@ -114,3 +114,46 @@ def witnesses_list(data_dir: DataDir = DEFAULT_DIR, json_out: JsonOut = False) -
             what = "unreachable" if f["status"] == "unreachable" else f"answered {f['status']}"
             times = f"{f['count']} times, {f['first_at']} .. {f['last_at']}" if f["count"] > 1 else f"at {f['first_at']}"
             out.print(f"  [yellow]{what}[/] ({times}): {f['reason']}", highlight=False)
+
+
+@witnesses_app.command("sync")
+def witnesses_sync(
+    data_dir: DataDir = DEFAULT_DIR,
+    every: Annotated[float | None, typer.Option("--every", min=1.0, help="Keep going: a round every SECONDS (until "
+                                                                          "interrupted), e.g. from a service unit.")] = None,
+    timeout: Annotated[float, typer.Option(min=0.0, help="Seconds one round keeps retrying witnesses that are behind "
+                                                         "(with growing pauses) before it reports them.")] = 30.0,
+) -> None:
+    """Bring every witness up to the log's newest checkpoint now (what the server's cosigning thread does on its own).
+
+    For logs written without `glasslog serve` (the SDK, the CLI, a batch job), or to catch up a witness that was down:
+    sends the newest checkpoint with a consistency proof from each witness's size, re-proves on 409, retries one that
+    is unreachable with a growing pause, stores the cosignatures. Exit 0 when every witness cosigned the newest
+    checkpoint, 1 otherwise (each refusal is listed and kept for `glasslog witnesses list`).
+    """
+    import time
+
+    from ..server.cosigning import CosigningThread
+
+    open_ledger(data_dir).close()  # a missing or unreadable log: exit 2 with the usual message
+    thread = CosigningThread(data_dir, max_backoff=min(8.0, max(timeout / 4, 0.5)))
+    if not thread.hold_lock():
+        fail("another process (the server's cosigning thread, or another sync) is asking the witnesses for this log;"
+             " see glasslog witnesses list")
+    try:
+        while True:
+            status, size = thread.catch_up(timeout)
+            behind = False
+            for st in status.values():
+                if st.ok and st.tree_size == size:
+                    state = f"cosigned tree size {st.tree_size}"
+                else:
+                    behind, state = True, f"[bold red]behind[/] at {st.tree_size} of {size}: {st.error}"
+                out.print(f"{st.url}  {state}", highlight=False)
+            if not status:
+                out.print("no witnesses: glasslog witnesses add URL --key WITNESS_VKEY")
+            if every is None:
+                raise typer.Exit(1 if behind else 0)
+            time.sleep(every)
+    finally:
+        thread.close()

@@ -87,6 +87,7 @@ class CosigningThread:
         self._record: dict[str, dict] | None = None  # witness-status.json as read at start
         self._dirty = False
         self._saved_at = 0.0
+        self._held = None  # the lock file, when taken by hold_lock
         self.status: dict[str, WitnessStatus] = {}
         self._clients: dict[str, WitnessClient] = {}
         self._stop = threading.Event()
@@ -201,6 +202,40 @@ class CosigningThread:
         if self._dirty and time.monotonic() - self._saved_at >= 1.0:
             self.save_status()
         return self.status
+
+    def catch_up(self, timeout: float) -> tuple[dict[str, WitnessStatus], int]:
+        """Rounds until every witness has cosigned the newest checkpoint or ``timeout`` seconds have passed, sleeping
+        until the next retry is due (``glasslog witnesses sync``). The caller holds the lock (``hold_lock``).
+
+        Returns:
+            ``(statuses by witness key, the newest checkpoint's size)``.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            status = self.run_once()
+            size = self._ledger.signed_size() if self._ledger is not None else 0
+            behind = [st for st in status.values() if not (st.ok and st.tree_size == size)]
+            if not behind or time.monotonic() >= deadline:
+                self.save_status()
+                return status, size
+            wait = min(st.retry_at for st in behind) - time.monotonic()
+            time.sleep(min(max(wait, 0.05), max(deadline - time.monotonic(), 0.0)))
+
+    def hold_lock(self) -> bool:
+        """Take ``<data-dir>/cosigning.lock`` for this object's life (until ``close``); False if another process has it."""
+        if self._held is None:
+            self._held = self._take_lock()
+        return self._held is not None
+
+    def close(self) -> None:
+        """Close the log, the witness connections and the lock (for a thread never started; ``stop`` otherwise)."""
+        self._close_ledger()
+        for c in self._clients.values():
+            c.close()
+        self._clients.clear()
+        if self._held is not None:
+            self._held.close()
+            self._held = None
 
     def save_status(self) -> None:
         """Write ``witness-status.json`` now (refusals are written as they happen, cosignatures at most once a second)."""
