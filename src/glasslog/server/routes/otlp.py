@@ -139,7 +139,7 @@ async def export_traces(request: Request) -> Response:
 
 
 @router.post("/v1/logs", tags=["ingest"], openapi_extra={"requestBody": {**_BODY}},
-             summary="OTLP/HTTP log export (operator key): gen_ai.evaluation.result events become findings",
+             summary="OTLP/HTTP log export (operator key): evaluations become findings; content events join their generation",
              responses={200: {"description": "ExportLogsServiceResponse (partial_success when some records were rejected)"},
                         400: {"description": "not a valid ExportLogsServiceRequest (google.rpc.Status)"},
                         401: {"description": "no or unknown API key"}, 403: {"description": "not an operator key"},
