@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import re
 import struct
 import time as _time
 from collections.abc import Iterable
@@ -41,16 +40,20 @@ from datetime import datetime, timezone
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from .note import (
+from .note import (  # SignatureLine and split_note live with the signed-note format; re-exported here
+    _SIG_PREFIX,
     ALG_ED25519,
     Checkpoint,
     NoteError,
+    SignatureLine,
     Verifier,
     _b64decode,
     _check_name,
     _check_text,
     open_checkpoint,
     parse_checkpoint,
+    parse_key_string,
+    split_note,
 )
 
 __all__ = [
@@ -71,8 +74,6 @@ __all__ = [
 ALG_COSIGNATURE_V1 = 0x04
 """Signature-type byte of Ed25519 cosignature/v1 keys (C2SP signed-note and tlog-cosignature)."""
 
-_SIG_PREFIX = "\u2014 "
-_MAX_SIGNATURES = 100
 _MAX_TIMESTAMP = (1 << 63) - 1
 MAX_FUTURE_SECONDS = 600
 """Cosignatures dated more than this far ahead of the verifier's clock are refused (the spec allows it)."""
@@ -118,23 +119,9 @@ class CosignatureVerifier:
         Raises:
             NoteError: malformed, another algorithm, or a key hash that does not match.
         """
-        if not isinstance(vkey, str):
-            raise NoteError("witness verifier key must be a string")
-        parts = vkey.strip().split("+", 2)
-        if len(parts) != 3:
-            raise NoteError("witness verifier key must have the form name+keyhash+base64key")
-        name, hexhash, b64 = parts
-        _check_name(name)
-        if not re.fullmatch(r"[0-9a-f]{8}", hexhash):
-            raise NoteError("witness verifier key hash must be 8 lowercase hex digits")
-        raw = _b64decode(b64, "witness verifier key")
-        if len(raw) != 33 or raw[0] not in (ALG_COSIGNATURE_V1, ALG_ED25519):
-            raise NoteError("witness verifier key must be an Ed25519 cosignature/v1 key (type byte 0x04 and 32 key bytes)")
-        public_key = raw[1:]
-        expected = hashlib.sha256(name.encode("utf-8") + b"\n" + raw).digest()[:4]
-        if expected.hex() != hexhash:
-            raise NoteError("witness verifier key hash does not match its name and key")
-        return cls(name, cosignature_key_hash(name, public_key), public_key)
+        name, _, raw = parse_key_string(vkey, "witness verifier key", (ALG_COSIGNATURE_V1, ALG_ED25519),
+                                        "an Ed25519 cosignature/v1 key (type byte 0x04 and 32 key bytes)")
+        return cls(name, cosignature_key_hash(name, raw[1:]), raw[1:])
 
     def __str__(self) -> str:
         return (f"{self.name}+{self.key_id.hex()}+"
@@ -218,23 +205,6 @@ class Cosigner:
 
 
 @dataclass(frozen=True)
-class SignatureLine:
-    """One signature line of a signed note, decoded.
-
-    Attributes:
-        name: the key name.
-        key_id: the first 4 bytes of the decoded signature.
-        body: the rest of the decoded signature.
-        line: the line as it stood (with its newline).
-    """
-
-    name: str
-    key_id: bytes
-    body: bytes
-    line: str
-
-
-@dataclass(frozen=True)
 class Cosignature:
     """A decoded cosignature/v1 (Ed25519) signature line."""
 
@@ -257,42 +227,6 @@ class Cosignature:
         if ts > _MAX_TIMESTAMP:
             raise NoteError(f"cosignature by {line.name} has a timestamp over 2**63 - 1")
         return cls(line.name, line.key_id, ts, line.body[8:], line.line)
-
-
-def split_note(note: str | bytes) -> tuple[str, list[SignatureLine]]:
-    """Split a signed note into its text and its decoded signature lines (C2SP signed-note).
-
-    Raises:
-        NoteError: not UTF-8, no blank line before the signatures, more than
-            100 or no signature lines, or a line that is not ``— name base64``.
-    """
-    if isinstance(note, bytes):
-        try:
-            note = note.decode("utf-8")
-        except UnicodeDecodeError:
-            raise NoteError("signed note is not valid UTF-8") from None
-    if not note.endswith("\n"):
-        raise NoteError("signed note must end with a newline")
-    split = note.rfind("\n\n")
-    if split < 0:
-        raise NoteError("signed note has no blank line before its signatures")
-    text, block = note[: split + 1], note[split + 2 :]
-    _check_text(text)
-    raw_lines = block[:-1].split("\n")
-    if not raw_lines or len(raw_lines) > _MAX_SIGNATURES:
-        raise NoteError("signed note must have between 1 and 100 signature lines")
-    out = []
-    for raw in raw_lines:
-        if not raw.startswith(_SIG_PREFIX):
-            raise NoteError(f"signature line must start with an em dash and a space: {raw[:40]!r}")
-        name, sep, b64 = raw[len(_SIG_PREFIX) :].partition(" ")
-        if not sep or not name or not b64 or " " in b64:
-            raise NoteError("signature line must be '— <key name> <base64 signature>'")
-        decoded = _b64decode(b64, "signature")
-        if len(decoded) < 5:
-            raise NoteError("signature is too short to hold a key hash and a signature")
-        out.append(SignatureLine(name, decoded[:4], decoded[4:], raw + "\n"))
-    return text, out
 
 
 def add_signature_lines(note: str, lines: Iterable[str]) -> str:

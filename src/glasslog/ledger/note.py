@@ -34,6 +34,8 @@ __all__ = [
     "generate_signer",
     "sign_note",
     "open_note",
+    "split_note",
+    "SignatureLine",
     "parse_checkpoint",
     "format_checkpoint",
 ]
@@ -63,6 +65,40 @@ def _check_name(name: str) -> None:
         raise NoteError(f"key name {name!r} must be non-empty printable text without spaces or '+'")
 
 
+def parse_key_string(vkey: str, what: str, algorithms: tuple[int, ...], kind: str) -> tuple[str, str, bytes]:
+    """Split and check a C2SP signed-note verifier key string ``name+hexhash+base64(type byte || 32-byte key)``.
+
+    The one parser behind log keys (``Verifier``) and witness keys (``CosignatureVerifier``): the name must be a
+    valid key name, the hash 8 lowercase hex digits equal to ``SHA-256(name || "\\n" || type byte || key)[:4]``,
+    the key 33 bytes with a type byte in ``algorithms``.
+
+    Args:
+        what: how errors name the key (e.g. ``"verifier key"``).
+        kind: what the key must be, for the error (e.g. ``"an Ed25519 key (...)"``).
+
+    Returns:
+        ``(name, hexhash, raw)``: ``raw`` is the type byte and the 32 key bytes.
+
+    Raises:
+        NoteError: not a string, not three parts, a bad name, hash or key, or a hash that does not match.
+    """
+    if not isinstance(vkey, str):
+        raise NoteError(f"{what} must be a string")
+    parts = vkey.strip().split("+", 2)  # base64 may itself contain '+'
+    if len(parts) != 3:
+        raise NoteError(f"{what} must have the form name+keyhash+base64key")
+    name, hexhash, b64 = parts
+    _check_name(name)
+    if not re.fullmatch(r"[0-9a-f]{8}", hexhash):
+        raise NoteError(f"{what} hash must be 8 lowercase hex digits")
+    raw = _b64decode(b64, what)
+    if len(raw) != 33 or raw[0] not in algorithms:
+        raise NoteError(f"{what} must be {kind}")
+    if hashlib.sha256(name.encode("utf-8") + b"\n" + raw).digest()[:4].hex() != hexhash:
+        raise NoteError(f"{what} hash does not match its name and key")
+    return name, hexhash, raw
+
+
 def key_hash(name: str, public_key: bytes) -> bytes:
     """The 4-byte key hash of an Ed25519 note key (C2SP signed-note)."""
     return hashlib.sha256(name.encode("utf-8") + b"\n" + bytes([ALG_ED25519]) + public_key).digest()[:4]
@@ -90,22 +126,9 @@ class Verifier:
             NoteError: wrong number of parts, bad name, bad hash, unknown
                 algorithm, wrong key length, or a key hash that does not match.
         """
-        if not isinstance(vkey, str):
-            raise NoteError("verifier key must be a string")
-        parts = vkey.strip().split("+", 2)  # base64 may itself contain '+'
-        if len(parts) != 3:
-            raise NoteError("verifier key must have the form name+keyhash+base64key")
-        name, hexhash, b64 = parts
-        _check_name(name)
-        if not re.fullmatch(r"[0-9a-f]{8}", hexhash):
-            raise NoteError("verifier key hash must be 8 lowercase hex digits")
-        raw = _b64decode(b64, "verifier key")
-        if len(raw) != 33 or raw[0] != ALG_ED25519:
-            raise NoteError("verifier key must be an Ed25519 key (algorithm byte 0x01 and 32 key bytes)")
-        public_key = raw[1:]
-        if key_hash(name, public_key).hex() != hexhash:
-            raise NoteError("verifier key hash does not match its name and key")
-        return cls(name, bytes.fromhex(hexhash), public_key)
+        name, hexhash, raw = parse_key_string(vkey, "verifier key", (ALG_ED25519,),
+                                              "an Ed25519 key (algorithm byte 0x01 and 32 key bytes)")
+        return cls(name, bytes.fromhex(hexhash), raw[1:])
 
     def __str__(self) -> str:
         return f"{self.name}+{self.key_id.hex()}+{base64.b64encode(bytes([ALG_ED25519]) + self.public_key).decode()}"
@@ -199,15 +222,29 @@ def sign_note(text: str, signer: Signer) -> str:
     return f"{text}\n{_SIG_PREFIX}{signer.name} {sig}\n"
 
 
-def open_note(note: str | bytes, verifier: Verifier) -> str:
-    """Check a signed note against ``verifier`` and return its text.
+@dataclass(frozen=True)
+class SignatureLine:
+    """One signature line of a signed note, decoded.
 
-    The note must carry a valid signature by ``verifier``; signatures by
-    other keys are ignored, a signature that claims ``verifier``'s name and
-    key hash but does not verify is an error.
+    Attributes:
+        name: the key name.
+        key_id: the first 4 bytes of the decoded signature.
+        body: the rest of the decoded signature.
+        line: the line as it stood (with its newline).
+    """
+
+    name: str
+    key_id: bytes
+    body: bytes
+    line: str
+
+
+def split_note(note: str | bytes) -> tuple[str, list[SignatureLine]]:
+    """Split a signed note into its text and its decoded signature lines (C2SP signed-note).
 
     Raises:
-        NoteError: malformed note, no signature by this key, or a bad signature.
+        NoteError: not UTF-8, no blank line before the signatures, more than
+            100 or no signature lines, or a line that is not ``— name base64``.
     """
     if isinstance(note, bytes):
         try:
@@ -219,24 +256,41 @@ def open_note(note: str | bytes, verifier: Verifier) -> str:
     split = note.rfind("\n\n")
     if split < 0:
         raise NoteError("signed note has no blank line before its signatures")
-    text, sig_block = note[: split + 1], note[split + 2 :]
+    text, block = note[: split + 1], note[split + 2 :]
     _check_text(text)
-    lines = sig_block[:-1].split("\n")
-    if not lines or len(lines) > _MAX_SIGNATURES:
+    raw_lines = block[:-1].split("\n")
+    if not raw_lines or len(raw_lines) > _MAX_SIGNATURES:
         raise NoteError("signed note must have between 1 and 100 signature lines")
-    found = False
-    for line in lines:
-        if not line.startswith(_SIG_PREFIX):
-            raise NoteError(f"signature line must start with an em dash and a space: {line[:40]!r}")
-        name, sep, b64 = line[len(_SIG_PREFIX) :].partition(" ")
+    out = []
+    for raw in raw_lines:
+        if not raw.startswith(_SIG_PREFIX):
+            raise NoteError(f"signature line must start with an em dash and a space: {raw[:40]!r}")
+        name, sep, b64 = raw[len(_SIG_PREFIX) :].partition(" ")
         if not sep or not name or not b64 or " " in b64:
             raise NoteError("signature line must be '— <key name> <base64 signature>'")
-        raw = _b64decode(b64, "signature")
-        if len(raw) < 5:
+        decoded = _b64decode(b64, "signature")
+        if len(decoded) < 5:
             raise NoteError("signature is too short to hold a key hash and a signature")
-        if name != verifier.name or raw[:4] != verifier.key_id:
+        out.append(SignatureLine(name, decoded[:4], decoded[4:], raw + "\n"))
+    return text, out
+
+
+def open_note(note: str | bytes, verifier: Verifier) -> str:
+    """Check a signed note against ``verifier`` and return its text.
+
+    The note must carry a valid signature by ``verifier``; signatures by
+    other keys are ignored, a signature that claims ``verifier``'s name and
+    key hash but does not verify is an error.
+
+    Raises:
+        NoteError: malformed note, no signature by this key, or a bad signature.
+    """
+    text, lines = split_note(note)
+    found = False
+    for line in lines:
+        if line.name != verifier.name or line.key_id != verifier.key_id:
             continue
-        if len(raw) != 4 + 64 or not verifier.verify(text.encode("utf-8"), raw[4:]):
+        if len(line.body) != 64 or not verifier.verify(text.encode("utf-8"), line.body):
             raise NoteError(f"signature by {verifier.name} does not verify: the note was altered or signed by another key")
         found = True
     if not found:
