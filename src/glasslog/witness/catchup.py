@@ -20,8 +20,7 @@ import urllib.request
 from dataclasses import dataclass
 
 from ..ledger import merkle
-from ..ledger.cosignature import split_note
-from ..ledger.note import NoteError, parse_checkpoint
+from ..ledger.note import NoteError, parse_checkpoint, split_note
 from ..ledger.tiles import TILE_HEIGHT, TILE_WIDTH, tile_path
 from .client import format_request
 from .core import Witness, WitnessError

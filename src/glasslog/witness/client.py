@@ -19,7 +19,8 @@ import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..ledger.cosignature import Cosignature, CosignatureVerifier, split_note
+from ..ledger.cosignature import Cosignature, CosignatureVerifier
+from ..ledger.note import split_note
 
 __all__ = ["WitnessClient", "Conflict", "WitnessRefused", "WitnessUnreachable", "format_request"]
 

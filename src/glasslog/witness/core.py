@@ -43,8 +43,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..ledger import merkle
-from ..ledger.cosignature import Cosigner, split_note
-from ..ledger.note import Checkpoint, NoteError, Verifier, open_note, parse_checkpoint
+from ..ledger.cosignature import Cosigner
+from ..ledger.note import Checkpoint, NoteError, Verifier, open_note, parse_checkpoint, split_note
 from ..storage.witness import WITNESS_DB, WitnessState, WitnessStore
 
 __all__ = ["Witness", "WitnessError", "AddCheckpoint", "parse_add_checkpoint", "MAX_BODY_BYTES", "MAX_PROOF_LINES",
