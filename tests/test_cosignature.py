@@ -200,3 +200,16 @@ def test_timestamp_range():
 
     with pytest.raises(NoteError):
         Cosignature.from_line(SignatureLine("w", raw[:4], raw[4:], ""))
+
+
+def test_the_log_key_given_as_a_witness_key_is_refused():
+    """Whoever holds the log's key can produce a cosignature/v1 line with it: the log cannot count as its own witness."""
+    log = generate_signer("bank.example/self")
+    note = sign_note(Checkpoint("bank.example/self", 3, b"\x01" * 32).text(), log)
+    self_cosigner = Cosigner.parse(str(log))  # the log's own private key, used as a cosigner
+    cosigned = add_signature_lines(note, [self_cosigner.cosign(note.split("\n\n")[0] + "\n")])
+    r = verify_cosigned(cosigned, log.verifier(), [str(self_cosigner.verifier())], 1)
+    assert not r.ok and any("is the log's own key" in p for p in r.problems) and r.witnesses == []
+    # the same key in its 0x01 form is the same refusal
+    r = verify_cosigned(cosigned, log.verifier(), [str(log.verifier())], 1)
+    assert not r.ok and any("is the log's own key" in p for p in r.problems)

@@ -148,6 +148,9 @@ def test_witness_policy_in_the_browser_matches_the_python_verifier(setup):
         ("both", rc, [k1, k2], "2", True),
         ("default minimum", rc, [k1], "", True),
         ("one of three", rc, [k1, stranger], "2", False),
+        ("default majority", rc, [k1, stranger], "", False),  # 2 of 2 by default, as verify receipt: not 1
+        ("default majority of three", rc, [k1, k2, stranger], "", True),
+        ("the log's own key", rc, [key, k1], "1", False),  # a log cannot witness itself
         ("altered", altered(rc, "ngo.example/w2"), [k1, k2], "2", False),
         ("stranger", rc, [stranger], "1", False),
         ("malformed key", rc, ["not-a-key"], "1", False),
@@ -155,7 +158,7 @@ def test_witness_policy_in_the_browser_matches_the_python_verifier(setup):
     ]
     for label, receipt, keys, minimum, ok in cases:
         verdict, got, witnesses = check_in_page(page, receipt, keys, minimum)
-        n = int(minimum) if minimum else (1 if keys else 0)
+        n = int(minimum) if minimum else (len(set(keys)) // 2 + 1 if keys else 0)
         want = [vars(c) for c in verify_receipt(receipt, key, keys, n).checks] if label != "malformed key" else None
         if want is not None:
             assert got == want, label  # names, results and messages, check by check

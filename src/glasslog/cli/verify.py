@@ -60,9 +60,13 @@ def _witness_policy(witness_keys: list[str] | None, min_witnesses: int | None) -
     keys = []
     for k in witness_keys or []:
         try:
-            keys.append(str(CosignatureVerifier.parse(k)))
+            canonical = str(CosignatureVerifier.parse(k))
         except NoteError as exc:
             _fail(f"malformed --witness-key {k!r}: {exc}")
+        if canonical in keys:  # one witness counts once, whatever form its key was given in
+            err.print(f"[yellow]warning:[/] --witness-key {k} is given twice; it counts once", highlight=False)
+            continue
+        keys.append(canonical)
     # A majority: two copies of a log shown to different people cannot both get it from honest witnesses, even if
     # some witness first met the log through a forked copy (it cosigns the first history it sees).
     n = len(keys) // 2 + 1 if min_witnesses is None and keys else (min_witnesses or 0)

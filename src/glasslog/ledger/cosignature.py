@@ -334,7 +334,8 @@ def verify_cosigned(
     Returns:
         The result; never raises for a bad note. Signature lines by keys
         not in the policy are ignored; a line that claims a trusted witness's
-        name and key ID but does not verify is a problem (the note was altered).
+        name and key ID but does not verify is a problem (the note was altered);
+        a witness key that is the log's own key is a problem and is not trusted.
 
     Raises:
         NoteError: a key in the policy is malformed, or ``min_witnesses`` is negative.
@@ -343,10 +344,13 @@ def verify_cosigned(
         raise NoteError("min_witnesses must be a whole number >= 0")
     log_key = log_verifier if isinstance(log_verifier, Verifier) else Verifier.parse(log_verifier)
     trusted = {}
+    result = CosignedCheckpoint(ok=False, checkpoint=None, min_witnesses=min_witnesses)
     for v in witness_verifiers:
         cv = _as_cosignature_verifier(v)
+        if cv.public_key == log_key.public_key:  # whoever holds the log's key could "cosign" its own fork
+            result.problems.append(f"witness key {cv.name} is the log's own key: a log cannot witness itself")
+            continue
         trusted[(cv.name, cv.key_id)] = cv
-    result = CosignedCheckpoint(ok=False, checkpoint=None, min_witnesses=min_witnesses)
     if min_witnesses > len(trusted):
         result.problems.append(f"the policy needs {min_witnesses} witnesses but trusts only {len(trusted)}")
     try:

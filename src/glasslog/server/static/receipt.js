@@ -193,7 +193,10 @@
     formError("");
     const witnessKeys = ($("witness-keys") ? $("witness-keys").value : "").split("\n").map((k) => k.trim()).filter((k) => k);
     const minText = $("min-witnesses") ? $("min-witnesses").value.trim() : "";
-    const minWitnesses = minText === "" ? (witnessKeys.length ? 1 : 0) : Number(minText);
+    // Default: a majority of the distinct keys given, as verify receipt does (a witness cosigns the first history it
+    // meets, so a copy of the log shown only to you could get one witness that met the log through that copy).
+    const distinct = new Set(witnessKeys).size;
+    const minWitnesses = minText === "" ? (distinct ? Math.floor(distinct / 2) + 1 : 0) : Number(minText);
     const subject = $("subject-id") ? $("subject-id").value.trim() : "";
     const report = await window.GlasslogVerify.verifyReceipt(text, $("verifier-key").value, witnessKeys, minWitnesses, subject);
     if (report.unavailable) {

@@ -288,7 +288,13 @@
   async function verifyCosigned(note, logVerifier, witnessVerifiers, minWitnesses, origin, now) {
     const result = { ok: false, witnesses: [], minWitnesses, problems: [] };
     const trusted = new Map();
-    for (const w of witnessVerifiers) trusted.set(w.name + "+" + hex(w.keyId), w);
+    for (const w of witnessVerifiers) {
+      if (hex(w.publicKey) === hex(logVerifier.publicKey)) {  // whoever holds the log's key could "cosign" its own fork
+        result.problems.push(`witness key ${w.name} is the log's own key: a log cannot witness itself`);
+        continue;
+      }
+      trusted.set(w.name + "+" + hex(w.keyId), w);
+    }
     if (minWitnesses > trusted.size) result.problems.push(`the policy needs ${minWitnesses} witnesses but trusts only ${trusted.size}`);
     let parsed;
     try {
