@@ -181,7 +181,7 @@ def _append_parts(ing: Ingestor, parts, result: IngestResult) -> None:
                 operation=op.get("operation"), model=op.get("model"), reported_model=op.get("reported_model"),
                 prompt=prompt, output=output, time=now, position=pos, salts=salts[2 * pos: 2 * pos + 2], span=span,
                 service=g.service, convention="gen_ai", part="content", generation=generation)
-            entries.append(Entry.from_object(obj))
+            entries.append(Entry.from_object(obj, checked=True))  # built (and checked) by its records builder
         except EntryError as exc:
             ing._reject(result, f"log records of span {g.span_id.hex()}: cannot be logged: {exc}")
             continue

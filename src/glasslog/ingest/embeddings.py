@@ -100,7 +100,7 @@ def append_embeddings(ing: Ingestor, items: list[_Pending], result: IngestResult
         try:
             obj, pv = embeddings_entry(p, model.fingerprint, ing.deployments.get(p.deployment).visibility, now, pos,
                                        salts[2 * pos: 2 * pos + 2])
-            entries.append(Entry.from_object(obj))
+            entries.append(Entry.from_object(obj, checked=True))  # built (and checked) by its records builder
         except EntryError as exc:
             ing._reject(result, f"{where}: cannot be logged: {exc}")
             continue

@@ -424,7 +424,7 @@ class Gateway:
             tokens_out.append(new_receipt_token(first))
             store_receipt_tokens(tx, tokens_out)
 
-        done = ledger.append([Entry.from_object(entry)], private, within=within)
+        done = ledger.append([Entry.from_object(entry, checked=True)], private, within=within)
         if model is None:
             self._unregistered_finding(ledger, request.get("model"), done.first_index)
         return _Logged(done.first_index, tokens_out[0])

@@ -379,7 +379,7 @@ class Ingestor:
                     response_id=_short(rec.response_id, 500), finish_reasons=rec.finish_reasons,
                     conversation=_short(rec.conversation, 500), span=span, service=_short(p.service),
                     convention=rec.convention, content=p.content)
-                entries.append(Entry.from_object(entry))
+                entries.append(Entry.from_object(entry, checked=True))  # checked by its records builder
             except EntryError as exc:
                 self._reject(result, f"span {p.span_id.hex()}: cannot be logged: {exc}")
                 continue
