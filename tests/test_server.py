@@ -324,8 +324,32 @@ WEB_PAGES = {
     ("GET", "/console"): (_static("/console"), _all(200, False)),
     ("GET", "/reports"): (_static("/reports"), _all(200, False)),
     ("GET", "/reports/{kind}/{name}"): (lambda w: _published_report(w, "/reports/audits/matrix"), _all(200, False)),
+    ("GET", "/generations"): (_static("/generations"), _all(200, False)),
+    ("GET", "/generations/{index}"): (lambda w: {"url": f"/generations/{_reported_generation(w)}"}, _all(200, False)),
 }
 MATRIX.update(WEB_PAGES)
+
+
+def _reported_generation(w) -> int:
+    """Append a generation of the public-service deployment as the gateway reports one (no model weights needed here;
+    tests/test_web_generations.py reads generated ones by role) and return its index."""
+    from glasslog.capture.generator import reported_generation
+
+    lg = Ledger.open(w.dir)
+    try:
+        entry, private = reported_generation(source="gateway", deployment=DEP_PUB, visibility="public-service",
+                                             operation="chat", model=None, reported_model={"request": "m", "response": "m"},
+                                             prompt={"text": "hello"}, output=[{"role": "assistant", "content": "hi"}])
+        return lg.append([entry], private).first_index
+    finally:
+        lg.close()
+
+
+# Generations (glasslog.server.routes.generations): the same readers as decisions; a public-service one for everyone.
+MATRIX[("GET", "/v1/generations")] = (_static("/v1/generations"), _all(200))
+MATRIX[("GET", "/v1/generations/{index}")] = (lambda w: {"url": f"/v1/generations/{_reported_generation(w)}"}, _all(200))
+MATRIX[("GET", "/v1/generations/{index}/receipt")] = (
+    lambda w: {"url": f"/v1/generations/{_reported_generation(w)}/receipt"}, _all(200))
 MATRIX[("POST", "/v1/replay")] = (_static("/v1/replay", json={"deployment": DEP_PUB}), _write({"supervisor": 200}))
 # Watermark detection (glasslog.server.routes.watermark; tests/test_generation_watermark.py tests what it finds):
 # supervisors only; this world's deployment declared no watermark, hence 404.
@@ -363,7 +387,7 @@ def test_matrix_covers_every_route(base):
     routes = app_routes(base.client.app)
     table = set(MATRIX)
     assert table == routes, f"routes without a policy row: {sorted(routes - table)}; stale rows: {sorted(table - routes)}"
-    assert len(routes) == 29 + len(WEB_PAGES)
+    assert len(routes) == 32 + len(WEB_PAGES)
     for _, expected in MATRIX.values():
         assert set(expected) == set(ROLES)
 

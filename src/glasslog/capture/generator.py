@@ -127,6 +127,8 @@ class Generation:
         tokens: the output token ids (as logged or committed).
         prompt_tokens: how many tokens the rendered prompt has.
         commitments: the activation commitments (raw bytes).
+        receipt_token: for a prompt with a subject id, the subject's receipt token (``grt_<index>_...``): with it
+            they read their own generation and its receipt, and flag it, over the API (only its hash is stored).
     """
 
     index: int
@@ -134,6 +136,7 @@ class Generation:
     tokens: list[int]
     prompt_tokens: int
     commitments: list[bytes] = field(repr=False, default_factory=list)
+    receipt_token: str | None = field(repr=False, default=None)
 
 
 NEUTRAL_DECODING = {name: None for name in (
@@ -344,9 +347,19 @@ class CapturedGenerator:
             except EntryError as exc:
                 raise InputError(f"generation for prompt {pos} cannot be logged: {exc}") from None
         self._check_active()  # a suspension that landed while generating still refuses the batch
-        self.last_batch = self.ledger.append(entries, private)
+        tokens: list[str | None] = [None] * len(values)
+
+        def issue_tokens(tx, first: int) -> None:  # inside the batch's transaction: tokens exist exactly when it does
+            from ..access import new_receipt_token, store_receipt_tokens
+
+            tokens[:] = [new_receipt_token(first + k) if subject_ids is not None and subject_ids[k] is not None else None
+                         for k in range(len(values))]
+            store_receipt_tokens(tx, [t for t in tokens if t])
+
+        self.last_batch = self.ledger.append(entries, private, within=issue_tokens if subject_ids is not None else None)
         first = self.last_batch.first_index
-        return [Generation(first + k, texts[k], outputs[k], len(ids[k]), commitments[k]) for k in range(len(values))]
+        return [Generation(first + k, texts[k], outputs[k], len(ids[k]), commitments[k], tokens[k])
+                for k in range(len(values))]
 
 
 def _load(model_dir: Path):

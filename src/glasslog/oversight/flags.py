@@ -12,7 +12,8 @@ raters who usually disagree both find helpful come first.
 
 What the log holds. A ``flag`` entry has ``time``, ``category``, ``by_role``,
 ``model`` (the flagged model, or the model that made the flagged decision),
-``decision`` (the decision's index, for a flag about one decision),
+``decision`` (the flagged output's index, for a flag about one decision or
+one generation: the entry's type says which; ``Flag.kind``),
 ``reporter`` and, if the flag has a text, ``text``: the commitment to the text,
 which is kept beside the log (private value of kind ``flag-text``) so that it
 can be moderated or erased (``Ledger.erase_private``) while every hash and
@@ -70,6 +71,7 @@ from .bridging import BridgingParams, FlagScore, ScoreBoard, score_flags
 
 __all__ = [
     "FLAG_TEXT_KIND",
+    "FLAGGABLE_OUTPUTS",
     "MAX_TEXT_CHARS",
     "FlagError",
     "DuplicateFlagError",
@@ -92,6 +94,9 @@ FLAG_TEXT_KIND = "flag-text"
 
 MAX_TEXT_CHARS = 1000
 """Longest flag text, in characters (Unicode code points) after trimming."""
+
+FLAGGABLE_OUTPUTS = ("decision", "generation")
+"""Types of the entries a flag may be about (its ``decision`` field): a decision, or a generative model's output."""
 
 
 
@@ -154,6 +159,7 @@ class Flag:
         deployment: the flagged decision's deployment (None for model flags).
         reporter: the reporter's pseudonym (None if the entry has none).
         text_commitment: commitment to the text beside the log (None without text).
+        kind: the flagged entry's type (``decision`` or ``generation``; None for model flags).
     """
 
     index: int
@@ -165,10 +171,16 @@ class Flag:
     deployment: str | None
     reporter: str | None
     text_commitment: str | None
+    kind: str | None = None
 
     @property
     def target(self) -> tuple[str, int | None]:
         return (self.model, self.decision)
+
+    @property
+    def generation(self) -> int | None:
+        """The flagged generation's index (None unless the flag is about a generation)."""
+        return self.decision if self.kind == "generation" else None
 
 
 @dataclass(frozen=True)
@@ -293,14 +305,15 @@ class Flags:
             obj = json.loads(data)
             if kind == "flag":
                 decision = obj.get("decision")
-                deployment = None
+                deployment = kind_of = None
                 if decision is not None:
                     try:
-                        deployment = json.loads(self.ledger.entry(decision)).get("deployment")
+                        flagged = json.loads(self.ledger.entry(decision))
+                        deployment, kind_of = flagged.get("deployment"), flagged.get("type")
                     except IndexError:
                         deployment = None
                 fl = Flag(idx, obj["time"], obj["category"], obj["by_role"], obj["model"], decision, deployment,
-                          obj.get("reporter"), obj.get("text"))
+                          obj.get("reporter"), obj.get("text"), kind_of)
                 st.flags[idx] = fl
                 primary = st.primary.setdefault((fl.model, fl.decision, fl.category), idx)
                 st.groups.setdefault(primary, [])
@@ -414,7 +427,8 @@ class Flags:
             reporter: the reporter's identity (``subject_identity`` etc.); only its pseudonym is logged.
             model: the flagged model's fingerprint (or a unique prefix of 12+ hex digits); may be
                 omitted for a decision, whose model is taken from the decision entry.
-            decision: index of the flagged decision, or None to flag the model as a whole.
+            decision: index of the flagged decision or generation (``FLAGGABLE_OUTPUTS``), or None to flag the
+                model as a whole.
             text: what is wrong, at most ``MAX_TEXT_CHARS`` characters (line breaks allowed).
 
         Raises:
@@ -435,10 +449,14 @@ class Flags:
             if decision >= size:
                 raise FlagError(f"no entry {decision} in the log (size {size})", "decision")
             entry = json.loads(self.ledger.entry(decision))
-            if entry.get("type") != "decision":
-                raise FlagError(f"entry {decision} is a {entry.get('type')} entry, not a decision", "decision")
+            what = entry.get("type")
+            if what not in FLAGGABLE_OUTPUTS:
+                raise FlagError(f"entry {decision} is a {what} entry, not a decision or a generation", "decision")
+            if not entry.get("model"):
+                raise FlagError(f"{what} {decision} names no registered model (a generation reported for a model that"
+                                " is not registered): flag the deployment's operator instead", "decision")
             if model is not None and model != entry["model"]:
-                raise FlagError(f"decision {decision} was made by model {entry['model']}, not {model}", "model")
+                raise FlagError(f"{what} {decision} was made by model {entry['model']}, not {model}", "model")
             model = entry["model"]
         elif model is None:
             raise FlagError("give the model flagged, or the decision", "model")

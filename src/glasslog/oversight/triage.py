@@ -108,6 +108,7 @@ class TriageItem:
         time: when it was logged.
         model: the model concerned (None for a finding about a deployment only).
         decision: the flagged decision (flags only).
+        generation: the flagged generation (flags only; its index is the flag entry's ``decision`` field).
         deployment: the deployment concerned, where known.
         summary: the flag's category or the finding's check name.
         severity: one of ``SEVERITIES``.
@@ -132,12 +133,14 @@ class TriageItem:
     assignee: str | None
     history: tuple[dict, ...] = field(default=())
     duplicates: tuple[int, ...] = field(default=())
+    generation: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"item": self.item, "kind": self.kind, "time": self.time, "model": self.model, "decision": self.decision,
                 "deployment": self.deployment, "summary": self.summary, "severity": self.severity,
                 "support": dict(self.support), "state": self.state, "assignee": self.assignee,
-                "history": [dict(h) for h in self.history], "duplicates": list(self.duplicates)}
+                "history": [dict(h) for h in self.history], "duplicates": list(self.duplicates),
+                "generation": self.generation}
 
 
 @dataclass(frozen=True)
@@ -242,9 +245,9 @@ class Triage:
             support = {"tier": s.score.status, "rank": s.score.rank, "reporters": s.reporters, "ratings": s.score.ratings}
             value = s.score.intercept if s.score.method == "bridging" else (s.score.wilson_lower_bound or 0.0)
             within[fl.index] = (s.score.method != "bridging", -value, -s.reporters)
-            ranked.append(TriageItem(fl.index, "flag", fl.time, fl.model, fl.decision, fl.deployment, fl.category,
-                                     CATEGORY_SEVERITY[fl.category], support, state, assignee, tuple(history),
-                                     tuple(s.duplicates)))
+            ranked.append(TriageItem(fl.index, "flag", fl.time, fl.model, None if fl.generation is not None else fl.decision,
+                                     fl.deployment, fl.category, CATEGORY_SEVERITY[fl.category], support, state, assignee,
+                                     tuple(history), tuple(s.duplicates), fl.generation))
         groups, _ = self._finding_groups()
         for idx, merged in groups.items():
             obj = self._alerts[idx]

@@ -7,6 +7,7 @@
 | ``models`` | ``/v1/models...``: the register of models, weights download, registration, status (the kill switch) |
 | ``deployments`` | ``/v1/deployments...``: declared deployments and their aggregate counts |
 | ``decisions`` | ``/v1/decisions...``, ``/v1/outcomes``, ``/v1/receipt``, ``/v1/receipts/{index}`` |
+| ``generations`` | ``/v1/generations...``: a generative model's logged outputs and their receipts |
 | ``keys`` | ``/v1/keys...``: API keys (operator) |
 | ``flags`` | ``/v1/flags...``: flags and ratings |
 | ``triage`` | ``/v1/triage...``: the supervisors' queue |
@@ -20,10 +21,10 @@ A route module imports from ``glasslog.server.deps`` (state, caller, checks),
 domain packages, never from ``app`` or from another route module.
 """
 
-from . import decisions, deployments, flags, keys, log, models, monitors, pages, replay, tiles, triage, watermark
+from . import decisions, deployments, flags, generations, keys, log, models, monitors, pages, replay, tiles, triage, watermark
 
 __all__ = ["API_ROUTERS", "pages"]
 
-API_ROUTERS = [m.router for m in (tiles, log, models, deployments, decisions, keys, flags, triage, replay, monitors,
-                                   watermark)]
+API_ROUTERS = [m.router for m in (tiles, log, models, deployments, decisions, generations, keys, flags, triage, replay,
+                                   monitors, watermark)]
 """The routers of the API, in the order they are matched (the web pages' router comes after them)."""

@@ -2,7 +2,7 @@
 
 | endpoint | who |
 |---|---|
-| ``POST /v1/flags`` | a subject, for their own decision (receipt token); anyone, for a model or a decision of a public-service deployment; keyed roles for the decisions they may read |
+| ``POST /v1/flags`` | a subject, for their own decision or generation (receipt token); anyone, for a model or a decision or generation of a public-service deployment; keyed roles for the decisions and generations they may read |
 | ``GET /v1/flags``, ``GET /v1/flags/{index}`` | anyone; ranked by the bridging model, with ratings and status |
 | ``POST /v1/flags/{index}/ratings`` | anyone who may read the flag's text, except its reporters |
 | ``DELETE /v1/flags/{index}/text`` | supervisors (moderation; the entry and its commitment stay) |
@@ -69,6 +69,8 @@ _TOO_MANY = {429: {"description": "Rate limit reached for this key, receipt toke
 class FlagRequest(Strict):
     model: str | None = Field(None, pattern=FINGERPRINT, description="The flagged model; may be omitted when a decision is given.")
     decision: int | None = Field(None, ge=0, le=SAFE_INT, description="Index of the flagged decision; omit to flag the model.")
+    generation: int | None = Field(None, ge=0, le=SAFE_INT, description="Index of the flagged generation (a generative "
+                                   "model's output; GET /v1/generations); instead of decision.")
     category: Category = Field(description="wrong-outcome, wrong-reasons (right answer for the wrong reasons), unfair, "
                                            "harmful, privacy or other")
     text: str | None = Field(None, max_length=MAX_TEXT_CHARS,
@@ -103,6 +105,8 @@ class FlagOut(Out):
     time: str
     model: str
     decision: int | None
+    generation: int | None = Field(None, description="the flagged generation (on the log, the flag entry's decision field "
+                                                     "holds its index)")
     deployment: str | None
     category: Category
     by_role: str
@@ -180,7 +184,8 @@ def _view(flags: Flags, s: FlagSummary, index: int, who: Principal, ident: str, 
         erased_at = erased[0] if erased else None
     sc = s.score
     return {
-        "index": fl.index, "time": fl.time, "model": fl.model, "decision": fl.decision, "deployment": fl.deployment,
+        "index": fl.index, "time": fl.time, "model": fl.model, "deployment": fl.deployment,
+        "decision": None if fl.generation is not None else fl.decision, "generation": fl.generation,
         "category": fl.category, "by_role": fl.by_role, "text": text, "text_state": state, "text_erased_at": erased_at,
         "status": sc.status, "rank": sc.rank,
         "ratings": {"helpful": sc.helpful, "somewhat": sc.somewhat, "not_helpful": sc.not_helpful, "total": sc.ratings},
@@ -210,40 +215,45 @@ def post_flag(body: FlagRequest, who: Who, request: Request, s: State) -> dict:
     c = s.ctx()
     flags = c.flags
     by_role = "public" if who.role == "subject" else who.role
-    if body.decision is not None:
-        i = body.decision
+    if body.decision is not None and body.generation is not None:
+        raise invalid("generation", "give the decision or the generation flagged, not both")
+    target = "generation" if body.generation is not None else "decision"
+    flagged = body.generation if body.generation is not None else body.decision
+    if flagged is not None:
+        i = flagged
         size = c.ledger.signed_size()
         if i >= size:
-            raise invalid("decision", f"no entry {i} in the log (size {size})")
+            raise invalid(target, f"no entry {i} in the log (size {size})")
         entry = json.loads(c.ledger.entry(i))
-        if entry.get("type") != "decision":
-            raise invalid("decision", f"entry {i} is a {entry.get('type')} entry, not a decision")
+        if entry.get("type") != target:
+            raise invalid(target, f"entry {i} is a {entry.get('type')} entry, not a {target}")
         d = c.deployments.find(entry["deployment"])
         public = bool(d is not None and d.public)
         if who.role == "subject" and who.entry_index == i:
             by_role = "subject"
         elif who.role == "subject" and not public:
-            problem = (f"this receipt token opens decision {who.entry_index}, not decision {i}: flag a decision with "
-                       "the receipt token of that decision")
+            problem = (f"this receipt token opens {'decision' if target == 'decision' else 'entry'} {who.entry_index},"
+                       f" not {target} {i}: flag a {target} with "
+                       f"the receipt token of that {target}")
             raise Problem(403, "Forbidden", problem, [{"field": "token", "problem": problem}], kind="forbidden")
-        elif not may_read_decision(who, i, entry["deployment"], public):
+        elif not may_read_decision(who, i, entry["deployment"], public):  # the same rule for generations (policy.py)
             if who.role == "public":
-                raise unauthorized(f"decision {i} is of a private deployment: its subject flags it with "
+                raise unauthorized(f"{target} {i} is of a private deployment: its subject flags it with "
                                    "their receipt token (Authorization: Bearer grt_...)")
-            raise forbidden(f"role {who.role} may not flag decisions of deployment {entry['deployment']!r}")
+            raise forbidden(f"role {who.role} may not flag {target}s of deployment {entry['deployment']!r}")
     ident = _identity(who, request)
     _limited(s.flag_limit, ident, "flags", deps.FLAGS_PER_HOUR)
     try:
         with s.append_lock:
             added = flags.add(category=body.category, by_role=by_role, reporter=ident, model=body.model,
-                              decision=body.decision, text=body.text)
+                              decision=flagged, text=body.text)
     except DuplicateFlagError as exc:
         s.flag_limit.release(ident)  # nothing was written: a refused flag does not count toward the limit
-        field = "decision" if body.decision is not None else "model"
+        field = target if flagged is not None else "model"
         raise Problem(409, "Conflict", exc.detail, [{"field": field, "problem": exc.detail}], kind="duplicate-flag") from None
     except FlagError as exc:
         s.flag_limit.release(ident)
-        raise invalid(exc.field or "body", exc.detail) from None
+        raise invalid(target if exc.field == "decision" else (exc.field or "body"), exc.detail) from None
     except BaseException:
         s.flag_limit.release(ident)
         raise
@@ -255,6 +265,7 @@ def post_flag(body: FlagRequest, who: Who, request: Request, s: State) -> dict:
 def list_flags(who: Who, request: Request, s: State,
                model: Annotated[str | None, Query(pattern=FINGERPRINT)] = None,
                decision: Annotated[str | None, Query(pattern=UINT, description="flags of this decision")] = None,
+               generation: Annotated[str | None, Query(pattern=UINT, description="flags of this generation")] = None,
                category: Annotated[Category | None, Query()] = None,
                status: Annotated[Status | None, Query()] = None,
                offset: Annotated[int, Query(ge=0, le=SAFE_INT)] = 0,
@@ -262,8 +273,11 @@ def list_flags(who: Who, request: Request, s: State,
     c = s.ctx()
     flags = c.flags
     d = uint(decision, "decision")
+    g = uint(generation, "generation")
     summaries, board = flags.board()
-    chosen = [x for x in summaries if (model is None or x.flag.model == model) and (d is None or x.flag.decision == d)
+    chosen = [x for x in summaries if (model is None or x.flag.model == model)
+              and (d is None or (x.flag.decision == d and x.flag.generation is None))
+              and (g is None or x.flag.generation == g)
               and (category is None or x.flag.category == category) and (status is None or x.score.status == status)]
     ident = _identity(who, request)
     states = c.triage.states()

@@ -10,6 +10,11 @@ Pages (HTML, Jinja2 templates in ``templates/``, CSS and JavaScript in
   policy, status history with reasons and logged weight downloads by role;
 - ``/decisions`` (filter by model, deployment, time and output; paginated)
   and ``/decisions/{index}``: decisions' public fields, with a flag form;
+- ``/generations`` (filter by model and deployment; paginated) and
+  ``/generations/{index}``: a generative model's outputs as the public sees
+  them (``glasslog.access.policy.generation_view``): the text where the
+  deployment is public-service, the commitment otherwise; model, deployment,
+  sampling, token counts, activation commitments, receipt link, flag form;
 - ``/flags`` (ranked by ``glasslog.oversight.flags``, with their ratings and
   forms to flag and rate; ``static/flags.js`` posts to ``/v1/flags``) and
   ``/findings`` (monitors' and audits' findings, without their evidence);
@@ -50,6 +55,7 @@ from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from ...access import PUBLIC, decision_view
+from ...access.policy import generation_view
 from ...ledger import merkle
 from ...oversight.flags import MAX_TEXT_CHARS, address_identity
 from ...records import FLAG_CATEGORIES, RATINGS
@@ -213,8 +219,10 @@ def model_page(request: Request, s: State, fingerprint: str) -> HTMLResponse:
     acc = accuracy_rows(c, counts, {}, model=m.fingerprint)
     card = m.card.to_dict()
     flags, _ = flag_rows(c, model=m.fingerprint)
+    generations, more_generations = generation_rows(c, model=m.fingerprint, limit=10)
     return page(request, "model.html", nav="home", m=m, card=card, downloads=sorted(downloads.items()),
-                flags=flags, findings=finding_rows(c, model=m.fingerprint),
+                flags=flags, findings=finding_rows(c, model=m.fingerprint), generations=generations,
+                more_generations=more_generations is not None,
                 by_dep=by_dep, accuracy=acc,
                 accuracy_chart=charts.accuracy_chart("Realised accuracy (95% interval) against the claimed accuracy (dashed)",
                                                      acc) if acc else None)
@@ -342,6 +350,85 @@ def decision_page(request: Request, s: State, index: str) -> HTMLResponse:
                 max_text=MAX_TEXT_CHARS, models=[])
 
 
+# ------------------------------------------------------------ generations
+def _public_generation(i: int, entry: dict, names: dict[str, str]) -> dict:
+    view = generation_view(PUBLIC, i, entry, {})  # the public view opens nothing: the text only where it is logged
+    fp = view.get("model")
+    view["model_name"] = names.get(fp, short_fp(fp)) if fp else "(unregistered model)"
+    if isinstance(view.get("output"), list):
+        view["output"] = "\n\n".join(str(t) for t in view["output"])
+    return view
+
+
+def generation_rows(c, model: str | None = None, deployment: str | None = None, after: int = -1,
+                    limit: int = PAGE_SIZE) -> tuple[list[dict], int | None]:
+    """Public views of signed generations (oldest first) after ``after``, and the ``after`` of the next page."""
+    names = model_names(c)
+    signed = c.ledger.signed_size()
+    rows: list[dict] = []
+    for i, e in c.ledger.entries_of_type("generation", after + 1):
+        if i >= signed:
+            break
+        if (model is not None and e.get("model") != model) or (deployment is not None and e.get("deployment") != deployment):
+            continue
+        if len(rows) == limit:
+            return rows, rows[-1]["index"]
+        rows.append(_public_generation(i, e, names))
+    return rows, None
+
+
+@router.get("/generations", include_in_schema=False, response_class=HTMLResponse)
+def generations_page(request: Request, s: State) -> HTMLResponse:
+    c = s.ctx()
+    q = request.query_params
+    form = {k: q.get(k, "").strip() for k in ("model", "deployment", "after")}
+    errors: dict[str, str] = {}
+    model = None
+    if form["model"]:
+        try:
+            model = c.registry.get(form["model"]).fingerprint if _FINGERPRINT.match(form["model"]) else None
+        except RegistryError:
+            model = None
+        if model is None:
+            errors["model"] = "no such model: choose one from the list"
+    deployments = c.deployments.list()
+    if form["deployment"] and form["deployment"] not in {d.name for d in deployments}:
+        errors["deployment"] = "no such deployment: choose one from the list"
+    after = -1
+    if form["after"]:
+        if _UINT.match(form["after"]):
+            after = int(form["after"])
+        else:
+            errors["after"] = "must be a generation's index"
+    rows, next_after = ([], None) if errors else generation_rows(c, model, form["deployment"] or None, after)
+    keep = {k: v for k, v in form.items() if v and k != "after"}
+    return page(request, "generations.html", status=400 if errors else 200, form=form, errors=errors, rows=rows,
+                next_after=next_after, keep=keep, models=c.registry.list(), deployments=deployments,
+                page_size=PAGE_SIZE)
+
+
+@router.get("/generations/{index}", include_in_schema=False, response_class=HTMLResponse)
+def generation_page(request: Request, s: State, index: str) -> HTMLResponse:
+    c = s.ctx()
+    if not _UINT.match(index):
+        return error_page(request, 404, "No such generation", "A generation is named by its index in the log: a "
+                          "non-negative decimal number.")
+    i = int(index)
+    if i >= c.ledger.signed_size():
+        return error_page(request, 404, "No such generation", f"There is no entry {i} in the signed log "
+                          f"(tree size {c.ledger.signed_size()}).")
+    data = c.ledger.entry(i)
+    entry = json.loads(data)
+    if entry.get("type") != "generation":
+        return error_page(request, 404, "Not a generation", f"Entry {i} is a {entry.get('type')} entry, not a generation.")
+    d = c.deployments.find(entry["deployment"])
+    view = _public_generation(i, entry, model_names(c))
+    flags, _ = flag_rows(c, decision=i)
+    return page(request, "generation.html", nav="generations", v=view, entry=entry, public=bool(d and d.public),
+                leaf_hash=merkle.leaf_hash(data).hex(), deployment=d, flags=flags, categories=FLAG_CATEGORIES,
+                max_text=MAX_TEXT_CHARS, models=[])
+
+
 # ------------------------------------------------------------ flags and findings
 def flag_rows(c, model: str | None = None, decision: int | None = None, limit: int | None = None) -> tuple[list[dict], Any]:
     fl = c.flags
@@ -356,7 +443,8 @@ def flag_rows(c, model: str | None = None, decision: int | None = None, limit: i
         if state == "shown" and not fl.may_read_text(f.index, "public", own=False):
             state, text = "private", None  # a subject's words about a private decision: reporter and supervisors only
         rows.append({"index": f.index, "rank": s.score.rank, "category": f.category, "by_role": f.by_role, "time": f.time,
-                     "model": f.model, "model_name": names.get(f.model, short_fp(f.model)), "decision": f.decision,
+                     "model": f.model, "model_name": names.get(f.model, short_fp(f.model)),
+                     "decision": None if f.generation is not None else f.decision, "generation": f.generation,
                      "deployment": f.deployment, "reporters": s.reporters, "score": s.score, "text_state": state,
                      "text": text})
         if limit is not None and len(rows) >= limit:
@@ -421,10 +509,13 @@ def findings_page(request: Request, s: State) -> HTMLResponse:
 def receipt_page(request: Request, s: State) -> HTMLResponse:
     c = s.ctx()
     index = request.query_params.get("index", "")
+    kind = request.query_params.get("kind", "decision")
     if index and not _UINT.match(index):
         return error_page(request, 400, "Not a decision index", "index must be a decision's index in the log: "
                           "a non-negative decimal number.")
-    return page(request, "receipt.html", verifier_key=c.ledger.verifier_key, index=index, categories=FLAG_CATEGORIES,
+    if kind not in ("decision", "generation"):
+        return error_page(request, 400, "Not a kind of output", "kind must be decision (the default) or generation.")
+    return page(request, "receipt.html", verifier_key=c.ledger.verifier_key, index=index, kind=kind, categories=FLAG_CATEGORIES,
                 max_text=MAX_TEXT_CHARS, models=[])
 
 

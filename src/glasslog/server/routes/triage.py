@@ -63,6 +63,7 @@ class TriageItemOut(Out):
     time: str
     model: str | None
     decision: int | None
+    generation: int | None = Field(None, description="the flagged generation (flags about a generative model's output)")
     deployment: str | None
     summary: str = Field(description="the flag's category or the finding's check")
     severity: Literal["info", "low", "medium", "high", "critical"]

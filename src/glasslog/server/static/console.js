@@ -147,6 +147,7 @@
     const link = it.kind === "flag" ? el("a", { href: "/flags#flag-" + it.item, text: `flag ${it.item}` }) : el("span", { text: `finding ${it.item}` });
     const about = [];
     if (it.decision !== null) about.push(el("a", { href: "/decisions/" + it.decision, text: `decision ${it.decision}` }), " · ");
+    if (it.generation !== null && it.generation !== undefined) about.push(el("a", { href: "/generations/" + it.generation, text: `generation ${it.generation}` }), " · ");
     if (it.model) about.push(el("a", { href: "/models/" + it.model, text: "model " + it.model.slice(7, 19) }), " · ");
     if (it.deployment) about.push(it.deployment, " · ");
     const support = it.support.tier + (it.support.reporters ? `, ${plural(it.support.reporters, "reporter")}` : "") +

@@ -6,7 +6,7 @@
   const $ = (id) => document.getElementById(id);
   const TOKEN = /^grt_((0|[1-9][0-9]{0,15})_)?[A-Za-z0-9_-]{43}$/; // keys.py: grt_<decision index>_<secret> (older: grt_<secret>)
   const FLASH = "glasslog.flash";
-  const FIELD_IDS = { decision: "flag-decision", model: "flag-model", category: "flag-category", text: "flag-text", token: "flag-token" };
+  const FIELD_IDS = { decision: "flag-decision", generation: "flag-decision", model: "flag-model", category: "flag-category", text: "flag-text", token: "flag-token" };
 
   async function send(method, path, body, token) {
     const headers = { "Content-Type": "application/json" };
@@ -83,7 +83,7 @@
     const model = $("flag-model") ? $("flag-model").value : "";
     if (decision) {
       if (!/^(0|[1-9][0-9]{0,15})$/.test(decision)) errors.push({ field: "decision", problem: "Decision: give its entry number, digits only (for example 605)." });
-      else body.decision = Number(decision);
+      else body[$("flag-decision").dataset.target === "generation" ? "generation" : "decision"] = Number(decision);
     }
     if (model) body.model = model;
     if (!decision && !model) errors.push({ field: "decision", problem: "Give the decision's entry number, or choose a model to flag it as a whole." });

@@ -57,6 +57,7 @@
   function entryWords(report) {
     const e = report.entry || {};
     if (e.type === "decision") return `decision ${report.index}`;
+    if (e.type === "generation") return `generation ${report.index}`;
     if (e.type === "outcome") return `entry ${report.index}, the outcome of decision ${e.decision},`;
     const type = String(e.type || "unknown");
     return `entry ${report.index}, ${/^[aeiou]/.test(type) ? "an" : "a"} ${type} entry,`;
@@ -91,11 +92,14 @@
   }
 
   async function fetchByIndex(index) {
-    const r = await fetch("/v1/receipts/" + encodeURIComponent(index), { cache: "no-store" });
+    const kind = $("receipt-config").dataset.kind === "generation" ? "generation" : "decision";
+    const url = kind === "generation" ? "/v1/generations/" + encodeURIComponent(index) + "/receipt"
+                                      : "/v1/receipts/" + encodeURIComponent(index);
+    const r = await fetch(url, { cache: "no-store" });
     if (!r.ok) {
       formError(r.status === 403
-        ? `Decision ${index} is in a private deployment: its receipt is for the person it is about. Open your receipt file, or give your receipt token.`
-        : `Could not fetch the receipt of decision ${index}: ` + (await problemText(r)));
+        ? `${kind === "generation" ? "Generation" : "Decision"} ${index} is in a private deployment: its receipt is for the person it is about. Open your receipt file, or give your receipt token.`
+        : `Could not fetch the receipt of ${kind} ${index}: ` + (await problemText(r)));
       return null;
     }
     return JSON.stringify(await r.json(), null, 2);

@@ -1,0 +1,191 @@
+"""Generations on the web register and the API: pages, views by role, receipts, flags, triage, the kill switch.
+
+A real log with the small test causal LM (built from a config with a fixed seed; nothing is downloaded) registered by
+its directory, generations in a public-service and a private deployment (one with a subject id), served by the real
+app (``glasslog.server.create_app``) through HTTP. What the pages and the API show is asserted against the entries.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import os
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+torch = pytest.importorskip("torch", reason="the llm extra (torch, transformers, safetensors, model-signing) is not installed")
+pytest.importorskip("transformers", reason="the llm extra is not installed")
+pytest.importorskip("model_signing", reason="the llm extra is not installed")
+
+from fastapi.testclient import TestClient  # noqa: E402
+
+from glasslog.access import KeyStore  # noqa: E402
+from glasslog.capture import ModelNotActiveError, open_log  # noqa: E402
+from glasslog.capture.generator import wrap_generator  # noqa: E402
+from glasslog.demo.generative import register_model_dir  # noqa: E402
+from glasslog.demo.testmodels import build_causal_lm  # noqa: E402
+from glasslog.ledger.receipt import Receipt  # noqa: E402
+from glasslog.server import create_app  # noqa: E402
+from glasslog.verify.receipts import verify_receipt  # noqa: E402
+
+torch.set_num_threads(1)
+
+PUB, PRIV = "city.example/letters", "city.example/assistant"
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    root = tmp_path_factory.mktemp("webgen")
+    model_dir = build_causal_lm(root / "lm", seed=0)
+    data = root / "data"
+    log = open_log(data, create=True, origin="test.example/web-generations")
+    fp = register_model_dir(log, model_dir, name="test-lm", version="1")
+    pub = wrap_generator(log, fp, PUB, model_dir=model_dir, visibility="public-service")
+    public = pub.generate(["Dear applicant,", "Notice:"], subject_ids=["case-1", None], max_new_tokens=20)
+    priv = wrap_generator(log, fp, PRIV, model_dir=model_dir, visibility="private")
+    private = priv.generate(["Summarise the file of"], subject_ids=["case-9"], max_new_tokens=20, do_sample=True,
+                            temperature=0.9, seed=3)
+    keys = KeyStore(log)
+    tokens = {role: keys.create(role, f"tests {role}")[1] for role in ("operator", "supervisor", "researcher")}
+    tokens["developer"] = keys.create("developer", "tests developer", [PUB])[1]
+    client = TestClient(create_app(data))
+    return {"log": log, "fp": fp, "model_dir": model_dir, "data": data, "public": public, "private": private,
+            "pub_gen": pub, "client": client, "tokens": tokens, "key": log.verifier_key}
+
+
+def _h(token: str | None) -> dict:
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def test_generation_pages_show_text_where_public_and_commitment_otherwise(world):
+    c, log = world["client"], world["log"]
+    g = world["public"][0]
+    e = json.loads(log.entry(g.index))
+    r = c.get(f"/generations/{g.index}", headers={"Accept": "text/html"})
+    assert r.status_code == 200 and r.headers["content-security-policy"]
+    page = html.unescape(r.text)
+    assert g.text.strip() and g.text in page  # the output text, as logged
+    assert f"{e['tokens']['prompt']} in the prompt, {e['tokens']['output']} generated" in page
+    assert "greedy; at most 20 new tokens" in page
+    assert f'id="activations">{len(e["activations"]["commitments"])} (TOPLOC' in r.text
+    assert f"/models/{world['fp']}" in r.text and "test-lm 1" in page
+    assert f'href="/receipt?index={g.index}&amp;kind=generation"' in r.text
+    assert "case-1" not in page and e["prompt"][:19] in page  # the subject id never; the prompt as a commitment
+    # a private generation: the commitment, never the text
+    p = world["private"][0]
+    pe = json.loads(log.entry(p.index))
+    r = c.get(f"/generations/{p.index}")
+    page = html.unescape(r.text)
+    assert r.status_code == 200 and pe["output_commitment"] in page and p.text not in page
+    assert "sampled: temperature 0.9" in page and "seed 3" in page
+    # lists: all three, the private one without its text; filters; a decision-less log's other entries are 404
+    r = c.get("/generations")
+    page = html.unescape(r.text)
+    assert r.status_code == 200 and all(f'href="/generations/{x.index}"' in r.text for x in world["public"] + world["private"])
+    assert p.text not in page and "private (commitment)" in page
+    r = c.get("/generations", params={"deployment": PRIV})
+    assert f'href="/generations/{p.index}"' in r.text and f'href="/generations/{g.index}"' not in r.text
+    assert c.get("/generations", params={"deployment": "nope"}).status_code == 400
+    assert c.get("/generations/0").status_code == 404  # entry 0 is the model's registration
+    assert c.get("/generations/99999").status_code == 404
+    # the model page lists them; the register links each deployment's generations
+    r = c.get(f"/models/{world['fp']}")
+    assert all(f'href="/generations/{x.index}"' in r.text for x in world["public"] + world["private"])
+    assert f"/generations?deployment={PRIV}" in c.get("/").text
+
+
+def test_api_views_by_role_and_receipts(world):
+    c, log, t = world["client"], world["log"], world["tokens"]
+    g, p = world["public"][0], world["private"][0]
+    r = c.get(f"/v1/generations/{g.index}")
+    assert r.status_code == 200
+    v = r.json()
+    assert v["output"] == g.text and v["output_tokens"] == g.tokens and "prompt_value" not in v and "subject_id" not in v
+    assert v["activation_commitments"] == len(g.commitments) and v["model"] == world["fp"]
+    # private: the public is refused, the researcher reads the opened output but not the prompt, the supervisor all
+    assert c.get(f"/v1/generations/{p.index}").status_code == 403
+    assert c.get(f"/v1/generations/{p.index}", headers=_h(t["developer"])).status_code == 403  # granted PUB only
+    rv = c.get(f"/v1/generations/{p.index}", headers=_h(t["researcher"])).json()
+    assert rv["output"] == p.text and "prompt_value" not in rv and "subject_id" not in rv
+    sv = c.get(f"/v1/generations/{p.index}", headers=_h(t["supervisor"])).json()
+    assert sv["prompt_value"] == {"text": "Summarise the file of"} and sv["subject_id"] == "case-9"
+    # the subject, with the receipt token generate() issued: their own generation, every value opened
+    assert p.receipt_token and p.receipt_token.startswith(f"grt_{p.index}_") and world["public"][1].receipt_token is None
+    own = c.get(f"/v1/generations/{p.index}", headers=_h(p.receipt_token)).json()
+    assert own["subject_id"] == "case-9" and own["output"] == p.text
+    assert c.get("/v1/generations", headers=_h(p.receipt_token)).json()["generations"][0]["index"] == p.index
+    # lists by role
+    listed = [x["index"] for x in c.get("/v1/generations").json()["generations"]]
+    assert listed == [x.index for x in world["public"]]
+    listed = [x["index"] for x in c.get("/v1/generations", headers=_h(t["researcher"])).json()["generations"]]
+    assert listed == [x.index for x in world["public"] + world["private"]]
+    assert c.get("/v1/generations", params={"deployment": PRIV}).status_code == 403
+    # receipts verify offline; the subject's opens the prompt and subject id
+    r = c.get(f"/v1/generations/{g.index}/receipt")
+    assert r.status_code == 200
+    rep = verify_receipt(Receipt.from_dict(r.json()), world["key"])
+    assert rep.ok and json.loads(base64.b64decode(r.json()["entry"]))["output"] == g.text
+    assert c.get(f"/v1/generations/{p.index}/receipt").status_code == 403
+    r = c.get(f"/v1/generations/{p.index}/receipt", headers=_h(p.receipt_token))
+    rep = verify_receipt(Receipt.from_dict(r.json()), world["key"])
+    assert rep.ok and {"prompt commitment", "subject commitment", "output commitment"} <= {ch.name for ch in rep.checks}
+    assert c.get(f"/v1/generations/{p.index}/receipt", headers=_h(p.receipt_token + "x")).status_code == 401
+    assert c.get(f"/v1/generations/{world['fp'][:3]}").status_code == 422  # not an index
+
+
+def test_flags_on_generations_http_web_and_triage(world):
+    c, log, t = world["client"], world["log"], world["tokens"]
+    g, p = world["public"][0], world["private"][0]
+    size = log.size
+    # anyone flags a public-service generation; the flag names it (the entry's decision field holds its index)
+    r = c.post("/v1/flags", json={"generation": g.index, "category": "harmful", "text": "threatening tone"})
+    assert r.status_code == 201, r.text
+    f = r.json()
+    assert f["generation"] == g.index and f["decision"] is None and f["model"] == world["fp"]
+    assert f["deployment"] == PUB and f["text"] == "threatening tone"
+    entry = json.loads(log.entry(f["index"]))
+    assert entry["type"] == "flag" and entry["decision"] == g.index and log.size == size + 1
+    # the public may not flag a private generation; its subject may, with the token
+    r = c.post("/v1/flags", json={"generation": p.index, "category": "privacy"})
+    assert r.status_code == 401 and log.size == size + 1
+    r = c.post("/v1/flags", json={"generation": p.index, "category": "privacy", "text": "my case number is in it"},
+               headers=_h(p.receipt_token))
+    assert r.status_code == 201 and r.json()["by_role"] == "subject" and r.json()["generation"] == p.index
+    assert c.get(f"/v1/flags/{r.json()['index']}").json()["text_state"] == "withheld"  # private: not for the public
+    # bad targets, named
+    for body, field in (({"generation": 0, "category": "other"}, "generation"),
+                        ({"decision": g.index, "category": "other"}, "decision"),
+                        ({"generation": g.index, "decision": g.index, "category": "other"}, "generation")):
+        r = c.post("/v1/flags", json=body, headers=_h(t["researcher"]))
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == field, r.text
+    # listed by generation; the web pages link the generation
+    listed = c.get("/v1/flags", params={"generation": str(g.index)}).json()["flags"]
+    assert [x["index"] for x in listed] == [f["index"]]
+    assert c.get("/v1/flags", params={"decision": str(g.index)}).json()["flags"] == []
+    assert f'href="/generations/{g.index}">generation {g.index}</a>' in c.get("/flags").text
+    page = c.get(f"/generations/{g.index}").text
+    assert 'id="generation-flags"' in page and "harmful" in page and 'data-target="generation"' in page
+    # triage sees both, naming the generations
+    items = c.get("/v1/triage", headers=_h(t["supervisor"])).json()["items"]
+    gens = {it["generation"] for it in items if it["kind"] == "flag"}
+    assert {g.index, p.index} <= gens and all(it["decision"] is None for it in items if it["generation"] is not None)
+
+
+def test_suspended_over_http_refuses_generation_and_logs_nothing(world, tmp_path):
+    c, log, t = world["client"], world["log"], world["tokens"]
+    r = c.post(f"/v1/models/{world['fp']}/status", json={"status": "suspended", "reason": "harmful letters"},
+               headers=_h(t["supervisor"]))
+    assert r.status_code == 200, r.text
+    size = log.size
+    with pytest.raises(ModelNotActiveError, match="suspended"):
+        world["pub_gen"].generate(["Dear applicant,"], max_new_tokens=5)
+    with pytest.raises(ModelNotActiveError, match="suspended"):
+        wrap_generator(log, world["fp"], PUB, model_dir=world["model_dir"])
+    assert log.size == size
+    assert "suspended" in c.get(f"/models/{world['fp']}").text
+    r = c.post(f"/v1/models/{world['fp']}/status", json={"status": "active", "reason": "reviewed"},
+               headers=_h(t["supervisor"]))
+    assert r.status_code == 200
+    assert world["pub_gen"].generate(["Dear applicant,"], max_new_tokens=5)[0].index == size + 1
