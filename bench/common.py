@@ -57,7 +57,7 @@ _DEPLOYMENTS = [
 def decision_objects(n: int, seed: int = DEFAULT_SEED, start: int = 0) -> Iterator[dict]:
     """Yield ``n`` realistic glasslog decision entries (JSON objects), deterministically.
 
-    Schema as in ``glasslog.ledger.entries._check_decision``: type "decision",
+    Schema as in ``glasslog.records.decision_entry``: type "decision",
     v 1, model / input / subject as ``sha256:<64 hex>`` commitments, a
     deployment string, an RFC 3339 UTC time with microseconds, and an output
     ``{"label": 0|1, "score": float}``.

@@ -54,7 +54,8 @@ from common import (  # noqa: E402
 
 from glasslog.ledger import Ledger, merkle  # noqa: E402
 from glasslog.ledger import entries as _entries  # noqa: E402
-from glasslog.ledger.entries import Entry, _check_schema, canonical_json, parse_time  # noqa: E402
+from glasslog.ledger.entries import Entry, canonical_json  # noqa: E402
+from glasslog.records import check_entry, parse_time  # noqa: E402
 from glasslog.storage import strips as _strips  # noqa: E402
 
 # the parse_constant hook Entry.from_bytes passes to json.loads (its name has changed between versions)
@@ -231,7 +232,7 @@ def main() -> int:
         steps = {
             "Entry.from_bytes (all of it)": best_of(Entry.from_bytes, raw),
             "  json.loads": best_of(lambda d: json.loads(d.decode("utf-8"), parse_constant=_PARSE_CONSTANT), raw),
-            "  _check_schema (schema checks)": best_of(_check_schema, objs),
+            "  check_entry (schema checks)": best_of(check_entry, objs),
             "    of which parse_time (strptime)": best_of(lambda o: parse_time(o["time"]), objs),
             "  canonical_json (rfc8785.dumps), the canonical-form check": best_of(canonical_json, objs),
             "for comparison: datetime.fromisoformat on the same times": best_of(lambda o: __import__("datetime").datetime.fromisoformat(o["time"]), objs),

@@ -52,7 +52,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
 
-    from glasslog.demo.testmodels import build_causal_lm, load_causal_lm
+    from glasslog.demo.testmodels import build_causal_lm, load_causal_lm, perturbed_copy
     from glasslog.verify import generation_replay as gr
 
     transformers.utils.logging.disable_progress_bar()
@@ -70,7 +70,7 @@ def main() -> None:
 
     lm, tok = load_causal_lm(base)
     other, _ = load_causal_lm(build_causal_lm(work / "other", seed=1))
-    noisy = {s: load_causal_lm(gr.perturbed_copy(base, work / f"noise-{s}", scale=s, seed=5))[0] for s in (0.01, 0.001)}
+    noisy = {s: load_causal_lm(perturbed_copy(base, work / f"noise-{s}", scale=s, seed=5))[0] for s in (0.01, 0.001)}
     prompts = gr.calibration_prompts(args.trials, seed=99)
     n = args.tokens
     greedy = {"max_new_tokens": n, "do_sample": False}

@@ -22,7 +22,7 @@ pytest.importorskip("model_signing", reason="the llm extra is not installed")
 from glasslog.capture import InputError, ModelNotActiveError, open_log, receipt  # noqa: E402
 from glasslog.capture.generator import render_prompt, wrap_generator  # noqa: E402
 from glasslog.demo.generative import register_model_dir  # noqa: E402
-from glasslog.demo.testmodels import build_causal_lm, load_causal_lm  # noqa: E402
+from glasslog.demo.testmodels import build_causal_lm, load_causal_lm, perturbed_copy  # noqa: E402
 from glasslog.ledger import Entry, EntryError  # noqa: E402
 from glasslog.ledger.receipt import Receipt  # noqa: E402
 from glasslog.registry import Registry  # noqa: E402
@@ -259,7 +259,7 @@ def test_each_tamper_kind_is_detected(model_dir, other_dir, tmp_path):
     res = _failed(lm, tok, i2, o2, c2, GREEDY)
     assert all(r.status == "failed" and r.first_failing_chunk == 0 for r in res), [r.reason for r in res]
     # noise on one layer's weights (1 % of each matrix's spread)
-    noisy, _ = load_causal_lm(gr.perturbed_copy(model_dir, tmp_path / "noisy", scale=0.01, seed=1))
+    noisy, _ = load_causal_lm(perturbed_copy(model_dir, tmp_path / "noisy", scale=0.01, seed=1))
     i3, o3, c3 = gr._generate(noisy, tok, TEXTS, 4, GREEDY)
     res = _failed(lm, tok, i3, o3, c3, GREEDY)
     assert all(r.status == "failed" for r in res), [r.reason for r in res]
@@ -313,7 +313,7 @@ def test_tampered_directory_is_not_replayed_as_the_registered_model(setup, model
     log, fp = setup
     g = _gen(log, fp, model_dir)
     g.generate(["Hello"], max_new_tokens=10)
-    bad = gr.perturbed_copy(model_dir, tmp_path / "bad", scale=0.01)
+    bad = perturbed_copy(model_dir, tmp_path / "bad", scale=0.01)
     report = gr.replay_generations(log, model_dir=bad)
     assert not report.ok and report.unchecked == 1 and "fingerprint" in report.errors[0]
     report = gr.replay_generations(log, model_dir=bad, check_fingerprint=False, thresholds=STRICT)

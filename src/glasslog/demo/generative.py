@@ -89,7 +89,7 @@ def run_generative(ledger: Ledger, data_dir: str | os.PathLike, seed: int = 0,
     from .. import watermark as wmk
     from ..capture.generator import wrap_generator
     from ..verify import generation_replay as gr
-    from .testmodels import build_causal_lm
+    from .testmodels import build_causal_lm, perturbed_copy
 
     say = progress or (lambda msg: None)
     say(TEST_MODEL_NOTE.format(seed=seed))
@@ -123,7 +123,7 @@ def run_generative(ledger: Ledger, data_dir: str | os.PathLike, seed: int = 0,
     report = gr.replay_generations(ledger, indexes=indexes, model_dirs={fp: model_dir})
     say("replaying against a tampered copy (noise on one layer)")
     tampered_dir = root / f"tampered-seed{seed}"
-    gr.perturbed_copy(model_dir, tampered_dir, kind="layer-noise", scale=0.02, seed=1)
+    perturbed_copy(model_dir, tampered_dir, kind="layer-noise", scale=0.02, seed=1)
     tampered = gr.replay_generations(ledger, indexes=[plain[0].index], model_dirs={fp: tampered_dir}, check_fingerprint=False)
     say("testing texts for the watermark")
     tok = wgen.tokenizer

@@ -23,10 +23,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import string
 from pathlib import Path
 
-__all__ = ["SIZES", "CHAT_TEMPLATE", "build_causal_lm", "build_tokenizer", "load_causal_lm", "load_tokenizer"]
+__all__ = ["SIZES", "CHAT_TEMPLATE", "build_causal_lm", "build_tokenizer", "load_causal_lm", "load_tokenizer",
+           "perturbed_copy"]
 
 SIZES = {
     "small": {"hidden_size": 128, "num_hidden_layers": 4, "num_attention_heads": 4, "num_key_value_heads": 4,
@@ -141,3 +143,37 @@ def load_tokenizer(path: str | os.PathLike):
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=False)
+
+
+def perturbed_copy(model_dir: str | os.PathLike, out_dir: str | os.PathLike, *, kind: str = "layer-noise",
+                   scale: float = 0.01, layer: int | None = None, seed: int = 0) -> Path:
+    """Copy a model directory with altered weights.
+
+    kind ``layer-noise``: Gaussian noise of ``scale`` times each weight matrix's standard deviation on every
+    matrix of one decoder layer (default the middle one).
+    """
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    src, dst = Path(model_dir), Path(out_dir)
+    if dst.exists():
+        shutil.rmtree(dst)
+    shutil.copytree(src, dst)
+    if kind != "layer-noise":
+        raise ValueError(f"unknown perturbation {kind!r}")
+    cfg = json.loads((src / "config.json").read_text())
+    layers = int(cfg.get("num_hidden_layers", 1))
+    layer = layers // 2 if layer is None else layer
+    path = dst / "model.safetensors"
+    tensors = load_file(str(path))
+    g = torch.Generator().manual_seed(seed)
+    prefix = f"layers.{layer}."
+    hit = 0
+    for name, t in tensors.items():
+        if prefix in name and t.dim() == 2:
+            tensors[name] = t + torch.randn(t.shape, generator=g, dtype=t.dtype) * (scale * float(t.float().std()))
+            hit += 1
+    if not hit:
+        raise ValueError(f"no weight matrices of layer {layer} in {src}")
+    save_file(tensors, str(path), metadata={"format": "pt"})
+    return dst

@@ -39,7 +39,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -53,7 +52,7 @@ from ..records import finding_entry
 from . import toploc
 
 __all__ = ["Thresholds", "TOPLOC_PAPER", "GenerationResult", "GenerationReplayReport", "forward", "check_generation",
-           "replay_generations", "calibrate", "calibration_for", "perturbed_copy", "calibration_prompts"]
+           "replay_generations", "calibrate", "calibration_for", "calibration_prompts"]
 
 
 @dataclass(frozen=True)
@@ -447,40 +446,6 @@ def calibration_prompts(n: int, seed: int = 0) -> list[str]:
     return out
 
 
-def perturbed_copy(model_dir: str | os.PathLike, out_dir: str | os.PathLike, *, kind: str = "layer-noise",
-                   scale: float = 0.01, layer: int | None = None, seed: int = 0) -> Path:
-    """Copy a model directory with altered weights.
-
-    kind ``layer-noise``: Gaussian noise of ``scale`` times each weight matrix's standard deviation on every
-    matrix of one decoder layer (default the middle one).
-    """
-    import torch
-    from safetensors.torch import load_file, save_file
-
-    src, dst = Path(model_dir), Path(out_dir)
-    if dst.exists():
-        shutil.rmtree(dst)
-    shutil.copytree(src, dst)
-    if kind != "layer-noise":
-        raise ValueError(f"unknown perturbation {kind!r}")
-    cfg = json.loads((src / "config.json").read_text())
-    layers = int(cfg.get("num_hidden_layers", 1))
-    layer = layers // 2 if layer is None else layer
-    path = dst / "model.safetensors"
-    tensors = load_file(str(path))
-    g = torch.Generator().manual_seed(seed)
-    prefix = f"layers.{layer}."
-    hit = 0
-    for name, t in tensors.items():
-        if prefix in name and t.dim() == 2:
-            tensors[name] = t + torch.randn(t.shape, generator=g, dtype=t.dtype) * (scale * float(t.float().std()))
-            hit += 1
-    if not hit:
-        raise ValueError(f"no weight matrices of layer {layer} in {src}")
-    save_file(tensors, str(path), metadata={"format": "pt"})
-    return dst
-
-
 def _chunk_stats(results: list[GenerationResult]) -> dict:
     chunks = [c for r in results for c in r.chunks]
     return {"exp_mismatches": max((c["exp_mismatches"] for c in chunks), default=0),
@@ -546,7 +511,7 @@ def calibrate(ledger: Ledger | None, fingerprint: str | None, model_dir: str | o
     """
     import torch
 
-    from ..demo.testmodels import build_causal_lm, load_causal_lm
+    from ..demo.testmodels import build_causal_lm, load_causal_lm, perturbed_copy
 
     lm, tok = load_causal_lm(model_dir)
     work = Path(work_dir)

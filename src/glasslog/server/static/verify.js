@@ -6,7 +6,8 @@
  *                                parse_checkpoint, open_checkpoint -> parseVerifierKey, openNote, parseCheckpoint, openCheckpoint
  *   glasslog/ledger/merkle.py    root_from_inclusion_proof,
  *                                verify_inclusion              -> rootFromInclusionProof, verifyInclusion
- *   glasslog/ledger/entries.py   Entry.from_bytes (type, version, decision/outcome schema, RFC 8785 form) -> checkEntry
+ *   glasslog/ledger/entries.py   Entry.from_bytes (type, version, RFC 8785 form; decision/outcome schema from
+ *                                glasslog/records/decisions.py)  -> checkEntry
  *   glasslog/verify/receipts.py  verify_receipt                -> verifyReceipt
  *   glasslog/ledger/cosignature.py  CosignatureVerifier.parse, split_note,
  *                                verify_cosigned (k-of-n witness policy) -> parseCosignatureKey, splitNote, verifyCosigned
