@@ -121,7 +121,7 @@ def test_cli_detect_and_verify_replay(marked, model_dir):
     assert d["detected"] and d["key_commitment"] == wm.key_commitment and d["scored"] > 50 and 0 < d["p_value"] < 1e-3
     r = runner.invoke(app, ["verify", "replay", "-d", str(data), "--model-dir", str(model_dir), "--json"])
     assert r.exit_code == 0, r.output
-    rep = json.loads(r.output)
+    rep = json.loads(r.stdout)  # stderr has the trust-root warning (no --key)
     assert rep["generations"]["ok"] and rep["generations"]["checked"] == 1
     r = runner.invoke(app, ["verify", "replay", "-d", str(data), "--model-dir", str(model_dir)])
     assert r.exit_code == 0 and "Generation replay verified" in r.output and "calibration" in r.output

@@ -207,7 +207,7 @@ def verify_log_cmd(
                                                           "of the database being checked.")] = None,
     key_file: Annotated[Path | None, typer.Option("--key-file", help="File holding that verifier key.")] = None,
     checkpoint: Annotated[list[str] | None, typer.Option(
-        "--checkpoint", help="A checkpoint kept outside the log: a file holding a (cosigned) checkpoint note saved from "
+        "--checkpoint", metavar="FILE|URL", help="A checkpoint kept outside the log: a file holding a (cosigned) checkpoint note saved from "
                              "GET /checkpoint, a receipt file, or an http(s) URL serving one. The log must extend it and "
                              "still hold it, so a rollback, a truncation, a lost write-ahead file or a removed checkpoint "
                              "shows. Repeatable.")] = None,
