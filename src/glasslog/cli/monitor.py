@@ -28,7 +28,7 @@ from rich.table import Table
 from ..access.policy import MONITOR_ROLES
 from ..ledger import DATA_DIR_ENV, EntryError, KeyFileError, Ledger, LedgerError
 from ..oversight.monitors import MONITORS, MonitorConfig, MonitorConfigError, MonitorRun, list_findings, run_monitors
-from ..oversight.views import MonitorViewError
+from ..oversight.views import ColumnCursor, MonitorViewError
 from .common import PlainWhenPiped
 from .common import fail as _fail
 
@@ -155,8 +155,9 @@ def _label(f) -> str:
 
 
 def _print_run(run: MonitorRun, recorded: range | None) -> None:
-    out.print(f"[bold]Monitor run as {run.role}[/]: {run.decisions:,} decisions read in {run.load_seconds:.2f} s, "
-              f"checked in {run.check_seconds:.2f} s; {len(run.alerts)} alert(s) among {len(run.findings)} findings")
+    out.print(f"[bold]Monitor run as {run.role}[/]: {run.decisions:,} decisions read in {run.load_seconds:.2f} s "
+              f"({run.rows_read:,} rows from storage), checked in {run.check_seconds:.2f} s; {len(run.alerts)} alert(s) "
+              f"among {len(run.findings)} findings")
     pairs: dict[tuple[str, str], list] = {}
     for f in run.findings:
         pairs.setdefault((f.deployment, f.model), []).append(f)
@@ -197,9 +198,11 @@ def _signature(run: MonitorRun, alerts_only: bool) -> str:
 
 
 def _once(data_dir: Path, role: str, cfg: MonitorConfig, deployments: list[str] | None, granted: list[str], dry_run: bool,
-          alerts_only: bool, quiet: bool, last: str | None = None) -> tuple[MonitorRun, range | None, str]:
+          alerts_only: bool, quiet: bool, last: str | None = None, cursor: ColumnCursor | None = None
+          ) -> tuple[MonitorRun, range | None, str]:
     """One run; its findings are recorded unless ``dry_run`` or they are the same as ``last`` (the previous run's
-    signature, with ``--every``): an unchanged log gets no identical findings again."""
+    signature, with ``--every``): an unchanged log gets no identical findings again. ``cursor`` (with ``--every``)
+    keeps what the previous runs read, so this one reads only the decisions added since."""
     try:
         ledger = Ledger.open(data_dir)
     except LedgerError as exc:
@@ -215,7 +218,7 @@ def _once(data_dir: Path, role: str, cfg: MonitorConfig, deployments: list[str] 
                     tasks[stage] = bar.add_task(stage, total=total)
                 bar.update(tasks[stage], completed=done, total=total)
 
-            run = run_monitors(ledger, role, cfg, deployments=deployments, granted=granted, progress=report)
+            run = run_monitors(ledger, role, cfg, deployments=deployments, granted=granted, progress=report, cursor=cursor)
         recorded = None
         signature = _signature(run, alerts_only)
         if not dry_run and signature != last:
@@ -262,7 +265,7 @@ def run_cmd(
     if every is None:
         run, recorded, _ = _once(data_dir, role, cfg, deployment, granted or [], dry_run, alerts_only, json_out)
         if json_out:
-            sys.stdout.write(json.dumps({**run.to_dict(), "recorded": list(recorded) if recorded is not None else None}) + "\n")
+            sys.stdout.write(json.dumps({**run.to_dict(), "rows_read": run.rows_read, "recorded": list(recorded) if recorded is not None else None}) + "\n")
         else:
             _print_run(run, recorded)
         raise typer.Exit(EXIT_FAILED if run.alerts else EXIT_OK)
@@ -277,15 +280,16 @@ def run_cmd(
     previous = {s: signal.signal(s, ask_stop) for s in (signal.SIGINT, signal.SIGTERM)}
     runs = alerted = 0
     last: str | None = None
+    cursor = ColumnCursor()  # each run reads only the decisions and outcomes added since the last
     try:
         while not stop.is_set():
             run, recorded, signature = _once(data_dir, role, cfg, deployment, granted or [], dry_run, alerts_only, json_out,
-                                             last)
+                                             last, cursor)
             unchanged, last = signature == last, signature
             runs += 1
             alerted += bool(run.alerts)
             if json_out:
-                sys.stdout.write(json.dumps({**run.to_dict(), "recorded": list(recorded) if recorded is not None else None}) + "\n")
+                sys.stdout.write(json.dumps({**run.to_dict(), "rows_read": run.rows_read, "recorded": list(recorded) if recorded is not None else None}) + "\n")
                 sys.stdout.flush()
             else:
                 _print_run(run, recorded)

@@ -13,20 +13,19 @@ A monitor runs *as a role* and sees exactly what that role may see
 | operator   | all                | yes           | all               | all                                      |
 
 Times and counts of every decision are public (every entry is), so log
-anomalies can be checked by anyone; outputs and outcomes of private
-deployments are opened from the private values beside the log
-(``Ledger.private_values_between``: the same values ``private_values_for``
-gives, erased ones left out, read as one range per chunk of decisions), and
-inputs likewise, filtered per role by ``policy.input_view`` (the features a
-role may see depend only on the role and the card, so the filter is decided
-once per deployment). Subjects' identifiers are never read.
+anomalies can be checked by anyone. Everything is read from the log's
+columnar copy (``glasslog.storage.columnar``: decoded decisions, outputs,
+inputs and outcomes per deployment, built from the log on first use and
+scrubbed by erasure); what a role may see is decided here, through the
+policy: outputs and outcomes by ``policy.sees_outputs``, input features by
+``policy.input_view`` (the features a role may see depend only on the role
+and the card, so the filter is decided once per deployment). Subjects'
+identifiers are never read.
 
-Speed: one pass over the entries (``Ledger.typed_entries``), each parsed
-with orjson; private values read in chunks of ``CHUNK`` decisions and
-turned into one typed column per feature (float64 for numeric features,
-object for categorical ones). A million decisions with 20 features, their
-outputs and 600,000 outcomes (4.2 million JSON values) take about 20 CPU
-seconds (BENCHMARKS.md, "Monitors").
+Speed: a million decisions with 20 features, their outputs and 600,000
+outcomes are read as arrays in about a second (BENCHMARKS.md, "Monitors");
+``ColumnCursor`` keeps what a run read, so the next run of ``monitor run
+--every`` reads only the chunks added since.
 """
 
 from __future__ import annotations
@@ -36,7 +35,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import orjson
 import pandas as pd
 
 from ..access.policy import MONITOR_ROLES, input_view
@@ -45,12 +43,9 @@ from ..errors import BadInputError
 from ..ledger import Ledger
 from ..registry import Deployments, ModelCard, Registry
 from ..stats.labels import positive_class, positive_index
+from ..storage import columnar as C
 
-__all__ = ["MONITOR_ROLES", "CHUNK", "MonitorViewError", "DeploymentData", "MetricReport", "load_views", "parse_times"]
-
-
-CHUNK = 20_000
-"""Decisions whose private values are read and parsed at a time."""
+__all__ = ["MONITOR_ROLES", "MonitorViewError", "DeploymentData", "MetricReport", "ColumnCursor", "load_views", "parse_times"]
 
 
 class MonitorViewError(BadInputError):
@@ -152,67 +147,6 @@ def parse_times(values: list[str]) -> np.ndarray:
     return parsed.dt.tz_localize(None).to_numpy(dtype="datetime64[us]")
 
 
-def _score_of(output: Any, pos: int | None) -> float:
-    if isinstance(output, dict):
-        proba = output.get("proba")
-        if pos is not None and isinstance(proba, list) and pos < len(proba):
-            p = proba[pos]
-            if isinstance(p, (int, float)) and not isinstance(p, bool):
-                return float(p)
-    return float("nan")
-
-
-def _label_of(output: Any) -> Any:
-    return output.get("label") if isinstance(output, dict) else None
-
-
-def _parse_many(values: list[bytes]) -> list:
-    """Parse JSON texts with orjson (one call each: faster than one call on them joined as an array); None if malformed."""
-    loads = orjson.loads
-    try:
-        return [loads(v) for v in values]
-    except (orjson.JSONDecodeError, TypeError):
-        out = []
-        for v in values:
-            try:
-                out.append(loads(v))
-            except (orjson.JSONDecodeError, TypeError):
-                out.append(None)
-        return out
-
-
-def _columns(rows: list[dict], names: list[str]) -> list[list]:
-    """One list of values per feature from the input dicts (missing keys give None)."""
-    out = []
-    for name in names:
-        try:
-            out.append([r[name] for r in rows])
-        except KeyError:
-            out.append([r.get(name) for r in rows])
-    return out
-
-
-def _outputs_of(outs: list, pos: int | None) -> tuple[list, np.ndarray]:
-    """Labels (list) and positive-class probabilities (float64, NaN where absent) of parsed outputs.
-
-    Fast path when every output is ``{"label": ..., "proba": [k floats]}``; otherwise one by one.
-    """
-    if pos is not None and outs:
-        try:
-            labels = [o["label"] for o in outs]
-            proba = np.array([o["proba"] for o in outs], dtype=float)
-            if proba.ndim == 2 and proba.shape[1] > pos:
-                return labels, proba[:, pos].copy()
-        except (KeyError, TypeError, ValueError):
-            pass
-    return [_label_of(o) for o in outs], np.array([_score_of(o, pos) for o in outs], dtype=float)
-
-
-def _object_array(values: list) -> np.ndarray:
-    """A 1-D object array of exactly these values (lists stay elements, not a second dimension)."""
-    return np.fromiter(values, dtype=object, count=len(values))
-
-
 def _numeric_column(values: list | tuple | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """float64 column (NaN for missing) and a bool mask of values present but not numbers.
 
@@ -232,46 +166,38 @@ def _numeric_column(values: list | tuple | np.ndarray) -> tuple[np.ndarray, np.n
     return arr, invalid
 
 
-class _Decisions:
-    """Decision entries read in one pass, as compact parallel lists."""
+class ColumnCursor:
+    """What one ``monitor run --every`` loop has read of the log's columnar copy, so the next run reads only the
+    chunks added since (``load_views(..., cursor=...)``).
+
+    Attributes:
+        columns: the chunks read so far (``storage.columnar.Columns``), or None before the first run.
+        origin: the log they came from.
+        rows_read: decision and outcome rows the last run read from storage (all of them on a first run, or
+            after an erasure scrubbed the copy: then everything is read again).
+    """
 
     def __init__(self) -> None:
-        self.index: list[int] = []
-        self.key: list[str] = []  # deployment + NUL + model
-        self.time: list[str] = []
-        self.label: list[Any] = []  # public outputs (None where committed)
-        self.score: list[float] = []
-        self.committed: list[bool] = []
+        self.columns: C.Columns | None = None
+        self.origin: str | None = None
+        self.rows_read = 0
 
-    def add(self, indexes: list[int], data: list[bytes], wanted: set | None, positions: dict[str, int | None]) -> None:
-        objs = _parse_many(data)
-        pairs = [(i, o) for i, o in zip(indexes, objs) if isinstance(o, dict)
-                 and (wanted is None or o.get("deployment") in wanted)]
-        if not pairs:
-            return
-        self.index.extend(i for i, _ in pairs)
-        objs = [o for _, o in pairs]
-        self.key.extend(f"{o.get('deployment')}\x00{o.get('model')}" for o in objs)
-        self.time.extend(o.get("time") for o in objs)
-        outs = [o.get("output") for o in objs]
-        self.committed.extend(out is None for out in outs)
-        public = [k for k, out in enumerate(outs) if out is not None]
-        if not public:
-            self.label.extend([None] * len(outs))
-            self.score.extend([_NAN] * len(outs))
-            return
-        models = {objs[k].get("model") for k in public}
-        if len(public) == len(outs) and len({positions.get(m) for m in models}) == 1:
-            labels, scores = _outputs_of(outs, positions.get(next(iter(models))))
-            self.label.extend(labels)
-            self.score.extend(scores.tolist())
-            return
-        self.label.extend(out.get("label") if isinstance(out, dict) else None for out in outs)
-        self.score.extend(_NAN if out is None else _score_of(out, positions.get(o.get("model"))) for o, out in zip(objs, outs))
-
-
-_NAN = float("nan")
-_READ_BATCH = 50_000
+    def read(self, ledger: Ledger) -> C.Columns:
+        """The columnar copy up to the log's size: the cached chunks plus those added since, or all of it again
+        if the log changed, or an erasure scrubbed the copy since the last read."""
+        store = ledger.store
+        C.refresh(store)
+        cols = self.columns
+        _, erasures = store.columnar.state()
+        if cols is not None and self.origin == ledger.origin and cols.erasures == erasures:
+            more = C.read(store, since=cols.upto, refresh_first=False)
+            if more.erasures == erasures:
+                cols.extend(more)
+                self.rows_read = more.rows_read
+                return cols
+        cols = C.read(store, refresh_first=False)
+        self.columns, self.origin, self.rows_read = cols, ledger.origin, cols.rows_read
+        return cols
 
 
 def load_views(
@@ -281,6 +207,7 @@ def load_views(
     deployments: Iterable[str] | None = None,
     granted: Iterable[str] = (),
     progress: Callable[[str, int, int], None] | None = None,
+    cursor: ColumnCursor | None = None,
 ) -> list[DeploymentData]:
     """Read every (deployment, model) pair on the log as ``role`` sees it.
 
@@ -290,6 +217,7 @@ def load_views(
         deployments: only these deployments (default: all declared or used on the log).
         granted: for a developer, the deployments its key is granted.
         progress: optional ``progress(stage, done, total)`` callback.
+        cursor: keeps the chunks read between calls (``monitor run --every``): only new ones are read.
 
     Returns:
         One ``DeploymentData`` per (deployment, model) pair with at least one
@@ -297,78 +225,49 @@ def load_views(
 
     Raises:
         MonitorViewError: unknown role, or a named deployment with no decisions on the log.
+        glasslog.storage.StorageError: the back end failed, or holds a damaged column.
     """
     if role not in MONITOR_ROLES:
         raise MonitorViewError(f"role must be one of {', '.join(MONITOR_ROLES)}, got {role!r}")
     wanted = None if deployments is None else set(deployments)
     granted = tuple(granted)
+    if progress:
+        progress("reading columns", 0, 1)
+    cols = (cursor or ColumnCursor()).read(ledger)
+    if progress:
+        progress("reading columns", 1, 1)
     cards = {m.fingerprint: m.card for m in Registry(ledger).list()}
     declared = {d.name: d for d in Deployments(ledger).list()}
     classes_of: dict[str, tuple[list, Any]] = {fp: positive_class(card.output) for fp, card in cards.items()}
     positions = {fp: positive_index(c, pos) for fp, (c, pos) in classes_of.items()}
 
-    decisions = _Decisions()
-    outcomes = _Outcomes()
-    metrics: list[tuple[int, dict]] = []
-    batch_idx: list[int] = []
-    batch_data: list[bytes] = []
-    out_idx: list[int] = []
-    out_data: list[bytes] = []
-    size = ledger.size
-
-    def flush_outcomes() -> None:
-        outcomes.add(out_idx, out_data)
-        out_idx.clear()
-        out_data.clear()
-
-    for idx, kind, data in ledger.typed_entries():
-        if kind == "decision":
-            batch_idx.append(idx)
-            batch_data.append(data)
-            if len(batch_idx) >= _READ_BATCH:
-                decisions.add(batch_idx, batch_data, wanted, positions)
-                batch_idx, batch_data = [], []
-                if progress:
-                    progress("reading entries", idx, size)
-        elif kind == "outcome":
-            out_idx.append(idx)
-            out_data.append(data)
-            if len(out_idx) >= _READ_BATCH:
-                flush_outcomes()
-        elif kind == "metric":
-            metrics.append((idx, orjson.loads(data)))
-    decisions.add(batch_idx, batch_data, wanted, positions)
-    flush_outcomes()
-    outcomes.finish()
-    if progress:
-        progress("reading entries", size, size)
-
-    keys = np.array(decisions.key, dtype=object)
-    codes, uniques = pd.factorize(keys) if len(keys) else (np.array([], dtype=np.int64), [])
-    all_index = np.array(decisions.index, dtype=np.int64)
+    groups = []
+    for grp, chunks in cols.groups.items():
+        if not C.is_decision_group(grp) or not chunks:
+            continue
+        dep, model = C.split_group(grp)
+        if wanted is None or dep in wanted:
+            groups.append((int(chunks[0].cols["index"].data[0]), dep, model, chunks))
+    groups.sort(key=lambda g: g[0])  # order of first decision
     if wanted is not None:
-        found = {u.split("\x00", 1)[0] for u in uniques}
-        missing = sorted(wanted - found)
+        missing = sorted(wanted - {g[1] for g in groups})
         if missing:
             raise MonitorViewError(f"deployment {missing[0]!r} has no decisions on log {ledger.origin}")
-    times_all = parse_times(decisions.time)
-    label_all = np.array(decisions.label, dtype=object)
-    score_all = np.array(decisions.score, dtype=float)
-    committed_all = np.array(decisions.committed, dtype=bool)
-    del decisions
+    outcomes = _Outcomes(cols.groups.get("o", []))
+    metrics = [(int(i), m) for chunk in cols.groups.get("m", []) for i, m in chunk.cols["json"].data]
 
     views: list[DeploymentData] = []
-    for g, key in enumerate(uniques):  # factorize keeps the order of first appearance
-        rows = np.nonzero(codes == g)[0]
-        dep, model = key.split("\x00", 1)
+    for _, dep, model, chunks in groups:
         d = declared.get(dep)
-        private_output = bool(committed_all[rows].any())
+        committed = C.plain(chunks, "committed", bool, False)
+        private_output = bool(committed.any())
         visibility = d.visibility if d is not None else ("private" if private_output else "public-service")
         card = cards.get(model)
         classes, positive = classes_of.get(model, ([], 1))
         sees_outputs = policy_sees_outputs(role, dep, visibility == "public-service", granted)
-        index = all_index[rows]
-        view = DeploymentData(dep, visibility, model, card, role, sees_outputs, False, index, times_all[rows],
+        index = C.plain(chunks, "index", np.int64, 0)
+        time = C.plain(chunks, "time", np.int64, C.NAT).view("datetime64[us]")
+        view = DeploymentData(dep, visibility, model, card, role, sees_outputs, False, index, time,
                               classes=classes, positive=positive)
         allowed: list[str] = []
         if card is not None:
@@ -377,178 +276,77 @@ def load_views(
                 allowed = [f.name for f in card.features if f.name in shown]
                 view.withheld = [f.name for f in card.features if f.name not in shown]
         view.sees_inputs = bool(allowed)
-        labels, scores = label_all[rows], score_all[rows]
-        need_outputs = sees_outputs and private_output
-        if need_outputs or allowed:
-            labels, scores = labels.copy(), scores.copy()
-            _open_decisions(ledger, view, allowed, need_outputs, labels, scores, positions.get(model), progress)
         if sees_outputs:
+            labels = C.as_objects(chunks, "label")
+            proba = C.matrix(chunks, "proba")
+            pos = positions.get(model)
             view.label = labels
-            view.score = scores
+            view.score = proba[:, pos].copy() if pos is not None and pos < proba.shape[1] else np.full(view.n, np.nan)
             view.predicted = np.where(pd.isna(labels), np.nan, (labels == positive).astype(float))
-        _attach_outcomes(ledger, view, outcomes, classes, positive)
+        if allowed:
+            _attach_inputs(view, chunks, allowed)
+        outcomes.attach(view, classes, positive)
         view.metrics = _metrics_for(metrics, dep, model)
         views.append(view)
+        if progress:
+            progress("building views", len(views), len(groups))
     return views
 
 
-def _open_decisions(ledger: Ledger, view: DeploymentData, allowed: list[str], need_outputs: bool, labels: np.ndarray,
-                    scores: np.ndarray, pos_index: int | None, progress: Callable | None) -> None:
-    """Fill outputs (private deployments) and the visible input columns from the private values beside the log.
-
-    One range read per chunk of decisions (inputs and outputs together), values
-    parsed with orjson, each feature turned into a typed column per chunk.
-    """
-    n = view.n
-    kinds = (["input"] if allowed else []) + (["output"] if need_outputs else [])
+def _attach_inputs(view: DeploymentData, chunks: list, allowed: list[str]) -> None:
+    """The visible input columns (numeric features float64 with their invalid masks, others object)."""
     types = {f.name: f.type for f in view.card.features} if view.card is not None else {}
-    parts: dict[str, list[np.ndarray]] = {name: [] for name in allowed}
-    bad_parts: dict[str, list[tuple[int, np.ndarray]]] = {name: [] for name in allowed}
-    available = np.zeros(n, dtype=bool)
-    index = view.index
-    for start in range(0, n, CHUNK):
-        stop = min(start + CHUNK, n)
-        size = stop - start
-        chunk_index = index[start:stop]
-        rows = list(ledger.private_values_between(int(chunk_index[0]), int(chunk_index[-1]) + 1, kinds))
-        if rows:
-            found_idx, found_kind, found_val = zip(*rows)
-            idx = np.array(found_idx, dtype=np.int64)
-            at = np.searchsorted(chunk_index, idx)
-            mine = chunk_index[np.minimum(at, size - 1)] == idx  # the range may hold other deployments' entries
-            kind_arr = np.array(found_kind, dtype=object)
-            vals = _object_array(list(found_val))
-        else:
-            at = mine = kind_arr = vals = np.array([], dtype=object)
-        if need_outputs and len(at):
-            sel = mine & (kind_arr == "output")
-            if sel.any():
-                out_labels, out_scores = _outputs_of(_parse_many(vals[sel].tolist()), pos_index)
-                pos = at[sel] + start
-                labels[pos] = _object_array(out_labels)
-                scores[pos] = out_scores
-        if not allowed:
-            if progress:
-                progress(f"opening private values of {view.deployment}", stop, n)
-            continue
-        sel = mine & (kind_arr == "input") if len(at) else np.array([], dtype=bool)
-        local = at[sel] if len(at) else np.array([], dtype=np.int64)
-        parsed = _parse_many(vals[sel].tolist()) if len(at) else []
-        inputs = [r if isinstance(r, dict) else {} for r in parsed]
-        available[local + start] = True
-        contiguous = len(local) == size  # every decision of the chunk has its inputs (the usual case)
-        for name, col in zip(allowed, _columns(inputs, allowed)):
-            if types.get(name) == "numeric":
-                arr, bad = _numeric_column(col)
-                if not contiguous:
-                    full = np.full(size, np.nan)
-                    full[local] = arr
-                    arr = full
-                    bad_full = np.zeros(size, dtype=bool)
-                    bad_full[local] = bad
-                    bad = bad_full
-                if bad.any():
-                    bad_parts[name].append((start, bad))
-            else:
-                arr = _object_array(col)
-                if not contiguous:
-                    full = np.full(size, None, dtype=object)
-                    full[local] = arr
-                    arr = full
-            parts[name].append(arr)
-        if progress:
-            progress(f"opening private values of {view.deployment}", stop, n)
-    if not allowed:
-        return
     frame = {}
     for name in allowed:
-        frame[name] = np.concatenate(parts[name]) if parts[name] else np.array([], dtype=object)
-        parts[name] = []
-        if bad_parts[name]:
-            mask = np.zeros(n, dtype=bool)
-            for at0, bad in bad_parts[name]:
-                mask[at0 : at0 + len(bad)] = bad
-            view.invalid[name] = mask
-    view.inputs = pd.DataFrame(frame, index=pd.RangeIndex(n))
-    view.input_available = available
+        if types.get(name) == "numeric":
+            arr, bad = C.as_float(chunks, "in:" + name, _numeric_column)
+            frame[name] = arr
+            if bad.any():
+                view.invalid[name] = bad
+        else:
+            frame[name] = C.as_objects(chunks, "in:" + name)
+    view.inputs = pd.DataFrame(frame, index=pd.RangeIndex(view.n))
+    view.input_available = C.plain(chunks, "input.available", bool, False)
 
 
 class _Outcomes:
-    """Outcome entries read in one pass; after ``finish``, the latest outcome of each decision, sorted by decision."""
+    """Outcome rows of the columnar copy; the latest outcome of each decision, sorted by decision."""
 
-    def __init__(self) -> None:
-        self.decision: list[int] = []
-        self.index: list[int] = []
-        self.time: list[str] = []
-        self.value: list[Any] = []
-        self.committed: list[bool] = []
-
-    def add(self, indexes: list[int], data: list[bytes]) -> None:
-        for i, o in zip(indexes, _parse_many(data)):
-            if isinstance(o, dict) and type(o.get("decision")) is int:
-                committed = "outcome" not in o
-                self.decision.append(o["decision"])
-                self.index.append(i)
-                self.time.append(o.get("time") or "")
-                self.value.append(None if committed else o["outcome"])
-                self.committed.append(committed)
-
-    def finish(self) -> None:
-        dec = np.array(self.decision, dtype=np.int64)
+    def __init__(self, chunks: list) -> None:
+        dec = C.plain(chunks, "decision", np.int64, 0)
         if len(dec):
             _, first_from_end = np.unique(dec[::-1], return_index=True)
             keep = len(dec) - 1 - first_from_end  # the latest outcome entry of each decision, sorted by decision
         else:
             keep = np.array([], dtype=np.int64)
         self.dec = dec[keep]
-        self.idx = np.array(self.index, dtype=np.int64)[keep]
-        self.t = parse_times([self.time[k] for k in keep.tolist()])
-        self.val = _object_array([self.value[k] for k in keep.tolist()])
-        self.comm = np.array(self.committed, dtype=bool)[keep]
-        self.decision = self.index = self.time = self.value = self.committed = []
+        self.t = C.plain(chunks, "time", np.int64, C.NAT)[keep].view("datetime64[us]")
+        self.have = C.plain(chunks, "have", bool, False)[keep]
+        self.val = C.as_objects(chunks, "value")[keep] if len(keep) else np.array([], dtype=object)
 
-
-def _attach_outcomes(ledger: Ledger, view: DeploymentData, outcomes: _Outcomes, classes: list, positive: Any) -> None:
-    """Outcome times (public, in every outcome entry) always; outcome values only when the role sees outputs."""
-    n = view.n
-    view.outcome_time = np.full(n, np.datetime64("NaT"), dtype="datetime64[us]")
-    if not len(outcomes.dec) or not n:
-        if view.sees_outputs:
-            view.outcome = np.full(n, np.nan)
-        return
-    at = np.searchsorted(outcomes.dec, view.index)
-    hit = outcomes.dec[np.minimum(at, len(outcomes.dec) - 1)] == view.index
-    rows = np.nonzero(hit)[0]
-    k = at[hit]
-    view.outcome_time[rows] = outcomes.t[k]
-    if not view.sees_outputs:
-        return
-    values = outcomes.val[k].copy()
-    committed = outcomes.comm[k]
-    have = ~committed
-    if committed.any():
-        c_rows = np.nonzero(committed)[0]
-        c_idx = outcomes.idx[k][c_rows]
-        order = np.argsort(c_idx, kind="stable")
-        c_rows, c_idx = c_rows[order], c_idx[order]
-        for start in range(0, len(c_idx), CHUNK):
-            part = c_idx[start : start + CHUNK]
-            found = list(ledger.private_values_between(int(part[0]), int(part[-1]) + 1, ["outcome"]))
-            if not found:
-                continue
-            f_idx = np.array([f[0] for f in found], dtype=np.int64)
-            where = np.searchsorted(part, f_idx)
-            mine = part[np.minimum(where, len(part) - 1)] == f_idx
-            sel = c_rows[start + where[mine]]
-            values[sel] = _object_array(_parse_many([f[2] for f, m in zip(found, mine.tolist()) if m]))
-            have[sel] = True
-    v = pd.Series(values[have], dtype=object)
-    readable = v.isin(classes).to_numpy(dtype=bool) if classes else v.notna().to_numpy(dtype=bool)
-    y = np.full(n, np.nan)
-    target = rows[have]
-    y[target[readable]] = np.where((v[readable] == positive).to_numpy(dtype=bool), 1.0, 0.0)
-    view.outcome = y
-    view.outcomes_unreadable = int((~readable).sum())
+    def attach(self, view: DeploymentData, classes: list, positive: Any) -> None:
+        """Outcome times (public, in every outcome entry) always; outcome values only when the role sees outputs."""
+        n = view.n
+        view.outcome_time = np.full(n, np.datetime64("NaT"), dtype="datetime64[us]")
+        if not len(self.dec) or not n:
+            if view.sees_outputs:
+                view.outcome = np.full(n, np.nan)
+            return
+        at = np.searchsorted(self.dec, view.index)
+        hit = self.dec[np.minimum(at, len(self.dec) - 1)] == view.index
+        rows = np.nonzero(hit)[0]
+        k = at[hit]
+        view.outcome_time[rows] = self.t[k]
+        if not view.sees_outputs:
+            return
+        have = self.have[k]
+        v = pd.Series(self.val[k][have], dtype=object)
+        readable = v.isin(classes).to_numpy(dtype=bool) if classes else v.notna().to_numpy(dtype=bool)
+        y = np.full(n, np.nan)
+        target = rows[have]
+        y[target[readable]] = np.where((v[readable] == positive).to_numpy(dtype=bool), 1.0, 0.0)
+        view.outcome = y
+        view.outcomes_unreadable = int((~readable).sum())
 
 
 def _metrics_for(metrics: list[tuple[int, dict]], deployment: str, model: str) -> list[MetricReport]:

@@ -11,7 +11,7 @@ from ...findings import Finding
 from ...ledger import Ledger
 from ...ledger.entries import MAX_ENTRY_BYTES, canonical_json
 from ...ledger.log import AppendResult
-from ..views import MONITOR_ROLES, DeploymentData, MonitorViewError, load_views
+from ..views import MONITOR_ROLES, ColumnCursor, DeploymentData, MonitorViewError, load_views
 from .common import RunContext
 from .config import MonitorConfig, MonitorConfigError, check_settings
 from .registry import MONITORS
@@ -28,9 +28,11 @@ class MonitorRun:
         findings: every finding, in the order the monitors produced them.
         skipped: ``{"monitor", "deployment", "model", "reason"}`` for monitors
             that could not run for a pair (e.g. the role sees no outputs).
-        decisions: decisions read.
+        decisions: decisions in the views the monitors checked.
         load_seconds, check_seconds: wall time reading the log and running the monitors.
         time: the run's time (RFC 3339), also the findings' time.
+        rows_read: decision and outcome rows this run read from the log's columnar copy (with a ``ColumnCursor``,
+            only those added since the cursor's last run).
     """
 
     role: str
@@ -40,6 +42,7 @@ class MonitorRun:
     load_seconds: float
     check_seconds: float
     time: str
+    rows_read: int = 0
 
     @property
     def alerts(self) -> list[Finding]:
@@ -94,6 +97,7 @@ def run_monitors(
     deployments: Iterable[str] | None = None,
     granted: Iterable[str] = (),
     progress: Callable[[str, int, int], None] | None = None,
+    cursor: ColumnCursor | None = None,
 ) -> MonitorRun:
     """Run the monitors over the log as ``role`` sees it (nothing is recorded; see ``MonitorRun.record``).
 
@@ -104,6 +108,8 @@ def run_monitors(
         deployments: only these deployments (default all).
         granted: a developer's granted deployments.
         progress: optional ``progress(stage, done, total)`` callback.
+        cursor: keeps what this run read for the next (``monitor run --every``), which then reads only the
+            decisions and outcomes added since.
 
     Returns:
         The run's findings and skipped checks.
@@ -130,7 +136,8 @@ def run_monitors(
     granted = tuple(granted)
     if granted and role != "developer":
         raise MonitorConfigError("granted", f"applies to role developer only, not {role}")
-    views = load_views(ledger, role, deployments=load, granted=granted, progress=progress)
+    cursor = cursor if cursor is not None else ColumnCursor()
+    views = load_views(ledger, role, deployments=load, granted=granted, progress=progress, cursor=cursor)
     if granted:
         from ...registry import Deployments
 
@@ -155,7 +162,7 @@ def run_monitors(
     from ...ledger import utc_now
 
     run = MonitorRun(role, findings, skipped, sum(v.n for v in views) + (reference.n if reference is not None else 0),
-                     loaded - started, done - loaded, utc_now())
+                     loaded - started, done - loaded, utc_now(), cursor.rows_read)
     for f in run.findings:  # fail now, before anything is recorded, if a finding would not fit an entry
         size = len(canonical_json(f.entry(role, run.time)))
         if size > MAX_ENTRY_BYTES:
