@@ -97,7 +97,7 @@ def test_generation_pages_show_text_where_public_and_commitment_otherwise(world)
 
 
 def test_api_views_by_role_and_receipts(world):
-    c, log, t = world["client"], world["log"], world["tokens"]
+    c, t = world["client"], world["tokens"]
     g, p = world["public"][0], world["private"][0]
     r = c.get(f"/v1/generations/{g.index}")
     assert r.status_code == 200

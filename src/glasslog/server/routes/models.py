@@ -146,22 +146,49 @@ def get_artifact(fingerprint: str, who: Who, request: Request, s: State) -> Resp
                     headers={"Content-Disposition": f'attachment; filename="{filename}"', "X-Glasslog-Fingerprint": m.fingerprint})
 
 
-@router.post("/v1/models", status_code=201, tags=["models"], summary="Register a model: skops artifact and model card (operator)",
+@router.post("/v1/models", status_code=201, tags=["models"],
+             summary="Register a model (operator): a skops artifact, or a model directory as a tar, with its model card",
              response_model=ModelOut, response_model_exclude_unset=True, responses=errors(*WRITE, 409))
-async def register_model(request: Request, who: Operator, artifact: Annotated[UploadFile, File(description="skops artifact")],
-                         card: Annotated[str, Form(description="model card JSON (ModelCard.to_dict)")], s: State) -> dict:
-    unknown = sorted(set((await request.form()).keys()) - {"artifact", "card"})
+async def register_model(request: Request, who: Operator,
+                         card: Annotated[str, Form(description="model card JSON (ModelCard.to_dict)")], s: State,
+                         artifact: Annotated[UploadFile | None, File(description="skops artifact")] = None,
+                         directory: Annotated[UploadFile | None, File(
+                             description="a Hugging Face model directory as a tar or tar.gz (files at its root or under "
+                                         "one folder; a publisher signature as model.sig), checked as `glasslog models "
+                                         "register DIR` checks it: OMS root digest with model_signing, pickle "
+                                         "checkpoints refused, shards against their index, model.sig verified offline")] = None,
+                         signer_key: Annotated[UploadFile | None, File(
+                             description="the publisher's EC public key (PEM) verifying the tar's model.sig")] = None,
+                         signer_cert: Annotated[list[UploadFile] | None, File(
+                             description="the certificate chain (PEM, repeatable) verifying the tar's model.sig")] = None,
+                         ) -> dict:
+    unknown = sorted(set((await request.form()).keys()) - {"artifact", "directory", "card", "signer_key", "signer_cert"})
     if unknown:
-        raise invalid(unknown[0], "unknown form field; send artifact and card")
-    data = await artifact.read()
+        raise invalid(unknown[0], "unknown form field; send card and artifact (skops) or directory (tar)")
+    if (artifact is None) == (directory is None):
+        raise invalid("artifact" if artifact is not None else "directory",
+                      "send exactly one of artifact (a skops file) or directory (a tar of a model directory)")
     limit = middleware.MAX_ARTIFACT_BYTES
+    if directory is not None:
+        pems = [await f.read(64 * 1024 + 1) for f in (signer_cert or [])]
+        key = await signer_key.read(64 * 1024 + 1) if signer_key is not None else None
+        if any(len(p) > 64 * 1024 for p in pems + ([key] if key is not None else [])):
+            raise invalid("signer_key" if key is not None and len(key) > 64 * 1024 else "signer_cert",
+                          "over 64 KiB: not a PEM key or certificate")
+        # Unpacking, hashing, verifying and appending are blocking work: off the event loop (the upload is on disk).
+        return await run_in_threadpool(_register_directory, s.ctx, directory.file, card, key, pems)
+    if signer_key is not None or signer_cert:
+        raise invalid("signer_key" if signer_key is not None else "signer_cert",
+                      "publisher signatures are verified for model directories only")
+    data = await artifact.read()
     if len(data) > limit:
         raise Problem(413, "Content Too Large", f"artifact is {len(data)} bytes; the limit is {limit}", kind="too-large")
     # Loading the artifact and appending are blocking work: off the event loop.
     return await run_in_threadpool(_register, s.ctx, data, card)
 
 
-def _register(ctx, data: bytes, card: str) -> dict:
+def _card(card: str) -> ModelCard:
+    """The model card of a registration form, or 422 naming the field."""
     try:
         card_dict = json.loads(card)
     except (json.JSONDecodeError, RecursionError) as exc:
@@ -180,6 +207,30 @@ def _register(ctx, data: bytes, card: str) -> dict:
     problem = loggable(card_obj.to_dict())
     if problem:
         raise invalid("card", f"cannot be logged: {problem}")
+    return card_obj
+
+
+def _register_directory(ctx, fileobj, card: str, signer_key: bytes | None, signer_certs: list[bytes]) -> dict:
+    from ...registry.oms import ModelDirectoryError
+    from ...registry.upload import register_directory_tar
+
+    card_obj = _card(card)
+    c = ctx()
+    try:
+        m = register_directory_tar(c.registry, fileobj, card_obj, signer_key_pem=signer_key, signer_cert_pems=signer_certs)
+    except ModelDirectoryError as exc:
+        raise invalid("directory", str(exc)) from None  # the message names the file at fault
+    except ArtifactError as exc:  # the llm extra is missing, or another refusal of the directory
+        raise invalid("directory", str(exc)) from None
+    except RegistryError as exc:
+        raise Problem(409, "Conflict", str(exc), kind="conflict") from None
+    except EntryError as exc:
+        raise invalid(f"card.{exc.field}" if exc.field and exc.field != "card" else "card", str(exc)) from None
+    return model_view(m, c)
+
+
+def _register(ctx, data: bytes, card: str) -> dict:
+    card_obj = _card(card)
     fingerprint = fingerprint_bytes(data)
     try:
         estimator = load_artifact(data, fingerprint)
