@@ -3,6 +3,7 @@ DataDriftPreset on the same data, side by side in one run, plus every glasslog m
 read from a 1,000,000-decision log.
 
     .venv/bin/python bench/monitors.py [--decisions 1000000] [--reference 200000] [--json PATH]
+    .venv/bin/python bench/monitors.py --log-only [--rebuild-columnar]   # the log part only
 
 What is measured (each contender in its own process, so peak memory is its own):
 
@@ -18,7 +19,11 @@ What is measured (each contender in its own process, so peak memory is its own):
    deployment; inputs, outputs and 60 % of outcomes as private values beside
    the log, the ``combined`` shifts after the reference rows), read as the
    supervisor and checked by all five monitors: seconds to load, seconds to
-   check, peak memory.
+   check, peak memory; reading the log's columnar copy (``storage.columnar``,
+   built once and timed when missing or with ``--rebuild-columnar``) and, side
+   by side in its own process, reading the entries and private values as
+   before it (``bench/monitors_legacy.py``), with a check that both find the
+   same. ``--log-only`` runs just this part (no Evidently needed).
 
 Synthetic generator (``GENERATOR_VERSION``; fixed seed): 20 features.
 ``num_00``-``num_03`` normal(50, 10); ``num_04``-``num_05`` lognormal(8, 0.5)
@@ -43,7 +48,6 @@ from the ``evidently`` extra in pyproject.toml), or ``--evidently-python``.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
@@ -184,6 +188,10 @@ def _frame(cols: dict[str, np.ndarray]) -> pd.DataFrame:
     return pd.DataFrame(data)
 
 
+LEDGER_FORMAT = "sqlite-1"
+"""Version of the cached log's layout (was a digest of sqlite/store.py, which rebuilt 1.6 GB on every edit of it)."""
+
+
 def build_ledger(work: Path, n: int, n_ref: int) -> tuple[Path, dict]:
     """A log of ``n`` decisions (scenario ``combined`` after ``n_ref``), built once and reused."""
     from sklearn.compose import ColumnTransformer
@@ -193,11 +201,10 @@ def build_ledger(work: Path, n: int, n_ref: int) -> tuple[Path, dict]:
     from sklearn.pipeline import Pipeline, make_pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-    import glasslog.storage.sqlite.store as store
     from glasslog.ledger import Entry, Ledger, PrivateValue, commit
     from glasslog.registry import ClaimedMetrics, Deployments, Feature, ModelCard, Registry, fingerprint_frame
 
-    digest = hashlib.sha256(Path(store.__file__).read_bytes()).hexdigest()[:16]
+    digest = LEDGER_FORMAT  # the stored log's layout; a store that reads it unchanged reuses it
     path = work / f"monitor-ledger-v{GENERATOR_VERSION}-{n}-{n_ref}"
     marker = path / "fixture.json"
     if marker.is_file():
@@ -331,6 +338,10 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=1, help="timed rounds of the speed comparison (median reported)")
     ap.add_argument("--evidently-python", help="interpreter with evidently 0.7 installed")
     ap.add_argument("--skip-ledger", action="store_true", help="skip the end-to-end run over the log")
+    ap.add_argument("--log-only", action="store_true",
+                    help="only the end-to-end run over the log (columnar copy vs the old reader), not Evidently")
+    ap.add_argument("--rebuild-columnar", action="store_true",
+                    help="drop the log's columnar copy and time building it again (else timed only when missing)")
     ap.add_argument("--work-dir", type=Path, default=DEFAULT_WORK_DIR)
     ap.add_argument("--wait", type=float, default=120, help="seconds to wait for a quiet machine (1-min load < 0.5)")
     ap.add_argument("--json", help="write the results here")
@@ -342,8 +353,10 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     info = machine_info(work)
     print_machine(info)
-    ev_python = evidently_python(args.evidently_python)
-    scenarios = [s for s in args.scenarios.split(",") if s]
+    if args.log_only:
+        args.skip_ledger = False
+    ev_python = None if args.log_only else evidently_python(args.evidently_python)
+    scenarios = [] if args.log_only else [s for s in args.scenarios.split(",") if s]
     with console.status("writing scenario data"):
         dirs = {s: write_scenario(work, s, n, n_ref) for s in scenarios}
     ledger_dir = ledger_info = None
@@ -354,15 +367,15 @@ def main() -> None:
 
     # 1. speed on the same frames, alternating the two contenders each round
     speed: dict[str, list[dict]] = {"glasslog": [], "evidently": []}
-    combined = dirs.get("combined") or write_scenario(work, "combined", n, n_ref)
-    for r in range(args.rounds):
+    combined = None if args.log_only else dirs.get("combined") or write_scenario(work, "combined", n, n_ref)
+    for r in range(0 if args.log_only else args.rounds):
         order = ["glasslog", "evidently"] if r % 2 == 0 else ["evidently", "glasslog"]
         for who in order:
             with console.status(f"speed round {r + 1}: {who}"):
                 res = child(sys.executable, "glasslog-frames", str(combined)) if who == "glasslog" else \
                     child(ev_python, "evidently", str(combined))
             speed[who].append(res)
-    med = {who: sorted(runs, key=lambda x: x["seconds"])[len(runs) // 2] for who, runs in speed.items()}
+    med = {who: sorted(runs, key=lambda x: x["seconds"])[len(runs) // 2] for who, runs in speed.items() if runs}
 
     # 2. detection per scenario, both tools, same data
     det = {}
@@ -377,48 +390,71 @@ def main() -> None:
         det[s] = {"truth": truth, "glasslog": detection(g["drifted"], truth), "evidently": detection(e["drifted"], truth),
                   "glasslog_seconds": g["seconds"], "evidently_seconds": e["seconds"]}
 
-    # 3. glasslog end to end over the log
-    e2e = None
+    # 3. glasslog end to end over the log: the columnar copy against the old reader, each in its own process
+    e2e = legacy = build = None
     if ledger_dir is not None:
-        with console.status("every monitor over the log (supervisor)"):
+        with console.status("building the log's columnar copy (once; timed)"):
+            build = child(sys.executable, "columnar-build", str(ledger_dir), *(["drop"] if args.rebuild_columnar else []))
+        with console.status("every monitor over the log (supervisor), columnar copy"):
             e2e = child(sys.executable, "glasslog-ledger", str(ledger_dir), str(n_ref))
+        with console.status("every monitor over the log (supervisor), the old reader"):
+            legacy = child(sys.executable, "glasslog-ledger-legacy", str(ledger_dir), str(n_ref))
         e2e["detection"] = detection(e2e["drifted"], SCENARIOS["combined"])
+        e2e["same_findings_as_legacy"] = e2e.pop("signature") == legacy.pop("signature")
     load_end = loadavg()
     uptime_end = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
-    ratio = med["evidently"]["seconds"] / med["glasslog"]["seconds"]
-    table = Table(title=f"Drift on the same data: {n:,} rows x 20 features (reference {n_ref:,}, current {n - n_ref:,})")
-    for col in ("", "seconds", "CPU seconds", "peak RSS MiB", "RSS before run MiB", "drifted features flagged (combined)"):
-        table.add_column(col, justify="right" if col and col != "drifted features flagged (combined)" else "left")
-    for who, label in (("glasslog", "glasslog drift monitor"), ("evidently", f"Evidently {med['evidently'].get('evidently')} DataDriftPreset")):
-        m = med[who]
-        table.add_row(label, f"{m['seconds']:.2f}", f"{m.get('cpu_seconds', float('nan')):.2f}", f"{m['peak_rss_mib']:.0f}",
-                      f"{m['baseline_rss_mib']:.0f}", ", ".join(m["drifted"]))
-    console.print(table)
-    cpu_ratio = med["evidently"]["cpu_seconds"] / med["glasslog"]["cpu_seconds"]
-    console.print(f"speed ratio (Evidently seconds / glasslog seconds): [bold]{ratio:.1f}x[/bold]; CPU seconds: {cpu_ratio:.1f}x"
-                  f" (target >= 10x: {'met' if ratio >= 10 else 'MISSED'})")
-    t2 = Table(title="Detection: features flagged per scenario (hits / missed / false alarms)")
-    for col in ("scenario", "shifted", "glasslog", "Evidently"):
-        t2.add_column(col)
-    better_or_equal = True
-    for s, d in det.items():
-        g, e = d["glasslog"], d["evidently"]
-        t2.add_row(s, ", ".join(d["truth"]) or "-",
-                   f"{len(g['hits'])} / {len(g['missed'])} / {len(g['false_alarms'])} {' '.join(g['false_alarms'])}",
-                   f"{len(e['hits'])} / {len(e['missed'])} / {len(e['false_alarms'])} {' '.join(e['false_alarms'])}")
-        better_or_equal &= len(g["hits"]) >= len(e["hits"]) and len(g["false_alarms"]) <= len(e["false_alarms"])
-    console.print(t2)
-    console.print(f"glasslog detection equal or better in every scenario: {'yes' if better_or_equal else 'NO'}")
+    ratio = cpu_ratio = better_or_equal = None
+    if med:
+        ratio = med["evidently"]["seconds"] / med["glasslog"]["seconds"]
+        table = Table(title=f"Drift on the same data: {n:,} rows x 20 features (reference {n_ref:,}, current {n - n_ref:,})")
+        for col in ("", "seconds", "CPU seconds", "peak RSS MiB", "RSS before run MiB", "drifted features flagged (combined)"):
+            table.add_column(col, justify="right" if col and col != "drifted features flagged (combined)" else "left")
+        for who, label in (("glasslog", "glasslog drift monitor"), ("evidently", f"Evidently {med['evidently'].get('evidently')} DataDriftPreset")):
+            m = med[who]
+            table.add_row(label, f"{m['seconds']:.2f}", f"{m.get('cpu_seconds', float('nan')):.2f}", f"{m['peak_rss_mib']:.0f}",
+                          f"{m['baseline_rss_mib']:.0f}", ", ".join(m["drifted"]))
+        console.print(table)
+        cpu_ratio = med["evidently"]["cpu_seconds"] / med["glasslog"]["cpu_seconds"]
+        console.print(f"speed ratio (Evidently seconds / glasslog seconds): [bold]{ratio:.1f}x[/bold]; CPU seconds: {cpu_ratio:.1f}x"
+                      f" (target >= 10x: {'met' if ratio >= 10 else 'MISSED'})")
+        t2 = Table(title="Detection: features flagged per scenario (hits / missed / false alarms)")
+        for col in ("scenario", "shifted", "glasslog", "Evidently"):
+            t2.add_column(col)
+        better_or_equal = True
+        for s, d in det.items():
+            g, e = d["glasslog"], d["evidently"]
+            t2.add_row(s, ", ".join(d["truth"]) or "-",
+                       f"{len(g['hits'])} / {len(g['missed'])} / {len(g['false_alarms'])} {' '.join(g['false_alarms'])}",
+                       f"{len(e['hits'])} / {len(e['missed'])} / {len(e['false_alarms'])} {' '.join(e['false_alarms'])}")
+            better_or_equal &= len(g["hits"]) >= len(e["hits"]) and len(g["false_alarms"]) <= len(e["false_alarms"])
+        console.print(t2)
+        console.print(f"glasslog detection equal or better in every scenario: {'yes' if better_or_equal else 'NO'}")
     if e2e:
-        console.print(f"glasslog, all five monitors over the log ({e2e['decisions']:,} decisions, supervisor view): "
-                      f"load {e2e['load_seconds']:.1f} s + checks {e2e['check_seconds']:.1f} s = {e2e['seconds']:.1f} s "
-                      f"({e2e['cpu_seconds']:.1f} CPU s), "
-                      f"peak RSS {e2e['peak_rss_mib']:.0f} MiB; input drift flagged: {', '.join(e2e['drifted'] or [])}; "
-                      f"end-to-end vs Evidently on in-memory frames: {med['evidently']['seconds'] / e2e['seconds']:.1f}x")
+        t3 = Table(title=f"All five monitors over the log ({e2e['decisions']:,} decisions, supervisor view, "
+                         "each in its own process)")
+        for col in ("reader", "read s", "checks s", "total s", "CPU s", "peak RSS MiB", "rows read", "findings"):
+            t3.add_column(col, justify="left" if col == "reader" else "right")
+        for label, r in (("columnar copy (storage.columnar)", e2e), ("old reader (entries + private values)", legacy)):
+            t3.add_row(label, f"{r['load_seconds']:.2f}", f"{r['check_seconds']:.2f}", f"{r['seconds']:.2f}",
+                       f"{r['cpu_seconds']:.2f}", f"{r['peak_rss_mib']:.0f}", f"{r.get('rows_read', 0):,}", str(r["findings"]))
+        console.print(t3)
+        console.print(f"columnar copy vs old reader: [bold]{legacy['seconds'] / e2e['seconds']:.1f}x[/bold] wall, "
+                      f"{legacy['cpu_seconds'] / e2e['cpu_seconds']:.1f}x CPU; the same findings: "
+                      f"{'yes' if e2e['same_findings_as_legacy'] else 'NO'}; target <= 3 s end to end: "
+                      f"{'met' if e2e['seconds'] <= 3 else 'MISSED'}, peak RSS <= 1024 MiB: "
+                      f"{'met' if e2e['peak_rss_mib'] <= 1024 else 'MISSED'}; input drift flagged: {', '.join(e2e['drifted'] or [])}")
+        if build and build["entries"]:
+            console.print(f"building the columnar copy of {build['entries']:,} entries (once; later runs add only new "
+                          f"entries): {build['seconds']:.1f} s ({build['cpu_seconds']:.1f} CPU s, "
+                          f"{1e6 * build['cpu_seconds'] / build['entries']:.1f} CPU us per entry), peak RSS "
+                          f"{build['peak_rss_mib']:.0f} MiB")
+        if med:
+            console.print(f"end-to-end vs Evidently on in-memory frames: {med['evidently']['seconds'] / e2e['seconds']:.1f}x")
     console.print(f"[dim]load average at start {load_start:.2f}, at end {load_end:.2f}; uptime: {uptime_start} / {uptime_end}[/dim]")
     write_json(args.json, {"machine": info, "decisions": n, "reference": n_ref, "speed": speed, "median": med, "ratio": ratio, "cpu_ratio": cpu_ratio,
                            "detection": det, "detection_equal_or_better": better_or_equal, "end_to_end": e2e,
+                           "end_to_end_legacy": legacy, "columnar_build": build,
                            "ledger": ledger_info, "load": {"start": load_start, "end": load_end, "uptime_start": uptime_start,
                                                            "uptime_end": uptime_end}})
 

@@ -113,6 +113,9 @@ class ColumnStore(Protocol):
     def chunks(self, since: int, upto: int, names: Sequence[str] | None = None) -> Iterator[ChunkRow]:
         """Stored columns of chunks starting in [since, upto), by start then group (all columns, or these names)."""
 
+    def drop(self) -> None:
+        """Forget the whole copy (rebuilt from the log on next use)."""
+
 
 def decision_group(deployment: Any, model: Any) -> str:
     """The group name of a (deployment, model) pair's decisions: ``d`` and the JSON array of both names as text."""

@@ -103,3 +103,14 @@ class ColumnStore:
             rows = self._s._fetchall(q + " ORDER BY grp, name", params)
             for g, a, b, n, d in rows:
                 yield C.ChunkRow(g, int(a), int(b), n, bytes(d))
+
+    def drop(self) -> None:
+        """Forget the whole copy (it is rebuilt from the log on next use; the log is untouched)."""
+        def run(conn: psycopg.Connection) -> None:
+            with conn.transaction():
+                if _exists(conn):
+                    conn.execute("SELECT upto FROM columnar_state WHERE id = 1 FOR UPDATE")
+                    conn.execute("DELETE FROM columnar")
+                    conn.execute("UPDATE columnar_state SET upto = 0 WHERE id = 1")
+
+        self._s._write_once(run)

@@ -81,3 +81,17 @@ class ColumnStore:
             params.extend(names)
         for r in self._db.execute(q + " ORDER BY start, grp, name", params):
             yield C.ChunkRow(*r)
+
+    def drop(self) -> None:
+        """Forget the whole copy (it is rebuilt from the log on next use; the log is untouched)."""
+        db = self._db
+        with _errors():
+            db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute("DELETE FROM columnar")
+            _set_meta(db, "columnar_upto", 0)
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
