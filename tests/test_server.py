@@ -162,7 +162,7 @@ def base(tmp_path_factory) -> World:
                                                          "description": "Benefit applications triaged in public."})
     assert r.status_code == 201, r.text
     assert r.json() == {"name": DEP_PUB, "visibility": "public-service", "description": "Benefit applications triaged in public.",
-                        "declared_index": 603}  # after the operator key issue entry (602)
+                        "embeddings": "skip", "declared_index": 603}  # after the operator key issue entry (602)
 
     # One more model per disclosure policy (the demo model is 'researchers').
     models = {"researchers": summary.model}

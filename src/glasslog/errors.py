@@ -9,13 +9,21 @@ and nothing else.
 
 - ``LogIntegrityError``: the log, a proof, a checkpoint or a receipt failed
   verification (exit 1; HTTP 422).
-- ``BadInputError``: the input is malformed or refused (exit 2; HTTP 400, or
-  422 for a body that parsed but is invalid, or 404 for ``NotFoundError``).
+- ``BadInputError``: the input is malformed or refused (exit 2; HTTP 422, or
+  404 for ``NotFoundError``).
 - ``AccessError``: the caller may not do or see this (exit 2; HTTP 403).
 - ``ConflictError``: the request conflicts with the log's state: a suspended
   model, a duplicate flag, an item acted on meanwhile (exit 2; HTTP 409).
 - ``UnavailableError``: the log or its database cannot be reached or used
   now (exit 2; HTTP 503).
+
+The server's one handler for ``GlasslogError`` (``glasslog.server.problems``)
+answers with the class's ``http_status``, ``problem_title`` and ``problem_kind``
+(the RFC 9457 ``type`` suffix); a subclass that needs another answer (a missing
+credential is 401, a suspended model "model-not-active") says so on the class,
+not in the server. Only the OTLP receiver answers differently, because the
+OTLP/HTTP specification fixes its statuses (400 for a bad request, 503 to retry)
+and its body (``google.rpc.Status``).
 
 Modelled on httpx's single ``HTTPError`` root.
 """
@@ -38,6 +46,10 @@ class GlasslogError(Exception):
 
     exit_code = EXIT_USAGE
     http_status = 400
+    problem_title = "Bad Request"
+    problem_kind = "bad-request"
+    retry_after: int | None = None
+    """Seconds after which a retry may succeed (sent as ``Retry-After``), or None."""
 
 
 class LogIntegrityError(GlasslogError):
@@ -45,33 +57,45 @@ class LogIntegrityError(GlasslogError):
 
     exit_code = EXIT_FAILED
     http_status = 422
+    problem_title = "Verification failed"
+    problem_kind = "verification-failed"
 
 
 class BadInputError(GlasslogError, ValueError):
     """Input that is malformed or refused; the message names the field and the problem."""
 
     http_status = 422
+    problem_title = "Invalid request"
+    problem_kind = "invalid"
 
 
 class NotFoundError(BadInputError, LookupError):
     """The thing asked for does not exist (no such entry, model, checkpoint)."""
 
     http_status = 404
+    problem_title = "Not Found"
+    problem_kind = "not-found"
 
 
 class AccessError(GlasslogError, PermissionError):
     """The caller's role or credential does not allow this."""
 
     http_status = 403
+    problem_title = "Forbidden"
+    problem_kind = "forbidden"
 
 
 class ConflictError(GlasslogError):
     """The request conflicts with the log's current state."""
 
     http_status = 409
+    problem_title = "Conflict"
+    problem_kind = "conflict"
 
 
 class UnavailableError(GlasslogError):
     """The log or its database cannot be reached or used now."""
 
     http_status = 503
+    problem_title = "Log unavailable"
+    problem_kind = "log-unavailable"

@@ -43,7 +43,11 @@ _LEGACY_TOKEN = re.compile(r"^grt_[A-Za-z0-9_-]{43}$")
 
 
 class AuthError(AccessError):
-    """A credential is missing, malformed, unknown or revoked."""
+    """A credential is missing, malformed, unknown or revoked (HTTP 401 with ``WWW-Authenticate: Bearer``)."""
+
+    http_status = 401
+    problem_title = "Unauthorized"
+    problem_kind = "unauthorized"
 
 
 @dataclass(frozen=True)

@@ -49,7 +49,10 @@ __all__ = [
 
 
 class ModelNotActiveError(ConflictError, RuntimeError):
-    """The model is suspended or withdrawn: the kill switch refuses its decisions."""
+    """The model is suspended or withdrawn: the kill switch refuses its decisions (HTTP 409)."""
+
+    problem_title = "Model not active"
+    problem_kind = "model-not-active"
 
 
 class InputError(BadInputError):

@@ -4,9 +4,10 @@ Every error has ``type``, ``title``, ``status``, ``detail`` and, for invalid
 input, ``errors: [{"field", "problem"}]`` naming each bad field
 (``rows[3].input.age_in_years``). A route raises ``Problem`` (or one made by
 ``forbidden``, ``not_found``, ``invalid``); ``install`` adds the handlers for
-it and for the exceptions of FastAPI, Starlette and the domain packages (a
-bad credential 401, a model not active 409, the log unavailable 503, any
-other exception a 500 without internals), and documents ``Problem`` and
+it, for FastAPI's and Starlette's exceptions, and one for every
+``glasslog.errors.GlasslogError``, whose class says its status, title and kind
+(a bad credential 401, a model not active 409, the log unavailable 503: see
+``glasslog.errors``); any other exception is a 500 without internals. It documents ``Problem`` and
 ``FieldProblem`` in the OpenAPI components. ``errors(...)`` gives a route's
 documented error responses.
 """
@@ -21,10 +22,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..access import AuthError
-from ..capture import ModelNotActiveError
-from ..ledger import LedgerError
-from ..storage import StorageUnavailable
+from ..errors import GlasslogError
 from .schemas import PATTERN_PROBLEMS
 
 __all__ = ["Problem", "ProblemResponse", "problem_response", "forbidden", "not_found", "invalid", "unauthorized", "short",
@@ -200,20 +198,16 @@ def http_handler(page_not_found: Callable[[Request], Response | None] | None = N
     return on_http
 
 
-async def on_auth(request: Request, exc: AuthError):
-    return problem_response(401, "Unauthorized", str(exc), kind="unauthorized", headers={"WWW-Authenticate": "Bearer"})
-
-
-async def on_inactive(request: Request, exc: Exception):
-    return problem_response(409, "Model not active", str(exc), kind="model-not-active")
-
-
-async def on_ledger(request: Request, exc: LedgerError):
-    return problem_response(503, "Log unavailable", str(exc), kind="log-unavailable")
-
-
-async def on_busy(request: Request, exc: StorageUnavailable):
-    return problem_response(503, "Log unavailable", str(exc), kind="log-unavailable", headers={"Retry-After": "1"})
+async def on_glasslog_error(request: Request, exc: GlasslogError):
+    """A domain error, answered as its class says (``http_status``, ``problem_title``, ``problem_kind``)."""
+    headers = {}
+    if exc.http_status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    if exc.retry_after is not None:
+        headers["Retry-After"] = str(exc.retry_after)
+    field = getattr(exc, "field", None)
+    problems = [{"field": field, "problem": getattr(exc, "detail", None) or str(exc)}] if isinstance(field, str) else None
+    return problem_response(exc.http_status, exc.problem_title, str(exc), problems, exc.problem_kind, headers or None)
 
 
 async def on_bug(request: Request, exc: Exception):  # still a 500, but problem+json and no internals
@@ -231,10 +225,7 @@ def install(app: FastAPI, page_not_found: Callable[[Request], Response | None] |
     app.add_exception_handler(Problem, on_problem)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, http_handler(page_not_found))
-    app.add_exception_handler(AuthError, on_auth)
-    app.add_exception_handler(ModelNotActiveError, on_inactive)
-    app.add_exception_handler(LedgerError, on_ledger)
-    app.add_exception_handler(StorageUnavailable, on_busy)
+    app.add_exception_handler(GlasslogError, on_glasslog_error)
     app.add_exception_handler(Exception, on_bug)
 
     base_openapi = app.openapi

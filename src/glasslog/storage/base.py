@@ -65,6 +65,8 @@ class StorageError(LedgerError):
 class StorageUnavailable(StorageError):
     """The back end is busy or unreachable (lock timeout, server down); retrying later may succeed."""
 
+    retry_after = 1
+
 
 class TransactionAborted(StorageError):
     """The database ended the whole write transaction (not just a savepoint): nothing of it is stored."""
