@@ -526,6 +526,23 @@ def _objects(values: list) -> np.ndarray:
     return out
 
 
+def _num_objects(p: Column) -> np.ndarray:
+    """A ``num`` column as Python ``int`` / ``float`` / None objects (few distinct integers: through a table)."""
+    data = p.data
+    nan = np.isnan(data)
+    if p.ints and len(data):
+        valid = data[~nan].astype(np.int64)
+        lo, hi = (int(valid.min()), int(valid.max())) if len(valid) else (0, 0)
+        if hi - lo <= 65_536:
+            table = _objects(list(range(lo, hi + 1)))  # the last slot is None
+            at = np.where(nan, hi - lo + 1, np.nan_to_num(data, nan=lo) - lo).astype(np.int64)
+            return table[at]
+    vals = [None if m else (int(v) if p.ints else v) for v, m in zip(data.tolist(), nan.tolist())]
+    obj = np.empty(len(vals), dtype=object)
+    obj[:] = vals
+    return obj
+
+
 def as_objects(chunks: Sequence[Chunk], name: str) -> np.ndarray:
     """A column as an object array of the JSON values (None for null; JSON integers as ``int``), over all chunks."""
     arrs = []
@@ -536,10 +553,5 @@ def as_objects(chunks: Sequence[Chunk], name: str) -> np.ndarray:
         elif p.kind == "cat":
             arrs.append(_objects(p.values)[p.data])
         else:
-            nan = np.isnan(p.data)
-            vals = [int(v) for v in p.data.tolist()] if p.ints and not nan.any() else [
-                None if m else (int(v) if p.ints else v) for v, m in zip(p.data.tolist(), nan.tolist())]
-            obj = np.empty(len(vals), dtype=object)
-            obj[:] = vals
-            arrs.append(obj)
+            arrs.append(_num_objects(p))
     return np.concatenate(arrs) if arrs else np.array([], dtype=object)
