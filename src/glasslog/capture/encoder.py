@@ -403,7 +403,7 @@ class CapturedEncoderClassifier:
                 entries.append(Entry.from_object(decision_entry(
                     model=self.head.fingerprint, foundation=self.foundation.fingerprint, deployment=self.deployment,
                     time=now, input=input_commitment, runtime=runtime, output=public,
-                    output_commitment=output_commitment, subject=subject_commitment)))
+                    output_commitment=output_commitment, subject=subject_commitment), checked=True))
             except EntryError as exc:
                 raise InputError(f"decision for row {pos} cannot be logged: {exc}") from None
         self._check_active()  # a suspension that landed while computing still refuses the batch

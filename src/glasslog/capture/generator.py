@@ -343,7 +343,7 @@ class CapturedGenerator:
                                  "positions": "prompt, then output tokens but the last",
                                  "commitments": [toploc.to_b64(c) for c in cs]},
                     output=text if public else None, output_tokens=o if public else None, output_commitment=oc,
-                    subject=sc, watermark=self.watermark.key_commitment if self.watermark is not None else None)))
+                    subject=sc, watermark=self.watermark.key_commitment if self.watermark is not None else None), checked=True))
             except EntryError as exc:
                 raise InputError(f"generation for prompt {pos} cannot be logged: {exc}") from None
         self._check_active()  # a suspension that landed while generating still refuses the batch

@@ -321,7 +321,7 @@ class CapturedModel:
                 entries.append(Entry.from_object(decision_entry(
                     model=self.model.fingerprint, deployment=self.deployment, time=now, input=input_commitment,
                     output=public, output_commitment=output_commitment, subject=subject_commitment,
-                    out_of_domain=out_of_domain.get(pos) or None)))
+                    out_of_domain=out_of_domain.get(pos) or None), checked=True))
             except EntryError as exc:
                 raise InputError(f"decision for row {pos} cannot be logged: {exc}") from None
         self.last_batch = self.ledger.append(entries, private, within)
