@@ -155,9 +155,8 @@ def _label(f) -> str:
 
 
 def _print_run(run: MonitorRun, recorded: range | None) -> None:
-    out.print(f"[bold]Monitor run as {run.role}[/]: {run.decisions:,} decisions read in {run.load_seconds:.2f} s "
-              f"({run.rows_read:,} rows from storage), checked in {run.check_seconds:.2f} s; {len(run.alerts)} alert(s) "
-              f"among {len(run.findings)} findings")
+    out.print(f"[bold]Monitor run as {run.role}[/]: {run.decisions:,} decisions read in {run.load_seconds:.2f} s, "
+              f"checked in {run.check_seconds:.2f} s; {len(run.alerts)} alert(s) among {len(run.findings)} findings")
     pairs: dict[tuple[str, str], list] = {}
     for f in run.findings:
         pairs.setdefault((f.deployment, f.model), []).append(f)
@@ -295,7 +294,8 @@ def run_cmd(
                 _print_run(run, recorded)
                 if unchanged and not dry_run:
                     out.print("[dim]the same findings as the last run: not recorded again[/]")
-                out.print(f"[dim]next run in {every:g} s (Ctrl-C to stop)[/]")
+                out.print(f"[dim]{run.rows_read:,} decision and outcome rows read from storage (only those added since the "
+                          f"last run); next run in {every:g} s (Ctrl-C to stop)[/]")
             stop.wait(every)
     finally:
         for s, handler in previous.items():
