@@ -76,8 +76,11 @@ def serve(
     if workers > 1:
 
         os.environ[DATA_DIR_ENV] = str(data_dir)
+        # uvicorn kills a worker that does not answer its health check within 5 s by default: on a loaded machine a
+        # worker still importing the stack is killed and respawned forever, and the server never answers
         uvicorn.run("glasslog.server.app:app_from_env", host=host, port=port, workers=workers, factory=True,
-                    log_level="warning", timeout_graceful_shutdown=30, http=head_protocol(), **proxy)
+                    log_level="warning", timeout_graceful_shutdown=30, http=head_protocol(),
+                    timeout_worker_healthcheck=120, **proxy)
     else:
         uvicorn.run(application, host=host, port=port, log_level="warning", timeout_graceful_shutdown=30,
                     http=head_protocol(), **proxy)
