@@ -24,11 +24,12 @@ import typer
 from rich.table import Table
 
 from ..audit.findings import AuditInputError, Finding, record_findings, severity_at_least, suspend_from_finding
-from ..ledger import DATA_DIR_ENV, EntryError, Ledger, LedgerError
+from ..errors import EXIT_FAILED, EXIT_OK
+from ..ledger import EntryError, Ledger, LedgerError
 from ..records import SEVERITIES
-from ..registry import ArtifactError, CardError, RegistryError
+from ..registry import RegistryError
 from ..stats.labels import positive_class
-from .common import PlainWhenPiped, Trust, TrustRecorded, check_out
+from .common import USER_ERRORS, DataDir, PlainWhenPiped, Trust, TrustRecorded, check_out
 from .common import fail as _fail
 from .common import progress_bar as _progress
 from .common import stage_progress as _stage_progress
@@ -38,10 +39,8 @@ app = typer.Typer(help="Audits with and without the weights: error rates by grou
 
 out = PlainWhenPiped()
 err = PlainWhenPiped(stderr=True)
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-_ERRORS = (AuditInputError, LedgerError, RegistryError, ArtifactError, CardError, EntryError, ValueError, OSError, LookupError)
+_ERRORS = USER_ERRORS
 
-DataDir = Annotated[Path, typer.Option("--data-dir", "-d", envvar=DATA_DIR_ENV, help="Where the log lives.")]
 OutDir = Annotated[Path | None, typer.Option("--out", "-o", help="Write report.html, report.md and report.json here.")]
 JsonOut = Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout.")]
 FailOn = Annotated[str, typer.Option("--fail-on", help=f"Exit 1 if a finding alerts at this severity or worse ({', '.join(SEVERITIES)}).")]

@@ -18,11 +18,10 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ..ledger import DATA_DIR_ENV
 from ..oversight.flags import FlagError, Flags, FlagSummary, host_identity
 from ..oversight.triage import STATES, Triage, TriageError, TriageItem
 from ..records import FLAG_CATEGORIES, RATINGS
-from .common import PlainWhenPiped
+from .common import DEFAULT_DIR, DataDir, JsonOut, PlainWhenPiped
 from .common import fail as _fail
 from .common import open_ledger as _open
 from .common import print_json as _print_json
@@ -35,11 +34,7 @@ triage_app = typer.Typer(help="The supervisors' triage queue of flags and findin
 out = PlainWhenPiped()
 err = PlainWhenPiped(stderr=True)
 
-DataDir = Annotated[Path, typer.Option("--data-dir", "-d", envvar=DATA_DIR_ENV, help="Where the log lives.", show_default=True)]
-JsonOut = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 By = Annotated[str, typer.Option("--by", help="Who acts (recorded as the entry's key_id).")]
-DEFAULT_DIR = Path("glasslog-data")
-EXIT_USAGE = 2
 
 
 def _flag_dict(flags: Flags, s: FlagSummary, index: int) -> dict:
