@@ -119,6 +119,19 @@ def _time(obj: dict, key: str = "time") -> None:
 
 def _finite(value: Any, field: str) -> None:
     """Reject NaN, infinity and integers beyond +-(2**53 - 1) anywhere in ``value``, naming the field."""
+    kind = type(value)
+    if kind is str or kind is bool or value is None:  # most values: nothing to check (it runs for every field)
+        return
+    if kind is dict:  # the field's name is only built for values that need a look
+        for k, v in value.items():
+            if type(v) is not str:
+                _finite(v, f"{field}.{k}")
+        return
+    if kind is list:
+        for i, v in enumerate(value):
+            if type(v) is not str:
+                _finite(v, f"{field}[{i}]")
+        return
     if isinstance(value, float) and not math.isfinite(value):
         raise EntryError("NaN and infinity are not allowed", field=field)
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) > INT_LIMIT:
