@@ -62,7 +62,7 @@ def witnesses_add(
     except USER_ERRORS as exc:
         fail_with(exc)
     out.print(f"witness {vkey.split('+')[0]} at {url} added (entry {result.first_index}); the server sends it each new"
-              " checkpoint and stores its cosignatures", highlight=False)
+              " checkpoint and stores its cosignatures (without a server: glasslog witnesses sync)", highlight=False)
 
 
 @witnesses_app.command("remove")
@@ -131,9 +131,12 @@ def witnesses_sync(
     is unreachable with a growing pause, stores the cosignatures. Exit 0 when every witness cosigned the newest
     checkpoint, 1 otherwise (each refusal is listed and kept for `glasslog witnesses list`).
     """
+    import logging
     import time
 
     from ..server.cosigning import CosigningThread
+
+    logging.getLogger("glasslog.cosigning").setLevel(logging.ERROR)  # each witness's state is printed below instead
 
     open_ledger(data_dir).close()  # a missing or unreadable log: exit 2 with the usual message
     thread = CosigningThread(data_dir, max_backoff=min(8.0, max(timeout / 4, 0.5)))
