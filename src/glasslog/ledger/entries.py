@@ -84,24 +84,36 @@ def _json_ready(value: Any, depth: int) -> Any:
         return value if 1e-4 <= magnitude < 1e16 else _UNSURE  # also refuses NaN and infinity
     if depth > 64:
         return _UNSURE
-    if kind is dict:
-        out = {}
+    if kind is dict:  # copied only if a value inside had to change (an integral float): most are written as they are
+        out = None
         for k, v in value.items():
             if type(k) is not str or not k.isascii():
                 return _UNSURE
+            t = type(v)
+            if t is str or t is bool or v is None:
+                continue
             ready = _json_ready(v, depth + 1)
             if ready is _UNSURE:
                 return _UNSURE
-            out[k] = ready
-        return out
+            if ready is not v:
+                if out is None:
+                    out = dict(value)
+                out[k] = ready
+        return value if out is None else out
     if kind is list:
-        out_list = []
-        for v in value:
+        out_list = None
+        for i, v in enumerate(value):
+            t = type(v)
+            if t is str or t is bool or v is None:
+                continue
             ready = _json_ready(v, depth + 1)
             if ready is _UNSURE:
                 return _UNSURE
-            out_list.append(ready)
-        return out_list
+            if ready is not v:
+                if out_list is None:
+                    out_list = list(value)
+                out_list[i] = ready
+        return value if out_list is None else out_list
     return _UNSURE
 
 
