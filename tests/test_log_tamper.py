@@ -324,3 +324,20 @@ def test_kept_checkpoint_from_a_url(tmp_path):
         srv.shutdown()
     code, text = _verify(d, vkey, "--checkpoint", url)  # nothing serves it any more: exit 2, one line
     assert code == 2 and "cannot fetch the checkpoint" in text
+
+
+def test_verify_checkpoint_fails_when_the_log_no_longer_holds_it(tmp_path):
+    """A receipt holder's kept checkpoint: the log still extends it, but removed it (and its cosignature row)."""
+    d, vkey = _kept_log(tmp_path, 6)
+    with Ledger.open(d) as lg:
+        (tmp_path / "kept.note").write_text(lg.checkpoint(120))
+    res = runner.invoke(cli, ["verify", "checkpoint", str(tmp_path / "kept.note"), "--key", vkey, "-d", str(d)])
+    assert res.exit_code == 0, res.output
+    con = sqlite3.connect(d / "log.db")
+    con.execute("DELETE FROM checkpoints WHERE tree_size = 120")
+    con.execute("DELETE FROM cosignatures WHERE tree_size = 120")
+    con.commit()
+    con.close()
+    res = runner.invoke(cli, ["verify", "checkpoint", str(tmp_path / "kept.note"), "--key", vkey, "-d", str(d)])
+    text = " ".join(res.output.split())
+    assert res.exit_code == 1 and "no longer holds it: the checkpoint was removed" in text and "tree size 120" in text

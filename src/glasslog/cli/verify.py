@@ -182,6 +182,11 @@ def verify_checkpoint_cmd(
                                     " the log was truncated or forked")
         proof = ledger.consistency_proof(old.tree_size, new.tree_size)
         merkle.verify_consistency(old.tree_size, new.tree_size, old.root_hash, new.root_hash, proof)
+        try:  # it extends your checkpoint; it must also still hold it (a removed checkpoint is a rewritten record)
+            ledger.checkpoint(old.tree_size)
+        except LookupError:
+            raise merkle.ProofError(f"the log extends your checkpoint at tree size {old.tree_size} but no longer holds"
+                                    " it: the checkpoint was removed") from None
         result.update(ok=True, proof=[_b64(p) for p in proof])
     except (NoteError, merkle.ProofError) as exc:
         result["problem"] = str(exc)
