@@ -85,7 +85,7 @@ def compare_feature(ref: np.ndarray, cur: np.ndarray, kind: str, *, ref_invalid:
             cl = np.where(cur_fin, cur, np.nan).astype(object)
             rl[ref_bad] = "(invalid)"
             cl[cur_bad] = "(invalid)"
-            cat = _compare_codes(rl, cl)
+            cat, _ = _compare_codes(rl, cl)
             out.update(_categorical_result(cat, len(cur)))
             return out
         if len(rv) >= 1 and len(cv) >= 1:
@@ -111,9 +111,11 @@ def compare_feature(ref: np.ndarray, cur: np.ndarray, kind: str, *, ref_invalid:
         return out
     if kind != "categorical":
         raise ValueError(f"kind must be numeric or categorical, got {kind!r}")
-    cat = _compare_codes(np.asarray(ref, dtype=object), np.asarray(cur, dtype=object))
-    miss_ref = float(np.mean(pd.isna(ref)))
-    miss_cur = float(np.mean(pd.isna(cur)))
+    cat, missing = _compare_codes(np.asarray(ref, dtype=object), np.asarray(cur, dtype=object))
+    if missing is None:  # values compared by their text: missing as pandas sees the values themselves
+        missing = pd.isna(np.concatenate([np.asarray(ref, dtype=object), np.asarray(cur, dtype=object)]))
+    miss_ref = float(np.mean(missing[: len(ref)]))
+    miss_cur = float(np.mean(missing[len(ref) :]))
     return {"n": [len(ref), len(cur)], "missing_share": [miss_ref, miss_cur], "invalid_share": [0.0, 0.0],
             **_categorical_result(cat, len(cur))}
 
@@ -180,11 +182,17 @@ def flag_drift(results: dict[str, dict], alpha: float = 0.05, min_psi: float = 0
     return drifted
 
 
-def _compare_codes(ref: np.ndarray, cur: np.ndarray) -> stats.CategoricalComparison:
-    """Factorise both samples together (missing as its own category) and compare the counts."""
+def _compare_codes(ref: np.ndarray, cur: np.ndarray) -> tuple[stats.CategoricalComparison, np.ndarray | None]:
+    """Factorise both samples together (missing as its own category) and compare the counts.
+
+    Returns the comparison and the missing mask of ``ref`` then ``cur`` (factorize's NA sentinel, which marks
+    exactly what ``pd.isna`` does: one pass instead of two), or None where unhashable values were compared by text.
+    """
     both = np.concatenate([ref, cur])
+    missing = None
     try:
         codes, uniques = pd.factorize(both, use_na_sentinel=True)  # None and NaN are missing
+        missing = codes < 0
     except TypeError:  # unhashable values (lists, objects): compare their text
         codes, uniques = pd.factorize(pd.Series(both, dtype=object).map(category_key), use_na_sentinel=True)
     k = len(uniques)
@@ -193,7 +201,7 @@ def _compare_codes(ref: np.ndarray, cur: np.ndarray) -> stats.CategoricalCompari
     n_ref = len(ref)
     rc, cc = codes[:n_ref], codes[n_ref:]
     cmp = stats.compare_categorical(rc, cc, labels, k + 1)
-    return cmp
+    return cmp, missing
 
 
 def _drift_finding(view: DeploymentData, check: str, results: dict[str, dict], cfg: MonitorConfig, window: dict,
