@@ -225,7 +225,8 @@ def audit_log(ledger: Ledger, *, check_entries: bool = True, progress: Callable[
             problems.append(f"the checkpoint at tree size {n}, which witnesses cosigned, is no longer in the log: it was removed")
             if n > size:
                 flag(size, f"witnesses cosigned tree size {n} but the log holds {size} entries: it was rolled back or truncated")
-    for kept in [] if kept is None else [kept] if isinstance(kept, Checkpoint) else kept:
+    kepts = [] if kept is None else [kept] if isinstance(kept, Checkpoint) else list(kept)
+    for kept in kepts:  # noqa: B020 - each kept checkpoint in turn
         if kept.origin != ledger.origin:
             problems.append(f"the kept checkpoint is for log {kept.origin!r}, not {ledger.origin!r}")
             bad_checkpoints.append(kept.tree_size)

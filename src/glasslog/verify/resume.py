@@ -45,8 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import BadInputError
-from ..ledger import Ledger, merkle
-from ..ledger import utc_now
+from ..ledger import Ledger, merkle, utc_now
 from ..ledger.note import Checkpoint, NoteError, Verifier, open_checkpoint
 from .log_audit import LogAuditReport, audit_entry
 
