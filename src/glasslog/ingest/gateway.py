@@ -68,6 +68,13 @@ from ..records import finding_entry
 from ..registry import Deployments, Registry
 from ..storage import StorageUnavailable
 from .ingestor import ModelResolver
+from .openai_wire import StreamState as _StreamState
+from .openai_wire import jsonable as _jsonable
+from .openai_wire import outputs as _outputs
+from .openai_wire import prompt_value as _prompt_value
+from .openai_wire import split_events as _split_events
+from .openai_wire import text as _text
+from .openai_wire import uint as _uint
 
 __all__ = ["Gateway", "GatewayConfig", "MAX_REQUEST_BYTES", "RECEIPT_COMMENT"]
 
@@ -495,163 +502,3 @@ async def _raw(send, status: int, headers: list[tuple[bytes, bytes]], body: byte
 
 async def _json(send, status: int, obj: Any) -> None:
     await _raw(send, status, [(b"content-type", b"application/json")], json.dumps(obj).encode())
-
-
-def _uint(v: Any) -> int | None:
-    return v if type(v) is int and 0 <= v < 2**53 else None
-
-
-def _text(v: Any, limit: int = 200) -> str | None:
-    if not isinstance(v, str):
-        return None
-    v = "".join(c for c in v if c.isprintable())[:limit]
-    return v or None
-
-
-def _jsonable(v: Any) -> bool:
-    if isinstance(v, float):
-        return v == v and abs(v) < 1e15
-    return isinstance(v, (int, str, bool, list)) or v is None
-
-
-def _prompt_value(request: dict, operation: str) -> dict | None:
-    if operation == "chat":
-        messages = request.get("messages")
-        if not isinstance(messages, list) or not messages:
-            return None
-        out = []
-        for m in messages:
-            if not isinstance(m, dict):
-                out.append({"role": "user", "content": str(m)})
-                continue
-            msg = {"role": str(m.get("role") or "user")}
-            content = m.get("content")
-            if isinstance(content, str):
-                msg["content"] = content
-            elif content is not None:
-                msg["parts"] = content
-            for k in ("name", "tool_calls", "tool_call_id"):
-                if m.get(k) is not None:
-                    msg[k] = m[k]
-            out.append(msg)
-        value: dict[str, Any] = {"messages": out}
-    else:
-        p = request.get("prompt")
-        if p is None:
-            return None
-        value = {"text": p} if isinstance(p, str) else {"prompt": p}
-    for k in ("tools", "response_format"):
-        if request.get(k) is not None:
-            value[k] = request[k]
-    return value
-
-
-def _outputs(completion: dict, operation: str) -> list[dict] | None:
-    choices = completion.get("choices")
-    if not isinstance(choices, list):
-        return None
-    out = []
-    for c in sorted((c for c in choices if isinstance(c, dict)), key=lambda c: c.get("index") or 0):
-        if operation == "chat":
-            msg = c.get("message") if isinstance(c.get("message"), dict) else {}
-            m: dict[str, Any] = {"role": str(msg.get("role") or "assistant"),
-                                 "content": msg.get("content") if isinstance(msg.get("content"), str) else ""}
-            if msg.get("tool_calls"):
-                m["tool_calls"] = msg["tool_calls"]
-        else:
-            m = {"role": "assistant", "content": c.get("text") if isinstance(c.get("text"), str) else ""}
-        if isinstance(c.get("finish_reason"), str):
-            m["finish_reason"] = c["finish_reason"]
-        out.append(m)
-    return out or None
-
-
-def _split_events(buffer: bytes) -> tuple[list[bytes], bytes]:
-    """Complete SSE events (each with its blank-line terminator, bytes as received) and the rest."""
-    events = []
-    while True:
-        cut = -1
-        for sep in (b"\n\n", b"\r\n\r\n"):
-            k = buffer.find(sep)
-            if k != -1 and (cut == -1 or k + len(sep) < cut):
-                cut = k + len(sep)
-        if cut == -1:
-            return events, buffer
-        events.append(buffer[:cut])
-        buffer = buffer[cut:]
-
-
-class _StreamState:
-    """A streamed completion put back together from its chunks."""
-
-    def __init__(self, operation: str):
-        self.operation = operation
-        self.id: str | None = None
-        self.model: str | None = None
-        self.usage: dict | None = None
-        self.texts: dict[int, list[str]] = {}
-        self.roles: dict[int, str] = {}
-        self.finish: dict[int, str] = {}
-        self.tool_calls: dict[int, list] = {}
-        self.malformed = False
-        self.done_event: bytes | None = None
-
-    def feed(self, event: bytes) -> bool:
-        """Take one SSE event; True if it is the ``[DONE]`` marker."""
-        data = [line[5:].lstrip() for line in event.replace(b"\r\n", b"\n").split(b"\n") if line.startswith(b"data:")]
-        if not data:
-            return False
-        payload = b"\n".join(data)
-        if payload.strip() == b"[DONE]":
-            return True
-        try:
-            chunk = json.loads(payload)
-        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
-            self.malformed = True
-            return False
-        if not isinstance(chunk, dict):
-            self.malformed = True
-            return False
-        self.id = self.id or (chunk.get("id") if isinstance(chunk.get("id"), str) else None)
-        self.model = self.model or (chunk.get("model") if isinstance(chunk.get("model"), str) else None)
-        if isinstance(chunk.get("usage"), dict):
-            self.usage = chunk["usage"]
-        for c in chunk.get("choices") or []:
-            if not isinstance(c, dict):
-                continue
-            i = c.get("index") if type(c.get("index")) is int else 0
-            if self.operation == "chat":
-                delta = c.get("delta") if isinstance(c.get("delta"), dict) else {}
-                if isinstance(delta.get("content"), str):
-                    self.texts.setdefault(i, []).append(delta["content"])
-                if isinstance(delta.get("role"), str):
-                    self.roles[i] = delta["role"]
-                if isinstance(delta.get("tool_calls"), list):
-                    self.tool_calls.setdefault(i, []).extend(delta["tool_calls"])
-            elif isinstance(c.get("text"), str):
-                self.texts.setdefault(i, []).append(c["text"])
-            self.texts.setdefault(i, [])
-            if isinstance(c.get("finish_reason"), str):
-                self.finish[i] = c["finish_reason"]
-        return False
-
-    def completion(self) -> dict:
-        """The completion the chunks add up to, in the non-streaming shape."""
-        choices = []
-        for i in sorted(self.texts):
-            text = "".join(self.texts[i])
-            if self.operation == "chat":
-                msg: dict[str, Any] = {"role": self.roles.get(i, "assistant"), "content": text}
-                if self.tool_calls.get(i):
-                    msg["tool_calls"] = self.tool_calls[i]
-                choice: dict[str, Any] = {"index": i, "message": msg}
-            else:
-                choice = {"index": i, "text": text}
-            if i in self.finish:
-                choice["finish_reason"] = self.finish[i]
-            choices.append(choice)
-        out: dict[str, Any] = {"id": self.id, "model": self.model, "choices": choices}
-        if self.usage:
-            out["usage"] = self.usage
-        return out
-
