@@ -16,10 +16,10 @@ from typer.testing import CliRunner
 
 from glasslog.audit.blackbox import QueryCounter, blackbox_audit, counterfactual_flip_rate, perturbation_sensitivity
 from glasslog.audit.claims import claimed_vs_realised, claims_from_log, output_rate_check
-from glasslog.audit.findings import AuditInputError, Finding, record_findings, suspend_from_finding
 from glasslog.audit.group import group_audit_frame, group_error_rates
 from glasslog.audit.leakage import batch_dependence, label_proxies, leakage_audit, train_test_duplicates
 from glasslog.audit.logdata import logged_decisions
+from glasslog.audit.recording import AuditInputError, record_findings, suspend_from_finding
 from glasslog.audit.report import build_report
 from glasslog.audit.run import audit_logged_model
 from glasslog.audit.shortcut import association, shortcut_audit
@@ -27,6 +27,7 @@ from glasslog.audit.site import site_audit
 from glasslog.audit.whitebox import WeightsAccessError, check_training_data, feature_reliance, load_registered_model
 from glasslog.cli import app
 from glasslog.datasets import COMPAS_SHA256, credit_model, german_credit_groups, load_compas, load_german_credit, split
+from glasslog.findings import Finding
 from glasslog.ledger import Ledger
 from glasslog.registry import Registry, RegistryError
 from glasslog.verify import audit_log

@@ -14,7 +14,7 @@ check, statistic, value, threshold, verdict, severity, evidence) and
 - ``claims``: claimed vs realised metrics, from frames or from the log.
 - ``logdata``: a model's logged decisions, outcomes and inputs as one role may see them.
 - ``run``: everything one role's access allows on a logged model (``audit_logged_model``).
-- ``findings``: ``finding`` entries on the log and suspension citing a finding.
+- ``recording``: ``finding`` entries on the log and suspension citing a finding.
 
 The data sets are in ``glasslog.datasets``; the deceptive-accuracy demonstration, which writes decisions through the
 SDK, is a scenario (``glasslog.scenarios.deceptive``); the command line is ``glasslog.cli.audit``.

@@ -28,7 +28,7 @@ import pandas as pd
 
 from ..findings import Finding, clean_json
 from ..stats import wilson_interval
-from .findings import AuditInputError
+from .recording import AuditInputError
 
 __all__ = [
     "QueryCounter",

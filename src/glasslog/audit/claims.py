@@ -28,8 +28,8 @@ from ..ledger import Ledger
 from ..stats import wilson_interval
 from ..stats.claims import auc_claim, interval_claim, proportion_claim
 from ..stats.labels import positive_class
-from .findings import AuditInputError
 from .group import binary_labels
+from .recording import AuditInputError
 
 __all__ = ["COMPUTABLE", "ClaimCheck", "ClaimsAudit", "claimed_vs_realised", "claims_from_log", "output_rate_check"]
 

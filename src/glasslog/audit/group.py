@@ -44,7 +44,7 @@ import pandas as pd
 
 from ..findings import Finding, clean_json
 from ..stats.groups import GroupComparison, family_alpha, judge_ratio, reference_group, reported
-from .findings import AuditInputError
+from .recording import AuditInputError
 
 __all__ = ["METRICS", "METRIC_LABELS", "GroupAudit", "group_error_rates", "group_audit_frame", "binary_labels"]
 

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from ..findings import Finding, clean_json
-from .findings import AuditInputError
+from .recording import AuditInputError
 from .shortcut import association
 
 __all__ = ["LeakageAudit", "label_proxies", "train_test_duplicates", "batch_dependence", "logged_inconsistency", "leakage_audit"]

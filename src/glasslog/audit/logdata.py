@@ -25,7 +25,7 @@ from ..ledger import Ledger
 from ..ledger.commitments import check_commitment
 from ..registry import Deployments, ModelCard, Registry
 from ..stats.labels import positive_class, positive_index
-from .findings import AuditInputError
+from .recording import AuditInputError
 
 __all__ = ["LoggedData", "logged_decisions", "as_principal"]
 

@@ -34,10 +34,10 @@ from ..registry import Registry, UntrustedTypesError
 from ..stats.labels import positive_class
 from .blackbox import QueryCounter, blackbox_audit
 from .claims import claimed_vs_realised, output_rate_check
-from .findings import AuditInputError
 from .group import group_error_rates, name_the_harmed
 from .leakage import batch_dependence, label_proxies, logged_inconsistency, train_test_duplicates
 from .logdata import as_principal, logged_decisions
+from .recording import AuditInputError
 from .report import Notes
 from .shortcut import complete_from_weights, dormant_features, shortcut_audit
 from .whitebox import WeightsAccessError, check_training_data, feature_reliance, load_registered_model

@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from ..findings import Finding, clean_json
-from .findings import AuditInputError
+from .recording import AuditInputError
 
 __all__ = ["association", "association_ci", "distribution_shift", "ShortcutAudit", "shortcut_audit", "known_values",
            "training_spread", "dormant_features",

@@ -31,7 +31,7 @@ from ..errors import AccessError
 from ..findings import Finding, clean_json
 from ..ledger import Ledger
 from ..registry import ModelCard, RegisteredModel, Registry, fingerprint_frame
-from .findings import AuditInputError
+from .recording import AuditInputError
 
 __all__ = [
     "WeightsAccessError",

@@ -23,8 +23,9 @@ from typing import Annotated, Any, NoReturn
 import typer
 from rich.table import Table
 
-from ..audit.findings import AuditInputError, Finding, record_findings, severity_at_least, suspend_from_finding
+from ..audit.recording import AuditInputError, record_findings, severity_at_least, suspend_from_finding
 from ..errors import EXIT_FAILED, EXIT_OK
+from ..findings import Finding
 from ..ledger import EntryError, Ledger, LedgerError
 from ..records import SEVERITIES
 from ..registry import RegistryError

@@ -44,15 +44,16 @@ import numpy as np
 from .. import capture
 from ..audit.blackbox import QueryCounter, blackbox_audit
 from ..audit.claims import claims_from_log, output_rate_check
-from ..audit.findings import Finding, clean_json, record_findings, severity_at_least, suspend_from_finding
 from ..audit.group import group_error_rates
 from ..audit.leakage import leakage_audit
 from ..audit.logdata import logged_decisions
+from ..audit.recording import record_findings, severity_at_least, suspend_from_finding
 from ..audit.report import StageFindings
 from ..audit.shortcut import complete_from_weights, dormant_features, shortcut_audit
 from ..audit.whitebox import check_training_data, feature_reliance, load_registered_model
 from ..datasets.deceptive import ARTEFACT, QUARTERS, ProviderData, provider_data
 from ..datasets.german_credit import credit_model, german_credit_features, german_credit_groups
+from ..findings import Finding, clean_json
 from ..ledger import LedgerError
 from ..registry import ClaimedMetrics, Feature, ModelCard, Registry, fingerprint_frame
 

@@ -1,4 +1,4 @@
-"""Findings: what an audit check concluded, with its evidence and severity, and how it goes on the log.
+"""Recording audit findings on the log, and acting on them (suspension); bad audit input.
 
 Every audit function in ``glasslog.audit`` returns a result object with a
 ``findings`` list of :class:`glasslog.findings.Finding` (the one finding type,
@@ -13,21 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from ..findings import ACCESS_LEVELS, SEVERITY_ORDER, Finding, FindingError, clean_json, worst_severity
+from ..findings import SEVERITY_ORDER, Finding, FindingError, worst_severity
 from ..ledger import Ledger, utc_now
 from ..ledger.log import AppendResult
 from ..records import SEVERITIES
 
-__all__ = [
-    "ACCESS_LEVELS",
-    "AuditInputError",
-    "Finding",
-    "SEVERITY_ORDER",
-    "record_findings",
-    "suspend_from_finding",
-    "clean_json",
-    "severity_at_least",
-]
+__all__ = ["AuditInputError", "record_findings", "suspend_from_finding", "severity_at_least"]
 
 
 class AuditInputError(FindingError):
