@@ -267,7 +267,9 @@ class Witness:
             self.store.advance(cp.origin, check, cp.tree_size, cp.root_hash, req.note)
         except WitnessError as exc:
             if exc.status in (409, 422) and not (exc.status == 409 and req.old_size != self._size(cp.origin)):
-                self.store.record_evidence(cp.origin, f"{exc.status}: {exc.message.strip()}", req.old_size, req.note)
+                reason = (f"409: tree size {cp.tree_size} signs another root than the tree this witness cosigned at size"
+                          f" {req.old_size} (a fork)" if exc.status == 409 else f"{exc.status}: {exc.message.strip()}")
+                self.store.record_evidence(cp.origin, reason, req.old_size, req.note)
             raise
         return self.cosigner.cosign(req.text)
 
