@@ -617,3 +617,39 @@ def test_content_split_over_exports_is_logged_once_and_only_what_is_missing(serv
     r = _post_logs(base, key, _log_request([("gen_ai.user.message", trace, bytes(8), {"content": "orphan"})]))
     resp = ExportLogsServiceResponse.FromString(r.content)
     assert resp.partial_success.rejected_log_records == 1 and "span id" in resp.partial_success.error_message
+
+
+def test_the_readme_environment_lines_point_an_sdk_exporter_here(served):
+    """The README's two lines (endpoint and protocol, headers with %20), and nothing else: an application's default
+    OTLP/HTTP span and log exporters send here, with the key."""
+    import os
+    import subprocess
+    import sys
+
+    base, tl = served
+    app = """
+from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+res = Resource.create({"service.name": "readme-app"})
+tracer = TracerProvider(resource=res)
+tracer.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter()))
+logs = LoggerProvider(resource=res)
+logs.add_log_record_processor(SimpleLogRecordProcessor(OTLPLogExporter()))
+with tracer.get_tracer("app").start_as_current_span("chat m") as span:
+    span.set_attributes({"gen_ai.operation.name": "chat", "gen_ai.request.model": "%s"})
+    logs.get_logger("app").emit(event_name="gen_ai.user.message", body={"content": "configured by env"})
+    print(f"{span.get_span_context().span_id:016x}")
+""" % MODEL_NAME
+    env = {**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": base, "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+           "OTEL_EXPORTER_OTLP_HEADERS": f"Authorization=Bearer%20{tl.keys[PUBLIC]}"}
+    done = subprocess.run([sys.executable, "-c", app], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    span_id = done.stdout.strip()
+    entries = _entries_of_span(tl, span_id)
+    assert [e.get("part") for _, e in entries] == ["content", None] and entries[1][1]["service"] == "readme-app"
+    assert _opened(tl, entries[0][0])["prompt"] == {"messages": [{"role": "user", "content": "configured by env"}]}
