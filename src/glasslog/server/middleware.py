@@ -61,8 +61,12 @@ class BodyLimit:
             return await self.app(scope, receive, send)
         otlp = scope["path"] in ("/v1/traces", "/v1/logs")  # OTLP/HTTP clients read a google.rpc.Status, not problem+json
         limit = MAX_ARTIFACT_BYTES if scope["path"] == "/v1/models" else OTLP_MAX_BODY_BYTES if otlp else MAX_BODY_BYTES
+        declared = chunked = False
         for name, value in scope["headers"]:
-            if name == b"content-length":
+            if name == b"transfer-encoding":
+                chunked = True
+            elif name == b"content-length":
+                declared = True
                 if not re.fullmatch(rb"[0-9]{1,19}", value):
                     detail = "Content-Length must be a decimal number"
                     refusal = (otlp_refusal(400, detail, _content_type(scope)) if otlp else
@@ -73,6 +77,9 @@ class BodyLimit:
                     refusal = (otlp_refusal(413, detail, _content_type(scope)) if otlp else
                                problem_response(413, "Content Too Large", detail, kind="too-large"))
                     return await refusal(scope, receive, send)
+        if declared and not chunked:
+            # uvicorn reads exactly the declared length (more would be the next request): within the limit already
+            return await self.app(scope, receive, send)
         received = 0
 
         async def limited():

@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 __all__ = ["HEADER_TIMEOUT_ENV", "BODY_TIMEOUT_ENV", "DEFAULT_HEADER_TIMEOUT", "DEFAULT_BODY_TIMEOUT", "header_timeout",
-           "body_timeout", "H11WithHeadTimeout", "head_protocol", "BodyTimeout"]
+           "body_timeout", "H11WithHeadTimeout", "head_protocol", "BodyTimeout", "has_body"]
 
 HEADER_TIMEOUT_ENV = "GLASSLOG_HEADER_TIMEOUT"
 BODY_TIMEOUT_ENV = "GLASSLOG_BODY_TIMEOUT"
@@ -108,8 +108,8 @@ class BodyTimeout:
         self.app = app
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
+        if scope["type"] != "http" or not has_body(scope):
+            return await self.app(scope, receive, send)  # no body to wait for: nothing to time
         limit = body_timeout() * (10 if scope["path"] == "/v1/models" else 1)
         deadline: float | None = None
         done = False
@@ -118,12 +118,13 @@ class BodyTimeout:
             nonlocal deadline, done
             if done:  # the body is in: later receives wait for a disconnect, with no deadline
                 return await receive()
-            loop = asyncio.get_running_loop()
             if deadline is None:
-                deadline = loop.time() + limit
+                deadline = asyncio.get_running_loop().time() + limit
             try:
-                message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
-            except asyncio.TimeoutError:
+                # a timer on this task, not asyncio.wait_for (which wraps each receive in a new task)
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
                 raise StarletteHTTPException(408, f"the request body was not received within {limit:g} s",
                                              headers={"Connection": "close"}) from None
             if message["type"] != "http.request" or not message.get("more_body", False):
@@ -131,3 +132,14 @@ class BodyTimeout:
             return message
 
         return await self.app(scope, timed, send)
+
+
+def has_body(scope) -> bool:
+    """Whether an HTTP request declares a body: a ``Transfer-Encoding``, or a ``Content-Length`` other than 0.
+
+    Without either, HTTP/1.1 says the request has no body (RFC 9112 section 6.3), and uvicorn reads none.
+    """
+    for name, value in scope["headers"]:
+        if name == b"transfer-encoding" or (name == b"content-length" and value.strip(b" \t0") != b""):
+            return True
+    return False

@@ -313,6 +313,20 @@ def _check_rows(body: DecisionBatch, card) -> bool:
     return with_output[0]
 
 
+class _Estimator:
+    """A registered model's estimator, loaded on first use by ``load()`` (which caches it per process).
+
+    A batch with client-given outputs never touches it, so logging such batches never waits for the artifact to
+    be read and deserialised (seconds for a large model, on every worker process's first request).
+    """
+
+    def __init__(self, load):
+        self._load = load
+
+    def __getattr__(self, name: str):
+        return getattr(self._load(), name)
+
+
 def _locate_bad_row(estimator, method: str, frame: pd.DataFrame) -> int | None:
     """The first row the estimator refuses on its own, if any."""
     for pos in range(len(frame)):
@@ -334,15 +348,19 @@ def append_decisions(body: DecisionBatch, who: Operator, s: State) -> dict:
         raise invalid("deployment", "is not declared; POST /v1/deployments first")
     with_output = _check_rows(body, m.card)
     key = (m.fingerprint, d.name)
-    if key not in c.wrapped:
-        try:
-            # one loaded estimator per process, shared by the threads (read-only: predict and predict_proba)
-            estimator = s.shared(f"estimator:{m.fingerprint}", lambda: c.registry.load(m.fingerprint))
-            c.wrapped[key] = capture.wrap(c.ledger, m.fingerprint, d.name, estimator=estimator)
-        except (ArtifactError, RegistryError) as exc:
-            raise Problem(409, "Conflict", str(exc), kind="artifact") from None
+
+    def load():  # one loaded estimator per process, shared by the threads (read-only: predict and predict_proba)
+        return s.shared(f"estimator:{m.fingerprint}", lambda: c.registry.load(m.fingerprint))
+
+    try:
+        if key not in c.wrapped:
+            c.wrapped[key] = capture.wrap(c.ledger, m.fingerprint, d.name, estimator=_Estimator(load))
+        # Outputs given by the client are logged as given: the artifact is loaded (and checked) only to compute them.
+        estimator = None if with_output else load()
+    except (ArtifactError, RegistryError) as exc:
+        raise Problem(409, "Conflict", str(exc), kind="artifact") from None
     wrapped = c.wrapped[key]
-    if not with_output and not callable(getattr(wrapped.estimator, body.method, None)):
+    if not with_output and not callable(getattr(estimator, body.method, None)):
         raise invalid("method", f"the model has no {body.method}")
     frame = None if with_output else pd.DataFrame([r.input for r in body.rows], columns=m.card.feature_names)
     subject_ids = [r.subject_id for r in body.rows]
