@@ -9,6 +9,9 @@ from collections.abc import Iterator, Sequence
 from .. import columnar as C
 from .side import _errors
 
+MMAP_BYTES = 1 << 34
+"""Bytes of the database file mapped while chunks are read (SQLite caps it at its compile-time maximum)."""
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS columnar (grp TEXT NOT NULL, start INTEGER NOT NULL, stop INTEGER NOT NULL, name TEXT NOT NULL,
     data BLOB NOT NULL, PRIMARY KEY (grp, start, name)) WITHOUT ROWID;
@@ -79,8 +82,15 @@ class ColumnStore:
         if names is not None:
             q += f" AND (grp = 'm' OR name IN ({','.join('?' * len(names))}))"
             params.extend(names)
-        for r in self._db.execute(q + " ORDER BY start, grp, name", params):
-            yield C.ChunkRow(*r)
+        # Memory-mapped pages for this read only: a quarter less CPU reading ~200 MB of chunks (1M decisions x 20
+        # features); not for the whole connection, where an I/O error would be a SIGBUS instead of an exception.
+        old = self._db.execute("PRAGMA mmap_size").fetchone()[0]
+        self._db.execute(f"PRAGMA mmap_size = {MMAP_BYTES}").fetchall()
+        try:
+            for r in self._db.execute(q + " ORDER BY start, grp, name", params):
+                yield C.ChunkRow(*r)
+        finally:
+            self._db.execute(f"PRAGMA mmap_size = {int(old)}").fetchall()
 
     def drop(self) -> None:
         """Forget the whole copy (it is rebuilt from the log on next use; the log is untouched)."""
