@@ -33,11 +33,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from ..errors import ConflictError
 from ..ledger.errors import LedgerError
-from .columnar import ColumnStore
+
+if TYPE_CHECKING:  # the columnar copy needs numpy and pandas; a witness imports storage without them
+    from .columnar import ColumnStore
 
 __all__ = [
     "StorageError",
@@ -51,7 +53,6 @@ __all__ = [
     "ReadModel",
     "LogStore",
     "HashKey",
-    "ColumnStore",
 ]
 
 HashKey = tuple[int, int]
