@@ -128,18 +128,23 @@ def test_cli_detect_and_verify_replay(marked, model_dir):
 
 
 def test_run_generative_demo_appends_and_summarises(tmp_path, monkeypatch):
-    from functools import partial
-
+    from glasslog.demo import generative
     from glasslog.demo.generative import TEST_MODEL_NOTE, run_generative
 
-    monkeypatch.setattr(gr, "calibrate", partial(gr.calibrate, prompts=6, max_new_tokens=33))  # a smaller calibration
+    small = {**generative.DEMO_CALIBRATION, "prompts": 6, "max_new_tokens": 33}  # smaller still, for the test
+    monkeypatch.setattr(generative, "DEMO_CALIBRATION", small)
 
     log = open_log(tmp_path / "data", create=True, origin="test.example/demo")
-    said = []
-    s = run_generative(log, tmp_path / "data", seed=0, progress=said.append)
+    said, counts = [], []
+    s = run_generative(log, tmp_path / "data", seed=0,
+                       progress=lambda message, *c: (said.append(message), counts.append(c) if c else None))
     assert "TEST MODEL" in said[0] and "your own model directory" in said[0]
     assert s["test_model"]["note"] == TEST_MODEL_NOTE.format(seed=0)
     assert s["calibration"]["false_alarms"] == 0 and s["calibration"]["detection_rate"] == 1.0
+    cal = s["calibration"]  # its size and the false-alarm rate's exact upper bound are on the record
+    assert cal["prompts"] == 6 and cal["batch_shapes"] == {"generate": [4, 1], "replay": [1, 4]}
+    assert cal["held_out_trials"] == 3 * 2 * 2 * 2 and cal["false_alarm_upper_95"] == pytest.approx(1 - 0.05 ** (1 / 24), abs=1e-6)
+    assert counts[0] == (0, 1) and counts[-1][0] == counts[-1][1] == 2 * 2 * (1 + 2 * 2) + 2 * 3  # Rich progress steps
     assert s["replay"]["ok"] and s["replay"]["checked"] == 5 and s["replay"]["failed"] == 0
     assert not s["tampered_replay"]["ok"] and s["tampered_replay"]["failed"] == 1
     assert all(d["detected"] for d in s["watermark"]["watermarked"])

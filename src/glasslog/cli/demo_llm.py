@@ -113,6 +113,15 @@ def _print_generative(s) -> None:
         for x in gens:
             by_dep[x.get("deployment", "?")] = by_dep.get(x.get("deployment", "?"), 0) + 1
         t.add_row("generations", "; ".join(f"{n} in {d}" for d, n in by_dep.items()))
+    cal = g.get("calibration") or {}
+    if cal:
+        bound = cal.get("false_alarm_upper_95")
+        t.add_row("replay calibration (on the model's record)",
+                  f"{cal.get('prompts')} prompts x {cal.get('max_new_tokens')} tokens, generation batches"
+                  f" {cal.get('batch_shapes', {}).get('generate')}: {cal.get('false_alarms')} false alarms in"
+                  f" {cal.get('held_out_trials')} held-out honest replays"
+                  + (f" (95% upper bound {bound:.1%})" if isinstance(bound, float) else "")
+                  + f"; perturbed copies detected {cal.get('detection_rate', 0):.0%}")
     rep, tam = g.get("replay") or {}, g.get("tampered_replay") or {}
     if rep:
         t.add_row("replay (activation commitments, tokens)", _mark(bool(rep.get("ok"))))

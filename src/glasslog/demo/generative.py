@@ -19,7 +19,13 @@ from ..ledger import Ledger, utc_now
 from ..records import model_entry
 from ..registry import Registry, RegistryError
 
-__all__ = ["run_generative", "register_model_dir", "TEST_MODEL_NOTE"]
+__all__ = ["run_generative", "register_model_dir", "TEST_MODEL_NOTE", "DEMO_CALIBRATION"]
+
+DEMO_CALIBRATION = {"prompts": 8, "max_new_tokens": 32, "gen_batches": (4, 1), "replay_batches": (1, 4)}
+"""The demo's replay calibration: smaller than ``glasslog verify calibrate``'s default (24 prompts, 64 tokens,
+generation batches 8, 3, 1), so the first run takes about a minute, not ten. Its size goes on the record with the
+measured false-alarm rate and its exact 95 % upper bound (32 held-out honest replays: at most about 9 % with none
+failing); calibrate a model you rely on with ``glasslog verify calibrate`` (the full default)."""
 
 TEST_MODEL_NOTE = (
     "The generative model here is a TEST MODEL: a 4-layer Llama-architecture causal LM built from a config with random"
@@ -84,23 +90,26 @@ def run_generative(ledger: Ledger, data_dir: str | os.PathLike, seed: int = 0,
     Args:
         data_dir: where the test model directories are written (``<data_dir>/models/...``).
         seed: the test model's weight seed.
-        progress: called with a short message before each step.
+        progress: called with a short message before each step (``progress(message, done, total)`` while calibrating).
     """
     from .. import watermark as wmk
     from ..capture.generator import wrap_generator
     from ..verify import generation_replay as gr
     from .testmodels import build_causal_lm, perturbed_copy
 
-    say = progress or (lambda msg: None)
+    say = progress or (lambda msg, *counts: None)
     say(TEST_MODEL_NOTE.format(seed=seed))
     root = Path(data_dir) / "models"
     say(f"building the test causal LM (seed {seed})")
     model_dir = build_causal_lm(root / f"test-causal-lm-seed{seed}", seed=seed)
     fp = register_model_dir(ledger, model_dir, name="glasslog-test-causal-lm", version=f"seed-{seed}")
-    say("calibrating replay tolerances (honest reruns, perturbed copies)")
     calibration = gr.calibration_for(ledger, fp)
-    if calibration is None:
-        calibration = gr.calibrate(ledger, fp, model_dir, work_dir=root / "calibration", log=True)
+    if calibration is None:  # once per log: later runs read it from the model's record
+        stage = ("calibrating replay tolerances (a demo-sized calibration: {prompts} prompts, {max_new_tokens} tokens;"
+                 " honest reruns and perturbed copies)").format(**DEMO_CALIBRATION)
+        say(stage, 0, 1)
+        calibration = gr.calibrate(ledger, fp, model_dir, work_dir=root / "calibration", log=True, **DEMO_CALIBRATION,
+                                   progress=lambda done, total: say(stage, done, total))
     public = "demo.example/letters/public"
     private = "demo.example/assistant/private"
     say("logging generations (public-service, no watermark)")

@@ -429,7 +429,7 @@ def _generative(ledger: Ledger, data_dir: Path, seed: int, enabled: bool, progre
     if "seed" in params:
         kwargs["seed"] = seed
     if "progress" in params and progress is not None:
-        kwargs["progress"] = lambda message, *rest: progress(f"generative: {message}", 1, 1)
+        kwargs["progress"] = lambda message, done=1, total=1: progress(f"generative: {message}", done, total)
     try:
         result = run_generative(ledger, **kwargs)
     except Exception as exc:  # the encoder half's results stand; the failure is reported, and the demo fails

@@ -46,9 +46,8 @@ from typing import Any
 
 import numpy as np
 
-from ..ledger import Ledger, utc_now
+from ..ledger import Ledger
 from ..ledger.commitments import check_commitment
-from ..records import finding_entry
 from . import toploc
 
 __all__ = ["Thresholds", "TOPLOC_PAPER", "GenerationResult", "GenerationReplayReport", "forward", "check_generation",
@@ -496,95 +495,8 @@ def suppressed(lm) -> list[int]:
 
 
 def calibrate(ledger: Ledger | None, fingerprint: str | None, model_dir: str | os.PathLike, *, work_dir: str | os.PathLike,
-              prompts: int = 24, max_new_tokens: int = 64, log: bool = True, seed: int = 0) -> dict:
-    """Calibrate replay thresholds for one model and (``log``) record them as a ``finding`` entry on its record.
+              **options: Any) -> dict:
+    """Calibrate replay thresholds for one model; see ``glasslog.verify.generation_calibration.calibrate``."""
+    from .generation_calibration import calibrate as run
 
-    Honest reruns: the calibration prompts generated (greedy and sampled) in a padded batch of 8, in batches of 3
-    and one at a time, each replayed alone and in padded batches of 4. Thresholds: the largest honest deviation on
-    the first half of the prompts, plus a margin (1 exponent mismatch, 1 mantissa unit, twice the logit gap, z
-    floor 2 below the lowest seen, never above -6). The false-alarm rate is measured on the held-out half; the
-    detection rate on perturbed copies (noise of 1 % and 0.3 % of the weights' spread on the middle layer, and
-    the same architecture from another seed) replaying the honest generations' commitments.
-
-    Returns:
-        The evidence dict (thresholds, honest maxima, perturbed minima, rates, counts).
-    """
-    import torch
-
-    from ..demo.testmodels import build_causal_lm, load_causal_lm, perturbed_copy
-
-    lm, tok = load_causal_lm(model_dir)
-    work = Path(work_dir)
-    work.mkdir(parents=True, exist_ok=True)
-    texts = calibration_prompts(prompts, seed)
-    half = len(texts) // 2
-    greedy = {"max_new_tokens": max_new_tokens, "do_sample": False}
-    sampled = {"max_new_tokens": max_new_tokens, "do_sample": True, "temperature": 1.0, "seed": 1234 + seed}
-    honest: dict[str, list[list[GenerationResult]]] = {"fit": [], "held-out": []}
-    runs = []
-    for sampling in (greedy, sampled):
-        for gen_batch in (8, 3, 1):
-            ids, outs, coms = _generate(lm, tok, texts, gen_batch, sampling)
-            runs.append((sampling, ids, outs, coms))
-            for replay_batch in (1, 4):
-                res = _replay_all(lm, tok, ids, outs, coms, sampling, _LOOSE, replay_batch)
-                honest["fit"].append(res[:half])
-                honest["held-out"].append(res[half:])
-    fit = _chunk_stats([r for rs in honest["fit"] for r in rs])
-    # perturbed copies replay the honest generations' commitments (statistics first, verdicts once thresholds are set)
-    copies = {"layer-noise-1%": perturbed_copy(model_dir, work / "noise-1", scale=0.01, seed=seed + 1),
-              "layer-noise-0.3%": perturbed_copy(model_dir, work / "noise-03", scale=0.003, seed=seed + 2)}
-    cfg = json.loads((Path(model_dir) / "config.json").read_text())
-    meta = cfg.get("glasslog_test_model")
-    if meta:
-        copies["other-seed"] = build_causal_lm(work / "other-seed", seed=int(meta["seed"]) + 1000, size=meta["size"])
-    perturbed_runs: dict[str, list[GenerationResult]] = {}
-    for name, path in copies.items():
-        plm, _ = load_causal_lm(path)
-        res = []
-        for sampling, ids, outs, coms in runs[:1] + runs[3:4]:  # batch-8 greedy and sampled runs
-            res += _replay_all(plm, tok, ids, outs, coms, sampling, _LOOSE)
-        perturbed_runs[name] = res
-        del plm
-    # the mean mantissa error carries the fine signal: its threshold sits halfway between the largest honest value
-    # and the 5th percentile of the perturbed copies' (per generation, largest chunk), at least one step (1/k) above
-    # the honest maximum; exponent mismatches and the median (integer steps) get one step of margin
-    trial_means = [max((c["mant_err_mean"] for c in r.chunks), default=0.0) for rs in perturbed_runs.values() for r in rs]
-    q = float(np.percentile(trial_means, 5)) if trial_means else math.inf
-    h = float(fit["mant_err_mean"])
-    mean_t = h + max((q - h) / 2, 1.0 / toploc.TOPK) if q < math.inf else h + 1.0
-    th = Thresholds(exp_mismatches=int(fit["exp_mismatches"]) + 1, mant_err_mean=round(mean_t, 6),
-                    mant_err_median=float(fit["mant_err_median"]) + 1.0,
-                    logit_gap=max(2 * float(fit["logit_gap"]), 1e-4),
-                    logprob_z=min(float(fit["logprob_z"]) - 2.0, -6.0), calibrated=True)
-    # false alarms on held-out honest reruns
-    held = [r for rs in honest["held-out"] for r in rs]
-    rechecked = []
-    for sampling, ids, outs, coms in runs:
-        for replay_batch in (1, 4):
-            rechecked += _replay_all(lm, tok, ids[half:], outs[half:], coms[half:], sampling, th, replay_batch)
-    false_alarms = sum(r.status == "failed" for r in rechecked)
-    perturbed = {}
-    for name, res in perturbed_runs.items():
-        detected = sum(_fails(r, th) for r in res)
-        perturbed[name] = {"trials": len(res), "detected": detected,
-                           "min_mant_err_mean": min(max((c["mant_err_mean"] for c in r.chunks), default=0.0) for r in res)}
-    torch.set_grad_enabled(True)
-    evidence = {
-        "thresholds": {k: v for k, v in th.to_dict().items() if k != "calibrated"},
-        "honest_max": fit,
-        "false_alarm_rate": false_alarms / max(len(rechecked), 1),
-        "false_alarms": false_alarms, "held_out_trials": len(rechecked),
-        "honest_fit_trials": sum(len(rs) for rs in honest["fit"]), "held_out_max": _chunk_stats(held),
-        "perturbed": perturbed, "perturbed_mant_err_mean_p5": q,
-        "detection_rate": sum(p["detected"] for p in perturbed.values()) / max(sum(p["trials"] for p in perturbed.values()), 1),
-        "batch_shapes": {"generate": [8, 3, 1], "replay": [1, 4]}, "prompts": len(texts),
-        "max_new_tokens": max_new_tokens, "topk": toploc.TOPK, "chunk": toploc.CHUNK,
-    }
-    if log and ledger is not None and fingerprint is not None:
-        ledger.append([finding_entry(time=utc_now(), source="audit", check="replay-calibration", model=fingerprint,
-                                     statistic="false-alarm rate on held-out honest reruns",
-                                     value=evidence["false_alarm_rate"], verdict="ok" if false_alarms == 0 else "alert",
-                                     severity="info" if false_alarms == 0 else "medium", by_role="supervisor",
-                                     evidence=evidence)])
-    return evidence
+    return run(ledger, fingerprint, model_dir, work_dir=work_dir, **options)
