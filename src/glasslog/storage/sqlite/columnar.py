@@ -9,6 +9,14 @@ from collections.abc import Iterator, Sequence
 from .. import columnar as C
 from .side import _errors
 
+RARE_TYPES_INDEX = ("CREATE INDEX IF NOT EXISTS entries_rare_types ON entries(type, idx) "
+                    "WHERE type NOT IN ('decision', 'outcome')")
+"""Entries other than decisions and outcomes (models, deployments, flags, ...) by type: what ``Registry.list`` and
+``Deployments.list`` read on every monitor run, without a scan of every entry (0.4 CPU s at 1.6M entries). Made
+with a new log, or in an older one by the first build of its columnar copy (under the write lock, once: the
+scan it saves each run); ``SqliteStore.entries_of_types`` names the same condition so SQLite can use it."""
+RARE_TYPES_CONDITION = "type NOT IN ('decision', 'outcome')"
+
 MMAP_BYTES = 1 << 34
 """Bytes of the database file mapped while chunks are read (SQLite caps it at its compile-time maximum)."""
 
@@ -61,6 +69,8 @@ class ColumnStore:
             if _meta_int(db, "columnar_upto") != start:  # another process built this piece meanwhile
                 db.execute("ROLLBACK")
                 return False
+            if start == 0:
+                db.execute(RARE_TYPES_INDEX)
             erased = db.execute("SELECT entry_index, kind FROM private_values WHERE entry_index >= ? AND entry_index < ? "
                                 "AND erased_at IS NOT NULL", (start, upto)).fetchall()
             if erased:

@@ -35,8 +35,8 @@ from ..base import (
     TransactionAborted,
 )
 from ..readmodel import SqlReadModel
+from .columnar import RARE_TYPES_CONDITION, RARE_TYPES_INDEX, ColumnStore, scrub_in_tx
 from .columnar import SCHEMA as _COLUMNAR_SCHEMA
-from .columnar import ColumnStore, scrub_in_tx
 from .side import _errors, _in_chunks, _SideTables
 
 __all__ = ["SqliteStore", "DB_NAME", "ALLOW_SHARED_ENV", "is_log_database"]
@@ -287,7 +287,7 @@ class SqliteStore(_SideTables):
         # Created 0600 before SQLite opens it; SQLite gives its -wal and -shm files the database file's mode.
         os.close(os.open(db_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         conn = _connect(db_path)
-        conn.executescript(_SCHEMA + _COLUMNAR_SCHEMA)
+        conn.executescript(_SCHEMA + _COLUMNAR_SCHEMA + RARE_TYPES_INDEX + ";")
         with conn:
             conn.execute("BEGIN IMMEDIATE")
             conn.executemany("INSERT INTO meta(key, value) VALUES (?, ?)", list(meta.items()))
@@ -382,6 +382,8 @@ class SqliteStore(_SideTables):
             where, params = "type = ?", types
         else:
             where, params = f"type IN ({','.join('?' * len(types))})", types
+        if not {"decision", "outcome"} & set(types):
+            where += " AND " + RARE_TYPES_CONDITION  # lets SQLite use the partial index entries_rare_types
         if end is None:
             yield from self._db.execute(f"SELECT idx, type, data FROM entries WHERE {where} AND idx >= ? ORDER BY idx",
                                         (*params, start))
