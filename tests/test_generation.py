@@ -320,6 +320,43 @@ def test_tampered_directory_is_not_replayed_as_the_registered_model(setup, model
     assert report.failed == 1
 
 
+def test_directory_with_another_tokenizer_or_files_is_refused_before_loading(setup, model_dir, tmp_path, monkeypatch):
+    import shutil
+
+    from glasslog.capture import generator
+    from glasslog.registry import ArtifactError
+    from glasslog.registry.oms import TamperedFileError, TokenizerMismatchError
+
+    log, fp = setup
+    monkeypatch.setattr(generator, "_load", lambda path: pytest.fail("a refused directory was loaded"))
+    size = log.size
+    swapped = tmp_path / "swapped"
+    shutil.copytree(model_dir, swapped)
+    tok = json.loads((swapped / "tokenizer.json").read_text())
+    vocab = tok["model"]["vocab"]
+    a, b = sorted(vocab)[10:12]
+    vocab[a], vocab[b] = vocab[b], vocab[a]  # two tokens swapped: the model would see other ids
+    (swapped / "tokenizer.json").write_text(json.dumps(tok))
+    with pytest.raises(TokenizerMismatchError, match="tokenizer.json differs"):
+        _gen(log, fp, swapped)
+    extra = tmp_path / "extra"
+    shutil.copytree(model_dir, extra)
+    (extra / "model-00002-of-00002.safetensors").write_bytes((model_dir / "model.safetensors").read_bytes())
+    with pytest.raises(TamperedFileError, match="model-00002-of-00002.safetensors"):
+        _gen(log, fp, extra)
+    missing = tmp_path / "missing"
+    shutil.copytree(model_dir, missing)
+    (missing / "generation_config.json").unlink()
+    with pytest.raises(TamperedFileError, match="generation_config.json"):
+        _gen(log, fp, missing)
+    pickled = tmp_path / "pickled"
+    shutil.copytree(model_dir, pickled)
+    (pickled / "pytorch_model.bin").write_bytes(b"\x80\x04K\x01.")
+    with pytest.raises(ArtifactError, match=r"pickle-format weights \['pytorch_model.bin'\]: refused, never loaded"):
+        _gen(log, fp, pickled)
+    assert log.size == size
+
+
 def test_render_prompt_uses_the_chat_template(model_dir):
     _, tok = load_causal_lm(model_dir)
     ids = render_prompt(tok, {"messages": [{"role": "user", "content": "Hi"}]})

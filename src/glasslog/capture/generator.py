@@ -384,7 +384,9 @@ def wrap_generator(ledger: Ledger, fingerprint: str, deployment: str, *, model_d
     Raises:
         glasslog.registry.RegistryError: unknown model.
         ModelNotActiveError: the model is suspended or withdrawn (nothing is written).
-        glasslog.registry.ArtifactError: the directory does not match the fingerprint, or holds pickle weights.
+        glasslog.registry.ArtifactError: the directory does not match the fingerprint, or holds pickle weights
+            (``glasslog.registry.oms.TokenizerMismatchError`` for another tokenizer, ``TamperedFileError`` naming a
+            changed, missing or extra file).
         glasslog.registry.DeploymentError: declared with another visibility.
     """
     from ..registry import ArtifactError
@@ -408,6 +410,10 @@ def wrap_generator(ledger: Ledger, fingerprint: str, deployment: str, *, model_d
     pickles = sorted(p.name for p in path.iterdir() if p.suffix in (".bin", ".pt", ".pth", ".pkl", ".ckpt"))
     if pickles:
         raise ArtifactError(f"model directory {path} holds pickle-format weights {pickles}: refused, never loaded")
+    if getattr(model, "artifact", None):  # the registered files: a changed tokenizer or file is named, before loading
+        from ..registry import oms
+
+        oms.check_against_record(path, model.artifact)
     actual = directory_fingerprint(path)
     if actual != model.fingerprint:
         raise ArtifactError(f"model directory {path} has fingerprint {actual}, not the registered {model.fingerprint}:"
