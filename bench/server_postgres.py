@@ -8,6 +8,7 @@ Each run ends with ``glasslog verify log`` on its log.
 
     .venv/bin/python bench/server_postgres.py                     # about 2 minutes
     .venv/bin/python bench/server_postgres.py --clients 32 --duration 10
+    .venv/bin/python bench/server_postgres.py --batch 1 --clients 64 --warmup 10   # one decision per request
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from postgres import load_pgserver  # noqa: E402
 def run_bench(args, env: dict, out: Path) -> dict:
     cmd = [sys.executable, str(ROOT / "bench" / "server.py"), "--workers", "2", "--clients", str(args.clients),
            "--writes", "1", "--reads", "none", "--duration", str(args.duration), "--warmup", str(args.warmup),
-           "--wait", "5", "--json", str(out)]
+           "--batch", str(args.batch), "--wait", "5", "--json", str(out)]
     subprocess.run(cmd, env=env, check=False, stdout=subprocess.DEVNULL if not args.verbose else None)
     data = json.loads(out.read_text())
     write = next(r for r in data["results"] if r["kind"] == "write")
@@ -42,13 +43,14 @@ def main() -> int:
     ap.add_argument("--clients", type=int, default=32)
     ap.add_argument("--duration", type=float, default=6)
     ap.add_argument("--warmup", type=float, default=3)
+    ap.add_argument("--batch", type=int, default=100, help="decisions per POST (default 100; 1 for one decision per request)")
     ap.add_argument("--url", help="an existing PostgreSQL server's base URL (a fresh database is created in it)")
     ap.add_argument("--verbose", action="store_true", help="show bench/server.py's own tables")
     ap.add_argument("--json", help="write both results here")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="server-pg-"))
     env = {k: v for k, v in os.environ.items() if k != "GLASSLOG_STORE"}
-    print(f"{os.cpu_count()} cores, 1-min load {os.getloadavg()[0]:.2f}; 2 workers, {args.clients} clients, batches of 100")
+    print(f"{os.cpu_count()} cores, 1-min load {os.getloadavg()[0]:.2f}; 2 workers, {args.clients} clients, batches of {args.batch}")
     sqlite = run_bench(args, env, work / "sqlite.json")
     server = None
     if args.url:
