@@ -87,7 +87,7 @@ SLOW_MODULES = {
     "test_web", "test_web_witness", "test_go_interop", "test_tiles_http", "test_scenarios", "test_server_schemathesis",
     "test_postgres_processes", "test_witness", "test_witnessed_log", "test_generation", "test_generation_watermark",
     "test_llm_encoder", "test_llm_registry", "test_llm_demo", "test_gateway", "test_ingest_otlp",
-    "test_web_generations", "test_llm_register_http",
+    "test_web_generations", "test_llm_register_http", "test_llm_skops_oms",
 }
 
 

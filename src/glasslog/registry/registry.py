@@ -17,6 +17,15 @@ config, tokenizer, chat template): its fingerprint is the OpenSSF Model
 Signing root digest computed by the ``model-signing`` package, and its
 registration entry records every file's digest (see ``glasslog.registry.oms``;
 needs ``pip install 'glasslog[llm]'``).
+
+A new skops registration may instead be fingerprinted as a one-file OMS
+manifest (``register_artifact(..., oms=True)``, or a card whose ``extra``
+says ``"fingerprint_scheme": "oms-file"``): the fingerprint is then the
+``model_signing`` root digest of the manifest holding the one file
+``model.skops``, the card states it (``extra.fingerprint_scheme``), and the
+entry's ``artifact`` record (format ``oms-file``) keeps the file's SHA-256,
+which every load and download checks. Existing registrations keep their
+SHA-256 fingerprints and verify unchanged.
 """
 
 from __future__ import annotations
@@ -34,7 +43,13 @@ from ..ledger.log import AppendResult
 from ..records import model_entry
 from .card import STATUSES, ModelCard, fingerprint_bytes
 
-__all__ = ["RegistryError", "ArtifactError", "UntrustedTypesError", "RegisteredModel", "StatusChange", "Registry", "dump_model", "load_artifact"]
+__all__ = ["RegistryError", "ArtifactError", "UntrustedTypesError", "RegisteredModel", "StatusChange", "Registry", "dump_model",
+           "load_artifact", "OMS_FILE", "OMS_FILE_NAME"]
+
+OMS_FILE = "oms-file"
+"""The ``artifact`` format (and card ``extra.fingerprint_scheme``) of a skops file fingerprinted as a one-file OMS manifest."""
+OMS_FILE_NAME = "model.skops"
+"""The one file's name in that manifest."""
 
 
 class RegistryError(BadInputError):
@@ -135,6 +150,14 @@ class RegisteredModel:
     def is_directory(self) -> bool:
         """True for a model directory (OMS fingerprint), False for a skops artifact."""
         return bool(self.artifact) and self.artifact.get("format") == "oms-directory"
+
+    @property
+    def artifact_sha256(self) -> str:
+        """``"sha256:<hex>"`` the stored skops bytes must hash to: the fingerprint itself, or for a skops file
+        fingerprinted as a one-file OMS manifest, the file's digest recorded beside the root digest."""
+        if self.artifact and self.artifact.get("format") == OMS_FILE:
+            return self.artifact["files"][OMS_FILE_NAME]
+        return self.fingerprint
 
     def to_dict(self) -> dict[str, Any]:
         out = {
@@ -244,11 +267,31 @@ class Registry:
         artifact = dump_model(model)
         return self.register_artifact(artifact, card, trusted)
 
-    def register_artifact(self, artifact: bytes, card: ModelCard, trusted: Sequence[str] = ()) -> RegisteredModel:
-        """Register already-serialised skops artifact bytes (see ``register``; ``trusted`` as in ``load_artifact``)."""
-        fingerprint = fingerprint_bytes(artifact)
+    def register_artifact(self, artifact: bytes, card: ModelCard, trusted: Sequence[str] = (), *,
+                          oms: bool | None = None) -> RegisteredModel:
+        """Register already-serialised skops artifact bytes (see ``register``; ``trusted`` as in ``load_artifact``).
+
+        ``oms``: fingerprint it as a one-file OMS manifest (see the module docstring); None (default) follows the
+        card's ``extra.fingerprint_scheme``. The card then states the scheme.
+
+        Raises:
+            RegistryError, ArtifactError: as ``register``; ``glasslog.registry.oms.ExtraMissingError`` for ``oms``
+                without ``model-signing`` installed.
+        """
+        sha = fingerprint_bytes(artifact)
+        scheme = card.extra.get("fingerprint_scheme")
+        if oms is None:
+            oms = scheme == OMS_FILE
+        if scheme not in (None, OMS_FILE, "sha256") or (scheme is not None and (scheme == OMS_FILE) != oms):
+            raise RegistryError(f"the card's extra.fingerprint_scheme is {scheme!r}; a skops file is fingerprinted"
+                                f" 'sha256' (its bytes) or {OMS_FILE!r} (a one-file OMS manifest)")
+        record = None
+        fingerprint = sha
+        if oms:
+            fingerprint, record = _one_file_manifest(artifact)
+            card = replace(card, extra={**card.extra, "fingerprint_scheme": OMS_FILE})
         self._check_new(fingerprint, card)
-        load_artifact(artifact, fingerprint, trusted)  # refuse what nobody could load safely
+        load_artifact(artifact, sha, trusted)  # refuse what nobody could load safely
         import skops.io as sio
 
         needed = sorted(set(sio.get_untrusted_types(data=artifact)))  # what a loader must trust: on the record
@@ -259,7 +302,7 @@ class Registry:
             tmp.write_bytes(artifact)
             os.replace(tmp, path)
         entry = model_entry(event="register", model=fingerprint, card=card.to_dict(), status="active", time=utc_now(),
-                            trusted=needed or None)
+                            trusted=needed or None, artifact=record)
         try:
             self.ledger.append([entry])
         except BaseException:
@@ -384,7 +427,7 @@ class Registry:
         data = self.artifact(m.fingerprint)
         if m.is_directory:
             return data, name + ".tar", "application/x-tar"
-        if fingerprint_bytes(data) != m.fingerprint:
+        if fingerprint_bytes(data) != m.artifact_sha256:
             raise ArtifactError(f"the stored artifact no longer matches fingerprint {m.fingerprint}; refusing to serve it")
         return data, name + ".skops", "application/octet-stream"
 
@@ -401,7 +444,7 @@ class Registry:
             raise ArtifactError(f"model {m.fingerprint} is a model directory: load it with transformers from"
                                 " Registry.model_dir(...) (checked file by file), or wrap it with"
                                 " glasslog.capture.wrap_encoder_classifier")
-        return load_artifact(self.artifact(m.fingerprint), m.fingerprint, trusted)
+        return load_artifact(self.artifact(m.fingerprint), m.artifact_sha256, trusted)
 
     def set_status(self, fingerprint: str, status: str, reason: str) -> AppendResult:
         """Log a status change (suspend, reinstate, withdraw) with its reason.
@@ -431,3 +474,16 @@ class Registry:
         if m.status == status:
             raise RegistryError(f"model {m.fingerprint} is already {status}")
         return model_entry(event="status", model=m.fingerprint, status=status, reason=reason.strip(), time=utc_now())
+
+
+def _one_file_manifest(artifact: bytes) -> tuple[str, dict[str, Any]]:
+    """The OMS root digest (``model_signing``) of a manifest holding ``artifact`` as ``model.skops``, and the record."""
+    import tempfile
+
+    from . import oms
+
+    with tempfile.TemporaryDirectory(prefix="glasslog-oms-") as tmp:
+        path = Path(tmp) / OMS_FILE_NAME
+        path.write_bytes(artifact)
+        root, files, hashing = oms.oms_fingerprint(tmp)
+    return root, {"format": OMS_FILE, "root_digest": root, "files": files, "hashing": hashing}
