@@ -189,3 +189,27 @@ def test_suspended_over_http_refuses_generation_and_logs_nothing(world, tmp_path
                headers=_h(t["supervisor"]))
     assert r.status_code == 200
     assert world["pub_gen"].generate(["Dear applicant,"], max_new_tokens=5)[0].index == size + 1
+
+
+def test_outcomes_of_generations_over_http(world):
+    c, log, t = world["client"], world["log"], world["tokens"]
+    g, p = world["public"][1], world["private"][0]
+    op = _h(t["operator"])
+    size = log.size
+    r = c.post("/v1/outcomes", headers=op, json={"outcomes": [{"decision": g.index, "outcome": "upheld"},
+                                                              {"decision": p.index, "outcome": "appealed"}]})
+    assert r.status_code == 201, r.text
+    assert log.size == size + 2
+    pub_o, priv_o = json.loads(log.entry(size)), json.loads(log.entry(size + 1))
+    assert pub_o["decision"] == g.index and pub_o["outcome"] == "upheld"
+    assert "outcome" not in priv_o and priv_o["outcome_commitment"].startswith("sha256:")  # private: a commitment
+    assert [o["outcome"] for o in c.get(f"/v1/generations/{g.index}").json()["outcomes"]] == ["upheld"]
+    assert c.get(f"/v1/generations/{p.index}", headers=_h(t["researcher"])).json()["outcomes"][0]["outcome"] == "appealed"
+    page = html.unescape(c.get(f"/generations/{g.index}").text)
+    assert '"upheld" (entry' in page
+    assert "private (commitment)" in c.get(f"/generations/{p.index}").text
+    # a second outcome is a correction, as for decisions; a flag entry takes none
+    r = c.post("/v1/outcomes", headers=op, json={"outcomes": [{"decision": g.index, "outcome": "overturned"}]})
+    assert r.status_code == 409 and log.size == size + 2
+    r = c.post("/v1/outcomes", headers=op, json={"outcomes": [{"decision": 0, "outcome": "x"}]})
+    assert r.status_code == 422 and "not a decision or a generation" in r.json()["detail"]

@@ -458,6 +458,8 @@ def record_outcomes(ledger: Ledger, outcomes: Sequence[tuple[int, Any]] | Sequen
             outcome, corrects, reason)`` for a correction; outcomes are JSON
             values (e.g. 1 = the loan defaulted).
 
+    A generation (a generative model's logged output) takes an outcome as a
+    decision does (e.g. whether the letter it drafted was upheld), by its index.
     The outcome must be one of the model card's ``output.classes`` (when the
     card states them). A decision has one outcome; a second one is a
     correction: it names the outcome entry it corrects (``corrects``, the
@@ -469,7 +471,7 @@ def record_outcomes(ledger: Ledger, outcomes: Sequence[tuple[int, Any]] | Sequen
     commitment, with the value beside the log.
 
     Raises:
-        ValueError: an index that is not a decision entry, or an empty list.
+        ValueError: an index that is not a decision or generation entry, or an empty list.
         OutcomeError: an outcome not among the card's classes, or a correction
             that names another entry or gives no reason.
         OutcomeConflictError: a second outcome for a decision without ``corrects``.
@@ -492,8 +494,8 @@ def record_outcomes(ledger: Ledger, outcomes: Sequence[tuple[int, Any]] | Sequen
         except IndexError:
             raise ValueError(f"no entry {idx} in the log: outcomes must refer to a logged decision") from None
         decision = json.loads(data)
-        if not isinstance(decision, dict) or decision.get("type") != "decision":
-            raise ValueError(f"entry {idx} is not a decision; outcomes must refer to a decision")
+        if not isinstance(decision, dict) or decision.get("type") not in ("decision", "generation"):
+            raise ValueError(f"entry {idx} is not a decision or a generation; outcomes must refer to one")
         decisions.append(decision)
     # The latest outcome entry of each decision named (on the log, then earlier in this batch).
     wanted = {int(r[0]) for r in rows}
@@ -508,6 +510,8 @@ def record_outcomes(ledger: Ledger, outcomes: Sequence[tuple[int, Any]] | Sequen
         idx = int(idx)
         value = _native(outcome)
         fp = decision.get("model")
+        if fp is None:  # a generation reported for a model that is not registered: no card, no classes
+            classes_of[fp] = None
         if fp not in classes_of:
             try:
                 out = registry.get(fp).card.output

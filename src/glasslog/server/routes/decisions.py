@@ -407,9 +407,9 @@ def append_outcomes(body: OutcomeBatch, who: Operator, s: State) -> dict:
             bad.append({"field": f"outcomes[{k}].decision", "problem": f"no entry {o.decision} in the log (size {size})"})
         else:
             kind = json.loads(c.ledger.entry(o.decision)).get("type")
-            if kind != "decision":
+            if kind not in ("decision", "generation"):
                 bad.append({"field": f"outcomes[{k}].decision",
-                               "problem": f"entry {o.decision} is a {kind} entry, not a decision"})
+                               "problem": f"entry {o.decision} is a {kind} entry, not a decision or a generation"})
         if o.outcome is None:
             bad.append({"field": f"outcomes[{k}].outcome", "problem": "must not be null: record an outcome once it is known"})
         else:

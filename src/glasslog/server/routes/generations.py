@@ -25,7 +25,7 @@ from pydantic import Field
 
 from ... import capture
 from ...access import Principal, effective_principal, may_read_decision
-from ...access.policy import generation_view, readable_deployments, receipt_opens_private_values
+from ...access.policy import generation_view, opens_outcomes, readable_deployments, receipt_opens_private_values
 from ..deps import Context, State, Who, api_router, uint
 from ..problems import READ, errors, forbidden, not_found
 from ..schemas import FINGERPRINT, UINT, Open, Out, UInt
@@ -54,6 +54,9 @@ class GenerationOut(Open):
     watermark: str | None = Field(None, description="commitment to the deployment's watermark key and configuration")
     prompt_value: dict[str, Any] | None = Field(None, description="the opened prompt (subject, supervisor, operator)")
     subject_id: str | None = None
+    outcomes: list[dict[str, Any]] = Field(default_factory=list, description="observed outcomes (POST /v1/outcomes with "
+                                           "the generation's index), oldest first: index, time, outcome or "
+                                           "outcome_commitment (opened for every role but the public), corrects, reason")
 
 
 class GenerationPage(Out):
@@ -77,7 +80,19 @@ def read_generation(i: int, who: Principal, c: Context) -> tuple[dict, dict]:
         raise forbidden(f"role {who.role} may not read generations of deployment {entry['deployment']!r}")
     who = effective_principal(who, i, entry["deployment"])
     private = c.ledger.private_values_for([i]).get(i, {})
-    return generation_view(who, i, entry, private), entry
+    view = generation_view(who, i, entry, private)
+    outcomes = []
+    for oi in c.index.outcomes_of(i):  # as for decisions: the latest counts; commitments opened for all but the public
+        o = json.loads(c.ledger.entry(oi))
+        ov = {"index": oi, "time": o["time"], **{k: o[k] for k in ("corrects", "reason", "outcome") if k in o}}
+        if "outcome" not in o:
+            ov["outcome_commitment"] = o["outcome_commitment"]
+            opened = c.ledger.private_values_for([oi]).get(oi, {}).get("outcome") if opens_outcomes(who.role) else None
+            if opened:
+                ov["outcome"] = json.loads(opened[2])
+        outcomes.append(ov)
+    view["outcomes"] = outcomes
+    return view, entry
 
 
 def generation_indexes(c: Context, deployments: list[str], model: str | None = None, after: int = -1,

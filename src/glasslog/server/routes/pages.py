@@ -351,8 +351,11 @@ def decision_page(request: Request, s: State, index: str) -> HTMLResponse:
 
 
 # ------------------------------------------------------------ generations
-def _public_generation(i: int, entry: dict, names: dict[str, str]) -> dict:
+def _public_generation(i: int, entry: dict, names: dict[str, str], c=None) -> dict:
     view = generation_view(PUBLIC, i, entry, {})  # the public view opens nothing: the text only where it is logged
+    if c is not None:
+        view["outcomes"] = [{"index": oi, "time": o["time"], "outcome": o.get("outcome"), "public": "outcome" in o}
+                            for oi in c.index.outcomes_of(i) for o in [json.loads(c.ledger.entry(oi))]]
     fp = view.get("model")
     view["model_name"] = names.get(fp, short_fp(fp)) if fp else "(unregistered model)"
     if isinstance(view.get("output"), list):
@@ -422,7 +425,7 @@ def generation_page(request: Request, s: State, index: str) -> HTMLResponse:
     if entry.get("type") != "generation":
         return error_page(request, 404, "Not a generation", f"Entry {i} is a {entry.get('type')} entry, not a generation.")
     d = c.deployments.find(entry["deployment"])
-    view = _public_generation(i, entry, model_names(c))
+    view = _public_generation(i, entry, model_names(c), c)
     flags, _ = flag_rows(c, decision=i)
     return page(request, "generation.html", nav="generations", v=view, entry=entry, public=bool(d and d.public),
                 leaf_hash=merkle.leaf_hash(data).hex(), deployment=d, flags=flags, categories=FLAG_CATEGORIES,
