@@ -100,3 +100,21 @@ def test_ids_hex_or_base64_and_gzip():
         with pytest.raises(OtlpError) as exc:
             decode_request(body, ctype, enc, "traces")
         assert exc.value.status == status
+
+
+def test_ids_that_are_neither_hex_nor_base64_of_the_right_size_are_not_guessed():
+    """A fresh tester's "xyz" / "123" ids came out as the bytes a base64 decoder made of them; now they are no ids, so
+    the span is refused for it (31 hex digits too); hex and base64 of the right size still read."""
+    import json
+
+    from glasslog.ingest.otlp import decode_request, iter_spans
+
+    def ids(trace, span):
+        body = json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": trace, "spanId": span}]}]}]})
+        sv = list(iter_spans(decode_request(body.encode(), "application/json", None, "traces")[0]))[0]
+        return sv.trace_id.hex(), sv.span_id.hex()
+
+    assert ids("xyz", "123") == ("", "")
+    assert ids("5b8efff798038103d269b633813fc60", "eee19b7ec3c1b17") == ("", "")
+    assert ids("5B8EFFF798038103D269B633813FC60C", "eee19b7ec3c1b174") == ("5b8efff798038103d269b633813fc60c", "eee19b7ec3c1b174")
+    assert ids("AQIDBAUGBwgJCgsMDQ4PEA==", "AQIDBAUGBwg=") == (bytes(range(1, 17)).hex(), bytes(range(1, 9)).hex())

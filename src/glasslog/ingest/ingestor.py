@@ -110,9 +110,9 @@ def nanos_to_time(ns: int) -> str | None:
 
 def _valid_ids(trace_id: bytes, span_id: bytes) -> str | None:
     if len(trace_id) != 16 or trace_id == bytes(16):
-        return "no valid trace id (16 bytes, not all zero)"
+        return "no valid trace id (16 bytes, not all zero: 32 hex digits in OTLP/JSON)"
     if len(span_id) != 8 or span_id == bytes(8):
-        return "no valid span id (8 bytes, not all zero)"
+        return "no valid span id (8 bytes, not all zero: 16 hex digits in OTLP/JSON)"
     return None
 
 

@@ -92,7 +92,9 @@ _HEX_RE = re.compile(r"[0-9a-fA-F]*")
 
 
 def _fix_ids(obj: Any, depth: int = 0) -> None:
-    """Rewrite hex ids (OTLP/JSON) to base64 (protobuf's JSON mapping) in place; base64 ids are left as they are."""
+    """Rewrite hex ids (OTLP/JSON) to base64 (protobuf's JSON mapping) in place; base64 ids of the right size are left
+    as they are, and anything else (``"xyz"``, 31 hex digits, base64 of 5 bytes) is emptied, so that the item is
+    refused for having no valid id instead of being read as the bytes some base64 decoder makes of it."""
     if depth > 12:
         return
     if isinstance(obj, dict):
@@ -101,6 +103,11 @@ def _fix_ids(obj: Any, depth: int = 0) -> None:
             if size is not None and isinstance(value, str):
                 if len(value) == 2 * size and _HEX_RE.fullmatch(value):
                     obj[key] = base64.b64encode(bytes.fromhex(value)).decode()
+                elif value:
+                    try:
+                        b64_or_hex(value, size)
+                    except ValueError:
+                        obj[key] = ""
             elif isinstance(value, (dict, list)):
                 _fix_ids(value, depth + 1)
     elif isinstance(obj, list):
