@@ -198,6 +198,14 @@ def test_upstream_down_and_malformed(model_dir, tmp_path):
         with pytest.raises(InternalServerError) as exc:
             _client(base).chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
         assert exc.value.status_code == 502 and exc.value.body["code"] == "upstream_unreachable"
+        # what the gateway cannot read it does not forward (a 502 would mean it tried the dead upstream): an upstream
+        # with a default model, or a laxer JSON parser, would otherwise answer with a completion nobody logged
+        for body, code in ((b"{not json", "invalid_json"), (b"[1, 2]", "invalid_json"),
+                           (b'{"messages": [{"role": "user", "content": "x"}]}', "model_required"),
+                           (b'{"model": 7, "messages": []}', "model_required")):
+            r = httpx.post(base + "/v1/chat/completions", content=body, headers={"content-type": "application/json"})
+            assert r.status_code == 400 and r.json()["error"]["code"] == code, (body, r.text)
+            assert "nothing was forwarded" in r.json()["error"]["message"]
         with Ledger.open(tl.data_dir) as lg:
             assert lg.size == size  # nothing logged
     broken = ThreadingHTTPServer(("127.0.0.1", 0), _Broken)

@@ -229,21 +229,23 @@ class Gateway:
                 return b"".join(chunks)
 
     def _check_model(self, requested: Any):
-        if not isinstance(requested, str) or not requested:
-            return None, False  # let the upstream answer a request without a model
+        """The registered model a request names (None: unregistered, allowed), or refused (``_Refused``)."""
+        if not isinstance(requested, str) or not requested:  # an upstream with a default model would answer unlogged
+            raise _Refused(400, "'model' is required (text naming a registered model): the gateway forwards no request"
+                                " whose model it cannot check (nothing was forwarded)", "model_required", param="model")
         model = self.models.resolve(requested)
         if model is None:
             if not self.config.allow_unregistered:
                 raise _Refused(404, f"model {requested!r} is not registered on this glasslog log, so the gateway does not"
                                     " forward its requests (register it, map it with --model NAME=FINGERPRINT, or run"
                                     " the gateway with --allow-unregistered)", "model_not_found", param="model")
-            return None, True
+            return None
         if model.status != "active":
             last = model.history[-1]
             raise _Refused(403, f"model {model.card.name} {model.card.version} ({model.fingerprint[:19]}...) is"
                                 f" {model.status} since log entry {last.index} ({last.reason}): its requests are refused"
                                 " and nothing was forwarded", "model_not_active", param="model")
-        return model, True
+        return model
 
     # ------------------------------------------------------------------ completions
     async def _completion(self, scope, receive, send, operation: str) -> None:
@@ -252,11 +254,11 @@ class Gateway:
             request = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
             request = None
-        if not isinstance(request, dict):
-            return await self._forward_unlogged(scope, raw, send)  # the upstream says what is wrong with it
-        model, known = self._check_model(request.get("model"))
-        if not known:
-            return await self._forward_unlogged(scope, raw, send)
+        if not isinstance(request, dict):  # what glasslog cannot read it cannot log, nor check against the kill switch
+            raise _Refused(400, "the request body is not a JSON object: the gateway reads every request to log its"
+                                " completion and check its model, so it forwards none it cannot read (nothing was"
+                                " forwarded)", "invalid_json")
+        model = self._check_model(request.get("model"))
         subject = _header(scope, b"x-glasslog-subject")
         if request.get("stream") is True:
             return await self._stream(scope, receive, send, raw, request, model, operation, subject)
@@ -282,14 +284,6 @@ class Gateway:
         headers += [(b"x-glasslog-index", str(logged.index).encode()), (b"x-glasslog-receipt-token", logged.token.encode()),
                     (b"x-glasslog-receipt", b"/v1/receipt")]
         await _raw(send, resp.status_code, headers, body)
-
-    async def _forward_unlogged(self, scope, raw: bytes, send) -> None:
-        try:
-            resp = await self.client().post(self._url(scope), content=raw, headers=self._forward_headers(scope))
-        except httpx.HTTPError as exc:
-            raise _Refused(502, f"the upstream {self.upstream} is unreachable: {type(exc).__name__}: {exc}",
-                           "upstream_unreachable", "upstream_error") from None
-        await _raw(send, resp.status_code, _response_headers(resp), resp.content)
 
     async def _passthrough(self, scope, receive, send) -> None:
         await self._read_body(receive)
