@@ -54,8 +54,8 @@ def list_(data_dir: DataDir = DEFAULT_DIR, json_out: JsonOut = False) -> None:
         _print_json([d.to_dict() for d in items])
         return
     t = Table(title="Deployments")
-    for col in ("name", "visibility", "declared at", "description"):
+    for col in ("name", "visibility", "embeddings", "declared at", "description"):
         t.add_column(col)
     for d in items:
-        t.add_row(d.name, d.visibility, str(d.declared_index), d.description)
+        t.add_row(d.name, d.visibility, d.embeddings, str(d.declared_index), d.description)
     out.print(t)
