@@ -213,3 +213,46 @@ def test_outcomes_of_generations_over_http(world):
     assert r.status_code == 409 and log.size == size + 2
     r = c.post("/v1/outcomes", headers=op, json={"outcomes": [{"decision": 0, "outcome": "x"}]})
     assert r.status_code == 422 and "not a decision or a generation" in r.json()["detail"]
+
+
+def test_in_a_real_browser_flag_form_and_receipt_of_a_generation(world):
+    """Debian's Chromium (as tests/test_web.py): the page's flag form posts a generation flag; the receipt page
+    verifies a generation's receipt with WebCrypto, check by check as the Python verifier does."""
+    pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed (pip install -e '.[test]')")
+    from playwright.sync_api import sync_playwright
+
+    from .test_web import CHROMIUM, CHROMIUM_ARGS, Server
+
+    if not CHROMIUM.exists():
+        pytest.skip(f"no Chromium at {CHROMIUM} (.ci/browser-deps.sh installs it)")
+    log = world["log"]
+    g = world["public"][0]
+    server = Server(create_app(world["data"]))
+    try:
+        with sync_playwright() as p:
+            b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+            page = b.new_page()
+            errors: list[str] = []
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.goto(f"{server.url}/generations/{g.index}")
+            assert " ".join(g.text.split()) and " ".join(g.text.split()) in " ".join(page.text_content("#output").split())
+            size = log.size
+            page.check("#cat-wrong-reasons")
+            page.fill("#flag-text", "from the browser")
+            page.wait_for_function("!document.getElementById('flag-submit').disabled")
+            page.click("#flag-submit")
+            page.wait_for_function("document.getElementById('flag-result').textContent.includes('entry')")
+            assert f"entry {size}" in page.text_content("#flag-result")
+            flag = json.loads(log.entry(size))
+            assert flag["type"] == "flag" and flag["decision"] == g.index and flag["category"] == "wrong-reasons"
+            page.goto(f"{server.url}/receipt?index={g.index}&kind=generation")
+            page.wait_for_function("document.body.dataset.ready === 'true'", timeout=30000)
+            assert page.text_content("#verdict") == f"Receipt verified: generation {g.index} is on the log"
+            checks = {li.get_attribute("data-check"): li.get_attribute("data-ok") for li in page.query_selector_all("#checks li")}
+            r = world["client"].get(f"/v1/generations/{g.index}/receipt").json()
+            py = verify_receipt(Receipt.from_dict(r), world["key"])
+            assert checks == {c.name: str(c.ok).lower() for c in py.checks} and py.ok
+            assert errors == []
+            b.close()
+    finally:
+        server.stop()

@@ -35,7 +35,9 @@
   const MAX_SIGNATURES = 100;
   const MAX_ENTRY_BYTES = 65535;
   const HASH_SIZE = 32;
-  const ENTRY_TYPES = ["model", "deployment", "decision", "outcome", "access", "key", "flag", "rating", "finding", "triage", "metric", "witness"];
+  // glasslog.records.ENTRY_TYPES (a type without a schema here is checked for its envelope and canonical form only)
+  const ENTRY_TYPES = ["model", "deployment", "decision", "outcome", "access", "key", "flag", "rating", "finding", "triage", "metric",
+                       "witness", "generation", "watermark", "erasure"];
   const COMMITMENT_FIELDS = { input: "input", subject: "subject", output: "output_commitment", outcome: "outcome_commitment",
                               "flag-text": "text" };
   const DIGEST = /^sha256:[0-9a-f]{64}$/;
