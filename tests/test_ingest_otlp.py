@@ -653,3 +653,35 @@ with tracer.get_tracer("app").start_as_current_span("chat m") as span:
     entries = _entries_of_span(tl, span_id)
     assert [e.get("part") for _, e in entries] == ["content", None] and entries[1][1]["service"] == "readme-app"
     assert _opened(tl, entries[0][0])["prompt"] == {"messages": [{"role": "user", "content": "configured by env"}]}
+
+
+def test_content_in_three_forms_is_logged_once(served):
+    """Message events, then the details record, then the span, all carrying the same input and output: one content
+    part (the events') and the operation's entry naming it, without the content again; resending any of them adds
+    nothing."""
+    base, tl = served
+    key = tl.keys[PUBLIC]
+    trace, span = bytes.fromhex("d1" * 16), bytes.fromhex("d2" * 8)
+    events = _log_request([("gen_ai.user.message", trace, span, {"content": "once"}),
+                           ("gen_ai.choice", trace, span, {"index": 0, "message": {"role": "assistant", "content": "only"}})])
+    r = _post_logs(base, key, events)
+    assert r.headers["x-glasslog-logged"] == "1"
+    details = ExportLogsServiceRequest()
+    rec = details.resource_logs.add().scope_logs.add().log_records.add()
+    rec.event_name, rec.trace_id, rec.span_id = "gen_ai.client.inference.operation.details", trace, span
+    messages = {"gen_ai.operation.name": "chat", "gen_ai.request.model": MODEL_NAME,
+                "gen_ai.input.messages": json.dumps([{"role": "user", "parts": [{"type": "text", "content": "once"}]}]),
+                "gen_ai.output.messages": json.dumps([{"role": "assistant", "parts": [{"type": "text", "content": "only"}]}])}
+    for k, v in messages.items():
+        rec.attributes.add(key=k).value.string_value = v
+    r = _post_logs(base, key, details.SerializeToString())  # the operation, first: its entry, without the content again
+    assert r.headers["x-glasslog-logged"] == "1"
+    [(c, part), (g, op)] = _entries_of_span(tl, span.hex())
+    assert part["part"] == "content" and part["output"] == "only" and op["content"] == c
+    assert op["captured"] == {"input": False, "output": False} and op["model"] == tl.fingerprint
+    size = _size(tl)
+    r = _post(base, key, _request([_span(trace.hex(), span.hex(), messages)]))  # the span, with the content too
+    assert r.headers["x-glasslog-logged"] == "0"
+    for body in (events, details.SerializeToString()):
+        assert _post_logs(base, key, body).headers["x-glasslog-logged"] == "0"
+    assert _size(tl) == size

@@ -23,7 +23,9 @@ entries they name, so a concurrent request conflicts instead of logging twice, a
   without ``generation``; the span's entry, logged later, names it (``content``). The first such part is what the
   operation names; every part names the span (``span.trace_id``, ``span.span_id``), which is how a reader joins them.
 - Each message record is keyed by its own digest (trace, span, time, event name, attributes), so a resent export is
-  logged once, and records of one span split over two exports are both kept.
+  logged once, and records of one span split over two exports are both kept. A span's input and its output are each
+  logged at most once, on its operation's entry or in one content part (keys ``part_keys``): content arriving again
+  in another form (message events, then a details record, then the span with content) adds only what is missing.
 
 Nothing is dropped for arriving in the "wrong" order, and nothing is logged twice. Self-reported, as everything on
 OTLP: glasslog checks the form, not that the model wrote the text.
@@ -46,7 +48,7 @@ if TYPE_CHECKING:
     from .ingestor import Ingestor, IngestResult
     from .otlp import LogView
 
-__all__ = ["ContentGroup", "content_marker", "record_key", "log_content", "late_span_content"]
+__all__ = ["ContentGroup", "content_marker", "part_keys", "record_key", "log_content", "late_span_content"]
 
 DETAILS_EVENT = "gen_ai.client.inference.operation.details"
 
@@ -54,6 +56,11 @@ DETAILS_EVENT = "gen_ai.client.inference.operation.details"
 def content_marker(trace_id: bytes, span_id: bytes) -> bytes:
     """The ``ingested`` key naming a span's first content part logged before its operation (31 bytes)."""
     return b"content" + trace_id + span_id
+
+
+def part_keys(key: bytes) -> tuple[bytes, bytes]:
+    """The ``ingested`` keys saying a span's input / output is on the log in a content part (``key``: the span's)."""
+    return b"content-input" + key, b"content-output" + key
 
 
 def record_key(lv: LogView, attrs: dict) -> bytes:
@@ -105,7 +112,8 @@ def _log_once(ing: Ingestor, groups: list[ContentGroup], result: IngestResult) -
         keys = []
         for g in groups:
             if g.deployment == dep:
-                keys += [span_key(g.trace_id, g.span_id), content_marker(g.trace_id, g.span_id)]
+                keys += [span_key(g.trace_id, g.span_id), content_marker(g.trace_id, g.span_id),
+                         *part_keys(span_key(g.trace_id, g.span_id))]
                 keys += [k for k, _, _ in g.details] + [k for k, _, _ in g.events]
         known[dep] = ing.ledger.store.ingested(dep, keys)
     operations: list[_Pending] = []
@@ -138,13 +146,17 @@ def _log_once(ing: Ingestor, groups: list[ContentGroup], result: IngestResult) -
             captured = op_entry.get("captured") or {}
             prompt = None if captured.get("input") else prompt
             output = None if captured.get("output") else output
+        has_input, has_output = part_keys(span_key(g.trace_id, g.span_id))
+        prompt = None if has_input in seen else prompt  # and not what an earlier content part holds
+        output = None if has_output in seen else output
         keys = [k for k, _, _ in details] + [k for k, _, _ in events]
         if prompt is None and not output:
             result.duplicates += len(keys)
             continue
         marker = None if generation is not None or content_marker(g.trace_id, g.span_id) in seen else \
             content_marker(g.trace_id, g.span_id)
-        parts.append((g, prompt, output, generation, op_entry, keys + ([marker] if marker else [])))
+        keys += ([marker] if marker else []) + ([has_input] if prompt is not None else []) + ([has_output] if output else [])
+        parts.append((g, prompt, output, generation, op_entry, keys))
     if operations:
         ing._log_generations(operations, result)
     if parts:
@@ -212,18 +224,20 @@ def late_span_content(ing: Ingestor, items: list, result: IngestResult) -> None:
         by_dep.setdefault(p.deployment, []).append((p, index))
     parts = []
     for dep, ps in by_dep.items():
-        known = ing.ledger.store.ingested(dep, [b"spancontent" + p.key for p, _ in ps])
+        known = ing.ledger.store.ingested(dep, [k for p, _ in ps for k in (b"spancontent" + p.key, *part_keys(p.key))])
         for p, index in ps:
             key = b"spancontent" + p.key
             if key in known:
                 continue
+            has_input, has_output = part_keys(p.key)
             op_entry = json.loads(ing.ledger.entry(index))
             captured = op_entry.get("captured") or {}
-            prompt = None if captured.get("input") else p.record.prompt
-            output = None if captured.get("output") else p.record.output
+            prompt = None if captured.get("input") or has_input in known else p.record.prompt
+            output = None if captured.get("output") or has_output in known else p.record.output
             if prompt is None and not output:
                 continue
             group = ContentGroup(dep, p.trace_id, p.span_id, {"service.name": p.service} if p.service else {})
-            parts.append((group, prompt, output, index, op_entry, [key]))
+            keys = [key] + ([has_input] if prompt is not None else []) + ([has_output] if output else [])
+            parts.append((group, prompt, output, index, op_entry, keys))
     if parts:
         _append_parts(ing, parts, result)

@@ -68,7 +68,7 @@ from ..records import finding_entry
 from ..registry import Deployments, RegisteredModel, Registry
 from ..storage import StorageConflict
 from . import genai
-from .content import ContentGroup, late_span_content, log_content, record_key
+from .content import ContentGroup, late_span_content, log_content, part_keys, record_key
 from .embeddings import append_embeddings, queue_embeddings
 from .otlp import iter_log_records, iter_spans
 
@@ -330,7 +330,7 @@ class Ingestor:
             by_dep.setdefault(p.deployment, []).append(p)
         fresh, late = [], []
         for dep, ps in by_dep.items():
-            known = self.ledger.store.ingested(dep, [p.key for p in ps] + [b"content" + p.key for p in ps])
+            known = self.ledger.store.ingested(dep, [k for p in ps for k in (p.key, b"content" + p.key, *part_keys(p.key))])
             for p in ps:
                 if p.key in known:
                     if result is not None:
@@ -339,6 +339,10 @@ class Ingestor:
                             late.append((p, known[p.key]))
                 else:
                     p.content = known.get(b"content" + p.key)
+                    has_input, has_output = part_keys(p.key)
+                    if isinstance(p.record, genai.GenAIRecord):  # content already in a part is not logged again
+                        p.record.prompt = None if has_input in known else p.record.prompt
+                        p.record.output = None if has_output in known else p.record.output
                     fresh.append(p)
         return fresh, late
 
