@@ -221,7 +221,7 @@ def test_in_a_real_browser_flag_form_and_receipt_of_a_generation(world):
     pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed (pip install -e '.[test]')")
     from playwright.sync_api import sync_playwright
 
-    from .test_web import CHROMIUM, CHROMIUM_ARGS, Server
+    from .test_web import CHROMIUM, CHROMIUM_ARGS, Server, wait_js
 
     if not CHROMIUM.exists():
         pytest.skip(f"no Chromium at {CHROMIUM} (.ci/browser-deps.sh installs it)")
@@ -239,14 +239,14 @@ def test_in_a_real_browser_flag_form_and_receipt_of_a_generation(world):
             size = log.size
             page.check("#cat-wrong-reasons")
             page.fill("#flag-text", "from the browser")
-            page.wait_for_function("!document.getElementById('flag-submit').disabled")
+            wait_js(page, "!document.getElementById('flag-submit').disabled")  # the pages' CSP forbids in-page eval
             page.click("#flag-submit")
-            page.wait_for_function("document.getElementById('flag-result').textContent.includes('entry')")
+            page.wait_for_selector("#flag-result a")
             assert f"entry {size}" in page.text_content("#flag-result")
             flag = json.loads(log.entry(size))
             assert flag["type"] == "flag" and flag["decision"] == g.index and flag["category"] == "wrong-reasons"
             page.goto(f"{server.url}/receipt?index={g.index}&kind=generation")
-            page.wait_for_function("document.body.dataset.ready === 'true'", timeout=30000)
+            page.wait_for_selector("body[data-ready]", timeout=30000)
             assert page.text_content("#verdict") == f"Receipt verified: generation {g.index} is on the log"
             checks = {li.get_attribute("data-check"): li.get_attribute("data-ok") for li in page.query_selector_all("#checks li")}
             r = world["client"].get(f"/v1/generations/{g.index}/receipt").json()
