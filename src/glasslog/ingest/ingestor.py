@@ -330,7 +330,10 @@ class Ingestor:
             by_dep.setdefault(p.deployment, []).append(p)
         fresh, late = [], []
         for dep, ps in by_dep.items():
-            known = self.ledger.store.ingested(dep, [k for p in ps for k in (p.key, b"content" + p.key, *part_keys(p.key))])
+            known = self.ledger.store.ingested(dep, [k for p in ps for k in (p.key, b"content" + p.key)])
+            # content parts logged before their span (rare): which of input and output they hold
+            parts = self.ledger.store.ingested(dep, [k for p in ps if b"content" + p.key in known and p.key not in known
+                                                     for k in part_keys(p.key)])
             for p in ps:
                 if p.key in known:
                     if result is not None:
@@ -341,8 +344,8 @@ class Ingestor:
                     p.content = known.get(b"content" + p.key)
                     has_input, has_output = part_keys(p.key)
                     if isinstance(p.record, genai.GenAIRecord):  # content already in a part is not logged again
-                        p.record.prompt = None if has_input in known else p.record.prompt
-                        p.record.output = None if has_output in known else p.record.output
+                        p.record.prompt = None if has_input in parts else p.record.prompt
+                        p.record.output = None if has_output in parts else p.record.output
                     fresh.append(p)
         return fresh, late
 
