@@ -7,7 +7,7 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 
 from .. import columnar as C
-from .side import _errors
+from .side import _immediate
 
 RARE_TYPES_INDEX = ("CREATE INDEX IF NOT EXISTS entries_rare_types ON entries(type, idx) "
                     "WHERE type NOT IN ('decision', 'outcome')")
@@ -63,11 +63,8 @@ class ColumnStore:
     def put(self, start: int, upto: int, rows: Sequence[C.ChunkRow]) -> bool:
         """Store chunks of [start, upto) with a compare-and-swap on the built size, scrubbing values erased meanwhile."""
         db = self._db
-        with _errors():
-            db.execute("BEGIN IMMEDIATE")
-        try:
+        with _immediate(db):
             if _meta_int(db, "columnar_upto") != start:  # another process built this piece meanwhile
-                db.execute("ROLLBACK")
                 return False
             if start == 0:
                 db.execute(RARE_TYPES_INDEX)
@@ -79,11 +76,6 @@ class ColumnStore:
             db.executemany("INSERT INTO columnar (grp, start, stop, name, data) VALUES (?, ?, ?, ?, ?)",
                            [(r.grp, r.start, r.stop, r.name, r.data) for r in rows])
             _set_meta(db, "columnar_upto", upto)
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
         return True
 
     def chunks(self, since: int, upto: int, names: Sequence[str] | None = None) -> Iterator[C.ChunkRow]:
@@ -104,14 +96,6 @@ class ColumnStore:
 
     def drop(self) -> None:
         """Forget the whole copy (it is rebuilt from the log on next use; the log is untouched)."""
-        db = self._db
-        with _errors():
-            db.execute("BEGIN IMMEDIATE")
-        try:
-            db.execute("DELETE FROM columnar")
-            _set_meta(db, "columnar_upto", 0)
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
+        with _immediate(self._db):
+            self._db.execute("DELETE FROM columnar")
+            _set_meta(self._db, "columnar_upto", 0)

@@ -19,6 +19,21 @@ def _in_chunks(ids: Sequence, size: int = 500) -> Iterator[list]:
 
 
 @contextmanager
+def _immediate(db: sqlite3.Connection) -> Iterator[None]:
+    """One write transaction (``BEGIN IMMEDIATE``: SQLite's write lock), committed when the block ends, rolled back
+    if it raises. A block that only decides to write nothing (a lost compare-and-swap) just returns."""
+    with _errors():
+        db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+
+
+@contextmanager
 def _errors() -> Iterator[None]:
     """Translate the driver's errors into the storage interface's."""
     try:

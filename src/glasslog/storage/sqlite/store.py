@@ -37,7 +37,7 @@ from ..base import (
 from ..readmodel import SqlReadModel
 from .columnar import RARE_TYPES_CONDITION, RARE_TYPES_INDEX, ColumnStore, scrub_in_tx
 from .columnar import SCHEMA as _COLUMNAR_SCHEMA
-from .side import _errors, _in_chunks, _SideTables
+from .side import _errors, _immediate, _in_chunks, _SideTables
 
 __all__ = ["SqliteStore", "DB_NAME", "ALLOW_SHARED_ENV", "is_log_database"]
 
@@ -230,11 +230,8 @@ class _ReadModel(SqlReadModel):
 
     def add(self, start, upto, decisions, outcomes, leaves) -> bool:
         db = self._db
-        with _errors():
-            db.execute("BEGIN IMMEDIATE")
-        try:
+        with _immediate(db):
             if self.indexed_upto() != start:  # another process indexed meanwhile
-                db.execute("ROLLBACK")
                 return False
             db.executemany("INSERT OR IGNORE INTO decision_index VALUES (?, ?, ?, ?, ?, ?)",
                            [(d.idx, d.model, d.deployment, d.time, d.label, int(d.has_subject)) for d in decisions])
@@ -246,11 +243,6 @@ class _ReadModel(SqlReadModel):
                        "AND entry_index < ?)", (start, upto, start, upto))
             db.execute("INSERT INTO meta(key, value) VALUES ('index_upto', ?) "
                        "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (str(upto),))
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
         return True
 
     def _all(self, query: str, params) -> list[tuple]:
