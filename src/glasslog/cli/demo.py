@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from ..errors import EXIT_FAILED, EXIT_OK
+from ..verify.log_audit import failure_where
 from .common import DEFAULT_DIR, DataDir, JsonOut, out
 from .common import USER_ERRORS as _INPUT_ERRORS
 from .common import fail as _fail
@@ -80,7 +81,7 @@ def _print_demo(s) -> None:
     v.add_row("receipts (offline, verifier key only)", _mark(s.receipts_ok), f"{s.receipts_checked} sampled; one saved to {s.receipt_file}")
     a = s.log_audit
     v.add_row("whole log", _mark(a["ok"]), f"{a['tree_size']} entries rehashed, {a['checkpoints']} checkpoints checked"
-              + ("" if a["ok"] else f"; first bad index {a['first_bad_index']}: {a['problems'][0]}"))
+              + ("" if a["ok"] else f"; {failure_where(a['first_bad_index'], a.get('bad_checkpoint'))}: {a['problems'][0]}"))
     r = s.replay
     v.add_row("replay against registered weights", _mark(r["ok"]),
               f"{r['matched']}/{r['checked']} outputs reproduced, max |diff| {r['max_abs_diff']:.1e} (tolerance {r['tolerance']:.0e})")

@@ -342,20 +342,10 @@ def verify_log_cmd(
         if new_state is not None:
             out.print(f"  verified tree size {new_state.tree_size} kept in {path} for --resume", highlight=False)
     else:
-        out.print(f"[bold red]Log verification FAILED[/]: {_where(report)}", highlight=False)
+        out.print(f"[bold red]Log verification FAILED[/]: {report.where()}", highlight=False)
         for p in report.problems:
             out.print(f"  - {p}", highlight=False)
     raise typer.Exit(EXIT_OK if report.ok else EXIT_FAILED)
-
-
-def _where(report) -> str:
-    """Where a failed audit went wrong: the first bad index and/or the checkpoint (never 'None')."""
-    parts = []
-    if report.first_bad_index is not None:
-        parts.append(f"first bad index {report.first_bad_index}")
-    if report.bad_checkpoint is not None:
-        parts.append(f"checkpoint at tree size {report.bad_checkpoint}")
-    return ", ".join(parts) if parts else "see below"
 
 
 @verify_app.command("replay")

@@ -72,6 +72,22 @@ class LogAuditReport:
     def to_dict(self) -> dict:
         return vars(self).copy()
 
+    def where(self) -> str:
+        """Where a failed audit went wrong, for one line of output: the first bad index and/or the checkpoint's
+        tree size, or "see the problems" when neither can be named (never "None")."""
+        return failure_where(self.first_bad_index, self.bad_checkpoint)
+
+
+def failure_where(first_bad_index: int | None, bad_checkpoint: int | None) -> str:
+    """``"first bad index 12, checkpoint at tree size 256"`` from a report's two places, whichever are known;
+    ``"see the problems"`` when neither is (e.g. a signature that does not verify under the given key)."""
+    parts = []
+    if first_bad_index is not None:
+        parts.append(f"first bad index {first_bad_index}")
+    if bad_checkpoint is not None:
+        parts.append(f"checkpoint at tree size {bad_checkpoint}")
+    return ", ".join(parts) if parts else "see the problems"
+
 
 def audit_log(ledger: Ledger, *, check_entries: bool = True, progress: Callable[[str, int, int], None] | None = None,
               verifier: Verifier | None = None, kept: Checkpoint | Sequence[Checkpoint] | None = None) -> LogAuditReport:
