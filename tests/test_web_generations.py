@@ -256,3 +256,20 @@ def test_in_a_real_browser_flag_form_and_receipt_of_a_generation(world):
             b.close()
     finally:
         server.stop()
+
+
+def test_cli_flags_a_generation(world):
+    from typer.testing import CliRunner
+
+    from glasslog.cli import app
+
+    g = world["public"][1]
+    r = CliRunner().invoke(app, ["flags", "add", "-c", "unfair", "--generation", str(g.index), "--text", "cli",
+                                 "-d", str(world["data"]), "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    assert out["generation"] == g.index and out["decision"] is None and out["model"] == world["fp"]
+    r = CliRunner().invoke(app, ["flags", "add", "-c", "unfair", "--generation", "0", "-d", str(world["data"])])
+    assert r.exit_code == 2 and "entry 0 is not a generation" in r.output
+    r = CliRunner().invoke(app, ["flags", "list", "-d", str(world["data"])])
+    assert f"generation {g.index}" in r.output

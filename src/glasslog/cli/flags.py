@@ -40,14 +40,28 @@ By = Annotated[str, typer.Option("--by", help="Who acts (recorded as the entry's
 def _flag_dict(flags: Flags, s: FlagSummary, index: int) -> dict:
     fl = flags.get(index)
     state, text = flags.text(index)
-    return {"index": fl.index, "time": fl.time, "model": fl.model, "decision": fl.decision, "deployment": fl.deployment,
+    return {"index": fl.index, "time": fl.time, "model": fl.model, "deployment": fl.deployment,
+            "decision": None if fl.generation is not None else fl.decision, "generation": fl.generation,
             "category": fl.category, "by_role": fl.by_role, "text": text, "text_state": state,
             "duplicate_of": None if s.flag.index == index else s.flag.index, "duplicates": list(s.duplicates),
             "reporters": s.reporters, **{k: v for k, v in s.score.to_dict().items() if k != "flag"}}
 
 
 def _target(fl) -> str:
+    if fl.generation is not None:
+        return f"generation {fl.generation}"
     return f"decision {fl.decision}" if fl.decision is not None else f"model {fl.model[:19]}"
+
+
+def _generation_entry(flags: Flags, index: int) -> dict | None:
+    """The generation entry at ``index``, or None if there is no such entry or it is of another type."""
+    import json
+
+    try:
+        entry = json.loads(flags.ledger.entry(index))
+    except IndexError:
+        return None
+    return entry if entry.get("type") == "generation" else None
 
 
 def _num(x: float | None) -> str:
@@ -60,16 +74,24 @@ def flags_add(
     category: Annotated[str, typer.Option("--category", "-c", help=f"One of: {', '.join(FLAG_CATEGORIES)}.")],
     model: Annotated[str | None, typer.Option("--model", "-m", help="The flagged model (fingerprint or 12+ hex digit prefix).")] = None,
     decision: Annotated[int | None, typer.Option("--decision", help="Index of the flagged decision.")] = None,
+    generation: Annotated[int | None, typer.Option("--generation", help="Index of the flagged generation.")] = None,
     text: Annotated[str | None, typer.Option("--text", help="What is wrong (at most 1,000 characters; kept beside the log).")] = None,
     role: Annotated[str, typer.Option("--as", help="Your role at the host: operator or supervisor.")] = "operator",
     name: Annotated[str | None, typer.Option("--name", help="Who reports (default: the role); one flag per name per target.")] = None,
     data_dir: DataDir = DEFAULT_DIR,
     json_out: JsonOut = False,
 ) -> None:
-    """Flag a decision or a model; the flag is an entry, its text a private value beside the log."""
+    """Flag a decision, a generation or a model; the flag is an entry, its text a private value beside the log."""
     if role not in ("operator", "supervisor"):
         _fail(f"--as must be operator or supervisor (at the host), got {role!r}")
+    if decision is not None and generation is not None:
+        _fail("give --decision or --generation, not both")
     flags = Flags(_open(data_dir))
+    if generation is not None:
+        entry = _generation_entry(flags, generation)
+        if entry is None:
+            _fail(f"--generation: entry {generation} is not a generation")
+        decision = generation  # the flag entry's decision field holds the flagged output's index
     try:
         added = flags.add(category=category, by_role=role, reporter=host_identity(name or role), model=model,
                           decision=decision, text=text)
@@ -183,7 +205,8 @@ def flags_erase_text(
 
 # ------------------------------------------------------------------ triage
 def _item_row(it: TriageItem) -> list[str]:
-    about = f"decision {it.decision}" if it.decision is not None else (it.model[:19] if it.model else it.deployment or "")
+    about = (f"generation {it.generation}" if it.generation is not None else f"decision {it.decision}"
+             if it.decision is not None else (it.model[:19] if it.model else it.deployment or ""))
     sup = it.support
     support = sup["tier"] + (f", {sup['reporters']} reporters" if sup.get("reporters", 0) and sup["reporters"] > 1 else "")
     if sup.get("alerts", 0) and sup["alerts"] > 1:
