@@ -221,6 +221,62 @@ def proof_rates(logs: dict[int, Path], proofs: int, seed: int) -> dict:
             lg.close()
 
 
+def bundle_rates(logs: dict[int, Path], count: int, seed: int) -> dict:
+    """Full entry bundles read in-process (``Ledger.entry_bundle``, no HTTP, no gzip) per second on every log, interleaved."""
+    ledgers = {n: Ledger.open(path) for n, path in logs.items()}
+    try:
+        rng = random.Random(seed + 1)
+        contenders = {f"bundle {n}": (lg.entry_bundle, [(rng.randrange(lg.signed_size() // 256),) for _ in range(count)])
+                      for n, lg in ledgers.items()}
+        return measure("entry bundles read in-process", contenders)
+    finally:
+        for lg in ledgers.values():
+            lg.close()
+
+
+def append_at_size(path: Path, seed: int, batch: int, rounds: int) -> dict:
+    """``rounds`` batches appended to the big log and to a fresh log, alternately (order swapped every round), timed
+    alone (wall and this process's CPU): the append rate at the big log's size against at size zero, under the same load.
+    The big log keeps the batches (it grows by ``rounds * batch`` entries)."""
+    perf, cpu = time.perf_counter, time.process_time
+    out = {"big": {"wall": 0.0, "cpu": 0.0}, "fresh": {"wall": 0.0, "cpu": 0.0}, "entries": rounds * batch}
+    with tempfile.TemporaryDirectory(prefix="tenmillion-fresh-", dir=path.parent) as tmp:
+        fresh = Ledger.create(Path(tmp) / "log", ORIGIN)
+        big = Ledger.open(path)
+        try:
+            fresh_models = register_models(fresh, seed)
+            fresh_start = fresh.size
+            by_deployment = {}
+            for _, obj in big.entries_of_type("decision", 0):
+                by_deployment.setdefault(obj["deployment"], obj["model"])
+                if len(by_deployment) == 3:
+                    break
+            big_start = big.size
+            out["big"]["size_before"] = big_start
+            with progress() as p:
+                task = p.add_task("appending at the big log's size and at zero, alternately", total=2 * rounds)
+                for r in range(rounds):
+                    objs = list(decision_objects(batch, seed + 7, r * batch))  # not the build's entries: new decisions
+                    work = {"big": (big, [Entry.from_object({**o, "model": by_deployment[o["deployment"]]}) for o in objs]),
+                            "fresh": (fresh, [Entry.from_object({**o, "model": fresh_models[o["model"]]}) for o in objs])}
+                    for name in (("big", "fresh") if r % 2 == 0 else ("fresh", "big")):
+                        lg, entries = work[name]
+                        c0, t0 = cpu(), perf()
+                        lg.append(entries)
+                        out[name]["wall"] += perf() - t0
+                        out[name]["cpu"] += cpu() - c0
+                        p.advance(task)
+                        p.refresh()
+            out["fresh"]["size_before"] = fresh_start
+        finally:
+            big.close()
+            fresh.close()
+    for name in ("big", "fresh"):
+        out[name]["rate"] = out["entries"] / out[name]["wall"]
+        out[name]["rate_cpu"] = out["entries"] / out[name]["cpu"]
+    return out
+
+
 # ------------------------------------------------------------------ verify log
 def run_verify(path: Path, state: Path | None = None) -> dict:
     """``glasslog verify log`` (JSON) on a log, with its ``log.vkey``; wall and CPU seconds of the child."""
@@ -312,7 +368,9 @@ def main() -> int:
     ap.add_argument("--clients", type=int, default=32, help="wrk connections for the server reads (default 32)")
     ap.add_argument("--read-duration", type=float, default=5, help="seconds per server read run (default 5)")
     ap.add_argument("--warmup", type=float, default=2, help="untimed seconds before each read run (default 2)")
-    ap.add_argument("--skip", default="", help="comma-separated parts to skip: proofs, verify, server")
+    ap.add_argument("--skip", default="", help="comma-separated parts to skip: append, proofs, verify, server")
+    ap.add_argument("--append-rounds", type=int, default=20,
+                    help="batches appended to the big log and to a fresh one, alternately (default 20; the big log keeps them)")
     ap.add_argument("--seed", type=int, default=DEFAULT_SEED)
     ap.add_argument("--work-dir", type=Path, default=DEFAULT_WORK_DIR, help="where the logs are cached (default bench/.cache)")
     ap.add_argument("--rebuild", action="store_true", help="build the logs again even if cached")
@@ -349,8 +407,11 @@ def main() -> int:
         results["sizes"][n] = lg.size
         lg.close()
         results["bytes_per_entry"][n] = db_bytes(logs[n] / "log.db") / results["sizes"][n]
+    if "append" not in skip:
+        results["append_at_size"] = append_at_size(logs[big], args.seed, args.batch, args.append_rounds)
     if "proofs" not in skip:
         results["proofs"] = proof_rates({base: logs[base], big: logs[big]}, args.proofs, args.seed)
+        results["bundles"] = bundle_rates({base: logs[base], big: logs[big]}, 2000, args.seed)
     if "server" not in skip:
         results["server"] = {n: server_reads(logs[n], args.clients, args.read_duration, args.warmup) for n in (base, big)}
     if "verify" not in skip:
@@ -373,6 +434,23 @@ def main() -> int:
                   fmt_rate(a["whole"]), verdict(ratio >= FLAT_MIN))
     console.print(t)
     console.print("tenths, " + label[big] + ": " + ", ".join(fmt_rate(x) for x in results["append"][big]["tenths"]))
+    if "append_at_size" in results:
+        a = results["append_at_size"]
+        t = Table(title=f"Appending {a['entries']:,} more decisions in batches of {args.batch:,}, alternately to the big log and "
+                        "to a fresh one (same run, same load)")
+        for col in ("log", "size before", "decisions/s", "per CPU s", f"big / fresh (flat: >= {FLAT_MIN:.0%})"):
+            t.add_column(col, justify="right")
+        ratio, ratio_cpu = a["big"]["rate"] / a["fresh"]["rate"], a["big"]["rate_cpu"] / a["fresh"]["rate_cpu"]
+        a["ratio"], a["ratio_cpu"] = ratio, ratio_cpu
+        t.add_row(label[big], f"{a['big']['size_before']:,}", fmt_rate(a["big"]["rate"]), fmt_rate(a["big"]["rate_cpu"]),
+                  f"{ratio:.0%} wall, {ratio_cpu:.0%} CPU {verdict(ratio >= FLAT_MIN)}")
+        t.add_row("fresh", f"{a['fresh']['size_before']:,}", fmt_rate(a["fresh"]["rate"]), fmt_rate(a["fresh"]["rate_cpu"]), "")
+        console.print(t)
+    if "bundles" in results:
+        b = results["bundles"]
+        console.print(f"full entry bundles read in-process (no HTTP, no gzip), median round: {label[big]} "
+                      f"{fmt_rate(b[f'bundle {big}']['median'])}/s ({fmt_rate(b[f'bundle {big}']['cpu'])} per CPU s), "
+                      f"{label[base]} {fmt_rate(b[f'bundle {base}']['median'])}/s ({fmt_rate(b[f'bundle {base}']['cpu'])} per CPU s)")
     if "proofs" in results:
         t = Table(title="Proofs per second against the whole tree, random positions (first pass after opening; second pass: median round)")
         for col in ("proof", "pass", label[big], label[base], f"{label[big]} / {label[base]}", f"{label[big]} per CPU s",
