@@ -23,6 +23,11 @@ SCHEMA = [
     " erasures bigint NOT NULL)",
     "INSERT INTO columnar_state VALUES (1, 0, 0) ON CONFLICT DO NOTHING",
 ]
+RARE_TYPES_CONDITION = "type NOT IN ('decision', 'outcome')"
+RARE_TYPES_INDEX = f"CREATE INDEX IF NOT EXISTS entries_rare_types ON entries (type, idx) WHERE {RARE_TYPES_CONDITION}"
+"""Entries other than decisions and outcomes by type, as in SQLite (``sqlite/columnar.py``): what ``Registry.list`` and
+``Deployments.list`` read on every monitor run, without a scan of every entry. Made with a new log, or in an older one
+by the first build of its columnar copy; ``PostgresStore.entries_of_types`` names the same condition."""
 _LOCK = 0x676C636F6C756D6E  # advisory lock serialising the tables' creation in an older log ("glcolumn")
 
 
@@ -72,6 +77,8 @@ class ColumnStore:
                 row = conn.execute("SELECT upto FROM columnar_state WHERE id = 1 FOR UPDATE").fetchone()
                 if row is None or row[0] != start:  # another process built this piece meanwhile
                     return False
+                if start == 0:
+                    conn.execute(RARE_TYPES_INDEX)
                 erased = conn.execute("SELECT entry_index, kind FROM private_values WHERE entry_index >= %s "
                                       "AND entry_index < %s AND erased_at IS NOT NULL", (start, upto)).fetchall()
                 chosen = list(rows)

@@ -74,8 +74,8 @@ from ..base import (
 )
 from ..readmodel import SqlReadModel
 from . import pool as _pool
+from .columnar import RARE_TYPES_CONDITION, RARE_TYPES_INDEX, ColumnStore, scrub_in_tx
 from .columnar import SCHEMA as _COLUMNAR_SCHEMA
-from .columnar import ColumnStore, scrub_in_tx
 from .pool import (
     _CREATE_LOCK,
     _SCHEMA,
@@ -204,7 +204,7 @@ class PostgresStore(_SideTables):
                     if conn.execute("SELECT to_regclass(%s)", (table,)).fetchone()[0] is not None and \
                             conn.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone() is not None:
                         raise StorageError(f"{store.location} holds part of a glasslog log (rows in {table}, no origin)")
-                for stmt in _SCHEMA + _COLUMNAR_SCHEMA:
+                for stmt in [*_SCHEMA, *_COLUMNAR_SCHEMA, RARE_TYPES_INDEX]:
                     conn.execute(stmt)
                 with conn.cursor() as cur:
                     cur.executemany("INSERT INTO meta (key, value) VALUES (%s, %s)", list(meta.items()))
@@ -371,8 +371,9 @@ class PostgresStore(_SideTables):
         types = list(types)
         if end is None:  # as of now: entries appended while iterating are not included
             end = self.size()
+        rare = "" if {"decision", "outcome"} & set(types) else " AND " + RARE_TYPES_CONDITION  # the partial index
         yield from self._paged_by_idx(
-            "SELECT idx, type, data FROM entries WHERE type = ANY(%s) AND idx >= %s AND idx < %s ORDER BY idx LIMIT %s",
+            f"SELECT idx, type, data FROM entries WHERE type = ANY(%s){rare} AND idx >= %s AND idx < %s ORDER BY idx LIMIT %s",
             (types,), start, end)
 
     def _strips_on(self, conn: psycopg.Connection, keys: Iterable[HashKey] | None = None,
