@@ -129,8 +129,10 @@ def build_causal_lm(path: str | os.PathLike, *, seed: int = 0, size: str = "smal
 def load_causal_lm(path: str | os.PathLike, dtype=None):
     """``(model, tokenizer)`` from a model directory, offline, safetensors only, eval mode."""
     import torch
+    import transformers
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    transformers.utils.logging.disable_progress_bar()  # no "Loading weights" bar in glasslog's own output
     model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, use_safetensors=True,
                                                  dtype=dtype or torch.float32, trust_remote_code=False)
     model.eval()
