@@ -161,3 +161,21 @@ def test_bad_directories_over_http_refused_naming_the_file_nothing_written(serve
     r = post(client, op, tar_of(model), make_card())
     assert r.status_code == 201 and set(r.json()["artifact"]["files"]) >= {"model-00001-of-00002.safetensors",
                                                                            "model-00002-of-00002.safetensors"}
+
+
+def test_tar_size_and_file_limits_are_enforced(tmp_path):
+    from glasslog.registry.oms import ModelDirectoryError
+    from glasslog.registry.upload import unpack_directory_tar
+
+    model = make_model_dir(tmp_path / "m")
+    total = sum(p.stat().st_size for p in model.rglob("*") if p.is_file())
+    root = unpack_directory_tar(io.BytesIO(tar_of(model)), tmp_path / "ok", max_bytes=total, max_files=6)
+    assert sorted(p.name for p in root.iterdir()) == sorted(p.name for p in model.iterdir())
+    with pytest.raises(ModelDirectoryError, match=f"more than {total - 1} bytes"):
+        unpack_directory_tar(io.BytesIO(tar_of(model)), tmp_path / "big", max_bytes=total - 1)
+    with pytest.raises(ModelDirectoryError, match="more than 2 files"):
+        unpack_directory_tar(io.BytesIO(tar_of(model)), tmp_path / "many", max_files=2)
+    with pytest.raises(ModelDirectoryError, match="appears twice"):
+        unpack_directory_tar(io.BytesIO(tar_of(model, extra={"model/config.json": b"{}"})), tmp_path / "twice")
+    with pytest.raises(ModelDirectoryError, match="no files"):
+        unpack_directory_tar(io.BytesIO(tar_of(tmp_path / "empty-dir-does-not-exist")), tmp_path / "none")
