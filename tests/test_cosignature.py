@@ -135,7 +135,7 @@ def test_policy_k_of_n_names_witnesses_and_times():
     assert r.missing == [keys[2]]
     assert "witness.example/w1 at 2023-11-14T22:13:20Z" in r.summary()
     r3 = verify_cosigned(cosigned, signer.verifier(), keys, 3, now=1700000100)
-    assert not r3.ok and "2 of the 3 required" in r3.problems[-1]
+    assert not r3.ok and "2 cosigned, 3 required" in r3.summary() and "too few" in r3.problems[-1]
     # duplicates of one witness count once
     dup = add_signature_lines(note, [w1.cosign(body, 5), w1.cosign(body, 6)])
     assert len(verify_cosigned(dup, signer.verifier(), keys, 0, now=10).witnesses) == 1
@@ -213,3 +213,52 @@ def test_the_log_key_given_as_a_witness_key_is_refused():
     # the same key in its 0x01 form is the same refusal
     r = verify_cosigned(cosigned, log.verifier(), [str(log.verifier())], 1)
     assert not r.ok and any("is the log's own key" in p for p in r.problems)
+
+
+def test_one_key_under_two_names_is_one_witness():
+    """cosignature/v1 does not sign the witness's name: a copy of w4's line under a second name with the same raw key
+    must not make a second witness (the tester's forked receipt passed 2 of 2 that way)."""
+    signer, note = _log_and_checkpoint()
+    body = note[: note.index("\n\n") + 1]
+    w4, w1 = Cosigner.generate("w4.example/w"), Cosigner.generate("w1.example/w")
+    alias = Cosigner("w4-alias.example/w", w4.seed)  # same raw Ed25519 key, another name
+    forked = add_signature_lines(note, [w4.cosign(body, 100), alias.cosign(body, 100)])
+    keys = [str(w4.verifier()), str(alias.verifier()), str(w1.verifier())]
+    r = verify_cosigned(forked, signer.verifier(), keys, 2, now=200)
+    assert not r.ok and [w.name for w in r.witnesses] == ["w4.example/w"]
+    assert "1 cosigned, 2 required" in r.summary()
+    assert r.notes == ["witness key w4-alias.example/w has the same public key as w4.example/w: one witness, counted once"]
+    # two names for one key cannot make a 2-of-2 policy possible either
+    r2 = verify_cosigned(forked, signer.verifier(), keys[:2], 2, now=200)
+    assert not r2.ok and "the policy needs 2 witnesses but trusts only 1" in r2.problems
+    # an honest second witness still counts
+    honest = add_signature_lines(forked, [w1.cosign(body, 101)])
+    assert verify_cosigned(honest, signer.verifier(), keys, 2, now=200).ok
+    # the log's own key under a witness name is refused (raw key compared, whatever the name)
+    own = Cosigner("looks.like/a-witness", signer.seed)
+    r3 = verify_cosigned(add_signature_lines(note, [own.cosign(body, 100)]), signer.verifier(), [str(own.verifier())], 1)
+    assert not r3.ok and "is the log's own key" in r3.problems[0]
+    assert "the policy needs 1 witness but" in r3.problems[1]
+
+
+def test_junk_signature_line_of_an_unknown_key_is_ignored_and_named():
+    signer, note = _log_and_checkpoint()
+    body = note[: note.index("\n\n") + 1]
+    w1 = Cosigner.generate("w1.example/w")
+    junk = note + "\u2014 junk.example/w not*base64\n"
+    honest = add_signature_lines(note, [w1.cosign(body, 100)]) + "\u2014 junk.example/w not*base64\n"
+    r = verify_cosigned(honest, signer.verifier(), [str(w1.verifier())], 1, now=200)
+    assert r.ok, r.problems
+    assert r.notes == ["signature line by junk.example/w: its signature is not valid standard base64 (not a trusted key; ignored)"]
+    # the same junk under a trusted witness's name is a problem naming the line
+    bad = note + "\u2014 w1.example/w not*base64\n"
+    r = verify_cosigned(bad, signer.verifier(), [str(w1.verifier())], 1, now=200)
+    assert not r.ok and "signature line by w1.example/w: its signature is not valid standard base64" in r.problems
+    # strict split names the line; junk under the log's own name fails the log signature, naming it
+    with pytest.raises(NoteError, match="signature line by junk.example/w: its signature is not valid"):
+        split_note(junk)
+    from glasslog.ledger.note import open_checkpoint
+
+    assert open_checkpoint(junk, signer.verifier()).tree_size == 5
+    with pytest.raises(NoteError, match=f"signature line by {signer.name}: its signature is too short"):
+        open_checkpoint(note + f"\u2014 {signer.name} AAAA\n", signer.verifier())

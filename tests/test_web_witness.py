@@ -21,7 +21,7 @@ import pytest
 
 from glasslog.capture import receipt as make_receipt
 from glasslog.ledger import Ledger, utc_now
-from glasslog.ledger.cosignature import Cosigner
+from glasslog.ledger.cosignature import CosignatureVerifier, Cosigner
 from glasslog.ledger.receipt import Receipt
 from glasslog.server import create_app
 from glasslog.verify import verify_receipt
@@ -144,7 +144,14 @@ def test_witness_policy_in_the_browser_matches_the_python_verifier(setup):
     rc, key = setup["receipt"], setup["key"]
     k1, k2 = str(setup["w1"].verifier()), str(setup["w2"].verifier())
     stranger = str(Cosigner.generate("other.example/w3").verifier())
+    alias = str(Cosigner("w1-alias.example/w", setup["w1"].seed).verifier())  # w1's raw key under a second name
+    junk = rc.to_dict()
+    junk["checkpoint"] += "\u2014 junk.example/w not*base64\n"  # a malformed line of a key nobody trusts: ignored
+    junk = Receipt.from_dict(junk)
     cases = [
+        ("one key under two names", rc, [k1, alias], "2", False),  # one witness, counted once: 2 cannot be met
+        ("one key under two names, default", rc, [k1, alias, stranger], "", False),  # 2 of the 2 distinct keys
+        ("junk line of an unknown key", junk, [k1, k2], "2", True),
         ("both", rc, [k1, k2], "2", True),
         ("default minimum", rc, [k1], "", True),
         ("one of three", rc, [k1, stranger], "2", False),
@@ -158,7 +165,8 @@ def test_witness_policy_in_the_browser_matches_the_python_verifier(setup):
     ]
     for label, receipt, keys, minimum, ok in cases:
         verdict, got, witnesses = check_in_page(page, receipt, keys, minimum)
-        n = int(minimum) if minimum else (len(set(keys)) // 2 + 1 if keys else 0)
+        distinct = len({CosignatureVerifier.parse(k).public_key for k in keys}) if label != "malformed key" else 1
+        n = int(minimum) if minimum else (distinct // 2 + 1 if keys else 0)
         want = [vars(c) for c in verify_receipt(receipt, key, keys, n).checks] if label != "malformed key" else None
         if want is not None:
             assert got == want, label  # names, results and messages, check by check
@@ -166,6 +174,11 @@ def test_witness_policy_in_the_browser_matches_the_python_verifier(setup):
         if label == "both":
             assert sorted(w["name"] for w in witnesses) == ["ngo.example/w2", "witness.example/w1"]
             assert "witness.example/w1 at" in page.inner_text("#checks")
+        if label.startswith("one key under two names"):
+            assert "same public key as witness.example/w1: one witness, counted once" in got[-1]["detail"], label
+        if label == "junk line of an unknown key":
+            detail = next(c["detail"] for c in got if c["name"] == "witnesses")
+            assert "signature line by junk.example/w: its signature is not valid standard base64" in detail
         if label == "no witnesses":
             assert "witnesses" not in [c["name"] for c in got]
         if label == "malformed key":

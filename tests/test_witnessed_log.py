@@ -154,7 +154,7 @@ def test_server_gets_checkpoints_cosigned_and_receipts_carry_them(tmp_path, log_
         other = str(Cosigner.generate("other.example/w").verifier())
         r = runner.invoke(cli, ["verify", "receipt", str(receipt), "--key", vkey, "--witness-key", wkey,
                                 "--witness-key", other, "--min-witnesses", "2", "-d", str(tmp_path)])
-        assert r.exit_code == 1 and "1 of the 2 required" in text(r)
+        assert r.exit_code == 1 and "1 cosigned, 2 required" in text(r)
         r = runner.invoke(cli, ["verify", "receipt", str(receipt), "--key", vkey, "--min-witnesses", "1", "-d", str(tmp_path)])
         assert r.exit_code == 2
         # verify checkpoint with the policy: the kept (cosigned) checkpoint, and the log's latest
@@ -226,7 +226,7 @@ def test_forked_copy_gets_no_cosignature_and_its_receipts_fail_the_policy(tmp_pa
         out[name] = runner.invoke(cli, ["verify", "receipt", str(path), "--key", vkey, "--witness-key", wkey,
                                         "--min-witnesses", "1", "-d", str(tmp_path)])
     assert out["honest"].exit_code == 0, out["honest"].output
-    assert out["forked"].exit_code == 1 and "0 of the 1 required" in text(out["forked"])
+    assert out["forked"].exit_code == 1 and "0 cosigned, 1 required" in text(out["forked"])
     # without the policy the forked receipt still verifies: the log's key alone cannot tell the copies apart
     path = tmp_path / "forked.json"
     assert runner.invoke(cli, ["verify", "receipt", str(path), "--key", vkey, "-d", str(tmp_path)]).exit_code == 0

@@ -53,20 +53,31 @@ MinWitnesses = Annotated[int | None, typer.Option(
                                    "pass with a witness that met the log through the fork.")]
 
 
-def _witness_policy(witness_keys: list[str] | None, min_witnesses: int | None) -> tuple[list[str], int]:
-    """The witness keys (checked) and the threshold; exit 2 on a malformed key or an impossible threshold."""
+def _witness_policy(witness_keys: list[str] | None, min_witnesses: int | None,
+                    log_key: str | None = None) -> tuple[list[str], int]:
+    """The witness keys (checked) and the threshold; exit 2 on a malformed key, the log's own key or an impossible
+    threshold. Witnesses are counted by raw public key: cosignature/v1 does not sign the witness's name."""
     from ..ledger.cosignature import CosignatureVerifier
+    from ..ledger.note import Verifier
 
+    log_raw = Verifier.parse(log_key).public_key if log_key else None
     keys = []
+    names: dict[bytes, str] = {}  # raw public key -> the name it was first given under
     for k in witness_keys or []:
         try:
-            canonical = str(CosignatureVerifier.parse(k))
+            cv = CosignatureVerifier.parse(k)
         except NoteError as exc:
             _fail(f"malformed --witness-key {k!r}: {exc}")
-        if canonical in keys:  # one witness counts once, whatever form its key was given in
-            err.print(f"[yellow]warning:[/] --witness-key {k} is given twice; it counts once", highlight=False)
+        if cv.public_key == log_raw:  # whoever holds the log's key could "cosign" its own fork
+            _fail(f"--witness-key {cv.name} is the log's own key: a log cannot witness itself; give the keys of"
+                  " independent witnesses")
+        if cv.public_key in names:  # one witness counts once, whatever name or form its key was given in
+            again = ("is given twice" if names[cv.public_key] == cv.name
+                     else f"has the same public key as {names[cv.public_key]} (one witness under two names)")
+            err.print(f"[yellow]warning:[/] --witness-key {cv.name} {again}; it counts once", highlight=False)
             continue
-        keys.append(canonical)
+        names[cv.public_key] = cv.name
+        keys.append(str(cv))
     # A majority: two copies of a log shown to different people cannot both get it from honest witnesses, even if
     # some witness first met the log through a forked copy (it cosigns the first history it sees).
     n = len(keys) // 2 + 1 if min_witnesses is None and keys else (min_witnesses or 0)
@@ -95,14 +106,20 @@ def verify_receipt_cmd(
     from ..verify import verify_receipt
 
     vkey = _verifier_key(key, key_file, data_dir)
-    witness_keys, needed = _witness_policy(witness_key, min_witnesses)
+    witness_keys, needed = _witness_policy(witness_key, min_witnesses, vkey)
     try:
         r = Receipt.load(file)
     except ReceiptFormatError as exc:
         _fail(str(exc))
     report = verify_receipt(r, vkey, witness_keys, needed, subject)
+    unwitnessed = None if witness_keys else (
+        "witnesses were not checked (no --witness-key): the log's key alone cannot rule out a split view (a fork of the"
+        " log shown only to you); to check, give the witnesses' keys you trust: --witness-key NAME+HASH+KEY (repeatable)")
+    if unwitnessed:
+        err.print(f"[yellow]warning:[/] {unwitnessed}", highlight=False)
     if json_out:
-        _print_json(report.to_dict())
+        _print_json({**report.to_dict(), "witnesses_checked": bool(witness_keys),
+                     **({"warning": unwitnessed} if unwitnessed else {})})
     else:
         for c in report.checks:
             out.print(f"{'[green]ok[/]  ' if c.ok else '[bold red]FAIL[/]'} {c.name}: {c.detail}", highlight=False)
@@ -152,7 +169,7 @@ def verify_checkpoint_cmd(
     from ..ledger.witnesses import cosigned_checkpoint
 
     vkey = Verifier.parse(_verifier_key(key, key_file, data_dir))
-    witness_keys, needed = _witness_policy(witness_key, min_witnesses)
+    witness_keys, needed = _witness_policy(witness_key, min_witnesses, str(vkey))
     try:
         old_note = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -258,7 +275,7 @@ def verify_log_cmd(
         verifier = Verifier.parse(_verifier_key(key, key_file, data_dir))
     if state_file is not None:
         resume = True
-    witness_keys, needed = _witness_policy(witness_key, min_witnesses)
+    witness_keys, needed = _witness_policy(witness_key, min_witnesses, str(verifier) if verifier else None)
     kept = []
     if (checkpoint or witness_dir is not None) and verifier is None:
         _fail("--checkpoint and --witness-dir need --key or --key-file: a kept checkpoint must be checked with a key from"

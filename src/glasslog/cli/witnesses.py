@@ -47,14 +47,23 @@ def witnesses_add(
 ) -> None:
     """Ask a witness to cosign this log's checkpoints (appends a witness entry)."""
     try:
-        vkey = str(CosignatureVerifier.parse(key))
+        cv = CosignatureVerifier.parse(key)
     except NoteError as exc:
         fail(f"malformed witness key: {exc}")
+    vkey = str(cv)
+    ledger = open_ledger(data_dir)
+    # Counted by raw public key: cosignature/v1 does not sign the witness's name, so a second name for a key would be
+    # a second "witness" that is the same signer; and the log's own key could "cosign" its own fork.
+    if cv.public_key == ledger.verifier.public_key:
+        fail(f"witness key {cv.name} is the log's own key: a log cannot witness itself")
+    for w in active_witnesses(ledger):
+        if w.key != vkey and CosignatureVerifier.parse(w.key).public_key == cv.public_key:
+            fail(f"witness key {cv.name} has the same public key as the active witness {w.name} at {w.url}: one witness"
+                 " under two names; remove that one first to rename it")
     if check:
         problem = _probe(url, vkey)
         if problem:
             fail(problem)
-    ledger = open_ledger(data_dir)
     try:
         if any(w.key == vkey and w.url == url.rstrip("/") for w in active_witnesses(ledger)):
             fail(f"witness {vkey} at {url} is already active")

@@ -283,6 +283,8 @@ class CosignedCheckpoint:
         min_witnesses: the policy's threshold.
         missing: trusted witnesses with no valid cosignature on this note.
         problems: why it is not ok (empty when ok).
+        notes: what was set aside without failing (a second name for a key already trusted, which counts once;
+            a malformed signature line under a name nobody trusts, which C2SP says verifiers ignore).
     """
 
     ok: bool
@@ -291,6 +293,7 @@ class CosignedCheckpoint:
     min_witnesses: int = 0
     missing: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         """One line naming who cosigned and when."""
@@ -298,14 +301,18 @@ class CosignedCheckpoint:
             who = "no trusted witness cosigned it"
         else:
             who = "cosigned by " + ", ".join(f"{w.name} at {w.time}" for w in self.witnesses)
-        return f"{who} ({len(self.witnesses)} of {self.min_witnesses} required)"
+        return f"{who} ({len(self.witnesses)} cosigned, {self.min_witnesses} required)"
 
     def to_dict(self) -> dict:
         cp = self.checkpoint
         return {"ok": self.ok, "min_witnesses": self.min_witnesses,
                 "tree_size": cp.tree_size if cp else None, "origin": cp.origin if cp else None,
                 "witnesses": [w.to_dict() for w in self.witnesses], "missing": list(self.missing),
-                "problems": list(self.problems)}
+                "problems": list(self.problems), "notes": list(self.notes)}
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}es" if word.endswith("s") else f"{n} {word}s"
 
 
 def _as_cosignature_verifier(v: CosignatureVerifier | str) -> CosignatureVerifier:
@@ -333,9 +340,12 @@ def verify_cosigned(
 
     Returns:
         The result; never raises for a bad note. Signature lines by keys
-        not in the policy are ignored; a line that claims a trusted witness's
-        name and key ID but does not verify is a problem (the note was altered);
-        a witness key that is the log's own key is a problem and is not trusted.
+        not in the policy are ignored (even malformed ones, C2SP signed-note);
+        a line that claims a trusted witness's name and key ID but does not
+        verify is a problem (the note was altered); a witness key that is the
+        log's own key is a problem and is not trusted. Witnesses are counted
+        by their raw Ed25519 public key: cosignature/v1 does not sign the
+        witness's name, so one key under two names is one witness (a note says so).
 
     Raises:
         NoteError: a key in the policy is malformed, or ``min_witnesses`` is negative.
@@ -344,29 +354,38 @@ def verify_cosigned(
         raise NoteError("min_witnesses must be a whole number >= 0")
     log_key = log_verifier if isinstance(log_verifier, Verifier) else Verifier.parse(log_verifier)
     trusted = {}
+    first_name: dict[bytes, str] = {}  # raw public key -> the first name it was given under
     result = CosignedCheckpoint(ok=False, checkpoint=None, min_witnesses=min_witnesses)
     for v in witness_verifiers:
         cv = _as_cosignature_verifier(v)
         if cv.public_key == log_key.public_key:  # whoever holds the log's key could "cosign" its own fork
             result.problems.append(f"witness key {cv.name} is the log's own key: a log cannot witness itself")
             continue
+        if cv.public_key in first_name and first_name[cv.public_key] != cv.name:
+            result.notes.append(f"witness key {cv.name} has the same public key as {first_name[cv.public_key]}: one"
+                                " witness, counted once")
+        first_name.setdefault(cv.public_key, cv.name)
         trusted[(cv.name, cv.key_id)] = cv
-    if min_witnesses > len(trusted):
-        result.problems.append(f"the policy needs {min_witnesses} witnesses but trusts only {len(trusted)}")
+    if min_witnesses > len(first_name):
+        result.problems.append(f"the policy needs {_plural(min_witnesses, 'witness')} but trusts only {len(first_name)}")
     try:
+        malformed: list[tuple[str, str]] = []
+        text, lines = split_note(note, malformed=malformed)
         cp = open_checkpoint(note, log_key, origin)
-        text, lines = split_note(note)
         parse_checkpoint(text)
     except NoteError as exc:
         result.problems.append(f"log signature: {exc}")
         return result
     result.checkpoint = cp
+    trusted_names = {cv.name for cv in trusted.values()}
+    for name, why in malformed:
+        (result.problems if name in trusted_names else result.notes).append(
+            f"signature line by {name}: {why}" + ("" if name in trusted_names else " (not a trusted key; ignored)"))
     clock = int(_time.time()) if now is None else now
-    seen: set[tuple[str, bytes]] = set()
+    seen: set[bytes] = set()  # raw public keys already counted
     for line in lines:
-        key = (line.name, line.key_id)
-        cv = trusted.get(key)
-        if cv is None or key in seen:
+        cv = trusted.get((line.name, line.key_id))
+        if cv is None or cv.public_key in seen:
             continue
         try:
             cs = Cosignature.from_line(line)
@@ -379,10 +398,10 @@ def verify_cosigned(
         if cs.timestamp > clock + MAX_FUTURE_SECONDS:
             result.problems.append(f"cosignature by witness {cv.name} is dated {cs.timestamp}, in the future")
             continue
-        seen.add(key)
+        seen.add(cv.public_key)
         result.witnesses.append(WitnessCosignature(cv.name, str(cv), cs.timestamp))
-    result.missing = [str(cv) for k, cv in trusted.items() if k not in seen]
+    result.missing = [str(cv) for cv in trusted.values() if cv.public_key not in seen]
     if len(result.witnesses) < min_witnesses:
-        result.problems.append(f"{len(result.witnesses)} of the {min_witnesses} required witnesses cosigned this checkpoint")
+        result.problems.append("too few trusted witnesses cosigned this checkpoint")
     result.ok = not result.problems
     return result

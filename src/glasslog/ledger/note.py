@@ -239,12 +239,19 @@ class SignatureLine:
     line: str
 
 
-def split_note(note: str | bytes) -> tuple[str, list[SignatureLine]]:
+def split_note(note: str | bytes, *, malformed: list[tuple[str, str]] | None = None) -> tuple[str, list[SignatureLine]]:
     """Split a signed note into its text and its decoded signature lines (C2SP signed-note).
+
+    Args:
+        malformed: if given, a signature line of the right shape (``— name sig``) whose signature is not
+            canonical base64 or too short is appended here as ``(name, what is wrong)`` and left out of the
+            result, instead of failing the note: C2SP signed-note verifiers ignore signatures of unknown keys,
+            so the caller decides whether the name is one it trusts.
 
     Raises:
         NoteError: not UTF-8, no blank line before the signatures, more than
-            100 or no signature lines, or a line that is not ``— name base64``.
+            100 or no signature lines, or a line that is not ``— name base64``
+            (the message names the line's key name).
     """
     if isinstance(note, bytes):
         try:
@@ -268,9 +275,15 @@ def split_note(note: str | bytes) -> tuple[str, list[SignatureLine]]:
         name, sep, b64 = raw[len(_SIG_PREFIX) :].partition(" ")
         if not sep or not name or not b64 or " " in b64:
             raise NoteError("signature line must be '— <key name> <base64 signature>'")
-        decoded = _b64decode(b64, "signature")
-        if len(decoded) < 5:
-            raise NoteError("signature is too short to hold a key hash and a signature")
+        try:
+            decoded = _b64decode(b64, "its signature")
+            if len(decoded) < 5:
+                raise NoteError("its signature is too short to hold a key hash and a signature")
+        except NoteError as exc:
+            if malformed is None:
+                raise NoteError(f"signature line by {name}: {exc}") from None
+            malformed.append((name, str(exc)))
+            continue
         out.append(SignatureLine(name, decoded[:4], decoded[4:], raw + "\n"))
     return text, out
 
@@ -285,7 +298,11 @@ def open_note(note: str | bytes, verifier: Verifier) -> str:
     Raises:
         NoteError: malformed note, no signature by this key, or a bad signature.
     """
-    text, lines = split_note(note)
+    malformed: list[tuple[str, str]] = []
+    text, lines = split_note(note, malformed=malformed)
+    for name, why in malformed:  # junk under another key's name is ignored (C2SP); under this key's name, the note is bad
+        if name == verifier.name:
+            raise NoteError(f"signature line by {name}: {why}")
     found = False
     for line in lines:
         if line.name != verifier.name or line.key_id != verifier.key_id:

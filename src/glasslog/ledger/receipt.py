@@ -129,7 +129,12 @@ class Receipt:
         if d["index"] < 0 or d["tree_size"] <= d["index"]:
             raise ReceiptFormatError("receipt fields 'index' and 'tree_size' must satisfy 0 <= index < tree_size")
         private = {}
-        for kind, opening in (d.get("private") or {}).items():
+        raw_private = d.get("private")
+        if raw_private is None:
+            raw_private = {}
+        if not isinstance(raw_private, dict):
+            raise ReceiptFormatError("receipt field 'private' must be an object mapping each kind to its salt and value")
+        for kind, opening in raw_private.items():
             if not isinstance(opening, dict):
                 raise ReceiptFormatError(f"receipt field 'private.{kind}' must be an object with salt and value")
             private[kind] = (_b64(opening.get("salt"), f"private.{kind}.salt"), _b64(opening.get("value"), f"private.{kind}.value"))

@@ -97,7 +97,8 @@ def verify_receipt(receipt: Receipt, verifier_key: str | Verifier,
             add(Check("witnesses", False, f"witness policy: {exc}"))
             return report
         report.witnesses = [w.to_dict() for w in policy.witnesses]
-        detail = policy.summary() + ("" if policy.ok else ": " + "; ".join(policy.problems))
+        detail = policy.summary() + "".join(f"; {n}" for n in policy.notes) + (
+            "" if policy.ok else ": " + "; ".join(policy.problems))
         add(Check("witnesses", policy.ok, detail))
         if not policy.ok:
             return report

@@ -199,7 +199,8 @@
     const minText = $("min-witnesses") ? $("min-witnesses").value.trim() : "";
     // Default: a majority of the distinct keys given, as verify receipt does (a witness cosigns the first history it
     // meets, so a copy of the log shown only to you could get one witness that met the log through that copy).
-    const distinct = new Set(witnessKeys).size;
+    // counted by raw public key, as verify receipt (one key under two names is one witness)
+    const distinct = await window.GlasslogVerify.distinctWitnesses(witnessKeys).catch(() => new Set(witnessKeys).size);
     const minWitnesses = minText === "" ? (distinct ? Math.floor(distinct / 2) + 1 : 0) : Number(minText);
     const subject = $("subject-id") ? $("subject-id").value.trim() : "";
     const report = await window.GlasslogVerify.verifyReceipt(text, $("verifier-key").value, witnessKeys, minWitnesses, subject);

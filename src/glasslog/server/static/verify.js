@@ -196,8 +196,14 @@
       const sp = rest.indexOf(" ");
       const name = sp < 0 ? rest : rest.slice(0, sp), b64 = sp < 0 ? "" : rest.slice(sp + 1);
       if (sp < 0 || !name || !b64 || b64.includes(" ")) throw new VerifyError("signature line must be '— <key name> <base64 signature>'");
-      const raw = b64decodeCanonical(b64, "signature");
-      if (raw.length < 5) throw new VerifyError("signature is too short to hold a key hash and a signature");
+      let raw;
+      try {
+        raw = decodeSignature(b64);
+      } catch (e) {
+        if (!(e instanceof VerifyError)) throw e;
+        if (name === verifier.name) throw new VerifyError(`signature line by ${name}: ${e.message}`);
+        continue;  // C2SP signed-note: signatures of unknown keys are ignored, malformed or not
+      }
       if (name !== verifier.name || !equalBytes(raw.slice(0, 4), verifier.keyId)) continue;
       if (raw.length !== 4 + 64 || !(await ed25519Verify(verifier.publicKey, utf8.encode(text), raw.slice(4)))) {
         throw new VerifyError(`signature by ${verifier.name} does not verify: the note was altered or signed by another key`);
@@ -261,8 +267,15 @@
     return { name, keyId, publicKey, toString: () => canonical };
   }
 
-  /* split_note: the note's text and its signature lines, decoded. */
-  function splitNote(note) {
+  function decodeSignature(b64) {
+    const raw = b64decodeCanonical(b64, "its signature");
+    if (raw.length < 5) throw new VerifyError("its signature is too short to hold a key hash and a signature");
+    return raw;
+  }
+
+  /* split_note: the note's text and its signature lines, decoded. With a malformed array, a line whose signature
+     is not canonical base64 (or too short) is put there as {name, why} and left out, instead of failing the note. */
+  function splitNote(note, malformed) {
     if (typeof note !== "string") throw new VerifyError("signed note must be text");
     if (!note.endsWith("\n")) throw new VerifyError("signed note must end with a newline");
     const split = note.lastIndexOf("\n\n");
@@ -278,8 +291,15 @@
       const sp = rest.indexOf(" ");
       const name = sp < 0 ? rest : rest.slice(0, sp), b64 = sp < 0 ? "" : rest.slice(sp + 1);
       if (sp < 0 || !name || !b64 || b64.includes(" ")) throw new VerifyError("signature line must be '— <key name> <base64 signature>'");
-      const raw = b64decodeCanonical(b64, "signature");
-      if (raw.length < 5) throw new VerifyError("signature is too short to hold a key hash and a signature");
+      let raw;
+      try {
+        raw = decodeSignature(b64);
+      } catch (e) {
+        if (!(e instanceof VerifyError)) throw e;
+        if (!malformed) throw new VerifyError(`signature line by ${name}: ${e.message}`);
+        malformed.push({ name, why: e.message });
+        continue;
+      }
       out.push({ name, keyId: raw.slice(0, 4), body: raw.slice(4) });
     }
     return { text, lines: out };
@@ -287,34 +307,47 @@
 
   function isoSeconds(ts) { return new Date(Number(ts) * 1000).toISOString().replace(/\.\d{3}Z$/, "Z"); }
 
-  /* verify_cosigned: the log's signature and at least minWitnesses distinct trusted witnesses' valid cosignatures. */
+  /* verify_cosigned: the log's signature and at least minWitnesses distinct trusted witnesses' valid cosignatures.
+     Witnesses are counted by raw public key (cosignature/v1 does not sign the name): one key under two names counts once. */
   async function verifyCosigned(note, logVerifier, witnessVerifiers, minWitnesses, origin, now) {
-    const result = { ok: false, witnesses: [], minWitnesses, problems: [] };
-    const trusted = new Map();
+    const result = { ok: false, witnesses: [], minWitnesses, problems: [], notes: [] };
+    const trusted = new Map(), firstName = new Map();
     for (const w of witnessVerifiers) {
-      if (hex(w.publicKey) === hex(logVerifier.publicKey)) {  // whoever holds the log's key could "cosign" its own fork
+      const raw = hex(w.publicKey);
+      if (raw === hex(logVerifier.publicKey)) {  // whoever holds the log's key could "cosign" its own fork
         result.problems.push(`witness key ${w.name} is the log's own key: a log cannot witness itself`);
         continue;
       }
+      if (firstName.has(raw) && firstName.get(raw) !== w.name) {
+        result.notes.push(`witness key ${w.name} has the same public key as ${firstName.get(raw)}: one witness, counted once`);
+      }
+      if (!firstName.has(raw)) firstName.set(raw, w.name);
       trusted.set(w.name + "+" + hex(w.keyId), w);
     }
-    if (minWitnesses > trusted.size) result.problems.push(`the policy needs ${minWitnesses} witnesses but trusts only ${trusted.size}`);
+    if (minWitnesses > firstName.size) {
+      result.problems.push(`the policy needs ${minWitnesses} ${minWitnesses === 1 ? "witness" : "witnesses"} but trusts only ${firstName.size}`);
+    }
     let parsed;
+    const malformed = [];
     try {
+      parsed = splitNote(note, malformed);
       await openCheckpoint(note, logVerifier, origin);
-      parsed = splitNote(note);
       parseCheckpoint(parsed.text);
     } catch (e) {
       if (!(e instanceof VerifyError)) throw e;
       result.problems.push(`log signature: ${e.message}`);
       return result;
     }
+    const trustedNames = new Set(Array.from(trusted.values(), (w) => w.name));
+    for (const m of malformed) {
+      if (trustedNames.has(m.name)) result.problems.push(`signature line by ${m.name}: ${m.why}`);
+      else result.notes.push(`signature line by ${m.name}: ${m.why} (not a trusted key; ignored)`);
+    }
     const clock = now !== undefined ? BigInt(now) : BigInt(Math.floor(Date.now() / 1000));
-    const seen = new Set();
+    const seen = new Set();  // raw public keys already counted
     for (const line of parsed.lines) {
-      const id = line.name + "+" + hex(line.keyId);
-      const w = trusted.get(id);
-      if (!w || seen.has(id)) continue;
+      const w = trusted.get(line.name + "+" + hex(line.keyId));
+      if (!w || seen.has(hex(w.publicKey))) continue;
       if (line.body.length !== 8 + 64) {
         result.problems.push(`signature by ${line.name} is not a cosignature/v1 (timestamp and Ed25519 signature)`);
         continue;
@@ -333,11 +366,11 @@
         result.problems.push(`cosignature by witness ${w.name} is dated ${ts}, in the future`);
         continue;
       }
-      seen.add(id);
+      seen.add(hex(w.publicKey));
       result.witnesses.push({ name: w.name, verifier_key: String(w), timestamp: Number(ts), time: isoSeconds(ts) });
     }
     if (result.witnesses.length < minWitnesses) {
-      result.problems.push(`${result.witnesses.length} of the ${minWitnesses} required witnesses cosigned this checkpoint`);
+      result.problems.push("too few trusted witnesses cosigned this checkpoint");
     }
     result.ok = result.problems.length === 0;
     return result;
@@ -347,7 +380,7 @@
   function cosignedSummary(r) {
     const who = r.witnesses.length === 0 ? "no trusted witness cosigned it"
       : "cosigned by " + r.witnesses.map((w) => `${w.name} at ${w.time}`).join(", ");
-    return `${who} (${r.witnesses.length} of ${r.minWitnesses} required)`;
+    return `${who} (${r.witnesses.length} cosigned, ${r.minWitnesses} required)`;
   }
 
   // ------------------------------------------------------------ RFC 9162 inclusion proofs (merkle.py)
@@ -641,7 +674,8 @@
         return report;
       }
       report.witnesses = policy.witnesses;
-      add("witnesses", policy.ok, cosignedSummary(policy) + (policy.ok ? "" : ": " + policy.problems.join("; ")));
+      add("witnesses", policy.ok, cosignedSummary(policy) + policy.notes.map((n) => "; " + n).join("")
+          + (policy.ok ? "" : ": " + policy.problems.join("; ")));
       if (!policy.ok) return report;
     }
     if (cp.treeSize !== BigInt(receipt.treeSize)) {
@@ -704,9 +738,24 @@
     return report;
   }
 
+  /* How many witnesses the keys name, counted by raw public key (one key under two names is one witness); a key that
+     does not parse counts by its text (the policy check then reports it). */
+  async function distinctWitnesses(keys) {
+    const seen = new Set();
+    for (const k of keys) {
+      try {
+        seen.add(hex((await parseCosignatureKey(k)).publicKey));
+      } catch (e) {
+        if (!(e instanceof VerifyError)) throw e;
+        seen.add("text:" + k);
+      }
+    }
+    return seen.size;
+  }
+
   window.GlasslogVerify = {
     VerifyError, UnavailableError, unavailable, RECEIPT_FORMAT, parseVerifierKey, openNote, parseCheckpoint, openCheckpoint, rootFromInclusionProof,
     verifyInclusion, leafHash, checkEntry, canonicalJSON, parseReceipt, checkCommitment, verifyReceipt, b64decode, b64encode, hex,
-    parseCosignatureKey, splitNote, verifyCosigned, cosignedSummary, verifyConsistency,
+    parseCosignatureKey, splitNote, verifyCosigned, cosignedSummary, verifyConsistency, distinctWitnesses,
   };
 })();
