@@ -137,3 +137,53 @@ def test_without_a_witness_policy_the_verdict_says_witnesses_were_not_checked(lo
     r = verify(logs, "honest", "--witness-key", logs["w1"], "--json")
     out = json.loads(r.stdout)
     assert out["witnesses_checked"] is True and "warning" not in out
+
+
+def test_glasslog_checkpoint_prints_the_cosignatures_and_a_kept_note_checks_with_a_policy(logs):
+    d = str(logs["honest"])
+    r = runner.invoke(cli, ["checkpoint", "-d", d])
+    assert r.exit_code == 0
+    note = r.stdout
+    assert note.count("\u2014 ") == 3 and "\u2014 w1.example/w " in note and "\u2014 w4.example/w " in note
+    kept = logs["tmp"] / "kept.note"
+    kept.write_text(note)
+    r = runner.invoke(cli, ["verify", "checkpoint", str(kept), "--key", logs["vkey"], "--witness-key", logs["w1"],
+                            "--witness-key", logs["w4"], "-d", d])
+    assert r.exit_code == 0 and "Consistent" in text(r), r.output
+    # a note kept before any witness cosigned: the message says so, not "NOT consistent"
+    with Ledger.open(logs["honest"]) as lg:
+        kept.write_text(lg.checkpoint())
+    r = runner.invoke(cli, ["verify", "checkpoint", str(kept), "--key", logs["vkey"], "--witness-key", logs["w1"], "-d", d])
+    assert r.exit_code == 1 and "no witness cosigned this checkpoint" in text(r), r.output
+    assert "NOT consistent" not in text(r) and "Witness policy NOT met" in text(r)
+
+
+@pytest.mark.parametrize("content,problem", [
+    (b"", "is empty"),
+    (b'{"format": "something else"}\n', "is JSON but not a receipt with a checkpoint"),
+    (None, "must end with a newline"),  # the honest note without its final newline
+    ("crlf", "CR characters"),
+])
+def test_a_malformed_kept_note_is_a_usage_error_in_verify_checkpoint_and_verify_log(logs, content, problem):
+    d = str(logs["honest"])
+    note = runner.invoke(cli, ["checkpoint", "-d", d]).stdout
+    bad = logs["tmp"] / "bad.note"
+    if content is None:
+        bad.write_bytes(note.encode()[:-1])
+    elif content == "crlf":
+        bad.write_bytes(note.replace("\n", "\r\n").encode())
+    else:
+        bad.write_bytes(content)
+    r = runner.invoke(cli, ["verify", "checkpoint", str(bad), "--key", logs["vkey"], "-d", d])
+    assert r.exit_code == 2 and problem in text(r) and "NOT consistent" not in text(r), r.output
+    r = runner.invoke(cli, ["verify", "log", "--checkpoint", str(bad), "--key", logs["vkey"], "-d", d])
+    assert r.exit_code == 2 and problem in text(r), r.output
+
+
+def test_a_crlf_checkpoint_in_a_receipt_is_refused(logs):
+    path = logs["tmp"] / "honest.json"
+    rc = json.loads(path.read_text())
+    rc["checkpoint"] = rc["checkpoint"].replace("\n", "\r\n")
+    path.write_text(json.dumps(rc))
+    r = verify(logs, "honest")
+    assert r.exit_code == 1 and "CR characters" in text(r) and "Receipt verified" not in text(r)

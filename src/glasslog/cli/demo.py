@@ -87,6 +87,8 @@ def _print_demo(s) -> None:
               f"{r['matched']}/{r['checked']} outputs reproduced, max |diff| {r['max_abs_diff']:.1e} (tolerance {r['tolerance']:.0e})")
     out.print(v)
     out.print(f"Check a receipt as its subject would, with only the published verifier key:\n"
-              f"  glasslog verify receipt {s.receipt_file} --key-file {Path(s.data_dir) / 'log.vkey'}", highlight=False)
+              f"  glasslog verify receipt {s.receipt_file} --key-file {Path(s.data_dir) / 'log.vkey'}\n"
+              f"  (this demo log has no witnesses, so nothing rules out a split view; on a witnessed log add"
+              f" --witness-key KEY for each witness you trust)", highlight=False)
 
 

@@ -89,6 +89,8 @@ def _print(s) -> None:
     out.print(f"[dim]time: {seconds:.1f} s ({stages})[/]", highlight=False)
     out.print(f"Check a receipt as its subject would, with only the published verifier key:\n"
               f"  glasslog verify receipt {s.receipt_file} --key-file {Path(s.data_dir) / 'log.vkey'}\n"
+              f"  (this demo log has no witnesses, so nothing rules out a split view; on a witnessed log add"
+              f" --witness-key KEY for each witness you trust)\n"
               f"Register your own model directory (safetensors, config, tokenizer) the same way:\n"
               f"  glasslog models register DIR --card card.json [--signer-key publisher.pub]", highlight=False)
 

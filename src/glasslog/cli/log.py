@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from ..ledger import Ledger, LedgerError
-from .common import DEFAULT_DIR, DataDir, JsonOut, check_out, out
+from .common import DEFAULT_DIR, DataDir, JsonOut, check_out, err, out
 from .common import USER_ERRORS as _INPUT_ERRORS
 from .common import b64 as _b64
 from .common import fail as _fail
@@ -50,13 +50,27 @@ def checkpoint(
     tree_size: Annotated[int | None, typer.Option("--tree-size", help="A kept checkpoint at this size.")] = None,
     json_out: JsonOut = False,
 ) -> None:
-    """Print the latest signed checkpoint (C2SP signed note)."""
+    """Print the newest cosigned checkpoint with every signature line (the log's and its witnesses'), as GET
+    /checkpoint and receipts carry them, so a kept copy can be checked later with a witness policy (verify checkpoint
+    --witness-key); the newest checkpoint when none is cosigned yet. With --tree-size, the one at that size."""
+    from ..ledger.witnesses import active_witnesses, cosigned_checkpoint
+
     ledger = _open(data_dir)
     try:
-        note = ledger.checkpoint(tree_size)
+        latest = ledger.open_checkpoint(ledger.checkpoint(tree_size)).tree_size
+        size = tree_size
+        find = getattr(ledger.store, "latest_cosigned_size", None)
+        if size is None and find is not None:
+            size = find(1)
+        note = cosigned_checkpoint(ledger, size if size is not None else latest)
         cp = ledger.open_checkpoint(note)
     except _INPUT_ERRORS as exc:
         _fail(str(exc))
+    if cp.tree_size != latest:
+        err.print(f"the newest checkpoint (tree size {latest}) is not cosigned yet: this is the newest cosigned one, at"
+                  f" tree size {cp.tree_size}", highlight=False)
+    elif note.count("\n\u2014 ") <= 1 and tree_size is None and active_witnesses(ledger):
+        err.print("no witness cosigned this checkpoint (yet): it is signed by the log alone", highlight=False)
     if json_out:
         _print_json({"origin": cp.origin, "tree_size": cp.tree_size, "root_hash": _b64(cp.root_hash), "note": note,
                      "verifier_key": ledger.verifier_key})

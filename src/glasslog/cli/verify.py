@@ -170,10 +170,12 @@ def verify_checkpoint_cmd(
 
     vkey = Verifier.parse(_verifier_key(key, key_file, data_dir))
     witness_keys, needed = _witness_policy(witness_key, min_witnesses, str(vkey))
-    try:
-        old_note = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        _fail(f"cannot read checkpoint file {file}: {exc}")
+    from ..verify.kept import read_kept
+
+    try:  # the exact bytes (a CRLF copy is refused, not converted); a malformed note is bad input, exit 2
+        old_note = read_kept(str(file))
+    except _INPUT_ERRORS as exc:
+        _fail(str(exc))
     ledger = _open(data_dir)
     result: dict[str, Any] = {"ok": False}
     try:
@@ -189,8 +191,11 @@ def verify_checkpoint_cmd(
             result.update(witnesses=[w.to_dict() for w in policy.witnesses],
                           latest_witnesses=[w.to_dict() for w in latest.witnesses])
             if not policy.ok:
-                raise NoteError(f"your checkpoint does not meet the witness policy: {policy.summary()}; "
-                                + "; ".join(policy.problems))
+                result["witness_policy_failed"] = True
+                why = ("no witness cosigned this checkpoint: keep one printed by `glasslog checkpoint` or served by GET"
+                       " /checkpoint after the witnesses cosigned it" if not policy.witnesses else policy.summary())
+                rest = [p for p in policy.problems if not p.startswith("too few")]
+                raise NoteError(f"your checkpoint does not meet the witness policy: {why}" + "".join(f"; {p}" for p in rest))
         if old.tree_size == 0:
             raise merkle.ProofError("your checkpoint is of the empty tree, which every tree extends: it proves nothing "
                                     "about this log; keep a checkpoint of a non-empty tree")
@@ -216,6 +221,8 @@ def verify_checkpoint_cmd(
             out.print(f"  the log's latest checkpoint is cosigned by witness {w['name']} at {w['time']}", highlight=False)
         out.print(f"[bold green]Consistent[/]: the log at tree size {result['new_size']} extends your checkpoint at"
                   f" {result['old_size']} (consistency proof of {len(result['proof'])} hashes verified).")
+    elif result.get("witness_policy_failed"):
+        out.print(f"[bold red]Witness policy NOT met[/]: {result['problem']}", highlight=False)
     else:
         out.print(f"[bold red]NOT consistent[/]: {result['problem']}", highlight=False)
     raise typer.Exit(EXIT_OK if result["ok"] else EXIT_FAILED)

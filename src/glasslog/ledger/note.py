@@ -258,6 +258,8 @@ def split_note(note: str | bytes, *, malformed: list[tuple[str, str]] | None = N
             note = note.decode("utf-8")
         except UnicodeDecodeError:
             raise NoteError("signed note is not valid UTF-8") from None
+    if "\r" in note:  # a CRLF copy is refused, not "fixed": the signature covers the exact bytes
+        raise NoteError("signed note has CR characters (CRLF line ends?): C2SP signed notes end lines with LF only")
     if not note.endswith("\n"):
         raise NoteError("signed note must end with a newline")
     split = note.rfind("\n\n")

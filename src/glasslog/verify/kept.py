@@ -58,6 +58,8 @@ def read_kept(source: str, timeout: float = 10.0) -> str:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise BadInputError(f"{source} is not UTF-8 text: not a checkpoint or a receipt") from None
+    if not text.strip():
+        raise BadInputError(f"{source} is empty: not a signed checkpoint note")
     if text.lstrip().startswith("{"):
         try:
             note = json.loads(text).get("checkpoint")
@@ -65,8 +67,20 @@ def read_kept(source: str, timeout: float = 10.0) -> str:
             note = None
         if not isinstance(note, str):
             raise BadInputError(f"{source} is JSON but not a receipt with a checkpoint")
-        return note
+        text = note
+    _check_shape(text, source)
     return text
+
+
+def _check_shape(note: str, source: str) -> None:
+    """A malformed note is bad input (exit 2), told apart from a well-formed one whose signature or history fails."""
+    from ..ledger.note import NoteError, parse_checkpoint, split_note
+
+    try:
+        body, _ = split_note(note, malformed=[])  # junk lines of unknown keys are the signature check's business
+        parse_checkpoint(body)
+    except NoteError as exc:
+        raise BadInputError(f"{source} is not a well-formed signed checkpoint note: {exc}") from None
 
 
 def witness_state_note(directory: str | Path, origin: str) -> str | None:
