@@ -175,3 +175,50 @@ def test_resume_api_round_trip(log, tmp_path):
         lg.append(deployments(200, 201))
         r, new = resume_audit(lg, st)
         assert r.ok and r.resumed_from == 200 and new is not None and new.tree_size == 201 and new.root == lg.root(201)
+
+
+def test_resume_against_a_fork_before_the_verified_size_names_where_it_diverges(tmp_path):
+    """The tester's case: verified at 606, a fork (same key, re-signed) that diverges at 605 with ~20 checkpoints
+    after: the report names 605 (not 606) and does not list one line per later checkpoint."""
+    honest, fork, state = tmp_path / "honest", tmp_path / "fork", tmp_path / "s.json"
+    with Ledger.create(honest, ORIGIN) as lg:
+        lg.append(deployments(0, 605))
+    shutil.copytree(honest, fork)
+    with Ledger.open(honest) as lg:
+        lg.append(deployments(605, 606))
+    assert verify(honest, state)[0] == 0
+    with Ledger.open(fork) as lg:
+        for k in range(20):
+            lg.append(deployments(5000 + 5 * k, 5005 + 5 * k))
+    code, text = verify(fork, state)
+    assert code == 1
+    # the kept frontier of 606 holds subtrees [0,512) .. [604,606): the divergence is proven to lie in the last one
+    assert "the first entry that differs from the tree verified before is in [604, 606)" in text, text
+    assert "first bad index 606" not in text and "differ from what the checkpoint" not in text
+    assert "20 later signed checkpoints (tree sizes 610..705) sign trees built on that other history" in text
+    # verified at 607 (frontier ends with the one-leaf subtree [606, 607)), diverging at 606: the index itself
+    honest2, fork2, state2 = tmp_path / "honest2", tmp_path / "fork2", tmp_path / "s2.json"
+    shutil.copytree(honest, honest2)
+    shutil.copytree(honest, fork2)
+    with Ledger.open(honest2) as lg:
+        lg.append(deployments(606, 607))
+    assert verify(honest2, state2)[0] == 0
+    with Ledger.open(fork2) as lg:
+        lg.append(deployments(7000, 7003))
+    code, text = verify(fork2, state2)
+    assert code == 1 and "first bad index 606" in text and "entry 606 is the first that differs" in text, text
+
+
+def test_resume_names_the_range_when_the_divergence_is_inside_a_larger_subtree(tmp_path):
+    honest, fork, state = tmp_path / "honest", tmp_path / "fork", tmp_path / "s.json"
+    with Ledger.create(honest, ORIGIN) as lg:
+        lg.append(deployments(0, 100))
+    shutil.copytree(honest, fork)
+    with Ledger.open(honest) as lg:
+        lg.append(deployments(100, 128))  # verified at 128: one subtree [0, 128)
+    assert verify(honest, state)[0] == 0
+    with Ledger.open(fork) as lg:
+        lg.append(deployments(700, 740))
+    code, text = verify(fork, state)
+    assert code == 1 and "the first entry that differs from the tree verified before is in [0, 128)" in text, text
+    assert "first bad index" not in text  # no index it cannot prove

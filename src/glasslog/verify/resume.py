@@ -44,7 +44,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import BadInputError
+from ..errors import BadInputError, GlasslogError
 from ..ledger import Ledger, merkle, utc_now
 from ..ledger.note import Checkpoint, NoteError, Verifier, open_checkpoint
 from .log_audit import LogAuditReport, audit_entry
@@ -278,6 +278,14 @@ def resume_audit(ledger: Ledger, state: VerifierState, *, verifier: Verifier | N
         mark(n0)
         problems.append(f"the log's checkpoint at tree size {n0} signs another root than the one verified before: the"
                         " log was forked or rewritten")
+    base_differs = n0 not in signed or signed[n0] != state.root
+    if base_differs and size >= n0:
+        where = _locate_divergence(ledger, state)
+        if where is not None:
+            if where[0] is not None:
+                flag(where[0], where[1])
+            else:
+                problems.append(where[1])
     kepts = [] if kept is None else [kept] if isinstance(kept, Checkpoint) else list(kept)
     boundaries = sorted(set(signed) - {n0} | {k.tree_size for k in kepts if n0 < k.tree_size <= size})
     # Re-hash the new entries, compare with the stored leaf hashes, integrate into the kept frontier.
@@ -288,6 +296,7 @@ def resume_audit(ledger: Ledger, state: VerifierState, *, verifier: Verifier | N
     frontiers: dict[int, tuple[tuple[int, bytes], ...]] = {n0: state.frontier}
     last_good = n0
     cuts = sorted(set(boundaries) | {size})
+    differing: list[int] = []
     expected = n0
     for cut in cuts:
         while tree < cut:
@@ -325,11 +334,17 @@ def resume_audit(ledger: Ledger, state: VerifierState, *, verifier: Verifier | N
         roots[cut] = root
         frontiers[cut] = tuple(frontier)
         if cut in signed and root != signed[cut]:
-            flag(last_good, f"entries in [{last_good}, {cut}) differ from what the checkpoint at tree size {cut} signed",
-                 exact=False)
             mark(cut)
+            differing.append(cut)
+            if not base_differs and len(differing) == 1:  # the later ones follow from the first: counted, not listed
+                flag(last_good, f"entries in [{last_good}, {cut}) differ from what the checkpoint at tree size {cut}"
+                                " signed", exact=False)
         elif cut in signed:
             last_good = cut
+    if len(differing) > (0 if base_differs else 1):
+        later = differing if base_differs else differing[1:]
+        problems.append(f"{len(later)} later signed checkpoint{'s' if len(later) > 1 else ''} (tree sizes {later[0]}.."
+                        f"{later[-1]}) sign{'' if len(later) > 1 else 's'} trees built on that other history")
     for kept in kepts:
         if kept.origin != ledger.origin:
             problems.append(f"the kept checkpoint is for log {kept.origin!r}, not {ledger.origin!r}")
@@ -356,7 +371,7 @@ def resume_audit(ledger: Ledger, state: VerifierState, *, verifier: Verifier | N
                                 f" verified before at {n0}: {exc}")
                 mark(kept.tree_size)
     newest = max(signed) if signed else None
-    if newest is not None and newest > n0 and n0 in signed:
+    if newest is not None and newest > n0 and not base_differs:
         try:  # the proof the log serves to witnesses and receipt holders, from what is stored
             proof = ledger.consistency_proof(n0, newest)
             merkle.verify_consistency(n0, newest, state.root, signed[newest], proof)
@@ -383,6 +398,30 @@ def resume_audit(ledger: Ledger, state: VerifierState, *, verifier: Verifier | N
                                   tuple(statuses.items()) if newest == size and check_entries
                                   else _statuses_at(ledger, state, newest))
     return finish()
+
+
+def _locate_divergence(ledger: Ledger, state: VerifierState) -> tuple[int | None, str] | None:
+    """Where a log whose tree at the verified size is not the verified one first differs, as far as can be proven
+    without the old entries: the kept frontier holds the roots of the perfect subtrees of the verified tree
+    (RFC 9162 2.1.1 decomposition), so the first of those whose stored hash differs holds the first differing
+    entry. Returns ``(index, message)`` when that subtree is one leaf, ``(None, message naming the range)`` when it
+    is larger, None when the stored hashes cannot tell."""
+    n0 = state.tree_size
+    parts = merkle.root_plan(n0)
+    try:
+        stored = ledger.store.hashes(parts)
+    except (LookupError, ValueError, GlasslogError):
+        return None
+    for (level, ix), (_lv, kept) in zip(parts, state.frontier, strict=False):
+        if stored.get((level, ix)) == kept:
+            continue
+        start, end = ix << level, (ix + 1) << level
+        if end - start == 1:
+            return start, f"entry {start} is the first that differs from the tree verified before: the log's history diverges there"
+        return None, (f"the first entry that differs from the tree verified before is in [{start}, {end}) (the stored"
+                      " hashes place it there; --resume does not re-read old entries: run without --resume, against a"
+                      " copy you trust, to name it)")
+    return None
 
 
 def _statuses_at(ledger: Ledger, state: VerifierState, size: int) -> tuple[tuple[str, str], ...]:
