@@ -187,3 +187,25 @@ def test_a_crlf_checkpoint_in_a_receipt_is_refused(logs):
     path.write_text(json.dumps(rc))
     r = verify(logs, "honest")
     assert r.exit_code == 1 and "CR characters" in text(r) and "Receipt verified" not in text(r)
+
+
+def test_witnesses_sync_timeout_bounds_the_whole_command(logs):
+    """A witness that accepts the connection and never answers: each request used to wait 10 s whatever --timeout
+    said (the tester's --timeout 5 took 12.5 s). Now the round ends at the deadline (a request gets >= 0.5 s)."""
+    import socket
+    import time
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # the kernel completes the handshake; nobody ever reads or answers
+    try:
+        d = str(logs["honest"])
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        assert runner.invoke(cli, ["witnesses", "add", url, "--key", logs["w1"], "--no-check", "-d", d]).exit_code == 0
+        t0 = time.monotonic()
+        r = runner.invoke(cli, ["witnesses", "sync", "--timeout", "1", "-d", d])
+        elapsed = time.monotonic() - t0
+    finally:
+        silent.close()
+    assert r.exit_code == 1 and "behind" in text(r), r.output
+    assert elapsed < 4.0, elapsed  # 1 s of --timeout, a 0.5 s floor per request, start-up; before: over 10 s

@@ -148,10 +148,14 @@ def test_witness_policy_in_the_browser_matches_the_python_verifier(setup):
     junk = rc.to_dict()
     junk["checkpoint"] += "\u2014 junk.example/w not*base64\n"  # a malformed line of a key nobody trusts: ignored
     junk = Receipt.from_dict(junk)
+    crlf = rc.to_dict()
+    crlf["checkpoint"] = crlf["checkpoint"].replace("\n", "\r\n")  # refused, never converted
+    crlf = Receipt.from_dict(crlf)
     cases = [
         ("one key under two names", rc, [k1, alias], "2", False),  # one witness, counted once: 2 cannot be met
         ("one key under two names, default", rc, [k1, alias, stranger], "", False),  # 2 of the 2 distinct keys
         ("junk line of an unknown key", junk, [k1, k2], "2", True),
+        ("crlf", crlf, [k1], "1", False),
         ("both", rc, [k1, k2], "2", True),
         ("default minimum", rc, [k1], "", True),
         ("one of three", rc, [k1, stranger], "2", False),
@@ -170,7 +174,10 @@ def test_witness_policy_in_the_browser_matches_the_python_verifier(setup):
         want = [vars(c) for c in verify_receipt(receipt, key, keys, n).checks] if label != "malformed key" else None
         if want is not None:
             assert got == want, label  # names, results and messages, check by check
-        assert verdict.startswith("Receipt verified" if ok else "Receipt NOT valid: witnesses failed"), (label, verdict)
+        failed = "checkpoint signature" if label == "crlf" else "witnesses"
+        assert verdict.startswith("Receipt verified" if ok else f"Receipt NOT valid: {failed} failed"), (label, verdict)
+        if label == "crlf":
+            assert "CR characters" in got[-1]["detail"]
         if label == "both":
             assert sorted(w["name"] for w in witnesses) == ["ngo.example/w2", "witness.example/w1"]
             assert "witness.example/w1 at" in page.inner_text("#checks")

@@ -405,6 +405,12 @@ def test_refusals_are_listed_and_counted_not_repeated(tmp_path, log_dir, witness
     r = runner.invoke(cli, ["witnesses", "list", "-d", str(fork_dir)])
     assert r.exit_code == 0 and "failing since" in text(r) and "times," in text(r), text(r)
     assert ("answered 422" in text(r)) or ("answered 409" in text(r))
+    # a refused consistency proof is labelled a possible fork, in the log's list and in the witness's own
+    proof_refusals = [f for f in row["refusals"] if "consistency proof does not verify" in f["reason"]]
+    assert proof_refusals and all(f["possible_fork"] for f in proof_refusals), row["refusals"]
+    assert "(possible fork: this checkpoint does not extend the tree the witness cosigned before" in text(r)
+    r = runner.invoke(cli, ["witness", "logs", "--dir", str(witness_proc.dir)])
+    assert r.exit_code == 0 and "possible fork" in text(r), text(r)
     w = Witness(witness_proc.dir)
     try:
         evidence = w.store.evidence(ORIGIN)

@@ -16,7 +16,7 @@ import typer
 
 from ..ledger.cosignature import CosignatureVerifier
 from ..ledger.note import NoteError
-from ..ledger.witnesses import active_witnesses, read_witness_status, witness_entry
+from ..ledger.witnesses import active_witnesses, fork_hint, read_witness_status, witness_entry
 from .common import DEFAULT_DIR, USER_ERRORS, DataDir, JsonOut, fail, fail_with, open_ledger, out, print_json
 
 __all__ = ["witnesses_app"]
@@ -106,7 +106,8 @@ def witnesses_list(data_dir: DataDir = DEFAULT_DIR, json_out: JsonOut = False) -
         st = status.get(w.key, {})
         rows.append({"name": w.name, "url": w.url, "key": w.key, "added_at": w.added_at,
                      "cosigned_tree_size": sizes.get(w.key), "ok": st.get("ok"), "last_answer_at": st.get("at"),
-                     "error": st.get("error"), "refusals": st.get("refusals") or []})
+                     "error": st.get("error"), "refusals": [{**f, "possible_fork": bool(fork_hint(f["status"], f["reason"]))}
+                                                            for f in st.get("refusals") or []]})
     if json_out:
         print_json({"tree_size": signed, "witnesses": rows})
         return
@@ -122,7 +123,9 @@ def witnesses_list(data_dir: DataDir = DEFAULT_DIR, json_out: JsonOut = False) -
         for f in r["refusals"]:
             what = "unreachable" if f["status"] == "unreachable" else f"answered {f['status']}"
             times = f"{f['count']} times, {f['first_at']} .. {f['last_at']}" if f["count"] > 1 else f"at {f['first_at']}"
-            out.print(f"  [yellow]{what}[/] ({times}): {f['reason']}", highlight=False)
+            hint = fork_hint(f["status"], f["reason"])
+            out.print(f"  [yellow]{what}[/] ({times}): {f['reason']}" + (f"[bold red]{hint}[/]" if hint else ""),
+                      highlight=False)
 
 
 @witnesses_app.command("sync")
@@ -130,8 +133,10 @@ def witnesses_sync(
     data_dir: DataDir = DEFAULT_DIR,
     every: Annotated[float | None, typer.Option("--every", min=1.0, help="Keep going: a round every SECONDS (until "
                                                                           "interrupted), e.g. from a service unit.")] = None,
-    timeout: Annotated[float, typer.Option(min=0.0, help="Seconds one round keeps retrying witnesses that are behind "
-                                                         "(with growing pauses) before it reports them.")] = 30.0,
+    timeout: Annotated[float, typer.Option(min=0.0, help="Seconds one round may take in all: it keeps retrying "
+                                                         "witnesses that are behind (with growing pauses) and cuts each "
+                                                         "request short at the deadline (a request gets at least 0.5 s),"
+                                                         " then reports them. Start-up (opening the log) is not counted.")] = 30.0,
 ) -> None:
     """Bring every witness up to the log's newest checkpoint now (what the server's cosigning thread does on its own).
 

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from .receipt import Receipt
 
 __all__ = ["WitnessConfig", "witness_entry", "active_witnesses", "cosigned_checkpoint", "receipt_checkpoint",
-           "refresh_receipt", "WITNESS_STATUS_FILE", "read_witness_status", "write_witness_status", "note_refusal",
+           "refresh_receipt", "WITNESS_STATUS_FILE", "read_witness_status", "write_witness_status", "note_refusal", "fork_hint",
            "MAX_REFUSALS"]
 
 
@@ -190,6 +190,20 @@ def write_witness_status(data_dir: str | os.PathLike, status: dict[str, dict]) -
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         json.dump(status, f, indent=1, sort_keys=True)
     os.replace(tmp, path)
+
+
+def fork_hint(status: int | str, reason: str) -> str:
+    """``" (possible fork: ...)"`` for a witness's refusal that a fork would cause, else ``""``.
+
+    A 422 "consistency proof does not verify" means the checkpoint does not extend the tree the witness cosigned
+    before (C2SP tlog-witness): the log shown to it then and the one asking now are not one history -- a fork or a
+    rewrite, unless the log served a wrong proof.
+    """
+    text = f"{status} {reason}"
+    if "consistency proof does not verify" in text and "422" in text:
+        return (" (possible fork: this checkpoint does not extend the tree the witness cosigned before; compare the"
+                " witness's last cosigned checkpoint with this log's history, verify log --checkpoint)")
+    return ""
 
 
 def note_refusal(refusals: list[dict], status: int | str, reason: str, at: str) -> list[dict]:

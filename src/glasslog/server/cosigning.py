@@ -47,6 +47,10 @@ MAX_BACKOFF = 30.0
 """Longest pause before asking an unreachable or refusing witness again."""
 WITNESS_REFRESH = 2.0
 """Seconds between re-reads of the log's witness entries."""
+REQUEST_TIMEOUT = 10.0
+"""Seconds one request to a witness may take."""
+MIN_REQUEST = 0.5
+"""Shortest time given to a request started just before ``catch_up``'s deadline (so it can run past it by this much)."""
 
 
 @dataclass
@@ -98,6 +102,7 @@ class CosigningThread:
         self._witnesses_at = 0.0
         self._known: dict[str, int] | None = None
         self._warned = False
+        self._deadline: float | None = None  # monotonic end of a catch_up run (None: the server's endless thread)
 
     # ----------------------------------------------------------------- life
     def start(self) -> None:
@@ -198,6 +203,8 @@ class CosigningThread:
                 continue
             if time.monotonic() < st.retry_at:
                 continue
+            if self._deadline is not None and time.monotonic() >= self._deadline:
+                break  # catch_up's time is up: the witnesses not asked yet stay as they were
             self._submit(lg, w, st, note, size)
         if self._dirty and time.monotonic() - self._saved_at >= 1.0:
             self.save_status()
@@ -210,16 +217,19 @@ class CosigningThread:
         Returns:
             ``(statuses by witness key, the newest checkpoint's size)``.
         """
-        deadline = time.monotonic() + timeout
-        while True:
-            status = self.run_once()
-            size = self._ledger.signed_size() if self._ledger is not None else 0
-            behind = [st for st in status.values() if not (st.ok and st.tree_size == size)]
-            if not behind or time.monotonic() >= deadline:
-                self.save_status()
-                return status, size
-            wait = min(st.retry_at for st in behind) - time.monotonic()
-            time.sleep(min(max(wait, 0.05), max(deadline - time.monotonic(), 0.0)))
+        deadline = self._deadline = time.monotonic() + timeout
+        try:
+            while True:
+                status = self.run_once()
+                size = self._ledger.signed_size() if self._ledger is not None else 0
+                behind = [st for st in status.values() if not (st.ok and st.tree_size == size)]
+                if not behind or time.monotonic() >= deadline:
+                    self.save_status()
+                    return status, size
+                wait = min(st.retry_at for st in behind) - time.monotonic()
+                time.sleep(min(max(wait, 0.05), max(deadline - time.monotonic(), 0.0)))
+        finally:
+            self._deadline = None
 
     def hold_lock(self) -> bool:
         """Take ``<data-dir>/cosigning.lock`` for this object's life (until ``close``); False if another process has it."""
@@ -248,13 +258,15 @@ class CosigningThread:
     def _client(self, url: str, key: str) -> WitnessClient:
         c = self._clients.get(key)
         if c is None:
-            c = self._clients[key] = WitnessClient(url, key, timeout=10.0)
+            c = self._clients[key] = WitnessClient(url, key, timeout=REQUEST_TIMEOUT)
         return c
 
     def _submit(self, lg: Ledger, w, st: WitnessStatus, note: str, size: int) -> None:
         client = self._client(w.url, w.key)
         old = min(st.tree_size, size)
         for _attempt in range(3):
+            if self._deadline is not None:  # a request may not run past catch_up's deadline (by more than MIN_REQUEST)
+                client.set_timeout(max(MIN_REQUEST, min(REQUEST_TIMEOUT, self._deadline - time.monotonic())))
             try:
                 proof = lg.consistency_proof(old, size) if 0 < old < size else []
                 lines = client.add_checkpoint(old, proof, note)

@@ -73,7 +73,10 @@ def add_log(
 
 @app.command("logs")
 def logs(directory: WitnessDir = DEFAULT_DIR) -> None:
-    """List the logs this witness follows, the size it last cosigned for each, and the last refusals kept as evidence."""
+    """List the logs this witness follows, the size it last cosigned for each, and the last refusals kept as evidence
+    (a refused consistency proof is labelled a possible fork)."""
+    from ..ledger.witnesses import fork_hint
+
     w = _open(directory)
     try:
         rows = w.store.logs()
@@ -88,7 +91,8 @@ def logs(directory: WitnessDir = DEFAULT_DIR) -> None:
         typer.echo(f"  {origin}  {key}  {seen}")
         for e in [e for e in evidence if e["origin"] == origin][-5:]:
             times = f"{e['count']} times, {e['at']} .. {e['last_at']}" if e["count"] > 1 else f"at {e['at']}"
-            typer.echo(f"    refused a validly signed checkpoint from old size {e['old_size']} ({times}): {e['reason']}")
+            typer.echo(f"    refused a validly signed checkpoint from old size {e['old_size']} ({times}): {e['reason']}"
+                       + fork_hint("", e["reason"]))
 
 
 @app.command("catch-up")

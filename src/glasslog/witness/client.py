@@ -82,6 +82,14 @@ class WitnessClient:
             self._conn = cls(self._parsed.hostname, self._parsed.port, timeout=self.timeout)
         return self._conn
 
+    def set_timeout(self, seconds: float) -> None:
+        """Seconds per request from now on, the open connection included (a caller bounding its whole run)."""
+        self.timeout = seconds
+        if self._conn is not None:
+            self._conn.timeout = seconds
+            if self._conn.sock is not None:
+                self._conn.sock.settimeout(seconds)
+
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()

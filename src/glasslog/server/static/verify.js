@@ -180,6 +180,7 @@
   /* open_note: the note's text if it carries a valid signature by this verifier. */
   async function openNote(note, verifier) {
     if (typeof note !== "string") throw new VerifyError("signed note must be text");
+    if (note.includes("\r")) throw new VerifyError("signed note has CR characters (CRLF line ends?): C2SP signed notes end lines with LF only");
     if (!note.endsWith("\n")) throw new VerifyError("signed note must end with a newline");
     const split = note.lastIndexOf("\n\n");
     if (split < 0) throw new VerifyError("signed note has no blank line before its signatures");
@@ -277,6 +278,7 @@
      is not canonical base64 (or too short) is put there as {name, why} and left out, instead of failing the note. */
   function splitNote(note, malformed) {
     if (typeof note !== "string") throw new VerifyError("signed note must be text");
+    if (note.includes("\r")) throw new VerifyError("signed note has CR characters (CRLF line ends?): C2SP signed notes end lines with LF only");
     if (!note.endsWith("\n")) throw new VerifyError("signed note must end with a newline");
     const split = note.lastIndexOf("\n\n");
     if (split < 0) throw new VerifyError("signed note has no blank line before its signatures");
