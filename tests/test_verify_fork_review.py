@@ -73,6 +73,12 @@ def test_a_second_name_for_a_witness_key_counts_once(logs):
     assert r.exit_code == 1 and [w["name"] for w in json.loads(r.stdout)["witnesses"]] == ["w4.example/w"]
 
 
+def test_min_witnesses_counts_distinct_public_keys(logs):
+    r = verify(logs, "forked", "--witness-key", logs["w4"], "--witness-key", logs["alias"], "--min-witnesses", "2")
+    assert r.exit_code == 2 and "--min-witnesses 2 needs at least 2 distinct witness keys (counted by public key), got 1"\
+        " from 2 --witness-key options" in text(r), r.output
+
+
 def test_witnesses_add_refuses_a_second_name_or_the_logs_own_key(logs):
     d = str(logs["honest"])
     r = runner.invoke(cli, ["witnesses", "add", "http://127.0.0.1:9/w4", "--key", logs["w4"], "--no-check", "-d", d])

@@ -82,7 +82,9 @@ def _witness_policy(witness_keys: list[str] | None, min_witnesses: int | None,
     # some witness first met the log through a forked copy (it cosigns the first history it sees).
     n = len(keys) // 2 + 1 if min_witnesses is None and keys else (min_witnesses or 0)
     if n > len(keys):
-        _fail(f"--min-witnesses {n} needs at least {n} --witness-key options, got {len(keys)}")
+        given = len(witness_keys or [])
+        _fail(f"--min-witnesses {n} needs at least {n} distinct witness keys (counted by public key), got {len(keys)}"
+              + (f" from {given} --witness-key options" if given != len(keys) else ""))
     if keys and n <= len(keys) // 2:
         err.print(f"[yellow]warning:[/] --min-witnesses {n} of {len(keys)} keys is not a majority: a forked copy of the log"
                   " could pass with witnesses that met the log through the fork", highlight=False)
