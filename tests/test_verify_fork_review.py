@@ -8,7 +8,6 @@ malformed or CRLF checkpoint notes.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
