@@ -469,8 +469,13 @@ class ContentApp(App):
         from opentelemetry.sdk._logs import LoggerProvider
         from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
         from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-        super().__init__(model_dir, _exporter("protobuf", base, key), service)
+        self.exporter = _exporter("protobuf", base, key)
+        super().__init__(model_dir, self.exporter, service)
+        self.exported = InMemorySpanExporter()  # what the SDK exported, to send again as a retrying exporter would
+        self.provider.add_span_processor(SimpleSpanProcessor(self.exported))
         self.logs = LoggerProvider(resource=Resource.create({"service.name": service}))
         self.logs.add_log_record_processor(BatchLogRecordProcessor(
             OTLPLogExporter(endpoint=base + "/v1/logs", headers={"Authorization": f"Bearer {key}"})))
@@ -489,6 +494,9 @@ class ContentApp(App):
             attrs = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "transformers",
                      "gen_ai.request.model": MODEL_NAME, "gen_ai.response.finish_reasons": ["length"]}
             span.set_attributes(attrs)
+            span.set_attributes({"gen_ai.usage.input_tokens": int(ids["input_ids"].shape[1]),  # on the span only
+                                 "gen_ai.usage.output_tokens": int(out.shape[1] - ids["input_ids"].shape[1]),
+                                 "gen_ai.response.id": f"resp-{text[:4]}"})
             if style == "events":
                 self.logger.emit(event_name="gen_ai.user.message", body={"content": text},
                                  attributes={"gen_ai.provider.name": "transformers"})
@@ -550,13 +558,24 @@ def test_content_log_records_attach_to_their_generation_whichever_comes_first(se
         assert part2["part"] == "content" and part2["generation"] == g2 and part2["model"] == tl.fingerprint
         assert part2["operation"] == "chat" and part2["reported_model"] == {"request": MODEL_NAME}
         assert part2["output"] == answer2 and _opened(tl, c2)["prompt"]["messages"][0]["content"] == "Span first, please"
-        # 3. the details event first: it is the operation's entry (content included); the span is a duplicate
+        # 3. the details event first (the SDK emits it inside the span): it is the operation's entry (content
+        # included); the span adds what the details record lacked, as a span part naming that entry, nothing twice
         size = _size(tl)
         _, span3 = app.chat("Details first, please", "details")
         app.flush_logs()
         app.flush()
-        [(g3, op3)] = _entries_of_span(tl, span3)
-        assert op3["captured"] == {"input": True, "output": True} and _size(tl) == size + 1
+        [(g3, op3), (s3, part3)] = _entries_of_span(tl, span3)
+        assert op3["captured"] == {"input": True, "output": True} and _size(tl) == size + 2
+        assert "tokens" not in op3 and "response_id" not in op3 and op3["span"]["start"] == op3["span"]["end"]
+        assert part3["part"] == "span" and part3["generation"] == g3 and part3["model"] == tl.fingerprint
+        assert part3["captured"] == {"input": False, "output": False} and part3["response_id"] == "resp-Deta"
+        assert part3["tokens"]["prompt"] > 0 and part3["tokens"]["output"] == 8
+        assert part3["span"]["start"] < part3["span"]["end"] and "finish_reasons" not in part3  # the entry has them
+        # the SDK's exporter sends the same span again (a retry): logged once
+        [sdk_span] = [s for s in app.exported.get_finished_spans() if f"{s.context.span_id:016x}" == span3]
+        from opentelemetry.sdk.trace.export import SpanExportResult
+        assert app.exporter.export([sdk_span]) == SpanExportResult.SUCCESS
+        assert _size(tl) == size + 2
     finally:
         app.close()
 
@@ -681,7 +700,59 @@ def test_content_in_three_forms_is_logged_once(served):
     assert op["captured"] == {"input": False, "output": False} and op["model"] == tl.fingerprint
     size = _size(tl)
     r = _post(base, key, _request([_span(trace.hex(), span.hex(), messages)]))  # the span, with the content too
-    assert r.headers["x-glasslog-logged"] == "0"
+    assert r.headers["x-glasslog-logged"] == "1"  # its times only: a span part, without the content again
+    [_, _, (_, sp)] = _entries_of_span(tl, span.hex())
+    assert sp["part"] == "span" and sp["generation"] == g and sp["captured"] == {"input": False, "output": False}
+    assert sp["span"]["start"] == "2023-11-14T22:13:20.000000Z" and sp["span"]["end"] == "2023-11-14T22:13:21.000000Z"
+    assert _post(base, key, _request([_span(trace.hex(), span.hex(), messages)])).headers["x-glasslog-logged"] == "0"
     for body in (events, details.SerializeToString()):
         assert _post_logs(base, key, body).headers["x-glasslog-logged"] == "0"
-    assert _size(tl) == size
+    assert _size(tl) == size + 1
+
+
+def test_message_events_in_two_exports_are_both_linked_from_the_span(served):
+    """gen_ai.user.message and gen_ai.choice in two exports before their span: two content parts, both named by the
+    span's entry (``content``, a list), each opened by its own receipt."""
+    base, tl = served
+    key = tl.keys[PUBLIC]
+    trace, span = bytes.fromhex("e1" * 16), bytes.fromhex("e2" * 8)
+    assert _post_logs(base, key, _log_request([("gen_ai.user.message", trace, span, {"content": "in"})])) \
+        .headers["x-glasslog-logged"] == "1"
+    assert _post_logs(base, key, _log_request([("gen_ai.choice", trace, span, {
+        "index": 0, "message": {"role": "assistant", "content": "out"}})])).headers["x-glasslog-logged"] == "1"
+    r = _post(base, key, _request([_span(trace.hex(), span.hex(), CHAT)]))
+    assert r.headers["x-glasslog-logged"] == "1"
+    [(c1, p1), (c2, p2), (g, op)] = _entries_of_span(tl, span.hex())
+    assert op["content"] == [c1, c2] and p1["captured"] == {"input": True, "output": False}
+    assert p2["output"] == "out" and _opened(tl, c1)["prompt"] == {"messages": [{"role": "user", "content": "in"}]}
+
+
+def test_a_span_id_resent_with_other_attributes_is_a_conflict(served):
+    base, tl = served
+    key = tl.keys[PUBLIC]
+    trace, span = "f1" * 16, "f2" * 8
+    first = {**CHAT, "gen_ai.usage.output_tokens": 3}
+    assert _post(base, key, _request([_span(trace, span, first)])).headers["x-glasslog-logged"] == "1"
+    size = _size(tl)
+    assert _post(base, key, _request([_span(trace, span, first)])).headers["x-glasslog-logged"] == "0"  # a retry
+    r = _post(base, key, _request([_span(trace, span, {**CHAT, "gen_ai.usage.output_tokens": 4})]))
+    ps = r.json()["partialSuccess"]
+    assert r.headers["x-glasslog-logged"] == "0" and int(ps["rejectedSpans"]) == 1 and _size(tl) == size
+    assert f"span {span}: conflict" in ps["errorMessage"] and "not overwritten" in ps["errorMessage"]
+    [(_, e)] = _entries_of_span(tl, span)
+    assert e["tokens"] == {"prompt": None, "output": 3}
+    # two different spans of one id in one request: the first is logged, the second is a conflict
+    r = _post(base, key, _request([_span(trace, "f3" * 8, first), _span(trace, "f3" * 8, CHAT)]))
+    assert r.headers["x-glasslog-logged"] == "1" and int(r.json()["partialSuccess"]["rejectedSpans"]) == 1
+
+
+def test_bad_token_counts_reject_the_span_naming_the_attribute(served):
+    base, tl = served
+    size = _size(tl)
+    spans = [_span("a7" * 16, "a8" * 8, {**CHAT, "gen_ai.usage.output_tokens": "lots"}),
+             _span("a7" * 16, "a9" * 8, {**CHAT, "gen_ai.usage.input_tokens": -5})]
+    r = _post(base, tl.keys[PUBLIC], _request(spans))
+    ps = r.json()["partialSuccess"]
+    assert r.headers["x-glasslog-logged"] == "0" and int(ps["rejectedSpans"]) == 2 and _size(tl) == size
+    assert "gen_ai.usage.output_tokens must be a non-negative integer token count, got 'lots'" in ps["errorMessage"]
+    assert "gen_ai.usage.input_tokens must be a non-negative integer token count, got '-5'" in ps["errorMessage"]

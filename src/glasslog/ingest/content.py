@@ -132,7 +132,7 @@ def _log_once(ing: Ingestor, groups: list[ContentGroup], result: IngestResult) -
                 _, attrs, time = details[0]
                 record = genai.map_span(attrs, [(name, a) for _, name, a in events], g.resource)
                 operations.append(_Pending(g.deployment, span_key(g.trace_id, g.span_id), record, g.service, g.trace_id,
-                                           g.span_id, time, time))
+                                           g.span_id, time, time, from_span=False))
                 continue
             prompt, output = _content(details, events, g.resource)
         except genai.NotGenAI as exc:
@@ -183,16 +183,18 @@ def _append_parts(ing: Ingestor, parts, result: IngestResult) -> None:
     now = utc_now()
     salts = fresh_salts(2 * len(parts))
     entries, private, placed = [], [], []
-    for g, prompt, output, generation, op_entry, keys in parts:
+    for g, prompt, output, generation, op_entry, keys, *extra in parts:
         pos = len(entries)
         op = op_entry or {}
         span: dict[str, Any] = {"trace_id": g.trace_id.hex(), "span_id": g.span_id.hex()}
+        fields = {"part": "content", "convention": "gen_ai", **(extra[0] if extra else {})}  # a span part: its own fields
+        span.update(fields.pop("span_times", {}))
         try:
             obj, pv = reported_generation(
                 source="otlp", deployment=g.deployment, visibility=ing.deployments.get(g.deployment).visibility,
                 operation=op.get("operation"), model=op.get("model"), reported_model=op.get("reported_model"),
                 prompt=prompt, output=output, time=now, position=pos, salts=salts[2 * pos: 2 * pos + 2], span=span,
-                service=g.service, convention="gen_ai", part="content", generation=generation)
+                service=g.service, generation=generation, **fields)
             entries.append(Entry.from_object(obj, checked=True))  # built (and checked) by its records builder
         except EntryError as exc:
             ing._reject(result, f"log records of span {g.span_id.hex()}: cannot be logged: {exc}")
@@ -212,13 +214,17 @@ def _append_parts(ing: Ingestor, parts, result: IngestResult) -> None:
 
 
 def late_span_content(ing: Ingestor, items: list, result: IngestResult) -> None:
-    """Spans (or details records) whose operation is already on the log but which carry content its entry lacks (the
-    details record came first without it): that content as a content part naming the entry, once (keyed
-    ``b"spancontent"`` + trace and span id).
+    """Spans whose operation is already on the log, logged from a details record that came first: a ``part: "span"``
+    entry naming the operation's entry, with what that entry lacks (token counts, response id, finish reasons,
+    sampling, provider, conversation, the span's start and end, content not held by the entry or an earlier part),
+    once: keyed by the span's ``seen_keys`` (a resend is a duplicate, a different resend a conflict) and
+    ``b"spancontent"`` + trace and span id.
 
     Args:
         items: ``[(pending span, index of its operation's entry)]``.
     """
+    from .ingestor import _short, nanos_to_time
+
     by_dep: dict[str, list] = {}
     for p, index in items:
         by_dep.setdefault(p.deployment, []).append((p, index))
@@ -227,17 +233,32 @@ def late_span_content(ing: Ingestor, items: list, result: IngestResult) -> None:
         known = ing.ledger.store.ingested(dep, [k for p, _ in ps for k in (b"spancontent" + p.key, *part_keys(p.key))])
         for p, index in ps:
             key = b"spancontent" + p.key
-            if key in known:
+            if key in known:  # a span part logged before spans were digested (seen_keys): a resend
+                result.duplicates += 1
                 continue
             has_input, has_output = part_keys(p.key)
             op_entry = json.loads(ing.ledger.entry(index))
             captured = op_entry.get("captured") or {}
-            prompt = None if captured.get("input") or has_input in known else p.record.prompt
-            output = None if captured.get("output") or has_output in known else p.record.output
-            if prompt is None and not output:
+            rec = p.record
+            prompt = None if captured.get("input") or has_input in known else rec.prompt
+            output = None if captured.get("output") or has_output in known else rec.output
+            fields: dict[str, Any] = {"part": "span", "convention": rec.convention}
+            tokens = {k: v for k, v in (("prompt", rec.input_tokens), ("output", rec.output_tokens)) if v is not None}
+            had = op_entry.get("tokens") or {}
+            tokens = {k: v for k, v in tokens.items() if had.get(k) is None}
+            for name, value in (("tokens", tokens or None), ("response_id", _short(rec.response_id, 500)),
+                                ("finish_reasons", rec.finish_reasons), ("sampling", rec.sampling or None),
+                                ("provider", _short(rec.provider)), ("conversation", _short(rec.conversation, 500))):
+                if value is not None and op_entry.get(name) is None:
+                    fields[name] = value
+            times = {k: t for k, t in (("start", nanos_to_time(p.start)), ("end", nanos_to_time(p.end))) if t}
+            if times:
+                fields["span_times"] = times
+            if prompt is None and not output and len(fields) == 2 and not times:
+                result.duplicates += 1  # the span adds nothing the entry lacks
                 continue
             group = ContentGroup(dep, p.trace_id, p.span_id, {"service.name": p.service} if p.service else {})
-            keys = [key] + ([has_input] if prompt is not None else []) + ([has_output] if output else [])
-            parts.append((group, prompt, output, index, op_entry, keys))
+            keys = [key, *p.seen_keys()] + ([has_input] if prompt is not None else []) + ([has_output] if output else [])
+            parts.append((group, prompt, output, index, op_entry, keys, fields))
     if parts:
         _append_parts(ing, parts, result)

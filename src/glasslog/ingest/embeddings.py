@@ -139,7 +139,8 @@ def queue_embeddings(ing: Ingestor, sv, deployment: tuple[str | None, str | None
     Returns:
         True if it was queued or rejected; False: skip it (not logged; the response says how to opt in).
     """
-    from .ingestor import _Pending, _valid_ids, span_key
+    from .identity import span_key, valid_ids
+    from .ingestor import _Pending
 
     name, _ = deployment
     if name is None or ing.deployments.get(name).embeddings != "decision":
@@ -147,7 +148,7 @@ def queue_embeddings(ing: Ingestor, sv, deployment: tuple[str | None, str | None
                          " to log them as decisions" if name else "embeddings are logged only in a declared deployment")
         return False
     where = f"span {sv.span_id.hex() or '?'} ({sv.name or 'unnamed'})"
-    bad = _valid_ids(sv.trace_id, sv.span_id)
+    bad = valid_ids(sv.trace_id, sv.span_id)
     try:
         if bad:
             raise genai.MissingAttribute(bad)

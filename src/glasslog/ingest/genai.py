@@ -119,6 +119,23 @@ def _int(v: Any) -> int | None:
     return None
 
 
+def _count(attrs: dict, *names: str) -> int | None:
+    """A token count from the first of ``names`` present: a non-negative integer (or its decimal text).
+
+    Raises:
+        MissingAttribute: the count is something else ("lots", -5, 2.5): the span is rejected, naming the attribute
+            (a wrong count is not silently dropped).
+    """
+    for n in names:
+        v = attrs.get(n)
+        if v is not None and v != "":
+            count = _int(v)
+            if count is None:
+                raise MissingAttribute(f"{n} must be a non-negative integer token count, got {str(v)[:40]!r}")
+            return count
+    return None
+
+
 def _num(v: Any) -> float | int | None:
     if isinstance(v, bool) or v is None:
         return None
@@ -358,9 +375,9 @@ def map_span(attrs: dict, events: list[tuple[str, dict]], resource: dict) -> Gen
     if fr is not None:
         fr = _json(fr)
         rec.finish_reasons = [str(x) for x in fr] if isinstance(fr, list) else [str(fr)]
-    rec.input_tokens = _int(_first(attrs, "gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens", "llm.token_count.prompt"))
-    rec.output_tokens = _int(_first(attrs, "gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens",
-                                    "llm.token_count.completion"))
+    rec.input_tokens = _count(attrs, "gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens", "llm.token_count.prompt")
+    rec.output_tokens = _count(attrs, "gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens",
+                               "llm.token_count.completion")
     rec.conversation = _str(_first(attrs, "gen_ai.conversation.id", "session.id"))
     rec.fingerprint = _str(_first(attrs, "glasslog.model.fingerprint")) or _str(resource.get("glasslog.model.fingerprint"))
     rec.sampling = _sampling(attrs)

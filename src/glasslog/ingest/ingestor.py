@@ -32,9 +32,20 @@ how many were skipped and why. A GenAI span that cannot be logged (no model
 named, no valid ids, malformed messages, no deployment) is rejected, counted
 in ``partial_success`` with the reason.
 
-Duplicates. A span is keyed by its trace and span id in its deployment (the
-``ingested`` side table, written in the batch's own transaction): the same
-span sent twice, in one request or in two, even concurrently, is logged once.
+Duplicates and conflicts. A span is keyed by its trace and span id in its
+deployment (the ``ingested`` side table, written in the batch's own
+transaction), with a digest of what it says (``_Pending.seen_keys``): the same
+span sent twice, in one request or in two, even concurrently, is logged once;
+the same span id sent again with other attributes is rejected as a conflict
+(``partial_success`` names it; the logged entry is never overwritten). A span
+whose operation was logged first from its
+``gen_ai.client.inference.operation.details`` log record adds what that
+record lacked (token counts, response id, finish reasons, its start and end,
+content) as a ``part: "span"`` entry naming the operation's entry.
+
+Token counts. A ``gen_ai.usage.*`` (or ``llm.token_count.*``) value that is
+not a non-negative integer ("lots", -5) rejects the span, naming the
+attribute: a wrong count is not dropped silently.
 
 Evaluations. ``gen_ai.evaluation.result`` events (span events, or log records
 on ``/v1/logs`` carrying the span's context) and OpenInference
@@ -53,10 +64,10 @@ Binding a generation to the weights needs replay.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..access import Principal
@@ -70,6 +81,7 @@ from ..storage import StorageConflict
 from . import genai
 from .content import ContentGroup, late_span_content, log_content, part_keys, record_key
 from .embeddings import append_embeddings, queue_embeddings
+from .identity import ModelResolver, deployment_for, nanos_to_time, span_key, valid_ids
 from .otlp import iter_log_records, iter_spans
 
 __all__ = ["Ingestor", "IngestResult", "FAILING_LABELS", "PASSING_LABELS", "ModelResolver", "deployment_for",
@@ -87,94 +99,6 @@ DETAILS_EVENT = "gen_ai.client.inference.operation.details"
 """A log record carrying a whole GenAI operation (current conventions): logged like its span, under the same key."""
 
 
-def span_key(trace_id: bytes, span_id: bytes) -> bytes:
-    """The ``ingested`` key of a span: its trace id and span id (24 bytes)."""
-    return trace_id + span_id
-
-
-_SECONDS: dict[int, str] = {}
-
-
-def nanos_to_time(ns: int) -> str | None:
-    """Unix nanoseconds as an entry time (RFC 3339 UTC, microseconds), None for 0 or out of range."""
-    if not ns or ns < 0 or ns > 253402300799 * 10**9:
-        return None
-    seconds, micros = divmod(ns // 1000, 1_000_000)
-    prefix = _SECONDS.get(seconds)
-    if prefix is None:  # the spans of a batch mostly share their seconds
-        if len(_SECONDS) > 4096:
-            _SECONDS.clear()
-        prefix = _SECONDS[seconds] = datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{prefix}.{micros:06d}Z"
-
-
-def _valid_ids(trace_id: bytes, span_id: bytes) -> str | None:
-    if len(trace_id) != 16 or trace_id == bytes(16):
-        return "no valid trace id (16 bytes, not all zero: 32 hex digits in OTLP/JSON)"
-    if len(span_id) != 8 or span_id == bytes(8):
-        return "no valid span id (8 bytes, not all zero: 16 hex digits in OTLP/JSON)"
-    return None
-
-
-def deployment_for(principal: Principal, resource: dict[str, Any]) -> str:
-    """The deployment a resource's telemetry is logged in (see module docstring).
-
-    Raises:
-        AccessError: not an operator key.
-        ValueError: the resource names no deployment, or another one than the key is bound to.
-    """
-    if principal.role != "operator":
-        raise AccessError(f"role {principal.role} may not send telemetry; it needs an operator key")
-    named = resource.get("glasslog.deployment")
-    named = named if isinstance(named, str) and named else None
-    if principal.deployments:
-        bound = principal.deployments[0]
-        if named is not None and named != bound:
-            raise ValueError(f"the key is bound to deployment {bound!r}, but the resource names {named!r}")
-        return bound
-    service = resource.get("service.name")
-    name = named or (service if isinstance(service, str) and not service.startswith("unknown_service") else None)
-    if not name:
-        raise ValueError("no deployment: set the resource attribute glasslog.deployment or service.name, or send with an"
-                         " operator key bound to the deployment")
-    return name
-
-
-class ModelResolver:
-    """Reported model names to registered models (by fingerprint, ``name:version``, ``name@version`` or name)."""
-
-    def __init__(self, registry: Registry, aliases: dict[str, str] | None = None):
-        self.registry = registry
-        self.aliases = dict(aliases or {})
-        self._index: dict[str, RegisteredModel] = {}
-
-    def _refresh(self) -> None:
-        index: dict[str, RegisteredModel] = {}
-        for m in self.registry.list():  # registration order: a later model of the same name wins the bare name
-            index[m.card.name] = m
-            index[f"{m.card.name}:{m.card.version}"] = m
-            index[f"{m.card.name}@{m.card.version}"] = m
-            index[m.fingerprint] = m
-        self._index = index
-
-    def resolve(self, *names: str | None, fingerprint: str | None = None) -> RegisteredModel | None:
-        """The registered model named, or None."""
-        self._refresh()
-        if fingerprint:
-            fp = fingerprint if fingerprint.startswith("sha256:") else "sha256:" + fingerprint
-            if fp in self._index:
-                return self._index[fp]
-        for name in names:
-            if not name:
-                continue
-            target = self.aliases.get(name)
-            if target is not None and target in self._index:
-                return self._index[target]
-            if name in self._index:
-                return self._index[name]
-        return None
-
-
 @dataclass
 class IngestResult:
     """What one export request did."""
@@ -182,6 +106,7 @@ class IngestResult:
     logged: list[int] = field(default_factory=list)
     duplicates: int = 0
     rejected: int = 0
+    conflicts: int = 0
     skipped: dict[str, int] = field(default_factory=dict)
     findings: list[int] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
@@ -198,11 +123,14 @@ class IngestResult:
             parts.append("not logged (not generations): " + ", ".join(f"{k}: {v}" for k, v in sorted(self.skipped.items())))
         if self.duplicates:
             parts.append(f"{self.duplicates} already logged (duplicate span ids)")
+        if self.conflicts:
+            parts.append(f"{self.conflicts} conflicting (a span id already logged with other attributes: rejected)")
         parts.extend(sorted(self.hints))
         return ". ".join(parts)
 
     def to_dict(self) -> dict:
-        return {"logged": self.logged, "duplicates": self.duplicates, "rejected": self.rejected, "skipped": self.skipped,
+        return {"logged": self.logged, "duplicates": self.duplicates, "rejected": self.rejected,
+                "conflicts": self.conflicts, "skipped": self.skipped,
                 "findings": self.findings, "problems": self.problems}
 
 
@@ -216,7 +144,19 @@ class _Pending:
     span_id: bytes
     start: int
     end: int
-    content: int | None = None  # the span's first content part, logged before it (glasslog.ingest.content)
+    content: int | list[int] | None = None  # the span's content parts, logged before it (glasslog.ingest.content)
+    from_span: bool = True  # False: a details log record standing in for its span
+    _seen: tuple[bytes, bytes] | None = field(default=None, repr=False, compare=False)
+
+    def seen_keys(self) -> tuple[bytes, bytes]:
+        """The ``ingested`` keys saying this span was received (``b"span"`` + key) and with which attributes (``b"spansum"``
+        + key + 16 bytes of a SHA-256 over its record and times): a resend with the same digest is a duplicate, with
+        another one a conflict."""
+        if self._seen is None:
+            digest = hashlib.sha256(json.dumps([asdict(self.record), self.start, self.end], sort_keys=True,
+                                               default=str).encode()).digest()[:16]
+            self._seen = (b"span" + self.key, b"spansum" + self.key + digest)
+        return self._seen
 
 
 class Ingestor:
@@ -266,7 +206,7 @@ class Ingestor:
             except genai.MissingAttribute as exc:
                 self._reject(result, f"{where}: {exc}")
                 continue
-            bad = _valid_ids(sv.trace_id, sv.span_id)
+            bad = valid_ids(sv.trace_id, sv.span_id)
             if bad:
                 self._reject(result, f"{where}: {bad}")
                 continue
@@ -299,19 +239,30 @@ class Ingestor:
         result.rejected += 1
         result.problems.append(problem)
 
+    @classmethod
+    def _conflict(cls, result: IngestResult, p: _Pending, index: int | None) -> None:
+        result.conflicts += 1
+        where = f"entry {index}" if index is not None else "an earlier span of this request"
+        cls._reject(result, f"span {p.span_id.hex()}: conflict: this span id was already logged ({where}) with other "
+                            "attributes; the logged entry is kept, not overwritten")
+
     def _log_generations(self, pending: list[_Pending], result: IngestResult, append=None) -> None:
         if not pending:
             return
         append = append or self._append_generations
         unique: dict[tuple[str, bytes], _Pending] = {}
         for p in pending:
-            if (p.deployment, p.key) in unique:
-                result.duplicates += 1
-            else:
+            first = unique.get((p.deployment, p.key))
+            if first is None:
                 unique[(p.deployment, p.key)] = p
+            elif p.from_span and first.from_span and isinstance(p.record, genai.GenAIRecord) \
+                    and p.seen_keys()[1] != first.seen_keys()[1]:
+                self._conflict(result, p, None)
+            else:
+                result.duplicates += 1
         for attempt in (0, 1):
             fresh, late = self._not_yet_ingested(list(unique.values()), result if attempt == 0 else None)
-            if late:  # logged already, but this report carries content the logged entry lacks
+            if late:  # the operation is logged from its details record: the span adds what that entry lacks
                 late_span_content(self, late, result)
             if not fresh:
                 return
@@ -330,19 +281,31 @@ class Ingestor:
             by_dep.setdefault(p.deployment, []).append(p)
         fresh, late = [], []
         for dep, ps in by_dep.items():
-            known = self.ledger.store.ingested(dep, [k for p in ps for k in (p.key, b"content" + p.key)])
-            # content parts logged before their span (rare): which of input and output they hold
+            spans = [p for p in ps if p.from_span and isinstance(p.record, genai.GenAIRecord)]
+            is_span = {id(p) for p in spans}
+            known = self.ledger.store.ingested(dep, [k for p in ps for k in (p.key, b"content" + p.key)]
+                                               + [k for p in spans for k in p.seen_keys()])
+            # content parts logged before their span: which of input and output they hold
             parts = self.ledger.store.ingested(dep, [k for p in ps if b"content" + p.key in known and p.key not in known
                                                      for k in part_keys(p.key)])
             for p in ps:
                 if p.key in known:
-                    if result is not None:
+                    if result is None:
+                        continue
+                    seen, same = p.seen_keys() if id(p) in is_span else (None, None)
+                    if same is not None and same in known:
+                        result.duplicates += 1  # this very span, resent
+                    elif seen is not None and seen in known:
+                        self._conflict(result, p, known[p.key])  # this span id, resent with other attributes
+                    elif id(p) in is_span:  # the operation was logged from its details record: the span adds what it lacked
+                        late.append((p, known[p.key]))
+                    else:
                         result.duplicates += 1
-                        if getattr(p.record, "prompt", None) is not None or getattr(p.record, "output", None):
-                            late.append((p, known[p.key]))
                 else:
-                    p.content = known.get(b"content" + p.key)
                     has_input, has_output = part_keys(p.key)
+                    linked = sorted({i for i in (known.get(b"content" + p.key), parts.get(has_input),
+                                                 parts.get(has_output)) if i is not None})
+                    p.content = linked[0] if len(linked) == 1 else (linked or None)
                     if isinstance(p.record, genai.GenAIRecord):  # content already in a part is not logged again
                         p.record.prompt = None if has_input in parts else p.record.prompt
                         p.record.output = None if has_output in parts else p.record.output
@@ -397,7 +360,9 @@ class Ingestor:
         rows: list[tuple[str, bytes, int]] = []
 
         def within(tx, first: int) -> None:
-            tx.put_ingested([(p.deployment, p.key, first + k) for k, (p, _) in enumerate(placed)])
+            tx.put_ingested([(p.deployment, key, first + k) for k, (p, _) in enumerate(placed)
+                             for key in ((p.key, *p.seen_keys()) if p.from_span and isinstance(p.record, genai.GenAIRecord)
+                                         else (p.key,))])
 
         with self.lock:
             appended = self.ledger.append(entries, private, within=within)
@@ -485,7 +450,7 @@ class Ingestor:
                 for k, v in lv.body.items():
                     attrs.setdefault(k, v)
             if content:
-                bad = _valid_ids(lv.trace_id, lv.span_id)
+                bad = valid_ids(lv.trace_id, lv.span_id)
                 if bad:
                     self._reject(result, f"{where}: {bad} (content is logged with its span)")
                     continue

@@ -144,14 +144,19 @@ def _check_reported_generation(obj: dict) -> None:
     ``part: "content"`` marks content that arrived apart from its operation (OTLP log records linked to a span by its
     trace and span id): it names its ``span``, and its operation's entry (``generation``, an index) when that was
     already on the log; ``operation`` and ``reported_model`` only where the records carrying it named them. An
-    operation's entry may name its first content part logged before it (``content``, an index)."""
+    operation's entry may name its content parts logged before it (``content``: an index, or a list of indexes when
+    there are several, ascending).
+
+    ``part: "span"`` is the operation's span arriving after a details record logged the operation: it names the
+    operation's entry (``generation``) and carries what that entry lacked (token counts, response id, finish reasons,
+    the span's start and end times, content), never a value the entry already holds."""
     _choice(obj, "source", REPORTED_SOURCES)
     _digest(obj, "model", optional=True)
     _name(obj, "deployment")
     _time(obj)
     part = obj.get("part")
-    if part is not None and part != "content":
-        raise EntryError(f"must be 'content' or absent, got {part!r}", field="part")
+    if part is not None and part not in ("content", "span"):
+        raise EntryError(f"must be 'content', 'span' or absent, got {part!r}", field="part")
     _choice(obj, "operation", REPORTED_OPERATIONS, optional=part is not None)
     if part is None or obj.get("reported_model") is not None:
         reported = _require(obj, "reported_model", dict)
@@ -160,7 +165,13 @@ def _check_reported_generation(obj: dict) -> None:
         if reported.get("request") is None and reported.get("response") is None:
             raise EntryError("must name the requested or the response model", field="reported_model")
     if part is None:
-        _index(obj, "content", optional=True)
+        content = obj.get("content")
+        if isinstance(content, list):
+            if len(content) < 2 or any(type(i) is not int or i < 0 for i in content) or content != sorted(set(content)):
+                raise EntryError("must be an entry index or a list of two or more ascending entry indexes",
+                                 field="content")
+        else:
+            _index(obj, "content", optional=True)
     else:
         _require(obj, "span", dict)
         _index(obj, "generation", optional=True)
@@ -221,7 +232,7 @@ def reported_generation_entry(*, source: str, deployment: str, time: str, operat
                               conversation: str | None = None, span: dict | None = None, incomplete: str | None = None,
                               service: str | None = None, convention: str | None = None,
                               upstream: str | None = None, part: str | None = None, generation: int | None = None,
-                              content: int | None = None) -> dict[str, Any]:
+                              content: int | list[int] | None = None) -> dict[str, Any]:
     """The ``generation`` entry of a generation glasslog did not run (``source``: ``otlp`` or ``gateway``).
 
     Args:
@@ -232,8 +243,9 @@ def reported_generation_entry(*, source: str, deployment: str, time: str, operat
         tokens, sampling, provider, response_id, finish_reasons, conversation, span, incomplete, service, convention,
             upstream: as reported; None values are left out.
         part: ``"content"`` for content that arrived apart from its operation (``operation`` and ``reported_model``
-            may then be None; ``span`` is required); generation: that operation's entry, when known;
-        content: on an operation's entry, its content part logged before it.
+            may then be None; ``span`` is required), ``"span"`` for a span arriving after its details record;
+            generation: that operation's entry, when known;
+        content: on an operation's entry, its content part logged before it (an index), or a list of them.
 
     Raises:
         EntryError: a field fails the schema (named).
