@@ -166,7 +166,7 @@ async def register_model(request: Request, who: Operator,
     if unknown:
         raise invalid(unknown[0], "unknown form field; send card and artifact (skops) or directory (tar)")
     if (artifact is None) == (directory is None):
-        raise invalid("artifact" if artifact is not None else "directory",
+        raise invalid("directory" if artifact is not None else "artifact",  # both: the extra one; neither: the usual one
                       "send exactly one of artifact (a skops file) or directory (a tar of a model directory)")
     limit = middleware.MAX_ARTIFACT_BYTES
     if directory is not None:
