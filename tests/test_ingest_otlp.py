@@ -756,3 +756,23 @@ def test_bad_token_counts_reject_the_span_naming_the_attribute(served):
     assert r.headers["x-glasslog-logged"] == "0" and int(ps["rejectedSpans"]) == 2 and _size(tl) == size
     assert "gen_ai.usage.output_tokens must be a non-negative integer token count, got 'lots'" in ps["errorMessage"]
     assert "gen_ai.usage.input_tokens must be a non-negative integer token count, got '-5'" in ps["errorMessage"]
+
+
+def test_verify_replay_counts_self_reported_entries_as_not_checked(served):
+    """A log holding only OTLP-reported generations and embeddings decisions: ``glasslog verify replay`` fails
+    nothing (exit 0) and says the self-reported entries were not checked; no wrap_encoder_classifier advice."""
+    import subprocess
+
+    base, tl = served
+    assert _post(base, tl.keys[PUBLIC], _request([_span("b1" * 16, "b2" * 8, CHAT)])).headers["x-glasslog-logged"] == "1"
+    done = subprocess.run([*glasslog_command(), "verify", "replay", "--data-dir", str(tl.data_dir)], capture_output=True,
+                          text=True, timeout=300, env={**__import__("os").environ, "COLUMNS": "400"})
+    text = done.stdout + done.stderr
+    assert done.returncode == 0, text
+    assert "FAILED" not in text and "wrap_encoder_classifier" not in text
+    with Ledger.open(tl.data_dir) as lg:
+        gens = sum(1 for _ in lg.entries_of_type("generation"))
+    assert f"{gens} self-reported (OTLP or gateway" in text and "checked nothing" in text
+    with Ledger.open(tl.data_dir) as lg:  # the embeddings test (earlier in this module) logged decisions
+        decisions = sum(1 for _, d in lg.entries_of_type("decision") if d.get("source") == "otlp")
+    assert not decisions or f"{decisions} self-reported (OTLP embeddings" in text  # run alone (-k): none

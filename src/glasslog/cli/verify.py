@@ -402,7 +402,9 @@ def verify_replay_cmd(
 
     Exit 0 all checked decisions reproduced, 1 some were not (or a value is missing or fails its commitment, or an
     entry is not the one the log signed), 2 some models could not be loaded without skops types you did not trust
-    (--trust / --trust-recorded): not checked."""
+    (--trust / --trust-recorded): not checked. Self-reported entries (OTLP or gateway generations, OTLP embeddings
+    decisions) carry nothing the weights produced to recompute: they are counted as not checked, which is not a
+    failure."""
     from ..ledger.note import Verifier
     from ..verify import replay
     from ..verify.anchor import signed_entries
@@ -457,16 +459,18 @@ def verify_replay_cmd(
         _print_generations(gen_report)
     else:
         colour = "[bold green]Replay verified[/]" if report.ok else "[bold red]Replay FAILED[/]"
-        if not_checked:
+        if not_checked or (report.ok and not report.checked and report.self_reported):
             colour = "[bold yellow]Replay incomplete[/]" if report.checked else "[bold yellow]Replay checked nothing[/]"
-        unchecked = report.total - report.checked - report.erased
+        unchecked = report.total - report.checked - report.erased - report.self_reported
         out.print(f"{colour}: of {report.total} decisions, {report.matched} reproduced by the registered weights"
                   f" (labels exact, probabilities within {report.tolerance:g}"
                   + (f", {report.encoder_checked} on a foundation encoder within {report.encoder_tolerance:g}"
                      if report.encoder_checked else "")
                   + f"; max |diff| {report.max_abs_diff:.1e}),"
                   f" {report.mismatch_count} not reproduced, {unchecked} could not be checked,"
-                  f" {report.erased} skipped because their private values were lawfully erased.")
+                  f" {report.erased} skipped because their private values were lawfully erased"
+                  + (f", {report.self_reported} self-reported (OTLP embeddings: nothing the weights produced to"
+                     " recompute, not checked)" if report.self_reported else "") + ".")
         for m in report.mismatches[:10]:
             out.print(f"  - entry {m['index']}: logged {json.dumps(m['logged'])}, recomputed {json.dumps(m['recomputed'])}", highlight=False)
         for f in report.commitment_failures[:10]:
@@ -497,9 +501,13 @@ def verify_replay_cmd(
 
 def _print_generations(r) -> None:
     colour = "[bold green]Generation replay verified[/]" if r.ok else "[bold red]Generation replay FAILED[/]"
+    if r.ok and r.exact + r.within_tolerance == 0:  # only self-reported ones: nothing failed, nothing was replayed
+        colour = "[bold yellow]Generation replay checked nothing[/]"
     uncalibrated = [fp for fp, c in r.calibrated.items() if not c]
     out.print(f"{colour}: of {r.total} generations, {r.exact} reproduced exactly, {r.within_tolerance} within the model's"
-              f" calibrated tolerance, {r.failed} failed, {r.unchecked} could not be checked.", highlight=False)
+              f" calibrated tolerance, {r.failed} failed, {r.unchecked} could not be checked"
+              + (f", {r.self_reported} self-reported (OTLP or gateway: no activations or token ids to replay, not"
+                 " checked)" if r.self_reported else "") + ".", highlight=False)
     if uncalibrated:
         out.print("  [yellow]warning:[/] no replay calibration on the record for " + ", ".join(fp[:19] + "..." for fp in
                   uncalibrated) + ": the published Llama-3.1-8B thresholds were used, which let small perturbations pass",

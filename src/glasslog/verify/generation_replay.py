@@ -91,7 +91,7 @@ class GenerationResult:
     """The replay verdict for one generation."""
 
     index: int
-    status: str  # exact | within-tolerance | failed | unchecked
+    status: str  # exact | within-tolerance | failed | unchecked | not-checked (self-reported: nothing to replay)
     reason: str = ""
     first_failing_token: int | None = None
     first_failing_chunk: int | None = None
@@ -106,7 +106,10 @@ class GenerationResult:
 
 @dataclass
 class GenerationReplayReport:
-    """Result of ``replay_generations``."""
+    """Result of ``replay_generations``. ``unchecked``: generations glasslog produced that could not be checked (no
+    model directory, a missing value): ``ok`` is False. ``self_reported``: generations reported by an application or
+    the gateway (``source``), which carry no activations or token ids to replay: not checked, documented as such, and
+    not a failure (``ok`` is unaffected)."""
 
     ok: bool = True
     checked: int = 0
@@ -114,6 +117,7 @@ class GenerationReplayReport:
     within_tolerance: int = 0
     failed: int = 0
     unchecked: int = 0
+    self_reported: int = 0
     total: int = 0
     calibrated: dict = field(default_factory=dict)
     results: list[GenerationResult] = field(default_factory=list)
@@ -331,9 +335,9 @@ def replay_generations(ledger: Ledger, *, indexes: Sequence[int] | None = None, 
     report.total = len(rows)
     for i, e in rows:  # reported by an application (OTLP) or seen by the gateway: no activations or token ids to check
         if e.get("source") is not None:
-            report.results.append(GenerationResult(i, "unchecked", f"self-reported generation (source {e['source']}): no"
+            report.results.append(GenerationResult(i, "not-checked", f"self-reported generation (source {e['source']}): no"
                                                    " activation commitments or token ids to replay"))
-            report.unchecked += 1
+            report.self_reported += 1
     rows = [(i, e) for i, e in rows if e.get("source") is None]
     private = ledger.private_values_for([i for i, _ in rows]) if rows else {}
     by_model: dict[str, list[tuple[int, dict]]] = {}

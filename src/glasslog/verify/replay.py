@@ -73,6 +73,8 @@ class ReplayReport:
         not_checked: ``{"model", "types", "recorded"}`` of models not loaded because they need skops types
             the caller did not trust (``recorded``: the types recorded with the registration). Their
             decisions were not checked: that is not a failure (``ok`` is unaffected), but not a pass either.
+        self_reported: decisions an application reported (``source``, e.g. OTLP embeddings): there are no
+            weights-produced outputs to recompute, so they are not checked; not a failure (``ok`` is unaffected).
     """
 
     ok: bool = True
@@ -95,6 +97,7 @@ class ReplayReport:
     batch_dependent_examples: list[dict] = field(default_factory=list)
     not_checked: list[dict] = field(default_factory=list)
     unlogged_erasures: list[dict] = field(default_factory=list)
+    self_reported: int = 0
 
     def to_dict(self) -> dict:
         return vars(self).copy()
@@ -138,6 +141,8 @@ def replay(
     decisions = [(i, d) for i, d in ledger.entries_of_type("decision")
                  if (model is None or d["model"] == model or d.get("foundation") == model)
                  and (deployment is None or d["deployment"] == deployment)]
+    report.self_reported = sum(1 for _, d in decisions if d.get("source") is not None)
+    decisions = [(i, d) for i, d in decisions if d.get("source") is None]  # self-reported: nothing to recompute
     if encoder_tolerance is None and any("foundation" in d for _, d in decisions):
         from ..capture.encoder import ENCODER_TOLERANCE
 
@@ -241,7 +246,7 @@ def replay(
         done += len(chunk)
         if progress:
             progress(done, total)
-    report.total = total
+    report.total = total + report.self_reported
     report.ok = report.mismatch_count == 0 and not report.commitment_failures and not report.errors and not report.missing \
         and not report.unlogged_erasures
     return report
