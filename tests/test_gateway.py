@@ -104,6 +104,30 @@ def test_chat_completion_is_forwarded_logged_and_receipted(gateway, upstream, mo
     assert json.loads(rc.private["prompt"][1]) == {"messages": [{"role": "user", "content": "Hello there"}]}
 
 
+def test_a_gateway_receipt_token_opens_its_generation_at_the_servers_receipt_endpoint(gateway, model_dir, tmp_path):
+    """The receipt token the gateway hands back works at ``glasslog serve``'s GET /v1/receipt too (README): the
+    generation as its subject sees it and its receipt, which verifies."""
+    from glasslog.ledger.receipt import Receipt
+    from glasslog.verify.receipts import verify_receipt
+
+    base, tl = gateway
+    raw = _client(base).chat.completions.with_raw_response.create(
+        model=str(model_dir), messages=[{"role": "user", "content": "Receipt at the server"}], max_tokens=4)
+    index, token = int(raw.headers["x-glasslog-index"]), raw.headers["x-glasslog-receipt-token"]
+    with process([*glasslog_command(), "serve", "--data-dir", str(tl.data_dir)], "/checkpoint",
+                 tmp_path / "serve.log") as server:
+        r = httpx.get(server + "/v1/receipt", headers={"authorization": f"Bearer {token}"}, timeout=30)
+        assert r.status_code == 200, r.text
+        got = r.json()
+        key = httpx.get(server + "/checkpoint", timeout=30).text
+    assert "decision" not in got and got["generation"]["index"] == index
+    assert got["generation"]["output"] == raw.parse().choices[0].message.content
+    assert got["generation"]["prompt_value"] == {"messages": [{"role": "user", "content": "Receipt at the server"}]}
+    rc = Receipt.from_dict(got["receipt"])
+    with Ledger.open(tl.data_dir) as lg:
+        assert verify_receipt(rc, lg.verifier_key).ok and key.startswith(lg.origin)
+
+
 def test_completions_and_streams(gateway, model_dir):
     base, tl = gateway
     client = _client(base)

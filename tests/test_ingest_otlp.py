@@ -776,3 +776,28 @@ def test_verify_replay_counts_self_reported_entries_as_not_checked(served):
     with Ledger.open(tl.data_dir) as lg:  # the embeddings test (earlier in this module) logged decisions
         decisions = sum(1 for _, d in lg.entries_of_type("decision") if d.get("source") == "otlp")
     assert not decisions or f"{decisions} self-reported (OTLP embeddings" in text  # run alone (-k): none
+
+
+def test_an_otlp_application_reads_its_receipts_with_an_unbound_operator_key(served):
+    """The key an application sends with (bound to its deployment) only sends telemetry: receipts are read with an
+    unbound operator key at GET /v1/generations/{index}/receipt (as the README says); they verify and open the
+    prompt."""
+    from glasslog.ledger.receipt import Receipt
+    from glasslog.verify.receipts import verify_receipt
+
+    base, tl = served
+    spans = [_span("b3" * 16, "b4" * 8, {**CHAT, "gen_ai.input.messages": json.dumps(
+        [{"role": "user", "parts": [{"type": "text", "content": "receipt please"}]}])})]
+    for dep in (PUBLIC, PRIVATE):
+        r = _post(base, tl.keys[dep], _request(spans))
+        assert r.headers["x-glasslog-logged"] == "1"
+        [(index, _)] = [(i, e) for i, e in _entries_of_span(tl, "b4" * 8) if e["deployment"] == dep]
+        url = f"{base}/v1/generations/{index}/receipt"
+        bound = httpx.get(url, timeout=30, headers={"authorization": f"Bearer {tl.keys[dep]}"})
+        assert bound.status_code == 403 and "use an unbound operator key" in bound.json()["detail"]
+        got = httpx.get(url, timeout=30, headers={"authorization": f"Bearer {tl.keys['operator']}"})
+        assert got.status_code == 200, got.text
+        rc = Receipt.from_dict(got.json())
+        with Ledger.open(tl.data_dir) as lg:
+            assert verify_receipt(rc, lg.verifier_key).ok
+        assert json.loads(rc.private["prompt"][1]) == {"messages": [{"role": "user", "content": "receipt please"}]}

@@ -30,6 +30,7 @@ from ...registry import ArtifactError, RegistryError, domain_problems
 from ..deps import Context, Operator, State, Who, api_router, model_or_404, uint
 from ..problems import READ, WRITE, Problem, errors, forbidden, invalid, not_found, short, unauthorized
 from ..schemas import FINGERPRINT, MAX_BATCH, SAFE_INT, TIME, UINT, Open, Out, Strict, UInt, loggable
+from .generations import GenerationOut, read_generation
 
 __all__ = ["router"]
 
@@ -112,7 +113,9 @@ class ReceiptOut(Open):
 
 
 class OwnReceipt(Out):
-    decision: DecisionOut
+    decision: DecisionOut | None = Field(None, description="the decision the receipt token opens (absent for a generation)")
+    generation: GenerationOut | None = Field(None, description="the generation the receipt token opens (a gateway or "
+                                             "wrap_generator receipt token)")
     receipt: ReceiptOut
 
 
@@ -220,7 +223,8 @@ def search_decisions(who: Who, s: State, model: Annotated[str | None, Query(patt
             "next_after": found[-1] if len(found) == limit else None}
 
 
-@router.get("/v1/receipt", tags=["subjects"], summary="A subject's own decision and receipt (receipt token as bearer)",
+@router.get("/v1/receipt", tags=["subjects"], summary="A subject's own decision or generation and its receipt (receipt "
+            "token as bearer)",
             response_model=OwnReceipt, response_model_exclude_unset=True, responses=errors(*READ, 403))
 def get_own_receipt(who: Who, s: State) -> dict:
     if who.role == "public":
@@ -228,7 +232,13 @@ def get_own_receipt(who: Who, s: State) -> dict:
     if who.role != "subject":
         raise forbidden(f"this is for subjects with a receipt token; role {who.role} reads receipts at GET /v1/receipts/{{index}}")
     c = s.ctx()
-    return {"decision": _decision(who.entry_index, who, c), "receipt": _receipt(who.entry_index, who, c)}
+    i = who.entry_index
+    if i < c.ledger.size and json.loads(c.ledger.entry(i)).get("type") == "generation":  # a generation's receipt token
+        view, entry = read_generation(i, who, c)
+        reader = effective_principal(who, i, entry["deployment"])
+        receipt = capture.receipt(c.ledger, i, include_private=receipt_opens_private_values(reader.role)).to_dict()
+        return {"generation": view, "receipt": receipt}
+    return {"decision": _decision(i, who, c), "receipt": _receipt(i, who, c)}
 
 
 @router.get("/v1/receipts/{index}", tags=["decisions"], summary="Receipt (entry, checkpoint, inclusion proof) of a decision",
