@@ -31,3 +31,19 @@ def test_declare_bind_and_gateway_help(tmp_path):
     assert r.exit_code == 2 and "not declared" in r.output
     r = run(app, ["gateway", "--upstream", "http://127.0.0.1:9", "--deployment", "acme.example/a", "--model", "x=y", "-d", d])
     assert r.exit_code == 2 and "NAME=sha256:" in r.output
+
+
+def test_cli_messages_are_not_wrapped_when_redirected(monkeypatch):
+    """A long CLI message printed to a file or pipe (no $COLUMNS) stays one line; on a terminal Rich wraps it."""
+    import io
+
+    from glasslog.cli.common import PlainWhenPiped
+
+    monkeypatch.delenv("COLUMNS", raising=False)
+    message = "span 0123456789abcdef: " + "a long explanation " * 12
+    piped = io.StringIO()
+    PlainWhenPiped(file=piped).print(message, highlight=False)
+    assert piped.getvalue() == message + "\n"
+    tty = io.StringIO()
+    PlainWhenPiped(file=tty, force_terminal=True, width=80, color_system=None).print(message, highlight=False)
+    assert tty.getvalue().count("\n") > 1

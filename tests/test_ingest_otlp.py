@@ -263,6 +263,10 @@ def test_credentials(served):
     assert r.status_code == 401 and r.headers["content-type"] == "application/x-protobuf"
     assert _status(r.content) == (16, "send an operator API key: Authorization: Bearer glk_...")
     assert _post(base, "glk_000000000000_" + "A" * 43, body).status_code == 401
+    key_id = tl.keys[PUBLIC].split("_")[1]  # a real key id with a wrong secret: said so, not "malformed"
+    r = _post(base, f"glk_{key_id}_WRONGSECRET", body)
+    assert r.status_code == 401 and r.json()["message"].startswith("unknown API key or wrong secret"), r.text
+    assert "malformed credential" in _post(base, "token-of-another-kind", body).json()["message"]
     for role in ("developer", "researcher", "supervisor"):  # every role but the operator is refused, nothing logged
         r = _post(base, tl.keys[role], body)
         assert r.status_code == 403 and "operator" in r.json()["message"], role

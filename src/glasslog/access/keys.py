@@ -199,7 +199,7 @@ class KeyStore:
             key_id, secret = m.groups()
             row = self.store.api_key(key_id)
             if row is None or not hmac.compare_digest(row.secret_hash, _hash(secret)):
-                raise AuthError("unknown API key")
+                raise AuthError("unknown API key or wrong secret")
             if row.revoked_at is not None:
                 raise AuthError(f"API key {key_id} was revoked at {row.revoked_at}")
             return Principal(row.role, key_id, row.name, row.deployments)
@@ -215,4 +215,9 @@ class KeyStore:
             if index is None:
                 raise AuthError("unknown receipt token")
             return Principal("subject", entry_index=index)
+        token = token or ""
+        if re.fullmatch(r"glk_[0-9a-f]{12}_.*", token, re.DOTALL):  # a key id, with a secret of the wrong form
+            raise AuthError("unknown API key or wrong secret (the secret after the key id is 43 characters)")
+        if re.fullmatch(r"grt_[0-9]+_.*", token, re.DOTALL):
+            raise AuthError("unknown receipt token or wrong secret (the secret after the index is 43 characters)")
         raise AuthError("malformed credential: expected an API key 'glk_...' or a receipt token 'grt_...'")

@@ -58,6 +58,8 @@ class PlainWhenPiped(Console):
                 else:
                     super().print(o, **kwargs)
             return
+        if not self.is_terminal and "COLUMNS" not in os.environ:
+            kwargs.setdefault("soft_wrap", True)  # redirected: one message, one line (no folding at 80 columns)
         super().print(*objects, **kwargs)
 
 
