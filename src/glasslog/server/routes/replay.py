@@ -67,6 +67,8 @@ class ReplayOut(Out):
     not_checked: list[dict[str, Any]] = Field(default_factory=list, description="models not loaded because they need skops "
                                               "types not trusted (model, types, recorded): their decisions were not checked,"
                                               " which is not a failure")
+    self_reported: int = Field(0, description="decisions an application reported (OTLP embeddings): nothing the weights "
+                                              "produced to recompute, not checked, which is not a failure")
     model: str | None
     deployment: str | None
     finding_index: int | None = Field(description="index of the finding entry recording the result (null if not recorded)")
