@@ -127,6 +127,40 @@ def test_cli_detect_and_verify_replay(marked, model_dir):
     assert r.exit_code == 0 and "Generation replay verified" in r.output and "calibration" in r.output
 
 
+def test_cli_detect_refuses_a_model_dir_that_is_not_the_registered_model(marked, model_dir, tmp_path):
+    import shutil
+
+    log, fp, wm, gen, data = marked
+    res = gen.generate(["Please draft a reply to"], max_new_tokens=120, do_sample=True, temperature=1.0, seed=5)
+    text = tmp_path / "text.txt"
+    text.write_text(res[0].text, encoding="utf-8")
+    permuted = tmp_path / "permuted"
+    shutil.copytree(model_dir, permuted)
+    tj = json.loads((permuted / "tokenizer.json").read_text(encoding="utf-8"))
+    vocab = tj["model"]["vocab"]
+    words = list(vocab)[10:]
+    ids = [vocab[w] for w in words]
+    for w, i in zip(words, ids[1:] + ids[:1]):  # the same tokens, other ids
+        vocab[w] = i
+    (permuted / "tokenizer.json").write_text(json.dumps(tj), encoding="utf-8")
+    runner = CliRunner()
+    base = ["watermark", "detect", "--deployment", "t/marked", "--text-file", str(text), "-d", str(data)]
+    r = runner.invoke(app, [*base, "--model-dir", str(permuted)])
+    assert r.exit_code == 2, r.output
+    assert "tokenizer.json" in r.output and "does not match" in r.output and "detected" not in r.output
+    empty = tmp_path / "not-a-model"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("x")
+    r = runner.invoke(app, [*base, "--model-dir", str(empty)])
+    assert r.exit_code == 2 and "not a model directory" in r.output and "config.json" in r.output, r.output
+    assert "Couldn't instantiate" not in r.output
+    (empty / "config.json").write_text("{}")
+    r = runner.invoke(app, [*base, "--model-dir", str(empty)])
+    assert r.exit_code == 2 and "no .safetensors weights" in r.output, r.output
+    r = runner.invoke(app, [*base, "--model-dir", str(model_dir)])  # the registered directory still detects
+    assert r.exit_code == 0 and "watermark detected" in r.output, r.output
+
+
 def test_run_generative_demo_appends_and_summarises(tmp_path, monkeypatch):
     from glasslog.demo import generative
     from glasslog.demo.generative import TEST_MODEL_NOTE, run_generative

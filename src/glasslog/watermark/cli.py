@@ -91,14 +91,45 @@ def reveal_cmd(deployment: Deployment, data_dir: DataDir = DEFAULT_DIR, json_out
 
 
 def _model_dir(ledger, deployment: str, given: Path | None) -> Path:
-    """The tokenizer source: ``given``, else the stored directory of the model the deployment's generations name."""
-    if given is not None:
-        return given
-    from ..registry import Registry
+    """The tokenizer source: ``given``, else the stored directory of the model the deployment's generations name.
 
-    for _, e in ledger.entries_of_type("generation"):
-        if e["deployment"] == deployment and e.get("model") and e.get("source") is None:  # captured, not self-reported
-            finder = getattr(Registry(ledger), "model_dir", None)
-            if finder is not None:
-                return finder(e["model"])
+    A given directory must be a model directory (``config.json`` and ``.safetensors`` weights; checked before
+    transformers sees it) and match, file by file, the registered model the deployment's captured generations name
+    (``oms.check_against_record``): another tokenizer would score other token ids.
+
+    Raises:
+        glasslog.registry.oms.ModelDirectoryError: not a model directory, or a file differs from the registration
+            (``TokenizerMismatchError``/``TamperedFileError`` naming the file).
+    """
+    from ..registry import Registry, oms
+
+    models = list(dict.fromkeys(e["model"] for _, e in ledger.entries_of_type("generation")
+                                if e["deployment"] == deployment and e.get("model") and e.get("source") is None))
+    if given is not None:
+        _require_model_dir(given)
+        reg = Registry(ledger)
+        for fp in models:  # captured generations: the deployment ran these registered model directories
+            m = reg.get(fp)
+            if m.is_directory:
+                oms.check_against_record(given, m.artifact, what=f"model directory {m.fingerprint[:19]}")
+        return given
+    if models:
+        return Registry(ledger).model_dir(models[0])
     fail(f"no --model-dir given and no stored model directory for deployment {deployment!r}")
+
+
+def _require_model_dir(path: Path) -> None:
+    """Refuse ``--model-dir`` that is not a model directory (no ``config.json`` or no ``.safetensors`` weights).
+
+    Raises:
+        glasslog.registry.oms.ModelDirectoryError: naming the option, the path and what is missing.
+    """
+    from ..registry.oms import ModelDirectoryError
+
+    if not path.is_dir():
+        raise ModelDirectoryError(f"--model-dir {path} is not a directory")
+    if not (path / "config.json").is_file():
+        raise ModelDirectoryError(f"--model-dir {path} is not a model directory: it has no config.json (the model's"
+                                  " configuration)", file="config.json")
+    if not any(path.rglob("*.safetensors")):
+        raise ModelDirectoryError(f"--model-dir {path} is not a model directory: it has no .safetensors weights")
