@@ -118,3 +118,23 @@ def test_ids_that_are_neither_hex_nor_base64_of_the_right_size_are_not_guessed()
     assert ids("5b8efff798038103d269b633813fc60", "eee19b7ec3c1b17") == ("", "")
     assert ids("5B8EFFF798038103D269B633813FC60C", "eee19b7ec3c1b174") == ("5b8efff798038103d269b633813fc60c", "eee19b7ec3c1b174")
     assert ids("AQIDBAUGBwgJCgsMDQ4PEA==", "AQIDBAUGBwg=") == (bytes(range(1, 17)).hex(), bytes(range(1, 9)).hex())
+
+
+def test_the_documented_generative_model_card_is_valid_and_its_rules_are_named():
+    """docs/generations.md's minimal card for a causal LM parses as a ModelCard; a perplexity claimed as a metric
+    is refused naming the field (the doc says it goes in ``extra``)."""
+    import re
+    from pathlib import Path
+
+    from glasslog.registry.card import CardError, ModelCard
+
+    doc = (Path(__file__).parent.parent / "docs" / "generations.md").read_text(encoding="utf-8")
+    section = doc[doc.index("## A model card for a generative model"):]
+    block = re.search(r"```json\n(.*?)```", section, re.DOTALL).group(1)
+    card = ModelCard.from_dict(json.loads(block))
+    assert card.feature_names == ["prompt"] and card.claimed.metrics == {"exact_match": 0.62, "refusal_rate": 0.03}
+    bad = json.loads(block)
+    bad["claimed"]["metrics"]["perplexity"] = 6.1
+    with pytest.raises(CardError) as err:
+        ModelCard.from_dict(bad)
+    assert "claimed.metrics.perplexity" in str(err.value) and "fraction" in str(err.value)
