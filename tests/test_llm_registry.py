@@ -40,6 +40,7 @@ from glasslog.registry.oms import (  # noqa: E402
     ShardError,
     SignatureError,
     TamperedFileError,
+    check_pem,
     inspect_directory,
 )
 
@@ -446,6 +447,31 @@ def test_cli_models_register_directory_and_skops(tmp_path):
     assert fingerprint_bytes(skops_file.read_bytes())[:40] in result.stdout.replace("\n", "")
     result = runner.invoke(app, ["models", "list", "-d", str(data_dir), "--json"])
     assert [m["card"]["name"] for m in json.loads(result.stdout)] == ["tiny model", "scorecard"]
+
+
+def test_cli_register_names_a_signer_file_of_the_wrong_kind(tmp_path):
+    runner = CliRunner()
+    data_dir = tmp_path / "log"
+    assert runner.invoke(app, ["init", "--origin", "provider.example/models", "-d", str(data_dir)]).exit_code == 0
+    model = make_model_dir(tmp_path / "m")
+    private, public = ec_keypair(tmp_path)
+    sign_dir(model, private)
+    card = tmp_path / "card.json"
+    card.write_text(json.dumps(make_card().to_dict()))
+    base = ["models", "register", str(model), "--card", str(card), "-d", str(data_dir)]
+    r = runner.invoke(app, [*base, "--signer-key", str(card)])
+    assert r.exit_code == 2 and "MalformedFraming" not in r.stderr, r.output
+    msg = " ".join(r.stderr.split())
+    assert f"--signer-key {card} is not a PEM file" in msg and "EC public key" in msg, msg
+    r = runner.invoke(app, [*base, "--signer-cert", str(public)])
+    msg = " ".join(r.stderr.split())
+    assert r.exit_code == 2 and f"--signer-cert {public} is a PEM PUBLIC KEY, not a certificate" in msg, msg
+    assert "certificate chain" in msg
+    r = runner.invoke(app, ["models", "list", "-d", str(data_dir), "--json"])
+    assert json.loads(r.stdout) == []  # nothing registered
+    check_pem(Path(public).read_bytes(), "public key", "--signer-key k.pub")  # the right kind passes
+    with pytest.raises(SignatureError, match="not a valid PEM public key"):
+        check_pem(b"-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n", "public key", "signer_key")
 
 
 def test_http_download_of_a_directory_is_a_logged_tar_and_refused_when_tampered(tmp_path):

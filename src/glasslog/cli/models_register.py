@@ -50,6 +50,17 @@ def register_command(
         _fail(f"{path} does not exist")
     if not path.is_dir() and (signature or signer_key or signer_cert):
         _fail("--signature, --signer-key and --signer-cert apply to model directories only")
+    from ..registry import oms
+
+    for option, kind, files in (("--signer-key", "public key", [signer_key] if signer_key else []),
+                                ("--signer-cert", "certificate", signer_cert or [])):
+        for f in files:
+            try:
+                oms.check_pem(f.read_bytes(), kind, f"{option} {f}")
+            except OSError as exc:
+                _fail(f"{option} {f}: {exc.strerror or exc}")
+            except GlasslogError as exc:
+                _fail(str(exc))
     ledger = open_ledger(data_dir)
     try:
         registry = Registry(ledger)

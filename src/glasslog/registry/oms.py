@@ -33,6 +33,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import struct
 import tarfile
@@ -46,7 +47,7 @@ from .registry import ArtifactError
 __all__ = [
     "SIGNATURE_FILE", "PICKLE_SUFFIXES", "TOKENIZER_FILES", "ModelDirectoryError", "PickleCheckpointError", "ShardError",
     "SignatureError", "TokenizerMismatchError", "TamperedFileError", "ExtraMissingError", "DirectoryManifest",
-    "inspect_directory", "fingerprint_directory", "oms_fingerprint", "verify_signature", "check_against_record", "tar_directory", "copy_directory",
+    "inspect_directory", "fingerprint_directory", "oms_fingerprint", "verify_signature", "check_against_record", "check_pem", "tar_directory", "copy_directory",
     "require_llm_extra",
 ]
 
@@ -435,6 +436,37 @@ def verify_signature(path: str | os.PathLike, manifest: DirectoryManifest, signa
         who = identity["san"][0] if identity["san"] else identity["subject"]
         record.update({"method": "certificate", "signer": who, **identity})
     return record
+
+
+def check_pem(data: bytes, kind: str, label: str) -> None:
+    """Refuse a signer file that is not what its option expects, naming it, before ``model_signing`` reads it.
+
+    ``kind``: ``"public key"`` (a PEM ``PUBLIC KEY``, the publisher's EC key) or ``"certificate"`` (one or more PEM
+    ``CERTIFICATE`` blocks); ``label`` names the option and file, e.g. ``"--signer-key card.json"``.
+
+    Raises:
+        SignatureError: ``data`` is not a PEM file of that kind (e.g. a public key given as a certificate).
+    """
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    expected = {"public key": "the publisher's EC public key, PEM ('-----BEGIN PUBLIC KEY-----')",
+                "certificate": "a certificate chain, PEM ('-----BEGIN CERTIFICATE-----')"}[kind]
+    text = data.decode("ascii", errors="replace")
+    found = re.search(r"-----BEGIN ([A-Z0-9 ]+)-----", text)
+    try:
+        if kind == "public key":
+            serialization.load_pem_public_key(data)
+        elif not x509.load_pem_x509_certificates(data):
+            raise ValueError("no certificate")
+    except (ValueError, TypeError):
+        if found is None:
+            what = "not a PEM file"
+        elif found.group(1) == kind.upper():
+            what = f"not a valid PEM {kind} (its {found.group(1)} block does not parse)"
+        else:
+            what = f"a PEM {found.group(1)}, not a {kind}"
+        raise SignatureError(f"{label} is {what}: expected {expected}") from None
 
 
 def _signed_difference(manifest: DirectoryManifest, statement: dict) -> list[tuple[str, str]]:

@@ -23,7 +23,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO
 
 from .card import ModelCard
-from .oms import SIGNATURE_FILE, ModelDirectoryError
+from .oms import SIGNATURE_FILE, ModelDirectoryError, check_pem
 from .registry import RegisteredModel, Registry
 
 __all__ = ["MAX_FILES", "MAX_UNPACKED_BYTES", "register_directory_tar", "unpack_directory_tar"]
@@ -115,6 +115,10 @@ def register_directory_tar(registry: Registry, fileobj: IO[bytes], card: ModelCa
         os.chmod(tmp, 0o700)
         root = unpack_directory_tar(fileobj, Path(tmp) / "dir")
         public_key = chain = None
+        if signer_key_pem is not None:
+            check_pem(signer_key_pem, "public key", "signer_key")
+        for k, pem in enumerate(signer_cert_pems):
+            check_pem(pem, "certificate", "signer_cert" + (f" #{k + 1}" if len(signer_cert_pems) > 1 else ""))
         if signer_key_pem is not None:
             public_key = Path(tmp) / "signer-key.pem"
             public_key.write_bytes(signer_key_pem)
