@@ -724,11 +724,15 @@ def test_message_events_in_two_exports_are_both_linked_from_the_span(served):
         .headers["x-glasslog-logged"] == "1"
     assert _post_logs(base, key, _log_request([("gen_ai.choice", trace, span, {
         "index": 0, "message": {"role": "assistant", "content": "out"}})])).headers["x-glasslog-logged"] == "1"
-    r = _post(base, key, _request([_span(trace.hex(), span.hex(), CHAT)]))
+    with_input = {**CHAT, "gen_ai.input.messages": json.dumps([{"role": "user", "parts": [{"type": "text", "content": "in"}]}])}
+    r = _post(base, key, _request([_span(trace.hex(), span.hex(), with_input)]))  # its input is in a part already
     assert r.headers["x-glasslog-logged"] == "1"
     [(c1, p1), (c2, p2), (g, op)] = _entries_of_span(tl, span.hex())
     assert op["content"] == [c1, c2] and p1["captured"] == {"input": True, "output": False}
+    assert op["captured"] == {"input": False, "output": False}  # not logged twice
     assert p2["output"] == "out" and _opened(tl, c1)["prompt"] == {"messages": [{"role": "user", "content": "in"}]}
+    r = _post(base, key, _request([_span(trace.hex(), span.hex(), with_input)]))  # resent: a duplicate, no conflict
+    assert r.headers["x-glasslog-logged"] == "0" and "rejectedSpans" not in r.json().get("partialSuccess", {})
 
 
 def test_a_span_id_resent_with_other_attributes_is_a_conflict(served):

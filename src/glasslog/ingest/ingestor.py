@@ -152,7 +152,7 @@ class _Pending:
         """The ``ingested`` keys saying this span was received (``b"span"`` + key) and with which attributes (``b"spansum"``
         + key + 16 bytes of a SHA-256 over its record and times): a resend with the same digest is a duplicate, with
         another one a conflict."""
-        if self._seen is None:
+        if self._seen is None:  # first called before the record's content is trimmed (_not_yet_ingested): as sent
             digest = hashlib.sha256(json.dumps([asdict(self.record), self.start, self.end], sort_keys=True,
                                                default=str).encode()).digest()[:16]
             self._seen = (b"span" + self.key, b"spansum" + self.key + digest)
