@@ -163,6 +163,28 @@ def test_bad_directories_over_http_refused_naming_the_file_nothing_written(serve
                                                                            "model-00002-of-00002.safetensors"}
 
 
+def test_refusals_over_http_name_files_relative_to_the_tar_not_server_paths(server, tmp_path):
+    import tempfile
+
+    data, client, op, _ = server
+    model = make_model_dir(tmp_path / "m")
+    before = state(data)
+    server_tmp = tempfile.gettempdir()
+    no_config = tmp_path / "nc"
+    make_model_dir(no_config)
+    (no_config / "config.json").unlink()
+    cases = [(tar_of(model, extra={"model/pkl/weights.bin": b"\x80\x04K\x01."}), {}, "pkl/weights.bin"),
+             (tar_of(no_config, top="nc"), {}, "config.json"),
+             (tar_of(model), {"signer_key": ("card.json", json.dumps(make_card().to_dict()).encode())},
+              "signer_key is not a PEM file")]
+    for tar, files, named in cases:
+        r = post(client, op, tar, make_card(), **files)
+        detail = r.json()["detail"]
+        assert r.status_code == 422 and named in detail, (named, detail)
+        assert "glasslog-upload" not in detail and server_tmp + "/" not in detail, detail
+    assert state(data) == before
+
+
 def test_tar_size_and_file_limits_are_enforced(tmp_path):
     from glasslog.registry.oms import ModelDirectoryError
     from glasslog.registry.upload import unpack_directory_tar

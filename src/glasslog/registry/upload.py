@@ -113,26 +113,45 @@ def register_directory_tar(registry: Registry, fileobj: IO[bytes], card: ModelCa
     """
     with tempfile.TemporaryDirectory(prefix="glasslog-upload-", dir=tmp_parent) as tmp:
         os.chmod(tmp, 0o700)
-        root = unpack_directory_tar(fileobj, Path(tmp) / "dir")
-        public_key = chain = None
-        if signer_key_pem is not None:
-            check_pem(signer_key_pem, "public key", "signer_key")
+        try:
+            return _register_unpacked(registry, fileobj, card, Path(tmp), signer_key_pem, signer_cert_pems)
+        except Exception as exc:  # the server's temporary paths are no business of the uploader: relative to the tar
+            if exc.args and isinstance(exc.args[0], str):
+                exc.args = (_relative(exc.args[0], Path(tmp)), *exc.args[1:])
+            raise
+
+
+def _relative(message: str, tmp: Path) -> str:
+    """``message`` with the upload's temporary paths shown relative to the uploaded tar's root."""
+    for prefix, name in ((tmp / "dir", "the uploaded directory"), (tmp, "the upload")):
+        for form in {str(prefix), os.path.realpath(prefix)}:
+            message = message.replace(form + os.sep, "").replace(form, name)
+    return message
+
+
+def _register_unpacked(registry: Registry, fileobj: IO[bytes], card: ModelCard, tmp: Path, signer_key_pem: bytes | None,
+                       signer_cert_pems: Sequence[bytes]) -> RegisteredModel:
+    """``register_directory_tar`` inside its temporary directory ``tmp``."""
+    root = unpack_directory_tar(fileobj, Path(tmp) / "dir")
+    public_key = chain = None
+    if signer_key_pem is not None:
+        check_pem(signer_key_pem, "public key", "signer_key")
+    for k, pem in enumerate(signer_cert_pems):
+        check_pem(pem, "certificate", "signer_cert" + (f" #{k + 1}" if len(signer_cert_pems) > 1 else ""))
+    if signer_key_pem is not None:
+        public_key = Path(tmp) / "signer-key.pem"
+        public_key.write_bytes(signer_key_pem)
+    if signer_cert_pems:
+        chain = []
         for k, pem in enumerate(signer_cert_pems):
-            check_pem(pem, "certificate", "signer_cert" + (f" #{k + 1}" if len(signer_cert_pems) > 1 else ""))
-        if signer_key_pem is not None:
-            public_key = Path(tmp) / "signer-key.pem"
-            public_key.write_bytes(signer_key_pem)
-        if signer_cert_pems:
-            chain = []
-            for k, pem in enumerate(signer_cert_pems):
-                path = Path(tmp) / f"signer-cert-{k}.pem"
-                path.write_bytes(pem)
-                chain.append(path)
-        if (public_key is not None or chain) and not (root / SIGNATURE_FILE).is_file():
-            raise ModelDirectoryError(f"a signer key or certificate was given but the tar has no {SIGNATURE_FILE}",
-                                      file=SIGNATURE_FILE)
-        if (root / SIGNATURE_FILE).is_file() and public_key is None and not chain:
-            raise ModelDirectoryError(f"the tar holds a publisher signature ({SIGNATURE_FILE}): send the signer's public"
-                                      " key (signer_key) or certificate chain (signer_cert) to verify it",
-                                      file=SIGNATURE_FILE)
-        return registry.register_directory(root, card, public_key=public_key, certificate_chain=chain)
+            path = Path(tmp) / f"signer-cert-{k}.pem"
+            path.write_bytes(pem)
+            chain.append(path)
+    if (public_key is not None or chain) and not (root / SIGNATURE_FILE).is_file():
+        raise ModelDirectoryError(f"a signer key or certificate was given but the tar has no {SIGNATURE_FILE}",
+                                  file=SIGNATURE_FILE)
+    if (root / SIGNATURE_FILE).is_file() and public_key is None and not chain:
+        raise ModelDirectoryError(f"the tar holds a publisher signature ({SIGNATURE_FILE}): send the signer's public"
+                                  " key (signer_key) or certificate chain (signer_cert) to verify it",
+                                  file=SIGNATURE_FILE)
+    return registry.register_directory(root, card, public_key=public_key, certificate_chain=chain)
