@@ -38,7 +38,7 @@ def run_threads(log_dir, commit: GroupCommit, n_threads: int, per_thread: int, f
             for i in range(per_thread):
                 within = None
                 if fail_on is not None and fail_on(t, i):
-                    def within(tx, first):
+                    def within(tx, first, t=t, i=i):
                         raise ValueError(f"refused batch {t}/{i}")
                 try:
                     results[(t, i)] = lg.append([decision(t, i), decision(t, i + 1000)], within=within)

@@ -42,13 +42,12 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, roc_auc_score
 from typer.testing import CliRunner
 
-from glasslog import capture
+from glasslog import capture, stats
 from glasslog.access import KeyStore
 from glasslog.cli import app
+from glasslog.cli.monitor import explain
 from glasslog.datasets import credit_model, german_credit_features, load_german_credit, split
 from glasslog.ledger import Ledger, PrivateValue, commit
-from glasslog import stats
-from glasslog.cli.monitor import explain
 from glasslog.oversight.monitors import (
     MonitorConfig,
     MonitorConfigError,

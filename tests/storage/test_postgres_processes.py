@@ -315,7 +315,7 @@ def test_migrate_a_sqlite_demo_log_to_postgres(pg_url, tmp_path, monkeypatch):
     from glasslog.verify import verify_receipt
 
     data_dir = tmp_path / "log"
-    summary = _demo_on(None, data_dir, monkeypatch)
+    assert _demo_on(None, data_dir, monkeypatch).ok
     with Ledger.open(data_dir) as old:
         _, token = KeyStore(old).create("supervisor", "Financial Supervisory Authority")
         decisions = [i for i, _ in old.entries_of_type("decision")]

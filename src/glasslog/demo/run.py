@@ -22,11 +22,11 @@ import numpy as np
 from sklearn.metrics import accuracy_score, roc_auc_score
 
 from .. import capture
+from ..datasets.german_credit import credit_model, german_credit_features, load_german_credit, split
 from ..ledger import Ledger
 from ..registry import ClaimedMetrics, ModelCard, Registry, fingerprint_frame, with_domains
 from ..stats import wilson_interval
 from ..verify import audit_log, replay, verify_receipt
-from ..datasets.german_credit import credit_model, german_credit_features, load_german_credit, split
 
 __all__ = ["DemoSummary", "run_demo", "DEFAULT_ORIGIN"]
 

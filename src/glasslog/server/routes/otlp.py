@@ -33,8 +33,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ...access import AuthError
 from ...errors import AccessError, BadInputError, ConflictError, GlasslogError, UnavailableError
 from ...ingest.ingestor import Ingestor
-from ...ingest.otlp import (JSON, MAX_BODY_BYTES, PROTOBUF, OtlpError, decode_request, export_response, response_format,
-                            status_body)
+from ...ingest.otlp import (
+    JSON,
+    MAX_BODY_BYTES,
+    PROTOBUF,
+    OtlpError,
+    decode_request,
+    export_response,
+    response_format,
+    status_body,
+)
 from ...storage import StorageUnavailable
 from ..deps import ServerState, state_of
 
