@@ -229,18 +229,18 @@ def post_flag(body: FlagRequest, who: Who, request: Request, s: State) -> dict:
             raise invalid(target, f"entry {i} is a {entry.get('type')} entry, not a {target}")
         d = c.deployments.find(entry["deployment"])
         public = bool(d is not None and d.public)
-        if who.role == "subject" and who.entry_index == i:
-            by_role = "subject"
-        elif who.role == "subject" and not public:
-            problem = (f"this receipt token opens {'decision' if target == 'decision' else 'entry'} {who.entry_index},"
-                       f" not {target} {i}: flag a {target} with "
-                       f"the receipt token of that {target}")
-            raise Problem(403, "Forbidden", problem, [{"field": "token", "problem": problem}], kind="forbidden")
-        elif not may_read_decision(who, i, entry["deployment"], public):  # the same rule for generations (policy.py)
+        if not may_read_decision(who, i, entry["deployment"], public):  # the one rule, for generations too (policy.py)
+            # the policy decided; what follows only words the refusal for the caller
+            if who.role == "subject":
+                problem = (f"this receipt token opens {'decision' if target == 'decision' else 'entry'} {who.entry_index},"
+                           f" not {target} {i}: flag a {target} with the receipt token of that {target}")
+                raise Problem(403, "Forbidden", problem, [{"field": "token", "problem": problem}], kind="forbidden")
             if who.role == "public":
                 raise unauthorized(f"{target} {i} is of a private deployment: its subject flags it with "
                                    "their receipt token (Authorization: Bearer grt_...)")
             raise forbidden(f"role {who.role} may not flag {target}s of deployment {entry['deployment']!r}")
+        if who.role == "subject" and who.entry_index == i:
+            by_role = "subject"  # recorded as the subject only on their own decision; elsewhere as the public
     ident = _identity(who, request)
     _limited(s.flag_limit, ident, "flags", deps.FLAGS_PER_HOUR)
     try:
