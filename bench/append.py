@@ -56,6 +56,7 @@ from common import (  # noqa: E402
     make_entries,
     print_machine,
     progress,
+    require_pymerkle,
     verdict,
     wait_for_quiet,
     write_json,
@@ -98,14 +99,16 @@ def main() -> int:
     ap.add_argument("--work-dir", type=Path, default=DEFAULT_WORK_DIR, help="where the databases are written (same disk as the project by default)")
     ap.add_argument("--keep", action="store_true", help="keep the databases after the run")
     ap.add_argument("--json", metavar="PATH", help="write results as JSON")
-    ap.add_argument("--wait", type=float, default=180, metavar="SECONDS",
-                    help="wait up to this long for the machine to be quiet before timing (default 180; 0 = don't)")
+    ap.add_argument("--wait", type=float, default=60, metavar="SECONDS",
+                    help="wait up to this long for the machine to be quiet before timing (1-min load < 0.5; default 60; 0 = don't)")
     args = ap.parse_args()
 
     n, batch = args.entries, args.batch
     n_pm = n if args.pymerkle_entries is None else min(args.pymerkle_entries, n)
     if n <= 0 or batch <= 0:
         ap.error("--entries and --batch must be positive")
+    if n_pm:
+        require_pymerkle("bench/append.py")
 
     info = machine_info(args.work_dir)
     print_machine(info)

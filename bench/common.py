@@ -353,21 +353,54 @@ def loadavg() -> float:
         return float("nan")
 
 
+DEFAULT_WAIT = 60.0
+
+
+def add_wait_argument(ap, default: float = DEFAULT_WAIT) -> None:
+    """The ``--wait SECONDS`` option every benchmark shares (see ``wait_for_quiet``)."""
+    ap.add_argument("--wait", type=float, default=default, metavar="SECONDS",
+                    help=f"wait up to this long for the 1-minute load average to drop below 0.5 before timing,"
+                         f" printing when it starts waiting and when it gives up (default {default:g}; 0 = don't wait)")
+
+
+def require_pymerkle(script: str) -> None:
+    """Exit 2 with the one-line install instruction when pymerkle (the ``bench`` extra) is missing."""
+    try:
+        import pymerkle  # noqa: F401
+    except ImportError:
+        print(f"{script} needs pymerkle 7.0.0 (its baseline): .venv/bin/pip install pymerkle==7.0.0", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 def wait_for_quiet(max_wait: float, threshold: float = 0.5) -> float:
     """Wait up to ``max_wait`` seconds for the 1-minute load average to drop below ``threshold``.
 
     The benchmarks are single-threaded, but on a 2-core machine another busy
-    process still takes a share of CPU, disk and memory bandwidth. Returns the
-    load average when the run starts (it is recorded with the results).
+    process still takes a share of CPU, disk and memory bandwidth. Prints a
+    line when it starts waiting and one when it gives up (with the load).
+    Returns the load average when the run starts (it is recorded with the
+    results).
     """
+    la = loadavg()
+    if la < threshold or max_wait <= 0:
+        if la >= threshold:
+            console.print(f"[yellow]1-min load {la:.2f} >= {threshold:.1f}; not waiting (--wait 0): other processes"
+                          f" may skew the figures[/yellow]")
+        return la
+    console.print(f"waiting up to {max_wait:.0f} s for the machine to be quiet: 1-min load {la:.2f} >= {threshold:.1f}"
+                  f" (--wait SECONDS to change, --wait 0 to skip)")
     deadline = time.monotonic() + max_wait
+    t0 = time.monotonic()
     with console.status("waiting for the machine to be quiet (1-min load < %.1f)" % threshold) as st:
         while (la := loadavg()) >= threshold and time.monotonic() < deadline:
             st.update(f"waiting for the machine to be quiet: 1-min load {la:.2f} >= {threshold:.1f}"
                       f" ({deadline - time.monotonic():.0f}s left; --wait 0 to skip)")
-            time.sleep(5)
+            time.sleep(min(5.0, max(0.1, deadline - time.monotonic())))
     if la >= threshold:
-        console.print(f"[yellow]starting with 1-min load {la:.2f}: other processes may skew the figures[/yellow]")
+        console.print(f"[yellow]gave up waiting after {time.monotonic() - t0:.0f} s: starting with 1-min load {la:.2f}"
+                      f" >= {threshold:.1f}; other processes may skew the figures[/yellow]")
+    else:
+        console.print(f"machine quiet after {time.monotonic() - t0:.0f} s: 1-min load {la:.2f}")
     return la
 
 

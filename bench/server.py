@@ -602,8 +602,8 @@ def main() -> int:
     ap.add_argument("--work-dir", type=Path, default=DEFAULT_WORK_DIR, help="where the temporary log goes (default bench/.cache)")
     ap.add_argument("--keep", action="store_true", help="keep the log's data directory")
     ap.add_argument("--json", metavar="PATH", help="write results as JSON")
-    ap.add_argument("--wait", type=float, default=180, metavar="SECONDS",
-                    help="wait up to this long for other benchmarks to finish and the machine to be quiet (default 180)")
+    ap.add_argument("--wait", type=float, default=60, metavar="SECONDS",
+                    help="wait up to this long for other benchmarks to finish and the machine to be quiet (1-min load < 0.5; default 60; 0 = don't)")
     ap.add_argument("--loadgen", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.loadgen:

@@ -375,8 +375,8 @@ def main() -> int:
     ap.add_argument("--work-dir", type=Path, default=DEFAULT_WORK_DIR, help="where the logs are cached (default bench/.cache)")
     ap.add_argument("--rebuild", action="store_true", help="build the logs again even if cached")
     ap.add_argument("--build-only", action="store_true", help="build (or find) the logs and stop")
-    ap.add_argument("--wait", type=float, default=180, metavar="SECONDS",
-                    help="wait up to this long for the machine to be quiet before measuring (default 180; 0 = don't)")
+    ap.add_argument("--wait", type=float, default=60, metavar="SECONDS",
+                    help="wait up to this long for the machine to be quiet before measuring (1-min load < 0.5; default 60; 0 = don't)")
     ap.add_argument("--json", metavar="PATH", help="write results as JSON")
     args = ap.parse_args()
     skip = {x.strip() for x in args.skip.split(",") if x.strip()}

@@ -43,6 +43,7 @@ from common import (  # noqa: E402
     open_pymerkle,
     print_machine,
     progress,
+    require_pymerkle,
     wait_for_quiet,
     write_json,
 )
@@ -59,12 +60,14 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=DEFAULT_SEED)
     ap.add_argument("--work-dir", type=Path, default=DEFAULT_WORK_DIR, help="fixture cache (default bench/.cache)")
     ap.add_argument("--json", metavar="PATH", help="write results as JSON")
-    ap.add_argument("--wait", type=float, default=180, metavar="SECONDS",
-                    help="wait up to this long for the machine to be quiet before timing (default 180; 0 = don't)")
+    ap.add_argument("--wait", type=float, default=60, metavar="SECONDS",
+                    help="wait up to this long for the machine to be quiet before timing (1-min load < 0.5; default 60; 0 = don't)")
     args = ap.parse_args()
     sizes = parse_sizes(args.sizes)
     k = args.proofs
     with_pm = not args.no_pymerkle
+    if with_pm:
+        require_pymerkle("bench/verify.py")
 
     info = machine_info(args.work_dir)
     print_machine(info)
