@@ -151,7 +151,7 @@ def _gen(log, fp, model_dir, dep="t/public", visibility="public-service"):
 # --------------------------------------------------------------------------------------------------------- capture
 
 
-def test_generation_entries_receipts_and_honest_replay(setup, model_dir):
+def test_generation_entries_receipts_and_honest_replay(setup, model_dir, tmp_path):
     log, fp = setup
     pub = _gen(log, fp, model_dir)
     res = pub.generate(["Dear applicant,", [{"role": "user", "content": "Summarise the case."}]],
@@ -174,6 +174,15 @@ def test_generation_entries_receipts_and_honest_replay(setup, model_dir):
     rep = verify_receipt(Receipt.from_json(r.to_json()), log.verifier_key)
     assert rep.ok, rep.checks
     assert {c.name for c in rep.checks} >= {"prompt commitment", "subject commitment"}
+    from typer.testing import CliRunner
+
+    from glasslog.cli import app
+
+    path = tmp_path / "r.json"
+    path.write_text(r.to_json())
+    out = CliRunner().invoke(app, ["verify", "receipt", str(path), "--key", log.verifier_key])
+    said = " ".join(out.output.split())
+    assert out.exit_code == 0 and "whose generation: case-1" in said and "whose decision" not in said, said
     report = gr.replay_generations(log, model_dir=model_dir)
     assert report.ok and report.checked == 3 and report.failed == 0, report.to_dict()
     assert report.exact + report.within_tolerance == 3
@@ -206,6 +215,25 @@ def test_prompt_over_context_length_is_refused(setup, model_dir):
     size = log.size
     with pytest.raises(InputError, match="context length of 512"):
         g.generate(["x" * 500], max_new_tokens=20)
+    import logging
+
+    from transformers.utils import logging as tf_logging
+
+    seen: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())
+    level = tf_logging.get_verbosity()
+    tf_logging.set_verbosity_warning()  # transformers' default (another module may have lowered it)
+    tf_logging.get_logger().addHandler(handler)
+    try:
+        with pytest.raises(InputError, match="context length of 512"):  # over the tokenizer's maximum: no warning first
+            g.generate(["x y " * 2000], max_new_tokens=20)
+        with pytest.raises(InputError, match="context length of 512"):
+            g.generate([[{"role": "user", "content": "x y " * 2000}]], max_new_tokens=20)
+    finally:
+        tf_logging.get_logger().removeHandler(handler)
+        tf_logging.set_verbosity(level)
+    assert not [m for m in seen if "Token indices sequence length" in m], seen
     with pytest.raises(InputError, match="prompt"):
         g.generate([123], max_new_tokens=5)
     assert log.size == size

@@ -122,6 +122,16 @@ def test_api_views_by_role_and_receipts(world):
     listed = [x["index"] for x in c.get("/v1/generations", headers=_h(t["researcher"])).json()["generations"]]
     assert listed == [x.index for x in world["public"] + world["private"]]
     assert c.get("/v1/generations", params={"deployment": PRIV}).status_code == 403
+    # by model: the fingerprint or a unique prefix of it, as /v1/models/{prefix}
+    by_full = [x["index"] for x in c.get("/v1/generations", params={"model": world["fp"]}).json()["generations"]]
+    assert by_full == [x.index for x in world["public"]]
+    for prefix in (world["fp"][:19], world["fp"][7:23]):
+        r = c.get("/v1/generations", params={"model": prefix})
+        assert r.status_code == 200 and [x["index"] for x in r.json()["generations"]] == by_full, r.text
+    r = c.get("/v1/generations", params={"model": "sha256:" + "0" * 12})
+    assert r.status_code == 404 and "unknown model" in r.json()["detail"]
+    assert c.get("/v1/generations", params={"model": world["fp"][:12]}).status_code == 422  # 5 hex digits: too short
+    assert c.get("/v1/generations", params={"model": "sha256:zzzzzzzzzzzz"}).status_code == 422
     # receipts verify offline; the subject's opens the prompt and subject id
     r = c.get(f"/v1/generations/{g.index}/receipt")
     assert r.status_code == 200

@@ -106,12 +106,17 @@ def prompt_value(prompt: Any) -> dict:
 
 
 def render_prompt(tokenizer, value: dict) -> list[int]:
-    """Token ids of a prompt value: plain text tokenized as is; messages with the tokenizer's chat template."""
+    """Token ids of a prompt value: plain text tokenized as is; messages with the tokenizer's chat template.
+
+    ``verbose=False``: transformers' "Token indices sequence length is longer..." warning is not printed; the caller
+    checks the length against the context and raises ``InputError`` instead.
+    """
     if "text" in value:
-        return list(tokenizer(value["text"], add_special_tokens=True)["input_ids"])
+        return list(tokenizer(value["text"], add_special_tokens=True, verbose=False)["input_ids"])
     if not getattr(tokenizer, "chat_template", None):
         raise InputError("the model has no chat template; send plain text prompts")
-    ids = tokenizer.apply_chat_template(value["messages"], add_generation_prompt=True, tokenize=True, return_dict=False)
+    ids = tokenizer.apply_chat_template(value["messages"], add_generation_prompt=True, tokenize=True, return_dict=False,
+                                        tokenizer_kwargs={"verbose": False})
     if isinstance(ids, dict) or hasattr(ids, "keys"):
         ids = ids["input_ids"]
     return [int(t) for t in ids]

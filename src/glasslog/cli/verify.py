@@ -134,7 +134,8 @@ def verify_receipt_cmd(
                 except ValueError:
                     about = r.private["subject"][1].decode("utf-8", "replace")
                 checked = " (checked: --subject)" if subject is not None else " (give --subject YOUR-ID to check it is yours)"
-                out.print(f"  [bold]whose decision: {about}[/]{checked}", highlight=False)
+                whose = "generation" if e["type"] == "generation" else "decision"
+                out.print(f"  [bold]whose {whose}: {about}[/]{checked}", highlight=False)
             if e["type"] == "decision":
                 if "output" in e:
                     shown = json.dumps(e["output"])

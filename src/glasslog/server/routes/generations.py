@@ -18,6 +18,7 @@ do (``glasslog verify receipt``).
 
 
 import json
+import re
 from typing import Annotated, Any
 
 from fastapi import Query
@@ -26,9 +27,11 @@ from pydantic import Field
 from ... import capture
 from ...access import Principal, effective_principal, may_read_decision
 from ...access.policy import generation_view, opens_outcomes, readable_deployments, receipt_opens_private_values
-from ..deps import Context, State, Who, api_router, uint
+from ..deps import Context, State, Who, api_router, model_or_404, uint
 from ..problems import READ, errors, forbidden, not_found
 from ..schemas import FINGERPRINT, UINT, Open, Out, UInt
+
+MODEL_PREFIX = r"^(sha256:)?[0-9a-f]{12,64}$"
 
 __all__ = ["router", "read_generation", "generation_indexes"]
 
@@ -112,11 +115,15 @@ def generation_indexes(c: Context, deployments: list[str], model: str | None = N
 @router.get("/v1/generations", tags=["generations"], response_model=GenerationPage, response_model_exclude_unset=True,
             responses=errors(*READ, 403, 404),
             summary="Generations of the deployments the caller reads, by model and deployment (paginated)")
-def list_generations(who: Who, s: State, model: Annotated[str | None, Query(pattern=FINGERPRINT)] = None,
+def list_generations(who: Who, s: State, model: Annotated[str | None, Query(
+                         pattern=MODEL_PREFIX, description="the model's fingerprint, or a unique prefix of at least 12"
+                         " hex digits (as /v1/models/{fingerprint})")] = None,
                      deployment: Annotated[str | None, Query(max_length=200)] = None,
                      after: Annotated[str | None, Query(pattern=UINT, description="index from next_after")] = None,
                      limit: Annotated[int, Query(ge=1, le=500)] = 50) -> dict:
     c = s.ctx()
+    if model is not None and not re.fullmatch(FINGERPRINT, model):
+        model = model_or_404(c, model).fingerprint  # a prefix: the registered model it names (404 unknown, ambiguous)
     if who.role == "subject":  # their own generation, if their receipt token opens one
         own = who.entry_index < c.ledger.signed_size() and json.loads(c.ledger.entry(who.entry_index)).get("type") == "generation"
         return {"generations": [read_generation(who.entry_index, who, c)[0]] if own else [], "next_after": None}
