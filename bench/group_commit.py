@@ -13,15 +13,33 @@ and checkpoints written, and the ratio, then checks every decision is in the log
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import shutil
+import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
+from rich.table import Table
+
 from glasslog.ledger import GroupCommit, Ledger
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import (  # noqa: E402
+    add_wait_argument,
+    console,
+    fmt_rate,
+    loadavg,
+    machine_info,
+    print_machine,
+    progress,
+    verdict,
+    wait_for_quiet,
+    write_json,
+)
+
+TARGET = 2_000  # decisions/s with group commit, 64 threads
 
 MODEL = "sha256:" + "ab" * 32
 
@@ -32,10 +50,11 @@ def decision(t: int, i: int) -> dict:
             "output": {"label": i % 2, "proba": [0.25, 0.75]}}
 
 
-def run(data: Path, threads: int, appends: int, group: GroupCommit | None) -> dict:
+def run(data: Path, threads: int, appends: int, group: GroupCommit | None, label: str) -> dict:
     latencies: list[float] = []
     lock = threading.Lock()
     barrier = threading.Barrier(threads)
+    done = [0]
 
     def worker(t: int) -> None:
         with Ledger.open(data) as lg:
@@ -46,6 +65,8 @@ def run(data: Path, threads: int, appends: int, group: GroupCommit | None) -> di
                 t0 = time.perf_counter()
                 lg.append([decision(t, i)])
                 mine.append(time.perf_counter() - t0)
+                with lock:
+                    done[0] += 1
             with lock:
                 latencies.extend(mine)
 
@@ -53,11 +74,19 @@ def run(data: Path, threads: int, appends: int, group: GroupCommit | None) -> di
         size0, cps0 = lg.size, len(list(lg.checkpoints()))
     ts = [threading.Thread(target=worker, args=(t,)) for t in range(threads)]
     t0 = time.perf_counter()
-    for th in ts:
-        th.start()
-    for th in ts:
-        th.join()
-    seconds = time.perf_counter() - t0
+    with progress() as p:  # the main thread only polls the counter (5 times a second) while the threads append
+        task = p.add_task(label, total=threads * appends)
+        for th in ts:
+            th.start()
+        while any(th.is_alive() for th in ts):
+            p.update(task, completed=done[0])
+            p.refresh()
+            ts[0].join(0.2)
+        for th in ts:
+            th.join()
+        seconds = time.perf_counter() - t0
+        p.update(task, completed=done[0])
+        p.refresh()
     latencies.sort()
     with Ledger.open(data) as lg:
         added = lg.size - size0
@@ -72,27 +101,43 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=64)
     ap.add_argument("--appends", type=int, default=40, help="appends per thread (one decision each)")
     ap.add_argument("--window-ms", type=float, default=0.0, help="GroupCommit window (default 0)")
-    ap.add_argument("--json", help="write the results here")
+    add_wait_argument(ap)
+    ap.add_argument("--json", metavar="PATH", help="write results as JSON")
     args = ap.parse_args()
+    if args.threads <= 0 or args.appends <= 0:
+        ap.error("--threads and --appends must be positive")
+    info = machine_info()
+    print_machine(info)
     work = Path(tempfile.mkdtemp(prefix="group-commit-"))
     try:
         data = work / "log"
         Ledger.create(data, "bench.example/group-commit").close()
-        print(f"{os.cpu_count()} cores, 1-min load {os.getloadavg()[0]:.2f}; {args.threads} threads x {args.appends} "
-              f"one-decision appends, SQLite WAL synchronous=FULL")
-        base = run(data, args.threads, args.appends, None)
-        grouped = run(data, args.threads, args.appends, GroupCommit(window=args.window_ms / 1000))
-        for name, r in (("without group commit", base), ("with group commit", grouped)):
-            print(f"{name:22} {r['per_s']:8,.0f} decisions/s  p50 {r['p50_ms']:6.1f} ms  p99 {r['p99_ms']:7.1f} ms  "
-                  f"{r['checkpoints']:5} checkpoints for {r['decisions']} decisions")
-        print(f"ratio (with / without): {grouped['per_s'] / base['per_s']:.1f}x decisions/s; "
-              f"1-min load {os.getloadavg()[0]:.2f} at end")
-        with Ledger.open(data) as lg:  # every checkpoint signs the root the entries give
-            for size, root, _, _ in lg.checkpoints():
+        load_start = wait_for_quiet(args.wait)
+        console.print(f"{args.threads} threads x {args.appends} one-decision appends, SQLite WAL synchronous=FULL;"
+                      f" 1-min load {load_start:.2f} at start")
+        base = run(data, args.threads, args.appends, None, "without group commit")
+        grouped = run(data, args.threads, args.appends, GroupCommit(window=args.window_ms / 1000), "with group commit")
+        load_end = loadavg()
+        with Ledger.open(data) as lg, console.status("recomputing every checkpoint's root"):
+            for size, root, _, _ in lg.checkpoints():  # every checkpoint signs the root the entries give
                 assert lg.root(size) == root
-        print("every decision present once; every checkpoint's root recomputed: ok")
-        if args.json:
-            Path(args.json).write_text(json.dumps({"without": base, "with": grouped, "args": vars(args)}, indent=2))
+        t = Table(title=f"one decision per append, {args.threads} threads (each its own Ledger on one SQLite log)")
+        for col in ("", "decisions/s", "p50 ms", "p99 ms", "checkpoints", "decisions"):
+            t.add_column(col, justify="left" if not col else "right")
+        for name, r in (("with group commit", grouped), ("without (baseline)", base)):
+            t.add_row(name, fmt_rate(r["per_s"]), f"{r['p50_ms']:.1f}", f"{r['p99_ms']:.1f}", f"{r['checkpoints']:,}",
+                      f"{r['decisions']:,}")
+        console.print(t)
+        ratio = grouped["per_s"] / base["per_s"]
+        console.print(f"ratio with / without group commit: {ratio:.2f}x decisions/s; target >= {TARGET:,} decisions/s"
+                      f" with group commit: {verdict(grouped['per_s'] >= TARGET)}")
+        console.print("every decision present once; every checkpoint's root recomputed: ok")
+        console.print(f"1-min load average {load_start:.2f} at start, {load_end:.2f} at end")
+        write_json(args.json, {
+            "benchmark": "group_commit", "machine": info, "load_average": {"start": load_start, "end": load_end},
+            "params": vars(args), "without": base, "with": grouped, "ratio_with_over_without": ratio,
+            "target_per_s": TARGET, "target_met": grouped["per_s"] >= TARGET,
+        })
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
