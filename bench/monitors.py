@@ -343,7 +343,7 @@ def main() -> None:
     ap.add_argument("--rebuild-columnar", action="store_true",
                     help="drop the log's columnar copy and time building it again (else timed only when missing)")
     ap.add_argument("--work-dir", type=Path, default=DEFAULT_WORK_DIR)
-    ap.add_argument("--wait", type=float, default=120, help="seconds to wait for a quiet machine (1-min load < 0.5)")
+    ap.add_argument("--wait", type=float, default=60, help="seconds to wait for a quiet machine (1-min load < 0.5; default 60; 0 = don't)")
     ap.add_argument("--json", help="write the results here")
     args = ap.parse_args()
     n, n_ref = args.decisions, args.reference
@@ -437,7 +437,9 @@ def main() -> None:
             t3.add_column(col, justify="left" if col == "reader" else "right")
         for label, r in (("columnar copy (storage.columnar)", e2e), ("old reader (entries + private values)", legacy)):
             t3.add_row(label, f"{r['load_seconds']:.2f}", f"{r['check_seconds']:.2f}", f"{r['seconds']:.2f}",
-                       f"{r['cpu_seconds']:.2f}", f"{r['peak_rss_mib']:.0f}", f"{r.get('rows_read', 0):,}", str(r["findings"]))
+                       f"{r['cpu_seconds']:.2f}", f"{r['peak_rss_mib']:.0f}",
+                       "n/a" if r.get("rows_read") is None else f"{r['rows_read']:,}",  # the old reader counts none
+                       str(r["findings"]))
         console.print(t3)
         console.print(f"columnar copy vs old reader: [bold]{legacy['seconds'] / e2e['seconds']:.1f}x[/bold] wall, "
                       f"{legacy['cpu_seconds'] / e2e['cpu_seconds']:.1f}x CPU; the same findings: "

@@ -134,7 +134,9 @@ def run_glasslog_ledger_legacy(ledger_dir: Path, n_ref: int) -> dict:
     seconds, cpu = done - t, time.process_time() - c
     run = MonitorRun("supervisor", findings, skipped, sum(v.n for v in views), loaded - t, done - loaded, utc_now())
     ledger.close()
-    return _summary(run, seconds, cpu, base)
+    out = _summary(run, seconds, cpu, base)
+    out["rows_read"] = None  # MonitorRun counts columnar-copy rows; this reader reads entries and does not count them
+    return out
 
 
 def run_columnar_build(ledger_dir: Path, drop: bool) -> dict:

@@ -26,7 +26,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import statistics
@@ -39,6 +38,19 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests"))
+
+from common import (  # noqa: E402
+    add_wait_argument,
+    console,
+    fmt_rate,
+    loadavg,
+    machine_info,
+    print_machine,
+    progress,
+    wait_for_quiet,
+    write_json,
+)
+from rich.table import Table  # noqa: E402
 
 
 class HashStore:
@@ -102,10 +114,12 @@ def witness_rate(work: Path, checkpoints: int, logs: int) -> dict:
     d = work / f"witness-{logs}"
     Witness.init(d, "witness.bench/w1").close()
     w = Witness(d)
-    per_log = checkpoints // logs
+    # Exactly ``checkpoints`` timed requests in all, spread over the logs; each log's stream has one more,
+    # its first, sent untimed to open the connection.
+    per_log = [checkpoints // logs + (i < checkpoints % logs) for i in range(logs)]
     streams = []
     for i in range(logs):
-        signer, stream = make_stream(f"bench.example/log{i}", per_log)
+        signer, stream = make_stream(f"bench.example/log{i}", per_log[i] + 1)
         w.add_log(signer.name, str(signer.verifier()))
         streams.append((signer, stream))
     wkey = w.verifier_key
@@ -123,17 +137,25 @@ def witness_rate(work: Path, checkpoints: int, logs: int) -> dict:
             client.close()
 
         threads = [threading.Thread(target=run, args=(i,)) for i in range(logs)]
-        t0 = time.perf_counter()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        seconds = time.perf_counter() - t0
+        with progress() as p:  # the main thread polls the counts 5 times a second while the threads send
+            task = p.add_task(f"witness, {logs} log(s) at once", total=checkpoints)
+            t0 = time.perf_counter()
+            for t in threads:
+                t.start()
+            while any(t.is_alive() for t in threads):
+                p.update(task, completed=sum(len(r) for r in results))
+                p.refresh()
+                threads[0].join(0.2)
+            for t in threads:
+                t.join()
+            seconds = time.perf_counter() - t0
+            p.update(task, completed=sum(len(r) for r in results))
+            p.refresh()
     finally:
         proc.stop()
     done = sum(len(r) for r in results)
-    if done != logs * (per_log - 1):
-        raise RuntimeError(f"only {done} of {logs * (per_log - 1)} checkpoints were cosigned")
+    if done != checkpoints:
+        raise RuntimeError(f"only {done} of {checkpoints} checkpoints were cosigned")
     for i, rs in enumerate(results):  # every cosignature verifies, under the witness policy
         for _, note, lines in rs:
             if not verify_cosigned(note + "".join(lines), streams[i][0].verifier(), [wkey], 1).ok:
@@ -164,10 +186,14 @@ def server_runs(work: Path, duration: float, warmup: float, clients: int, rounds
     auth = {"Accept-Encoding": "gzip", "Authorization": "Bearer " + setup["token"]}
     srv = sb.Server(data, 1, work / "server.log")
     runs = []
+    labels = ["no witness"] + ["1 witness", "no witness"] * rounds  # alternated: the machine's load drifts
+    bar = progress()
+    bar.start()
+    task = bar.add_task("server runs (with / without a witness)", total=len(labels))
     try:
         srv.wait_ready()
         attached = False
-        for label in ["no witness"] + ["1 witness", "no witness"] * rounds:  # alternated: the machine's load drifts
+        for label in labels:
             with Ledger.open(data) as lg:
                 if label == "1 witness":
                     lg.append([witness_entry("add", witness.url, wkey)])
@@ -201,7 +227,10 @@ def server_runs(work: Path, duration: float, warmup: float, clients: int, rounds
                          "cosigned_size_at_end": cosigned_now if label == "1 witness" else None,
                          "cosigned_size_2s_later": cosigned_later if label == "1 witness" else None,
                          "start_cosigned": start_cosigned})
+            bar.advance(task)
+            bar.refresh()
     finally:
+        bar.stop()
         srv.stop()
         witness.stop()
     return runs
@@ -209,43 +238,60 @@ def server_runs(work: Path, duration: float, warmup: float, clients: int, rounds
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--checkpoints", type=int, default=2000, help="checkpoints sent to the witness per run (default 2000)")
+    ap.add_argument("--checkpoints", type=int, default=2000,
+                    help="checkpoints cosigned (timed) per witness run, spread over the logs (default 2000); each log"
+                         " also sends one untimed first checkpoint to open its connection")
     ap.add_argument("--duration", type=float, default=5, help="seconds timed per server run (default 5)")
     ap.add_argument("--warmup", type=float, default=1, help="untimed seconds before each server run (default 1)")
     ap.add_argument("--clients", type=int, default=8, help="concurrent clients of the server (default 8)")
     ap.add_argument("--rounds", type=int, default=2, help="server runs with a witness, each between two without (default 2)")
     ap.add_argument("--skip-server", action="store_true", help="only the witness's own rate")
+    add_wait_argument(ap)
     ap.add_argument("--json", metavar="PATH", help="write results as JSON")
     args = ap.parse_args()
+    if args.checkpoints < 4:
+        ap.error("--checkpoints must be at least 4 (one per log in the four-log run)")
+    info = machine_info()
+    print_machine(info)
     work = Path(tempfile.mkdtemp(prefix="glasslog-bench-witness-", dir=os.environ.get("TMPDIR")))
-    out: dict = {"cores": os.cpu_count(), "load_at_start": os.getloadavg()[0]}
+    load_start = wait_for_quiet(args.wait)
+    out: dict = {"benchmark": "witness", "machine": info, "params": vars(args)}
     try:
         out["witness"] = [witness_rate(work, args.checkpoints, 1), witness_rate(work, args.checkpoints, 4)]
-        print("one witness, loopback, add-checkpoint (+10 entries each, consistency proof, Ed25519 cosignature/v1, "
-              "state synced to disk before the answer):")
+        t = Table(title="one witness, loopback, add-checkpoint (+10 entries each, consistency proof, Ed25519"
+                        " cosignature/v1, state synced to disk before the answer)")
+        for col in ("logs at once", "checkpoints", "seconds", "cosigned/s", "p50 ms", "p99 ms"):
+            t.add_column(col, justify="right")
         for r in out["witness"]:
-            print(f"  {r['logs']} log(s) at once: {r['checkpoints']} checkpoints in {r['seconds']:.2f} s = "
-                  f"{r['cosigned_per_s']:.0f} cosigned/s  (latency p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms)")
+            t.add_row(str(r["logs"]), f"{r['checkpoints']:,}", f"{r['seconds']:.2f}", fmt_rate(r["cosigned_per_s"]),
+                      f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}")
+        console.print(t)
         if not args.skip_server:
             out["server"] = server_runs(work, args.duration, args.warmup, args.clients, args.rounds)
-            print(f"server (1 worker), POST /v1/decisions, batches of 100, {args.clients} clients, {args.duration:g} s each,"
-                  " same run:")
+            t = Table(title=f"server (1 worker), POST /v1/decisions, batches of 100, {args.clients} clients,"
+                            f" {args.duration:g} s each, same run")
+            for col in ("run", "decisions/s", "p50 ms", "p99 ms", "witness"):
+                t.add_column(col, justify="left" if col in ("run", "witness") else "right")
             for r in out["server"]:
-                extra = ""
+                extra = "-"
                 if r["run"] == "1 witness":
-                    extra = (f"; witness cosigned {r['checkpoints_cosigned']} of {r['checkpoints_signed']} checkpoints during"
-                             f" the run, newest cosigned tree size {r['cosigned_size_at_end']} of {r['tree_size_at_end']}"
-                             f" at its end, {r['cosigned_size_2s_later']} two seconds later")
-                print(f"  {r['run']:22s} {r['decisions_per_s']:8.0f} decisions/s  (p50 {r['p50_ms']:.1f} ms, p99"
-                      f" {r['p99_ms']:.1f} ms){extra}")
-            for label in ("no witness", "1 witness"):
+                    extra = (f"cosigned {r['checkpoints_cosigned']} of {r['checkpoints_signed']} checkpoints;"
+                             f" newest cosigned size {r['cosigned_size_at_end']} of {r['tree_size_at_end']} at the end,"
+                             f" {r['cosigned_size_2s_later']} 2 s later")
+                t.add_row(r["run"], fmt_rate(r["decisions_per_s"]), f"{r['p50_ms']:.1f}", f"{r['p99_ms']:.1f}", extra)
+            medians = {}
+            for label in ("1 witness", "no witness"):
                 rates = [r["decisions_per_s"] for r in out["server"] if r["run"] == label]
-                print(f"  median {label:15s} {statistics.median(rates):8.0f} decisions/s over {len(rates)} runs")
-            print(f"  1-minute load average at the end: {os.getloadavg()[0]:.2f}")
+                medians[label] = statistics.median(rates)
+                t.add_row(f"median, {label} ({len(rates)} runs)", fmt_rate(medians[label]), "", "", "")
+            console.print(t)
+            out["server_ratio_witness_over_none"] = medians["1 witness"] / medians["no witness"]
+            console.print(f"ratio with a witness / without (medians): {out['server_ratio_witness_over_none']:.2f}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    if args.json:
-        Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
+    out["load_average"] = {"start": load_start, "end": loadavg()}
+    console.print(f"1-min load average {load_start:.2f} at start, {out['load_average']['end']:.2f} at end")
+    write_json(args.json, out)
     return 0
 
 
