@@ -80,6 +80,7 @@ ROOT = BENCH_DIR.parent
 WRITE_TARGET = 5_000  # decisions/s, batches of 100
 SINGLE_TARGET = 2_000  # decisions/s with one decision per request (64 clients, 2 workers; p99 <= 100 ms)
 READ_TARGET = 2_000  # reads/s
+MIN_REQUESTS = 20  # fewer completed requests in a timed window: the run's figures are flagged unreliable
 BATCH = 100
 PUBLIC_DEPLOYMENT = "bank.example/credit-decisions/online-pilot"
 OTHER_BENCHES = re.compile(r"bench/(append|proofs|verify|hotspots|server)\.py")
@@ -768,6 +769,14 @@ def main() -> int:
                       f"{1000 * r['server_cpu'] / r['rate']:.2f}" if r["rate"] else "-",
                       "-" if r["client_cpu"] is None else f"{r['client_cpu']:.2f}")
     console.print(table)
+    for r in results:  # a rate from a handful of requests is noise: say so, and mark it in the JSON
+        r["completed_requests"] = r["requests"]
+        r["unreliable"] = r["requests"] < MIN_REQUESTS
+        if r["unreliable"]:
+            console.print(f"[bold red]UNRELIABLE: {r['workers']}w {r['clients']}c {r['operation']}"
+                          f"{' x' + str(r['batch']) if r.get('batch') else ''}: only {r['requests']} request(s) completed"
+                          f" in the timed window (fewer than {MIN_REQUESTS}); its rate and latencies mean little:"
+                          f" run longer (--duration / --read-duration)[/bold red]")
     for w in dict.fromkeys(r["workers"] for r in results if r["kind"] == "read"):
         size = next(r["tree_size"] for r in results if r["kind"] == "read" and r["workers"] == w)
         console.print(f"reads with {w} worker{'s' if w > 1 else ''}: tree size {size:,}, partial tiles of width "
@@ -783,7 +792,7 @@ def main() -> int:
         best = max(rs, key=lambda r: r["ops_per_s"])
         goal = (SINGLE_TARGET if name.endswith(" x1") else WRITE_TARGET) if best["kind"] == "write" else READ_TARGET
         targets.append({"operation": name, "target": goal, "best": best["ops_per_s"], "workers": best["workers"],
-                        "clients": best["clients"], "met": best["ops_per_s"] >= goal,
+                        "clients": best["clients"], "met": best["ops_per_s"] >= goal, "unreliable": best["unreliable"],
                         "lowest": min(r["ops_per_s"] for r in rs)})
     for name in dict.fromkeys(r["operation"] for r in results if r["kind"] == "write"):
         by_batch = {r["batch"]: r for r in sorted(results, key=lambda r: r["ops_per_s"])
@@ -791,15 +800,17 @@ def main() -> int:
         if 1 in by_batch and len(by_batch) > 1:
             big = max(by_batch)
             one, many = by_batch[1], by_batch[big]
+            shaky = " [bold red](UNRELIABLE: too few requests in a run)[/bold red]" if (
+                one["unreliable"] or many["unreliable"]) else ""
             console.print(f"{name}: one decision per request {one['ops_per_s']:,.0f}/s (p50 {one['p50_ms']:.1f} ms, "
                           f"p99 {one['p99_ms']:.1f} ms) vs batches of {big} {many['ops_per_s']:,.0f}/s in the same run: "
-                          f"ratio {one['ops_per_s'] / many['ops_per_s']:.2f}")
+                          f"decisions/s one-per-request / batched = {one['ops_per_s'] / many['ops_per_s']:.2f}{shaky}")
     tt = Table(title="Targets (best configuration per operation)")
     for col in ("operation", "target /s", "best /s", "at workers x clients", "lowest /s", ""):
         tt.add_column(col, justify="left" if col in ("operation", "") else "right")
     for t in targets:
         tt.add_row(t["operation"], fmt_rate(t["target"]), fmt_rate(t["best"]), f"{t['workers']} x {t['clients']}",
-                   fmt_rate(t["lowest"]), verdict(t["met"]))
+                   fmt_rate(t["lowest"]), verdict(t["met"]) + (" [red](unreliable)[/red]" if t["unreliable"] else ""))
     tt.add_row("zero errors (any non-2xx, any transport error)", "0", str(errors), "", "", verdict(errors == 0 and not failed))
     if checks:
         tt.add_row((f"tree size = initial + acknowledged ({checks['expected_size']:,})" if not in_flight else
@@ -828,6 +839,8 @@ def main() -> int:
                      "accept_encoding": headers["Accept-Encoding"]},
         "results": [{k: v for k, v in r.items()} for r in results],
         "targets": targets,
+        "unreliable_runs": sum(1 for r in results if r["unreliable"]),
+        "min_requests_for_reliable": MIN_REQUESTS,
         "errors": errors,
         "checks": checks,
         "failed": failed,
