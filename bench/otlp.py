@@ -33,6 +33,7 @@ import argparse
 import json
 import os
 import random
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -44,6 +45,9 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from common import add_wait_argument, loadavg, machine_info, print_machine, wait_for_quiet  # noqa: E402
 
 LAUNCH = """
 import os, uvicorn
@@ -214,16 +218,22 @@ def main() -> int:
     ap.add_argument("--clients", type=int, default=4)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=2, help="rounds of each, baseline and current alternating")
-    ap.add_argument("--baseline", default="6e78c4a", help="git ref of the baseline code ('' for none)")
+    ap.add_argument("--baseline", default="6e78c4a",
+                    help="git ref of the baseline code ('' for none); default 6e78c4a, the last commit before the"
+                         " per-span ingestion work of 2026-12-05 (each entry was schema-checked twice there)")
+    add_wait_argument(ap)
     ap.add_argument("--json", type=Path, help="write the results here")
     args = ap.parse_args()
+    if args.batches <= 0 or args.clients <= 0 or args.rounds <= 0:
+        ap.error("--batches, --clients and --rounds must be positive")
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
     console = Console()
-    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True).stdout.strip()
+    info = machine_info()
+    print_machine(info)
+    commit = info.get("git_head") or "?"
     with tempfile.TemporaryDirectory(prefix="glasslog-bench-otlp-") as tmp_name:
         tmp = Path(tmp_name)
         src = None
@@ -240,17 +250,19 @@ def main() -> int:
         if src is not None:
             plan = [item for _ in range(args.rounds) for item in (("baseline", src), ("current", None))]
         rounds = []
+        load_start = wait_for_quiet(args.wait)
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=console) as progress:
             for k, (code, where) in enumerate(plan):
-                task = progress.add_task(f"round {k + 1}/{len(plan)}: {code}", total=len(bodies))
+                task = progress.add_task(f"round {k // (len(plan) // args.rounds) + 1}/{args.rounds}: {code}",
+                                         total=len(bodies))
                 rounds.append({"code": code, **run_round(f"{code}-{k}", bodies, args, where, tmp, progress, task)})
     table = Table(title=f"OTLP/HTTP protobuf, batches of 512 spans, {args.clients} clients, glasslog serve --workers "
                         f"{args.workers}, {os.cpu_count()} cores; current {commit}, baseline {args.baseline or '-'}")
     for col in ("round", "code", "load (1 min) start-end", "spans/s", "server CPU per span", "all logged, verified"):
         table.add_column(col)
     for k, r in enumerate(rounds):
-        table.add_row(str(k + 1), r["code"], f"{r['load_start']:.1f}-{r['load_end']:.1f}", f"{r['spans_per_s']:,.0f}",
+        table.add_row(str(k // (len(rounds) // args.rounds) + 1), r["code"], f"{r['load_start']:.1f}-{r['load_end']:.1f}", f"{r['spans_per_s']:,.0f}",
                       f"{r['cpu_us_per_span']:.0f} us" if r["cpu_us_per_span"] else "?",
                       str(r["all_logged"] and r["generations"] == r["spans"] and r["verify_exit"] == 0))
     console.print(table)
@@ -258,15 +270,32 @@ def main() -> int:
     for code in ("baseline", "current"):
         rs = [r for r in rounds if r["code"] == code]
         if rs:
-            cpus = sorted(r["cpu_us_per_span"] or 0 for r in rs)
-            summary[code] = {"best_spans_per_s": max(r["spans_per_s"] for r in rs), "median_cpu_us_per_span": cpus[len(cpus) // 2]}
-            console.print(f"{code}: best {summary[code]['best_spans_per_s']:,.0f} spans/s, median server CPU "
+            cpus = [r["cpu_us_per_span"] or 0 for r in rs]
+            summary[code] = {"best_spans_per_s": max(r["spans_per_s"] for r in rs),
+                             "median_spans_per_s": statistics.median(r["spans_per_s"] for r in rs),
+                             "median_cpu_us_per_span": statistics.median(cpus)}
+            console.print(f"{code}: best {summary[code]['best_spans_per_s']:,.0f} spans/s, median"
+                          f" {summary[code]['median_spans_per_s']:,.0f} spans/s, median server CPU "
                           f"{summary[code]['median_cpu_us_per_span']:.0f} us per span")
+    if "baseline" in summary:
+        cur, bl = summary["current"], summary["baseline"]
+        summary["ratio_current_over_baseline"] = {
+            "median_spans_per_s": cur["median_spans_per_s"] / bl["median_spans_per_s"],
+            "median_cpu_per_span": (cur["median_cpu_us_per_span"] / bl["median_cpu_us_per_span"]
+                                    if bl["median_cpu_us_per_span"] else None)}
+        ratio = summary["ratio_current_over_baseline"]
+        console.print(f"ratio current / baseline: {ratio['median_spans_per_s']:.2f}x median spans/s"
+                      + (f", {ratio['median_cpu_per_span']:.2f}x server CPU per span"
+                         if ratio["median_cpu_per_span"] is not None else ""))
     best = summary["current"]["best_spans_per_s"]
+    load_end = loadavg()
+    console.print(f"1-min load average {load_start:.2f} at start, {load_end:.2f} at end")
     console.print(f"target >= 5,000 spans/s with {args.workers} workers: {'met' if best >= 5000 else 'MISSED'} ({best:,.0f})")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"commit": commit, "baseline": args.baseline, "batches": args.batches,
+        args.json.write_text(json.dumps({"benchmark": "otlp", "machine": info,
+                                         "load_average": {"start": load_start, "end": load_end},
+                                         "commit": commit, "baseline": args.baseline, "batches": args.batches,
                                          "clients": args.clients, "workers": args.workers, "rounds": rounds,
                                          "summary": summary}, indent=2))
     good = all(r["all_logged"] and r["generations"] == r["spans"] and r["verify_exit"] == 0 for r in rounds)
