@@ -206,8 +206,17 @@ def test_outcomes_of_generations_over_http(world):
     g, p = world["public"][1], world["private"][0]
     op = _h(t["operator"])
     size = log.size
-    r = c.post("/v1/outcomes", headers=op, json={"outcomes": [{"decision": g.index, "outcome": "upheld"},
-                                                              {"decision": p.index, "outcome": "appealed"}]})
+    bad = [({"generation": 0, "outcome": "x"}, "outcomes[0].generation", "not a generation"),
+           ({"decision": g.index, "outcome": "x"}, "outcomes[0].decision", "send it as generation"),
+           ({"decision": g.index, "generation": g.index, "outcome": "x"}, "outcomes[0].generation", "exactly one"),
+           ({"outcome": "x"}, "outcomes[0].decision", "exactly one"),
+           ({"generation": 10**9, "outcome": "x"}, "outcomes[0].generation", "no entry")]
+    for row, field, problem in bad:
+        r = c.post("/v1/outcomes", headers=op, json={"outcomes": [row]})
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == field and problem in r.json()["detail"], r.text
+    assert log.size == size
+    r = c.post("/v1/outcomes", headers=op, json={"outcomes": [{"generation": g.index, "outcome": "upheld"},
+                                                              {"generation": p.index, "outcome": "appealed"}]})
     assert r.status_code == 201, r.text
     assert log.size == size + 2
     pub_o, priv_o = json.loads(log.entry(size)), json.loads(log.entry(size + 1))
@@ -219,10 +228,10 @@ def test_outcomes_of_generations_over_http(world):
     assert '"upheld" (entry' in page
     assert "private (commitment)" in c.get(f"/generations/{p.index}").text
     # a second outcome is a correction, as for decisions; a flag entry takes none
-    r = c.post("/v1/outcomes", headers=op, json={"outcomes": [{"decision": g.index, "outcome": "overturned"}]})
-    assert r.status_code == 409 and log.size == size + 2
+    r = c.post("/v1/outcomes", headers=op, json={"outcomes": [{"generation": g.index, "outcome": "overturned"}]})
+    assert r.status_code == 409 and r.json()["errors"][0]["field"] == "outcomes[0].corrects" and log.size == size + 2
     r = c.post("/v1/outcomes", headers=op, json={"outcomes": [{"decision": 0, "outcome": "x"}]})
-    assert r.status_code == 422 and "not a decision or a generation" in r.json()["detail"]
+    assert r.status_code == 422 and "not a decision" in r.json()["detail"]
 
 
 def test_in_a_real_browser_flag_form_and_receipt_of_a_generation(world):

@@ -54,7 +54,11 @@ class DecisionBatch(Strict):
 
 
 class OutcomeRow(Strict):
-    decision: int = Field(ge=0, le=SAFE_INT, description="Index of the decision entry.")
+    decision: int | None = Field(None, ge=0, le=SAFE_INT, description="Index of the decision entry (give exactly one of "
+                                 "decision and generation).")
+    generation: int | None = Field(None, ge=0, le=SAFE_INT, description="Index of the generation entry (a generative "
+                                   "model's output; GET /v1/generations), instead of decision. On the log the outcome "
+                                   "entry names it in its decision field, as flags do.")
     outcome: Any = Field(description="The observed outcome: one of the model card's `output.classes` (when stated).")
     corrects: int | None = Field(None, ge=0, le=SAFE_INT, description="A correction: the index of the decision's latest "
                                  "outcome entry (a decision's second outcome is refused without it).")
@@ -406,20 +410,26 @@ def append_decisions(body: DecisionBatch, who: Operator, s: State) -> dict:
             "decisions": out}
 
 
-@router.post("/v1/outcomes", status_code=201, tags=["decisions"], summary="Record observed outcomes of decisions (operator)",
+@router.post("/v1/outcomes", status_code=201, tags=["decisions"],
+             summary="Record observed outcomes of decisions and generations (operator)",
              response_model=BatchAppended, responses=errors(*WRITE, 409))
 def append_outcomes(body: OutcomeBatch, who: Operator, s: State) -> dict:
     c = s.ctx()
     size = c.ledger.signed_size()
     bad: list[dict] = []  # every bad field, up to 20, as for decision batches
     for k, o in enumerate(body.outcomes):
-        if o.decision >= size:
-            bad.append({"field": f"outcomes[{k}].decision", "problem": f"no entry {o.decision} in the log (size {size})"})
+        target = "generation" if o.generation is not None else "decision"
+        i = o.generation if o.generation is not None else o.decision
+        if (o.decision is None) == (o.generation is None):
+            bad.append({"field": f"outcomes[{k}].{target}", "problem": "give exactly one of decision and generation"})
+        elif i >= size:
+            bad.append({"field": f"outcomes[{k}].{target}", "problem": f"no entry {i} in the log (size {size})"})
         else:
-            kind = json.loads(c.ledger.entry(o.decision)).get("type")
-            if kind not in ("decision", "generation"):
-                bad.append({"field": f"outcomes[{k}].decision",
-                               "problem": f"entry {o.decision} is a {kind} entry, not a decision or a generation"})
+            kind = json.loads(c.ledger.entry(i)).get("type")
+            if kind != target:
+                hint = f" (send it as {kind})" if kind in ("decision", "generation") else ""
+                bad.append({"field": f"outcomes[{k}].{target}",
+                            "problem": f"entry {i} is a {kind} entry, not a {target}{hint}"})
         if o.outcome is None:
             bad.append({"field": f"outcomes[{k}].outcome", "problem": "must not be null: record an outcome once it is known"})
         else:
@@ -433,7 +443,8 @@ def append_outcomes(body: OutcomeBatch, who: Operator, s: State) -> dict:
         more = f" (and {len(bad) - 1} more: see errors)" if len(bad) > 1 else ""
         raise Problem(422, "Invalid request", f"{first['field']}: {first['problem']}{more}", bad, kind="invalid")
     try:
-        result = capture.record_outcomes(c.ledger, [(o.decision, o.outcome, o.corrects, o.reason) for o in body.outcomes])
+        result = capture.record_outcomes(c.ledger, [(o.decision if o.generation is None else o.generation, o.outcome,
+                                                     o.corrects, o.reason) for o in body.outcomes])
     except capture.OutcomeConflictError as exc:
         raise invalid(f"outcomes[{exc.row}].{exc.field}", str(exc).split(": ", 1)[1], 409) from None
     except capture.OutcomeError as exc:

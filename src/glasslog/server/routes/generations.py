@@ -58,7 +58,7 @@ class GenerationOut(Open):
     prompt_value: dict[str, Any] | None = Field(None, description="the opened prompt (subject, supervisor, operator)")
     subject_id: str | None = None
     outcomes: list[dict[str, Any]] = Field(default_factory=list, description="observed outcomes (POST /v1/outcomes with "
-                                           "the generation's index), oldest first: index, time, outcome or "
+                                           "generation: the generation's index), oldest first: index, time, outcome or "
                                            "outcome_commitment (opened for every role but the public), corrects, reason")
 
 
