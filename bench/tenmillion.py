@@ -234,15 +234,25 @@ def bundle_rates(logs: dict[int, Path], count: int, seed: int) -> dict:
             lg.close()
 
 
+def scratch_copy(path: Path, label: str) -> tempfile.TemporaryDirectory:
+    """A throwaway copy of a cached log's directory (next to it), for the parts that append: the cached log keeps its
+    size, so every run measures the size its label states. Returns the TemporaryDirectory; the copy is ``<name>/log``."""
+    db_bytes(path / "log.db")  # TRUNCATE checkpoint: everything is in log.db
+    tmp = tempfile.TemporaryDirectory(prefix=f"tenmillion-scratch-{label}-", dir=path.parent)
+    with console.status(f"copying {path.name} to a scratch directory ({db_bytes(path / 'log.db') / 1e9:.1f} GB) for {label}"):
+        shutil.copytree(path, Path(tmp.name) / "log")
+    return tmp
+
+
 def append_at_size(path: Path, seed: int, batch: int, rounds: int) -> dict:
     """``rounds`` batches appended to the big log and to a fresh log, alternately (order swapped every round), timed
     alone (wall and this process's CPU): the append rate at the big log's size against at size zero, under the same load.
-    The big log keeps the batches (it grows by ``rounds * batch`` entries)."""
+    The appends go to a scratch copy of the big log (untimed copy), so the cached log keeps its size."""
     perf, cpu = time.perf_counter, time.process_time
     out = {"big": {"wall": 0.0, "cpu": 0.0}, "fresh": {"wall": 0.0, "cpu": 0.0}, "entries": rounds * batch}
-    with tempfile.TemporaryDirectory(prefix="tenmillion-fresh-", dir=path.parent) as tmp:
+    with tempfile.TemporaryDirectory(prefix="tenmillion-fresh-", dir=path.parent) as tmp, scratch_copy(path, "appends") as sc:
         fresh = Ledger.create(Path(tmp) / "log", ORIGIN)
-        big = Ledger.open(path)
+        big = Ledger.open(Path(sc) / "log")
         try:
             fresh_models = register_models(fresh, seed)
             fresh_start = fresh.size
@@ -304,13 +314,16 @@ def resume_supported() -> bool:
 
 
 def verify_runs(path: Path, info: dict, seed: int, batch: int, resume: bool) -> dict:
-    """A full ``verify log``; with resume, one more batch appended and ``verify log --resume`` from the full run's state."""
+    """A full ``verify log``; with resume, one more batch appended to a scratch copy of the log and ``verify log
+    --resume`` on the copy from the full run's state (the cached log keeps its size)."""
     with tempfile.TemporaryDirectory(prefix="tenmillion-verify-") as tmp:
         state = Path(tmp) / "state.json" if resume else None
         with console.status(f"glasslog verify log on {path.name} (full)"):
             full = run_verify(path, state)
         out = {"full": full}
         if resume and full["exit"] == 0:
+            sc = scratch_copy(path, "verify-resume")
+            path = Path(sc.name) / "log"
             lg = Ledger.open(path)
             try:
                 start = lg.size - info["setup_entries"]  # the next decisions of the same generator
@@ -325,6 +338,7 @@ def verify_runs(path: Path, info: dict, seed: int, batch: int, resume: bool) -> 
                 lg.close()
             with console.status(f"glasslog verify log --resume on {path.name} ({batch:,} new entries)"):
                 out["resume"] = {**run_verify(path, state), "new_entries": batch}
+            sc.cleanup()
         return out
 
 
@@ -370,7 +384,8 @@ def main() -> int:
     ap.add_argument("--warmup", type=float, default=2, help="untimed seconds before each read run (default 2)")
     ap.add_argument("--skip", default="", help="comma-separated parts to skip: append, proofs, verify, server")
     ap.add_argument("--append-rounds", type=int, default=20,
-                    help="batches appended to the big log and to a fresh one, alternately (default 20; the big log keeps them)")
+                    help="batches appended to a scratch copy of the big log and to a fresh one, alternately (default 20;"
+                         " the cached log keeps its size)")
     ap.add_argument("--seed", type=int, default=DEFAULT_SEED)
     ap.add_argument("--work-dir", type=Path, default=DEFAULT_WORK_DIR, help="where the logs are cached (default bench/.cache)")
     ap.add_argument("--rebuild", action="store_true", help="build the logs again even if cached")
@@ -407,6 +422,11 @@ def main() -> int:
         results["sizes"][n] = lg.size
         lg.close()
         results["bytes_per_entry"][n] = db_bytes(logs[n] / "log.db") / results["sizes"][n]
+        expected = builds[n]["entries"] + builds[n]["setup_entries"]
+        if results["sizes"][n] != expected:  # grown by runs of this script before it appended to copies
+            console.print(f"[bold yellow]the cached {n:,}-decision log holds {results['sizes'][n]:,} entries, not the"
+                          f" {expected:,} it was built with (earlier runs appended to it); every figure is labelled with"
+                          f" the tree size measured; --rebuild to measure at {expected:,}[/bold yellow]")
     if "append" not in skip:
         results["append_at_size"] = append_at_size(logs[big], args.seed, args.batch, args.append_rounds)
     if "proofs" not in skip:
@@ -421,7 +441,7 @@ def main() -> int:
     load_end = loadavg()
 
     # ------------------------------------------------------------------ report
-    label = {base: f"{base:,}", big: f"{big:,}"}
+    label = {n: f"{results['sizes'][n]:,}" for n in (base, big)}  # the tree size measured, not the size asked for
     t = Table(title="Append rate while building (Ledger.append, batches of "
                     f"{args.batch:,} pre-validated entries, decisions/s), by tenth of the build")
     for col in ("log", "first tenth", "slowest tenth", "last tenth", "last / first", "whole build", f"flat (>= {FLAT_MIN:.0%})"):
@@ -430,10 +450,11 @@ def main() -> int:
         a = results["append"][n]
         ratio = a["tenths"][-1] / a["tenths"][0]
         a["last_over_first"] = ratio
-        t.add_row(label[n], fmt_rate(a["tenths"][0]), fmt_rate(min(a["tenths"])), fmt_rate(a["tenths"][-1]), f"{ratio:.0%}",
+        t.add_row(f"{builds[n]['entries'] + builds[n]['setup_entries']:,}",  # the build's own size
+                  fmt_rate(a["tenths"][0]), fmt_rate(min(a["tenths"])), fmt_rate(a["tenths"][-1]), f"{ratio:.0%}",
                   fmt_rate(a["whole"]), verdict(ratio >= FLAT_MIN))
     console.print(t)
-    console.print("tenths, " + label[big] + ": " + ", ".join(fmt_rate(x) for x in results["append"][big]["tenths"]))
+    console.print(f"tenths, {builds[big]['entries'] + builds[big]['setup_entries']:,} (build): " + ", ".join(fmt_rate(x) for x in results["append"][big]["tenths"]))
     if "append_at_size" in results:
         a = results["append_at_size"]
         t = Table(title=f"Appending {a['entries']:,} more decisions in batches of {args.batch:,}, alternately to the big log and "
