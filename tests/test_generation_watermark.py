@@ -183,6 +183,22 @@ def test_run_generative_demo_appends_and_summarises(tmp_path, monkeypatch):
     assert not s["tampered_replay"]["ok"] and s["tampered_replay"]["failed"] == 1
     assert all(d["detected"] for d in s["watermark"]["watermarked"])
     assert not s["watermark"]["not_watermarked"]["detected"]
+    # the CLI shows the calibration passes as a bar: a stage label that leaves room for it in 80 columns
+    from types import SimpleNamespace
+
+    from glasslog.cli.common import out
+    from glasslog.cli.demo_llm import _print_generative
+    from glasslog.demo.llm import _stage
+
+    assert all(len(f"generative: {_stage(m)}") <= 56 for m in said), [m for m in said if len(_stage(m)) > 44]
+    assert _stage(said[0]) == "The generative model here is a TEST MODEL" and "calibrating replay (passes)" in said
+    with out.capture() as cap:
+        _print_generative(SimpleNamespace(generative=s, generative_note="note"))
+    shown = " ".join(cap.get().split())
+    marked_rows = [f"watermarked generation {d['index']}" for d in s["watermark"]["watermarked"]]
+    assert len(set(marked_rows)) == 2 and all(r in shown for r in marked_rows), shown
+    assert f"unmarked generation {s['watermark']['not_watermarked']['index']}" in shown
+    assert shown.count("watermark, marked text") == 0 and "token pairs green" in shown
     size = log.size
     s2 = run_generative(log, tmp_path / "data", seed=0)  # re-running appends; the calibration on the record is reused
     assert log.size > size and s2["test_model"]["fingerprint"] == s["test_model"]["fingerprint"]

@@ -133,11 +133,22 @@ def _print_generative(s) -> None:
         t.add_row("replay against a tampered copy", "[green]caught[/]" if caught else "[bold red]NOT caught[/]")
     wm = g.get("watermark") or {}
     for det in (wm.get("watermarked") or [])[:3]:
-        p = det.get("p_value")
-        t.add_row("watermark, marked text", f"p = {p:.3g}" if isinstance(p, float) else str(det)[:120])
+        t.add_row(f"watermark test, watermarked generation {det.get('index', '?')}"
+                  + (f" (prompt {det['prompt']!r})" if det.get("prompt") else ""), _detection(det))
     plain = wm.get("not_watermarked")
     if isinstance(plain, dict):
-        p = plain.get("p_value")
-        t.add_row("watermark, unmarked text", f"p = {p:.3g}" if isinstance(p, float) else str(plain)[:120])
+        t.add_row(f"watermark test, unmarked generation {plain.get('index', '?')} (public deployment, no watermark)",
+                  _detection(plain))
     out.print(t)
     out.print(s.generative_note, highlight=False)
+
+
+def _detection(det: dict) -> str:
+    """One watermark detection of the summary: the verdict, green pairs of scored, and the exact p-value."""
+    p = det.get("p_value")
+    if not isinstance(p, float):
+        return str(det)[:120]
+    verdict = "detected" if det.get("detected") else "not detected"
+    lp = det.get("log10_p")
+    shown = f"10^{lp:.1f}" if p == 0.0 and isinstance(lp, float) else f"{p:.3g}"  # below float range: its logarithm
+    return f"{verdict}: {det.get('green')} of {det.get('scored')} token pairs green, p = {shown}"

@@ -82,6 +82,9 @@ def register_model_dir(ledger: Ledger, model_dir: str | os.PathLike, *, name: st
     ledger.append([model_entry(event="register", model=fp, card=card, status="active", time=utc_now())])
     return fp
 
+MARKED_PROMPTS = ("Please draft a reply to", "Explain the outcome:")
+"""The prompts of the watermarked deployment's generations (each one's detection is a row of the summary)."""
+
 
 def run_generative(ledger: Ledger, data_dir: str | os.PathLike, seed: int = 0,
                    progress: Callable[[str], None] | None = None) -> dict:
@@ -105,14 +108,13 @@ def run_generative(ledger: Ledger, data_dir: str | os.PathLike, seed: int = 0,
     fp = register_model_dir(ledger, model_dir, name="glasslog-test-causal-lm", version=f"seed-{seed}")
     calibration = gr.calibration_for(ledger, fp)
     if calibration is None:  # once per log: later runs read it from the model's record
-        stage = ("calibrating replay tolerances (a demo-sized calibration: {prompts} prompts, {max_new_tokens} tokens;"
-                 " honest reruns and perturbed copies)").format(**DEMO_CALIBRATION)
+        stage = "calibrating replay (passes)"  # short: the bar and its pass count must fit beside it in 80 columns
         say(stage, 0, 1)
         calibration = gr.calibrate(ledger, fp, model_dir, work_dir=root / "calibration", log=True, **DEMO_CALIBRATION,
                                    progress=lambda done, total: say(stage, done, total))
     public = "demo.example/letters/public"
     private = "demo.example/assistant/private"
-    say("logging generations (public-service, no watermark)")
+    say("logging public generations (no watermark)")
     gen = wrap_generator(ledger, fp, public, model_dir=model_dir, visibility="public-service",
                          description="demo: generated letters, outputs public")
     plain = gen.generate(["Dear applicant,", [{"role": "user", "content": "Summarise the decision."}]],
@@ -123,11 +125,11 @@ def run_generative(ledger: Ledger, data_dir: str | os.PathLike, seed: int = 0,
     Deployments(ledger).declare(private, "private", "demo: assistant, outputs private, watermarked")
     if wmk.declaration(ledger, private) is None:
         wmk.declare(ledger, private, gamma=0.25, delta=2.0)
-    say("logging generations (private, watermarked)")
+    say("logging private, watermarked generations")
     wgen = wrap_generator(ledger, fp, private, model_dir=model_dir)
-    marked = wgen.generate(["Please draft a reply to", "Explain the outcome:"], max_new_tokens=200, do_sample=True,
+    marked = wgen.generate(list(MARKED_PROMPTS), max_new_tokens=200, do_sample=True,
                            temperature=1.0, seed=11)
-    say("replaying the generations against the registered weights")
+    say("replaying against the registered weights")
     indexes = [g.index for g in plain + sampled + marked]
     report = gr.replay_generations(ledger, indexes=indexes, model_dirs={fp: model_dir})
     say("replaying against a tampered copy (noise on one layer)")
@@ -136,8 +138,10 @@ def run_generative(ledger: Ledger, data_dir: str | os.PathLike, seed: int = 0,
     tampered = gr.replay_generations(ledger, indexes=[plain[0].index], model_dirs={fp: tampered_dir}, check_fingerprint=False)
     say("testing texts for the watermark")
     tok = wgen.tokenizer
-    det_marked = [wmk.detect(ledger, private, g.text, tok).to_dict() for g in marked]
-    det_plain = wmk.detect(ledger, private, sampled[0].text, tok).to_dict()
+    det_marked = [{"index": g.index, "prompt": str(p), **wmk.detect(ledger, private, g.text, tok).to_dict()}
+                  for g, p in zip(marked, MARKED_PROMPTS)]
+    det_plain = {"index": sampled[0].index, "deployment_logged": public,
+                 **wmk.detect(ledger, private, sampled[0].text, tok).to_dict()}
     summary = {
         "test_model": {"directory": str(model_dir), "fingerprint": fp, "seed": seed, "note": TEST_MODEL_NOTE.format(seed=seed)},
         "calibration": calibration,

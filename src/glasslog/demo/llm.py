@@ -411,6 +411,15 @@ def _encoder_half(ledger: Ledger, data_dir: Path, seed: int, batch_size: int, de
     return summary
 
 
+def _stage(message: str, width: int = 44) -> str:
+    """A progress stage label short enough for its bar and count in 80 columns: a longer message is cut at its first
+    ': ' or ' (' (the TEST MODEL note, printed in full in the summary, becomes its first clause), at most ``width``."""
+    if len(message) <= width:
+        return message
+    head = re.split(r": | \(", message, maxsplit=1)[0]
+    return head if len(head) <= width else head[:width - 1] + "…"
+
+
 def _generative(ledger: Ledger, data_dir: Path, seed: int, enabled: bool, progress: Progress | None) -> tuple[dict | None, str]:
     """The generative half (``glasslog.demo.generative.run_generative``), when it is installed and asked for."""
     if not enabled:
@@ -429,7 +438,7 @@ def _generative(ledger: Ledger, data_dir: Path, seed: int, enabled: bool, progre
     if "seed" in params:
         kwargs["seed"] = seed
     if "progress" in params and progress is not None:
-        kwargs["progress"] = lambda message, done=1, total=1: progress(f"generative: {message}", done, total)
+        kwargs["progress"] = lambda message, done=1, total=1: progress(f"generative: {_stage(message)}", done, total)
     try:
         result = run_generative(ledger, **kwargs)
     except Exception as exc:  # the encoder half's results stand; the failure is reported, and the demo fails
