@@ -161,6 +161,23 @@ def test_cli_detect_refuses_a_model_dir_that_is_not_the_registered_model(marked,
     assert r.exit_code == 0 and "watermark detected" in r.output, r.output
 
 
+def test_cli_watermark_declare_needs_the_deployment_declared_first_as_the_readme_says(tmp_path):
+    from pathlib import Path
+
+    runner = CliRunner()
+    data = str(tmp_path / "data")
+    assert runner.invoke(app, ["init", "--origin", "test.example/wm-cli", "-d", data]).exit_code == 0
+    r = runner.invoke(app, ["watermark", "declare", "--deployment", "acme.example/assistant", "-d", data])
+    assert r.exit_code == 2 and "unknown deployment 'acme.example/assistant': declare it first" in r.output, r.output
+    r = runner.invoke(app, ["deployments", "declare", "acme.example/assistant", "--visibility", "private", "-d", data])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["watermark", "declare", "--deployment", "acme.example/assistant", "-d", data, "--json"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["key_commitment"].startswith("sha256:"), r.output
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    first = readme.index("glasslog deployments declare acme.example/assistant --visibility private\n")
+    assert first < readme.index("glasslog watermark declare --deployment acme.example/assistant", first)
+
+
 def test_run_generative_demo_appends_and_summarises(tmp_path, monkeypatch):
     from glasslog.demo import generative
     from glasslog.demo.generative import TEST_MODEL_NOTE, run_generative
@@ -195,9 +212,9 @@ def test_run_generative_demo_appends_and_summarises(tmp_path, monkeypatch):
     with out.capture() as cap:
         _print_generative(SimpleNamespace(generative=s, generative_note="note"))
     shown = " ".join(cap.get().split())
-    marked_rows = [f"watermarked generation {d['index']}" for d in s["watermark"]["watermarked"]]
+    marked_rows = [f"watermark, generation {d['index']} (marked)" for d in s["watermark"]["watermarked"]]
     assert len(set(marked_rows)) == 2 and all(r in shown for r in marked_rows), shown
-    assert f"unmarked generation {s['watermark']['not_watermarked']['index']}" in shown
+    assert f"watermark, generation {s['watermark']['not_watermarked']['index']} (unmarked)" in shown
     assert shown.count("watermark, marked text") == 0 and "token pairs green" in shown
     size = log.size
     s2 = run_generative(log, tmp_path / "data", seed=0)  # re-running appends; the calibration on the record is reused

@@ -133,12 +133,12 @@ def _print_generative(s) -> None:
         t.add_row("replay against a tampered copy", "[green]caught[/]" if caught else "[bold red]NOT caught[/]")
     wm = g.get("watermark") or {}
     for det in (wm.get("watermarked") or [])[:3]:
-        t.add_row(f"watermark test, watermarked generation {det.get('index', '?')}"
-                  + (f" (prompt {det['prompt']!r})" if det.get("prompt") else ""), _detection(det))
+        t.add_row(f"watermark, generation {det.get('index', '?')} (marked)",
+                  _detection(det) + (f" (prompt {det['prompt']!r})" if det.get("prompt") else ""))
     plain = wm.get("not_watermarked")
     if isinstance(plain, dict):
-        t.add_row(f"watermark test, unmarked generation {plain.get('index', '?')} (public deployment, no watermark)",
-                  _detection(plain))
+        t.add_row(f"watermark, generation {plain.get('index', '?')} (unmarked)",
+                  _detection(plain) + " (public deployment, decoded without the key)")
     out.print(t)
     out.print(s.generative_note, highlight=False)
 
