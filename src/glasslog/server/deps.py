@@ -31,6 +31,7 @@ Rate limits and caches are in memory, per app (so per server process).
 
 
 import collections
+import json
 import math
 import os
 import re
@@ -44,7 +45,8 @@ from fastapi import APIRouter, Depends, Header, Request
 from starlette.concurrency import run_in_threadpool
 
 from .. import capture
-from ..access import PUBLIC, AuthError, KeyStore, Principal
+from ..access import PUBLIC, AuthError, KeyStore, Principal, effective_principal, may_read_decision
+from ..access.policy import opens_outcomes
 from ..ledger import GroupCommit, Ledger
 from ..oversight.flags import Flags
 from ..oversight.triage import Triage
@@ -343,3 +345,45 @@ def deployment_or_404(c: Context, name: str) -> Deployment:
     if d is None:
         raise not_found(f"unknown deployment {name!r}")
     return d
+
+
+_PUBLIC_SEES = {"decision": "aggregate counts only (GET /v1/deployments/stats?name=...)",
+                "generation": "the generation's commitments on the log (GET /v1/entries/{index}) and aggregate counts only"}
+
+
+def readable_output(c: Context, who: Principal, i: int, kind: str) -> tuple[dict, Principal]:
+    """Entry ``i`` of ``kind`` (``decision`` or ``generation``) if ``who`` may read it, and the principal whose view
+    applies to it (``access.effective_principal``): the access policy decides, this only fetches and words.
+
+    Raises:
+        Problem: 404 if ``i`` is beyond the signed log or not of ``kind``; 403 if the policy refuses.
+    """
+    signed = c.ledger.signed_size()
+    if i >= signed:
+        raise not_found(f"no entry {i} in the signed log (tree size {signed})")
+    entry = json.loads(c.ledger.entry(i))
+    if entry.get("type") != kind:
+        raise not_found(f"entry {i} is a {entry.get('type')} entry, not a {kind}")
+    d = c.deployments.find(entry["deployment"])
+    if not may_read_decision(who, i, entry["deployment"], d.public if d is not None else False):
+        if who.role == "public":
+            raise forbidden(f"deployment {entry['deployment']!r} is private: the public sees {_PUBLIC_SEES[kind]}")
+        raise forbidden(f"role {who.role} may not read {kind}s of deployment {entry['deployment']!r}")
+    return entry, effective_principal(who, i, entry["deployment"])
+
+
+def outcome_views(c: Context, reader: Principal, i: int) -> list[dict]:
+    """The outcomes recorded for decision or generation ``i``, oldest first, as ``reader`` sees them: public values as
+    logged, committed ones opened for the roles ``access.policy.opens_outcomes`` names (the latest one counts; a later
+    outcome says which it ``corrects``)."""
+    views = []
+    for oi in c.index.outcomes_of(i):
+        o = json.loads(c.ledger.entry(oi))
+        ov = {"index": oi, "time": o["time"], **{k: o[k] for k in ("corrects", "reason", "outcome") if k in o}}
+        if "outcome" not in o:
+            ov["outcome_commitment"] = o["outcome_commitment"]
+            opened = c.ledger.private_values_for([oi]).get(oi, {}).get("outcome") if opens_outcomes(reader.role) else None
+            if opened:
+                ov["outcome"] = json.loads(opened[2])
+        views.append(ov)
+    return views

@@ -23,11 +23,11 @@ from fastapi import Query
 from pydantic import Field
 
 from ... import capture
-from ...access import Principal, decision_view, effective_principal, may_read_decision, new_receipt_token, store_receipt_tokens
-from ...access.policy import opens_outcomes, readable_deployments, receipt_opens_private_values
+from ...access import Principal, decision_view, effective_principal, new_receipt_token, store_receipt_tokens
+from ...access.policy import readable_deployments, receipt_opens_private_values
 from ...ledger import EntryError
 from ...registry import ArtifactError, RegistryError, domain_problems
-from ..deps import Context, Operator, State, Who, api_router, model_or_404, uint
+from ..deps import Context, Operator, State, Who, api_router, model_or_404, outcome_views, readable_output, uint
 from ..problems import READ, WRITE, Problem, errors, forbidden, invalid, not_found, short, unauthorized
 from ..schemas import FINGERPRINT, MAX_BATCH, SAFE_INT, TIME, UINT, Open, Out, Strict, UInt, loggable
 from .generations import GenerationOut, read_generation
@@ -145,36 +145,11 @@ class BatchAppended(Out):
 # ------------------------------------------------------------ reading
 def _decision(i: int, who: Principal, c: Context) -> dict:
     """Decision ``i`` as ``who`` may see it, with its outcomes; 404 if it is not a decision, 403 if not theirs to read."""
-    if i >= c.ledger.signed_size():
-        raise not_found(f"no entry {i}")
-    entry = json.loads(c.ledger.entry(i))
-    if entry.get("type") != "decision":
-        raise not_found(f"entry {i} is a {entry.get('type')} entry, not a decision")
-    d = c.deployments.find(entry["deployment"])
-    public = d.public if d is not None else False
-    if not may_read_decision(who, i, entry["deployment"], public):
-        if who.role == "public":
-            raise forbidden(f"deployment {entry['deployment']!r} is private: the public sees aggregate counts only "
-                            f"(GET /v1/deployments/stats?name=...)")
-        raise forbidden(f"role {who.role} may not read decisions of deployment {entry['deployment']!r}")
-    who = effective_principal(who, i, entry["deployment"])
+    entry, who = readable_output(c, who, i, "decision")
     private = c.ledger.private_values_for([i]).get(i, {})
     card = c.registry.get(entry["model"]).card if entry["model"] else None
     view = decision_view(who, i, entry, private, card)
-    outcomes = []
-    for oi in c.index.outcomes_of(i):
-        o = json.loads(c.ledger.entry(oi))
-        ov = {"index": oi, "time": o["time"], **{k: o[k] for k in ("corrects", "reason") if k in o}}
-        if "outcome" in o:
-            ov["outcome"] = o["outcome"]
-        else:
-            ov["outcome_commitment"] = o["outcome_commitment"]
-            if opens_outcomes(who.role):
-                opened = c.ledger.private_values_for([oi]).get(oi, {}).get("outcome")
-                if opened:
-                    ov["outcome"] = json.loads(opened[2])
-        outcomes.append(ov)
-    view["outcomes"] = outcomes
+    view["outcomes"] = outcome_views(c, who, i)
     return view
 
 

@@ -25,9 +25,9 @@ from fastapi import Query
 from pydantic import Field
 
 from ... import capture
-from ...access import Principal, effective_principal, may_read_decision
-from ...access.policy import generation_view, opens_outcomes, readable_deployments, receipt_opens_private_values
-from ..deps import Context, State, Who, api_router, model_or_404, uint
+from ...access import Principal, effective_principal
+from ...access.policy import generation_view, readable_deployments, receipt_opens_private_values
+from ..deps import Context, State, Who, api_router, model_or_404, outcome_views, readable_output, uint
 from ..problems import READ, errors, forbidden, not_found
 from ..schemas import FINGERPRINT, UINT, Open, Out, UInt
 
@@ -69,32 +69,9 @@ class GenerationPage(Out):
 
 def read_generation(i: int, who: Principal, c: Context) -> tuple[dict, dict]:
     """Generation ``i`` as ``who`` may see it and its entry: 404 if it is not a generation, 403 if not theirs to read."""
-    if i >= c.ledger.signed_size():
-        raise not_found(f"no entry {i} in the signed log (tree size {c.ledger.signed_size()})")
-    entry = json.loads(c.ledger.entry(i))
-    if entry.get("type") != "generation":
-        raise not_found(f"entry {i} is a {entry.get('type')} entry, not a generation")
-    d = c.deployments.find(entry["deployment"])
-    public = d.public if d is not None else False
-    if not may_read_decision(who, i, entry["deployment"], public):
-        if who.role == "public":
-            raise forbidden(f"deployment {entry['deployment']!r} is private: the public sees the generation's commitments "
-                            "on the log (GET /v1/entries/{index}) and aggregate counts only")
-        raise forbidden(f"role {who.role} may not read generations of deployment {entry['deployment']!r}")
-    who = effective_principal(who, i, entry["deployment"])
-    private = c.ledger.private_values_for([i]).get(i, {})
-    view = generation_view(who, i, entry, private)
-    outcomes = []
-    for oi in c.index.outcomes_of(i):  # as for decisions: the latest counts; commitments opened for all but the public
-        o = json.loads(c.ledger.entry(oi))
-        ov = {"index": oi, "time": o["time"], **{k: o[k] for k in ("corrects", "reason", "outcome") if k in o}}
-        if "outcome" not in o:
-            ov["outcome_commitment"] = o["outcome_commitment"]
-            opened = c.ledger.private_values_for([oi]).get(oi, {}).get("outcome") if opens_outcomes(who.role) else None
-            if opened:
-                ov["outcome"] = json.loads(opened[2])
-        outcomes.append(ov)
-    view["outcomes"] = outcomes
+    entry, who = readable_output(c, who, i, "generation")
+    view = generation_view(who, i, entry, c.ledger.private_values_for([i]).get(i, {}))
+    view["outcomes"] = outcome_views(c, who, i)
     return view, entry
 
 
