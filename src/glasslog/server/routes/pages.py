@@ -328,20 +328,30 @@ def decisions_page(request: Request, s: State) -> HTMLResponse:
                 keep=keep, page_size=PAGE_SIZE)
 
 
-@router.get("/decisions/{index}", include_in_schema=False, response_class=HTMLResponse)
-def decision_page(request: Request, s: State, index: str) -> HTMLResponse:
-    c = s.ctx()
+def _signed_entry_or_page(request: Request, c, index: str, kind: str) -> tuple[int, bytes, dict] | HTMLResponse:
+    """``(index, bytes, entry)`` of the signed entry a ``/decisions/{index}`` or ``/generations/{index}`` page names,
+    or the 404 page saying why not (not a number, beyond the signed log, another type of entry)."""
     if not _UINT.match(index):
-        return error_page(request, 404, "No such decision", "A decision is named by its index in the log: a "
+        return error_page(request, 404, f"No such {kind}", f"A {kind} is named by its index in the log: a "
                           "non-negative decimal number.")
     i = int(index)
     if i >= c.ledger.signed_size():
-        return error_page(request, 404, "No such decision", f"There is no entry {i} in the signed log "
+        return error_page(request, 404, f"No such {kind}", f"There is no entry {i} in the signed log "
                           f"(tree size {c.ledger.signed_size()}).")
     data = c.ledger.entry(i)
     entry = json.loads(data)
-    if entry.get("type") != "decision":
-        return error_page(request, 404, "Not a decision", f"Entry {i} is a {entry.get('type')} entry, not a decision.")
+    if entry.get("type") != kind:
+        return error_page(request, 404, f"Not a {kind}", f"Entry {i} is a {entry.get('type')} entry, not a {kind}.")
+    return i, data, entry
+
+
+@router.get("/decisions/{index}", include_in_schema=False, response_class=HTMLResponse)
+def decision_page(request: Request, s: State, index: str) -> HTMLResponse:
+    c = s.ctx()
+    found = _signed_entry_or_page(request, c, index, "decision")
+    if isinstance(found, HTMLResponse):
+        return found
+    i, data, entry = found
     d = c.deployments.find(entry["deployment"])
     view = _public_decision(i, entry, c, {})
     flags, _ = flag_rows(c, decision=i)
@@ -413,17 +423,10 @@ def generations_page(request: Request, s: State) -> HTMLResponse:
 @router.get("/generations/{index}", include_in_schema=False, response_class=HTMLResponse)
 def generation_page(request: Request, s: State, index: str) -> HTMLResponse:
     c = s.ctx()
-    if not _UINT.match(index):
-        return error_page(request, 404, "No such generation", "A generation is named by its index in the log: a "
-                          "non-negative decimal number.")
-    i = int(index)
-    if i >= c.ledger.signed_size():
-        return error_page(request, 404, "No such generation", f"There is no entry {i} in the signed log "
-                          f"(tree size {c.ledger.signed_size()}).")
-    data = c.ledger.entry(i)
-    entry = json.loads(data)
-    if entry.get("type") != "generation":
-        return error_page(request, 404, "Not a generation", f"Entry {i} is a {entry.get('type')} entry, not a generation.")
+    found = _signed_entry_or_page(request, c, index, "generation")
+    if isinstance(found, HTMLResponse):
+        return found
+    i, data, entry = found
     d = c.deployments.find(entry["deployment"])
     view = _public_generation(i, entry, model_names(c), c)
     flags, _ = flag_rows(c, decision=i)
