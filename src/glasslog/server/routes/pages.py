@@ -248,6 +248,20 @@ def _public_decision(i: int, entry: dict, c, cards: dict) -> dict:
     return view
 
 
+def _model_filter(c, value: str, errors: dict[str, str]) -> str | None:
+    """The fingerprint a list page's ``model`` filter names, or None (none given; or unknown, then noted in
+    ``errors["model"]``)."""
+    if not value:
+        return None
+    try:
+        model = c.registry.get(value).fingerprint if _FINGERPRINT.match(value) else None
+    except RegistryError:
+        model = None
+    if model is None:
+        errors["model"] = "no such model: choose one from the list"
+    return model
+
+
 @router.get("/decisions", include_in_schema=False, response_class=HTMLResponse)
 def decisions_page(request: Request, s: State) -> HTMLResponse:
     c = s.ctx()
@@ -257,14 +271,7 @@ def decisions_page(request: Request, s: State) -> HTMLResponse:
     models = c.registry.list()
     deployments = c.deployments.list()
     public = [d.name for d in deployments if d.public]
-    model = None
-    if form["model"]:
-        try:
-            model = c.registry.get(form["model"]).fingerprint if _FINGERPRINT.match(form["model"]) else None
-        except RegistryError:
-            model = None
-        if model is None:
-            errors["model"] = "no such model: choose one from the list"
+    model = _model_filter(c, form["model"], errors)
     visible = public
     if form["deployment"]:
         if form["deployment"] not in {d.name for d in deployments}:
@@ -396,14 +403,7 @@ def generations_page(request: Request, s: State) -> HTMLResponse:
     q = request.query_params
     form = {k: q.get(k, "").strip() for k in ("model", "deployment", "after")}
     errors: dict[str, str] = {}
-    model = None
-    if form["model"]:
-        try:
-            model = c.registry.get(form["model"]).fingerprint if _FINGERPRINT.match(form["model"]) else None
-        except RegistryError:
-            model = None
-        if model is None:
-            errors["model"] = "no such model: choose one from the list"
+    model = _model_filter(c, form["model"], errors)
     deployments = c.deployments.list()
     if form["deployment"] and form["deployment"] not in {d.name for d in deployments}:
         errors["deployment"] = "no such deployment: choose one from the list"
