@@ -89,6 +89,26 @@ def failure_where(first_bad_index: int | None, bad_checkpoint: int | None) -> st
     return ", ".join(parts) if parts else "see the problems"
 
 
+class FoundProblems:
+    """What an audit found so far: messages (the first 50, then one line saying more were found), indexes known to be
+    bad, and lower bounds of ranges known to hold a bad index. Shared by ``audit_log`` and ``resume_audit``."""
+
+    LIMIT = 50
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+        self.bad: list[int] = []
+        self.suspect: list[int] = []
+
+    def flag(self, index: int, message: str, exact: bool = True) -> None:
+        """Record a problem at ``index`` (``exact``: that index is bad; otherwise a bad index lies at or after it)."""
+        (self.bad if exact else self.suspect).append(index)
+        if len(self.problems) < self.LIMIT:
+            self.problems.append(message)
+        elif len(self.problems) == self.LIMIT:
+            self.problems.append("... further problems not listed")
+
+
 def audit_log(ledger: Ledger, *, check_entries: bool = True, progress: Callable[[str, int, int], None] | None = None,
               verifier: Verifier | None = None, kept: Checkpoint | Sequence[Checkpoint] | None = None) -> LogAuditReport:
     """Audit the whole log (see module docstring).
@@ -108,16 +128,8 @@ def audit_log(ledger: Ledger, *, check_entries: bool = True, progress: Callable[
     Returns:
         The report; memory use is about 100 bytes per entry.
     """
-    problems: list[str] = []
-    bad: list[int] = []  # indexes known to be bad
-    suspect: list[int] = []  # lower bounds of ranges known to hold a bad index
-
-    def flag(index: int, message: str, exact: bool = True) -> None:
-        (bad if exact else suspect).append(index)
-        if len(problems) < 50:
-            problems.append(message)
-        elif len(problems) == 50:
-            problems.append("... further problems not listed")
+    found = FoundProblems()
+    problems, bad, suspect, flag = found.problems, found.bad, found.suspect, found.flag
 
     # A live log keeps growing while it is audited: the checkpoints are read first, then the size, so that every
     # checkpoint read signs entries that exist (each batch stores its entries and checkpoint in one transaction);

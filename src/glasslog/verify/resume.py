@@ -47,7 +47,7 @@ from pathlib import Path
 from ..errors import BadInputError, GlasslogError
 from ..ledger import Ledger, merkle, utc_now
 from ..ledger.note import Checkpoint, NoteError, Verifier, open_checkpoint
-from .log_audit import LogAuditReport, audit_entry
+from .log_audit import FoundProblems, LogAuditReport, audit_entry
 
 __all__ = ["VerifierState", "default_state_path", "resume_audit", "state_after_audit"]
 
@@ -214,17 +214,9 @@ def resume_audit(ledger: Ledger, state: VerifierState, *, verifier: Verifier | N
     if str(key) != state.verifier_key:
         raise BadInputError(f"the verifier state was verified with key {state.verifier_key}, not the key given ({key}):"
                             " pass the same key, or another --state-file to start over with a whole-log audit")
-    problems: list[str] = []
-    bad: list[int] = []
-    suspect: list[int] = []
+    found = FoundProblems()
+    problems, bad, suspect, flag = found.problems, found.bad, found.suspect, found.flag
     n0 = state.tree_size
-
-    def flag(index: int, message: str, exact: bool = True) -> None:
-        (bad if exact else suspect).append(index)
-        if len(problems) < 50:
-            problems.append(message)
-        elif len(problems) == 50:
-            problems.append("... further problems not listed")
 
     checkpoints = [(n, note) for n, _r, note, _ in ledger.checkpoints() if n >= n0]  # before the size: see audit_log
     size = ledger.size
