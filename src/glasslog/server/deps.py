@@ -46,7 +46,7 @@ from starlette.concurrency import run_in_threadpool
 
 from .. import capture
 from ..access import PUBLIC, AuthError, KeyStore, Principal, effective_principal, may_read_decision
-from ..access.policy import opens_outcomes
+from ..access.policy import opens_outcomes, readable_deployments
 from ..ledger import GroupCommit, Ledger
 from ..oversight.flags import Flags
 from ..oversight.triage import Triage
@@ -387,3 +387,23 @@ def outcome_views(c: Context, reader: Principal, i: int) -> list[dict]:
                 ov["outcome"] = json.loads(opened[2])
         views.append(ov)
     return views
+
+
+def listed_deployments(c: Context, who: Principal, deployment: str | None, kind: str) -> list[str]:
+    """The deployments a list of ``kind`` (``decisions`` or ``generations``) may cover for ``who``: those the policy
+    lets them read (``readable_deployments``), or the one named by the ``deployment`` filter.
+
+    Raises:
+        Problem: 404 for an unknown deployment; 403 for one the policy does not let ``who`` read.
+    """
+    all_deployments = c.deployments.list()
+    visible = readable_deployments(who, all_deployments)
+    if deployment is None:
+        return visible
+    if deployment not in {d.name for d in all_deployments}:
+        raise not_found(f"unknown deployment {deployment!r}")
+    if deployment not in visible:
+        raise forbidden(f"role {who.role} may not list {kind} of deployment {deployment!r}"
+                        + (" (private: see GET /v1/deployments/stats)" if who.role == "public" and kind == "decisions"
+                           else ""))
+    return [deployment]

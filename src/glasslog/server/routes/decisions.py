@@ -24,11 +24,22 @@ from pydantic import Field
 
 from ... import capture
 from ...access import Principal, decision_view, effective_principal, new_receipt_token, store_receipt_tokens
-from ...access.policy import readable_deployments, receipt_opens_private_values
+from ...access.policy import receipt_opens_private_values
 from ...ledger import EntryError
 from ...registry import ArtifactError, RegistryError, domain_problems
-from ..deps import Context, Operator, State, Who, api_router, model_or_404, outcome_views, readable_output, uint
-from ..problems import READ, WRITE, Problem, errors, forbidden, invalid, not_found, short, unauthorized
+from ..deps import (
+    Context,
+    Operator,
+    State,
+    Who,
+    api_router,
+    listed_deployments,
+    model_or_404,
+    outcome_views,
+    readable_output,
+    uint,
+)
+from ..problems import READ, WRITE, Problem, errors, forbidden, invalid, short, unauthorized
 from ..schemas import FINGERPRINT, MAX_BATCH, SAFE_INT, TIME, UINT, Open, Out, Strict, UInt, loggable
 from .generations import GenerationOut, read_generation
 
@@ -178,15 +189,7 @@ def search_decisions(who: Who, s: State, model: Annotated[str | None, Query(patt
     c = s.ctx()
     if who.role == "subject":
         return {"decisions": [_decision(who.entry_index, who, c)], "next_after": None}
-    all_deployments = c.deployments.list()
-    visible = readable_deployments(who, all_deployments)
-    if deployment is not None:
-        if deployment not in {d.name for d in all_deployments}:
-            raise not_found(f"unknown deployment {deployment!r}")
-        if deployment not in visible:
-            raise forbidden(f"role {who.role} may not list decisions of deployment {deployment!r}"
-                            + (" (private: see GET /v1/deployments/stats)" if who.role == "public" else ""))
-        visible = [deployment]
+    visible = listed_deployments(c, who, deployment, "decisions")
     label = None
     if output is not None:
         try:

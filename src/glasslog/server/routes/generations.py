@@ -26,9 +26,9 @@ from pydantic import Field
 
 from ... import capture
 from ...access import Principal, effective_principal
-from ...access.policy import generation_view, readable_deployments, receipt_opens_private_values
-from ..deps import Context, State, Who, api_router, model_or_404, outcome_views, readable_output, uint
-from ..problems import READ, errors, forbidden, not_found
+from ...access.policy import generation_view, receipt_opens_private_values
+from ..deps import Context, State, Who, api_router, listed_deployments, model_or_404, outcome_views, readable_output, uint
+from ..problems import READ, errors
 from ..schemas import FINGERPRINT, UINT, Open, Out, UInt
 
 MODEL_PREFIX = r"^(sha256:)?[0-9a-f]{12,64}$"
@@ -104,14 +104,7 @@ def list_generations(who: Who, s: State, model: Annotated[str | None, Query(
     if who.role == "subject":  # their own generation, if their receipt token opens one
         own = who.entry_index < c.ledger.signed_size() and json.loads(c.ledger.entry(who.entry_index)).get("type") == "generation"
         return {"generations": [read_generation(who.entry_index, who, c)[0]] if own else [], "next_after": None}
-    all_deployments = c.deployments.list()
-    visible = readable_deployments(who, all_deployments)
-    if deployment is not None:
-        if deployment not in {d.name for d in all_deployments}:
-            raise not_found(f"unknown deployment {deployment!r}")
-        if deployment not in visible:
-            raise forbidden(f"role {who.role} may not list generations of deployment {deployment!r}")
-        visible = [deployment]
+    visible = listed_deployments(c, who, deployment, "generations")
     start = uint(after, "after")
     found = generation_indexes(c, visible, model, -1 if start is None else start, limit)
     return {"generations": [read_generation(i, who, c)[0] for i in found],
